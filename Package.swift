@@ -1,0 +1,64 @@
+// swift-tools-version: 6.0
+// BossNet-T on Vulkan: a GPU inference engine for hybrid CNN-transformer classifiers.
+
+import PackageDescription
+
+let package = Package(
+    name: "BossNetVulkan",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "bossnet", targets: ["bossnet"]),
+        .library(name: "VulkanCompute", targets: ["VulkanCompute"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config.
+        .systemLibrary(
+            name: "CVulkan",
+            pkgConfig: "vulkan",
+            providers: [.apt(["libvulkan-dev"]), .brew(["vulkan-loader", "vulkan-headers"])]
+        ),
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
+        ),
+
+        // Swift over Vulkan compute: no neural-network knowledge in here.
+        .target(name: "VulkanCompute", dependencies: ["CVulkan"]),
+
+        // The SPIR-V kernels (compiled from Shaders/ at build time and embedded) and their Swift launch descriptions.
+        .target(
+            name: "Kernels",
+            dependencies: ["VulkanCompute"],
+            plugins: [.plugin(name: "CompileShaders")]
+        ),
+
+        // The command-line tool.
+        .executableTarget(
+            name: "bossnet",
+            dependencies: [
+                "VulkanCompute", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Build tools: the plugin that turns Shaders/*.comp into embedded SPIR-V, and the program it runs.
+        .plugin(
+            name: "CompileShaders",
+            capability: .buildTool(),
+            dependencies: ["ShaderEmbed"],
+            path: "Tools/CompileShaders"
+        ),
+        .executableTarget(name: "ShaderEmbed", path: "Tools/ShaderEmbed"),
+
+        // Tests: one target per module, sharing the validated-device helper and the tolerances in TestSupport.
+        .target(name: "TestSupport", dependencies: ["VulkanCompute"], path: "Tests/TestSupport"),
+        .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Kernels", "TestSupport", "CVulkan"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,38 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// Elementwise add with an activation: y[i] = act(a[i] + b[i]) for i < count.
+//
+// Inputs are read as vec4 texels (RGBA32F texel buffers, whose range the host rounds up to whole vec4s); each
+// invocation handles VEC4_PER_INVOCATION vec4s spaced one workgroup apart, so neighbouring invocations touch
+// neighbouring memory. The last, partial vec4 is stored element by element so nothing past `count` is written.
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
+layout(constant_id = 2) const uint VEC4_PER_INVOCATION = 4;
+
+layout(binding = 0) uniform samplerBuffer a;
+layout(binding = 1) uniform samplerBuffer b;
+layout(binding = 2) writeonly buffer Output4 { vec4 y4[]; };
+layout(binding = 2) writeonly buffer Output1 { float y1[]; };
+
+layout(push_constant) uniform Push {
+    uint count;  // number of floats
+} p;
+
+void main() {
+    const uint local = gl_WorkGroupSize.x;
+    const uint first = gl_WorkGroupID.x * local * VEC4_PER_INVOCATION + gl_LocalInvocationID.x;
+    const uint full = p.count / 4u;
+    for (uint k = 0u; k < VEC4_PER_INVOCATION; ++k) {
+        const uint q = first + k * local;
+        if (q > full) break;
+        const vec4 v = activate(texelFetch(a, int(q)) + texelFetch(b, int(q)), ACTIVATION);
+        if (q < full) {
+            y4[q] = v;
+        } else if (q == full) {
+            for (uint e = 0u; e < p.count - 4u * full; ++e) y1[4u * q + e] = v[e];
+        }
+    }
+}

@@ -1,0 +1,20 @@
+import Foundation
+
+/// The activation functions the kernels fuse into their output; raw values match `ACT_*` in Shaders/common.glsl.
+public enum Activation: UInt32, Sendable, CaseIterable, Codable {
+    case identity = 0
+    case relu = 1
+    case silu = 2
+    case sigmoid = 3
+
+    /// The reference definition, in Double.
+    @inlinable
+    public func apply(_ x: Double) -> Double {
+        switch self {
+        case .identity: x
+        case .relu: max(x, 0)
+        case .silu: x / (1 + exp(-x))
+        case .sigmoid: 1 / (1 + exp(-x))
+        }
+    }
+}

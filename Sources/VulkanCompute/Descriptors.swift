@@ -1,0 +1,136 @@
+import CVulkan
+import Foundation
+
+/// What one binding of a descriptor set points at.
+public enum DescriptorResource {
+    /// A range of a buffer as a storage buffer (the rest of the buffer when `range` is `nil`).
+    case buffer(VulkanBuffer, offset: Int = 0, range: Int? = nil)
+    /// A texel view, as a uniform texel buffer.
+    case texels(TexelBufferView)
+
+    var kind: BindingKind {
+        if case .buffer = self { return .storageBuffer }
+        return .uniformTexelBuffer
+    }
+}
+
+/// A pool that descriptor sets are allocated from; freeing the pool frees its sets.
+///
+/// The planner counts the sets and descriptors a plan needs first, then makes one pool of exactly that size.
+public final class DescriptorPool {
+    public let device: VulkanDevice
+    let handle: VkDescriptorPool
+
+    /// Makes a pool for `maxSets` sets holding at most `storageBuffers` and `texelBuffers` descriptors in all.
+    public init(device: VulkanDevice, maxSets: Int, storageBuffers: Int, texelBuffers: Int) throws {
+        self.device = device
+        var sizes: [VkDescriptorPoolSize] = []
+        if storageBuffers > 0 { sizes.append(VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(storageBuffers))) }
+        if texelBuffers > 0 { sizes.append(VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(texelBuffers))) }
+        var pool: VkDescriptorPool?
+        try sizes.withUnsafeBufferPointer { list in
+            var info = VkDescriptorPoolCreateInfo()
+            info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO
+            info.maxSets = UInt32(max(maxSets, 1))
+            info.poolSizeCount = UInt32(list.count)
+            info.pPoolSizes = list.baseAddress
+            try check(vkCreateDescriptorPool(device.handle, &info, nil, &pool), "vkCreateDescriptorPool")
+        }
+        guard let pool else { throw VulkanError(call: "vkCreateDescriptorPool", result: VK_ERROR_INITIALIZATION_FAILED) }
+        handle = pool
+    }
+
+    /// Makes a pool with room for one set of each pipeline in `pipelines` (a pipeline may appear many times).
+    public convenience init(device: VulkanDevice, forSetsOf pipelines: [ComputePipeline]) throws {
+        let kinds = pipelines.flatMap(\.bindings)
+        try self.init(device: device, maxSets: pipelines.count,
+                      storageBuffers: kinds.filter { $0 == .storageBuffer }.count,
+                      texelBuffers: kinds.filter { $0 == .uniformTexelBuffer }.count)
+    }
+
+    deinit { vkDestroyDescriptorPool(device.handle, handle, nil) }
+
+    /// Allocates a set laid out for `pipeline` and points its bindings at `resources`, in binding order.
+    public func makeSet(for pipeline: ComputePipeline, _ resources: [DescriptorResource]) throws -> DescriptorSet {
+        try DescriptorSet(pool: self, pipeline: pipeline, resources: resources)
+    }
+}
+
+/// A descriptor set written for one pipeline. It keeps its pool and every resource it points at alive.
+public final class DescriptorSet {
+    let pool: DescriptorPool
+    let handle: VkDescriptorSet
+    public let pipeline: ComputePipeline
+    let resources: [DescriptorResource]
+
+    init(pool: DescriptorPool, pipeline: ComputePipeline, resources: [DescriptorResource]) throws {
+        let device = pool.device
+        guard resources.map(\.kind) == pipeline.bindings else {
+            throw VulkanSetupError.limitExceeded(
+                "Kernel '\(pipeline.name)' takes bindings \(pipeline.bindings) but was given \(resources.map(\.kind)).")
+        }
+        let limits = device.physical.properties.limits
+        var bufferInfos: [VkDescriptorBufferInfo] = []
+        var views: [VkBufferView?] = []
+        for resource in resources {
+            switch resource {
+            case let .buffer(buffer, offset, range):
+                let length = range ?? (buffer.size - offset)
+                let alignment = Int(limits.minStorageBufferOffsetAlignment)
+                guard offset >= 0, length > 0, offset + length <= buffer.size, offset % max(alignment, 1) == 0,
+                      length <= Int(limits.maxStorageBufferRange) else {
+                    throw VulkanSetupError.limitExceeded(
+                        "Kernel '\(pipeline.name)': a storage range of \(length) bytes at offset \(offset) does not fit buffer '\(buffer.label)' (\(buffer.size) bytes, alignment \(alignment), max range \(limits.maxStorageBufferRange)).")
+                }
+                bufferInfos.append(VkDescriptorBufferInfo(buffer: buffer.handle, offset: VkDeviceSize(offset), range: VkDeviceSize(length)))
+            case let .texels(view):
+                guard view.buffer.device === device else {
+                    throw VulkanSetupError.limitExceeded("Kernel '\(pipeline.name)': a texel view belongs to another device.")
+                }
+                views.append(view.handle)
+            }
+        }
+
+        var set: VkDescriptorSet?
+        var layouts: [VkDescriptorSetLayout?] = [pipeline.setLayout]
+        let allocated: VkResult = layouts.withUnsafeMutableBufferPointer { layoutList in
+            var info = VkDescriptorSetAllocateInfo()
+            info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO
+            info.descriptorPool = pool.handle
+            info.descriptorSetCount = 1
+            info.pSetLayouts = UnsafePointer(layoutList.baseAddress)
+            return vkAllocateDescriptorSets(device.handle, &info, &set)
+        }
+        try check(allocated, "vkAllocateDescriptorSets(\(pipeline.name))")
+        guard let set else { throw VulkanError(call: "vkAllocateDescriptorSets", result: VK_ERROR_INITIALIZATION_FAILED) }
+
+        bufferInfos.withUnsafeBufferPointer { bufferList in
+            views.withUnsafeBufferPointer { viewList in
+                var bufferIndex = 0
+                var viewIndex = 0
+                var writes: [VkWriteDescriptorSet] = []
+                for (binding, resource) in resources.enumerated() {
+                    var write = VkWriteDescriptorSet()
+                    write.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
+                    write.dstSet = set
+                    write.dstBinding = UInt32(binding)
+                    write.descriptorCount = 1
+                    write.descriptorType = resource.kind.descriptorType
+                    if resource.kind == .storageBuffer {
+                        write.pBufferInfo = bufferList.baseAddress.map { $0 + bufferIndex }
+                        bufferIndex += 1
+                    } else {
+                        write.pTexelBufferView = viewList.baseAddress.map { $0 + viewIndex }
+                        viewIndex += 1
+                    }
+                    writes.append(write)
+                }
+                vkUpdateDescriptorSets(device.handle, UInt32(writes.count), writes, 0, nil)
+            }
+        }
+        self.pool = pool
+        self.handle = set
+        self.pipeline = pipeline
+        self.resources = resources
+    }
+}

@@ -1,0 +1,249 @@
+import CVulkan
+import Foundation
+
+/// Options for opening a ``VulkanDevice``.
+public struct DeviceOptions: Sendable {
+    /// Where the pipeline cache file lives; `nil` keeps no cache on disk. Defaults to ``PipelineCacheFile/defaultDirectory``.
+    public var pipelineCacheDirectory: URL?
+    /// Enable the optional features the device has (fp16, subgroup size control). On by default.
+    public var enableOptionalFeatures: Bool
+
+    public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true) {
+        self.pipelineCacheDirectory = pipelineCacheDirectory
+        self.enableOptionalFeatures = enableOptionalFeatures
+    }
+}
+
+/// An open Vulkan device with one compute queue: the owner of everything else this module creates.
+///
+/// A device and the objects made from it are meant for one thread at a time (Vulkan's command pools and queues
+/// need external synchronization); they are not `Sendable`.
+public final class VulkanDevice {
+    /// The instance this device came from; kept alive as long as the device.
+    public let instance: VulkanInstance
+    public let physical: PhysicalDevice
+    let handle: VkDevice
+    let queue: VkQueue
+    let queueFamily: UInt32
+    let commandPool: VkCommandPool
+    let fence: VkFence
+    /// Bits of a timestamp that are valid on the compute queue (0: no timestamps).
+    public let timestampValidBits: UInt32
+    /// The optional features enabled on this device.
+    public let enabledFeatures: OptionalFeatures
+    let pipelineCache: VkPipelineCache
+    private let cacheFile: PipelineCacheFile?
+    /// Whether a pipeline cache was found on disk and accepted when the device opened.
+    public let pipelineCacheLoaded: Bool
+
+    /// Opens `physical` for compute.
+    public init(instance: VulkanInstance, physical: PhysicalDevice, options: DeviceOptions = DeviceOptions()) throws {
+        self.instance = instance
+        self.physical = physical
+
+        var familyCount: UInt32 = 0
+        vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, nil)
+        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
+        vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, &families)
+        let compute = VkQueueFlags(VK_QUEUE_COMPUTE_BIT.rawValue)
+        // Prefer a compute family that also has timestamps; the first such in the driver's order.
+        let candidates = families.prefix(Int(familyCount)).enumerated().filter { $0.element.queueFlags & compute != 0 }
+        guard let chosen = candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first else {
+            throw VulkanSetupError.noComputeQueue(device: physical.info.name)
+        }
+        queueFamily = UInt32(chosen.offset)
+        timestampValidBits = chosen.element.timestampValidBits
+
+        // Optional features: enable what the device has and the engine can use.
+        var enabled = OptionalFeatures()
+        var extensions: [String] = []
+        let available = Set(physical.info.extensions)
+        let version = physical.apiVersion
+        if options.enableOptionalFeatures {
+            enabled.float16Storage = physical.info.features.float16Storage
+            enabled.float16Arithmetic = physical.info.features.float16Arithmetic
+            if enabled.float16Arithmetic && version < vulkanVersion(1, 2) { extensions.append("VK_KHR_shader_float16_int8") }
+            enabled.subgroupSizeControl = physical.info.features.subgroupSizeControl
+            if enabled.subgroupSizeControl && version < vulkanVersion(1, 3) { extensions.append("VK_EXT_subgroup_size_control") }
+        }
+        if available.contains("VK_KHR_portability_subset") { extensions.append("VK_KHR_portability_subset") }
+        enabledFeatures = enabled
+
+        var float16Int8 = VkPhysicalDeviceShaderFloat16Int8Features()
+        float16Int8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
+        float16Int8.shaderFloat16 = VkBool32(enabled.float16Arithmetic ? VK_TRUE : VK_FALSE)
+        var storage16 = VkPhysicalDevice16BitStorageFeatures()
+        storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
+        storage16.storageBuffer16BitAccess = VkBool32(enabled.float16Storage ? VK_TRUE : VK_FALSE)
+        var subgroupControl = VkPhysicalDeviceSubgroupSizeControlFeatures()
+        subgroupControl.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
+        subgroupControl.subgroupSizeControl = VkBool32(enabled.subgroupSizeControl ? VK_TRUE : VK_FALSE)
+
+        var device: VkDevice?
+        var priority: Float = 1
+        let result: VkResult = withCStringArray(extensions) { extensionNames in
+            withUnsafeMutablePointer(to: &float16Int8) { float16Pointer in
+                withUnsafeMutablePointer(to: &subgroupControl) { subgroupPointer in
+                    var tail: UnsafeMutableRawPointer? = nil
+                    if enabled.subgroupSizeControl { tail = UnsafeMutableRawPointer(subgroupPointer) }
+                    if enabled.float16Arithmetic {
+                        float16Pointer.pointee.pNext = tail
+                        tail = UnsafeMutableRawPointer(float16Pointer)
+                    }
+                    if enabled.float16Storage {
+                        storage16.pNext = tail
+                    }
+                    return withUnsafeMutablePointer(to: &storage16) { storagePointer in
+                        if enabled.float16Storage { tail = UnsafeMutableRawPointer(storagePointer) }
+                        return withUnsafePointer(to: &priority) { priorityPointer in
+                            var queueInfo = VkDeviceQueueCreateInfo()
+                            queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+                            queueInfo.queueFamilyIndex = UInt32(chosen.offset)
+                            queueInfo.queueCount = 1
+                            queueInfo.pQueuePriorities = priorityPointer
+                            return withUnsafePointer(to: &queueInfo) { queuePointer in
+                                var info = VkDeviceCreateInfo()
+                                info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                                info.pNext = UnsafeRawPointer(tail)
+                                info.queueCreateInfoCount = 1
+                                info.pQueueCreateInfos = queuePointer
+                                info.enabledExtensionCount = UInt32(extensions.count)
+                                info.ppEnabledExtensionNames = extensionNames
+                                return vkCreateDevice(physical.handle, &info, nil, &device)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try check(result, "vkCreateDevice")
+        guard let device else { throw VulkanError(call: "vkCreateDevice", result: VK_ERROR_INITIALIZATION_FAILED) }
+        handle = device
+
+        var queue: VkQueue?
+        vkGetDeviceQueue(device, queueFamily, 0, &queue)
+        guard let queue else {
+            vkDestroyDevice(device, nil)
+            throw VulkanError(call: "vkGetDeviceQueue", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
+        self.queue = queue
+
+        var poolInfo = VkCommandPoolCreateInfo()
+        poolInfo.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO
+        poolInfo.flags = VkCommandPoolCreateFlags(VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT.rawValue)
+        poolInfo.queueFamilyIndex = queueFamily
+        var pool: VkCommandPool?
+        let poolResult = vkCreateCommandPool(device, &poolInfo, nil, &pool)
+        guard poolResult == VK_SUCCESS, let pool else {
+            vkDestroyDevice(device, nil)
+            throw VulkanError(call: "vkCreateCommandPool", result: poolResult)
+        }
+        commandPool = pool
+
+        var fenceInfo = VkFenceCreateInfo()
+        fenceInfo.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO
+        var fence: VkFence?
+        let fenceResult = vkCreateFence(device, &fenceInfo, nil, &fence)
+        guard fenceResult == VK_SUCCESS, let fence else {
+            vkDestroyCommandPool(device, pool, nil)
+            vkDestroyDevice(device, nil)
+            throw VulkanError(call: "vkCreateFence", result: fenceResult)
+        }
+        self.fence = fence
+
+        // The pipeline cache: seeded from disk when a matching file is there, empty otherwise.
+        let file = options.pipelineCacheDirectory.map { PipelineCacheFile(directory: $0, device: physical) }
+        let seed = file?.load()
+        var cache: VkPipelineCache?
+        var cacheResult = Self.createPipelineCache(device, seed: seed, into: &cache)
+        if cacheResult != VK_SUCCESS && seed != nil {
+            // A driver may still refuse data that passed the header check: start empty rather than fail.
+            cacheResult = Self.createPipelineCache(device, seed: nil, into: &cache)
+        }
+        guard cacheResult == VK_SUCCESS, let cache else {
+            vkDestroyFence(device, fence, nil)
+            vkDestroyCommandPool(device, pool, nil)
+            vkDestroyDevice(device, nil)
+            throw VulkanError(call: "vkCreatePipelineCache", result: cacheResult)
+        }
+        pipelineCache = cache
+        cacheFile = file
+        pipelineCacheLoaded = seed != nil && cacheResult == VK_SUCCESS
+    }
+
+    /// Opens the device chosen by ``VulkanInstance/chooseDevice(index:)``.
+    public convenience init(instance: VulkanInstance, index: Int? = nil, options: DeviceOptions = DeviceOptions()) throws {
+        try self.init(instance: instance, physical: instance.chooseDevice(index: index), options: options)
+    }
+
+    private static func createPipelineCache(_ device: VkDevice, seed: [UInt8]?, into cache: inout VkPipelineCache?) -> VkResult {
+        var info = VkPipelineCacheCreateInfo()
+        info.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO
+        guard let seed, !seed.isEmpty else { return vkCreatePipelineCache(device, &info, nil, &cache) }
+        return seed.withUnsafeBytes { bytes in
+            info.initialDataSize = bytes.count
+            info.pInitialData = bytes.baseAddress
+            return vkCreatePipelineCache(device, &info, nil, &cache)
+        }
+    }
+
+    deinit {
+        vkDeviceWaitIdle(handle)
+        try? savePipelineCache()
+        vkDestroyPipelineCache(handle, pipelineCache, nil)
+        vkDestroyFence(handle, fence, nil)
+        vkDestroyCommandPool(handle, commandPool, nil)
+        vkDestroyDevice(handle, nil)
+    }
+
+    /// What the device is.
+    public var info: DeviceInfo { physical.info }
+
+    /// Writes the pipeline cache to disk now (it is also written when the device closes).
+    public func savePipelineCache() throws {
+        guard let cacheFile else { return }
+        var size = 0
+        try check(vkGetPipelineCacheData(handle, pipelineCache, &size, nil), "vkGetPipelineCacheData")
+        var data = [UInt8](repeating: 0, count: size)
+        try check(vkGetPipelineCacheData(handle, pipelineCache, &size, &data), "vkGetPipelineCacheData")
+        try cacheFile.save(Array(data.prefix(size)))
+    }
+
+    /// Submits recorded work and waits for it to finish.
+    public func submitAndWait(_ commands: CommandBuffer, timeoutSeconds: Double = 600) throws {
+        try check(vkResetFences(handle, 1, [fence]), "vkResetFences")
+        var buffer: VkCommandBuffer? = commands.handle
+        var submit = VkSubmitInfo()
+        submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO
+        let result: VkResult = withUnsafePointer(to: &buffer) { bufferPointer in
+            submit.commandBufferCount = 1
+            submit.pCommandBuffers = bufferPointer
+            return vkQueueSubmit(queue, 1, &submit, fence)
+        }
+        try check(result, "vkQueueSubmit")
+        let nanoseconds = UInt64(max(0, timeoutSeconds) * 1e9)
+        try check(vkWaitForFences(handle, 1, [fence], VkBool32(VK_TRUE), nanoseconds), "vkWaitForFences")
+    }
+
+    /// Records commands with `body` into a one-time command buffer, submits it and waits.
+    public func run(_ body: (CommandBuffer) throws -> Void) throws {
+        let commands = try CommandBuffer(device: self)
+        try commands.begin()
+        try body(commands)
+        try commands.end()
+        try submitAndWait(commands)
+    }
+
+    /// Picks a memory type index allowed by `typeBits` that has all of `required`, preferring ones that also have
+    /// `preferred`.
+    func memoryType(typeBits: UInt32, required: VkMemoryPropertyFlags, preferred: VkMemoryPropertyFlags = 0) -> UInt32? {
+        let types = physical.memoryTypes
+        let allowed = types.indices.filter { typeBits & (1 << UInt32($0)) != 0 && types[$0].propertyFlags & required == required }
+        let best = allowed.first { types[$0].propertyFlags & preferred == preferred } ?? allowed.first
+        return best.map(UInt32.init)
+    }
+
+    func memoryFlags(ofType index: UInt32) -> VkMemoryPropertyFlags {
+        physical.memoryTypes[Int(index)].propertyFlags
+    }
+}

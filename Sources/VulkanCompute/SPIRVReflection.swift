@@ -1,0 +1,109 @@
+import Foundation
+
+/// What a compute kernel's SPIR-V declares about its interface: the bindings of descriptor set 0 and the size of its
+/// push-constant block.
+///
+/// Pipelines take their descriptor layout from here, and the Swift mirror of a push-constant struct is checked
+/// against ``pushConstantSize`` when the pipeline is made, so Swift and GLSL cannot drift apart silently.
+public struct SPIRVReflection: Sendable, Equatable {
+    /// Binding number to what it holds, for descriptor set 0 (binding numbers are dense from 0).
+    public let bindings: [BindingKind]
+    /// Bytes of the push-constant block (0 when there is none).
+    public let pushConstantSize: Int
+
+    /// Reads the interface from SPIR-V words. Throws on anything it does not understand.
+    public init(spirv words: [UInt32]) throws {
+        guard words.count >= 5, words[0] == 0x0723_0203 else { throw ReflectionError("not a SPIR-V module") }
+        var decorations: [UInt32: [UInt32: UInt32]] = [:]  // id -> decoration -> first literal
+        var memberOffsets: [UInt32: [UInt32: UInt32]] = [:] // struct -> member -> Offset
+        var scalarBytes: [UInt32: Int] = [:]                // int/float type -> bytes
+        var vectors: [UInt32: (component: UInt32, count: Int)] = [:]
+        var structs: [UInt32: [UInt32]] = [:]
+        var pointers: [UInt32: (storage: UInt32, pointee: UInt32)] = [:]
+        var images: [UInt32: (dim: UInt32, sampled: UInt32)] = [:]
+        var sampledImages: [UInt32: UInt32] = [:]
+        var variables: [(type: UInt32, id: UInt32, storage: UInt32)] = []
+
+        var at = 5
+        while at < words.count {
+            let count = Int(words[at] >> 16)
+            let opcode = words[at] & 0xFFFF
+            guard count > 0, at + count <= words.count else { throw ReflectionError("truncated instruction at word \(at)") }
+            let operands = Array(words[(at + 1)..<(at + count)])
+            switch opcode {
+            case 71 where operands.count >= 2: // OpDecorate target decoration literal...
+                decorations[operands[0], default: [:]][operands[1]] = operands.count > 2 ? operands[2] : 0
+            case 72 where operands.count >= 4 && operands[2] == 35: // OpMemberDecorate struct member Offset value
+                memberOffsets[operands[0], default: [:]][operands[1]] = operands[3]
+            case 21, 22: // OpTypeInt / OpTypeFloat result width ...
+                scalarBytes[operands[0]] = Int(operands[1]) / 8
+            case 23: // OpTypeVector result component count
+                vectors[operands[0]] = (operands[1], Int(operands[2]))
+            case 25: // OpTypeImage result sampledType dim depth arrayed ms sampled format
+                images[operands[0]] = (operands[2], operands[6])
+            case 27: // OpTypeSampledImage result image
+                sampledImages[operands[0]] = operands[1]
+            case 30: // OpTypeStruct result members...
+                structs[operands[0]] = Array(operands.dropFirst())
+            case 32: // OpTypePointer result storage pointee
+                pointers[operands[0]] = (operands[1], operands[2])
+            case 59: // OpVariable type result storage
+                variables.append((operands[0], operands[1], operands[2]))
+            default:
+                break
+            }
+            at += count
+        }
+
+        func size(of type: UInt32) throws -> Int {
+            if let bytes = scalarBytes[type] { return bytes }
+            if let vector = vectors[type] { return try size(of: vector.component) * vector.count }
+            throw ReflectionError("push constants may hold only scalars and vectors")
+        }
+
+        var kinds: [Int: BindingKind] = [:]
+        var push = 0
+        for variable in variables {
+            guard let pointer = pointers[variable.type] else { continue }
+            switch variable.storage {
+            case 9: // PushConstant
+                guard let members = structs[pointer.pointee] else { throw ReflectionError("push constants are not a block") }
+                for (index, member) in members.enumerated() {
+                    let offset = Int(memberOffsets[pointer.pointee]?[UInt32(index)] ?? 0)
+                    push = max(push, offset + (try size(of: member)))
+                }
+            case 0, 2, 12: // UniformConstant, Uniform, StorageBuffer
+                guard let binding = decorations[variable.id]?[33] else { continue }
+                if let set = decorations[variable.id]?[34], set != 0 {
+                    throw ReflectionError("binding \(binding) is in descriptor set \(set); kernels use set 0 only")
+                }
+                let kind: BindingKind
+                if variable.storage == 12 || (variable.storage == 2 && decorations[pointer.pointee]?[3] != nil) {
+                    kind = .storageBuffer
+                } else if let image = sampledImages[pointer.pointee].flatMap({ images[$0] }), image.dim == 5, image.sampled == 1 {
+                    kind = .uniformTexelBuffer
+                } else {
+                    throw ReflectionError("binding \(binding) is neither a storage buffer nor a uniform texel buffer")
+                }
+                if let earlier = kinds[Int(binding)], earlier != kind {
+                    throw ReflectionError("binding \(binding) is declared as two different kinds")
+                }
+                kinds[Int(binding)] = kind
+            default:
+                continue
+            }
+        }
+        let count = (kinds.keys.max() ?? -1) + 1
+        bindings = try (0..<count).map { index in
+            guard let kind = kinds[index] else { throw ReflectionError("bindings must be numbered 0, 1, ... without gaps; \(index) is missing") }
+            return kind
+        }
+        pushConstantSize = push
+    }
+}
+
+/// SPIR-V that ``SPIRVReflection`` cannot read.
+public struct ReflectionError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = "SPIR-V reflection: \(description)" }
+}

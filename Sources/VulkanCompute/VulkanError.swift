@@ -1,0 +1,125 @@
+import CVulkan
+import Foundation
+
+/// A Vulkan call that returned an error code.
+///
+/// Every Vulkan call in this module goes through ``check(_:_:)``, so the error always names the call that failed and
+/// the `VkResult` it returned.
+public struct VulkanError: Error, CustomStringConvertible, Equatable {
+    /// The Vulkan function that failed, for example `vkCreateDevice`.
+    public let call: String
+    /// The raw `VkResult` value.
+    public let result: Int32
+
+    public init(call: String, result: VkResult) {
+        self.call = call
+        self.result = result.rawValue
+    }
+
+    /// The `VkResult`'s name, such as `VK_ERROR_OUT_OF_DEVICE_MEMORY`.
+    public var resultName: String { vkResultName(VkResult(rawValue: result)) }
+
+    public var description: String { "\(call) failed with \(resultName) (\(result))" }
+}
+
+/// Errors in setting Vulkan up that are not a failed call: something missing on this machine, or a bad request.
+public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
+    /// The loader found no Vulkan device at all.
+    case noDevice
+    /// A device index (from `--device` or `BOSSNET_DEVICE`) that does not exist.
+    case deviceIndexOutOfRange(index: Int, count: Int)
+    /// `BOSSNET_DEVICE` holds something that is not a device index.
+    case badDeviceVariable(String)
+    /// Validation was required but the Khronos validation layer is not installed.
+    case validationLayerMissing
+    /// No memory type satisfies a buffer's needs.
+    case noSuitableMemoryType(String)
+    /// The device has no queue family that can run compute work.
+    case noComputeQueue(device: String)
+    /// A request that the device's limits do not allow.
+    case limitExceeded(String)
+    /// A kernel name with no embedded SPIR-V.
+    case unknownKernel(String)
+
+    public var description: String {
+        switch self {
+        case .noDevice:
+            return "No Vulkan device was found. Install a Vulkan driver: on Debian or Ubuntu, "
+                + "`apt-get install mesa-vulkan-drivers` gives lavapipe, a Vulkan device that runs on the CPU "
+                + "(Tools/setup.sh installs everything this project needs); on a machine with a GPU, install its vendor's driver."
+        case let .deviceIndexOutOfRange(index, count):
+            return "Device \(index) does not exist: this machine has \(count) Vulkan device(s), numbered 0 to \(count - 1). "
+                + "Run `bossnet devices` to list them."
+        case let .badDeviceVariable(value):
+            return "BOSSNET_DEVICE is '\(value)', which is not a device number. Set it to an index from `bossnet devices`, or unset it."
+        case .validationLayerMissing:
+            return "VK_LAYER_KHRONOS_validation is not installed, but validation was asked for "
+                + "(BOSSNET_VALIDATION=1 or a test). On Debian or Ubuntu: `apt-get install vulkan-validationlayers`."
+        case let .noSuitableMemoryType(what):
+            return "No Vulkan memory type fits \(what)."
+        case let .noComputeQueue(device):
+            return "\(device) has no queue family that supports compute."
+        case let .limitExceeded(what):
+            return what
+        case let .unknownKernel(name):
+            return "No embedded kernel is named '\(name)'."
+        }
+    }
+}
+
+/// Throws a ``VulkanError`` naming `call` unless `result` is `VK_SUCCESS`.
+@inline(__always)
+func check(_ result: VkResult, _ call: @autoclosure () -> String) throws(VulkanError) {
+    if result != VK_SUCCESS { throw VulkanError(call: call(), result: result) }
+}
+
+func vkResultName(_ result: VkResult) -> String {
+    switch result {
+    case VK_SUCCESS: return "VK_SUCCESS"
+    case VK_NOT_READY: return "VK_NOT_READY"
+    case VK_TIMEOUT: return "VK_TIMEOUT"
+    case VK_EVENT_SET: return "VK_EVENT_SET"
+    case VK_EVENT_RESET: return "VK_EVENT_RESET"
+    case VK_INCOMPLETE: return "VK_INCOMPLETE"
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "VK_ERROR_OUT_OF_HOST_MEMORY"
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "VK_ERROR_OUT_OF_DEVICE_MEMORY"
+    case VK_ERROR_INITIALIZATION_FAILED: return "VK_ERROR_INITIALIZATION_FAILED"
+    case VK_ERROR_DEVICE_LOST: return "VK_ERROR_DEVICE_LOST"
+    case VK_ERROR_MEMORY_MAP_FAILED: return "VK_ERROR_MEMORY_MAP_FAILED"
+    case VK_ERROR_LAYER_NOT_PRESENT: return "VK_ERROR_LAYER_NOT_PRESENT"
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "VK_ERROR_EXTENSION_NOT_PRESENT"
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "VK_ERROR_FEATURE_NOT_PRESENT"
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "VK_ERROR_INCOMPATIBLE_DRIVER"
+    case VK_ERROR_TOO_MANY_OBJECTS: return "VK_ERROR_TOO_MANY_OBJECTS"
+    case VK_ERROR_FORMAT_NOT_SUPPORTED: return "VK_ERROR_FORMAT_NOT_SUPPORTED"
+    case VK_ERROR_FRAGMENTED_POOL: return "VK_ERROR_FRAGMENTED_POOL"
+    case VK_ERROR_UNKNOWN: return "VK_ERROR_UNKNOWN"
+    case VK_ERROR_OUT_OF_POOL_MEMORY: return "VK_ERROR_OUT_OF_POOL_MEMORY"
+    case VK_ERROR_INVALID_EXTERNAL_HANDLE: return "VK_ERROR_INVALID_EXTERNAL_HANDLE"
+    case VK_ERROR_FRAGMENTATION: return "VK_ERROR_FRAGMENTATION"
+    case VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS: return "VK_ERROR_INVALID_OPAQUE_CAPTURE_ADDRESS"
+    case VK_PIPELINE_COMPILE_REQUIRED: return "VK_PIPELINE_COMPILE_REQUIRED"
+    case VK_ERROR_VALIDATION_FAILED_EXT: return "VK_ERROR_VALIDATION_FAILED_EXT"
+    default: return "VkResult \(result.rawValue)"
+    }
+}
+
+/// Calls `body` with a C array of C strings that stays valid for the call.
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws -> R) rethrows -> R {
+    let pointers: [UnsafePointer<CChar>?] = strings.map { UnsafePointer(strdup($0)) }
+    defer { for pointer in pointers { free(UnsafeMutablePointer(mutating: pointer)) } }
+    return try pointers.withUnsafeBufferPointer { try body(strings.isEmpty ? nil : $0.baseAddress) }
+}
+
+/// Reads a fixed-size C character array (as Vulkan structs hold names) as a Swift string.
+func string<T>(fromCArray tuple: T) -> String {
+    withUnsafeBytes(of: tuple) { raw in
+        let bytes = raw.prefix { $0 != 0 }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Makes a Vulkan version number (VK_MAKE_API_VERSION, which Swift cannot import as a macro).
+func vulkanVersion(_ major: UInt32, _ minor: UInt32, _ patch: UInt32 = 0) -> UInt32 {
+    (major << 22) | (minor << 12) | patch
+}

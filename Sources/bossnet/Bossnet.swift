@@ -1,0 +1,20 @@
+import ArgumentParser
+import Foundation
+import VulkanCompute
+
+@main
+struct Bossnet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bossnet",
+        abstract: "BossNet-T inference on any Vulkan GPU.",
+        subcommands: [Devices.self]
+    )
+}
+
+/// Prints `error` to standard error and returns the exit status to leave with: 2 when there is no usable Vulkan
+/// device, 1 for any other failure.
+func report(_ error: Error) -> ExitCode {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    if let setup = error as? VulkanSetupError, setup == .noDevice { return ExitCode(2) }
+    return ExitCode(1)
+}

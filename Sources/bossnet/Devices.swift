@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import VulkanCompute
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the Vulkan devices on this machine and what each can do.",
+        discussion: "The device marked * is the one other commands use by default (--device N or BOSSNET_DEVICE=N choose another). Exits with status 2 when there is no Vulkan device.")
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        let devices: [DeviceInfo]
+        let chosen: Int
+        do {
+            let instance = try VulkanInstance()
+            devices = try instance.physicalDevices().map(\.info)
+            guard !devices.isEmpty else { throw VulkanSetupError.noDevice }
+            chosen = try instance.chooseDevice().info.index
+        } catch {
+            throw report(error)
+        }
+        if json {
+            struct Listing: Encodable {
+                let defaultDevice: Int
+                let devices: [DeviceInfo]
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let data = try encoder.encode(Listing(defaultDevice: chosen, devices: devices))
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        for device in devices {
+            print(describe(device, isDefault: device.index == chosen))
+        }
+    }
+
+    func describe(_ device: DeviceInfo, isDefault: Bool) -> String {
+        let heaps = device.memoryHeaps.enumerated().map { index, heap in
+            "heap \(index): \(formatBytes(heap.size))\(heap.deviceLocal ? " device-local" : "")"
+        }
+        let driver = [device.driverName, device.driverInfo].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        var lines = [
+            "\(isDefault ? "*" : " ") [\(device.index)] \(device.name) (\(device.type.rawValue))",
+            "      Vulkan \(device.apiVersion), driver \(device.driverVersion)\(driver.isEmpty ? "" : " (\(driver))")",
+            "      vendor 0x\(String(device.vendorID, radix: 16)), device 0x\(String(device.deviceID, radix: 16))\(device.unifiedMemory ? ", unified memory" : "")",
+            "      memory: \(heaps.joined(separator: ", "))",
+            "      subgroup size \(device.subgroupSize), max workgroup \(device.maxWorkgroupSize.map(String.init).joined(separator: "x")) (\(device.maxWorkgroupInvocations) invocations), shared memory \(formatBytes(UInt64(device.maxSharedMemoryBytes)))",
+        ]
+        let features = device.features.names
+        lines.append("      optional features: \(features.isEmpty ? "none" : features.joined(separator: ", "))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// 1536 -> "1.5 KiB".
+func formatBytes(_ bytes: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}

@@ -1,0 +1,38 @@
+import Foundation
+import VulkanCompute
+
+/// The validation layer reported something during a test.
+public struct ValidationFailure: Error, CustomStringConvertible {
+    public let messages: [ValidationMessage]
+    public var description: String {
+        "the Vulkan validation layer reported \(messages.count) message(s):\n"
+            + messages.map { "  \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Runs `body` on the default Vulkan device with VK_LAYER_KHRONOS_validation and synchronization validation on, then
+/// throws ``ValidationFailure`` if the layer said anything, including while the device was being destroyed.
+///
+/// There is no skipping: with no Vulkan device or no validation layer, this throws and the test fails. The pipeline
+/// cache is kept in memory only, so tests never touch the user's cache directory.
+public func withValidatedDevice<R>(_ body: (VulkanDevice) throws -> R) throws -> R {
+    let instance = try VulkanInstance(validation: .required)
+    let result = try openAndRun(instance, body)
+    let messages = instance.validationMessages
+    if !messages.isEmpty { throw ValidationFailure(messages: messages) }
+    return result
+}
+
+/// Like ``withValidatedDevice(_:)`` but returns the layer's messages instead of failing on them, for tests that
+/// check the layer is really watching.
+public func validationMessages(during body: (VulkanDevice) throws -> Void) throws -> [ValidationMessage] {
+    let instance = try VulkanInstance(validation: .required)
+    try openAndRun(instance, body)
+    return instance.validationMessages
+}
+
+// In a function of its own so that the device is released (and destroyed) before the messages are read.
+private func openAndRun<R>(_ instance: VulkanInstance, _ body: (VulkanDevice) throws -> R) throws -> R {
+    let device = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil))
+    return try body(device)
+}

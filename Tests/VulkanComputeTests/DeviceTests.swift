@@ -1,0 +1,89 @@
+import CVulkan
+import Foundation
+import Testing
+import TestSupport
+@testable import VulkanCompute
+
+@Test("the loader finds a Vulkan device (CI must have one: no skipping)")
+func findsADevice() throws {
+    let instance = try VulkanInstance(validation: .required)
+    let devices = try instance.physicalDevices()
+    #expect(!devices.isEmpty)
+    let chosen = try instance.chooseDevice()
+    #expect(!chosen.info.name.isEmpty)
+    #expect(chosen.info.subgroupSize >= 1)
+    #expect(chosen.info.maxPushConstantsBytes >= 128)
+    #expect(chosen.info.memoryHeaps.contains { $0.deviceLocal })
+    #expect(instance.validationEnabled)
+}
+
+@Test("a device index that does not exist is a clear error")
+func badDeviceIndex() throws {
+    let instance = try VulkanInstance(validation: .off)
+    let count = try instance.physicalDevices().count
+    #expect(throws: VulkanSetupError.deviceIndexOutOfRange(index: count + 5, count: count)) {
+        try instance.chooseDevice(index: count + 5)
+    }
+    let message = VulkanSetupError.deviceIndexOutOfRange(index: 7, count: 1).description
+    #expect(message.contains("bossnet devices"))
+}
+
+@Test("a failed call names the call and the VkResult")
+func errorsNameTheCall() {
+    let error = VulkanError(call: "vkAllocateMemory", result: VK_ERROR_OUT_OF_DEVICE_MEMORY)
+    #expect(error.description == "vkAllocateMemory failed with VK_ERROR_OUT_OF_DEVICE_MEMORY (-2)")
+}
+
+@Test("the device-type preference is discrete > integrated > virtual > CPU")
+func deviceTypeOrder() {
+    #expect([DeviceType.cpu, .discrete, .virtual, .integrated].sorted(by: >) == [.discrete, .integrated, .virtual, .cpu])
+}
+
+@Test("buffers round-trip data in device-local and staging memory", arguments: [BufferMemory.deviceLocal, .staging])
+func bufferRoundTrip(memory: BufferMemory) throws {
+    try withValidatedDevice { device in
+        let values = (0..<1000).map { Float($0) * 0.5 - 7 }
+        let buffer = try VulkanBuffer(device: device, size: 4000 + 64, memory: memory)
+        try buffer.upload(values, at: 64)
+        #expect(try buffer.download(Float.self, count: 1000, from: 64) == values)
+        #expect(throws: VulkanSetupError.self) { try buffer.upload(values, at: 128) }
+    }
+}
+
+@Test("a copy between buffers on the queue, with barriers, arrives intact")
+func queueCopy() throws {
+    try withValidatedDevice { device in
+        let source = try VulkanBuffer(device: device, size: 256)
+        let destination = try VulkanBuffer(device: device, size: 256)
+        let bytes = (0..<256).map { UInt8($0) }
+        try source.upload(bytes)
+        try device.run { commands in
+            commands.fill(destination, with: poisonBits)
+            commands.barrier(.transferWrite, before: .transferWrite, buffers: [destination])
+            commands.copy(from: source, to: destination, size: 128, sourceOffset: 128, destinationOffset: 0)
+            commands.barrier(.transferWrite, before: .hostRead, buffers: [destination])
+        }
+        let result = try destination.download(UInt8.self, count: 256)
+        #expect(Array(result.prefix(128)) == Array(bytes.suffix(128)))
+        // The rest still holds the fill pattern.
+        #expect(result[128..<132] == [0x00, 0x00, 0xC0, 0x7F])
+    }
+}
+
+@Test("timestamps come back in order, in nanoseconds")
+func timestamps() throws {
+    try withValidatedDevice { device in
+        let queries = try TimestampQueries(device: device, count: 2)
+        let buffer = try VulkanBuffer(device: device, size: 1 << 20)
+        try device.run { commands in
+            commands.resetQueries(queries)
+            commands.writeTimestamp(queries, index: 0)
+            commands.fill(buffer, with: 0)
+            commands.writeTimestamp(queries, index: 1)
+        }
+        let times = try queries.nanoseconds()
+        #expect(times.count == 2)
+        #expect(times[1] >= times[0])
+        #expect(times[1] - times[0] < 60e9)
+    }
+}

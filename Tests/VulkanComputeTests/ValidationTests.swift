@@ -1,0 +1,55 @@
+import Kernels
+import Testing
+import TestSupport
+import VulkanCompute
+
+/// The tests' zero-message check only means something if the layer is really watching: a read-after-write with no
+/// barrier between two dispatches must be reported by synchronization validation.
+@Test("synchronization validation reports a missing barrier")
+func syncValidationIsOn() throws {
+    let messages = try validationMessages { device in
+        let count = 1024
+        let a = try VulkanBuffer(device: device, size: count * 4)
+        let b = try VulkanBuffer(device: device, size: count * 4)
+        let c = try VulkanBuffer(device: device, size: count * 4)
+        try a.upload([Float](repeating: 1, count: count))
+        try b.upload([Float](repeating: 2, count: count))
+        let pipeline = try Add.pipeline(device: device, activation: .identity)
+        let pool = try DescriptorPool(device: device, forSetsOf: [pipeline, pipeline])
+        let view = { (buffer: VulkanBuffer) in try TexelBufferView(buffer: buffer, format: .rgba32Float) }
+        let first = try pool.makeSet(for: pipeline, [.texels(view(a)), .texels(view(b)), .buffer(c)])
+        let second = try pool.makeSet(for: pipeline, [.texels(view(c)), .texels(view(b)), .buffer(a)])
+        try device.run { commands in
+            try Add.record(commands, set: first, count: count)
+            // Deliberately no barrier: the second dispatch reads c while the first may still write it.
+            try Add.record(commands, set: second, count: count)
+        }
+    }
+    #expect(messages.contains { $0.id.contains("SYNC-HAZARD") }, "expected a SYNC-HAZARD message, got \(messages)")
+}
+
+@Test("a correct sequence with a barrier draws no message")
+func barrierSilencesTheHazard() throws {
+    let result: [Float] = try withValidatedDevice { device in
+        let count = 1024
+        let a = try VulkanBuffer(device: device, size: count * 4)
+        let b = try VulkanBuffer(device: device, size: count * 4)
+        let c = try VulkanBuffer(device: device, size: count * 4)
+        try a.upload([Float](repeating: 1, count: count))
+        try b.upload([Float](repeating: 2, count: count))
+        let pipeline = try Add.pipeline(device: device, activation: .identity)
+        let pool = try DescriptorPool(device: device, forSetsOf: [pipeline, pipeline])
+        let view = { (buffer: VulkanBuffer) in try TexelBufferView(buffer: buffer, format: .rgba32Float) }
+        let first = try pool.makeSet(for: pipeline, [.texels(view(a)), .texels(view(b)), .buffer(c)])
+        let second = try pool.makeSet(for: pipeline, [.texels(view(c)), .texels(view(b)), .buffer(a)])
+        try device.run { commands in
+            try Add.record(commands, set: first, count: count)
+            // c: written, then read. a: read by the first dispatch, then written by the second.
+            commands.barrier(.computeReadWrite, before: .computeReadWrite, buffers: [a, c])
+            try Add.record(commands, set: second, count: count)
+            commands.barrier(.computeWrite, before: .hostRead, buffers: [a])
+        }
+        return try a.download(Float.self, count: count)
+    }
+    #expect(result.allSatisfy { $0 == 5 })
+}
