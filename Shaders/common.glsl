@@ -23,4 +23,17 @@ vec4 activate(vec4 x, uint act) {
     return x;
 }
 
+// Index of this invocation when a 1-D range of work is dispatched as a 2-D grid of workgroups (the host splits the
+// groups over x and y because many devices allow only 65535 workgroups per dimension).
+uint flat_invocation() {
+    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+}
+
+// The fused epilogue of every producing kernel: per-channel scale and shift (a folded BatchNorm, or a bias), then
+// either act(v) or, with a residual, act(v + residual).
+float epilogue(float acc, float scale, float shift, float residual_value, bool has_residual, uint act) {
+    float v = acc * scale + shift;
+    return activate(has_residual ? v + residual_value : v, act);
+}
+
 #endif

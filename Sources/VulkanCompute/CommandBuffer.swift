@@ -76,15 +76,21 @@ public final class CommandBuffer {
 
     /// Records a dispatch of `set.pipeline` over `groups` workgroups with the given push constants.
     ///
-    /// `pushConstants` must be a plain struct whose layout matches the shader's push-constant block and whose size is
-    /// the pipeline's ``ComputePipeline/pushConstantSize``.
+    /// `pushConstants` must be a plain struct whose layout matches the shader's push-constant block.
     public func dispatch<Push: BitwiseCopyable>(
         _ set: DescriptorSet, pushConstants: Push, groups: (x: Int, y: Int, z: Int)
     ) throws {
+        try withUnsafeBytes(of: pushConstants) { try dispatch(set, pushConstantBytes: $0, groups: groups) }
+    }
+
+    /// Records a dispatch with push constants given as raw bytes (exactly the pipeline's push-constant size).
+    public func dispatch(
+        _ set: DescriptorSet, pushConstantBytes: UnsafeRawBufferPointer, groups: (x: Int, y: Int, z: Int)
+    ) throws {
         let pipeline = set.pipeline
-        guard MemoryLayout<Push>.size == pipeline.pushConstantSize else {
+        guard pushConstantBytes.count == pipeline.pushConstantSize else {
             throw VulkanSetupError.limitExceeded(
-                "Kernel '\(pipeline.name)' takes \(pipeline.pushConstantSize) bytes of push constants, given \(MemoryLayout<Push>.size).")
+                "Kernel '\(pipeline.name)' takes \(pipeline.pushConstantSize) bytes of push constants, given \(pushConstantBytes.count).")
         }
         let limits = device.physical.properties.limits
         let maxGroups = withUnsafeBytes(of: limits.maxComputeWorkGroupCount) { Array($0.bindMemory(to: UInt32.self)) }
@@ -101,10 +107,8 @@ public final class CommandBuffer {
         var descriptorSet: VkDescriptorSet? = set.handle
         vkCmdBindDescriptorSets(handle, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &descriptorSet, 0, nil)
         if pipeline.pushConstantSize > 0 {
-            withUnsafeBytes(of: pushConstants) { bytes in
-                vkCmdPushConstants(handle, pipeline.layout, VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue),
-                                   0, UInt32(bytes.count), bytes.baseAddress)
-            }
+            vkCmdPushConstants(handle, pipeline.layout, VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue),
+                               0, UInt32(pushConstantBytes.count), pushConstantBytes.baseAddress)
         }
         vkCmdDispatch(handle, UInt32(groups.x), UInt32(groups.y), UInt32(groups.z))
         retained.append(set)

@@ -76,6 +76,8 @@ public struct DeviceInfo: Sendable, Codable, Equatable {
     public let subgroupSize: UInt32
     public let maxWorkgroupSize: [UInt32]
     public let maxWorkgroupInvocations: UInt32
+    /// The most workgroups one dispatch may have in x, y and z.
+    public let maxWorkgroupCount: [UInt32]
     public let maxSharedMemoryBytes: UInt32
     public let maxPushConstantsBytes: UInt32
     public let maxStorageBufferRange: UInt32
@@ -192,6 +194,7 @@ public struct PhysicalDevice {
             subgroupSize: subgroup.subgroupSize,
             maxWorkgroupSize: workgroup,
             maxWorkgroupInvocations: limits.maxComputeWorkGroupInvocations,
+            maxWorkgroupCount: withUnsafeBytes(of: limits.maxComputeWorkGroupCount) { Array($0.bindMemory(to: UInt32.self)) },
             maxSharedMemoryBytes: limits.maxComputeSharedMemorySize,
             maxPushConstantsBytes: limits.maxPushConstantsSize,
             maxStorageBufferRange: limits.maxStorageBufferRange,

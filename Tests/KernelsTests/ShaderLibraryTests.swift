@@ -5,7 +5,10 @@ import VulkanCompute
 
 @Test("every embedded kernel is valid SPIR-V with a readable interface and builds a pipeline")
 func everyKernelBuilds() throws {
-    #expect(ShaderLibrary.names.contains("add"))
+    #expect(Set(ShaderLibrary.names).isSuperset(of: [
+        "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "se_excite", "channel_scale",
+        "attention",
+    ]))
     try withValidatedDevice { device in
         for name in ShaderLibrary.names {
             let spirv = try ShaderLibrary.spirv(named: name)
@@ -17,12 +20,32 @@ func everyKernelBuilds() throws {
     }
 }
 
+/// Every launch's push constants are the exact size of its shader's block and fit the 128 bytes every device allows;
+/// its bindings are what the operation documents.
 @Test("push-constant mirrors match their shaders and fit in 128 bytes")
 func pushConstantMirrors() throws {
-    let add = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: "add"))
-    #expect(add.pushConstantSize == MemoryLayout<Add.PushConstants>.size)
-    #expect(MemoryLayout<Add.PushConstants>.size <= 128)
-    #expect(add.bindings == [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer])
+    let se = SqueezeExcite(batch: 1, channels: 8, pixels: 4, reduced: 2, innerActivation: .relu)
+    let launches: [(KernelLaunch, [BindingKind])] = [
+        (Add(count: 5).launch(), [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+        (Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, padding: 1).launch(),
+         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+        (Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).launch(),
+         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+        (Depthwise(batch: 1, channels: 8, height: 8, width: 8, kernelSize: 3, padding: 1).launch(),
+         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+        (MaxPool(batch: 1, channels: 1, height: 8, width: 8).launch(), [.uniformTexelBuffer, .storageBuffer]),
+        (AvgPool(batch: 1, channels: 1, height: 8, width: 8).launch(), [.uniformTexelBuffer, .storageBuffer]),
+        (se.squeeze.launch(), [.uniformTexelBuffer, .storageBuffer]),
+        (se.exciteLaunch(), Array(repeating: .uniformTexelBuffer, count: 5) + [.storageBuffer]),
+        (se.scaleLaunch(), [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+        (Attention(batch: 1, heads: 1, tokens: 4).launch(), [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+    ]
+    for (launch, bindings) in launches {
+        let reflection = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: launch.kernel))
+        #expect(reflection.pushConstantSize == launch.pushConstants.count, "\(launch.kernel)")
+        #expect(launch.pushConstants.count <= 128, "\(launch.kernel)")
+        #expect(reflection.bindings == bindings, "\(launch.kernel)")
+    }
 }
 
 @Test("an unknown kernel name is an error that names it")

@@ -36,3 +36,6 @@ private func openAndRun<R>(_ instance: VulkanInstance, _ body: (VulkanDevice) th
     let device = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil))
     return try body(device)
 }
+
+/// The bits of a quiet NaN, for poisoning buffers that a test expects to be overwritten.
+public let poisonBits: UInt32 = 0x7FC0_0000

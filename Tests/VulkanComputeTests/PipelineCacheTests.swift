@@ -33,7 +33,7 @@ func cacheRoundTrip() throws {
     let instance = try VulkanInstance(validation: .required)
     let options = DeviceOptions(pipelineCacheDirectory: directory)
     let spirv = try ShaderLibrary.spirv(named: "add")
-    let pushSize = MemoryLayout<Add.PushConstants>.size
+    let pushSize = Add(count: 1).launch().pushConstants.count
 
     var cacheFile: URL?
     do {

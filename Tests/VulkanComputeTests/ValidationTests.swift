@@ -14,15 +14,16 @@ func syncValidationIsOn() throws {
         let c = try VulkanBuffer(device: device, size: count * 4)
         try a.upload([Float](repeating: 1, count: count))
         try b.upload([Float](repeating: 2, count: count))
-        let pipeline = try Add.pipeline(device: device, activation: .identity)
+        let add = Add(count: count).launch()
+        let pipeline = try PipelineCache(device: device).pipeline(for: add)
         let pool = try DescriptorPool(device: device, forSetsOf: [pipeline, pipeline])
         let view = { (buffer: VulkanBuffer) in try TexelBufferView(buffer: buffer, format: .rgba32Float) }
         let first = try pool.makeSet(for: pipeline, [.texels(view(a)), .texels(view(b)), .buffer(c)])
         let second = try pool.makeSet(for: pipeline, [.texels(view(c)), .texels(view(b)), .buffer(a)])
         try device.run { commands in
-            try Add.record(commands, set: first, count: count)
+            try add.record(commands, set: first)
             // Deliberately no barrier: the second dispatch reads c while the first may still write it.
-            try Add.record(commands, set: second, count: count)
+            try add.record(commands, set: second)
         }
     }
     #expect(messages.contains { $0.id.contains("SYNC-HAZARD") }, "expected a SYNC-HAZARD message, got \(messages)")
@@ -37,16 +38,17 @@ func barrierSilencesTheHazard() throws {
         let c = try VulkanBuffer(device: device, size: count * 4)
         try a.upload([Float](repeating: 1, count: count))
         try b.upload([Float](repeating: 2, count: count))
-        let pipeline = try Add.pipeline(device: device, activation: .identity)
+        let add = Add(count: count).launch()
+        let pipeline = try PipelineCache(device: device).pipeline(for: add)
         let pool = try DescriptorPool(device: device, forSetsOf: [pipeline, pipeline])
         let view = { (buffer: VulkanBuffer) in try TexelBufferView(buffer: buffer, format: .rgba32Float) }
         let first = try pool.makeSet(for: pipeline, [.texels(view(a)), .texels(view(b)), .buffer(c)])
         let second = try pool.makeSet(for: pipeline, [.texels(view(c)), .texels(view(b)), .buffer(a)])
         try device.run { commands in
-            try Add.record(commands, set: first, count: count)
+            try add.record(commands, set: first)
             // c: written, then read. a: read by the first dispatch, then written by the second.
             commands.barrier(.computeReadWrite, before: .computeReadWrite, buffers: [a, c])
-            try Add.record(commands, set: second, count: count)
+            try add.record(commands, set: second)
             commands.barrier(.computeWrite, before: .hostRead, buffers: [a])
         }
         return try a.download(Float.self, count: count)

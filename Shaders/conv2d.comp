@@ -1,0 +1,86 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// Dense convolution (groups = 1), k x k, stride s, zero padding, with the fused epilogue:
+//   y[n][m][oy][ox] = epilogue( sum_{c,ky,kx} w[m][c][ky][kx] * x[n][c][oy*s - pad + ky][ox*s - pad + kx] )
+// as an implicit GEMM: M = output channels, columns = batch * OH * OW output pixels, K = C * k * k.
+// Each invocation computes an 8 (channels) x 4 (columns) register tile; a workgroup's invocations share their 8
+// channels (so weight fetches are uniform) and cover consecutive columns.
+// Weights come packed as [K][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled): one fetch, four channels.
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint KSIZE = 3;
+layout(constant_id = 2) const uint STRIDE = 1;
+layout(constant_id = 3) const uint ACTIVATION = ACT_IDENTITY;
+layout(constant_id = 4) const bool HAS_RESIDUAL = false;
+
+layout(binding = 0) uniform samplerBuffer x;         // R32F, NCHW input
+layout(binding = 1) uniform samplerBuffer w;         // RGBA32F, packed weights
+layout(binding = 2) uniform samplerBuffer affine;    // R32F, scale[0..M) then shift[0..M)
+layout(binding = 3) uniform samplerBuffer residual;  // R32F, same shape as y (bound to x when unused)
+layout(binding = 4) writeonly buffer Output { float y[]; };
+
+layout(push_constant) uniform Push {
+    uint batch, in_channels, in_height, in_width;
+    uint out_channels, out_height, out_width, padding;
+    uint m_vec4;  // Mpad / 4: vec4s per row of packed weights
+} p;
+
+void main() {
+    const uint out_pixels = p.out_height * p.out_width;
+    const uint columns = p.batch * out_pixels;
+    const uint col0 = gl_GlobalInvocationID.x * 4u;
+    if (col0 >= columns) return;
+    const uint m0 = gl_WorkGroupID.y * 8u;
+    const uint in_pixels = p.in_height * p.in_width;
+    const int pad = int(p.padding);
+
+    // Where each of the 4 columns reads from (columns past the end repeat the last one; they are not stored).
+    int base[4], iy0[4], ix0[4];
+    for (uint j = 0u; j < 4u; ++j) {
+        const uint c = min(col0 + j, columns - 1u);
+        const uint n = c / out_pixels, r = c % out_pixels;
+        base[j] = int(n * p.in_channels * in_pixels);
+        iy0[j] = int(r / p.out_width * STRIDE) - pad;
+        ix0[j] = int(r % p.out_width * STRIDE) - pad;
+    }
+
+    vec4 acc[8];
+    for (uint i = 0u; i < 8u; ++i) acc[i] = vec4(0.0);
+    const uint w_column = m0 / 4u;
+    for (uint c = 0u; c < p.in_channels; ++c) {
+        const int channel = int(c * in_pixels);
+        for (uint ky = 0u; ky < KSIZE; ++ky) {
+            for (uint kx = 0u; kx < KSIZE; ++kx) {
+                vec4 xv;
+                for (uint j = 0u; j < 4u; ++j) {
+                    const int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
+                    const bool inside = iy >= 0 && iy < int(p.in_height) && ix >= 0 && ix < int(p.in_width);
+                    const float v = texelFetch(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0).x;
+                    xv[j] = inside ? v : 0.0;
+                }
+                const int k = int((c * KSIZE + ky) * KSIZE + kx);
+                const vec4 w0 = texelFetch(w, k * int(p.m_vec4) + int(w_column));
+                const vec4 w1 = texelFetch(w, k * int(p.m_vec4) + int(w_column) + 1);
+                acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
+                acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+            }
+        }
+    }
+
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint m = m0 + i;
+        if (m >= p.out_channels) break;
+        const float scale = texelFetch(affine, int(m)).x;
+        const float shift = texelFetch(affine, int(p.out_channels + m)).x;
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint c = col0 + j;
+            if (c >= columns) break;
+            const uint n = c / out_pixels, r = c % out_pixels;
+            const uint o = (n * p.out_channels + m) * out_pixels + r;
+            const float res = HAS_RESIDUAL ? texelFetch(residual, int(o)).x : 0.0;
+            y[o] = epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION);
+        }
+    }
+}

@@ -1,0 +1,93 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// Pointwise (1x1, stride 1) convolution, and the linear layer (a 1x1 convolution over 1x1 images), as a GEMM with
+// the fused epilogue:
+//   y[n][m][p] = epilogue( sum_c w[m][c] * x[n][c][p] )      for p < pixels (= H * W, 1 for linear)
+// Columns are the batch's pixels, n * pixels + p. Each invocation computes an 8 (channels) x 4 (columns) register
+// tile; a workgroup's invocations share their 8 channels and cover consecutive columns.
+// With VEC4_INPUT (only when pixels % 4 == 0, so four columns never straddle two images) x is an RGBA32F view and
+// one fetch brings the four columns; otherwise x is R32F and each column is fetched alone.
+// Weights come packed as [C][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled).
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const bool VEC4_INPUT = false;
+layout(constant_id = 2) const uint ACTIVATION = ACT_IDENTITY;
+layout(constant_id = 3) const bool HAS_RESIDUAL = false;
+
+layout(binding = 0) uniform samplerBuffer x;         // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
+layout(binding = 1) uniform samplerBuffer w;         // RGBA32F, packed weights
+layout(binding = 2) uniform samplerBuffer affine;    // R32F, scale[0..M) then shift[0..M)
+layout(binding = 3) uniform samplerBuffer residual;  // R32F, same shape as y (bound to x when unused)
+layout(binding = 4) writeonly buffer Output { float y[]; };
+
+layout(push_constant) uniform Push {
+    uint batch, in_channels, pixels, out_channels;
+    uint m_vec4;  // Mpad / 4
+} p;
+
+void main() {
+    const uint columns = p.batch * p.pixels;
+    const uint col0 = gl_GlobalInvocationID.x * 4u;
+    if (col0 >= columns) return;
+    const uint m0 = gl_WorkGroupID.y * 8u;
+    const int w_row = int(p.m_vec4), w_column = int(m0 / 4u);
+
+    vec4 acc[8];
+    for (uint i = 0u; i < 8u; ++i) acc[i] = vec4(0.0);
+
+    if (VEC4_INPUT) {
+        // Four columns of one image: x[n][c][p0 .. p0+3] is texel ((n * C + c) * pixels + p0) / 4.
+        const uint n = col0 / p.pixels, p0 = col0 % p.pixels;
+        const int first = int((n * p.in_channels * p.pixels + p0) / 4u);
+        const int step = int(p.pixels / 4u);
+        uint c = 0u;
+        for (; c + 4u <= p.in_channels; c += 4u) {
+            for (uint u = 0u; u < 4u; ++u) {
+                const vec4 xv = texelFetch(x, first + int(c + u) * step);
+                const vec4 w0 = texelFetch(w, int(c + u) * w_row + w_column);
+                const vec4 w1 = texelFetch(w, int(c + u) * w_row + w_column + 1);
+                acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
+                acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+            }
+        }
+        for (; c < p.in_channels; ++c) {
+            const vec4 xv = texelFetch(x, first + int(c) * step);
+            const vec4 w0 = texelFetch(w, int(c) * w_row + w_column);
+            const vec4 w1 = texelFetch(w, int(c) * w_row + w_column + 1);
+            acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
+            acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+        }
+    } else {
+        int base[4];
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint col = min(col0 + j, columns - 1u);
+            base[j] = int((col / p.pixels) * p.in_channels * p.pixels + col % p.pixels);
+        }
+        const int step = int(p.pixels);
+        for (uint c = 0u; c < p.in_channels; ++c) {
+            const int offset = int(c) * step;
+            const vec4 xv = vec4(texelFetch(x, base[0] + offset).x, texelFetch(x, base[1] + offset).x,
+                                 texelFetch(x, base[2] + offset).x, texelFetch(x, base[3] + offset).x);
+            const vec4 w0 = texelFetch(w, int(c) * w_row + w_column);
+            const vec4 w1 = texelFetch(w, int(c) * w_row + w_column + 1);
+            acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
+            acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+        }
+    }
+
+    for (uint i = 0u; i < 8u; ++i) {
+        const uint m = m0 + i;
+        if (m >= p.out_channels) break;
+        const float scale = texelFetch(affine, int(m)).x;
+        const float shift = texelFetch(affine, int(p.out_channels + m)).x;
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint col = col0 + j;
+            if (col >= columns) break;
+            const uint o = ((col / p.pixels) * p.out_channels + m) * p.pixels + col % p.pixels;
+            const float res = HAS_RESIDUAL ? texelFetch(residual, int(o)).x : 0.0;
+            y[o] = epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION);
+        }
+    }
+}

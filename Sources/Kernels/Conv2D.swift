@@ -1,0 +1,96 @@
+import Foundation
+import VulkanCompute
+
+/// Dense convolution (groups = 1), k x k with k in 1...7, stride 1 or 2, zero padding, and the fused ``Epilogue``.
+/// Kernel: Shaders/conv2d.comp. Pointwise convolutions should use ``Pointwise``, which is faster.
+public struct Conv2D: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var inChannels: Int
+    public var height: Int
+    public var width: Int
+    public var outChannels: Int
+    public var kernelSize: Int
+    public var stride: Int
+    public var padding: Int
+    public var epilogue: Epilogue
+
+    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
+                padding: Int, epilogue: Epilogue = Epilogue()) {
+        self.batch = batch
+        self.inChannels = inChannels
+        self.height = height
+        self.width = width
+        self.outChannels = outChannels
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.epilogue = epilogue
+    }
+
+    public var outHeight: Int { (height + 2 * padding - kernelSize) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernelSize) / stride + 1 }
+    public var inputCount: Int { batch * inChannels * height * width }
+    public var outputCount: Int { batch * outChannels * outHeight * outWidth }
+    public var weightCount: Int { outChannels * inChannels * kernelSize * kernelSize }
+    /// Multiply-adds for the whole batch.
+    public var madds: Int { outputCount * inChannels * kernelSize * kernelSize }
+
+    /// The CPU reference. `weights` is OIHW; `scale`/`shift` have `outChannels` entries.
+    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil) -> [Float] {
+        precondition(input.count == inputCount && weights.count == weightCount, "conv2d: wrong input or weight size")
+        let (oh, ow, k) = (outHeight, outWidth, kernelSize)
+        var accumulators = [Double](repeating: 0, count: outputCount)
+        for n in 0..<batch {
+            for m in 0..<outChannels {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var sum = 0.0
+                        for c in 0..<inChannels {
+                            for ky in 0..<k {
+                                let iy = oy * stride - padding + ky
+                                guard iy >= 0 && iy < height else { continue }
+                                for kx in 0..<k {
+                                    let ix = ox * stride - padding + kx
+                                    guard ix >= 0 && ix < width else { continue }
+                                    sum += Double(weights[((m * inChannels + c) * k + ky) * k + kx])
+                                        * Double(input[((n * inChannels + c) * height + iy) * width + ix])
+                                }
+                            }
+                        }
+                        accumulators[((n * outChannels + m) * oh + oy) * ow + ox] = sum
+                    }
+                }
+            }
+        }
+        return Epilogue.referenceApply(accumulators, channels: outChannels, pixels: oh * ow, scale: scale, shift: shift,
+                                       residual: residual, epilogue: epilogue)
+    }
+
+    /// OIHW weights packed for the kernel (see ``packWeightsForGEMM(_:outputs:reduction:)``).
+    public func packWeights(_ weights: [Float]) -> [Float] {
+        packWeightsForGEMM(weights, outputs: outChannels, reduction: inChannels * kernelSize * kernelSize)
+    }
+
+    struct PushConstants: BitwiseCopyable {
+        var batch, inChannels, inHeight, inWidth: UInt32
+        var outChannels, outHeight, outWidth, padding: UInt32
+        var mVec4: UInt32
+    }
+
+    /// The dispatch. Bindings: 0 input (R32F), 1 packed weights (RGBA32F), 2 affine (R32F), 3 residual (R32F; the
+    /// input when there is none), 4 output.
+    public func launch() -> KernelLaunch {
+        precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "conv2d: kernel 1...7 and stride 1...2")
+        let columnTiles = (batch * outHeight * outWidth + 3) / 4
+        let local = min(64, Grid.roundUp(columnTiles, to: 8))
+        return KernelLaunch(
+            kernel: "conv2d",
+            specialization: [0: .uint(UInt32(local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
+                             3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual)],
+            pushConstants: PushConstants(
+                batch: UInt32(batch), inChannels: UInt32(inChannels), inHeight: UInt32(height), inWidth: UInt32(width),
+                outChannels: UInt32(outChannels), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),
+                padding: UInt32(padding), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4)),
+            groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
+    }
+}

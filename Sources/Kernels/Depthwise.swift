@@ -1,0 +1,82 @@
+import Foundation
+import VulkanCompute
+
+/// Depthwise convolution (groups = channels), k x k with k in 1...7, stride 1 or 2, zero padding, fused ``Epilogue``
+/// (a convolution bias goes into the shift). Kernel: Shaders/depthwise.comp.
+public struct Depthwise: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var kernelSize: Int
+    public var stride: Int
+    public var padding: Int
+    public var epilogue: Epilogue
+
+    public init(batch: Int, channels: Int, height: Int, width: Int, kernelSize: Int, stride: Int = 1, padding: Int,
+                epilogue: Epilogue = Epilogue()) {
+        self.batch = batch
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+        self.epilogue = epilogue
+    }
+
+    public var outHeight: Int { (height + 2 * padding - kernelSize) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernelSize) / stride + 1 }
+    public var inputCount: Int { batch * channels * height * width }
+    public var outputCount: Int { batch * channels * outHeight * outWidth }
+    public var weightCount: Int { channels * kernelSize * kernelSize }
+    public var madds: Int { outputCount * kernelSize * kernelSize }
+
+    /// The CPU reference. `weights` is `[channels][k][k]` (PyTorch's `[C, 1, k, k]`).
+    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil) -> [Float] {
+        precondition(input.count == inputCount && weights.count == weightCount, "depthwise: wrong input or weight size")
+        let (oh, ow, k) = (outHeight, outWidth, kernelSize)
+        var accumulators = [Double](repeating: 0, count: outputCount)
+        for n in 0..<batch {
+            for c in 0..<channels {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var sum = 0.0
+                        for ky in 0..<k {
+                            let iy = oy * stride - padding + ky
+                            guard iy >= 0 && iy < height else { continue }
+                            for kx in 0..<k {
+                                let ix = ox * stride - padding + kx
+                                guard ix >= 0 && ix < width else { continue }
+                                sum += Double(weights[(c * k + ky) * k + kx])
+                                    * Double(input[((n * channels + c) * height + iy) * width + ix])
+                            }
+                        }
+                        accumulators[((n * channels + c) * oh + oy) * ow + ox] = sum
+                    }
+                }
+            }
+        }
+        return Epilogue.referenceApply(accumulators, channels: channels, pixels: oh * ow, scale: scale, shift: shift,
+                                       residual: residual, epilogue: epilogue)
+    }
+
+    struct PushConstants: BitwiseCopyable {
+        var batch, channels, inHeight, inWidth, outHeight, outWidth, padding: UInt32
+    }
+
+    /// The dispatch. Bindings: 0 input (R32F), 1 weights (R32F), 2 affine (R32F), 3 residual (R32F; the input when
+    /// there is none), 4 output.
+    public func launch() -> KernelLaunch {
+        precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
+        let items = batch * channels * outHeight * ((outWidth + 3) / 4)
+        return KernelLaunch(
+            kernel: "depthwise",
+            specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
+                             3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual)],
+            pushConstants: PushConstants(batch: UInt32(batch), channels: UInt32(channels), inHeight: UInt32(height),
+                                         inWidth: UInt32(width), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),
+                                         padding: UInt32(padding)),
+            groups: Grid.flat(items: items, localSize: 64))
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+
+/// What a producing kernel does to each output after accumulating it: `act(acc * scale[c] + shift[c])`, or with a
+/// residual `act(acc * scale[c] + shift[c] + residual)`. Scale and shift are a folded BatchNorm, or 1 and a bias.
+/// Mirrors `epilogue()` in Shaders/common.glsl.
+public struct Epilogue: Hashable, Sendable, Codable {
+    public var activation: Activation
+    public var hasResidual: Bool
+
+    public init(activation: Activation = .identity, hasResidual: Bool = false) {
+        self.activation = activation
+        self.hasResidual = hasResidual
+    }
+
+    /// The reference definition, in Double.
+    @inlinable
+    public func apply(_ accumulator: Double, scale: Double, shift: Double, residual: Double) -> Double {
+        let value = accumulator * scale + shift
+        return activation.apply(hasResidual ? value + residual : value)
+    }
+
+    /// Scale and shift as the kernels read them: all scales, then all shifts.
+    public static func packAffine(scale: [Float], shift: [Float]) -> [Float] {
+        precondition(scale.count == shift.count, "scale and shift differ in length")
+        return scale + shift
+    }
+
+    /// Applies the epilogue to a whole NCHW tensor of accumulators, the reference way.
+    static func referenceApply(
+        _ accumulators: [Double], channels: Int, pixels: Int, scale: [Float], shift: [Float], residual: [Float]?,
+        epilogue: Epilogue
+    ) -> [Float] {
+        precondition(!epilogue.hasResidual || residual?.count == accumulators.count, "residual shape differs from the output")
+        return accumulators.indices.map { index in
+            let channel = (index / pixels) % channels
+            return Float(epilogue.apply(accumulators[index], scale: Double(scale[channel]), shift: Double(shift[channel]),
+                                        residual: residual.map { Double($0[index]) } ?? 0))
+        }
+    }
+}
+
+/// Packs a weight matrix `[M][K]` (output channels by reduction; OIHW convolution weights are this with
+/// K = C * kh * kw) as the GEMM kernels read it: `[K][Mpad]`, Mpad = M rounded up to 8, zeros in the padding, so one
+/// vec4 fetch brings four output channels.
+public func packWeightsForGEMM(_ weights: [Float], outputs m: Int, reduction k: Int) -> [Float] {
+    precondition(weights.count == m * k, "weights hold \(weights.count) values, expected \(m) x \(k)")
+    let padded = Grid.roundUp(m, to: 8)
+    var packed = [Float](repeating: 0, count: k * padded)
+    for row in 0..<m {
+        for column in 0..<k { packed[column * padded + row] = weights[row * k + column] }
+    }
+    return packed
+}

@@ -1,0 +1,99 @@
+import Foundation
+import VulkanCompute
+
+/// The one place that says how close a kernel's output must be to its CPU reference.
+///
+/// The references accumulate in Double; a float32 kernel differs by rounding only, so its relative L2 error stays far
+/// below this bound. Half-precision kernels, when they come, get their own documented bound here.
+public enum Tolerance {
+    /// Relative L2 error allowed for float32 kernels.
+    public static let float32RelativeL2 = 1e-5
+}
+
+/// How far a kernel's output is from its reference.
+public struct Comparison: CustomStringConvertible, Sendable {
+    /// ||actual - expected|| / ||expected|| (the absolute L2 error when `expected` is all zeros).
+    public let relativeL2: Double
+    /// The largest |actual - expected| over finite outputs.
+    public let maxAbsolute: Double
+    /// The first few indices where the output is NaN or infinite (unwritten outputs stay NaN).
+    public let nonFinite: [Int]
+    public let countMismatch: Bool
+
+    public init(_ actual: [Float], _ expected: [Float]) {
+        countMismatch = actual.count != expected.count
+        var difference = 0.0, norm = 0.0, worst = 0.0
+        var bad: [Int] = []
+        for (index, (a, e)) in zip(actual, expected).enumerated() {
+            guard a.isFinite == e.isFinite else {
+                if bad.count < 8 { bad.append(index) }
+                continue
+            }
+            guard a.isFinite else { continue }
+            let d = Double(a) - Double(e)
+            difference += d * d
+            norm += Double(e) * Double(e)
+            worst = max(worst, abs(d))
+        }
+        nonFinite = bad
+        maxAbsolute = worst
+        relativeL2 = norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
+    }
+
+    /// Same length, no unexpected NaN or infinity, relative L2 error within ``Tolerance/float32RelativeL2``.
+    public var passes: Bool { !countMismatch && nonFinite.isEmpty && relativeL2 <= Tolerance.float32RelativeL2 }
+
+    public var description: String {
+        "relative L2 error \(relativeL2), max abs error \(maxAbsolute)"
+            + (nonFinite.isEmpty ? "" : ", non-finite at \(nonFinite)") + (countMismatch ? ", lengths differ" : "")
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64): a failing check prints its seed, and the same seed reproduces it.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    public private(set) var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A seed that differs on every call, for fresh inputs on every run.
+    public static func freshSeed() -> UInt64 { UInt64.random(in: 0...UInt64.max) }
+
+    /// `count` floats uniform in `range`.
+    public mutating func floats(_ count: Int, in range: ClosedRange<Float> = -1...1) -> [Float] {
+        (0..<count).map { _ in Float.random(in: range, using: &self) }
+    }
+
+    /// Weights for a layer that sums `fanIn` products, scaled so outputs stay of order one.
+    public mutating func weights(_ count: Int, fanIn: Int) -> [Float] {
+        let bound = Float(1 / Double(max(fanIn, 1)).squareRoot()) * 1.7
+        return floats(count, in: -bound...bound)
+    }
+}
+
+/// One kernel, at one shape, compared with its CPU reference on random inputs.
+public struct KernelCheck: Sendable {
+    /// The operation's name (the kernel's name, as in Shaders/).
+    public let op: String
+    /// The shape, for people: "n2 c64 56x56 -> 256".
+    public let shape: String
+    let body: @Sendable (KernelRunner, inout SeededRandom) throws -> Comparison
+
+    public init(op: String, shape: String, _ body: @escaping @Sendable (KernelRunner, inout SeededRandom) throws -> Comparison) {
+        self.op = op
+        self.shape = shape
+        self.body = body
+    }
+
+    /// Runs the kernel on `device` and its reference on the CPU, with inputs drawn from `seed`.
+    public func run(on device: VulkanDevice, pipelines: PipelineCache? = nil, seed: UInt64) throws -> Comparison {
+        var random = SeededRandom(seed: seed)
+        return try body(KernelRunner(device: device, pipelines: pipelines), &random)
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import VulkanCompute
+
+// Each operation's check: random inputs, the kernel on the device, the reference on the CPU, compared. The tests run
+// these at awkward shapes; `bossnet validate` runs them at BossNet-T's real layer shapes.
+
+/// Random scale and shift of order one, as a folded BatchNorm gives.
+private func randomAffine(_ channels: Int, _ random: inout SeededRandom) -> (scale: [Float], shift: [Float]) {
+    (random.floats(channels, in: 0.5...1.5), random.floats(channels, in: -0.5...0.5))
+}
+
+extension Conv2D {
+    public var shapeDescription: String {
+        "n\(batch) c\(inChannels) \(height)x\(width) -> \(outChannels) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
+    }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "conv2d", shape: shapeDescription) { runner, random in
+            let input = random.floats(inputCount)
+            let weights = random.weights(weightCount, fanIn: inChannels * kernelSize * kernelSize)
+            let (scale, shift) = randomAffine(outChannels, &random)
+            let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
+            let x = try runner.input(input)
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [
+                .texels(x, .r32Float), .texels(try runner.input(packWeights(weights)), .rgba32Float),
+                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
+                .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
+            ])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input, weights: weights, scale: scale, shift: shift, residual: residual))
+        }
+    }
+}
+
+extension Pointwise {
+    public var shapeDescription: String {
+        pixels == 1
+            ? "n\(batch) \(inChannels) -> \(outChannels) (linear) \(epilogue.summary)"
+            : "n\(batch) c\(inChannels) \(pixels)px -> \(outChannels) \(epilogue.summary)"
+    }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "pointwise", shape: shapeDescription) { runner, random in
+            let input = random.floats(inputCount)
+            let weights = random.weights(weightCount, fanIn: inChannels)
+            let (scale, shift) = randomAffine(outChannels, &random)
+            let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
+            let x = try runner.input(input)
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [
+                .texels(x, vec4Input ? .rgba32Float : .r32Float), .texels(try runner.input(packWeights(weights)), .rgba32Float),
+                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
+                .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
+            ])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input, weights: weights, scale: scale, shift: shift, residual: residual))
+        }
+    }
+}
+
+extension Depthwise {
+    public var shapeDescription: String {
+        "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
+    }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "depthwise", shape: shapeDescription) { runner, random in
+            let input = random.floats(inputCount)
+            let weights = random.weights(weightCount, fanIn: kernelSize * kernelSize)
+            let (scale, shift) = randomAffine(channels, &random)
+            let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
+            let x = try runner.input(input)
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [
+                .texels(x, .r32Float), .texels(try runner.input(weights), .r32Float),
+                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
+                .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
+            ])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input, weights: weights, scale: scale, shift: shift, residual: residual))
+        }
+    }
+}
+
+extension MaxPool {
+    public var shapeDescription: String { "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding)" }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "maxpool", shape: shapeDescription) { runner, random in
+            let input = random.floats(inputCount, in: -4...(-1))  // all negative: a zero from padding would win
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [.texels(try runner.input(input), .r32Float), .storage(y)])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input))
+        }
+    }
+}
+
+extension AvgPool {
+    public var shapeDescription: String { "n\(batch) c\(channels) \(height)x\(width) 2x2 s2 ceil" }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "avgpool", shape: shapeDescription) { runner, random in
+            let input = random.floats(inputCount, in: 1...3)  // all positive: counting padding in would show
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [.texels(try runner.input(input), .r32Float), .storage(y)])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input))
+        }
+    }
+}
+
+extension GlobalAvgPool {
+    public var shapeDescription: String { "n\(batch) c\(channels) \(pixels)px" }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "global_avgpool", shape: shapeDescription) { runner, random in
+            let input = random.floats(inputCount)
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [.texels(try runner.input(input), vec4Input ? .rgba32Float : .r32Float), .storage(y)])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input))
+        }
+    }
+}
+
+extension SqueezeExcite {
+    public var shapeDescription: String {
+        "n\(batch) c\(channels) \(pixels)px r\(reduced) inner \(innerActivation) \(epilogue.summary)"
+    }
+
+    /// Checks all three steps together: squeeze, excite, scale.
+    public func check() -> KernelCheck {
+        KernelCheck(op: "squeeze_excite", shape: shapeDescription) { runner, random in
+            let input = random.floats(count)
+            let w1 = random.weights(reduced * channels, fanIn: channels), b1 = random.floats(reduced, in: -0.2...0.2)
+            let w2 = random.weights(channels * reduced, fanIn: reduced), b2 = random.floats(channels, in: -0.2...0.2)
+            let residual = epilogue.hasResidual ? random.floats(count) : nil
+            let x = try runner.input(input)
+            let means = try runner.output(batch * channels)
+            let gates = try runner.output(batch * channels)
+            let y = try runner.output(count)
+            let scaleFormat: TexelFormat = vec4Scale ? .rgba32Float : .r32Float
+            runner.add(squeeze.launch(), [.texels(x, squeeze.vec4Input ? .rgba32Float : .r32Float), .storage(means)])
+            runner.add(exciteLaunch(), [
+                .texels(means, .r32Float), .texels(try runner.input(w1), .r32Float), .texels(try runner.input(b1), .r32Float),
+                .texels(try runner.input(w2), .r32Float), .texels(try runner.input(b2), .r32Float), .storage(gates),
+            ])
+            runner.add(scaleLaunch(), [
+                .texels(x, scaleFormat), .texels(gates, .r32Float), .texels(try residual.map(runner.input) ?? x, scaleFormat),
+                .storage(y),
+            ])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual))
+        }
+    }
+}
+
+extension Attention {
+    public var shapeDescription: String { "n\(batch) heads \(heads) tokens \(tokens) \(activation)" }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "attention", shape: shapeDescription) { runner, random in
+            // Spread-out logits, so the softmax is far from uniform and its stability matters.
+            let qkv = random.floats(inputCount, in: -2...2)
+            let (scale, shift) = randomAffine(channels, &random)
+            let y = try runner.output(outputCount)
+            runner.add(launch(), [
+                .texels(try runner.input(qkv), .r32Float),
+                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float), .storage(y),
+            ])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(qkv: qkv, scale: scale, shift: shift))
+        }
+    }
+}
+
+extension Add {
+    public var shapeDescription: String { "\(count) elements \(activation)" }
+
+    public func check() -> KernelCheck {
+        KernelCheck(op: "add", shape: shapeDescription) { runner, random in
+            let a = random.floats(count, in: -4...4), b = random.floats(count, in: -4...4)
+            let y = try runner.output(count)
+            runner.add(launch(), [.texels(try runner.input(a), .rgba32Float), .texels(try runner.input(b), .rgba32Float), .storage(y)])
+            try runner.run()
+            return Comparison(try runner.read(y), reference(a, b))
+        }
+    }
+}
+
+extension Epilogue {
+    /// "relu", "silu+res", ... for shape descriptions.
+    public var summary: String { "\(activation)" + (hasResidual ? "+res" : "") }
+}

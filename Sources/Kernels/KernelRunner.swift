@@ -1,0 +1,92 @@
+import Foundation
+import VulkanCompute
+
+/// Runs a few kernel launches on buffers of their own, outside any plan: what the per-kernel tests and
+/// `bossnet validate` use to compare each kernel with its CPU reference.
+///
+/// Outputs are poisoned with NaN before the run and followed by guard values, so an element a kernel fails to write,
+/// or one it writes past its end, is caught.
+public final class KernelRunner {
+    public let device: VulkanDevice
+    private let pipelines: PipelineCache
+    private var steps: [(launch: KernelLaunch, arguments: [Argument])] = []
+    private var outputs: [(buffer: VulkanBuffer, count: Int)] = []
+
+    /// A buffer a kernel reads or writes, and how it is bound.
+    public enum Argument {
+        /// Read through a texel view of the given format.
+        case texels(VulkanBuffer, TexelFormat)
+        /// Written (or read) as a storage buffer.
+        case storage(VulkanBuffer)
+    }
+
+    /// The guard value written after every output.
+    public static let guardValue: Float = 31337
+    static let guardCount = 4
+
+    public init(device: VulkanDevice, pipelines: PipelineCache? = nil) {
+        self.device = device
+        self.pipelines = pipelines ?? PipelineCache(device: device)
+    }
+
+    /// A buffer holding `values`, padded with zeros to whole vec4s so it can be viewed as RGBA32F.
+    public func input(_ values: [Float]) throws -> VulkanBuffer {
+        let padded = Grid.roundUp(max(values.count, 1), to: 4)
+        let buffer = try VulkanBuffer(device: device, size: padded * 4, label: "input")
+        try buffer.upload(values + [Float](repeating: 0, count: padded - values.count))
+        return buffer
+    }
+
+    /// A buffer for `count` outputs: NaN, then guard values.
+    public func output(_ count: Int) throws -> VulkanBuffer {
+        let total = Grid.roundUp(count + Self.guardCount, to: 4)
+        let buffer = try VulkanBuffer(device: device, size: total * 4, label: "output")
+        try buffer.upload([Float](repeating: .nan, count: count) + [Float](repeating: Self.guardValue, count: total - count))
+        outputs.append((buffer, count))
+        return buffer
+    }
+
+    /// Adds a launch; launches run in the order added, each seeing the writes of those before it.
+    public func add(_ launch: KernelLaunch, _ arguments: [Argument]) {
+        steps.append((launch, arguments))
+    }
+
+    /// Records every launch with barriers between them, runs them, and waits.
+    public func run() throws {
+        let made = try steps.map { step in (step.launch, try pipelines.pipeline(for: step.launch), step.arguments) }
+        let pool = try DescriptorPool(device: device, forSetsOf: made.map(\.1))
+        let sets = try made.map { launch, pipeline, arguments in
+            try pool.makeSet(for: pipeline, arguments.map { argument -> DescriptorResource in
+                switch argument {
+                case let .texels(buffer, format): .texels(try TexelBufferView(buffer: buffer, format: format))
+                case let .storage(buffer): .buffer(buffer)
+                }
+            })
+        }
+        try device.run { commands in
+            for (index, (launch, _, _)) in made.enumerated() {
+                if index > 0 { commands.barrier(.computeReadWrite, before: .computeReadWrite) }
+                try launch.record(commands, set: sets[index])
+            }
+            commands.barrier(.computeWrite, before: .hostRead)
+        }
+    }
+
+    /// The first `count` values of an output, after checking that its guard values survived.
+    public func read(_ buffer: VulkanBuffer) throws -> [Float] {
+        guard let entry = outputs.first(where: { $0.buffer === buffer }) else {
+            return try buffer.download(Float.self, count: buffer.size / 4)
+        }
+        let values = try buffer.download(Float.self, count: entry.count + Self.guardCount)
+        if values.suffix(Self.guardCount).contains(where: { $0 != Self.guardValue }) {
+            throw KernelCheckFailure("a kernel wrote past the end of its output (\(entry.count) values)")
+        }
+        return Array(values.prefix(entry.count))
+    }
+}
+
+/// A kernel that misbehaved in a way a tolerance cannot describe.
+public struct KernelCheckFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import VulkanCompute
+
+/// Pointwise (1x1, stride 1) convolution as a matrix multiplication, with the fused ``Epilogue``. The linear layer is
+/// the same with `pixels = 1`. Kernel: Shaders/pointwise.comp.
+public struct Pointwise: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var inChannels: Int
+    /// Pixels per image (H * W); 1 for a linear layer.
+    public var pixels: Int
+    public var outChannels: Int
+    public var epilogue: Epilogue
+
+    public init(batch: Int, inChannels: Int, pixels: Int, outChannels: Int, epilogue: Epilogue = Epilogue()) {
+        self.batch = batch
+        self.inChannels = inChannels
+        self.pixels = pixels
+        self.outChannels = outChannels
+        self.epilogue = epilogue
+    }
+
+    /// A linear layer `y[n] = W x[n] + b` over a batch of vectors.
+    public static func linear(batch: Int, inFeatures: Int, outFeatures: Int, activation: Activation = .identity) -> Pointwise {
+        Pointwise(batch: batch, inChannels: inFeatures, pixels: 1, outChannels: outFeatures,
+                  epilogue: Epilogue(activation: activation))
+    }
+
+    public var inputCount: Int { batch * inChannels * pixels }
+    public var outputCount: Int { batch * outChannels * pixels }
+    public var weightCount: Int { outChannels * inChannels }
+    public var madds: Int { outputCount * inChannels }
+    /// Whether the kernel reads four columns per fetch (the input must then be bound as an RGBA32F view).
+    public var vec4Input: Bool { pixels % 4 == 0 }
+
+    /// The CPU reference. `weights` is `[outChannels][inChannels]`.
+    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil) -> [Float] {
+        precondition(input.count == inputCount && weights.count == weightCount, "pointwise: wrong input or weight size")
+        var accumulators = [Double](repeating: 0, count: outputCount)
+        for n in 0..<batch {
+            for m in 0..<outChannels {
+                for p in 0..<pixels {
+                    var sum = 0.0
+                    for c in 0..<inChannels {
+                        sum += Double(weights[m * inChannels + c]) * Double(input[(n * inChannels + c) * pixels + p])
+                    }
+                    accumulators[(n * outChannels + m) * pixels + p] = sum
+                }
+            }
+        }
+        return Epilogue.referenceApply(accumulators, channels: outChannels, pixels: pixels, scale: scale, shift: shift,
+                                       residual: residual, epilogue: epilogue)
+    }
+
+    public func packWeights(_ weights: [Float]) -> [Float] {
+        packWeightsForGEMM(weights, outputs: outChannels, reduction: inChannels)
+    }
+
+    struct PushConstants: BitwiseCopyable {
+        var batch, inChannels, pixels, outChannels, mVec4: UInt32
+    }
+
+    /// The dispatch. Bindings: 0 input (RGBA32F when ``vec4Input``, else R32F), 1 packed weights (RGBA32F), 2 affine
+    /// (R32F), 3 residual (R32F; the input when there is none), 4 output.
+    public func launch() -> KernelLaunch {
+        let columnTiles = (batch * pixels + 3) / 4
+        let local = min(64, Grid.roundUp(columnTiles, to: 8))
+        return KernelLaunch(
+            kernel: "pointwise",
+            specialization: [0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
+                             3: .bool(epilogue.hasResidual)],
+            pushConstants: PushConstants(batch: UInt32(batch), inChannels: UInt32(inChannels), pixels: UInt32(pixels),
+                                         outChannels: UInt32(outChannels), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4)),
+            groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
+    }
+}

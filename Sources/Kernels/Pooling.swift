@@ -1,0 +1,163 @@
+import Foundation
+import VulkanCompute
+
+/// Max pooling, k x k, stride s, padding that never wins (PyTorch pads with -inf). Kernel: Shaders/maxpool.comp.
+public struct MaxPool: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var kernelSize: Int
+    public var stride: Int
+    public var padding: Int
+
+    public init(batch: Int, channels: Int, height: Int, width: Int, kernelSize: Int = 3, stride: Int = 2, padding: Int = 1) {
+        precondition(padding < kernelSize, "maxpool: every window must hold an element (padding < kernel)")
+        self.batch = batch
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.kernelSize = kernelSize
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public var outHeight: Int { (height + 2 * padding - kernelSize) / stride + 1 }
+    public var outWidth: Int { (width + 2 * padding - kernelSize) / stride + 1 }
+    public var inputCount: Int { batch * channels * height * width }
+    public var outputCount: Int { batch * channels * outHeight * outWidth }
+
+    public func reference(input: [Float]) -> [Float] {
+        precondition(input.count == inputCount, "maxpool: wrong input size")
+        let (oh, ow) = (outHeight, outWidth)
+        var output = [Float](repeating: 0, count: outputCount)
+        for plane in 0..<(batch * channels) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var best = -Float.infinity
+                    for ky in 0..<kernelSize {
+                        let iy = oy * stride - padding + ky
+                        guard iy >= 0 && iy < height else { continue }
+                        for kx in 0..<kernelSize {
+                            let ix = ox * stride - padding + kx
+                            guard ix >= 0 && ix < width else { continue }
+                            best = max(best, input[(plane * height + iy) * width + ix])
+                        }
+                    }
+                    output[(plane * oh + oy) * ow + ox] = best
+                }
+            }
+        }
+        return output
+    }
+
+    struct PushConstants: BitwiseCopyable {
+        var planes, inHeight, inWidth, outHeight, outWidth, padding: UInt32
+    }
+
+    /// The dispatch. Bindings: 0 input (R32F), 1 output.
+    public func launch() -> KernelLaunch {
+        let items = batch * channels * outHeight * ((outWidth + 3) / 4)
+        return KernelLaunch(
+            kernel: "maxpool",
+            specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride))],
+            pushConstants: PushConstants(planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
+                                         outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), padding: UInt32(padding)),
+            groups: Grid.flat(items: items, localSize: 64))
+    }
+}
+
+/// Average pooling 2x2, stride 2, ceil_mode, windows over the edge averaging only what they cover
+/// (count_include_pad = False): the shortcut's pooling. Kernel: Shaders/avgpool.comp.
+public struct AvgPool: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+
+    public init(batch: Int, channels: Int, height: Int, width: Int) {
+        self.batch = batch
+        self.channels = channels
+        self.height = height
+        self.width = width
+    }
+
+    public var outHeight: Int { (height + 1) / 2 }
+    public var outWidth: Int { (width + 1) / 2 }
+    public var inputCount: Int { batch * channels * height * width }
+    public var outputCount: Int { batch * channels * outHeight * outWidth }
+
+    public func reference(input: [Float]) -> [Float] {
+        precondition(input.count == inputCount, "avgpool: wrong input size")
+        let (oh, ow) = (outHeight, outWidth)
+        var output = [Float](repeating: 0, count: outputCount)
+        for plane in 0..<(batch * channels) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var sum = 0.0
+                    var count = 0
+                    for iy in (2 * oy)..<min(2 * oy + 2, height) {
+                        for ix in (2 * ox)..<min(2 * ox + 2, width) {
+                            sum += Double(input[(plane * height + iy) * width + ix])
+                            count += 1
+                        }
+                    }
+                    output[(plane * oh + oy) * ow + ox] = Float(sum / Double(count))
+                }
+            }
+        }
+        return output
+    }
+
+    struct PushConstants: BitwiseCopyable {
+        var planes, inHeight, inWidth, outHeight, outWidth: UInt32
+    }
+
+    /// The dispatch. Bindings: 0 input (R32F), 1 output.
+    public func launch() -> KernelLaunch {
+        let items = batch * channels * outHeight * ((outWidth + 3) / 4)
+        return KernelLaunch(
+            kernel: "avgpool", specialization: [0: .uint(64)],
+            pushConstants: PushConstants(planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
+                                         outHeight: UInt32(outHeight), outWidth: UInt32(outWidth)),
+            groups: Grid.flat(items: items, localSize: 64))
+    }
+}
+
+/// Global average pooling, `[N][C][H][W] -> [N][C]`. Kernel: Shaders/global_avgpool.comp.
+public struct GlobalAvgPool: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var channels: Int
+    /// H * W.
+    public var pixels: Int
+
+    public init(batch: Int, channels: Int, pixels: Int) {
+        self.batch = batch
+        self.channels = channels
+        self.pixels = pixels
+    }
+
+    public var inputCount: Int { batch * channels * pixels }
+    public var outputCount: Int { batch * channels }
+    /// Whether the kernel reads four values per fetch (the input must then be bound as an RGBA32F view).
+    public var vec4Input: Bool { pixels % 4 == 0 }
+
+    public func reference(input: [Float]) -> [Float] {
+        precondition(input.count == inputCount, "global_avgpool: wrong input size")
+        return (0..<outputCount).map { plane in
+            Float(input[(plane * pixels)..<((plane + 1) * pixels)].reduce(0.0) { $0 + Double($1) } / Double(pixels))
+        }
+    }
+
+    struct PushConstants: BitwiseCopyable {
+        var planes, pixels: UInt32
+    }
+
+    /// The dispatch. Bindings: 0 input (RGBA32F when ``vec4Input``, else R32F), 1 output.
+    public func launch() -> KernelLaunch {
+        KernelLaunch(
+            kernel: "global_avgpool", specialization: [0: .uint(64), 1: .bool(vec4Input)],
+            pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
+            groups: Grid.flat(items: batch * channels, localSize: 64))
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import VulkanCompute
+
+/// Squeeze-excite on an NCHW tensor, with the block's residual add and activation fused into its last step:
+///
+///     s = mean over H, W of x                 (squeeze: ``GlobalAvgPool``)
+///     g = sigmoid(fc2(inner(fc1(s))))         (excite: Shaders/se_excite.comp; fc1, fc2 are 1x1 convs with bias)
+///     y = outer(x * g + residual)             (scale: Shaders/channel_scale.comp)
+///
+/// `inner` is ReLU in BossNet and SiLU in the MBConv space; `outer` is the block's activation (identity when SE is not
+/// the block's last step).
+public struct SqueezeExcite: Hashable, Sendable, Codable {
+    public var batch: Int
+    public var channels: Int
+    public var pixels: Int
+    /// Channels between fc1 and fc2.
+    public var reduced: Int
+    public var innerActivation: Activation
+    /// What follows the channel scaling: the residual add (when `hasResidual`) and the activation.
+    public var epilogue: Epilogue
+
+    /// The most reduced channels the excite kernel holds in shared memory.
+    public static let maxReduced = 1024
+
+    public init(batch: Int, channels: Int, pixels: Int, reduced: Int, innerActivation: Activation,
+                epilogue: Epilogue = Epilogue()) {
+        precondition(reduced >= 1 && reduced <= Self.maxReduced, "squeeze-excite: 1...\(Self.maxReduced) reduced channels")
+        self.batch = batch
+        self.channels = channels
+        self.pixels = pixels
+        self.reduced = reduced
+        self.innerActivation = innerActivation
+        self.epilogue = epilogue
+    }
+
+    public var count: Int { batch * channels * pixels }
+    /// Multiply-adds of fc1 and fc2 (the scaling is not counted, as FLOP counters do not count it).
+    public var madds: Int { batch * 2 * channels * reduced }
+
+    /// The CPU reference for the whole operation. `w1` is `[reduced][channels]`, `w2` is `[channels][reduced]`.
+    public func reference(input: [Float], w1: [Float], b1: [Float], w2: [Float], b2: [Float], residual: [Float]? = nil) -> [Float] {
+        precondition(input.count == count && w1.count == reduced * channels && w2.count == channels * reduced
+                     && b1.count == reduced && b2.count == channels, "squeeze-excite: wrong sizes")
+        let gates = referenceGates(means: GlobalAvgPool(batch: batch, channels: channels, pixels: pixels).reference(input: input),
+                                   w1: w1, b1: b1, w2: w2, b2: b2)
+        return input.indices.map { index in
+            let value = Double(input[index]) * Double(gates[index / pixels])
+            return Float(epilogue.activation.apply(epilogue.hasResidual ? value + Double(residual?[index] ?? 0) : value))
+        }
+    }
+
+    /// The excitation alone: gates `[N][C]` from channel means `[N][C]`.
+    public func referenceGates(means: [Float], w1: [Float], b1: [Float], w2: [Float], b2: [Float]) -> [Float] {
+        var gates = [Float](repeating: 0, count: batch * channels)
+        for n in 0..<batch {
+            let hidden = (0..<reduced).map { j in
+                innerActivation.apply((0..<channels).reduce(Double(b1[j])) {
+                    $0 + Double(w1[j * channels + $1]) * Double(means[n * channels + $1])
+                })
+            }
+            for c in 0..<channels {
+                let sum = (0..<reduced).reduce(Double(b2[c])) { $0 + Double(w2[c * reduced + $1]) * hidden[$1] }
+                gates[n * channels + c] = Float(Activation.sigmoid.apply(sum))
+            }
+        }
+        return gates
+    }
+
+    /// Step 1: channel means (a ``GlobalAvgPool``).
+    public var squeeze: GlobalAvgPool { GlobalAvgPool(batch: batch, channels: channels, pixels: pixels) }
+
+    struct ExcitePushConstants: BitwiseCopyable {
+        var channels, reduced: UInt32
+    }
+
+    /// Step 2. Bindings: 0 means (R32F), 1 w1, 2 b1, 3 w2, 4 b2 (all R32F), 5 gates output `[N][C]`.
+    public func exciteLaunch() -> KernelLaunch {
+        KernelLaunch(
+            kernel: "se_excite", specialization: [0: .uint(64), 1: .uint(innerActivation.rawValue)],
+            pushConstants: ExcitePushConstants(channels: UInt32(channels), reduced: UInt32(reduced)),
+            groups: (batch, 1, 1))
+    }
+
+    struct ScalePushConstants: BitwiseCopyable {
+        var count, pixels: UInt32
+    }
+
+    /// Whether step 3 reads and writes four values at a time (input and residual then bound as RGBA32F views).
+    public var vec4Scale: Bool { pixels % 4 == 0 }
+
+    /// Step 3. Bindings: 0 input (RGBA32F when ``vec4Scale``, else R32F), 1 gates (R32F), 2 residual (like the input;
+    /// the input when there is none), 3 output.
+    public func scaleLaunch() -> KernelLaunch {
+        KernelLaunch(
+            kernel: "channel_scale",
+            specialization: [0: .uint(64), 1: .bool(vec4Scale), 2: .uint(epilogue.activation.rawValue),
+                             3: .bool(epilogue.hasResidual)],
+            pushConstants: ScalePushConstants(count: UInt32(count), pixels: UInt32(pixels)),
+            groups: Grid.flat(items: (count + 3) / 4, localSize: 64))
+    }
+}
