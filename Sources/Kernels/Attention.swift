@@ -1,10 +1,18 @@
 import Foundation
 import VulkanCompute
 
-/// Multi-head self-attention in the BoTNet layout (64 channels per head, scale 1/8, softmax over keys).
+/// Multi-head self-attention as BossNet's checkpoints compute it: the BoTNet layout (64 channels per head, scale
+/// 1/8, softmax over keys), with the authors' aggregation `out = v @ attn`, in which output token j gathers the values
+/// of all queries i weighted by attn[i][j]:
+///
+///     logits[i][j] = (1/8) sum_c q[c][i] k[c][j];   attn[i] = softmax(logits[i])  (over keys j)
+///     out[h*64 + c][j] = sum_i v[c][i] attn[i][j]
+///
+/// (This is what boss_candidates/bot_op.py does; it is the transpose of textbook attention's sum over keys.)
 /// Input: the to_qkv output `[N][3 * heads * 64][T]`, channels `[q | k | v]` each head-major; output
-/// `[N][heads * 64][T]`, channel `h * 64 + c`, passed through the fused per-channel scale, shift and activation of
-/// the BatchNorm and activation that follow attention in a ResAtt block (no residual). Kernel: Shaders/attention.comp.
+/// `[N][heads * 64][T]`, passed through the fused per-channel scale, shift and activation of the BatchNorm and
+/// activation that follow attention in a ResAtt block (no residual).
+/// Kernels: Shaders/attention_rows.comp (each softmax row's log-sum-exp), then Shaders/attention.comp.
 public struct Attention: Hashable, Sendable, Codable {
     public var batch: Int
     public var heads: Int
@@ -24,14 +32,15 @@ public struct Attention: Hashable, Sendable, Codable {
     }
 
     public var channels: Int { heads * Self.headChannels }
-
     public var inputCount: Int { batch * 3 * heads * Self.headChannels * tokens }
     public var outputCount: Int { batch * heads * Self.headChannels * tokens }
+    /// Floats of scratch between the two kernels: one log-sum-exp per softmax row.
+    public var rowStatisticsCount: Int { batch * heads * tokens }
     /// Multiply-adds of QK^T and AV.
     public var madds: Int { batch * heads * 2 * tokens * tokens * Self.headChannels }
 
-    /// The CPU reference, with the softmax made stable by subtracting each row's maximum. `scale` and `shift` have
-    /// `heads * 64` entries (all ones and zeros for plain attention).
+    /// The CPU reference, with each softmax row made stable by subtracting its maximum. `scale` and `shift` have
+    /// `heads * 64` entries (ones and zeros when omitted).
     public func reference(qkv: [Float], scale: [Float]? = nil, shift: [Float]? = nil) -> [Float] {
         precondition(qkv.count == inputCount, "attention: wrong input size")
         let scale = scale ?? [Float](repeating: 1, count: channels), shift = shift ?? [Float](repeating: 0, count: channels)
@@ -41,22 +50,27 @@ public struct Attention: Hashable, Sendable, Codable {
             let image = n * 3 * heads * d * t
             for h in 0..<heads {
                 let (q, k, v) = (image + h * d * t, image + (heads + h) * d * t, image + (2 * heads + h) * d * t)
+                // attn[i][j], row by row.
+                var attn = [Double](repeating: 0, count: t * t)
                 for i in 0..<t {
-                    var logits = [Double](repeating: 0, count: t)
                     for j in 0..<t {
                         var sum = 0.0
                         for c in 0..<d { sum += Double(qkv[q + c * t + i]) * Double(qkv[k + c * t + j]) }
-                        logits[j] = sum / 8
+                        attn[i * t + j] = sum / 8
                     }
-                    let largest = logits.max() ?? 0
-                    let weights = logits.map { exp($0 - largest) }
-                    let total = weights.reduce(0, +)
-                    for c in 0..<d {
+                    let row = (i * t)..<((i + 1) * t)
+                    let largest = attn[row].max() ?? 0
+                    for index in row { attn[index] = exp(attn[index] - largest) }
+                    let total = attn[row].reduce(0, +)
+                    for index in row { attn[index] /= total }
+                }
+                for c in 0..<d {
+                    let channel = h * d + c
+                    for j in 0..<t {
                         var sum = 0.0
-                        for j in 0..<t { sum += weights[j] * Double(qkv[v + c * t + j]) }
-                        let channel = h * d + c
-                        output[((n * heads + h) * d + c) * t + i] =
-                            Float(activation.apply(sum / total * Double(scale[channel]) + Double(shift[channel])))
+                        for i in 0..<t { sum += Double(qkv[v + c * t + i]) * attn[i * t + j] }
+                        output[((n * heads + h) * d + c) * t + j] =
+                            Float(activation.apply(sum * Double(scale[channel]) + Double(shift[channel])))
                     }
                 }
             }
@@ -68,11 +82,19 @@ public struct Attention: Hashable, Sendable, Codable {
         var batch, heads, tokens: UInt32
     }
 
-    /// The dispatch. Bindings: 0 qkv (R32F), 1 affine (R32F: scales then shifts), 2 output.
+    private var pushConstants: PushConstants {
+        PushConstants(batch: UInt32(batch), heads: UInt32(heads), tokens: UInt32(tokens))
+    }
+
+    /// Step 1. Bindings: 0 qkv (R32F), 1 row statistics output (``rowStatisticsCount`` floats).
+    public func rowsLaunch() -> KernelLaunch {
+        KernelLaunch(kernel: "attention_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
+                     groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
+    }
+
+    /// Step 2. Bindings: 0 qkv (R32F), 1 row statistics (R32F), 2 affine (R32F: scales then shifts), 3 output.
     public func launch() -> KernelLaunch {
-        KernelLaunch(
-            kernel: "attention", specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
-            pushConstants: PushConstants(batch: UInt32(batch), heads: UInt32(heads), tokens: UInt32(tokens)),
-            groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
+        KernelLaunch(kernel: "attention", specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
+                     pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }
 }

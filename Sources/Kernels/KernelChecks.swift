@@ -165,9 +165,12 @@ extension Attention {
             // Spread-out logits, so the softmax is far from uniform and its stability matters.
             let qkv = random.floats(inputCount, in: -2...2)
             let (scale, shift) = randomAffine(channels, &random)
+            let x = try runner.input(qkv)
+            let rows = try runner.output(rowStatisticsCount)
             let y = try runner.output(outputCount)
+            runner.add(rowsLaunch(), [.texels(x, .r32Float), .storage(rows)])
             runner.add(launch(), [
-                .texels(try runner.input(qkv), .r32Float),
+                .texels(x, .r32Float), .texels(rows, .r32Float),
                 .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float), .storage(y),
             ])
             try runner.run()

@@ -7,7 +7,7 @@ import VulkanCompute
 func everyKernelBuilds() throws {
     #expect(Set(ShaderLibrary.names).isSuperset(of: [
         "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "se_excite", "channel_scale",
-        "attention",
+        "attention", "attention_rows",
     ]))
     try withValidatedDevice { device in
         for name in ShaderLibrary.names {
@@ -38,7 +38,9 @@ func pushConstantMirrors() throws {
         (se.squeeze.launch(), [.uniformTexelBuffer, .storageBuffer]),
         (se.exciteLaunch(), Array(repeating: .uniformTexelBuffer, count: 5) + [.storageBuffer]),
         (se.scaleLaunch(), [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-        (Attention(batch: 1, heads: 1, tokens: 4).launch(), [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
+        (Attention(batch: 1, heads: 1, tokens: 4).rowsLaunch(), [.uniformTexelBuffer, .storageBuffer]),
+        (Attention(batch: 1, heads: 1, tokens: 4).launch(),
+         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
     ]
     for (launch, bindings) in launches {
         let reflection = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: launch.kernel))
