@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "bossnet", targets: ["bossnet"]),
         .library(name: "VulkanCompute", targets: ["VulkanCompute"]),
         .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "NetworkGraph", targets: ["NetworkGraph"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -37,11 +39,17 @@ let package = Package(
             plugins: [.plugin(name: "CompileShaders")]
         ),
 
+        // The graph IR, memory planner and executors (Vulkan and the CPU reference); knows no particular network.
+        .target(name: "NetworkGraph", dependencies: ["Kernels", "VulkanCompute"]),
+
+        // The BossNet-T family and the MBConv space: architectures, PyTorch parameter names, counting, graph building.
+        .target(name: "Models", dependencies: ["NetworkGraph", "Kernels"]),
+
         // The command-line tool.
         .executableTarget(
             name: "bossnet",
             dependencies: [
-                "VulkanCompute", "Kernels",
+                "VulkanCompute", "Kernels", "NetworkGraph", "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,6 +67,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["VulkanCompute"], path: "Tests/TestSupport"),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Kernels", "TestSupport", "CVulkan"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"]),
+        .testTarget(name: "NetworkGraphTests", dependencies: ["NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

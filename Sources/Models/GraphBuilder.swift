@@ -1,0 +1,150 @@
+import Foundation
+import Kernels
+import NetworkGraph
+
+/// Builds a ``Graph`` layer by layer the way the PyTorch model is written, declaring every parameter by its
+/// state-dict name, folding each BatchNorm into the operation before it and fusing activations and residual adds
+/// into the operation that produces them.
+struct GraphBuilder {
+    private(set) var graph: Graph
+    private(set) var declarations: [ParameterDeclaration] = []
+    let source: any ParameterSource
+    let batch: Int
+    /// BatchNorm's epsilon (PyTorch's default).
+    static let epsilon = 1e-5
+
+    init(inputChannels: Int, inputSize: Int, batch: Int, source: any ParameterSource) {
+        graph = Graph(input: TensorShape(batch: batch, channels: inputChannels, height: inputSize, width: inputSize))
+        self.source = source
+        self.batch = batch
+    }
+
+    func shape(_ tensor: TensorID) -> TensorShape { graph.shapes[tensor] }
+
+    /// Declares a parameter and fetches its values.
+    mutating func parameter(_ name: String, _ shape: [Int], trainable: Bool = true) throws -> [Float] {
+        declarations.append(ParameterDeclaration(name: name, shape: shape, trainable: trainable))
+        let values = try source.values(for: name, shape: shape)
+        guard values.count == shape.reduce(1, *) else {
+            throw ArchitectureError("Parameter \(name) has \(values.count) values; the model needs shape \(shape).")
+        }
+        return values
+    }
+
+    /// Declares the five state-dict entries of a BatchNorm and returns it as a per-channel scale and shift.
+    mutating func batchNorm(_ name: String, channels: Int) throws -> (scale: [Float], shift: [Float]) {
+        let gamma = try parameter("\(name).weight", [channels])
+        let beta = try parameter("\(name).bias", [channels])
+        let mean = try parameter("\(name).running_mean", [channels], trainable: false)
+        let variance = try parameter("\(name).running_var", [channels], trainable: false)
+        declarations.append(ParameterDeclaration(name: "\(name).num_batches_tracked", shape: [], trainable: false))
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for c in 0..<channels {
+            let s = Double(gamma[c]) / (Double(variance[c]) + Self.epsilon).squareRoot()
+            scale[c] = Float(s)
+            shift[c] = Float(Double(beta[c]) - Double(mean[c]) * s)
+        }
+        return (scale, shift)
+    }
+
+    /// A convolution (`name.weight`, and `name.bias` when `bias`), optionally followed by the BatchNorm `norm`, an
+    /// activation, and a residual add before the activation. Picks the kernel: depthwise when `groups` equals the
+    /// channels, pointwise for 1x1 stride 1, dense otherwise.
+    mutating func conv(
+        _ x: TensorID, _ name: String, out: Int, kernel: Int, stride: Int = 1, padding: Int = 0, depthwise: Bool = false,
+        bias: Bool = false, norm: String? = nil, activation: Activation = .identity, residual: TensorID? = nil,
+        node: String? = nil
+    ) throws -> TensorID {
+        let input = shape(x)
+        let inPerGroup = depthwise ? 1 : input.channels
+        let weights = try parameter("\(name).weight", [out, inPerGroup, kernel, kernel])
+        let biasValues = bias ? try parameter("\(name).bias", [out]) : [Float](repeating: 0, count: out)
+        var scale = [Float](repeating: 1, count: out), shift = biasValues
+        if let norm {
+            let bn = try batchNorm(norm, channels: out)
+            for c in 0..<out {
+                scale[c] = bn.scale[c]
+                shift[c] = Float(Double(biasValues[c]) * Double(bn.scale[c]) + Double(bn.shift[c]))
+            }
+        }
+        let epilogue = Epilogue(activation: activation, hasResidual: residual != nil)
+        let parameters = ConvParameters(weights: weights, scale: scale, shift: shift)
+        let inputs = [x] + (residual.map { [$0] } ?? [])
+        let label = node ?? name
+        if depthwise {
+            precondition(out == input.channels, "\(name): depthwise keeps the channel count")
+            let op = Depthwise(batch: batch, channels: out, height: input.height, width: input.width, kernelSize: kernel,
+                               stride: stride, padding: padding, epilogue: epilogue)
+            return graph.add(label, .depthwise(op, parameters), inputs: inputs,
+                             output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
+        }
+        if kernel == 1 && stride == 1 && padding == 0 {
+            let op = Pointwise(batch: batch, inChannels: input.channels, pixels: input.pixels, outChannels: out, epilogue: epilogue)
+            return graph.add(label, .pointwise(op, parameters), inputs: inputs,
+                             output: TensorShape(batch: batch, channels: out, height: input.height, width: input.width))
+        }
+        let op = Conv2D(batch: batch, inChannels: input.channels, height: input.height, width: input.width, outChannels: out,
+                        kernelSize: kernel, stride: stride, padding: padding, epilogue: epilogue)
+        return graph.add(label, .conv2d(op, parameters), inputs: inputs,
+                         output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
+    }
+
+    /// The classifier: `name.weight` `[out, in]` and `name.bias`, on `[N, C, 1, 1]`.
+    mutating func linear(_ x: TensorID, _ name: String, out: Int) throws -> TensorID {
+        let input = shape(x)
+        let weights = try parameter("\(name).weight", [out, input.channels])
+        let bias = try parameter("\(name).bias", [out])
+        let op = Pointwise.linear(batch: batch, inFeatures: input.channels, outFeatures: out)
+        return graph.add(name, .pointwise(op, ConvParameters(weights: weights, scale: [Float](repeating: 1, count: out), shift: bias)),
+                         inputs: [x], output: TensorShape(batch: batch, channels: out, height: 1, width: 1))
+    }
+
+    mutating func maxPool(_ x: TensorID, _ name: String) -> TensorID {
+        let input = shape(x)
+        let op = MaxPool(batch: batch, channels: input.channels, height: input.height, width: input.width)
+        return graph.add(name, .maxPool(op), inputs: [x],
+                         output: TensorShape(batch: batch, channels: input.channels, height: op.outHeight, width: op.outWidth))
+    }
+
+    mutating func avgPool(_ x: TensorID, _ name: String) -> TensorID {
+        let input = shape(x)
+        let op = AvgPool(batch: batch, channels: input.channels, height: input.height, width: input.width)
+        return graph.add(name, .avgPool(op), inputs: [x],
+                         output: TensorShape(batch: batch, channels: input.channels, height: op.outHeight, width: op.outWidth))
+    }
+
+    mutating func globalAvgPool(_ x: TensorID, _ name: String) -> TensorID {
+        let input = shape(x)
+        let op = GlobalAvgPool(batch: batch, channels: input.channels, pixels: input.pixels)
+        return graph.add(name, .globalAvgPool(op), inputs: [x], output: TensorShape(batch: batch, channels: input.channels, height: 1, width: 1))
+    }
+
+    /// Squeeze-excite with 1x1 convolutions `name.<fc1>` and `name.<fc2>` (with bias), followed by the residual add
+    /// and activation of its block.
+    mutating func squeezeExcite(
+        _ x: TensorID, _ name: String, reduced: Int, inner: Activation, names: (String, String) = ("fc1", "fc2"),
+        residual: TensorID?, activation: Activation
+    ) throws -> TensorID {
+        let input = shape(x)
+        let c = input.channels
+        let w1 = try parameter("\(name).\(names.0).weight", [reduced, c, 1, 1])
+        let b1 = try parameter("\(name).\(names.0).bias", [reduced])
+        let w2 = try parameter("\(name).\(names.1).weight", [c, reduced, 1, 1])
+        let b2 = try parameter("\(name).\(names.1).bias", [c])
+        let op = SqueezeExcite(batch: batch, channels: c, pixels: input.pixels, reduced: reduced, innerActivation: inner,
+                               epilogue: Epilogue(activation: activation, hasResidual: residual != nil))
+        return graph.add(name, .squeezeExcite(op, SqueezeExciteParameters(w1: w1, b1: b1, w2: w2, b2: b2)),
+                         inputs: [x] + (residual.map { [$0] } ?? []), output: input)
+    }
+
+    /// Attention over a to_qkv output, followed by the BatchNorm `norm` and an activation.
+    mutating func attention(_ qkv: TensorID, _ name: String, heads: Int, norm: String, activation: Activation) throws -> TensorID {
+        let input = shape(qkv)
+        let channels = heads * Attention.headChannels
+        precondition(input.channels == 3 * channels, "\(name): qkv has \(input.channels) channels, expected \(3 * channels)")
+        let bn = try batchNorm(norm, channels: channels)
+        let op = Attention(batch: batch, heads: heads, tokens: input.pixels, activation: activation)
+        return graph.add(name, .attention(op, AffineParameters(scale: bn.scale, shift: bn.shift)), inputs: [qkv],
+                         output: TensorShape(batch: batch, channels: channels, height: input.height, width: input.width))
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Kernels
+import NetworkGraph
+
+/// A network of the BossNet-T family or the MBConv space, ready to be built into a ``Graph`` for any batch size and
+/// input size.
+///
+/// ```swift
+/// let model = try Model(name: "bossnet_T0")
+/// let graph = try model.graph(batch: 8, inputSize: 224, weights: SyntheticWeights())
+/// let session = try InferenceSession(graph: graph, device: device)
+/// ```
+public struct Model: Sendable {
+    public let architecture: Architecture
+    /// The registry name, or the architecture's text form.
+    public let name: String
+
+    public init(_ architecture: Architecture, name: String? = nil) {
+        self.architecture = architecture
+        self.name = name ?? Architecture.named.first { $0.value == architecture }?.key ?? architecture.text
+    }
+
+    /// A published model by its registry name (bossnet_T0, bossnet_T0_nose, bossnet_T1).
+    public init(name: String) throws {
+        self.init(try Architecture.named(name), name: name)
+    }
+
+    /// The smallest input side accepted.
+    public static let minimumInputSize = 32
+
+    /// Builds the graph for `batch` images of `inputSize` x `inputSize` pixels, with BatchNorm folded and
+    /// activations and residual adds fused, taking weights from `weights`.
+    public func graph(batch: Int, inputSize: Int, weights: any ParameterSource) throws -> Graph {
+        try build(batch: batch, inputSize: inputSize, weights: weights).graph
+    }
+
+    func build(batch: Int, inputSize: Int, weights: any ParameterSource) throws -> GraphBuilder {
+        guard batch >= 1 else { throw ArchitectureError("The batch size must be at least 1; got \(batch).") }
+        guard inputSize >= Self.minimumInputSize else {
+            throw ArchitectureError("The input size must be at least \(Self.minimumInputSize) pixels; got \(inputSize).")
+        }
+        var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch, source: weights)
+        switch architecture {
+        case let .hytra(a): try builder.buildHyTra(a)
+        case let .mbconv(a): try builder.buildMBConv(a)
+        }
+        return builder
+    }
+
+    /// Every state-dict entry of the PyTorch model, in module order (BatchNorm statistics and
+    /// `num_batches_tracked` included).
+    public func stateDictEntries() throws -> [ParameterDeclaration] {
+        try build(batch: 1, inputSize: Self.minimumInputSize, weights: ZeroWeights()).declarations
+    }
+
+    /// The number of learned parameters (what PyTorch's `sum(p.numel() for p in model.parameters())` gives).
+    public func parameterCount() throws -> Int {
+        try stateDictEntries().filter(\.trainable).reduce(0) { $0 + $1.count }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Kernels
+
+/// The shape of an activation tensor, NCHW (a vector per image is `[N, C, 1, 1]`).
+public struct TensorShape: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var batch: Int
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+
+    public init(batch: Int, channels: Int, height: Int, width: Int) {
+        self.batch = batch
+        self.channels = channels
+        self.height = height
+        self.width = width
+    }
+
+    public var count: Int { batch * channels * height * width }
+    public var pixels: Int { height * width }
+    public var description: String { "\(batch)x\(channels)x\(height)x\(width)" }
+}
+
+/// A tensor's index in its ``Graph``.
+public typealias TensorID = Int
+
+/// Weights of a convolution as the kernels take them: OIHW (or `[C][k][k]` depthwise, `[M][K]` pointwise) weights, and
+/// the per-output-channel scale and shift of the folded BatchNorm and bias.
+public struct ConvParameters: Sendable {
+    public var weights: [Float]
+    public var scale: [Float]
+    public var shift: [Float]
+
+    public init(weights: [Float], scale: [Float], shift: [Float]) {
+        self.weights = weights
+        self.scale = scale
+        self.shift = shift
+    }
+}
+
+/// Weights of squeeze-excite: fc1 `[R][C]` with bias, fc2 `[C][R]` with bias.
+public struct SqueezeExciteParameters: Sendable {
+    public var w1: [Float], b1: [Float], w2: [Float], b2: [Float]
+
+    public init(w1: [Float], b1: [Float], w2: [Float], b2: [Float]) {
+        self.w1 = w1
+        self.b1 = b1
+        self.w2 = w2
+        self.b2 = b2
+    }
+}
+
+/// A per-channel scale and shift (a folded BatchNorm).
+public struct AffineParameters: Sendable {
+    public var scale: [Float], shift: [Float]
+
+    public init(scale: [Float], shift: [Float]) {
+        self.scale = scale
+        self.shift = shift
+    }
+}
+
+/// One operation of the graph: a kernel family from the Kernels module with its static shape, and its weights.
+/// Each case has the same name as its Swift type in Kernels and its shader in Shaders/.
+public enum Op: Sendable {
+    /// Inputs: x, then the residual when the epilogue has one.
+    case conv2d(Conv2D, ConvParameters)
+    /// Inputs: x, then the residual when the epilogue has one. Also the linear layer (1x1 images).
+    case pointwise(Pointwise, ConvParameters)
+    /// Inputs: x, then the residual when the epilogue has one.
+    case depthwise(Depthwise, ConvParameters)
+    case maxPool(MaxPool)
+    case avgPool(AvgPool)
+    case globalAvgPool(GlobalAvgPool)
+    /// Inputs: x, then the residual when the epilogue has one.
+    case squeezeExcite(SqueezeExcite, SqueezeExciteParameters)
+    /// Input: the to_qkv output.
+    case attention(Attention, AffineParameters)
+    /// Inputs: a, b.
+    case add(Add)
+
+    /// The operation's name, as its kernel is named.
+    public var name: String {
+        switch self {
+        case .conv2d: "conv2d"
+        case .pointwise: "pointwise"
+        case .depthwise: "depthwise"
+        case .maxPool: "maxpool"
+        case .avgPool: "avgpool"
+        case .globalAvgPool: "global_avgpool"
+        case .squeezeExcite: "squeeze_excite"
+        case .attention: "attention"
+        case .add: "add"
+        }
+    }
+
+    /// Multiply-adds for the whole batch (convolutions, SE's 1x1 convolutions, attention's QK^T and AV, linear).
+    public var madds: Int {
+        switch self {
+        case let .conv2d(op, _): op.madds
+        case let .pointwise(op, _): op.madds
+        case let .depthwise(op, _): op.madds
+        case let .squeezeExcite(op, _): op.madds
+        case let .attention(op, _): op.madds
+        case .maxPool, .avgPool, .globalAvgPool, .add: 0
+        }
+    }
+
+    /// Bytes of weights the operation reads.
+    public var weightBytes: Int {
+        switch self {
+        case let .conv2d(_, p), let .pointwise(_, p), let .depthwise(_, p): 4 * (p.weights.count + p.scale.count + p.shift.count)
+        case let .squeezeExcite(_, p): 4 * (p.w1.count + p.b1.count + p.w2.count + p.b2.count)
+        case let .attention(_, p): 4 * (p.scale.count + p.shift.count)
+        case .maxPool, .avgPool, .globalAvgPool, .add: 0
+        }
+    }
+
+    /// Whether the operation's epilogue adds a residual (its second input).
+    var hasResidual: Bool {
+        switch self {
+        case let .conv2d(op, _): op.epilogue.hasResidual
+        case let .pointwise(op, _): op.epilogue.hasResidual
+        case let .depthwise(op, _): op.epilogue.hasResidual
+        case let .squeezeExcite(op, _): op.epilogue.hasResidual
+        default: false
+        }
+    }
+}
+
+/// One node: an operation, the tensors it reads and the tensor it writes.
+public struct Node: Sendable {
+    /// A name for profiles and errors; the model's module path ("layer3.3.net.1").
+    public var name: String
+    public var op: Op
+    public var inputs: [TensorID]
+    public var output: TensorID
+}
+
+/// A network as a list of fused operations with static shapes, in an order that respects their dependencies.
+/// Made for one batch size and input size; both executors (Vulkan and the CPU reference) run it.
+public struct Graph: Sendable {
+    public private(set) var shapes: [TensorShape] = []
+    public private(set) var nodes: [Node] = []
+    /// The input image tensor.
+    public let input: TensorID
+    /// The tensor the graph computes (logits for a classifier).
+    public var output: TensorID
+
+    /// Starts a graph whose input has `shape`.
+    public init(input shape: TensorShape) {
+        shapes = [shape]
+        input = 0
+        output = 0
+    }
+
+    /// The batch size.
+    public var batch: Int { shapes[input].batch }
+
+    /// Adds a node writing a new tensor of `shape`, and returns that tensor. Checks the inputs exist and the
+    /// residual, if any, has the output's shape.
+    @discardableResult
+    public mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape) -> TensorID {
+        precondition(inputs.allSatisfy { shapes.indices.contains($0) }, "\(name): input tensor does not exist")
+        let id = shapes.count
+        shapes.append(shape)
+        if op.hasResidual { precondition(inputs.count == 2 && shapes[inputs[1]] == shape, "\(name): residual shape differs") }
+        nodes.append(Node(name: name, op: op, inputs: inputs, output: id))
+        output = id
+        return id
+    }
+
+    /// Replaces a node's operation by another of the same kind and shape (new weights, say).
+    public mutating func replaceOp(ofNode index: Int, with op: Op) {
+        precondition(op.name == nodes[index].op.name, "replaceOp keeps the node's kind of operation")
+        nodes[index].op = op
+    }
+
+    /// Multiply-adds of the whole graph, for the whole batch.
+    public var madds: Int { nodes.reduce(0) { $0 + $1.op.madds } }
+
+    /// Bytes of weights all nodes read.
+    public var weightBytes: Int { nodes.reduce(0) { $0 + $1.op.weightBytes } }
+
+    /// For each tensor, the index of the last node that reads it (`nil` if none does).
+    public var lastUse: [Int?] {
+        var last = [Int?](repeating: nil, count: shapes.count)
+        for (index, node) in nodes.enumerated() { for input in node.inputs { last[input] = index } }
+        return last
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Kernels
+import VulkanCompute
+
+/// One node's output on the device compared with the CPU reference of that node, fed the device's own inputs.
+public struct NodeComparison: Sendable, Codable {
+    public let index: Int
+    public let name: String
+    public let op: String
+    public let shape: String
+    public let relativeL2: Double
+    public let maxAbsolute: Double
+    public let pass: Bool
+}
+
+/// Runs a graph on the device, keeping every intermediate tensor, and checks each node against its CPU reference:
+/// what `BOSSNET_CHECK=1` does. Each node's reference is computed from the device's values of its inputs, so an error
+/// is pinned on the node that made it rather than smeared over everything after it.
+public enum GraphCheck {
+    /// Whether the environment asks for checking (`BOSSNET_CHECK=1`).
+    public static var requested: Bool { ProcessInfo.processInfo.environment["BOSSNET_CHECK"] == "1" }
+
+    /// Compares every node of `graph` run on `device` with `reference`'s node of the same index run on the CPU
+    /// (`reference` defaults to `graph`; a different one lets tests plant a fault).
+    public static func compare(
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, pipelines: PipelineCache? = nil
+    ) throws -> [NodeComparison] {
+        let reference = reference ?? graph
+        precondition(reference.nodes.count == graph.nodes.count, "the reference graph has other nodes")
+        let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,
+                                           options: SessionOptions(keepIntermediates: true))
+        _ = try session.run(input)
+        var values = [[Float]?](repeating: nil, count: graph.shapes.count)
+        func value(_ id: TensorID) throws -> [Float] {
+            if let known = values[id] { return known }
+            let read = try session.tensor(id)
+            values[id] = read
+            return read
+        }
+        return try reference.nodes.enumerated().map { index, node in
+            let expected = CPUExecutor.evaluate(node, inputs: try node.inputs.map(value))
+            let comparison = Comparison(try value(graph.nodes[index].output), expected)
+            return NodeComparison(index: index, name: node.name, op: node.op.name,
+                                  shape: graph.shapes[node.output].description, relativeL2: comparison.relativeL2,
+                                  maxAbsolute: comparison.maxAbsolute, pass: comparison.passes)
+        }
+    }
+
+    /// The first node that fails ``compare(graph:device:input:reference:pipelines:)``, or `nil` when all pass.
+    public static func firstDivergence(
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil
+    ) throws -> NodeComparison? {
+        try compare(graph: graph, device: device, input: input, reference: reference).first { !$0.pass }
+    }
+}

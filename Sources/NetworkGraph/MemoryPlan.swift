@@ -1,0 +1,85 @@
+import Foundation
+
+/// Where activations live: every intermediate tensor (and each node's scratch) gets a byte range in one pooled
+/// "arena" buffer, and tensors whose lifetimes do not overlap share memory.
+///
+/// Lifetimes come from the node order: a tensor lives from the node that writes it to the last node that reads it.
+/// Placement is greedy best-offset in decreasing size (the arena planners of TFLite and ncnn work alike): each tensor
+/// takes the lowest aligned offset that does not overlap, in both time and space, a tensor placed before it.
+/// The graph's input and output get buffers of their own, so the host can write and read them between runs.
+public struct MemoryPlan: Sendable {
+    /// A byte range in the arena.
+    public struct Region: Sendable, Equatable {
+        public var offset: Int
+        public var bytes: Int
+        public var end: Int { offset + bytes }
+    }
+
+    /// The arena region of each tensor (`nil` for the graph's input and output).
+    public let tensors: [Region?]
+    /// The scratch regions of each node (empty for most).
+    public let scratch: [[Region]]
+    /// Bytes the arena needs: the peak of live activations, with alignment.
+    public let arenaBytes: Int
+    /// What the arena tensors would take with no sharing.
+    public let unsharedBytes: Int
+    /// Offsets are multiples of this (enough for any device's storage and texel-buffer offset alignment).
+    public static let alignment = 256
+
+    /// Plans `graph`, where node `i` needs scratch of `scratchBytes[i]` bytes each. With `share` false every tensor
+    /// gets its own region (for checking every intermediate result).
+    public init(graph: Graph, scratchBytes: [[Int]], share: Bool = true) {
+        struct Item {
+            var bytes: Int
+            var first: Int, last: Int  // node indices, inclusive
+            var tensor: TensorID?
+            var scratch: (node: Int, index: Int)?
+        }
+        let lastUse = graph.lastUse
+        var items: [Item] = []
+        for (index, node) in graph.nodes.enumerated() where node.output != graph.output {
+            let bytes = Self.padded(graph.shapes[node.output].count * 4)
+            // A tensor nobody reads still lives through the node that writes it.
+            items.append(Item(bytes: bytes, first: index, last: lastUse[node.output] ?? index, tensor: node.output))
+        }
+        for (node, sizes) in scratchBytes.enumerated() {
+            for (index, bytes) in sizes.enumerated() {
+                items.append(Item(bytes: Self.padded(bytes), first: node, last: node, scratch: (node, index)))
+            }
+        }
+
+        var placed: [(item: Item, region: Region)] = []
+        var end = 0
+        // Largest first; ties in order of first use, so the result is deterministic.
+        for item in items.sorted(by: { ($0.bytes, -$0.first) > ($1.bytes, -$1.first) }) {
+            var offset = 0
+            if share {
+                let conflicts = placed.filter { $0.item.first <= item.last && item.first <= $0.item.last }
+                    .map(\.region).sorted { $0.offset < $1.offset }
+                for region in conflicts where offset + item.bytes > region.offset {
+                    offset = max(offset, Self.aligned(region.end))
+                }
+            } else {
+                offset = Self.aligned(end)
+            }
+            let region = Region(offset: offset, bytes: item.bytes)
+            placed.append((item, region))
+            end = max(end, region.end)
+        }
+
+        var tensors = [Region?](repeating: nil, count: graph.shapes.count)
+        var scratch = scratchBytes.map { [Region](repeating: Region(offset: 0, bytes: 0), count: $0.count) }
+        for (item, region) in placed {
+            if let tensor = item.tensor { tensors[tensor] = region }
+            if let (node, index) = item.scratch { scratch[node][index] = region }
+        }
+        self.tensors = tensors
+        self.scratch = scratch
+        arenaBytes = max(Self.aligned(end), Self.alignment)
+        unsharedBytes = items.reduce(0) { $0 + Self.aligned($1.bytes) }
+    }
+
+    /// Sizes are padded to whole vec4s, so RGBA32F views of a tensor stay inside its region.
+    static func padded(_ bytes: Int) -> Int { max(16, (bytes + 15) / 16 * 16) }
+    static func aligned(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Kernels
+import NetworkGraph
+import Testing
+import TestSupport
+import VulkanCompute
+
+/// A small residual network by hand: conv . pointwise(+residual) . SE . attention . pooling . linear.
+func smallGraph(batch: Int = 2, seed: UInt64 = 1) -> Graph {
+    var random = SeededRandom(seed: seed)
+    func conv(_ count: Int, _ channels: Int) -> ConvParameters {
+        ConvParameters(weights: random.floats(count, in: -0.3...0.3), scale: random.floats(channels, in: 0.5...1.5),
+                       shift: random.floats(channels, in: -0.2...0.2))
+    }
+    var graph = Graph(input: TensorShape(batch: batch, channels: 3, height: 16, width: 16))
+    let stem = Conv2D(batch: batch, inChannels: 3, height: 16, width: 16, outChannels: 64, kernelSize: 3, stride: 2, padding: 1,
+                      epilogue: Epilogue(activation: .relu))
+    let a = graph.add("stem", .conv2d(stem, conv(64 * 27, 64)), inputs: [graph.input],
+                      output: TensorShape(batch: batch, channels: 64, height: 8, width: 8))
+    let pw = Pointwise(batch: batch, inChannels: 64, pixels: 64, outChannels: 64, epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let b = graph.add("pw", .pointwise(pw, conv(64 * 64, 64)), inputs: [a, a], output: graph.shapes[a])
+    let se = SqueezeExcite(batch: batch, channels: 64, pixels: 64, reduced: 4, innerActivation: .relu,
+                           epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let c = graph.add("se", .squeezeExcite(se, SqueezeExciteParameters(w1: random.floats(256, in: -0.3...0.3), b1: random.floats(4),
+                                                                       w2: random.floats(256, in: -0.3...0.3), b2: random.floats(64))),
+                      inputs: [b, a], output: graph.shapes[a])
+    let qkvOp = Pointwise(batch: batch, inChannels: 64, pixels: 64, outChannels: 192)
+    let qkv = graph.add("qkv", .pointwise(qkvOp, conv(64 * 192, 192)), inputs: [c],
+                        output: TensorShape(batch: batch, channels: 192, height: 8, width: 8))
+    let attention = Attention(batch: batch, heads: 1, tokens: 64, activation: .silu)
+    let d = graph.add("attention", .attention(attention, AffineParameters(scale: random.floats(64, in: 0.5...1.5), shift: random.floats(64))),
+                      inputs: [qkv], output: graph.shapes[a])
+    let sum = graph.add("add", .add(Add(count: graph.shapes[a].count, activation: .relu)), inputs: [d, c], output: graph.shapes[a])
+    let pooled = graph.add("pool", .avgPool(AvgPool(batch: batch, channels: 64, height: 8, width: 8)), inputs: [sum],
+                           output: TensorShape(batch: batch, channels: 64, height: 4, width: 4))
+    let gap = graph.add("gap", .globalAvgPool(GlobalAvgPool(batch: batch, channels: 64, pixels: 16)), inputs: [pooled],
+                        output: TensorShape(batch: batch, channels: 64, height: 1, width: 1))
+    graph.add("fc", .pointwise(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), conv(640, 10)), inputs: [gap],
+              output: TensorShape(batch: batch, channels: 10, height: 1, width: 1))
+    return graph
+}
+
+@Test("the memory plan never lets two live tensors overlap, and shares memory between dead ones")
+func memoryPlanIsSound() {
+    let graph = smallGraph()
+    let plan = MemoryPlan(graph: graph, scratchBytes: Array(repeating: [], count: graph.nodes.count))
+    let lastUse = graph.lastUse
+    var lives: [(range: Range<Int>, first: Int, last: Int)] = []
+    for (index, node) in graph.nodes.enumerated() {
+        guard let region = plan.tensors[node.output] else { continue }
+        #expect(region.offset % MemoryPlan.alignment == 0)
+        #expect(region.bytes >= graph.shapes[node.output].count * 4)
+        lives.append((region.offset..<region.end, index, lastUse[node.output] ?? index))
+    }
+    for i in lives.indices {
+        for j in lives.indices where i < j {
+            let overlapInTime = lives[i].first <= lives[j].last && lives[j].first <= lives[i].last
+            #expect(!(overlapInTime && lives[i].range.overlaps(lives[j].range)), "tensors \(i) and \(j) collide")
+        }
+    }
+    #expect(plan.arenaBytes < plan.unsharedBytes)
+}
+
+@Test("a hand-made graph runs on Vulkan like on the CPU, with fewer barriers than dispatches")
+func smallGraphRuns() throws {
+    let graph = smallGraph()
+    var random = SeededRandom(seed: SeededRandom.freshSeed())
+    let input = random.floats(graph.shapes[graph.input].count)
+    let expected = CPUExecutor.run(graph, input: input)
+    try withValidatedDevice { device in
+        let session = try InferenceSession(graph: graph, device: device, options: SessionOptions(profile: true))
+        let result = try session.run(input)
+        let comparison = Comparison(result, expected)
+        #expect(comparison.passes, "\(comparison)")
+        let profile = try session.profile()
+        #expect(profile.count == graph.nodes.count)
+        #expect(profile.allSatisfy { $0.nanoseconds >= 0 })
+        #expect(session.statistics.barriers < session.statistics.dispatches)
+        #expect(session.statistics.activationBytes < session.statistics.unsharedActivationBytes)
+        // A second input through the same recording.
+        let other = input.map { -$0 }
+        #expect(Comparison(try session.run(other), CPUExecutor.run(graph, input: other)).passes)
+        #expect(throws: VulkanSetupError.self) { try session.run([1, 2, 3]) }
+    }
+}
+
+@Test("the check names the first node whose output diverges")
+func checkNamesTheFaultyNode() throws {
+    let graph = smallGraph()
+    var faulty = graph
+    // Plant a fault on the device side: the SE node gets other weights than the reference has.
+    guard case let .squeezeExcite(op, p) = graph.nodes[2].op else { Issue.record("node 2 is not SE"); return }
+    faulty.replaceOp(ofNode: 2, with: .squeezeExcite(op, SqueezeExciteParameters(w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2.map { $0 + 0.5 })))
+    var random = SeededRandom(seed: 5)
+    let input = random.floats(graph.shapes[graph.input].count)
+    try withValidatedDevice { device in
+        #expect(try GraphCheck.firstDivergence(graph: graph, device: device, input: input) == nil)
+        let divergence = try GraphCheck.firstDivergence(graph: faulty, device: device, input: input, reference: graph)
+        #expect(divergence?.name == "se")
+    }
+}
