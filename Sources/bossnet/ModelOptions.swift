@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Models
+
+/// `--model NAME` or `--arch TEXT`, shared by the commands that build a network.
+struct ModelSelection: ParsableArguments {
+    @Option(help: "A published model: bossnet_T0, bossnet_T0_nose or bossnet_T1.")
+    var model: String?
+
+    @Option(help: ArgumentHelp(
+        "An architecture instead of a named model.",
+        discussion: """
+            hytra:<s1>-<s2>-<s3>-<s4>[,act=relu|silu][,se=yes|no][,last-stride=1|2], each stage a string of 1 (ResConv) \
+            and 0 (ResAtt), or _ for an empty stage; BossNet-T0 is hytra:1-1-11101-000100000. \
+            mbconv:<c1>,...,<c19> with each choice 6x3, 6x5, 3x3 or 3x5 (expansion x kernel).
+            """))
+    var arch: String?
+
+    /// The model chosen, bossnet_T0 when neither option is given.
+    func resolve(default name: String = "bossnet_T0") throws -> Model {
+        if model != nil && arch != nil { throw ValidationError("Give --model or --arch, not both.") }
+        do {
+            if let arch { return Model(try Architecture.parse(arch)) }
+            return try Model(name: model ?? name)
+        } catch let error as ArchitectureError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+/// Checks an input size the way every command does.
+func validateInputSize(_ size: Int) throws {
+    guard size >= Model.minimumInputSize && size <= 4096 else {
+        throw ValidationError("--input-size must be between \(Model.minimumInputSize) and 4096 pixels; got \(size).")
+    }
+}
+
+/// 3440000000 -> "3.44 G".
+func formatGiga(_ value: Int) -> String { String(format: "%.2f G", Double(value) / 1e9) }
+
+/// 38415960 -> "38,415,960".
+func formatThousands(_ value: Int) -> String {
+    let digits = String(value)
+    var result = ""
+    for (index, character) in digits.enumerated() {
+        if index > 0 && (digits.count - index) % 3 == 0 { result.append(",") }
+        result.append(character)
+    }
+    return result
+}
+
+/// Writes an Encodable value as pretty, key-sorted JSON on standard output.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
