@@ -45,11 +45,14 @@ let package = Package(
         // The BossNet-T family and the MBConv space: architectures, PyTorch parameter names, counting, graph building.
         .target(name: "Models", dependencies: ["NetworkGraph", "Kernels"]),
 
+        // Steptime measurement: the benchmark's cases, timing, statistics and report.
+        .target(name: "Benchmark", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute"]),
+
         // The command-line tool.
         .executableTarget(
             name: "bossnet",
             dependencies: [
-                "VulkanCompute", "Kernels", "NetworkGraph", "Models",
+                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -68,6 +71,7 @@ let package = Package(
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Kernels", "TestSupport", "CVulkan"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"]),
         .testTarget(name: "NetworkGraphTests", dependencies: ["NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
+        .testTarget(name: "BenchmarkTests", dependencies: ["Benchmark", "Models", "VulkanCompute", "TestSupport"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -181,6 +181,10 @@ public struct Graph: Sendable {
     /// Bytes of weights all nodes read.
     public var weightBytes: Int { nodes.reduce(0) { $0 + $1.op.weightBytes } }
 
+    /// Every dispatch the graph needs, in order (what an ``InferenceSession`` records), for creating or timing its
+    /// pipelines ahead of time.
+    public var launches: [KernelLaunch] { Lowering(graph: self, weights: false).steps.map(\.launch) }
+
     /// For each tensor, the index of the last node that reads it (`nil` if none does).
     public var lastUse: [Int?] {
         var last = [Int?](repeating: nil, count: shapes.count)

@@ -4,7 +4,8 @@ import VulkanCompute
 
 /// How an ``InferenceSession`` is built.
 public struct SessionOptions: Sendable {
-    /// Write a timestamp after every node, so ``InferenceSession/profile()`` can say where the time goes.
+    /// Write a timestamp after every node, so ``InferenceSession/profile()`` can say where the time goes. (Without
+    /// it, two timestamps still bracket the whole run for ``InferenceSession/deviceNanoseconds()``.)
     public var profile: Bool
     /// Give every tensor its own memory instead of sharing by lifetime, so every intermediate result can be read
     /// back after a run (``InferenceSession/tensor(_:)``). For checking; uses far more memory.
@@ -135,7 +136,8 @@ public final class InferenceSession {
 
         // Record once.
         let commands = try CommandBuffer(device: device)
-        let timestamps = options.profile ? try TimestampQueries(device: device, count: graph.nodes.count + 1) : nil
+        let timestamps = device.timestampValidBits > 0
+            ? try TimestampQueries(device: device, count: options.profile ? graph.nodes.count + 1 : 2) : nil
         try commands.begin()
         if let timestamps { commands.resetQueries(timestamps) }
         // Order this run after the previous run's use of the same memory.
@@ -160,8 +162,9 @@ public final class InferenceSession {
             hazards.record(reads: reads.map(Access.init), writes: writes.map(Access.init))
             try step.launch.record(commands, set: sets[index])
             let lastOfNode = index + 1 == lowering.steps.count || lowering.steps[index + 1].node != step.node
-            if let timestamps, lastOfNode { commands.writeTimestamp(timestamps, index: step.node + 1) }
+            if let timestamps, lastOfNode, options.profile { commands.writeTimestamp(timestamps, index: step.node + 1) }
         }
+        if let timestamps, !options.profile { commands.writeTimestamp(timestamps, index: 1) }
         if let outputStaging {
             commands.barrier(.computeWrite, before: .transferRead, buffers: [outputBuffer])
             commands.copy(from: outputBuffer, to: outputStaging, size: outputBytes)
@@ -204,9 +207,16 @@ public final class InferenceSession {
         return try (outputStaging ?? outputBuffer).download(Float.self, count: graph.shapes[graph.output].count)
     }
 
+    /// Device time of the last run, from the first dispatch to the last (`nil` without timestamp support).
+    public func deviceNanoseconds() throws -> Double? {
+        guard let timestamps, hasRun else { return nil }
+        let times = try timestamps.nanoseconds()
+        return max(0, (times.last ?? 0) - times[0])
+    }
+
     /// Per-node device time of the last run, in graph order. Needs ``SessionOptions/profile``.
     public func profile() throws -> [NodeTime] {
-        guard let timestamps, hasRun else { return [] }
+        guard let timestamps, hasRun, options.profile else { return [] }
         let times = try timestamps.nanoseconds()
         return graph.nodes.enumerated().map { index, node in
             NodeTime(name: node.name, op: node.op.name, shape: graph.shapes[node.output].description,

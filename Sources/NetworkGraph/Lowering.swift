@@ -32,13 +32,17 @@ struct Lowering: Sendable {
     private(set) var weights: [[Float]] = []
     private(set) var scratchBytes: [[Int]]
 
-    init(graph: Graph) {
+    private let keepWeights: Bool
+
+    /// Lowers every node; with `weights` false the weight arrays are left empty (for listing dispatches only).
+    init(graph: Graph, weights: Bool = true) {
+        keepWeights = weights
         scratchBytes = Array(repeating: [], count: graph.nodes.count)
         for (index, node) in graph.nodes.enumerated() { lower(node, index: index) }
     }
 
-    private mutating func weight(_ values: [Float]) -> Binding.Resource {
-        weights.append(values)
+    private mutating func weight(_ values: @autoclosure () -> [Float]) -> Binding.Resource {
+        weights.append(keepWeights ? values() : [])
         return .weight(weights.count - 1)
     }
 

@@ -1,0 +1,174 @@
+import ArgumentParser
+import Benchmark
+import Foundation
+import Models
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure steptime (per batch and per image) beside the published table.",
+        discussion: """
+            With no --model or --arch, runs the five published rows (BossNet-T0 w/o SE, T0, T0^ at 288, T1, T1^ at 256) \
+            at each --batch size. Steptime is the wall time of one batch: input copied in, network run, logits copied \
+            out; figures are medians over --iterations runs after --warmup, with min and max. The authors' steptimes \
+            are shown beside, not compared: they most likely follow BoTNet's protocol (a training step of batch 32 on \
+            TPU-v3). Each model is also run once at a small input on the CPU reference and its relative error printed. \
+            Weights are synthetic (steptime does not depend on their values).
+            """)
+
+    @OptionGroup var selection: DeviceSelection
+
+    @Option(name: .customLong("model"), help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
+    var models: [String] = []
+
+    @Option(name: .customLong("arch"), help: "An architecture to benchmark (repeatable), in the syntax of `bossnet info --help`.")
+    var architectures: [String] = []
+
+    @Option(help: "Input size for --model/--arch rows (default 224; the published rows use their own sizes).")
+    var inputSize: Int?
+
+    @Option(name: .customLong("batch"), help: "Batch size (repeatable).")
+    var batches: [Int] = [1, 8]
+
+    @Option(help: "Timed runs per row.")
+    var iterations = 5
+
+    @Option(help: "Untimed runs before them.")
+    var warmup = 1
+
+    @Option(help: "Input size of the numerics check against the CPU reference.")
+    var checkSize = 64
+
+    @Flag(help: "Print per-node device times, slowest first.")
+    var profile = false
+
+    @Flag(help: "Print JSON instead of tables.")
+    var json = false
+
+    func validate() throws {
+        if let inputSize { try validateInputSize(inputSize) }
+        try validateInputSize(checkSize)
+        guard !batches.isEmpty, batches.allSatisfy({ (1...256).contains($0) }) else {
+            throw ValidationError("--batch must be between 1 and 256.")
+        }
+        guard (1...10_000).contains(iterations), (0...1000).contains(warmup) else {
+            throw ValidationError("--iterations must be at least 1 and --warmup at least 0.")
+        }
+        _ = try cases()
+    }
+
+    func cases() throws -> [BenchmarkCase] {
+        if models.isEmpty && architectures.isEmpty {
+            if inputSize != nil { throw ValidationError("--input-size applies to --model or --arch rows; the published rows have their own sizes.") }
+            return try BenchmarkCase.publishedTable(batches: batches)
+        }
+        var chosen: [Model] = []
+        do {
+            chosen += try models.map { try Model(name: $0) }
+            chosen += try architectures.map { Model(try Architecture.parse($0)) }
+        } catch let error as ArchitectureError {
+            throw ValidationError(error.description)
+        }
+        let published = try BenchmarkCase.publishedTable(batches: [1])
+        return chosen.flatMap { model in
+            batches.map { batch in
+                let size = inputSize ?? 224
+                // A named model at a published size keeps the published figures beside it.
+                let row = published.first { $0.model.architecture == model.architecture && $0.inputSize == size }
+                return BenchmarkCase(model: model, label: row?.label, inputSize: size, batch: batch, published: row?.published)
+            }
+        }
+    }
+
+    func run() throws {
+        let cases = try cases()
+        let device: VulkanDeviceHandle
+        do { device = try VulkanDeviceHandle(selection.open()) } catch { throw report(error) }
+        let benchmarker = Benchmarker(device: device.device, iterations: iterations, warmup: warmup, profile: profile,
+                                      checkInputSize: checkSize, progress: { text in if !json { progress(text) } })
+        var rows: [BenchmarkResult] = []
+        for (index, benchmark) in cases.enumerated() {
+            do {
+                let result = try benchmarker.run(benchmark)
+                rows.append(result)
+                if !json {
+                    progressDone()
+                    FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n".utf8))
+                }
+            } catch {
+                progressDone()
+                throw report(error)
+            }
+        }
+        let silent = reportValidation(device.device.instance)
+        let reportValue = BenchmarkReport(device: device.device.info, rows: rows)
+        if json {
+            try printJSON(reportValue)
+        } else {
+            print(BenchTables.render(reportValue, profile: profile))
+        }
+        if !silent || rows.contains(where: { !$0.check_pass || $0.check_first_divergence != nil }) { throw ExitCode(1) }
+    }
+}
+
+import VulkanCompute
+
+/// Holds the device for the command's lifetime.
+struct VulkanDeviceHandle {
+    let device: VulkanDevice
+    init(_ device: VulkanDevice) { self.device = device }
+}
+
+/// The human-readable tables of a benchmark report.
+enum BenchTables {
+    static func render(_ report: BenchmarkReport, profile: Bool) -> String {
+        var out: [String] = []
+        let device = report.device
+        out.append("Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)\([device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ").isEmpty ? "" : ", " + [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " "))), synthetic weights")
+        out.append("")
+        var rows = [["model", "input", "batch", "MAdds", "params", "top-1*", "steptime*", "ms/batch (min-max)", "ms/image",
+                     "images/s", "GFLOP/s", "device ms"]]
+        for r in report.rows {
+            rows.append([
+                r.label, "\(r.input_size)", "\(r.batch)", formatGiga(r.madds), String(format: "%.1f M", Double(r.parameters) / 1e6),
+                r.published.map { String(format: "%.1f%%", $0.top1) } ?? "-",
+                r.published.map { String(format: "%.0f ms", $0.steptime_ms) } ?? "-",
+                String(format: "%.1f (%.1f-%.1f)", r.ms_per_batch.median, r.ms_per_batch.min, r.ms_per_batch.max),
+                String(format: "%.1f", r.ms_per_image.median), String(format: "%.2f", r.images_per_second.median),
+                String(format: "%.1f", r.gflops.median), r.device_ms.map { String(format: "%.1f", $0.median) } ?? "-",
+            ])
+        }
+        out.append(formatTable(rows))
+        out.append("* top-1 and steptime as the authors published them; the steptime is most likely BoTNet's protocol (a training step of batch 32 on TPU-v3): not comparable with the figures measured here.")
+        out.append("")
+        var setup = [["model", "input", "batch", "weights", "activations", "peak memory", "dispatches", "barriers",
+                      "pipelines", "cold", "warm", "setup", "check"]]
+        for r in report.rows {
+            setup.append([
+                r.label, "\(r.input_size)", "\(r.batch)", formatBytes(UInt64(r.weight_bytes)), formatBytes(UInt64(r.activation_bytes)),
+                formatBytes(UInt64(r.peak_device_bytes)), "\(r.dispatches)", "\(r.barriers)", "\(r.pipelines)",
+                String(format: "%.0f ms", r.pipelines_cold_ms), String(format: "%.0f ms", r.pipelines_warm_ms),
+                String(format: "%.0f ms", r.setup_ms),
+                String(format: "%.1e at %dpx %@", r.check_rel_error, r.check_input_size, r.check_pass ? "ok" : "FAIL"),
+            ])
+        }
+        out.append(formatTable(setup))
+        out.append("cold/warm: creating every pipeline with an empty pipeline cache, then with the cache that left; setup: planning, weight upload and recording; check: relative L2 error of the logits against the CPU reference.")
+        for r in report.rows {
+            if let divergence = r.check_first_divergence { out.append("BOSSNET_CHECK: \(r.label) first diverges at \(divergence)") }
+        }
+        if profile {
+            for r in report.rows {
+                guard let entries = r.profile else { continue }
+                out.append("")
+                out.append("Profile: \(r.label) \(r.input_size)px batch \(r.batch) (the median run, slowest first)")
+                var table = [["node", "op", "shape", "ms", "share", "GFLOP/s", "GB/s"]]
+                for e in entries {
+                    table.append([e.node, e.op, e.shape, String(format: "%.3f", e.ms), String(format: "%.1f%%", e.share * 100),
+                                  e.gflops.map { String(format: "%.1f", $0) } ?? "-", String(format: "%.2f", e.gigabytes_per_second)])
+                }
+                out.append(formatTable(table))
+            }
+        }
+        return out.joined(separator: "\n")
+    }
+}
