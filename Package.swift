@@ -15,6 +15,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // C libraries, found through pkg-config.
@@ -45,6 +46,15 @@ let package = Package(
         // The BossNet-T family and the MBConv space: architectures, PyTorch parameter names, counting, graph building.
         .target(name: "Models", dependencies: ["NetworkGraph", "Kernels"]),
 
+        // Real weights: PyTorch .pth (zip + pickle) and safetensors reading, strict binding to a model.
+        .target(name: "Checkpoint", dependencies: ["Models", "ZIPFoundation"]),
+
+        // PNG decoding through libpng, in C so that libpng's longjmp error path never crosses Swift frames.
+        .target(name: "PNGDecoder", dependencies: ["CPNG"]),
+
+        // Images in: PNG decoding, the evaluation preprocessing (PIL-exact bicubic resize), NumPy .npy.
+        .target(name: "Images", dependencies: ["PNGDecoder"]),
+
         // Steptime measurement: the benchmark's cases, timing, statistics and report.
         .target(name: "Benchmark", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute"]),
 
@@ -52,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "bossnet",
             dependencies: [
-                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark",
+                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "Images",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -72,7 +82,10 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"]),
         .testTarget(name: "NetworkGraphTests", dependencies: ["NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
         .testTarget(name: "BenchmarkTests", dependencies: ["Benchmark", "Models", "VulkanCompute", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "Images", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,119 @@
+import Foundation
+
+/// The evaluation preprocessing of BossNet's (and DeiT's) validation transform:
+/// Resize(int(256 / 224 * size), bicubic) . CenterCrop(size) . ToTensor . Normalize(ImageNet mean and std).
+///
+/// The resize reproduces PIL's `Image.resize(..., BICUBIC)` on 8-bit RGB: separable bicubic (a = -0.5) whose support
+/// widens with the scale when shrinking (PIL's antialiasing), coefficients in 22-bit fixed point, horizontal pass
+/// first, each pass rounded and clamped to 8 bits.
+public enum Preprocess {
+    public static let mean: [Float] = [0.485, 0.456, 0.406]
+    public static let std: [Float] = [0.229, 0.224, 0.225]
+
+    /// The shorter side after resizing, for an input size: int(256 / 224 * size).
+    public static func resizeTarget(inputSize: Int) -> Int { Int(256.0 / 224.0 * Double(inputSize)) }
+
+    /// The image as the network's input: `[3][size][size]` floats, normalised.
+    public static func evaluationTensor(_ image: RGBImage, inputSize size: Int) -> [Float] {
+        let resized = resizeShorterSide(image, to: resizeTarget(inputSize: size))
+        let cropped = centerCrop(resized, size: size)
+        var tensor = [Float](repeating: 0, count: 3 * size * size)
+        for y in 0..<size {
+            for x in 0..<size {
+                for c in 0..<3 {
+                    let value = Float(cropped.pixels[(y * size + x) * 3 + c]) / 255
+                    tensor[(c * size + y) * size + x] = (value - mean[c]) / std[c]
+                }
+            }
+        }
+        return tensor
+    }
+
+    /// torchvision's Resize(int): the shorter side becomes `target`, the longer int(target * long / short).
+    public static func resizeShorterSide(_ image: RGBImage, to target: Int) -> RGBImage {
+        let (w, h) = (image.width, image.height)
+        let (newWidth, newHeight) = w <= h ? (target, Int(Double(target) * Double(h) / Double(w)))
+                                           : (Int(Double(target) * Double(w) / Double(h)), target)
+        if newWidth == w && newHeight == h { return image }
+        return resize(image, width: newWidth, height: newHeight)
+    }
+
+    /// torchvision's CenterCrop: top-left at round((h - size) / 2), round((w - size) / 2), Python's rounding (half to
+    /// even). Pads with zeros where the image is smaller than the crop, as torchvision does.
+    public static func centerCrop(_ image: RGBImage, size: Int) -> RGBImage {
+        let top = Int((Double(image.height - size) / 2).rounded(.toNearestOrEven))
+        let left = Int((Double(image.width - size) / 2).rounded(.toNearestOrEven))
+        var pixels = [UInt8](repeating: 0, count: size * size * 3)
+        for y in 0..<size {
+            let sy = y + top
+            guard sy >= 0 && sy < image.height else { continue }
+            for x in 0..<size {
+                let sx = x + left
+                guard sx >= 0 && sx < image.width else { continue }
+                for c in 0..<3 { pixels[(y * size + x) * 3 + c] = image.pixels[(sy * image.width + sx) * 3 + c] }
+            }
+        }
+        return RGBImage(width: size, height: size, pixels: pixels)
+    }
+
+    /// PIL's bicubic resize of an 8-bit RGB image.
+    public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        var current = image
+        if width != image.width { current = pass(current, outSize: width, horizontal: true) }
+        if height != image.height { current = pass(current, outSize: height, horizontal: false) }
+        return current
+    }
+
+    static let precisionBits = 32 - 8 - 2
+
+    /// The bicubic kernel PIL uses (a = -0.5), support 2.
+    static func bicubic(_ value: Double) -> Double {
+        let a = -0.5
+        let x = abs(value)
+        if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+        if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+        return 0
+    }
+
+    /// For each output position: the first input index and the fixed-point weights (PIL's precompute_coeffs and
+    /// normalize_coeffs_8bpc).
+    static func coefficients(inSize: Int, outSize: Int) -> [(start: Int, weights: [Int32])] {
+        let scale = Double(inSize) / Double(outSize)
+        let filterScale = max(scale, 1)
+        let support = 2.0 * filterScale
+        return (0..<outSize).map { out in
+            let center = (Double(out) + 0.5) * scale
+            let start = max(Int(center - support + 0.5), 0)
+            let end = min(Int(center + support + 0.5), inSize)
+            var weights = (start..<end).map { bicubic((Double($0) - center + 0.5) / filterScale) }
+            let total = weights.reduce(0, +)
+            if total != 0 { weights = weights.map { $0 / total } }
+            let one = Double(1 << precisionBits)
+            return (start, weights.map { $0 < 0 ? Int32(-0.5 + $0 * one) : Int32(0.5 + $0 * one) })
+        }
+    }
+
+    private static func pass(_ image: RGBImage, outSize: Int, horizontal: Bool) -> RGBImage {
+        let (inWidth, inHeight) = (image.width, image.height)
+        let coefficients = coefficients(inSize: horizontal ? inWidth : inHeight, outSize: outSize)
+        let (outWidth, outHeight) = horizontal ? (outSize, inHeight) : (inWidth, outSize)
+        var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
+        let rounding = Int64(1) << (precisionBits - 1)
+        image.pixels.withUnsafeBufferPointer { source in
+            for y in 0..<outHeight {
+                for x in 0..<outWidth {
+                    let (start, weights) = coefficients[horizontal ? x : y]
+                    for c in 0..<3 {
+                        var sum = rounding
+                        for (k, weight) in weights.enumerated() {
+                            let (sx, sy) = horizontal ? (start + k, y) : (x, start + k)
+                            sum += Int64(source[(sy * inWidth + sx) * 3 + c]) * Int64(weight)
+                        }
+                        out[(y * outWidth + x) * 3 + c] = UInt8(clamping: min(max(sum >> Int64(precisionBits), 0), 255))
+                    }
+                }
+            }
+        }
+        return RGBImage(width: outWidth, height: outHeight, pixels: out)
+    }
+}

@@ -1,0 +1,159 @@
+import Checkpoint
+import Foundation
+import Models
+import NetworkGraph
+import Testing
+
+/// The fixtures next to this file, made by Tools/make_fixtures.py with torch.save.
+func fixture(_ name: String) -> URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+}
+
+/// What PyTorch says each state dict holds (Fixtures/tensors.json).
+struct Expected: Decodable {
+    struct Tensor: Decodable {
+        let name: String
+        let shape: [Int]
+        let values: [Double]
+    }
+    let model: [Tensor]
+    let model_ema: [Tensor]
+
+    static func load() throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixture("tensors.json")))
+    }
+}
+
+/// Each tensor has the expected name, shape and values (as float32: half, bfloat16 and double converted exactly or
+/// rounded once).
+func expectMatches(_ state: StateDict, _ expected: [Expected.Tensor]) {
+    #expect(state.names == expected.map(\.name))
+    for tensor in expected {
+        guard let read = state[tensor.name] else { Issue.record("\(tensor.name) is missing"); continue }
+        #expect(read.shape == tensor.shape, "\(tensor.name)")
+        #expect(read.values == tensor.values.map { Float($0) }, "\(tensor.name): \(read.values) vs \(tensor.values)")
+    }
+}
+
+@Test("a torch.save checkpoint reads exactly: dtypes, views with offsets and strides, shared storages, 0-d tensors")
+func readsModel() throws {
+    expectMatches(try TorchCheckpoint.stateDict(at: fixture("tensors.pth")), try Expected.load().model)
+}
+
+@Test("--ema reads model_ema and removes the 'module.' prefix")
+func readsEMA() throws {
+    expectMatches(try TorchCheckpoint.stateDict(at: fixture("tensors.pth"), ema: true), try Expected.load().model_ema)
+}
+
+@Test("bare state dicts and {'state_dict': ...} read the same")
+func readsOtherLayouts() throws {
+    let expected = try Expected.load().model
+    expectMatches(try TorchCheckpoint.stateDict(at: fixture("bare.pth")), expected)
+    expectMatches(try TorchCheckpoint.stateDict(at: fixture("state_dict.pth")), expected)
+    #expect(throws: CheckpointError.self) { try TorchCheckpoint.stateDict(at: fixture("bare.pth"), ema: true) }
+}
+
+@Test("the legacy format is a clear error")
+func legacyFormat() {
+    #expect(throws: CheckpointError.legacyFormat) { try TorchCheckpoint.stateDict(at: fixture("legacy.pth")) }
+    #expect(CheckpointError.legacyFormat.description.contains("torch.save"))
+}
+
+@Test("truncated and corrupted checkpoints are errors, never crashes")
+func corruptCheckpoints() throws {
+    let original = try Data(contentsOf: fixture("tensors.pth"))
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("corrupt-\(UUID().uuidString).pth")
+    defer { try? FileManager.default.removeItem(at: url) }
+    // Every truncation fails.
+    for length in stride(from: 0, to: original.count, by: max(1, original.count / 97)) {
+        try original.prefix(length).write(to: url)
+        #expect(throws: (any Error).self, "truncated to \(length) bytes") { try WeightsFile.read(url) }
+    }
+    // Flipped bytes in the pickle or in a storage: the zip's checksums must catch every one. (Elsewhere, in the zip's
+    // alignment padding say, a flip may be harmless; reading such a file must still not crash.)
+    let bytes = [UInt8](original)
+    func offset(of pattern: [UInt8]) -> Int? {
+        (0...(bytes.count - pattern.count)).first { Array(bytes[$0..<($0 + pattern.count)]) == pattern }
+    }
+    let pickleStart = try #require(offset(of: [0x80, 0x02, 0x7D]))
+    let storageStart = try #require(offset(of: withUnsafeBytes(of: Float(-1).bitPattern.littleEndian) { Array($0) }))
+    for position in Array(pickleStart..<(pickleStart + 120)) + Array(storageStart..<(storageStart + 120)) {
+        var flipped = bytes
+        flipped[position] ^= 0x5A
+        try Data(flipped).write(to: url)
+        #expect(throws: (any Error).self, "byte \(position) flipped") { try WeightsFile.read(url) }
+    }
+    for position in stride(from: 3, to: bytes.count, by: 7) {
+        var flipped = bytes
+        flipped[position] ^= 0xA5
+        try Data(flipped).write(to: url)
+        _ = try? WeightsFile.read(url)
+    }
+    try Data("not a checkpoint at all".utf8).write(to: url)
+    #expect(throws: CheckpointError.unknownFormat) { try WeightsFile.read(url) }
+}
+
+@Test("the unpickler rejects malformed pickles")
+func malformedPickles() {
+    #expect(throws: PickleError.self) { try Unpickler.load([0x80, 0x02, 0x7D]) }  // no STOP
+    #expect(throws: PickleError.self) { try Unpickler.load([0x80, 0x02, 0xFF, 0x2E]) }  // unknown opcode
+    #expect(throws: PickleError.self) { try Unpickler.load([0x80, 0x02, 0x68, 0x05, 0x2E]) }  // empty memo
+    #expect(throws: PickleError.self) { try Unpickler.load([0x58, 0xFF, 0xFF, 0xFF, 0x7F]) }  // string past the end
+    #expect(throws: PickleError.self) { try Unpickler.load([0x73, 0x2E]) }  // SETITEM on nothing
+}
+
+@Test("safetensors round-trips a checkpoint's state dict")
+func safetensorsRoundTrip() throws {
+    let state = try TorchCheckpoint.stateDict(at: fixture("tensors.pth"))
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("roundtrip-\(UUID().uuidString).safetensors")
+    defer { try? FileManager.default.removeItem(at: url) }
+    try SafeTensors.write(state, to: url)
+    let back = try WeightsFile.read(url)
+    #expect(back.names == state.names)
+    for tensor in state.tensors {
+        #expect(back[tensor.name]?.shape == tensor.shape)
+        #expect(back[tensor.name]?.values == tensor.values)
+    }
+}
+
+/// A state dict with exactly the model's parameters, to bind; each tensor is filled with its own position in the
+/// list, so a test can tell which tensor went where.
+func stateDict(for model: Model, dropping: String? = nil, adding: NamedTensor? = nil, reshaping: String? = nil) throws -> StateDict {
+    var tensors = try model.stateDictEntries().enumerated().compactMap { index, entry -> NamedTensor? in
+        guard entry.name != dropping else { return nil }
+        let shape = entry.name == reshaping ? entry.shape + [1] : entry.shape
+        return NamedTensor(name: entry.name, shape: shape, values: [Float](repeating: Float(index), count: entry.count))
+    }
+    if let adding { tensors.append(adding) }
+    return try StateDict(tensors)
+}
+
+@Test("binding is strict: missing, unexpected and misshapen tensors are listed by name and shape")
+func strictBinding() throws {
+    let model = try Model(name: "bossnet_T0_nose")
+    let state = try stateDict(for: model)
+    let weights = try CheckpointWeights(state: state, model: model)
+    // The graph takes the checkpoint's values by name: the stem's weights are conv1.weight.
+    let graph = try model.graph(batch: 1, inputSize: 32, weights: weights)
+    guard case let .conv2d(_, stem) = graph.nodes[0].op else {
+        Issue.record("the stem is not a conv2d")
+        return
+    }
+    #expect(stem.weights == state["conv1.weight"]?.values)
+
+    let missing = #expect(throws: BindingError.self) {
+        try CheckpointWeights(state: stateDict(for: model, dropping: "layer3.3.net.1.to_qkv.weight"), model: model)
+    }
+    #expect(missing?.missing == ["layer3.3.net.1.to_qkv.weight [768, 256, 1, 1]"])
+    #expect(missing?.description.contains("bossnet_T0_nose") == true)
+    let extra = #expect(throws: BindingError.self) {
+        try CheckpointWeights(state: stateDict(for: model, adding: NamedTensor(name: "head.weight", shape: [2], values: [1, 2])), model: model)
+    }
+    #expect(extra?.unexpected == ["head.weight [2]"])
+    let misshapen = #expect(throws: BindingError.self) {
+        try CheckpointWeights(state: stateDict(for: model, reshaping: "fc.bias"), model: model)
+    }
+    #expect(misshapen?.misshapen == ["fc.bias: checkpoint [1000, 1], model [1000]"])
+    // num_batches_tracked may be absent.
+    _ = try CheckpointWeights(state: stateDict(for: model, dropping: "bn1.num_batches_tracked"), model: model)
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Images
+import Testing
+
+func fixture(_ name: String) -> URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+}
+
+struct ExpectedImage: Decodable {
+    let width: Int
+    let height: Int
+    let rgb: [UInt8]
+}
+
+@Test("PNGs decode to the RGB PIL gives: RGB, palette, interlaced, RGBA, 16-bit gray",
+      arguments: ["gradient.png", "palette.png", "interlaced.png", "rgba.png", "gray16.png"])
+func decodesPNG(name: String) throws {
+    let expected = try JSONDecoder().decode([String: ExpectedImage].self, from: Data(contentsOf: fixture("png_expected.json")))
+    let image = try RGBImage(pngFile: fixture(name))
+    let want = try #require(expected[name])
+    #expect(image.width == want.width && image.height == want.height)
+    #expect(image.pixels == want.rgb)
+}
+
+@Test("the evaluation preprocessing reproduces PIL's bicubic resize, center crop and normalisation")
+func preprocessingMatchesPIL() throws {
+    let image = try RGBImage(pngFile: fixture("gradient.png"))
+    let tensor = Preprocess.evaluationTensor(image, inputSize: 64)
+    let expected = try NumPyArray(contentsOf: fixture("gradient_64.npy"))
+    #expect(expected.shape == [3, 64, 64])
+    let worst = zip(tensor, expected.values).map { abs($0 - $1) }.max() ?? .infinity
+    #expect(worst < 1e-5, "largest difference \(worst)")
+}
+
+@Test("PIL's resize weights: each output's weights sum to one, and enlarging keeps a 4-tap kernel")
+func resizeCoefficients() {
+    let image = RGBImage(width: 2, height: 1, pixels: [0, 0, 0, 255, 255, 255])
+    #expect(Preprocess.resize(image, width: 2, height: 1) == image)
+    #expect(Preprocess.resizeTarget(inputSize: 224) == 256)
+    #expect(Preprocess.resizeTarget(inputSize: 288) == 329)
+}
+
+@Test("truncated and corrupted PNGs are errors, never crashes")
+func corruptPNG() throws {
+    let original = try Data(contentsOf: fixture("gradient.png"))
+    for length in 0..<original.count {
+        #expect(throws: ImageError.self, "truncated to \(length)") { try RGBImage(png: original.prefix(length)) }
+    }
+    for position in 8..<original.count {
+        var bytes = [UInt8](original)
+        bytes[position] ^= 0xFF
+        // A flipped byte breaks a chunk's CRC, length or type: libpng must refuse it without crashing.
+        _ = try? RGBImage(png: Data(bytes))
+    }
+    #expect(throws: ImageError.self) { try RGBImage(png: Data("GIF89a".utf8)) }
+}
+
+@Test(".npy round-trips, and bad ones are errors")
+func numpyFiles() throws {
+    let array = NumPyArray(shape: [2, 3], values: [1, 2, 3, 4, 5, -6.5])
+    #expect(try NumPyArray(data: array.data) == array)
+    #expect(try NumPyArray(data: NumPyArray(shape: [4], values: [1, 2, 3, 4]).data).shape == [4])
+    let data = array.data
+    for length in [0, 5, 9, 20, data.count - 1] {
+        #expect(throws: ImageError.self) { try NumPyArray(data: data.prefix(length)) }
+    }
+    var double = [UInt8](data)
+    if let range = String(decoding: double, as: UTF8.self).range(of: "<f4") {
+        let offset = String(decoding: double, as: UTF8.self).utf8.distance(from: String(decoding: double, as: UTF8.self).startIndex, to: range.lowerBound)
+        double[offset + 2] = UInt8(ascii: "8")
+    }
+    #expect(throws: ImageError.self) { try NumPyArray(data: Data(double)) }
+    let fortran = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "False", with: "True ")
+    #expect(throws: ImageError.self) { try NumPyArray(data: Data(fortran.utf8)) }
+}
