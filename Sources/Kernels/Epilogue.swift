@@ -51,3 +51,8 @@ public func packWeightsForGEMM(_ weights: [Float], outputs m: Int, reduction k: 
     }
     return packed
 }
+
+/// The output side of a convolution or pooling window: floor((size + 2 padding - kernel) / stride) + 1.
+public func windowOutputSize(_ size: Int, kernel: Int, stride: Int, padding: Int) -> Int {
+    (size + 2 * padding - kernel) / stride + 1
+}

@@ -9,27 +9,42 @@ private func randomAffine(_ channels: Int, _ random: inout SeededRandom) -> (sca
     (random.floats(channels, in: 0.5...1.5), random.floats(channels, in: -0.5...0.5))
 }
 
+/// The check the three convolution kernels share: they bind alike (input, weights, affine, residual or the input
+/// again, output) and differ in shapes, weight packing and reference.
+private func convolutionCheck(
+    op: String, shape: String, launch: KernelLaunch, inputCount: Int, outputCount: Int, channels: Int, weightCount: Int,
+    fanIn: Int, epilogue: Epilogue, inputFormat: TexelFormat, weightFormat: TexelFormat,
+    pack: @escaping @Sendable ([Float]) -> [Float],
+    reference: @escaping @Sendable (_ input: [Float], _ weights: [Float], _ scale: [Float], _ shift: [Float], _ residual: [Float]?) -> [Float]
+) -> KernelCheck {
+    KernelCheck(op: op, shape: shape) { runner, random in
+        let input = random.floats(inputCount)
+        let weights = random.weights(weightCount, fanIn: fanIn)
+        let (scale, shift) = randomAffine(channels, &random)
+        let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
+        let x = try runner.input(input)
+        let y = try runner.output(outputCount)
+        runner.add(launch, [
+            .texels(x, inputFormat), .texels(try runner.input(pack(weights)), weightFormat),
+            .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
+            .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
+        ])
+        try runner.run()
+        return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
+    }
+}
+
 extension Conv2D {
     public var shapeDescription: String {
         "n\(batch) c\(inChannels) \(height)x\(width) -> \(outChannels) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
     }
 
     public func check() -> KernelCheck {
-        KernelCheck(op: "conv2d", shape: shapeDescription) { runner, random in
-            let input = random.floats(inputCount)
-            let weights = random.weights(weightCount, fanIn: inChannels * kernelSize * kernelSize)
-            let (scale, shift) = randomAffine(outChannels, &random)
-            let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
-            let x = try runner.input(input)
-            let y = try runner.output(outputCount)
-            runner.add(launch(), [
-                .texels(x, .r32Float), .texels(try runner.input(packWeights(weights)), .rgba32Float),
-                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
-                .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
-            ])
-            try runner.run()
-            return Comparison(try runner.read(y), reference(input: input, weights: weights, scale: scale, shift: shift, residual: residual))
-        }
+        convolutionCheck(
+            op: "conv2d", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
+            channels: outChannels, weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue,
+            inputFormat: .r32Float, weightFormat: .rgba32Float, pack: packWeights,
+            reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
 
@@ -41,21 +56,11 @@ extension Pointwise {
     }
 
     public func check() -> KernelCheck {
-        KernelCheck(op: "pointwise", shape: shapeDescription) { runner, random in
-            let input = random.floats(inputCount)
-            let weights = random.weights(weightCount, fanIn: inChannels)
-            let (scale, shift) = randomAffine(outChannels, &random)
-            let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
-            let x = try runner.input(input)
-            let y = try runner.output(outputCount)
-            runner.add(launch(), [
-                .texels(x, vec4Input ? .rgba32Float : .r32Float), .texels(try runner.input(packWeights(weights)), .rgba32Float),
-                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
-                .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
-            ])
-            try runner.run()
-            return Comparison(try runner.read(y), reference(input: input, weights: weights, scale: scale, shift: shift, residual: residual))
-        }
+        convolutionCheck(
+            op: "pointwise", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
+            channels: outChannels, weightCount: weightCount, fanIn: inChannels, epilogue: epilogue,
+            inputFormat: vec4Input ? .rgba32Float : .r32Float, weightFormat: .rgba32Float, pack: packWeights,
+            reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
 
@@ -65,21 +70,11 @@ extension Depthwise {
     }
 
     public func check() -> KernelCheck {
-        KernelCheck(op: "depthwise", shape: shapeDescription) { runner, random in
-            let input = random.floats(inputCount)
-            let weights = random.weights(weightCount, fanIn: kernelSize * kernelSize)
-            let (scale, shift) = randomAffine(channels, &random)
-            let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
-            let x = try runner.input(input)
-            let y = try runner.output(outputCount)
-            runner.add(launch(), [
-                .texels(x, .r32Float), .texels(try runner.input(weights), .r32Float),
-                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
-                .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
-            ])
-            try runner.run()
-            return Comparison(try runner.read(y), reference(input: input, weights: weights, scale: scale, shift: shift, residual: residual))
-        }
+        convolutionCheck(
+            op: "depthwise", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
+            channels: channels, weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue,
+            inputFormat: .r32Float, weightFormat: .r32Float, pack: { $0 },
+            reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
 

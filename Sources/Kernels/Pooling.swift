@@ -22,8 +22,8 @@ public struct MaxPool: Hashable, Sendable, Codable {
         self.padding = padding
     }
 
-    public var outHeight: Int { (height + 2 * padding - kernelSize) / stride + 1 }
-    public var outWidth: Int { (width + 2 * padding - kernelSize) / stride + 1 }
+    public var outHeight: Int { windowOutputSize(height, kernel: kernelSize, stride: stride, padding: padding) }
+    public var outWidth: Int { windowOutputSize(width, kernel: kernelSize, stride: stride, padding: padding) }
     public var inputCount: Int { batch * channels * height * width }
     public var outputCount: Int { batch * channels * outHeight * outWidth }
 

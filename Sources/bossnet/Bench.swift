@@ -2,6 +2,7 @@ import ArgumentParser
 import Benchmark
 import Foundation
 import Models
+import VulkanCompute
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -81,9 +82,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let cases = try cases()
-        let device: VulkanDeviceHandle
-        do { device = try VulkanDeviceHandle(selection.open()) } catch { throw report(error) }
-        let benchmarker = Benchmarker(device: device.device, iterations: iterations, warmup: warmup, profile: profile,
+        let device: VulkanDevice
+        do { device = try selection.open() } catch { throw report(error) }
+        let benchmarker = Benchmarker(device: device, iterations: iterations, warmup: warmup, profile: profile,
                                       checkInputSize: checkSize, progress: { text in if !json { progress(text) } })
         var rows: [BenchmarkResult] = []
         for (index, benchmark) in cases.enumerated() {
@@ -99,8 +100,8 @@ struct Bench: ParsableCommand {
                 throw report(error)
             }
         }
-        let silent = reportValidation(device.device.instance)
-        let reportValue = BenchmarkReport(device: device.device.info, rows: rows)
+        let silent = reportValidation(device.instance)
+        let reportValue = BenchmarkReport(device: device.info, rows: rows)
         if json {
             try printJSON(reportValue)
         } else {
@@ -108,14 +109,6 @@ struct Bench: ParsableCommand {
         }
         if !silent || rows.contains(where: { !$0.check_pass || $0.check_first_divergence != nil }) { throw ExitCode(1) }
     }
-}
-
-import VulkanCompute
-
-/// Holds the device for the command's lifetime.
-struct VulkanDeviceHandle {
-    let device: VulkanDevice
-    init(_ device: VulkanDevice) { self.device = device }
 }
 
 /// The human-readable tables of a benchmark report.
