@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // Multi-head self-attention as BossNet's checkpoints were trained with it (BoTNet layout, 64 channels per head).
@@ -10,6 +11,8 @@
 //   y = act(a * scale[channel] + shift[channel])     (the BatchNorm and activation after attention, fused)
 // One invocation per (image, head, output token j): it keeps k[., j] and its output row in registers and walks the
 // query tokens once; all invocations of a workgroup read the same q and v values at each step.
+// The loops over the 64 channels are unrolled: lavapipe ends any invocation after 65535 loop iterations in all, and
+// with them rolled up a map of 499 tokens or more would stop short (each token would cost 129 iterations).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
@@ -39,19 +42,19 @@ void main() {
     const int rows = int((n * p.heads + h) * p.tokens);
 
     float k[D];
-    for (uint c = 0u; c < D; ++c) k[c] = texelFetch(qkv, k_base + int(c) * T + int(j)).x * 0.125;
+    [[unroll]] for (uint c = 0u; c < D; ++c) k[c] = texelFetch(qkv, k_base + int(c) * T + int(j)).x * 0.125;
     float acc[D];
-    for (uint c = 0u; c < D; ++c) acc[c] = 0.0;
+    [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] = 0.0;
     for (int i = 0; i < T; ++i) {
         float logit = 0.0;
-        for (uint c = 0u; c < D; ++c) logit += k[c] * texelFetch(qkv, q_base + int(c) * T + i).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) logit += k[c] * texelFetch(qkv, q_base + int(c) * T + i).x;
         const float weight = exp(logit - texelFetch(lse, rows + i).x);
-        for (uint c = 0u; c < D; ++c) acc[c] += weight * texelFetch(qkv, v_base + int(c) * T + i).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] += weight * texelFetch(qkv, v_base + int(c) * T + i).x;
     }
 
     const int out_base = int((n * p.heads + h) * D) * T + int(j);
     const int channels = int(p.heads * D);
-    for (uint c = 0u; c < D; ++c) {
+    [[unroll]] for (uint c = 0u; c < D; ++c) {
         const int channel = int(h * D + c);
         const float scale = texelFetch(affine, channel).x, shift = texelFetch(affine, channels + channel).x;
         y[out_base + int(c) * T] = epilogue(acc[c], scale, shift, 0.0, false, ACTIVATION);

@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // First pass of attention (see attention.comp): the log of each softmax row's normaliser,
@@ -30,12 +31,12 @@ void main() {
     const int k_base = image + int((p.heads + h) * D) * T;
 
     float q[D];
-    for (uint c = 0u; c < D; ++c) q[c] = texelFetch(qkv, q_base + int(c) * T + int(i)).x * 0.125;
+    [[unroll]] for (uint c = 0u; c < D; ++c) q[c] = texelFetch(qkv, q_base + int(c) * T + int(i)).x * 0.125;
     float running_max = -1.0 / 0.0;
     float running_sum = 0.0;
     for (int j = 0; j < T; ++j) {
         float logit = 0.0;
-        for (uint c = 0u; c < D; ++c) logit += q[c] * texelFetch(qkv, k_base + int(c) * T + j).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) logit += q[c] * texelFetch(qkv, k_base + int(c) * T + j).x;
         if (logit > running_max) {
             running_sum *= exp(running_max - logit);  // exp(-inf) = 0 on the first key
             running_max = logit;

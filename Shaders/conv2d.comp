@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // Dense convolution (groups = 1), k x k, stride s, zero padding, with the fused epilogue:
@@ -8,6 +9,7 @@
 // Each invocation computes an 8 (channels) x 4 (columns) register tile; a workgroup's invocations share their 8
 // channels (so weight fetches are uniform) and cover consecutive columns.
 // Weights come packed as [K][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled): one fetch, four channels.
+// Loops over the window and the tile are unrolled (lavapipe ends an invocation after 65535 loop iterations in all).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3;
@@ -51,10 +53,10 @@ void main() {
     const uint w_column = m0 / 4u;
     for (uint c = 0u; c < p.in_channels; ++c) {
         const int channel = int(c * in_pixels);
-        for (uint ky = 0u; ky < KSIZE; ++ky) {
-            for (uint kx = 0u; kx < KSIZE; ++kx) {
+        [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
+            [[unroll]] for (uint kx = 0u; kx < KSIZE; ++kx) {
                 vec4 xv;
-                for (uint j = 0u; j < 4u; ++j) {
+                [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                     const int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
                     const bool inside = iy >= 0 && iy < int(p.in_height) && ix >= 0 && ix < int(p.in_width);
                     const float v = texelFetch(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0).x;

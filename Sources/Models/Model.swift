@@ -27,6 +27,8 @@ public struct Model: Sendable {
 
     /// The smallest input side accepted.
     public static let minimumInputSize = 32
+    /// The largest input side accepted (stage-1 attention at 1024 already has 65536 tokens).
+    public static let maximumInputSize = 1024
 
     /// Builds the graph for `batch` images of `inputSize` x `inputSize` pixels, with BatchNorm folded and
     /// activations and residual adds fused, taking weights from `weights`.
@@ -36,8 +38,8 @@ public struct Model: Sendable {
 
     func build(batch: Int, inputSize: Int, weights: any ParameterSource) throws -> GraphBuilder {
         guard batch >= 1 else { throw ArchitectureError("The batch size must be at least 1; got \(batch).") }
-        guard inputSize >= Self.minimumInputSize else {
-            throw ArchitectureError("The input size must be at least \(Self.minimumInputSize) pixels; got \(inputSize).")
+        guard inputSize >= Self.minimumInputSize && inputSize <= Self.maximumInputSize else {
+            throw ArchitectureError("The input size must be between \(Self.minimumInputSize) and \(Self.maximumInputSize) pixels; got \(inputSize).")
         }
         var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch, source: weights)
         switch architecture {

@@ -30,8 +30,8 @@ struct ModelSelection: ParsableArguments {
 
 /// Checks an input size the way every command does.
 func validateInputSize(_ size: Int) throws {
-    guard size >= Model.minimumInputSize && size <= 4096 else {
-        throw ValidationError("--input-size must be between \(Model.minimumInputSize) and 4096 pixels; got \(size).")
+    guard size >= Model.minimumInputSize && size <= Model.maximumInputSize else {
+        throw ValidationError("--input-size must be between \(Model.minimumInputSize) and \(Model.maximumInputSize) pixels; got \(size).")
     }
 }
 

@@ -177,6 +177,8 @@ func bossNetLayerChecks(inputSize: Int, batch: Int) -> [(String, KernelCheck)] {
             }
         }
     }
+    // Beyond the published models: an attention block in stage 1 (as --arch allows), the longest token count.
+    checks.append(("stage-1 attention (--arch)", Attention(batch: batch, heads: 1, tokens: afterPool * afterPool, activation: act).check()))
     // The MBConv space's depthwise 5x5 with stride and an SE with SiLU inside.
     checks += [
         ("mbconv dw 5x5 s2", Depthwise(batch: batch, channels: 240, height: inputSize / 8, width: inputSize / 8, kernelSize: 5,

@@ -94,6 +94,18 @@ func attention() throws {
     ].map { $0.check() })
 }
 
+/// lavapipe ends an invocation after 65535 loop iterations in all; kernels whose loops grow with the shape must stay
+/// under that (before the attention kernels unrolled their channel loops, 499 tokens or more came out unwritten).
+@Test("long reductions complete: attention over 520 tokens, conv2d over 1500 channels of 7x7, pooling 300001 pixels")
+func longLoops() throws {
+    try expectAllPass([
+        Attention(batch: 1, heads: 1, tokens: 520).check(),
+        Conv2D(batch: 1, inChannels: 1500, height: 3, width: 3, outChannels: 8, kernelSize: 7, padding: 3).check(),
+        GlobalAvgPool(batch: 1, channels: 2, pixels: 300_001).check(),
+        Pointwise(batch: 1, inChannels: 4099, pixels: 5, outChannels: 8).check(),
+    ])
+}
+
 @Test("the references compute known values")
 func referenceKnownValues() {
     // 2x2 input, 3x3 kernel of ones, padding 1: each output sums its in-range neighbours.
