@@ -86,6 +86,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images"]),
     ],
     swiftLanguageModes: [.v6]
 )

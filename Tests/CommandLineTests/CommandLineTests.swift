@@ -1,0 +1,112 @@
+import Foundation
+import Images
+import Testing
+
+/// The `bossnet` executable SwiftPM built next to the test bundle.
+func bossnet() throws -> URL {
+    var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = folder.appendingPathComponent("bossnet")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        folder = folder.deletingLastPathComponent()
+    }
+    throw CommandFailure("bossnet was not built next to the tests (\(CommandLine.arguments[0]))")
+}
+
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs bossnet with the validation layer on and returns its exit status, standard output and standard error.
+func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    let process = Process()
+    process.executableURL = try bossnet()
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["BOSSNET_VALIDATION"] = "1"
+    environment["BOSSNET_PIPELINE_CACHE"] = "0"
+    process.environment = environment
+    let output = Pipe(), error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let out = output.fileHandleForReading.readDataToEndOfFile()
+    let err = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}
+
+func temporary(_ name: String) -> URL {
+    FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-cli-\(UUID().uuidString)-\(name)")
+}
+
+@Test("bossnet info reproduces the published figures, as JSON")
+func infoCommand() throws {
+    let result = try run(["info", "--model", "bossnet_T1", "--input-size", "256", "--json"])
+    #expect(result.status == 0, "\(result.error)")
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+    #expect(json["parameters"] as? Int == 38_415_960)
+    #expect(json["input_size"] as? Int == 256)
+    #expect(abs(Double(json["madds"] as? Int ?? 0) / 1e9 - 10.51) < 0.005)
+    let text = try run(["info", "--model", "bossnet_T1", "--input-size", "256"])
+    #expect(text.output.contains("10.51 G MAdds"))
+}
+
+@Test("bossnet devices --json lists a device; a bad option is a usage error")
+func devicesCommand() throws {
+    let result = try run(["devices", "--json"])
+    #expect(result.status == 0, "\(result.error)")
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+    #expect((json["devices"] as? [Any])?.isEmpty == false)
+    #expect(try run(["info", "--input-size", "31"]).status == 64)
+}
+
+/// Three images through batches of two (the second padded) give the logits each image gets alone on the CPU.
+@Test("bossnet classify batches, pads, writes logits and agrees with the CPU reference")
+func classifyCommand() throws {
+    var values: [Float] = []
+    for index in 0..<(3 * 3 * 32 * 32) { values.append(Float(sin(Double(index) * 0.01)) * 1.5) }
+    let input = temporary("in.npy"), logits = temporary("logits.npy"), reference = temporary("reference.npy")
+    defer { for url in [input, logits, reference] { try? FileManager.default.removeItem(at: url) } }
+    try NumPyArray(shape: [3, 3, 32, 32], values: values).write(to: input)
+    let arch = "hytra:1-_-0-_,act=relu,se=yes"
+    let device = try run(["classify", "--arch", arch, "--input-size", "32", "--batch", "2", "--top", "3", "--json",
+                          "--logits", logits.path, input.path])
+    #expect(device.status == 0, "\(device.error)")
+    #expect(device.error.contains("SYNTHETIC"))
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(device.output.utf8)) as? [String: Any])
+    let results = try #require(json["results"] as? [[String: Any]])
+    #expect(results.count == 3)
+    #expect((results[0]["top"] as? [Any])?.count == 3)
+    #expect(json["synthetic_weights"] as? Bool == true)
+
+    let cpu = try run(["classify", "--arch", arch, "--input-size", "32", "--batch", "1", "--cpu", "--logits", reference.path, input.path])
+    #expect(cpu.status == 0, "\(cpu.error)")
+    let a = try NumPyArray(contentsOf: logits), b = try NumPyArray(contentsOf: reference)
+    #expect(a.shape == [3, 1000] && b.shape == [3, 1000])
+    let difference = zip(a.values, b.values).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+    let norm = b.values.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+    #expect(difference / norm < 1e-4)
+    // The three images differ, so their logits do.
+    #expect(a.values[0..<1000] != a.values[1000..<2000])
+}
+
+@Test("bossnet classify refuses broken inputs with a message, not a crash")
+func classifyErrors() throws {
+    let broken = temporary("broken.png")
+    defer { try? FileManager.default.removeItem(at: broken) }
+    try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]).write(to: broken)
+    let png = try run(["classify", "--input-size", "32", broken.path])
+    #expect(png.status == 1)
+    #expect(png.error.contains("cannot decode the PNG"))
+    let missing = try run(["classify", "--input-size", "32", "--weights", "/nonexistent.pth", broken.path])
+    #expect(missing.status == 1)
+    #expect(missing.error.contains("/nonexistent.pth"))
+    let wrongShape = temporary("wrong.npy")
+    defer { try? FileManager.default.removeItem(at: wrongShape) }
+    try NumPyArray(shape: [3, 8, 8], values: [Float](repeating: 0, count: 192)).write(to: wrongShape)
+    let shape = try run(["classify", "--input-size", "32", wrongShape.path])
+    #expect(shape.status == 1)
+    #expect(shape.error.contains("[3, 32, 32]"))
+}
