@@ -24,10 +24,10 @@ layout(push_constant) uniform Push {
 void main() {
     const uint local = gl_WorkGroupSize.x;
     const uint first = gl_WorkGroupID.x * local * VEC4_PER_INVOCATION + gl_LocalInvocationID.x;
-    const uint full = p.count / 4u;
+    const uint full = p.count / 4u, vec4s = (p.count + 3u) / 4u;
     for (uint k = 0u; k < VEC4_PER_INVOCATION; ++k) {
         const uint q = first + k * local;
-        if (q > full) break;
+        if (q >= vec4s) break;
         const vec4 v = activate(texelFetch(a, int(q)) + texelFetch(b, int(q)), ACTIVATION);
         if (q < full) {
             y4[q] = v;

@@ -46,11 +46,15 @@ public indirect enum PickleValue: Sendable {
 /// A pickled list (a reference: the memo may hand out the same list twice).
 public final class PickleList: @unchecked Sendable {
     public internal(set) var items: [PickleValue] = []
+    /// Nesting depth, kept up to date as items are appended.
+    var depth = 1
 }
 
 /// A pickled dict, in insertion order (a reference, like ``PickleList``).
 public final class PickleDict: @unchecked Sendable {
     public internal(set) var entries: [(key: PickleValue, value: PickleValue)] = []
+    /// Nesting depth, kept up to date as items are set.
+    var depth = 1
 
     /// The value under a string key.
     public subscript(key: String) -> PickleValue? {
@@ -108,11 +112,18 @@ public struct PickleError: Error, CustomStringConvertible {
 /// persistent ids for storages. Everything else REDUCE, NEWOBJ or BUILD makes is kept as an opaque object. Any
 /// malformed or truncated input throws; nothing is executed.
 public struct Unpickler {
+    /// A value on the stack or in the memo, with how deeply it nests.
+    private typealias Entry = (value: PickleValue, depth: Int)
+
     private let bytes: [UInt8]
     private var position = 0
-    private var stack: [PickleValue] = []
+    private var stack: [Entry] = []
     private var marks: [Int] = []
-    private var memo: [Int: PickleValue] = [:]
+    private var memo: [Int: Entry] = [:]
+
+    /// The deepest nesting accepted. State dicts nest a few levels; a pickle of a million nested tuples would
+    /// otherwise overflow the stack when the value is freed.
+    public static let maximumDepth = 100
 
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -147,26 +158,70 @@ public struct Unpickler {
         return text
     }
 
-    private mutating func pop() throws -> PickleValue {
-        guard let value = stack.popLast() else { throw PickleError("stack underflow at byte \(position)") }
-        if let mark = marks.last, stack.count < mark { throw PickleError("pop across a mark at byte \(position)") }
-        return value
+    /// The current depth of an entry (lists and dicts grow deeper as items are added).
+    private func depth(_ entry: Entry) -> Int {
+        switch entry.value {
+        case let .list(list): max(entry.depth, list.depth)
+        case let .dict(dict): max(entry.depth, dict.depth)
+        default: entry.depth
+        }
     }
 
-    private mutating func popToMark() throws -> [PickleValue] {
+    private func checked(_ depth: Int) throws -> Int {
+        guard depth <= Self.maximumDepth else { throw PickleError("values nest deeper than \(Self.maximumDepth) levels") }
+        return depth
+    }
+
+    private mutating func push(_ value: PickleValue, depth: Int = 1) throws {
+        stack.append((value, try checked(depth)))
+    }
+
+    /// Pushes a container of `children`, one level deeper than the deepest of them.
+    private mutating func push(_ value: PickleValue, containing children: [Entry]) throws {
+        try push(value, depth: 1 + (children.map(depth).max() ?? 0))
+    }
+
+    private mutating func popEntry() throws -> Entry {
+        guard let entry = stack.popLast() else { throw PickleError("stack underflow at byte \(position)") }
+        if let mark = marks.last, stack.count < mark { throw PickleError("pop across a mark at byte \(position)") }
+        return entry
+    }
+
+    private mutating func pop() throws -> PickleValue { try popEntry().value }
+
+    private mutating func popToMark() throws -> [Entry] {
         guard let mark = marks.popLast(), mark <= stack.count else { throw PickleError("no mark at byte \(position)") }
         defer { stack.removeSubrange(mark...) }
         return Array(stack[mark...])
     }
 
-    private func top() throws -> PickleValue {
-        guard let value = stack.last else { throw PickleError("empty stack at byte \(position)") }
-        return value
+    private func top() throws -> Entry {
+        guard let entry = stack.last else { throw PickleError("empty stack at byte \(position)") }
+        return entry
     }
 
     private func string(_ slice: ArraySlice<UInt8>) throws -> String {
         guard let text = String(bytes: slice, encoding: .utf8) else { throw PickleError("invalid UTF-8 at byte \(position)") }
         return text
+    }
+
+    private func list(_ entry: Entry, for opcode: String) throws -> PickleList {
+        guard case let .list(list) = entry.value else { throw PickleError("\(opcode) to a \(entry.value.kind)") }
+        return list
+    }
+
+    private func dict(_ entry: Entry, for opcode: String) throws -> PickleDict {
+        guard case let .dict(dict) = entry.value else { throw PickleError("\(opcode) on a \(entry.value.kind)") }
+        return dict
+    }
+
+    /// Adds key-value pairs to a dict, deepening it as needed.
+    private func insert(_ items: [Entry], into dict: PickleDict) throws {
+        guard items.count % 2 == 0 else { throw PickleError("a dict given an odd number of items") }
+        for index in stride(from: 0, to: items.count, by: 2) {
+            dict.entries.append((items[index].value, items[index + 1].value))
+            dict.depth = max(dict.depth, try checked(1 + max(depth(items[index]), depth(items[index + 1]))))
+        }
     }
 
     private mutating func run() throws -> PickleValue {
@@ -177,17 +232,17 @@ public struct Unpickler {
             case 0x95: _ = try take(8)  // FRAME
             case 0x2E:  // STOP
                 guard stack.count == 1, marks.isEmpty else { throw PickleError("STOP with \(stack.count) values on the stack") }
-                return stack[0]
+                return stack[0].value
             case 0x28: marks.append(stack.count)  // MARK
-            case 0x30: _ = try pop()  // POP
+            case 0x30: _ = try popEntry()  // POP
             case 0x31: _ = try popToMark()  // POP_MARK
             case 0x32: stack.append(try top())  // DUP
-            case 0x4E: stack.append(.none)  // NONE
-            case 0x88: stack.append(.bool(true))  // NEWTRUE
-            case 0x89: stack.append(.bool(false))  // NEWFALSE
-            case 0x4A: stack.append(.int(Int(Int32(bitPattern: UInt32(try unsigned(4))))))  // BININT
-            case 0x4B: stack.append(.int(Int(try byte())))  // BININT1
-            case 0x4D: stack.append(.int(Int(try unsigned(2))))  // BININT2
+            case 0x4E: try push(.none)  // NONE
+            case 0x88: try push(.bool(true))  // NEWTRUE
+            case 0x89: try push(.bool(false))  // NEWFALSE
+            case 0x4A: try push(.int(Int(Int32(bitPattern: UInt32(try unsigned(4))))))  // BININT
+            case 0x4B: try push(.int(Int(try byte())))  // BININT1
+            case 0x4D: try push(.int(Int(try unsigned(2))))  // BININT2
             case 0x8A:  // LONG1
                 let count = Int(try byte())
                 guard count <= 8 else { throw PickleError("integer of \(count) bytes is too large") }
@@ -195,89 +250,86 @@ public struct Unpickler {
                 var value: Int64 = 0
                 for (index, b) in raw.enumerated() { value |= Int64(b) << (8 * Int64(index)) }
                 if count > 0 && count < 8 && raw.last.map({ $0 & 0x80 != 0 }) == true { value -= Int64(1) << (8 * Int64(count)) }
-                stack.append(.int(Int(value)))
+                try push(.int(Int(value)))
             case 0x49:  // INT (text)
                 let text = try line()
-                if text == "01" { stack.append(.bool(true)) } else if text == "00" { stack.append(.bool(false)) } else {
+                if text == "01" { try push(.bool(true)) } else if text == "00" { try push(.bool(false)) } else {
                     guard let value = Int(text) else { throw PickleError("bad INT '\(text)'") }
-                    stack.append(.int(value))
+                    try push(.int(value))
                 }
-            case 0x47: stack.append(.float(Double(bitPattern: try unsigned(8).byteSwapped)))  // BINFLOAT (big-endian)
-            case 0x58: stack.append(.string(try string(try take(Int(try unsigned(4))))))  // BINUNICODE
-            case 0x8C: stack.append(.string(try string(try take(Int(try byte())))))  // SHORT_BINUNICODE
+            case 0x47: try push(.float(Double(bitPattern: try unsigned(8).byteSwapped)))  // BINFLOAT (big-endian)
+            case 0x58: try push(.string(try string(try take(Int(try unsigned(4))))))  // BINUNICODE
+            case 0x8C: try push(.string(try string(try take(Int(try byte())))))  // SHORT_BINUNICODE
             case 0x8D:  // BINUNICODE8
                 let count = try unsigned(8)
                 guard count <= UInt64(bytes.count) else { throw PickleError("string longer than the file") }
-                stack.append(.string(try string(try take(Int(count)))))
-            case 0x55: stack.append(.string(String(decoding: try take(Int(try byte())), as: UTF8.self)))  // SHORT_BINSTRING
-            case 0x54: stack.append(.string(String(decoding: try take(Int(try unsigned(4))), as: UTF8.self)))  // BINSTRING
-            case 0x43: stack.append(.bytes(Array(try take(Int(try byte())))))  // SHORT_BINBYTES
-            case 0x42: stack.append(.bytes(Array(try take(Int(try unsigned(4))))))  // BINBYTES
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
-            case 0x74: stack.append(.tuple(try popToMark()))  // TUPLE
-            case 0x85: stack.append(.tuple([try pop()]))  // TUPLE1
-            case 0x86:  // TUPLE2
-                let b = try pop(), a = try pop()
-                stack.append(.tuple([a, b]))
-            case 0x87:  // TUPLE3
-                let c = try pop(), b = try pop(), a = try pop()
-                stack.append(.tuple([a, b, c]))
-            case 0x5D: stack.append(.list(PickleList()))  // EMPTY_LIST
+                try push(.string(try string(try take(Int(count)))))
+            case 0x55: try push(.string(String(decoding: try take(Int(try byte())), as: UTF8.self)))  // SHORT_BINSTRING
+            case 0x54: try push(.string(String(decoding: try take(Int(try unsigned(4))), as: UTF8.self)))  // BINSTRING
+            case 0x43: try push(.bytes(Array(try take(Int(try byte())))))  // SHORT_BINBYTES
+            case 0x42: try push(.bytes(Array(try take(Int(try unsigned(4))))))  // BINBYTES
+            case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
+            case 0x74:  // TUPLE
+                let items = try popToMark()
+                try push(.tuple(items.map(\.value)), containing: items)
+            case 0x85, 0x86, 0x87:  // TUPLE1, TUPLE2, TUPLE3
+                var items: [Entry] = []
+                for _ in 0..<Int(opcode - 0x84) { items.insert(try popEntry(), at: 0) }
+                try push(.tuple(items.map(\.value)), containing: items)
+            case 0x5D: try push(.list(PickleList()))  // EMPTY_LIST
             case 0x6C:  // LIST
+                let items = try popToMark()
                 let list = PickleList()
-                list.items = try popToMark()
-                stack.append(.list(list))
-            case 0x61:  // APPEND
-                let value = try pop()
-                guard case let .list(list) = try top() else { throw PickleError("APPEND to a \(try top().kind)") }
-                list.items.append(value)
-            case 0x65:  // APPENDS
-                let values = try popToMark()
-                guard case let .list(list) = try top() else { throw PickleError("APPENDS to a \(try top().kind)") }
-                list.items += values
-            case 0x7D: stack.append(.dict(PickleDict()))  // EMPTY_DICT
+                list.items = items.map(\.value)
+                list.depth = try checked(1 + (items.map(depth).max() ?? 0))
+                try push(.list(list))
+            case 0x61, 0x65:  // APPEND, APPENDS
+                let items = opcode == 0x61 ? [try popEntry()] : try popToMark()
+                let list = try list(try top(), for: "APPEND")
+                list.items += items.map(\.value)
+                list.depth = max(list.depth, try checked(1 + (items.map(depth).max() ?? 0)))
+            case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
             case 0x64:  // DICT
-                let values = try popToMark()
-                guard values.count % 2 == 0 else { throw PickleError("DICT with an odd number of items") }
+                let items = try popToMark()
                 let dict = PickleDict()
-                for index in stride(from: 0, to: values.count, by: 2) { dict.entries.append((values[index], values[index + 1])) }
-                stack.append(.dict(dict))
+                try insert(items, into: dict)
+                try push(.dict(dict))
             case 0x73:  // SETITEM
-                let value = try pop(), key = try pop()
-                guard case let .dict(dict) = try top() else { throw PickleError("SETITEM on a \(try top().kind)") }
-                dict.entries.append((key, value))
+                let value = try popEntry(), key = try popEntry()
+                try insert([key, value], into: try dict(try top(), for: "SETITEM"))
             case 0x75:  // SETITEMS
-                let values = try popToMark()
-                guard values.count % 2 == 0 else { throw PickleError("SETITEMS with an odd number of items") }
-                guard case let .dict(dict) = try top() else { throw PickleError("SETITEMS on a \(try top().kind)") }
-                for index in stride(from: 0, to: values.count, by: 2) { dict.entries.append((values[index], values[index + 1])) }
+                let items = try popToMark()
+                try insert(items, into: try dict(try top(), for: "SETITEMS"))
             case 0x71: memo[Int(try byte())] = try top()  // BINPUT
             case 0x72: memo[Int(try unsigned(4))] = try top()  // LONG_BINPUT
             case 0x94: memo[memo.count] = try top()  // MEMOIZE
             case 0x68, 0x6A:  // BINGET, LONG_BINGET
                 let index = Int(opcode == 0x68 ? UInt64(try byte()) : try unsigned(4))
-                guard let value = memo[index] else { throw PickleError("memo \(index) is empty") }
-                stack.append(value)
+                guard let entry = memo[index] else { throw PickleError("memo \(index) is empty") }
+                stack.append(entry)
             case 0x63:  // GLOBAL
                 let module = try line(), name = try line()
-                stack.append(.global(module: module, name: name))
+                try push(.global(module: module, name: name))
             case 0x93:  // STACK_GLOBAL
                 let name = try pop(), module = try pop()
                 guard let m = module.string, let n = name.string else { throw PickleError("STACK_GLOBAL needs two strings") }
-                stack.append(.global(module: m, name: n))
-            case 0x52:  // REDUCE
-                let arguments = try pop(), callable = try pop()
-                guard case let .tuple(list) = arguments else { throw PickleError("REDUCE arguments are a \(arguments.kind)") }
-                stack.append(try reduce(callable, list))
-            case 0x81:  // NEWOBJ
-                let arguments = try pop(), cls = try pop()
-                guard case let .tuple(list) = arguments else { throw PickleError("NEWOBJ arguments are a \(arguments.kind)") }
-                stack.append(.object(callable: cls, arguments: list))
+                try push(.global(module: m, name: n))
+            case 0x52, 0x81:  // REDUCE, NEWOBJ
+                let arguments = try popEntry(), callable = try popEntry()
+                guard case let .tuple(list) = arguments.value else {
+                    throw PickleError("\(opcode == 0x52 ? "REDUCE" : "NEWOBJ") arguments are a \(arguments.value.kind)")
+                }
+                let result = opcode == 0x52 ? try reduce(callable.value, list) : .object(callable: callable.value, arguments: list)
+                if case .object = result {
+                    try push(result, containing: [arguments, callable])
+                } else {
+                    try push(result)
+                }
             case 0x62:  // BUILD: the state is set on the object; nothing here needs it
-                _ = try pop()
+                _ = try popEntry()
                 _ = try top()
             case 0x51:  // BINPERSID
-                stack.append(try persistentLoad(try pop()))
+                try push(try persistentLoad(try pop()))
             default:
                 throw PickleError(String(format: "unsupported opcode 0x%02X at byte %d", opcode, position - 1))
             }

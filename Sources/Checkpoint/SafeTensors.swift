@@ -25,7 +25,9 @@ public enum SafeTensors {
                   shape.allSatisfy({ $0 >= 0 }) else {
                 throw CheckpointError.malformed("safetensors entry \(name) lacks dtype, shape or data_offsets")
             }
-            let count = shape.reduce(1, *)
+            guard let count = checkedProduct(shape) else {
+                throw CheckpointError.malformed("safetensors entry \(name) has an impossible shape \(shape)")
+            }
             let size: Int
             switch dtype {
             case "F32": size = 4
@@ -34,7 +36,7 @@ public enum SafeTensors {
             default: throw CheckpointError.malformed("\(name) has dtype \(dtype); supported: F32, F16, BF16, F64, I64")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, end == begin + count * size, start + end <= bytes.count else {
+            guard begin >= 0, end >= begin, end <= bytes.count - start, end - begin == count * size else {
                 throw CheckpointError.malformed("\(name): its byte range \(begin)..<\(end) does not fit \(count) \(dtype) values in the file")
             }
             let base = start + begin

@@ -59,6 +59,22 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// The most elements one tensor may have (2^28, a gigabyte of float32): a hundred times BossNet's largest tensor, and
+/// a bound on what a hostile header can make the reader allocate.
+let maximumElements = 1 << 28
+
+/// The product of `values`, or `nil` when it overflows or passes ``maximumElements`` (a hostile header, say).
+func checkedProduct(_ values: [Int]) -> Int? {
+    var product = 1
+    for value in values {
+        guard value >= 0 else { return nil }
+        let (result, overflow) = product.multipliedReportingOverflow(by: value)
+        guard !overflow, result <= maximumElements else { return nil }
+        product = result
+    }
+    return product
+}
+
 /// Float conversions of the storage element types.
 enum ElementDecoding {
     static func float16(_ bits: UInt16) -> Float {

@@ -114,7 +114,7 @@ public final class StorageLoader {
             throw CheckpointError.malformed("storage \(storage.key) is missing from the archive")
         }
         let bytes = try TorchCheckpoint.read(archive, entry, limit: 1 << 33)
-        guard bytes.count >= storage.count * storage.type.size else {
+        guard storage.count <= maximumElements, bytes.count >= storage.count * storage.type.size else {
             throw CheckpointError.malformed("storage \(storage.key) holds \(bytes.count) bytes, fewer than its \(storage.count) elements need")
         }
         cache[storage.key] = bytes
@@ -124,10 +124,17 @@ public final class StorageLoader {
     /// The tensor's values in row-major order as float32, following its offset and strides into the storage.
     public func tensor(_ reference: TensorReference, name: String) throws -> NamedTensor {
         let storage = reference.storage
-        let count = reference.shape.reduce(1, *)
-        // The furthest element the view touches must lie inside the storage.
-        let furthest = reference.offset + zip(reference.shape, reference.strides).reduce(0) { $0 + ($1.0 > 0 ? ($1.0 - 1) * $1.1 : 0) }
-        guard count == 0 || furthest < storage.count else {
+        guard let count = checkedProduct(reference.shape) else {
+            throw CheckpointError.malformed("\(name) has an impossible shape \(reference.shape)")
+        }
+        // The furthest element the view touches must lie inside the storage (computed without overflowing).
+        var furthest: Int? = reference.offset <= maximumElements ? reference.offset : nil
+        for (size, stride) in zip(reference.shape, reference.strides) where size > 0 {
+            guard let sum = furthest, stride <= maximumElements else { furthest = nil; break }
+            let (step, overflow) = (size - 1).multipliedReportingOverflow(by: stride)
+            furthest = overflow ? nil : sum + step
+        }
+        guard count == 0 || (furthest.map { $0 < storage.count } ?? false) else {
             throw CheckpointError.malformed("\(name): the view (offset \(reference.offset), shape \(reference.shape), strides \(reference.strides)) runs past its storage of \(storage.count) elements")
         }
         let raw = try bytes(of: storage)

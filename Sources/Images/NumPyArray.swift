@@ -52,8 +52,13 @@ public struct NumPyArray: Sendable, Equatable {
                 guard let value = Int(text), value >= 0 else { throw ImageError("bad .npy shape \(shapeText)") }
                 return value
             }
-        let count = shape.reduce(1, *)
         let dataStart = headerStart + headerLength
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= bytes.count else { throw ImageError("the .npy shape \(shape) is larger than the file") }
+            count = product
+        }
         guard count <= (bytes.count - dataStart) / 4 else {
             throw ImageError("the file holds \((bytes.count - dataStart) / 4) values; its shape \(shape) needs \(count) (truncated?)")
         }

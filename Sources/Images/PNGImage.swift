@@ -24,6 +24,8 @@ public struct ImageError: Error, CustomStringConvertible, Equatable {
 extension RGBImage {
     /// The largest side accepted, so a hostile header cannot ask for gigabytes.
     public static let maximumSide: UInt32 = 32768
+    /// The most pixels accepted (64 megapixels, 192 MiB of RGB).
+    public static let maximumPixels: UInt64 = 1 << 26
 
     /// Decodes a PNG (8 or 16 bit; gray, gray+alpha, RGB, RGBA or palette; interlaced or not) to RGB the way PIL's
     /// `convert("RGB")` sees it: gray replicated, alpha dropped, 16-bit samples reduced to their high byte.
@@ -32,7 +34,7 @@ extension RGBImage {
         var width: UInt32 = 0, height: UInt32 = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBytes { raw -> Int32 in
-            bossnet_png_decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, &pixels, &width, &height,
+            bossnet_png_decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, Self.maximumPixels, &pixels, &width, &height,
                                &message, message.count)
         }
         guard status == 0, let pixels else {

@@ -14,9 +14,18 @@ public enum Preprocess {
     public static func resizeTarget(inputSize: Int) -> Int { Int(256.0 / 224.0 * Double(inputSize)) }
 
     /// The image as the network's input: `[3][size][size]` floats, normalised.
+    ///
+    /// Only the cropped window of the resized image is computed (the same pixels PIL would produce there), so a
+    /// long, thin image cannot make the resize allocate its whole enlarged self.
     public static func evaluationTensor(_ image: RGBImage, inputSize size: Int) -> [Float] {
-        let resized = resizeShorterSide(image, to: resizeTarget(inputSize: size))
-        let cropped = centerCrop(resized, size: size)
+        let (width, height) = resizedSize(image, shorterSide: resizeTarget(inputSize: size))
+        let top = cropOffset(height, size), left = cropOffset(width, size)
+        let cropped: RGBImage
+        if top >= 0 && left >= 0 {
+            cropped = resize(image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size))
+        } else {
+            cropped = centerCrop(resize(image, width: width, height: height), size: size)
+        }
         var tensor = [Float](repeating: 0, count: 3 * size * size)
         for y in 0..<size {
             for x in 0..<size {
@@ -30,19 +39,26 @@ public enum Preprocess {
     }
 
     /// torchvision's Resize(int): the shorter side becomes `target`, the longer int(target * long / short).
-    public static func resizeShorterSide(_ image: RGBImage, to target: Int) -> RGBImage {
+    public static func resizedSize(_ image: RGBImage, shorterSide target: Int) -> (width: Int, height: Int) {
         let (w, h) = (image.width, image.height)
-        let (newWidth, newHeight) = w <= h ? (target, Int(Double(target) * Double(h) / Double(w)))
-                                           : (Int(Double(target) * Double(w) / Double(h)), target)
-        if newWidth == w && newHeight == h { return image }
-        return resize(image, width: newWidth, height: newHeight)
+        return w <= h ? (target, Int(Double(target) * Double(h) / Double(w))) : (Int(Double(target) * Double(w) / Double(h)), target)
+    }
+
+    /// The whole resized image (see ``resizedSize(_:shorterSide:)``).
+    public static func resizeShorterSide(_ image: RGBImage, to target: Int) -> RGBImage {
+        let (width, height) = resizedSize(image, shorterSide: target)
+        return resize(image, width: width, height: height)
+    }
+
+    /// CenterCrop's offset along one side: round((length - size) / 2), rounding half to even as Python does.
+    static func cropOffset(_ length: Int, _ size: Int) -> Int {
+        Int((Double(length - size) / 2).rounded(.toNearestOrEven))
     }
 
     /// torchvision's CenterCrop: top-left at round((h - size) / 2), round((w - size) / 2), Python's rounding (half to
     /// even). Pads with zeros where the image is smaller than the crop, as torchvision does.
     public static func centerCrop(_ image: RGBImage, size: Int) -> RGBImage {
-        let top = Int((Double(image.height - size) / 2).rounded(.toNearestOrEven))
-        let left = Int((Double(image.width - size) / 2).rounded(.toNearestOrEven))
+        let top = cropOffset(image.height, size), left = cropOffset(image.width, size)
         var pixels = [UInt8](repeating: 0, count: size * size * 3)
         for y in 0..<size {
             let sy = y + top
@@ -58,9 +74,18 @@ public enum Preprocess {
 
     /// PIL's bicubic resize of an 8-bit RGB image.
     public static func resize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        resize(image, width: width, height: height, columns: 0..<width, rows: 0..<height)
+    }
+
+    /// The window `columns` x `rows` of PIL's bicubic resize of `image` to `width` x `height`, computed alone.
+    public static func resize(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
         var current = image
-        if width != image.width { current = pass(current, outSize: width, horizontal: true) }
-        if height != image.height { current = pass(current, outSize: height, horizontal: false) }
+        if width != image.width || columns != 0..<width {
+            current = pass(current, outSize: width, outputs: columns, horizontal: true)
+        }
+        if height != image.height || rows != 0..<height {
+            current = pass(current, outSize: height, outputs: rows, horizontal: false)
+        }
         return current
     }
 
@@ -77,11 +102,11 @@ public enum Preprocess {
 
     /// For each output position: the first input index and the fixed-point weights (PIL's precompute_coeffs and
     /// normalize_coeffs_8bpc).
-    static func coefficients(inSize: Int, outSize: Int) -> [(start: Int, weights: [Int32])] {
+    static func coefficients(inSize: Int, outSize: Int, outputs: Range<Int>) -> [(start: Int, weights: [Int32])] {
         let scale = Double(inSize) / Double(outSize)
         let filterScale = max(scale, 1)
         let support = 2.0 * filterScale
-        return (0..<outSize).map { out in
+        return outputs.map { out in
             let center = (Double(out) + 0.5) * scale
             let start = max(Int(center - support + 0.5), 0)
             let end = min(Int(center + support + 0.5), inSize)
@@ -93,10 +118,11 @@ public enum Preprocess {
         }
     }
 
-    private static func pass(_ image: RGBImage, outSize: Int, horizontal: Bool) -> RGBImage {
+    /// One pass of the resize along x or y, producing only the `outputs` of the `outSize` output positions.
+    private static func pass(_ image: RGBImage, outSize: Int, outputs: Range<Int>, horizontal: Bool) -> RGBImage {
         let (inWidth, inHeight) = (image.width, image.height)
-        let coefficients = coefficients(inSize: horizontal ? inWidth : inHeight, outSize: outSize)
-        let (outWidth, outHeight) = horizontal ? (outSize, inHeight) : (inWidth, outSize)
+        let coefficients = coefficients(inSize: horizontal ? inWidth : inHeight, outSize: outSize, outputs: outputs)
+        let (outWidth, outHeight) = horizontal ? (outputs.count, inHeight) : (inWidth, outputs.count)
         var out = [UInt8](repeating: 0, count: outWidth * outHeight * 3)
         let rounding = Int64(1) << (precisionBits - 1)
         image.pixels.withUnsafeBufferPointer { source in

@@ -36,7 +36,7 @@ static void on_warning(png_structp png, png_const_charp message) {
     (void)message;
 }
 
-int bossnet_png_decode(const uint8_t *data, size_t size, uint32_t max_side, uint8_t **pixels, uint32_t *width,
+int bossnet_png_decode(const uint8_t *data, size_t size, uint32_t max_side, uint64_t max_pixels, uint8_t **pixels, uint32_t *width,
                        uint32_t *height, char *error, size_t error_size) {
     *pixels = NULL;
     if (error_size > 0) error[0] = 0;
@@ -74,6 +74,7 @@ int bossnet_png_decode(const uint8_t *data, size_t size, uint32_t max_side, uint
     png_uint_32 w = 0, h = 0;
     int bit_depth = 0, color_type = 0;
     png_get_IHDR(png, info, &w, &h, &bit_depth, &color_type, NULL, NULL, NULL);
+    if ((uint64_t)w * h > max_pixels) png_error(png, "the image has more pixels than this program accepts");
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);

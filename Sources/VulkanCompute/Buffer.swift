@@ -116,6 +116,9 @@ public final class VulkanBuffer {
         let staging = try VulkanBuffer(device: device, size: bytes.count, memory: .staging, label: "\(label) upload")
         try staging.upload(bytes)
         try device.run { commands in
+            // Earlier work on this buffer (in earlier submissions too) finishes before the copy overwrites it.
+            commands.barrier(.computeReadWrite, before: .transferWrite, buffers: [self])
+            commands.barrier(.transferWrite, before: .transferWrite, buffers: [self])
             commands.copy(from: staging, to: self, size: bytes.count, destinationOffset: offset)
             commands.barrier(.transferWrite, before: .computeRead, buffers: [self])
         }
@@ -134,6 +137,9 @@ public final class VulkanBuffer {
         }
         let staging = try VulkanBuffer(device: device, size: bytes.count, memory: .staging, label: "\(label) download")
         try device.run { commands in
+            // Shader and transfer writes to this buffer, in earlier submissions too, are visible to the copy.
+            commands.barrier(.computeWrite, before: .transferRead, buffers: [self])
+            commands.barrier(.transferWrite, before: .transferRead, buffers: [self])
             commands.copy(from: self, to: staging, size: bytes.count, sourceOffset: offset)
             commands.barrier(.transferWrite, before: .hostRead, buffers: [staging])
         }

@@ -49,6 +49,9 @@ public final class VulkanInstance {
     public let validationEnabled: Bool
     /// The instance-level API version the loader offers.
     public let loaderVersion: UInt32
+    /// The API version this instance asks for (the loader's, at most 1.3). A device is used at the lower of this and
+    /// its own version.
+    public let apiVersion: UInt32
 
     /// Creates an instance.
     /// - Parameter validation: whether to load VK_LAYER_KHRONOS_validation with synchronization validation.
@@ -59,6 +62,8 @@ public final class VulkanInstance {
             try check(function(&loaderVersion), "vkEnumerateInstanceVersion")
         }
         self.loaderVersion = loaderVersion
+        let apiVersion = min(loaderVersion & 0x0FFF_F000, vulkanVersion(1, 3))
+        self.apiVersion = apiVersion
         if loaderVersion < vulkanVersion(1, 1) {
             throw VulkanSetupError.limitExceeded(
                 "The Vulkan loader offers only version \(VulkanVersion(loaderVersion)); this program needs 1.1. Update the Vulkan loader (libvulkan1).")
@@ -91,7 +96,7 @@ public final class VulkanInstance {
                     application.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO
                     application.pApplicationName = appName
                     application.pEngineName = appName
-                    application.apiVersion = vulkanVersion(1, 1)
+                    application.apiVersion = apiVersion
                     var enabledFeatures = [VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT]
                     return withUnsafePointer(to: &application) { applicationPointer in
                         enabledFeatures.withUnsafeMutableBufferPointer { featureList in
@@ -133,13 +138,8 @@ public final class VulkanInstance {
             throw VulkanError(call: "vkCreateInstance", result: VK_ERROR_INITIALIZATION_FAILED)
         }
         handle = instance
-        if validate {
-            do { try installMessenger() } catch {
-                vkDestroyInstance(handle, nil)
-                logReference.release()
-                throw error
-            }
-        }
+        // Every stored property is set now, so a throw from here on runs deinit, which destroys the instance.
+        if validate { try installMessenger() }
     }
 
     deinit {
@@ -196,7 +196,7 @@ public final class VulkanInstance {
         var handles = [VkPhysicalDevice?](repeating: nil, count: Int(count))
         try check(vkEnumeratePhysicalDevices(handle, &count, &handles), "vkEnumeratePhysicalDevices")
         return try handles.prefix(Int(count)).enumerated().compactMap { index, handle in
-            try handle.map { try PhysicalDevice(handle: $0, index: index) }
+            try handle.map { try PhysicalDevice(handle: $0, index: index, instanceVersion: apiVersion) }
         }
     }
 }

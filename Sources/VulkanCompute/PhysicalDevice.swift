@@ -97,14 +97,17 @@ public struct PhysicalDevice {
     public let info: DeviceInfo
     let properties: VkPhysicalDeviceProperties
     let memoryProperties: VkPhysicalDeviceMemoryProperties
+    /// The version the device is used at: the lower of its own and the instance's. Core features of later versions
+    /// are reached through their extensions.
     let apiVersion: UInt32
 
-    init(handle: VkPhysicalDevice, index: Int) throws {
+    init(handle: VkPhysicalDevice, index: Int, instanceVersion: UInt32) throws {
         self.handle = handle
         var properties = VkPhysicalDeviceProperties()
         vkGetPhysicalDeviceProperties(handle, &properties)
         self.properties = properties
-        apiVersion = properties.apiVersion
+        let apiVersion = min(properties.apiVersion & 0x0FFF_F000, instanceVersion)
+        self.apiVersion = apiVersion
         var memory = VkPhysicalDeviceMemoryProperties()
         vkGetPhysicalDeviceMemoryProperties(handle, &memory)
         memoryProperties = memory
@@ -121,7 +124,7 @@ public struct PhysicalDevice {
         subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES
         var driver = VkPhysicalDeviceDriverProperties()
         driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES
-        let hasDriverProperties = properties.apiVersion >= vulkanVersion(1, 2) || extensions.contains("VK_KHR_driver_properties")
+        let hasDriverProperties = apiVersion >= vulkanVersion(1, 2) || extensions.contains("VK_KHR_driver_properties")
         withUnsafeMutablePointer(to: &driver) { driverPointer in
             if hasDriverProperties { subgroup.pNext = UnsafeMutableRawPointer(driverPointer) }
             withUnsafeMutablePointer(to: &subgroup) { subgroupPointer in
@@ -134,12 +137,12 @@ public struct PhysicalDevice {
         subgroup.pNext = nil
 
         var features = OptionalFeatures()
-        let hasFloat16Int8 = properties.apiVersion >= vulkanVersion(1, 2) || extensions.contains("VK_KHR_shader_float16_int8")
+        let hasFloat16Int8 = apiVersion >= vulkanVersion(1, 2) || extensions.contains("VK_KHR_shader_float16_int8")
         var float16Int8 = VkPhysicalDeviceShaderFloat16Int8Features()
         float16Int8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
         var storage16 = VkPhysicalDevice16BitStorageFeatures()
         storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
-        let hasSubgroupControl = properties.apiVersion >= vulkanVersion(1, 3) || extensions.contains("VK_EXT_subgroup_size_control")
+        let hasSubgroupControl = apiVersion >= vulkanVersion(1, 3) || extensions.contains("VK_EXT_subgroup_size_control")
         var subgroupControl = VkPhysicalDeviceSubgroupSizeControlFeatures()
         subgroupControl.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
         withUnsafeMutablePointer(to: &float16Int8) { float16Pointer in

@@ -100,6 +100,30 @@ func malformedPickles() {
     #expect(throws: PickleError.self) { try Unpickler.load([0x80, 0x02, 0x68, 0x05, 0x2E]) }  // empty memo
     #expect(throws: PickleError.self) { try Unpickler.load([0x58, 0xFF, 0xFF, 0xFF, 0x7F]) }  // string past the end
     #expect(throws: PickleError.self) { try Unpickler.load([0x73, 0x2E]) }  // SETITEM on nothing
+    // A million nested tuples would overflow the stack when freed: nesting is limited.
+    let deep: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
+    #expect(throws: PickleError.self) { try Unpickler.load(deep) }
+    // A list appended to itself through the memo deepens until refused.
+    let cycle: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00] + Array(repeating: [0x68, 0x00, 0x61] as [UInt8], count: 200).flatMap { $0 } + [0x2E]
+    #expect(throws: PickleError.self) { try Unpickler.load(cycle) }
+}
+
+@Test("hostile safetensors headers are errors, not traps or huge allocations")
+func hostileSafetensors() throws {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString).safetensors")
+    defer { try? FileManager.default.removeItem(at: url) }
+    for header in [
+        #"{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,4]}}"#,
+        #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[9223372036854775800,9223372036854775804]}}"#,
+        #"{"a":{"dtype":"F32","shape":[65536,65536],"data_offsets":[0,4]}}"#,
+        #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#,
+    ] {
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(contentsOf: Array(header.utf8) + [0, 0, 0, 0])
+        try data.write(to: url)
+        #expect(throws: CheckpointError.self, "\(header)") { try SafeTensors.read(url) }
+    }
 }
 
 @Test("safetensors round-trips a checkpoint's state dict")

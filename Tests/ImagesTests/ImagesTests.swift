@@ -55,6 +55,24 @@ func corruptPNG() throws {
     #expect(throws: ImageError.self) { try RGBImage(png: Data("GIF89a".utf8)) }
 }
 
+@Test("only the cropped window is resized: a 1-pixel-wide strip costs no more than a square image")
+func thinImage() {
+    // Resized naively, 1 x 3000 would become 256 x 768000 pixels; the window is 64 x 64.
+    let strip = RGBImage(width: 1, height: 3000, pixels: (0..<9000).map { UInt8($0 % 251) })
+    let tensor = Preprocess.evaluationTensor(strip, inputSize: 64)
+    #expect(tensor.count == 3 * 64 * 64)
+    #expect(tensor.allSatisfy { $0.isFinite })
+    // The window equals the same window cut from the full resize.
+    let image = RGBImage(width: 37, height: 23, pixels: (0..<(37 * 23 * 3)).map { UInt8(($0 * 7) % 256) })
+    let full = Preprocess.resize(image, width: 90, height: 56)
+    let window = Preprocess.resize(image, width: 90, height: 56, columns: 13..<77, rows: 5..<50)
+    for y in 0..<45 {
+        for x in 0..<64 {
+            for c in 0..<3 { #expect(window.pixels[(y * 64 + x) * 3 + c] == full.pixels[((y + 5) * 90 + x + 13) * 3 + c]) }
+        }
+    }
+}
+
 @Test(".npy round-trips, and bad ones are errors")
 func numpyFiles() throws {
     let array = NumPyArray(shape: [2, 3], values: [1, 2, 3, 4, 5, -6.5])
@@ -72,4 +90,6 @@ func numpyFiles() throws {
     #expect(throws: ImageError.self) { try NumPyArray(data: Data(double)) }
     let fortran = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "False", with: "True ")
     #expect(throws: ImageError.self) { try NumPyArray(data: Data(fortran.utf8)) }
+    let huge = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "(2, 3)", with: "(4294967296, 4294967296)")
+    #expect(throws: ImageError.self) { try NumPyArray(data: Data(huge.utf8)) }
 }

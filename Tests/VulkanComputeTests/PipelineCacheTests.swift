@@ -50,12 +50,20 @@ func cacheRoundTrip() throws {
         #expect(device.pipelineCacheLoaded)
         _ = try ComputePipeline(device: device, name: "add", spirv: spirv, pushConstantSize: pushSize)
     }
-    // Garbage with the right name, then a valid header followed by garbage: neither may stop the device opening.
+    // Garbage with the right name, then this device's valid header followed by garbage: neither may stop the device
+    // opening or a pipeline being made.
     let file = try #require(cacheFile)
-    try Data((0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37) }).write(to: file)
+    let header = try Data(contentsOf: file).prefix(32)
+    let junk = Data((0..<100).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+    try junk.write(to: file)
     do {
         let device = try VulkanDevice(instance: instance, options: options)
         #expect(!device.pipelineCacheLoaded)
+        _ = try ComputePipeline(device: device, name: "add", spirv: spirv, pushConstantSize: pushSize)
+    }
+    try (header + junk).write(to: file)
+    do {
+        let device = try VulkanDevice(instance: instance, options: options)
         _ = try ComputePipeline(device: device, name: "add", spirv: spirv, pushConstantSize: pushSize)
     }
     #expect(instance.validationMessages.isEmpty, "\(instance.validationMessages)")
