@@ -185,6 +185,10 @@ public struct Graph: Sendable {
     /// pipelines ahead of time.
     public var launches: [KernelLaunch] { Lowering(graph: self, weights: false).steps.map(\.launch) }
 
+    /// Bytes of scratch each node needs on the device (squeeze-excite's means and gates, attention's row statistics),
+    /// as ``MemoryPlan`` takes them.
+    public var scratchBytes: [[Int]] { Lowering(graph: self, weights: false).scratchBytes }
+
     /// For each tensor, the index of the last node that reads it (`nil` if none does).
     public var lastUse: [Int?] {
         var last = [Int?](repeating: nil, count: shapes.count)
