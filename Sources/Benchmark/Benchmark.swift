@@ -110,6 +110,8 @@ public final class Benchmarker {
     private var pipelineTimes: [String: (cold: Double, warm: Double)] = [:]
     private var checks: [String: (error: Double, divergence: String?)] = [:]
 
+    /// A benchmarker that times `iterations` runs after `warmup` untimed ones, checks numerics at `checkInputSize`
+    /// and reports what it is doing through `progress`.
     public init(device: VulkanDevice, iterations: Int, warmup: Int, profile: Bool = false,
                 weights: any ParameterSource = SyntheticWeights(), checkInputSize: Int = 64,
                 progress: @escaping (String) -> Void = { _ in }) {

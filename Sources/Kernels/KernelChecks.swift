@@ -39,6 +39,7 @@ extension Conv2D {
         "n\(batch) c\(inChannels) \(height)x\(width) -> \(outChannels) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
     }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
             op: "conv2d", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
@@ -55,6 +56,7 @@ extension Pointwise {
             : "n\(batch) c\(inChannels) \(pixels)px -> \(outChannels) \(epilogue.summary)"
     }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
             op: "pointwise", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
@@ -69,6 +71,7 @@ extension Depthwise {
         "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
     }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
             op: "depthwise", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
@@ -81,6 +84,7 @@ extension Depthwise {
 extension MaxPool {
     public var shapeDescription: String { "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding)" }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "maxpool", shape: shapeDescription) { runner, random in
             let input = random.floats(inputCount, in: -4...(-1))  // all negative: a zero from padding would win
@@ -95,6 +99,7 @@ extension MaxPool {
 extension AvgPool {
     public var shapeDescription: String { "n\(batch) c\(channels) \(height)x\(width) 2x2 s2 ceil" }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "avgpool", shape: shapeDescription) { runner, random in
             let input = random.floats(inputCount, in: 1...3)  // all positive: counting padding in would show
@@ -109,6 +114,7 @@ extension AvgPool {
 extension GlobalAvgPool {
     public var shapeDescription: String { "n\(batch) c\(channels) \(pixels)px" }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "global_avgpool", shape: shapeDescription) { runner, random in
             // Post-activation values, as the pooled features are (SiLU's range): a mean near zero would make the
@@ -128,6 +134,7 @@ extension SqueezeExcite {
     }
 
     /// Checks all three steps together: squeeze, excite, scale.
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "squeeze_excite", shape: shapeDescription) { runner, random in
             let input = random.floats(count)
@@ -157,6 +164,7 @@ extension SqueezeExcite {
 extension Attention {
     public var shapeDescription: String { "n\(batch) heads \(heads) tokens \(tokens) \(activation)" }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "attention", shape: shapeDescription) { runner, random in
             // Spread-out logits, so the softmax is far from uniform and its stability matters.
@@ -179,6 +187,7 @@ extension Attention {
 extension Add {
     public var shapeDescription: String { "\(count) elements \(activation)" }
 
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "add", shape: shapeDescription) { runner, random in
             let a = random.floats(count, in: -4...4), b = random.floats(count, in: -4...4)

@@ -60,6 +60,7 @@ public final class PipelineCache {
     public let device: VulkanDevice
     private var pipelines: [PipelineKey: ComputePipeline] = [:]
 
+    /// An empty cache for `device`.
     public init(device: VulkanDevice) { self.device = device }
 
     /// The pipeline for `launch`, made on first use.

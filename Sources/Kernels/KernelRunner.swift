@@ -24,6 +24,7 @@ public final class KernelRunner {
     public static let guardValue: Float = 31337
     static let guardCount = 4
 
+    /// A runner on `device`, making pipelines through `pipelines` (a new cache when `nil`).
     public init(device: VulkanDevice, pipelines: PipelineCache? = nil) {
         self.device = device
         self.pipelines = pipelines ?? PipelineCache(device: device)

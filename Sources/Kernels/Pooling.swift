@@ -27,6 +27,7 @@ public struct MaxPool: Hashable, Sendable, Codable {
     public var inputCount: Int { batch * channels * height * width }
     public var outputCount: Int { batch * channels * outHeight * outWidth }
 
+    /// The CPU reference.
     public func reference(input: [Float]) -> [Float] {
         precondition(input.count == inputCount, "maxpool: wrong input size")
         let (oh, ow) = (outHeight, outWidth)
@@ -87,6 +88,7 @@ public struct AvgPool: Hashable, Sendable, Codable {
     public var inputCount: Int { batch * channels * height * width }
     public var outputCount: Int { batch * channels * outHeight * outWidth }
 
+    /// The CPU reference.
     public func reference(input: [Float]) -> [Float] {
         precondition(input.count == inputCount, "avgpool: wrong input size")
         let (oh, ow) = (outHeight, outWidth)
@@ -142,6 +144,7 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     /// Whether the kernel reads four values per fetch (the input must then be bound as an RGBA32F view).
     public var vec4Input: Bool { pixels % 4 == 0 }
 
+    /// The CPU reference.
     public func reference(input: [Float]) -> [Float] {
         precondition(input.count == inputCount, "global_avgpool: wrong input size")
         return (0..<outputCount).map { plane in

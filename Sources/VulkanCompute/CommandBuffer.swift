@@ -41,6 +41,7 @@ public final class CommandBuffer {
     /// The number of dispatches recorded.
     public private(set) var dispatchCount = 0
 
+    /// Allocates a primary command buffer from the device's command pool.
     public init(device: VulkanDevice) throws {
         self.device = device
         var info = VkCommandBufferAllocateInfo()
