@@ -110,3 +110,38 @@ func classifyErrors() throws {
     #expect(shape.status == 1)
     #expect(shape.error.contains("[3, 32, 32]"))
 }
+
+/// The program the build-tool plugin runs: a shader that does not compile fails with glslang's message naming the
+/// file, and a good one becomes embedded SPIR-V.
+@Test("ShaderEmbed fails on a broken shader with glslang's message, and embeds a good one")
+func shaderEmbed() throws {
+    let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let tool = try #require(["ShaderEmbed-tool", "ShaderEmbed"].map { folder.appendingPathComponent($0) }
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) })
+    let directory = temporary("shaders")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let good = "#version 450\nlayout(local_size_x = 8) in;\nlayout(binding = 0) buffer B { float y[]; };\n"
+        + "void main() { y[gl_GlobalInvocationID.x] = 1.0; }\n"
+    let source = directory.appendingPathComponent("probe.comp"), output = directory.appendingPathComponent("out.swift")
+    func embed() throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = tool
+        process.arguments = ["compile", "--source", source.path, "--include-dir", directory.path, "--output", output.path]
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = pipe
+        try process.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+    try good.write(to: source, atomically: true, encoding: .utf8)
+    let (status, _) = try embed()
+    #expect(status == 0)
+    #expect(try String(contentsOf: output, encoding: .utf8).contains("static let spirv_probe = \""))
+    try String(good.dropLast(2)).write(to: source, atomically: true, encoding: .utf8)  // the closing brace removed
+    let (brokenStatus, message) = try embed()
+    #expect(brokenStatus != 0)
+    #expect(message.contains("probe.comp") && message.contains("ERROR"), "\(message)")
+}
