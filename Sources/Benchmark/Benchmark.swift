@@ -109,6 +109,7 @@ public final class Benchmarker {
     private let progress: (String) -> Void
     private var pipelineTimes: [String: (cold: Double, warm: Double)] = [:]
     private var checks: [String: (error: Double, divergence: String?)] = [:]
+    private var parameterCounts: [String: Int] = [:]
 
     /// A benchmarker that times `iterations` runs after `warmup` untimed ones, checks numerics at `checkInputSize`
     /// and reports what it is doing through `progress`.
@@ -131,7 +132,11 @@ public final class Benchmarker {
         let name = "\(benchmark.label) \(benchmark.inputSize)px batch \(benchmark.batch)"
         progress("\(name): building")
         let graph = try benchmark.model.graph(batch: benchmark.batch, inputSize: benchmark.inputSize, weights: weights)
-        let info = try ModelInfo(model: benchmark.model, inputSize: benchmark.inputSize)
+        // Per-image MAdds from the graph just built; parameters once per model.
+        let madds = graph.madds / benchmark.batch
+        let architecture = benchmark.model.architecture.text
+        if parameterCounts[architecture] == nil { parameterCounts[architecture] = try benchmark.model.parameterCount() }
+        let parameters = parameterCounts[architecture] ?? 0
 
         let key = "\(benchmark.model.architecture.text)/\(benchmark.inputSize)/\(benchmark.batch)"
         if pipelineTimes[key] == nil {
@@ -167,12 +172,12 @@ public final class Benchmarker {
         let check = checks[checkKey] ?? (.nan, nil)
         let times = Statistic(wall)
         let batch = Double(benchmark.batch)
-        let flopsPerBatch = 2 * Double(info.madds) * batch
+        let flopsPerBatch = 2 * Double(madds) * batch
         let statistics = session.statistics
         let pipelineTime = pipelineTimes[key] ?? (.nan, .nan)
         return BenchmarkResult(
             model: benchmark.model.name, label: benchmark.label, architecture: benchmark.model.architecture.text,
-            input_size: benchmark.inputSize, batch: benchmark.batch, madds: info.madds, parameters: info.parameters,
+            input_size: benchmark.inputSize, batch: benchmark.batch, madds: madds, parameters: parameters,
             published: benchmark.published,
             ms_per_batch: times, ms_per_image: times.map { $0 / batch }, images_per_second: times.map { batch * 1000 / $0 },
             gflops: times.map { flopsPerBatch / ($0 / 1000) / 1e9 },

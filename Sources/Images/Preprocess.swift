@@ -19,13 +19,9 @@ public enum Preprocess {
     /// long, thin image cannot make the resize allocate its whole enlarged self.
     public static func evaluationTensor(_ image: RGBImage, inputSize size: Int) -> [Float] {
         let (width, height) = resizedSize(image, shorterSide: resizeTarget(inputSize: size))
+        // The shorter side becomes int(256/224 * size) >= size, so the window lies inside the resized image.
         let top = cropOffset(height, size), left = cropOffset(width, size)
-        let cropped: RGBImage
-        if top >= 0 && left >= 0 {
-            cropped = resize(image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size))
-        } else {
-            cropped = centerCrop(resize(image, width: width, height: height), size: size)
-        }
+        let cropped = resize(image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size))
         var tensor = [Float](repeating: 0, count: 3 * size * size)
         for y in 0..<size {
             for x in 0..<size {
@@ -44,32 +40,9 @@ public enum Preprocess {
         return w <= h ? (target, Int(Double(target) * Double(h) / Double(w))) : (Int(Double(target) * Double(w) / Double(h)), target)
     }
 
-    /// The whole resized image (see ``resizedSize(_:shorterSide:)``).
-    public static func resizeShorterSide(_ image: RGBImage, to target: Int) -> RGBImage {
-        let (width, height) = resizedSize(image, shorterSide: target)
-        return resize(image, width: width, height: height)
-    }
-
     /// CenterCrop's offset along one side: round((length - size) / 2), rounding half to even as Python does.
     static func cropOffset(_ length: Int, _ size: Int) -> Int {
         Int((Double(length - size) / 2).rounded(.toNearestOrEven))
-    }
-
-    /// torchvision's CenterCrop: top-left at round((h - size) / 2), round((w - size) / 2), Python's rounding (half to
-    /// even). Pads with zeros where the image is smaller than the crop, as torchvision does.
-    public static func centerCrop(_ image: RGBImage, size: Int) -> RGBImage {
-        let top = cropOffset(image.height, size), left = cropOffset(image.width, size)
-        var pixels = [UInt8](repeating: 0, count: size * size * 3)
-        for y in 0..<size {
-            let sy = y + top
-            guard sy >= 0 && sy < image.height else { continue }
-            for x in 0..<size {
-                let sx = x + left
-                guard sx >= 0 && sx < image.width else { continue }
-                for c in 0..<3 { pixels[(y * size + x) * 3 + c] = image.pixels[(sy * image.width + sx) * 3 + c] }
-            }
-        }
-        return RGBImage(width: size, height: size, pixels: pixels)
     }
 
     /// PIL's bicubic resize of an 8-bit RGB image.

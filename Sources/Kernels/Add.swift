@@ -26,7 +26,13 @@ public struct Add: Hashable, Sendable, Codable {
     /// vec4s each invocation handles.
     static let vec4PerInvocation = 4
 
-    /// The dispatch. Bindings: 0 a, 1 b (RGBA32F views covering `count` rounded up to whole vec4s), 2 output.
+    /// The dispatch and its bindings: `a` and `b` (RGBA32F views covering `count` rounded up to whole vec4s), the
+    /// output.
+    public func steps<Resource>(a: Resource, b: Resource, output: Resource) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(a, .rgba32Float), .read(b, .rgba32Float), .write(output)])]
+    }
+
+    /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
             kernel: "add",

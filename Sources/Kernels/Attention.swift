@@ -86,14 +86,19 @@ public struct Attention: Hashable, Sendable, Codable {
         PushConstants(batch: UInt32(batch), heads: UInt32(heads), tokens: UInt32(tokens))
     }
 
-    /// Step 1. Bindings: 0 qkv (R32F), 1 row statistics output (``rowStatisticsCount`` floats).
-    public func rowsLaunch() -> KernelLaunch {
+    /// The two dispatches and their bindings: the row statistics (qkv to `rows`, ``rowStatisticsCount`` floats of
+    /// scratch), then attention (qkv, `rows`, the affine packed by ``Epilogue/packAffine(scale:shift:)``, to the output).
+    public func steps<Resource>(qkv: Resource, rows: Resource, affine: Resource, output: Resource) -> [KernelStep<Resource>] {
+        [KernelStep(rowsLaunch(), [.read(qkv), .write(rows)]),
+         KernelStep(launch(), [.read(qkv), .read(rows), .read(affine), .write(output)])]
+    }
+
+    func rowsLaunch() -> KernelLaunch {
         KernelLaunch(kernel: "attention_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
                      groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }
 
-    /// Step 2. Bindings: 0 qkv (R32F), 1 row statistics (R32F), 2 affine (R32F: scales then shifts), 3 output.
-    public func launch() -> KernelLaunch {
+    func launch() -> KernelLaunch {
         KernelLaunch(kernel: "attention", specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
                      pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }

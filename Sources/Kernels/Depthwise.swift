@@ -65,8 +65,15 @@ public struct Depthwise: Hashable, Sendable, Codable {
         var batch, channels, inHeight, inWidth, outHeight, outWidth, padding: UInt32
     }
 
-    /// The dispatch. Bindings: 0 input (R32F), 1 weights (R32F), 2 affine (R32F), 3 residual (R32F; the input when
-    /// there is none), 4 output.
+    /// The dispatch and its bindings: the input, the weights as they are (`[C][k][k]`), the affine packed by
+    /// ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one) and the output.
+    public func steps<Resource>(
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource
+    ) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input), .read(weights), .read(affine), .read(residual ?? input), .write(output)])]
+    }
+
+    /// The dispatch alone (see ``steps(input:weights:affine:residual:output:)`` for its bindings).
     public func launch() -> KernelLaunch {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)

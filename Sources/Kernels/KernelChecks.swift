@@ -9,12 +9,12 @@ private func randomAffine(_ channels: Int, _ random: inout SeededRandom) -> (sca
     (random.floats(channels, in: 0.5...1.5), random.floats(channels, in: -0.5...0.5))
 }
 
-/// The check the three convolution kernels share: they bind alike (input, weights, affine, residual or the input
-/// again, output) and differ in shapes, weight packing and reference.
+/// The check the three convolution kernels share: they differ in shapes, weight packing, steps and reference.
 private func convolutionCheck(
-    op: String, shape: String, launch: KernelLaunch, inputCount: Int, outputCount: Int, channels: Int, weightCount: Int,
-    fanIn: Int, epilogue: Epilogue, inputFormat: TexelFormat, weightFormat: TexelFormat,
-    pack: @escaping @Sendable ([Float]) -> [Float],
+    op: String, shape: String, inputCount: Int, outputCount: Int, channels: Int, weightCount: Int, fanIn: Int,
+    epilogue: Epilogue, pack: @escaping @Sendable ([Float]) -> [Float],
+    steps: @escaping @Sendable (_ input: VulkanBuffer, _ weights: VulkanBuffer, _ affine: VulkanBuffer, _ residual: VulkanBuffer?,
+                                _ output: VulkanBuffer) -> [KernelStep<VulkanBuffer>],
     reference: @escaping @Sendable (_ input: [Float], _ weights: [Float], _ scale: [Float], _ shift: [Float], _ residual: [Float]?) -> [Float]
 ) -> KernelCheck {
     KernelCheck(op: op, shape: shape) { runner, random in
@@ -22,13 +22,9 @@ private func convolutionCheck(
         let weights = random.weights(weightCount, fanIn: fanIn)
         let (scale, shift) = randomAffine(channels, &random)
         let residual = epilogue.hasResidual ? random.floats(outputCount) : nil
-        let x = try runner.input(input)
         let y = try runner.output(outputCount)
-        runner.add(launch, [
-            .texels(x, inputFormat), .texels(try runner.input(pack(weights)), weightFormat),
-            .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float),
-            .texels(try residual.map(runner.input) ?? x, .r32Float), .storage(y),
-        ])
+        runner.add(steps(try runner.input(input), try runner.input(pack(weights)),
+                         try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), try residual.map(runner.input), y))
         try runner.run()
         return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
     }
@@ -42,9 +38,9 @@ extension Conv2D {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: "conv2d", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
-            channels: outChannels, weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue,
-            inputFormat: .r32Float, weightFormat: .rgba32Float, pack: packWeights,
+            op: "conv2d", shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
+            weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue, pack: packWeights,
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
@@ -59,9 +55,9 @@ extension Pointwise {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: "pointwise", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
-            channels: outChannels, weightCount: weightCount, fanIn: inChannels, epilogue: epilogue,
-            inputFormat: vec4Input ? .rgba32Float : .r32Float, weightFormat: .rgba32Float, pack: packWeights,
+            op: "pointwise", shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
+            weightCount: weightCount, fanIn: inChannels, epilogue: epilogue, pack: packWeights,
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
@@ -74,9 +70,9 @@ extension Depthwise {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: "depthwise", shape: shapeDescription, launch: launch(), inputCount: inputCount, outputCount: outputCount,
-            channels: channels, weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue,
-            inputFormat: .r32Float, weightFormat: .r32Float, pack: { $0 },
+            op: "depthwise", shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: channels,
+            weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue, pack: { $0 },
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
@@ -89,7 +85,7 @@ extension MaxPool {
         KernelCheck(op: "maxpool", shape: shapeDescription) { runner, random in
             let input = random.floats(inputCount, in: -4...(-1))  // all negative: a zero from padding would win
             let y = try runner.output(outputCount)
-            runner.add(launch(), [.texels(try runner.input(input), .r32Float), .storage(y)])
+            runner.add(steps(input: try runner.input(input), output: y))
             try runner.run()
             return Comparison(try runner.read(y), reference(input: input))
         }
@@ -104,7 +100,7 @@ extension AvgPool {
         KernelCheck(op: "avgpool", shape: shapeDescription) { runner, random in
             let input = random.floats(inputCount, in: 1...3)  // all positive: counting padding in would show
             let y = try runner.output(outputCount)
-            runner.add(launch(), [.texels(try runner.input(input), .r32Float), .storage(y)])
+            runner.add(steps(input: try runner.input(input), output: y))
             try runner.run()
             return Comparison(try runner.read(y), reference(input: input))
         }
@@ -121,7 +117,7 @@ extension GlobalAvgPool {
             // relative error of a long float32 sum meaningless.
             let input = random.floats(inputCount, in: -0.25...2)
             let y = try runner.output(outputCount)
-            runner.add(launch(), [.texels(try runner.input(input), vec4Input ? .rgba32Float : .r32Float), .storage(y)])
+            runner.add(steps(input: try runner.input(input), output: y))
             try runner.run()
             return Comparison(try runner.read(y), reference(input: input))
         }
@@ -133,28 +129,18 @@ extension SqueezeExcite {
         "n\(batch) c\(channels) \(pixels)px r\(reduced) inner \(innerActivation) \(epilogue.summary)"
     }
 
-    /// Checks all three steps together: squeeze, excite, scale.
-    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    /// Compares the three steps together (squeeze, excite, scale) with the CPU reference at this shape, on random
+    /// inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "squeeze_excite", shape: shapeDescription) { runner, random in
             let input = random.floats(count)
             let w1 = random.weights(reduced * channels, fanIn: channels), b1 = random.floats(reduced, in: -0.2...0.2)
             let w2 = random.weights(channels * reduced, fanIn: reduced), b2 = random.floats(channels, in: -0.2...0.2)
             let residual = epilogue.hasResidual ? random.floats(count) : nil
-            let x = try runner.input(input)
-            let means = try runner.output(batch * channels)
-            let gates = try runner.output(batch * channels)
             let y = try runner.output(count)
-            let scaleFormat: TexelFormat = vec4Scale ? .rgba32Float : .r32Float
-            runner.add(squeeze.launch(), [.texels(x, squeeze.vec4Input ? .rgba32Float : .r32Float), .storage(means)])
-            runner.add(exciteLaunch(), [
-                .texels(means, .r32Float), .texels(try runner.input(w1), .r32Float), .texels(try runner.input(b1), .r32Float),
-                .texels(try runner.input(w2), .r32Float), .texels(try runner.input(b2), .r32Float), .storage(gates),
-            ])
-            runner.add(scaleLaunch(), [
-                .texels(x, scaleFormat), .texels(gates, .r32Float), .texels(try residual.map(runner.input) ?? x, scaleFormat),
-                .storage(y),
-            ])
+            runner.add(steps(input: try runner.input(input), w1: try runner.input(w1), b1: try runner.input(b1),
+                             w2: try runner.input(w2), b2: try runner.input(b2), means: try runner.output(batch * channels),
+                             gates: try runner.output(batch * channels), residual: try residual.map(runner.input), output: y))
             try runner.run()
             return Comparison(try runner.read(y), reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual))
         }
@@ -170,14 +156,9 @@ extension Attention {
             // Spread-out logits, so the softmax is far from uniform and its stability matters.
             let qkv = random.floats(inputCount, in: -2...2)
             let (scale, shift) = randomAffine(channels, &random)
-            let x = try runner.input(qkv)
-            let rows = try runner.output(rowStatisticsCount)
             let y = try runner.output(outputCount)
-            runner.add(rowsLaunch(), [.texels(x, .r32Float), .storage(rows)])
-            runner.add(launch(), [
-                .texels(x, .r32Float), .texels(rows, .r32Float),
-                .texels(try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), .r32Float), .storage(y),
-            ])
+            runner.add(steps(qkv: try runner.input(qkv), rows: try runner.output(rowStatisticsCount),
+                             affine: try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), output: y))
             try runner.run()
             return Comparison(try runner.read(y), reference(qkv: qkv, scale: scale, shift: shift))
         }
@@ -192,7 +173,7 @@ extension Add {
         KernelCheck(op: "add", shape: shapeDescription) { runner, random in
             let a = random.floats(count, in: -4...4), b = random.floats(count, in: -4...4)
             let y = try runner.output(count)
-            runner.add(launch(), [.texels(try runner.input(a), .rgba32Float), .texels(try runner.input(b), .rgba32Float), .storage(y)])
+            runner.add(steps(a: try runner.input(a), b: try runner.input(b), output: y))
             try runner.run()
             return Comparison(try runner.read(y), reference(a, b))
         }

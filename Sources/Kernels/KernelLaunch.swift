@@ -31,6 +31,40 @@ public struct KernelLaunch: Sendable {
     }
 }
 
+/// One binding of a dispatch: a resource, named however the caller names buffers, and how it is bound.
+public struct KernelBinding<Resource> {
+    public let resource: Resource
+    /// The texel format the kernel reads it as, or `nil` for a storage buffer it writes.
+    public let format: TexelFormat?
+
+    /// Read through a uniform texel buffer view.
+    public static func read(_ resource: Resource, _ format: TexelFormat = .r32Float) -> KernelBinding {
+        KernelBinding(resource: resource, format: format)
+    }
+
+    /// Written as a storage buffer.
+    public static func write(_ resource: Resource) -> KernelBinding { KernelBinding(resource: resource, format: nil) }
+
+    /// The descriptor kind this binding takes.
+    public var kind: BindingKind { format == nil ? .storageBuffer : .uniformTexelBuffer }
+}
+
+extension KernelBinding: Sendable where Resource: Sendable {}
+
+/// A dispatch with its bindings in binding order. Each operation builds its steps in one place (its `steps`
+/// function), and both the executor and the kernel checks bind through them.
+public struct KernelStep<Resource> {
+    public let launch: KernelLaunch
+    public let bindings: [KernelBinding<Resource>]
+
+    public init(_ launch: KernelLaunch, _ bindings: [KernelBinding<Resource>]) {
+        self.launch = launch
+        self.bindings = bindings
+    }
+}
+
+extension KernelStep: Sendable where Resource: Sendable {}
+
 /// Identifies one compute pipeline: the kernel and its specialization constants.
 public struct PipelineKey: Hashable, Sendable, CustomStringConvertible {
     public let kernel: String

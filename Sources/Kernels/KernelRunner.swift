@@ -9,16 +9,8 @@ import VulkanCompute
 public final class KernelRunner {
     public let device: VulkanDevice
     private let pipelines: PipelineCache
-    private var steps: [(launch: KernelLaunch, arguments: [Argument])] = []
+    private var steps: [KernelStep<VulkanBuffer>] = []
     private var outputs: [(buffer: VulkanBuffer, count: Int)] = []
-
-    /// A buffer a kernel reads or writes, and how it is bound.
-    public enum Argument {
-        /// Read through a texel view of the given format.
-        case texels(VulkanBuffer, TexelFormat)
-        /// Written (or read) as a storage buffer.
-        case storage(VulkanBuffer)
-    }
 
     /// The guard value written after every output.
     public static let guardValue: Float = 31337
@@ -47,36 +39,34 @@ public final class KernelRunner {
         return buffer
     }
 
-    /// Adds a launch; launches run in the order added, each seeing the writes of those before it.
-    public func add(_ launch: KernelLaunch, _ arguments: [Argument]) {
-        steps.append((launch, arguments))
+    /// Adds an operation's steps; steps run in the order added, each seeing the writes of those before it.
+    public func add(_ steps: [KernelStep<VulkanBuffer>]) {
+        self.steps += steps
     }
 
-    /// Records every launch with barriers between them, runs them, and waits.
+    /// Records every step with barriers between them, runs them, and waits.
     public func run() throws {
-        let made = try steps.map { step in (step.launch, try pipelines.pipeline(for: step.launch), step.arguments) }
-        let pool = try DescriptorPool(device: device, forSetsOf: made.map(\.1))
-        let sets = try made.map { launch, pipeline, arguments in
-            try pool.makeSet(for: pipeline, arguments.map { argument -> DescriptorResource in
-                switch argument {
-                case let .texels(buffer, format): .texels(try TexelBufferView(buffer: buffer, format: format))
-                case let .storage(buffer): .buffer(buffer)
-                }
+        let pipelines = try steps.map { try self.pipelines.pipeline(for: $0.launch) }
+        let pool = try DescriptorPool(device: device, forSetsOf: pipelines)
+        let sets = try zip(steps, pipelines).map { step, pipeline in
+            try pool.makeSet(for: pipeline, step.bindings.map { binding -> DescriptorResource in
+                guard let format = binding.format else { return .buffer(binding.resource) }
+                return .texels(try TexelBufferView(buffer: binding.resource, format: format))
             })
         }
         try device.run { commands in
-            for (index, (launch, _, _)) in made.enumerated() {
+            for (index, step) in steps.enumerated() {
                 if index > 0 { commands.barrier(.computeReadWrite, before: .computeReadWrite) }
-                try launch.record(commands, set: sets[index])
+                try step.launch.record(commands, set: sets[index])
             }
             commands.barrier(.computeWrite, before: .hostRead)
         }
     }
 
-    /// The first `count` values of an output, after checking that its guard values survived.
+    /// The first `count` values of an output made by ``output(_:)``, after checking that its guard values survived.
     public func read(_ buffer: VulkanBuffer) throws -> [Float] {
         guard let entry = outputs.first(where: { $0.buffer === buffer }) else {
-            return try buffer.download(Float.self, count: buffer.size / 4)
+            throw KernelCheckFailure("read() takes a buffer made by output()")
         }
         let values = try buffer.download(Float.self, count: entry.count + Self.guardCount)
         if values.suffix(Self.guardCount).contains(where: { $0 != Self.guardValue }) {

@@ -59,8 +59,17 @@ public struct Pointwise: Hashable, Sendable, Codable {
         var batch, inChannels, pixels, outChannels, mVec4: UInt32
     }
 
-    /// The dispatch. Bindings: 0 input (RGBA32F when ``vec4Input``, else R32F), 1 packed weights (RGBA32F), 2 affine
-    /// (R32F), 3 residual (R32F; the input when there is none), 4 output.
+    /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
+    /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
+    /// epilogue has one) and the output.
+    public func steps<Resource>(
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource
+    ) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float), .read(affine),
+                               .read(residual ?? input), .write(output)])]
+    }
+
+    /// The dispatch alone (see ``steps(input:weights:affine:residual:output:)`` for its bindings).
     public func launch() -> KernelLaunch {
         let columnTiles = (batch * pixels + 3) / 4
         let local = min(64, Grid.roundUp(columnTiles, to: 8))

@@ -56,7 +56,12 @@ public struct MaxPool: Hashable, Sendable, Codable {
         var planes, inHeight, inWidth, outHeight, outWidth, padding: UInt32
     }
 
-    /// The dispatch. Bindings: 0 input (R32F), 1 output.
+    /// The dispatch and its bindings: the input, the output.
+    public func steps<Resource>(input: Resource, output: Resource) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input), .write(output)])]
+    }
+
+    /// The dispatch alone.
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
@@ -115,7 +120,12 @@ public struct AvgPool: Hashable, Sendable, Codable {
         var planes, inHeight, inWidth, outHeight, outWidth: UInt32
     }
 
-    /// The dispatch. Bindings: 0 input (R32F), 1 output.
+    /// The dispatch and its bindings: the input, the output.
+    public func steps<Resource>(input: Resource, output: Resource) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input), .write(output)])]
+    }
+
+    /// The dispatch alone.
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
@@ -156,7 +166,12 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
         var planes, pixels: UInt32
     }
 
-    /// The dispatch. Bindings: 0 input (RGBA32F when ``vec4Input``, else R32F), 1 output.
+    /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the output.
+    public func steps<Resource>(input: Resource, output: Resource) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .write(output)])]
+    }
+
+    /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
             kernel: "global_avgpool", specialization: [0: .uint(64), 1: .bool(vec4Input)],

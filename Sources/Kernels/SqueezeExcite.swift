@@ -73,8 +73,21 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         var channels, reduced: UInt32
     }
 
-    /// Step 2. Bindings: 0 means (R32F), 1 w1, 2 b1, 3 w2, 4 b2 (all R32F), 5 gates output `[N][C]`.
-    public func exciteLaunch() -> KernelLaunch {
+    /// The three dispatches and their bindings: the squeeze (input to `means`, `[N][C]`), the excitation (`means`,
+    /// fc1's weights and bias, fc2's weights and bias, to `gates`, `[N][C]`), and the scaling (input, `gates`, the
+    /// residual when the epilogue has one, to the output). `means` and `gates` are scratch for this operation alone.
+    public func steps<Resource>(
+        input: Resource, w1: Resource, b1: Resource, w2: Resource, b2: Resource, means: Resource, gates: Resource,
+        residual: Resource?, output: Resource
+    ) -> [KernelStep<Resource>] {
+        let scaled: TexelFormat = vec4Scale ? .rgba32Float : .r32Float
+        return squeeze.steps(input: input, output: means) + [
+            KernelStep(exciteLaunch(), [.read(means), .read(w1), .read(b1), .read(w2), .read(b2), .write(gates)]),
+            KernelStep(scaleLaunch(), [.read(input, scaled), .read(gates), .read(residual ?? input, scaled), .write(output)]),
+        ]
+    }
+
+    func exciteLaunch() -> KernelLaunch {
         KernelLaunch(
             kernel: "se_excite", specialization: [0: .uint(64), 1: .uint(innerActivation.rawValue)],
             pushConstants: ExcitePushConstants(channels: UInt32(channels), reduced: UInt32(reduced)),
@@ -85,12 +98,10 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         var count, pixels: UInt32
     }
 
-    /// Whether step 3 reads and writes four values at a time (input and residual then bound as RGBA32F views).
-    public var vec4Scale: Bool { pixels % 4 == 0 }
+    /// Whether the scaling reads and writes four values at a time (input and residual then bound as RGBA32F views).
+    var vec4Scale: Bool { pixels % 4 == 0 }
 
-    /// Step 3. Bindings: 0 input (RGBA32F when ``vec4Scale``, else R32F), 1 gates (R32F), 2 residual (like the input;
-    /// the input when there is none), 3 output.
-    public func scaleLaunch() -> KernelLaunch {
+    func scaleLaunch() -> KernelLaunch {
         KernelLaunch(
             kernel: "channel_scale",
             specialization: [0: .uint(64), 1: .bool(vec4Scale), 2: .uint(epilogue.activation.rawValue),

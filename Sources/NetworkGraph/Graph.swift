@@ -183,7 +183,7 @@ public struct Graph: Sendable {
 
     /// Every dispatch the graph needs, in order (what an ``InferenceSession`` records), for creating or timing its
     /// pipelines ahead of time.
-    public var launches: [KernelLaunch] { Lowering(graph: self, weights: false).steps.map(\.launch) }
+    public var launches: [KernelLaunch] { Lowering(graph: self, weights: false).steps.map(\.kernel.launch) }
 
     /// Bytes of scratch each node needs on the device (squeeze-excite's means and gates, attention's row statistics),
     /// as ``MemoryPlan`` takes them.

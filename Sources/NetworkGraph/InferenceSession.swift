@@ -95,15 +95,16 @@ public final class InferenceSession {
             weightEnd = MemoryPlan.aligned(weightEnd + MemoryPlan.padded(array.count * 4))
         }
         let weights = try VulkanBuffer(device: device, size: max(weightEnd, MemoryPlan.alignment), label: "weights")
-        // One upload of the whole pool (a staging copy happens inside when the memory is not host-visible).
-        var packed = [Float](repeating: 0, count: weights.size / 4)
-        for (array, offset) in zip(lowering.weights, weightOffsets) {
-            packed.replaceSubrange((offset / 4)..<(offset / 4 + array.count), with: array)
+        // Each array straight into the pool (or its one staging buffer); the padding between them stays zero.
+        try weights.write { pool in
+            pool.initializeMemory(as: UInt8.self, repeating: 0)
+            for (array, offset) in zip(lowering.weights, weightOffsets) {
+                array.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: pool[offset..<(offset + $0.count)]).copyMemory(from: $0) }
+            }
         }
-        try weights.upload(packed)
 
         // Where each binding's resource lives.
-        func location(_ resource: Binding.Resource) -> (buffer: VulkanBuffer, offset: Int, bytes: Int) {
+        func location(_ resource: PlanResource) -> (buffer: VulkanBuffer, offset: Int, bytes: Int) {
             switch resource {
             case let .tensor(id) where id == graph.input: return (inputBuffer, 0, inputBytes)
             case let .tensor(id) where id == graph.output: return (outputBuffer, 0, outputBytes)
@@ -119,11 +120,11 @@ public final class InferenceSession {
         }
 
         // Pipelines, views and descriptor sets for every step (the views are shared between steps).
-        let stepPipelines = try lowering.steps.map { try pipelines.pipeline(for: $0.launch) }
+        let stepPipelines = try lowering.steps.map { try pipelines.pipeline(for: $0.kernel.launch) }
         let pool = try DescriptorPool(device: device, forSetsOf: stepPipelines)
         var views: [String: TexelBufferView] = [:]
         let sets = try zip(lowering.steps, stepPipelines).map { step, pipeline in
-            try pool.makeSet(for: pipeline, step.bindings.map { binding -> DescriptorResource in
+            try pool.makeSet(for: pipeline, step.kernel.bindings.map { binding -> DescriptorResource in
                 let (buffer, offset, bytes) = location(binding.resource)
                 guard let format = binding.format else { return .buffer(buffer, offset: offset, range: bytes) }
                 let key = "\(binding.resource)/\(format)"
@@ -152,15 +153,16 @@ public final class InferenceSession {
         var hazards = HazardTracker()
         var barriers = 0
         for (index, step) in lowering.steps.enumerated() {
-            let reads = step.bindings.filter { $0.format != nil }.map { location($0.resource) }
-            let writes = step.bindings.filter { $0.format == nil }.map { location($0.resource) }
-            if hazards.needsBarrier(reads: reads.map(Access.init), writes: writes.map(Access.init)) {
+            let bindings = step.kernel.bindings
+            let reads = bindings.filter { $0.format != nil }.map { Access(location($0.resource)) }
+            let writes = bindings.filter { $0.format == nil }.map { Access(location($0.resource)) }
+            if hazards.needsBarrier(reads: reads, writes: writes) {
                 commands.barrier(.computeReadWrite, before: .computeReadWrite)
                 hazards.reset()
                 barriers += 1
             }
-            hazards.record(reads: reads.map(Access.init), writes: writes.map(Access.init))
-            try step.launch.record(commands, set: sets[index])
+            hazards.record(reads: reads, writes: writes)
+            try step.kernel.launch.record(commands, set: sets[index])
             let lastOfNode = index + 1 == lowering.steps.count || lowering.steps[index + 1].node != step.node
             if let timestamps, lastOfNode, options.profile { commands.writeTimestamp(timestamps, index: step.node + 1) }
         }

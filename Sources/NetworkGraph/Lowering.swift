@@ -2,27 +2,17 @@ import Foundation
 import Kernels
 import VulkanCompute
 
-/// What a dispatch binds: a tensor, a node's scratch, or a weight array, read through a texel view of a format or
-/// (format `nil`) written as a storage buffer.
-struct Binding: Sendable {
-    enum Resource: Hashable, Sendable {
-        case tensor(TensorID)
-        case scratch(node: Int, index: Int)
-        case weight(Int)
-    }
-
-    var resource: Resource
-    var format: TexelFormat?
-
-    static func read(_ resource: Resource, _ format: TexelFormat = .r32Float) -> Binding { Binding(resource: resource, format: format) }
-    static func write(_ resource: Resource) -> Binding { Binding(resource: resource, format: nil) }
+/// What a dispatch of the plan binds: a tensor, a node's scratch, or a weight array.
+enum PlanResource: Hashable, Sendable {
+    case tensor(TensorID)
+    case scratch(node: Int, index: Int)
+    case weight(Int)
 }
 
-/// One dispatch of the plan.
+/// One dispatch of the plan, and the node it belongs to.
 struct Step: Sendable {
     var node: Int
-    var launch: KernelLaunch
-    var bindings: [Binding]
+    var kernel: KernelStep<PlanResource>
 }
 
 /// The dry pass: turns every node into its dispatches, and collects the weight arrays (packed as the kernels read
@@ -41,61 +31,48 @@ struct Lowering: Sendable {
         for (index, node) in graph.nodes.enumerated() { lower(node, index: index) }
     }
 
-    private mutating func weight(_ values: @autoclosure () -> [Float]) -> Binding.Resource {
+    private mutating func weight(_ values: @autoclosure () -> [Float]) -> PlanResource {
         weights.append(keepWeights ? values() : [])
         return .weight(weights.count - 1)
     }
 
+    /// A node's scratch, registered with its size in bytes.
+    private mutating func scratch(_ node: Int, bytes: Int) -> PlanResource {
+        scratchBytes[node].append(bytes)
+        return .scratch(node: node, index: scratchBytes[node].count - 1)
+    }
+
+    /// Each operation's own steps, with the graph's tensors, the node's scratch and the packed weights as resources.
     private mutating func lower(_ node: Node, index: Int) {
-        let x = Binding.Resource.tensor(node.inputs[0])
-        let residual = node.inputs.count > 1 ? Binding.Resource.tensor(node.inputs[1]) : x
-        let output = Binding.write(.tensor(node.output))
+        let x = PlanResource.tensor(node.inputs[0])
+        let residual = node.inputs.count > 1 ? PlanResource.tensor(node.inputs[1]) : nil
+        let output = PlanResource.tensor(node.output)
+        let kernels: [KernelStep<PlanResource>]
         switch node.op {
         case let .conv2d(op, p):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [
-                .read(x), .read(weight(op.packWeights(p.weights)), .rgba32Float),
-                .read(weight(Epilogue.packAffine(scale: p.scale, shift: p.shift))), .read(residual), output,
-            ]))
+            kernels = op.steps(input: x, weights: weight(op.packWeights(p.weights)), affine: weight(Self.affine(p)), residual: residual, output: output)
         case let .pointwise(op, p):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [
-                .read(x, op.vec4Input ? .rgba32Float : .r32Float), .read(weight(op.packWeights(p.weights)), .rgba32Float),
-                .read(weight(Epilogue.packAffine(scale: p.scale, shift: p.shift))), .read(residual), output,
-            ]))
+            kernels = op.steps(input: x, weights: weight(op.packWeights(p.weights)), affine: weight(Self.affine(p)), residual: residual, output: output)
         case let .depthwise(op, p):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [
-                .read(x), .read(weight(p.weights)), .read(weight(Epilogue.packAffine(scale: p.scale, shift: p.shift))),
-                .read(residual), output,
-            ]))
+            kernels = op.steps(input: x, weights: weight(p.weights), affine: weight(Self.affine(p)), residual: residual, output: output)
         case let .maxPool(op):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [.read(x), output]))
+            kernels = op.steps(input: x, output: output)
         case let .avgPool(op):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [.read(x), output]))
+            kernels = op.steps(input: x, output: output)
         case let .globalAvgPool(op):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [.read(x, op.vec4Input ? .rgba32Float : .r32Float), output]))
+            kernels = op.steps(input: x, output: output)
         case let .squeezeExcite(op, p):
-            scratchBytes[index] = [4 * op.batch * op.channels, 4 * op.batch * op.channels]
-            let (means, gates) = (Binding.Resource.scratch(node: index, index: 0), Binding.Resource.scratch(node: index, index: 1))
-            let format: TexelFormat = op.vec4Scale ? .rgba32Float : .r32Float
-            steps.append(Step(node: index, launch: op.squeeze.launch(), bindings: [
-                .read(x, op.squeeze.vec4Input ? .rgba32Float : .r32Float), .write(means),
-            ]))
-            steps.append(Step(node: index, launch: op.exciteLaunch(), bindings: [
-                .read(means), .read(weight(p.w1)), .read(weight(p.b1)), .read(weight(p.w2)), .read(weight(p.b2)), .write(gates),
-            ]))
-            steps.append(Step(node: index, launch: op.scaleLaunch(), bindings: [
-                .read(x, format), .read(gates), .read(residual, format), output,
-            ]))
+            kernels = op.steps(input: x, w1: weight(p.w1), b1: weight(p.b1), w2: weight(p.w2), b2: weight(p.b2),
+                               means: scratch(index, bytes: 4 * op.batch * op.channels),
+                               gates: scratch(index, bytes: 4 * op.batch * op.channels), residual: residual, output: output)
         case let .attention(op, p):
-            scratchBytes[index] = [4 * op.rowStatisticsCount]
-            let rows = Binding.Resource.scratch(node: index, index: 0)
-            steps.append(Step(node: index, launch: op.rowsLaunch(), bindings: [.read(x), .write(rows)]))
-            steps.append(Step(node: index, launch: op.launch(), bindings: [
-                .read(x), .read(rows), .read(weight(Epilogue.packAffine(scale: p.scale, shift: p.shift))), output,
-            ]))
+            kernels = op.steps(qkv: x, rows: scratch(index, bytes: 4 * op.rowStatisticsCount),
+                               affine: weight(Epilogue.packAffine(scale: p.scale, shift: p.shift)), output: output)
         case let .add(op):
-            steps.append(Step(node: index, launch: op.launch(), bindings: [
-                .read(x, .rgba32Float), .read(.tensor(node.inputs[1]), .rgba32Float), output,
-            ]))
+            kernels = op.steps(a: x, b: .tensor(node.inputs[1]), output: output)
         }
+        steps += kernels.map { Step(node: index, kernel: $0) }
     }
+
+    private static func affine(_ p: ConvParameters) -> [Float] { Epilogue.packAffine(scale: p.scale, shift: p.shift) }
 }

@@ -109,17 +109,28 @@ public final class VulkanBuffer {
     public func upload(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) throws {
         try checkRange(offset: offset, count: bytes.count, operation: "upload")
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        try write(offset: offset, count: bytes.count) { $0.baseAddress?.copyMemory(from: base, byteCount: bytes.count) }
+    }
+
+    /// Lets `body` fill `count` bytes of the buffer from `offset` in place: the buffer's own memory when it is
+    /// host-visible, else a staging buffer copied over in one submission. Saves building the contents elsewhere first.
+    ///
+    /// Call between submissions only: it does not synchronize with work in flight.
+    public func write(offset: Int = 0, count: Int? = nil, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        let count = count ?? size - offset
+        try checkRange(offset: offset, count: count, operation: "write")
+        guard count > 0 else { return }
         if let mapped {
-            (mapped + offset).copyMemory(from: base, byteCount: bytes.count)
+            try body(UnsafeMutableRawBufferPointer(start: mapped + offset, count: count))
             return
         }
-        let staging = try VulkanBuffer(device: device, size: bytes.count, memory: .staging, label: "\(label) upload")
-        try staging.upload(bytes)
+        let staging = try VulkanBuffer(device: device, size: count, memory: .staging, label: "\(label) upload")
+        try staging.write(body)
         try device.run { commands in
             // Earlier work on this buffer (in earlier submissions too) finishes before the copy overwrites it.
             commands.barrier(.computeReadWrite, before: .transferWrite, buffers: [self])
             commands.barrier(.transferWrite, before: .transferWrite, buffers: [self])
-            commands.copy(from: staging, to: self, size: bytes.count, destinationOffset: offset)
+            commands.copy(from: staging, to: self, size: count, destinationOffset: offset)
             commands.barrier(.transferWrite, before: .computeRead, buffers: [self])
         }
     }

@@ -20,33 +20,29 @@ func everyKernelBuilds() throws {
     }
 }
 
-/// Every launch's push constants are the exact size of its shader's block and fit the 128 bytes every device allows;
-/// its bindings are what the operation documents.
-@Test("push-constant mirrors match their shaders and fit in 128 bytes")
-func pushConstantMirrors() throws {
+/// Every operation's steps: push constants the exact size of the shader's block and within the 128 bytes every
+/// device allows; bindings, in order, of the kinds the shader declares. The steps are the one description of how
+/// each kernel binds, used by both the executor and the checks.
+@Test("each operation's steps match their shaders: push-constant size (at most 128 bytes) and binding kinds")
+func stepsMatchShaders() throws {
     let se = SqueezeExcite(batch: 1, channels: 8, pixels: 4, reduced: 2, innerActivation: .relu)
-    let launches: [(KernelLaunch, [BindingKind])] = [
-        (Add(count: 5).launch(), [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-        (Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, padding: 1).launch(),
-         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-        (Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).launch(),
-         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-        (Depthwise(batch: 1, channels: 8, height: 8, width: 8, kernelSize: 3, padding: 1).launch(),
-         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-        (MaxPool(batch: 1, channels: 1, height: 8, width: 8).launch(), [.uniformTexelBuffer, .storageBuffer]),
-        (AvgPool(batch: 1, channels: 1, height: 8, width: 8).launch(), [.uniformTexelBuffer, .storageBuffer]),
-        (se.squeeze.launch(), [.uniformTexelBuffer, .storageBuffer]),
-        (se.exciteLaunch(), Array(repeating: .uniformTexelBuffer, count: 5) + [.storageBuffer]),
-        (se.scaleLaunch(), [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-        (Attention(batch: 1, heads: 1, tokens: 4).rowsLaunch(), [.uniformTexelBuffer, .storageBuffer]),
-        (Attention(batch: 1, heads: 1, tokens: 4).launch(),
-         [.uniformTexelBuffer, .uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer]),
-    ]
-    for (launch, bindings) in launches {
-        let reflection = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: launch.kernel))
-        #expect(reflection.pushConstantSize == launch.pushConstants.count, "\(launch.kernel)")
-        #expect(launch.pushConstants.count <= 128, "\(launch.kernel)")
-        #expect(reflection.bindings == bindings, "\(launch.kernel)")
+    let steps: [KernelStep<Int>] =
+        Add(count: 5).steps(a: 0, b: 1, output: 2)
+        + Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, padding: 1)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3)
+        + Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).steps(input: 0, weights: 1, affine: 2, residual: 3, output: 4)
+        + Depthwise(batch: 1, channels: 8, height: 8, width: 8, kernelSize: 3, padding: 1)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3)
+        + MaxPool(batch: 1, channels: 1, height: 8, width: 8).steps(input: 0, output: 1)
+        + AvgPool(batch: 1, channels: 1, height: 8, width: 8).steps(input: 0, output: 1)
+        + se.steps(input: 0, w1: 1, b1: 2, w2: 3, b2: 4, means: 5, gates: 6, residual: nil, output: 7)
+        + Attention(batch: 1, heads: 1, tokens: 4).steps(qkv: 0, rows: 1, affine: 2, output: 3)
+    #expect(Set(steps.map(\.launch.kernel)) == Set(ShaderLibrary.names))
+    for step in steps {
+        let reflection = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: step.launch.kernel))
+        #expect(reflection.pushConstantSize == step.launch.pushConstants.count, "\(step.launch.kernel)")
+        #expect(step.launch.pushConstants.count <= 128, "\(step.launch.kernel)")
+        #expect(reflection.bindings == step.bindings.map(\.kind), "\(step.launch.kernel)")
     }
 }
 

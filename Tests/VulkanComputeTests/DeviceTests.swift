@@ -83,7 +83,8 @@ func timestamps() throws {
         }
         let times = try queries.nanoseconds()
         #expect(times.count == 2)
-        #expect(times[1] >= times[0])
+        // Written, in order, around real work: filling a megabyte takes measurable time.
+        #expect(times[0] > 0 && times[1] > times[0])
         #expect(times[1] - times[0] < 60e9)
     }
 }
