@@ -3,14 +3,15 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
-// Multi-head self-attention as BossNet's checkpoints were trained with it (BoTNet layout, 64 channels per head).
+// Multi-head self-attention as BossNet's checkpoints were trained with it (BoTNet layout, 64 channels per head), as
+// the authors' latest bot_op.py computes it: `out = v @ attn.transpose(-2, -1)`, softmax over keys.
 // qkv[n] holds 3 * heads * 64 channels ordered [q | k | v], each head-major: channel (part * heads + h) * 64 + c.
 //   logits[i][j] = (1/8) * sum_c q[c][i] * k[c][j]
 //   attn[i][j]   = softmax over keys j of logits[i][j] = exp(logits[i][j] - lse[i])     (lse from attention_rows)
-//   a[h*64 + c][j] = sum_i v[c][i] * attn[i][j]      (the authors' `v @ attn`: output token j gathers over queries i)
+//   a[h*64 + c][i] = sum_j attn[i][j] * v[c][j]      (query token i gathers the values of all keys j)
 //   y = act(a * scale[channel] + shift[channel])     (the BatchNorm and activation after attention, fused)
-// One invocation per (image, head, output token j): it keeps k[., j] and its output row in registers and walks the
-// query tokens once; all invocations of a workgroup read the same q and v values at each step.
+// One invocation per (image, head, query token i): it keeps q[., i] and its output row in registers and walks the
+// key tokens once; all invocations of a workgroup read the same k and v values at each step.
 // The loops over the 64 channels are unrolled: lavapipe ends any invocation after 65535 loop iterations in all, and
 // with them rolled up a map of 499 tokens or more would stop short (each token would cost 129 iterations).
 
@@ -31,7 +32,7 @@ const uint D = 64u;
 void main() {
     const uint item = flat_invocation();
     if (item >= p.batch * p.heads * p.tokens) return;
-    const uint j = item % p.tokens;
+    const uint i = item % p.tokens;
     const uint h = (item / p.tokens) % p.heads;
     const uint n = item / (p.tokens * p.heads);
     const int T = int(p.tokens);
@@ -39,20 +40,20 @@ void main() {
     const int q_base = image + int(h * D) * T;
     const int k_base = image + int((p.heads + h) * D) * T;
     const int v_base = image + int((2u * p.heads + h) * D) * T;
-    const int rows = int((n * p.heads + h) * p.tokens);
+    const float row_lse = texelFetch(lse, int(item)).x;  // item = (n * heads + h) * T + i
 
-    float k[D];
-    [[unroll]] for (uint c = 0u; c < D; ++c) k[c] = texelFetch(qkv, k_base + int(c) * T + int(j)).x * 0.125;
+    float q[D];
+    [[unroll]] for (uint c = 0u; c < D; ++c) q[c] = texelFetch(qkv, q_base + int(c) * T + int(i)).x * 0.125;
     float acc[D];
     [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] = 0.0;
-    for (int i = 0; i < T; ++i) {
+    for (int j = 0; j < T; ++j) {
         float logit = 0.0;
-        [[unroll]] for (uint c = 0u; c < D; ++c) logit += k[c] * texelFetch(qkv, q_base + int(c) * T + i).x;
-        const float weight = exp(logit - texelFetch(lse, rows + i).x);
-        [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] += weight * texelFetch(qkv, v_base + int(c) * T + i).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) logit += q[c] * texelFetch(qkv, k_base + int(c) * T + j).x;
+        const float weight = exp(logit - row_lse);
+        [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] += weight * texelFetch(qkv, v_base + int(c) * T + j).x;
     }
 
-    const int out_base = int((n * p.heads + h) * D) * T + int(j);
+    const int out_base = int((n * p.heads + h) * D) * T + int(i);
     const int channels = int(p.heads * D);
     [[unroll]] for (uint c = 0u; c < D; ++c) {
         const int channel = int(h * D + c);

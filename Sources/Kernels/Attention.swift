@@ -2,13 +2,14 @@ import Foundation
 import VulkanCompute
 
 /// Multi-head self-attention as BossNet's checkpoints compute it: the BoTNet layout (64 channels per head, scale
-/// 1/8, softmax over keys), with the authors' aggregation `out = v @ attn`, in which output token j gathers the values
-/// of all queries i weighted by attn[i][j]:
+/// 1/8, softmax over keys), aggregated as the authors' latest `bot_op.py` does (`out = v @ attn.transpose(-2, -1)`,
+/// from their commit "fix code mismatch with old checkpoints & support EMA"): query token i gathers the values of all
+/// keys j, weighted by its softmax row.
 ///
 ///     logits[i][j] = (1/8) sum_c q[c][i] k[c][j];   attn[i] = softmax(logits[i])  (over keys j)
-///     out[h*64 + c][j] = sum_i v[c][i] attn[i][j]
+///     out[h*64 + c][i] = sum_j attn[i][j] v[c][j]
 ///
-/// (This is what boss_candidates/bot_op.py does; it is the transpose of textbook attention's sum over keys.)
+/// (Their earlier code, and the search supernet, had `v @ attn`, the transpose; the published checkpoints need this.)
 /// Input: the to_qkv output `[N][3 * heads * 64][T]`, channels `[q | k | v]` each head-major; output
 /// `[N][heads * 64][T]`, passed through the fused per-channel scale, shift and activation of the BatchNorm and
 /// activation that follow attention in a ResAtt block (no residual).
@@ -66,10 +67,10 @@ public struct Attention: Hashable, Sendable, Codable {
                 }
                 for c in 0..<d {
                     let channel = h * d + c
-                    for j in 0..<t {
+                    for i in 0..<t {
                         var sum = 0.0
-                        for i in 0..<t { sum += Double(qkv[v + c * t + i]) * attn[i * t + j] }
-                        output[((n * heads + h) * d + c) * t + j] =
+                        for j in 0..<t { sum += attn[i * t + j] * Double(qkv[v + c * t + j]) }
+                        output[((n * heads + h) * d + c) * t + i] =
                             Float(activation.apply(sum * Double(scale[channel]) + Double(shift[channel])))
                     }
                 }

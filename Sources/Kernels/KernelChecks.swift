@@ -153,8 +153,9 @@ extension Attention {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: "attention", shape: shapeDescription) { runner, random in
-            // Spread-out logits, so the softmax is far from uniform and its stability matters.
-            let qkv = random.floats(inputCount, in: -2...2)
+            // Spread-out logits (a standard deviation of about 3 units, as a trained network's), so the softmax is
+            // far from uniform, attention and its transpose differ, and the softmax's stability matters.
+            let qkv = random.floats(inputCount, in: -3...3)
             let (scale, shift) = randomAffine(channels, &random)
             let y = try runner.output(outputCount)
             runner.add(steps(qkv: try runner.input(qkv), rows: try runner.output(rowStatisticsCount),

@@ -121,8 +121,8 @@ func referenceKnownValues() {
     var qkv = [Float](repeating: 0, count: 3 * 64)
     for c in 0..<64 { qkv[128 + c] = Float(c) }
     #expect(Attention(batch: 1, heads: 1, tokens: 1).reference(qkv: qkv) == (0..<64).map(Float.init))
-    // Two tokens, one channel of q and k non-zero: query 0 attends only to key 1 (logit 8 * 8 / 8 = 8 vs 0), query 1
-    // evenly. The authors' `v @ attn` sends value i to output j with weight attn[i][j]: output 0 = v0 * a00 + v1 * a10.
+    // Two tokens, one channel of q and k non-zero: query 0 attends almost only to key 1 (logit 8 * 8 / 8 = 8 vs 0),
+    // query 1 evenly. Query i gathers the values of the keys j with weight attn[i][j]: output 0 = a00 v0 + a01 v1.
     var two = [Float](repeating: 0, count: 3 * 64 * 2)
     two[0] = 8  // q[0][0]
     two[128 + 1] = 8  // k[0][1]
@@ -130,8 +130,8 @@ func referenceKnownValues() {
     two[257] = 3  // v[0][1]
     let attention = Attention(batch: 1, heads: 1, tokens: 2).reference(qkv: two)
     let a01 = 1 / (1 + exp(-8.0))
-    #expect(abs(Double(attention[0]) - (1 * (1 - a01) + 3 * 0.5)) < 1e-6)
-    #expect(abs(Double(attention[1]) - (1 * a01 + 3 * 0.5)) < 1e-6)
+    #expect(abs(Double(attention[0]) - (1 * (1 - a01) + 3 * a01)) < 1e-6)
+    #expect(abs(Double(attention[1]) - (1 * 0.5 + 3 * 0.5)) < 1e-6)
 }
 
 @Test("grids never pass 65535 workgroups in a dimension and cover every item")
