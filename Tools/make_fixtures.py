@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
 """Makes the test fixtures that need PyTorch, so that CI never needs it.
 
-    python3 Tools/make_fixtures.py                      # rewrite the committed fixtures
-    python3 Tools/make_fixtures.py --full-checkpoint DIR  # also write a full-size BossNet-T0 .pth and its logits at
-                                                          # 224 for an .npy input (large: not committed)
+    python3 Tools/make_fixtures.py --bossnas PATH                 # rewrite the committed fixtures
+    python3 Tools/make_fixtures.py --bossnas PATH --full-checkpoints DIR
+                                  # also write full-size checkpoints in the authors' layout, inputs and the authors'
+                                  # logits at the published sizes (large: not committed); Tools/check_checkpoints.py
+                                  # then compares `bossnet classify` with them
 
-Needs torch, numpy and pillow (pip install torch numpy pillow). Writes:
+PATH is a checkout of the authors' repository, changlin31/BossNAS, at its latest commit (bb8b26a, "fix code mismatch
+with old checkpoints & support EMA"): the reference logits come from their own model code (retraining_hytra/
+boss_models.py), imported from there, never from a re-implementation. Nothing of theirs is copied here. Needs
+torch 2.x, timm 0.9.x (their code imports timm.models.layers and timm.models.resnet.drop_blocks), numpy and pillow:
+
+    pip install torch "timm==0.9.16" numpy pillow
+
+Writes (every file byte for byte the same on every run):
 
 Tests/CheckpointTests/Fixtures/
     tensors.pth        {'model': {...}, 'model_ema': {'module.'...}, 'epoch', 'args' (argparse.Namespace), 'optimizer'}:
@@ -20,27 +29,36 @@ Tests/ImagesTests/Fixtures/
     png_expected.json  each PNG's RGB bytes as PIL's convert('RGB') gives them
     gradient_64.npy    gradient.png through the evaluation transform at 64 (PIL bicubic resize, center crop, normalise)
 Tests/ModelsTests/Fixtures/
-    input_64.npy       a deterministic [1, 3, 64, 64] input
-    t0_logits_64.npy   BossNet-T0's logits for it under the synthetic weights, by the reference model below
-    t0_png_logits_64.npy  BossNet-T0's logits for gradient.png through the evaluation transform at 64
+    input_64.npy       the calibration image of SyntheticWeights, [1, 3, 64, 64]
+    MODEL_logits_64.npy      the authors' MODEL (bossnet_T0, bossnet_T0_nose, bossnet_T1) in float64 under the
+                             calibrated synthetic weights, for input_64.npy
+    MODEL_png_logits_64.npy  the same for gradient.png through the evaluation transform at 64
+    attention_spread.json    per ResAtt layer, the mean over softmax rows of the attention logits' standard deviation
 
-The reference model is written from shared/BOSSNET.md and the authors' module code (names match their checkpoints);
-its attention aggregates as the authors' `v @ attn` does. The synthetic weights follow the formula documented on
-SyntheticWeights in Sources/Models/Parameters.swift.
+The synthetic weights follow the formula documented on SyntheticWeights in Sources/Models/Parameters.swift,
+calibrated the same way: each BatchNorm's statistics scale with the mean square of what reaches it when the
+calibration image runs through the model, earlier BatchNorms already calibrated.
 """
 import argparse
 import collections
+import io
 import json
 import math
 import pathlib
+import pickle
+import pickletools
+import sys
+import warnings
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODELS = ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"]
+# Every ResAtt layer's attention must be at least this peaked (mean row standard deviation of its logits) under the
+# synthetic weights, or an attention defect could hide behind near-uniform attention.
+MINIMUM_SPREAD = 2.0
 
 
 # ----------------------------------------------------------------------------------------------- synthetic weights
@@ -52,140 +70,98 @@ def fnv1a(text):
     return h
 
 
-def synthetic(name, shape):
-    h = fnv1a(name)
-    phase = (h % 6283) / 1000.0
-    freq = 0.1 + ((h >> 13) % 997) / 1000.0
+def uniform(name, count):
+    """SplitMix64's finaliser of (fnv1a(name) << 32) + k + golden, as doubles in [-1, 1)."""
+    k = np.arange(count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (np.uint64(fnv1a(name)) << np.uint64(32)) + k + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return 2 * ((z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53) - 1
+
+
+def synthetic(name, shape, m=1.0):
+    """The value of parameter `name` (float32), as SyntheticWeights computes it; m is its BatchNorm's scale."""
     count = int(np.prod(shape)) if len(shape) else 1
-    u = np.sin(freq * np.arange(count, dtype=np.float64) + phase)
+    u = uniform(name, count)
     if name.endswith("running_mean"):
-        v = 0.1 * u
+        v = (0.1 * math.sqrt(m)) * u
     elif name.endswith("running_var"):
-        v = 1 + 0.5 * u * u
+        v = m + (0.5 * m) * (u * u)
     elif name.endswith("weight") and len(shape) == 1:
-        v = 1 + 0.25 * u
+        f = 0.5 if name.endswith("bn3.weight") else 0.3 if name.endswith("net.5.weight") else 1.0
+        v = f + (0.25 * f) * u
     elif name.endswith("weight"):
-        v = u * math.sqrt(3.0 / int(np.prod(shape[1:])))
+        fan = int(np.prod(shape[1:]))
+        gain = 12.0 if name.endswith("to_qkv.weight") else 1.0 if len(shape) == 2 else 2.0
+        v = math.sqrt(3 * gain / max(fan, 1)) * u
     else:
         v = 0.1 * u
     return torch.from_numpy(v.astype(np.float32).reshape(shape))
 
 
-# ------------------------------------------------------------------------------------------------ reference model
-class PEG(nn.Module):
-    def __init__(self, dim, stride):
-        super().__init__()
-        self.conv = nn.Conv2d(dim, dim, 3, stride, 1, groups=dim)
-
-    def forward(self, x):
-        return self.conv(x)
+def calibration_image(size=64):
+    """SyntheticWeights.calibrationImage: 1.5 sin(0.001 k) + 0.5 cos(0.0137 k) over the flat index k."""
+    k = np.arange(3 * size * size, dtype=np.float64)
+    return (np.sin(k * 0.001) * 1.5 + np.cos(k * 0.0137) * 0.5).astype(np.float32).reshape(1, 3, size, size)
 
 
-class SE(nn.Module):
-    def __init__(self, channels):
-        super().__init__()
-        self.fc1 = nn.Conv2d(channels, channels // 16, 1)
-        self.fc2 = nn.Conv2d(channels // 16, channels, 1)
-
-    def forward(self, x):
-        s = x.mean((2, 3), keepdim=True)
-        return x * torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
-
-
-def shortcut(inplanes, out, stride):
-    if stride == 1 and inplanes == out:
-        return nn.Identity()
-    pool = nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False) if stride == 2 else nn.Identity()
-    return nn.Sequential(pool, nn.Conv2d(inplanes, out, 1, bias=False), nn.BatchNorm2d(out))
+def authors_model(bossnas, name):
+    """The authors' own model, from their checkout's retraining_hytra/boss_models.py."""
+    folder = str(pathlib.Path(bossnas).resolve() / "retraining_hytra")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import boss_models
+    return getattr(boss_models, name)().eval()
 
 
-class ResConv(nn.Module):
-    def __init__(self, inplanes, planes, stride, act, se):
-        super().__init__()
-        out = planes * 4
-        self.downsample = shortcut(inplanes, out, stride)
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.peg = PEG(planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out)
-        self.se = SE(out) if se else None
-        self.act = act
-
-    def forward(self, x):
-        r = self.downsample(x)
-        x = self.act(self.bn1(self.peg(self.conv1(x))))
-        x = self.act(self.bn2(self.conv2(x)))
-        x = self.bn3(self.conv3(x))
-        if self.se is not None:
-            x = self.se(x)
-        return self.act(x + r)
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.to_qkv = nn.Conv2d(dim, heads * 64 * 3, 1, bias=False)
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        q, k, v = self.to_qkv(x).reshape(b, 3 * self.heads, 64, h * w).chunk(3, dim=1)
-        attn = ((q * 0.125).transpose(-2, -1) @ k).softmax(dim=-1)  # [b, heads, i, j], softmax over keys j
-        return (v @ attn).reshape(b, -1, h, w)  # the authors' aggregation: out[:, j] = sum_i v[:, i] attn[i, j]
-
-
-class ResAtt(nn.Module):
-    def __init__(self, inplanes, out, heads, stride, act):
-        super().__init__()
-        dim = heads * 64
-        self.shortcut = shortcut(inplanes, out, stride)
-        self.proj = nn.Sequential(nn.Conv2d(inplanes, dim, 1, bias=False), PEG(dim, stride), nn.BatchNorm2d(dim))
-        self.net = nn.Sequential(act, Attention(dim, heads), nn.BatchNorm2d(dim), act,
-                                 nn.Conv2d(dim, out, 1, bias=False), nn.BatchNorm2d(out))
-        self.act = act
-
-    def forward(self, x):
-        return self.act(self.net(self.proj(x)) + self.shortcut(x))
-
-
-class BossNet(nn.Module):
-    def __init__(self, encoding, act, se, last_stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.act = act
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inplanes = 64
-        for index, blocks in enumerate(encoding):
-            planes, heads = [64, 128, 256, 512][index], [1, 2, 4, 8][index]
-            stride = last_stride if index == 3 else (1 if index == 0 else 2)
-            layers = []
-            for position, kind in enumerate(blocks):
-                s = stride if position == 0 else 1
-                layers.append(ResConv(inplanes, planes, s, act, se) if kind == 1
-                              else ResAtt(inplanes, planes * 4, heads, s, act))
-                inplanes = planes * 4
-            setattr(self, f"layer{index + 1}", nn.Sequential(*layers))
-        self.fc = nn.Linear(2048, 1000)
-
-    def forward(self, x):
-        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(x.mean((2, 3)))
-
-
-ENCODING = [[1], [1], [1, 1, 1, 0, 1], [0, 0, 0, 1, 0, 0, 0, 0, 0]]
-
-
-def bossnet_t0():
-    model = BossNet(ENCODING, nn.SiLU(), True, 2)
+def calibrated(model, image):
+    """Loads the synthetic weights into `model` (float64 afterwards), each BatchNorm calibrated on `image` in turn."""
     state = {name: synthetic(name, tuple(t.shape)) if t.is_floating_point() else t
              for name, t in model.state_dict().items()}
     model.load_state_dict(state)
-    return model.eval()
+    model.double()
+    names = {module: name for name, module in model.named_modules()}
+
+    def calibrate(module, inputs):
+        m = float(inputs[0].pow(2).mean())
+        m = m if m > 0 and math.isfinite(m) else 1.0
+        prefix = names[module]
+        for buffer in ("running_mean", "running_var"):
+            value = synthetic(f"{prefix}.{buffer}", tuple(getattr(module, buffer).shape), m)
+            getattr(module, buffer).copy_(value.double())
+
+    hooks = [module.register_forward_pre_hook(calibrate) for module in model.modules()
+             if isinstance(module, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        model(torch.from_numpy(np.asarray(image, dtype=np.float64)))
+    for hook in hooks:
+        hook.remove()
+    return model
+
+
+def attention_spreads(model, x):
+    """For each attention module, the mean over softmax rows of the standard deviation of its logits."""
+    spreads = collections.OrderedDict()
+
+    def measure(name):
+        def hook(module, inputs, output):
+            b, _, h, w = inputs[0].shape
+            q, k, _ = module.to_qkv(inputs[0]).view(b, 3 * module.heads, module.dim_head, h * w).chunk(3, dim=1)
+            logits = q.transpose(-2, -1) @ k * module.scale
+            spreads[name] = float(logits.std(-1, correction=0).mean())
+        return hook
+
+    hooks = [module.register_forward_hook(measure(name)) for name, module in model.named_modules()
+             if type(module).__name__ == "Attention"]
+    with torch.no_grad():
+        model(torch.from_numpy(np.asarray(x, dtype=np.float64)))
+    for hook in hooks:
+        hook.remove()
+    return spreads
 
 
 # ----------------------------------------------------------------------------------------------------- preprocessing
@@ -233,13 +209,32 @@ def checkpoint_fixtures(folder):
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}}, folder / "tensors.pth")
     torch.save(model, folder / "bare.pth")
     torch.save({"state_dict": model}, folder / "state_dict.pth")
-    torch.save({"state_dict": model}, folder / "legacy.pth", _use_new_zipfile_serialization=False)
+    save_legacy({"state_dict": model}, folder / "legacy.pth")
 
     def describe(sd):
         return [{"name": k, "shape": list(v.shape), "values": v.double().flatten().tolist()} for k, v in sd.items()]
     (folder / "tensors.json").write_text(json.dumps({
         "model": describe(model), "model_ema": describe({k[len("module."):]: v for k, v in ema.items()}),
     }, indent=1))
+
+
+def save_legacy(obj, path):
+    """torch.save in the legacy (pre-1.6) format, with its storage keys made deterministic. That format names each
+    storage by its memory address (str(storage._cdata)), so two runs write different bytes; each key is replaced by
+    its rank among the keys, zero-padded to the same length, which keeps every pickle length and the keys' order."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, _use_new_zipfile_serialization=False)
+    data = buffer.getvalue()
+    stream = io.BytesIO(data)
+    for _ in range(4):  # skip the magic number, protocol version, system info and the object without running them
+        for _ in pickletools.genops(stream):
+            pass
+    keys = pickle.load(stream)
+    width = len(keys[0])
+    assert all(len(key) == width and key.isdigit() for key in keys), "legacy storage keys are not addresses of one length"
+    for rank, key in enumerate(keys):
+        data = data.replace(key.encode(), str(rank).zfill(width).encode())
+    path.write_bytes(data)
 
 
 def png_fixtures(folder):
@@ -264,37 +259,88 @@ def png_fixtures(folder):
     np.save(folder / "gradient_64.npy", evaluation_tensor(Image.open(folder / "gradient.png").convert("RGB"), 64))
 
 
-def golden_fixtures(folder, images):
+def golden_fixtures(folder, images, bossnas):
     folder.mkdir(parents=True, exist_ok=True)
-    model = bossnet_t0()
-    grid = np.arange(3 * 64 * 64, dtype=np.float64).reshape(1, 3, 64, 64)
-    x = (np.sin(grid * 0.001) * 1.5 + np.cos(grid * 0.0137) * 0.5).astype(np.float32)
+    x = calibration_image()
     np.save(folder / "input_64.npy", x)
-    with torch.no_grad():
-        np.save(folder / "t0_logits_64.npy", model(torch.from_numpy(x)).numpy().astype(np.float32))
-        png = np.load(images / "gradient_64.npy")[None]
-        np.save(folder / "t0_png_logits_64.npy", model(torch.from_numpy(png)).numpy().astype(np.float32))
+    png = np.load(images / "gradient_64.npy")[None]
+    spreads = {}
+    for name in MODELS:
+        model = calibrated(authors_model(bossnas, name), x)
+        with torch.no_grad():
+            for suffix, data in (("logits_64", x), ("png_logits_64", png)):
+                logits = model(torch.from_numpy(data.astype(np.float64))).numpy()
+                np.save(folder / f"{name}_{suffix}.npy", logits.astype(np.float32))
+        spreads[name] = attention_spreads(model, x)
+        weakest = min(spreads[name].values())
+        assert weakest >= MINIMUM_SPREAD, f"{name}: an attention layer's logit spread is only {weakest:.2f}"
+    (folder / "attention_spread.json").write_text(json.dumps(
+        {name: {layer: round(value, 4) for layer, value in layers.items()} for name, layers in spreads.items()}, indent=1)
+        + "\n")
 
 
-def full_checkpoint(folder):
+# The published input sizes of each model, for the full-size check.
+FULL_SIZES = {"bossnet_T0": [224, 288], "bossnet_T0_nose": [224], "bossnet_T1": [224, 256]}
+
+
+def photo(width, height):
+    """A deterministic RGB image with smooth regions, edges and texture, as a photograph has."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    r = 128 + 90 * np.sin(x / 23.0) * np.cos(y / 31.0) + 30 * np.sin((x + 2 * y) / 5.0)
+    g = 128 + 100 * np.sin((x - y) / 41.0) + 20 * np.cos(x * y / 900.0)
+    b = np.where((x - width / 2) ** 2 + (y - height / 2) ** 2 < (min(width, height) / 3) ** 2, 200.0, 60.0) + 25 * np.sin(y / 3.0)
+    return Image.fromarray(np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8), "RGB")
+
+
+def full_checkpoints(folder, bossnas):
+    """Full-size checkpoints in the authors' layout ('model' and a different 'model_ema'), each calibrated at 224 on
+    the preprocessed photo, and the authors' float64 logits at the published sizes for an .npy and a PNG input."""
     folder.mkdir(parents=True, exist_ok=True)
-    model = bossnet_t0()
-    torch.save({"model": model.state_dict(), "epoch": 0}, folder / "bossnet_T0_synthetic.pth")
-    grid = np.arange(3 * 224 * 224, dtype=np.float64).reshape(3, 224, 224)
-    x = (np.sin(grid * 0.0003) * 1.5).astype(np.float32)
-    np.save(folder / "input_224.npy", x)
-    with torch.no_grad():
-        np.save(folder / "t0_logits_224.npy", model(torch.from_numpy(x)[None]).numpy().astype(np.float32))
-    print(f"wrote {folder}/bossnet_T0_synthetic.pth, input_224.npy and t0_logits_224.npy")
+    photo(347, 291).save(folder / "photo.png")
+    expected = {}
+    for name, sizes in FULL_SIZES.items():
+        calibration = evaluation_tensor(Image.open(folder / "photo.png").convert("RGB"), 224)[None]
+        model = calibrated(authors_model(bossnas, name), calibration).float()
+        state = model.state_dict()
+        ema = collections.OrderedDict()
+        for key, value in state.items():
+            if value.is_floating_point():
+                value = value * torch.from_numpy((1 + 0.05 * uniform(key + ".ema", value.numel())).astype(np.float32)).reshape(value.shape)
+            ema[key] = value
+        torch.save({"model": state, "model_ema": ema, "epoch": 299}, folder / f"{name}.pth")
+        spreads = {}
+        for which, weights in (("model", state), ("model_ema", ema)):
+            reference = authors_model(bossnas, name)
+            reference.load_state_dict(weights)
+            reference.double()
+            for size in sizes:
+                npy = f"input_{size}.npy"
+                if not (folder / npy).exists():
+                    k = np.arange(3 * size * size, dtype=np.float64).reshape(3, size, size)
+                    np.save(folder / npy, (np.sin(k * 0.00071) * 1.3 + np.cos(k * 0.0191) * 0.4).astype(np.float32))
+                inputs = {npy: np.load(folder / npy)[None],
+                          "photo.png": evaluation_tensor(Image.open(folder / "photo.png").convert("RGB"), size)[None]}
+                for label, data in inputs.items():
+                    with torch.no_grad():
+                        logits = reference(torch.from_numpy(data.astype(np.float64))).numpy()[0]
+                    expected[f"{name} {which} {size} {label}"] = logits.tolist()
+                spreads[f"{which} {size}"] = min(attention_spreads(reference, inputs["photo.png"]).values())
+        print(f"{name}: weakest attention logit spread per case {spreads}")
+    (folder / "expected.json").write_text(json.dumps(expected))
+    print(f"wrote {folder}: checkpoints, inputs and expected.json; check them with Tools/check_checkpoints.py {folder}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full-checkpoint", type=pathlib.Path, help="also write a full-size T0 checkpoint here")
+    parser.add_argument("--bossnas", type=pathlib.Path, required=True,
+                        help="a checkout of changlin31/BossNAS (its latest commit)")
+    parser.add_argument("--full-checkpoints", type=pathlib.Path, help="also write full-size checkpoints here")
     args = parser.parse_args()
+    if not (args.bossnas / "retraining_hytra" / "boss_models.py").exists():
+        parser.error(f"{args.bossnas} is not a checkout of changlin31/BossNAS (no retraining_hytra/boss_models.py)")
     torch.manual_seed(0)
     checkpoint_fixtures(ROOT / "Tests/CheckpointTests/Fixtures")
     png_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
-    golden_fixtures(ROOT / "Tests/ModelsTests/Fixtures", ROOT / "Tests/ImagesTests/Fixtures")
-    if args.full_checkpoint:
-        full_checkpoint(args.full_checkpoint)
+    golden_fixtures(ROOT / "Tests/ModelsTests/Fixtures", ROOT / "Tests/ImagesTests/Fixtures", args.bossnas)
+    if args.full_checkpoints:
+        full_checkpoints(args.full_checkpoints, args.bossnas)

@@ -102,7 +102,8 @@ public final class Benchmarker {
     public let iterations: Int
     public let warmup: Int
     public let profile: Bool
-    public let weights: any ParameterSource
+    /// The weights of every case; `nil` for each model's calibrated ``SyntheticWeights``.
+    public let weights: (any ParameterSource)?
     /// The input size of the numerics check.
     public let checkInputSize: Int
     private let pipelines: PipelineCache
@@ -114,7 +115,7 @@ public final class Benchmarker {
     /// A benchmarker that times `iterations` runs after `warmup` untimed ones, checks numerics at `checkInputSize`
     /// and reports what it is doing through `progress`.
     public init(device: VulkanDevice, iterations: Int, warmup: Int, profile: Bool = false,
-                weights: any ParameterSource = SyntheticWeights(), checkInputSize: Int = 64,
+                weights: (any ParameterSource)? = nil, checkInputSize: Int = 64,
                 progress: @escaping (String) -> Void = { _ in }) {
         precondition(iterations >= 1 && warmup >= 0, "at least one iteration")
         self.device = device
@@ -131,7 +132,8 @@ public final class Benchmarker {
     public func run(_ benchmark: BenchmarkCase) throws -> BenchmarkResult {
         let name = "\(benchmark.label) \(benchmark.inputSize)px batch \(benchmark.batch)"
         progress("\(name): building")
-        let graph = try benchmark.model.graph(batch: benchmark.batch, inputSize: benchmark.inputSize, weights: weights)
+        let graph = try benchmark.model.graph(batch: benchmark.batch, inputSize: benchmark.inputSize,
+                                             weights: try weights ?? SyntheticWeights(calibratedFor: benchmark.model))
         // Per-image MAdds from the graph just built; parameters once per model.
         let madds = graph.madds / benchmark.batch
         let architecture = benchmark.model.architecture.text
@@ -218,7 +220,7 @@ public final class Benchmarker {
     /// Runs `model` at the check size, batch 1, on the device and on the CPU; returns the relative L2 error of the
     /// logits and, with BOSSNET_CHECK=1, the first node that diverges.
     func checkNumerics(_ model: Model) throws -> (error: Double, divergence: String?) {
-        let graph = try model.graph(batch: 1, inputSize: checkInputSize, weights: weights)
+        let graph = try model.graph(batch: 1, inputSize: checkInputSize, weights: try weights ?? SyntheticWeights(calibratedFor: model))
         var random = SeededRandom(seed: 11)
         let input = random.floats(graph.shapes[graph.input].count, in: -2...2)
         let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines)

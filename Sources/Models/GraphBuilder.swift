@@ -10,13 +10,49 @@ struct GraphBuilder {
     private(set) var declarations: [ParameterDeclaration] = []
     let source: any ParameterSource
     let batch: Int
+    /// When calibrating synthetic weights: every tensor's value so far on the calibration input (CPU reference).
+    private var calibrationValues: [[Float]]?
+    /// When calibrating: the mean square of each BatchNorm's input, by module name (see ``SyntheticWeights``).
+    private(set) var calibratedScales: [String: Double] = [:]
     /// BatchNorm's epsilon (PyTorch's default).
     static let epsilon = 1e-5
 
-    init(inputChannels: Int, inputSize: Int, batch: Int, source: any ParameterSource) {
+    /// A builder taking weights from `source`; with `calibrationInput`, one that runs that input through each node on
+    /// the CPU reference as it adds it and calibrates each BatchNorm of ``SyntheticWeights`` on what reaches it.
+    init(inputChannels: Int, inputSize: Int, batch: Int, source: any ParameterSource, calibrationInput: [Float]? = nil) {
         graph = Graph(input: TensorShape(batch: batch, channels: inputChannels, height: inputSize, width: inputSize))
         self.source = source
         self.batch = batch
+        if let calibrationInput {
+            precondition(calibrationInput.count == graph.shapes[graph.input].count, "calibration input has the wrong size")
+            calibrationValues = [calibrationInput]
+        }
+    }
+
+    mutating func build(_ architecture: Architecture) throws {
+        switch architecture {
+        case let .hytra(a): try buildHyTra(a)
+        case let .mbconv(a): try buildMBConv(a)
+        }
+    }
+
+    /// Adds a node to the graph (and, when calibrating, computes its output).
+    private mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape) -> TensorID {
+        let id = graph.add(name, op, inputs: inputs, output: shape)
+        if let values = calibrationValues, let node = graph.nodes.last {
+            calibrationValues = values + [CPUExecutor.evaluate(node, inputs: inputs.map { values[$0] })]
+        }
+        return id
+    }
+
+    /// When calibrating: records the mean square of the values that reach the BatchNorm `norm`.
+    private mutating func calibrate(_ norm: String, preNorm op: Op, input: TensorID) {
+        guard let values = calibrationValues else { return }
+        let raw = CPUExecutor.evaluate(op, inputs: [values[input]])
+        var sum = 0.0
+        for value in raw { sum += Double(value) * Double(value) }
+        let meanSquare = sum / Double(max(raw.count, 1))
+        calibratedScales[norm] = meanSquare > 0 && meanSquare.isFinite ? meanSquare : 1
     }
 
     func shape(_ tensor: TensorID) -> TensorShape { graph.shapes[tensor] }
@@ -24,6 +60,7 @@ struct GraphBuilder {
     /// Declares a parameter and fetches its values.
     mutating func parameter(_ name: String, _ shape: [Int], trainable: Bool = true) throws -> [Float] {
         declarations.append(ParameterDeclaration(name: name, shape: shape, trainable: trainable))
+        let source = calibrationValues == nil ? source : SyntheticWeights(batchNormScales: calibratedScales)
         let values = try source.values(for: name, shape: shape)
         guard values.count == shape.reduce(1, *) else {
             throw ArchitectureError("Parameter \(name) has \(values.count) values; the model needs shape \(shape).")
@@ -59,34 +96,35 @@ struct GraphBuilder {
         let inPerGroup = depthwise ? 1 : input.channels
         let weights = try parameter("\(name).weight", [out, inPerGroup, kernel, kernel])
         let biasValues = bias ? try parameter("\(name).bias", [out]) : [Float](repeating: 0, count: out)
+        let label = node ?? name
+        /// The operation with this epilogue and these per-channel scale and shift, and its output's shape.
+        func make(_ epilogue: Epilogue, scale: [Float], shift: [Float]) -> (Op, TensorShape) {
+            let parameters = ConvParameters(weights: weights, scale: scale, shift: shift)
+            if depthwise {
+                precondition(out == input.channels, "\(name): depthwise keeps the channel count")
+                let op = Depthwise(batch: batch, channels: out, height: input.height, width: input.width, kernelSize: kernel,
+                                   stride: stride, padding: padding, epilogue: epilogue)
+                return (.depthwise(op, parameters), TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
+            }
+            if kernel == 1 && stride == 1 && padding == 0 {
+                let op = Pointwise(batch: batch, inChannels: input.channels, pixels: input.pixels, outChannels: out, epilogue: epilogue)
+                return (.pointwise(op, parameters), TensorShape(batch: batch, channels: out, height: input.height, width: input.width))
+            }
+            let op = Conv2D(batch: batch, inChannels: input.channels, height: input.height, width: input.width, outChannels: out,
+                            kernelSize: kernel, stride: stride, padding: padding, epilogue: epilogue)
+            return (.conv2d(op, parameters), TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
+        }
         var scale = [Float](repeating: 1, count: out), shift = biasValues
         if let norm {
+            if calibrationValues != nil { calibrate(norm, preNorm: make(Epilogue(), scale: scale, shift: shift).0, input: x) }
             let bn = try batchNorm(norm, channels: out)
             for c in 0..<out {
                 scale[c] = bn.scale[c]
                 shift[c] = Float(Double(biasValues[c]) * Double(bn.scale[c]) + Double(bn.shift[c]))
             }
         }
-        let epilogue = Epilogue(activation: activation, hasResidual: residual != nil)
-        let parameters = ConvParameters(weights: weights, scale: scale, shift: shift)
-        let inputs = [x] + (residual.map { [$0] } ?? [])
-        let label = node ?? name
-        if depthwise {
-            precondition(out == input.channels, "\(name): depthwise keeps the channel count")
-            let op = Depthwise(batch: batch, channels: out, height: input.height, width: input.width, kernelSize: kernel,
-                               stride: stride, padding: padding, epilogue: epilogue)
-            return graph.add(label, .depthwise(op, parameters), inputs: inputs,
-                             output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
-        }
-        if kernel == 1 && stride == 1 && padding == 0 {
-            let op = Pointwise(batch: batch, inChannels: input.channels, pixels: input.pixels, outChannels: out, epilogue: epilogue)
-            return graph.add(label, .pointwise(op, parameters), inputs: inputs,
-                             output: TensorShape(batch: batch, channels: out, height: input.height, width: input.width))
-        }
-        let op = Conv2D(batch: batch, inChannels: input.channels, height: input.height, width: input.width, outChannels: out,
-                        kernelSize: kernel, stride: stride, padding: padding, epilogue: epilogue)
-        return graph.add(label, .conv2d(op, parameters), inputs: inputs,
-                         output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
+        let (op, output) = make(Epilogue(activation: activation, hasResidual: residual != nil), scale: scale, shift: shift)
+        return add(label, op, inputs: [x] + (residual.map { [$0] } ?? []), output: output)
     }
 
     /// The classifier: `name.weight` `[out, in]` and `name.bias`, on `[N, C, 1, 1]`.
@@ -95,28 +133,28 @@ struct GraphBuilder {
         let weights = try parameter("\(name).weight", [out, input.channels])
         let bias = try parameter("\(name).bias", [out])
         let op = Pointwise.linear(batch: batch, inFeatures: input.channels, outFeatures: out)
-        return graph.add(name, .pointwise(op, ConvParameters(weights: weights, scale: [Float](repeating: 1, count: out), shift: bias)),
+        return add(name, .pointwise(op, ConvParameters(weights: weights, scale: [Float](repeating: 1, count: out), shift: bias)),
                          inputs: [x], output: TensorShape(batch: batch, channels: out, height: 1, width: 1))
     }
 
     mutating func maxPool(_ x: TensorID, _ name: String) -> TensorID {
         let input = shape(x)
         let op = MaxPool(batch: batch, channels: input.channels, height: input.height, width: input.width)
-        return graph.add(name, .maxPool(op), inputs: [x],
+        return add(name, .maxPool(op), inputs: [x],
                          output: TensorShape(batch: batch, channels: input.channels, height: op.outHeight, width: op.outWidth))
     }
 
     mutating func avgPool(_ x: TensorID, _ name: String) -> TensorID {
         let input = shape(x)
         let op = AvgPool(batch: batch, channels: input.channels, height: input.height, width: input.width)
-        return graph.add(name, .avgPool(op), inputs: [x],
+        return add(name, .avgPool(op), inputs: [x],
                          output: TensorShape(batch: batch, channels: input.channels, height: op.outHeight, width: op.outWidth))
     }
 
     mutating func globalAvgPool(_ x: TensorID, _ name: String) -> TensorID {
         let input = shape(x)
         let op = GlobalAvgPool(batch: batch, channels: input.channels, pixels: input.pixels)
-        return graph.add(name, .globalAvgPool(op), inputs: [x], output: TensorShape(batch: batch, channels: input.channels, height: 1, width: 1))
+        return add(name, .globalAvgPool(op), inputs: [x], output: TensorShape(batch: batch, channels: input.channels, height: 1, width: 1))
     }
 
     /// Squeeze-excite with 1x1 convolutions `name.<fc1>` and `name.<fc2>` (with bias), followed by the residual add
@@ -133,7 +171,7 @@ struct GraphBuilder {
         let b2 = try parameter("\(name).\(names.1).bias", [c])
         let op = SqueezeExcite(batch: batch, channels: c, pixels: input.pixels, reduced: reduced, innerActivation: inner,
                                epilogue: Epilogue(activation: activation, hasResidual: residual != nil))
-        return graph.add(name, .squeezeExcite(op, SqueezeExciteParameters(w1: w1, b1: b1, w2: w2, b2: b2)),
+        return add(name, .squeezeExcite(op, SqueezeExciteParameters(w1: w1, b1: b1, w2: w2, b2: b2)),
                          inputs: [x] + (residual.map { [$0] } ?? []), output: input)
     }
 
@@ -142,9 +180,14 @@ struct GraphBuilder {
         let input = shape(qkv)
         let channels = heads * Attention.headChannels
         precondition(input.channels == 3 * channels, "\(name): qkv has \(input.channels) channels, expected \(3 * channels)")
+        if calibrationValues != nil {
+            let raw = Attention(batch: batch, heads: heads, tokens: input.pixels)
+            calibrate(norm, preNorm: .attention(raw, AffineParameters(scale: [Float](repeating: 1, count: channels),
+                                                                      shift: [Float](repeating: 0, count: channels))), input: qkv)
+        }
         let bn = try batchNorm(norm, channels: channels)
         let op = Attention(batch: batch, heads: heads, tokens: input.pixels, activation: activation)
-        return graph.add(name, .attention(op, AffineParameters(scale: bn.scale, shift: bn.shift)), inputs: [qkv],
+        return add(name, .attention(op, AffineParameters(scale: bn.scale, shift: bn.shift)), inputs: [qkv],
                          output: TensorShape(batch: batch, channels: channels, height: input.height, width: input.width))
     }
 }

@@ -7,7 +7,7 @@ import NetworkGraph
 ///
 /// ```swift
 /// let model = try Model(name: "bossnet_T0")
-/// let graph = try model.graph(batch: 8, inputSize: 224, weights: SyntheticWeights())
+/// let graph = try model.graph(batch: 8, inputSize: 224, weights: SyntheticWeights(calibratedFor: model))
 /// let session = try InferenceSession(graph: graph, device: device)
 /// ```
 public struct Model: Sendable {
@@ -42,10 +42,7 @@ public struct Model: Sendable {
             throw ArchitectureError("The input size must be between \(Self.minimumInputSize) and \(Self.maximumInputSize) pixels; got \(inputSize).")
         }
         var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch, source: weights)
-        switch architecture {
-        case let .hytra(a): try builder.buildHyTra(a)
-        case let .mbconv(a): try builder.buildMBConv(a)
-        }
+        try builder.build(architecture)
         return builder
     }
 

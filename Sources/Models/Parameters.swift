@@ -1,4 +1,5 @@
 import Foundation
+import NetworkGraph
 
 /// A parameter or buffer of the PyTorch model, by its state-dict name.
 public struct ParameterDeclaration: Hashable, Sendable, Codable {
@@ -18,50 +19,106 @@ public protocol ParameterSource {
     func values(for name: String, shape: [Int]) throws -> [Float]
 }
 
-/// Deterministic synthetic weights, the same on every machine and reproducible outside Swift, for running and
-/// testing the networks without a checkpoint. BatchNorm statistics are not the identity, so every fold is exercised.
+/// Deterministic synthetic weights, the same on every machine and reproducible outside Swift
+/// (Tools/make_fixtures.py), made to behave like a trained network's where the tests need it: activations stay
+/// alive through every stage, the logits depend on the input, and every ResAtt layer's attention is peaked (a logit
+/// spread of several units), so that an attention defect cannot hide behind near-uniform attention.
 ///
-/// For a parameter named `name` with `count` elements, let `h` be the 32-bit FNV-1a hash of the UTF-8 bytes of
-/// `name` (offset basis 2166136261, prime 16777619), and for k = 0 ..< count, computed in double precision:
+/// Each value is a hashed uniform number: for a parameter named `name`, let `h` be the 32-bit FNV-1a hash of the
+/// UTF-8 bytes of `name` (offset basis 2166136261, prime 16777619); for k = 0 ..< count, with wrapping 64-bit
+/// arithmetic (SplitMix64's finaliser),
 ///
-///     phase = Double(h % 6283) / 1000
-///     freq  = 0.1 + Double((h >> 13) % 997) / 1000
-///     u[k]  = sin(freq * k + phase)
+///     z = (h << 32) + k + 0x9E3779B97F4A7C15
+///     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;  z = (z ^ (z >> 27)) * 0x94D049BB133111EB;  z = z ^ (z >> 31)
+///     u[k] = 2 * Double(z >> 11) * 2^-53 - 1      (uniform in [-1, 1))
 ///
-/// The value (rounded to float32) is, by the name's suffix and the shape's rank:
+/// The value (computed in double precision, rounded to float32) is, by the name's suffix and the shape's rank:
 ///
 /// | parameter | value |
 /// |---|---|
-/// | `running_mean` | 0.1 u |
-/// | `running_var` | 1 + 0.5 u^2 |
-/// | `weight`, rank 1 (BatchNorm) | 1 + 0.25 u |
-/// | `weight`, rank >= 2 (convolution, linear) | u sqrt(3 / fanIn), fanIn = product of all dimensions but the first |
+/// | `running_mean` | 0.1 u sqrt(m) |
+/// | `running_var` | (1 + 0.5 u^2) m |
+/// | `weight`, rank 1 (BatchNorm) | f (1 + 0.25 u); f = 0.5 for a residual branch's last BatchNorm (`bn3`, `bn3` of MBConv), 0.3 for ResAtt's (`net.5`), 1 otherwise |
+/// | `weight`, rank >= 2 (convolution, linear) | u sqrt(3 g / fanIn), fanIn = product of all dimensions but the first; g = 12 for `to_qkv`, 1 for a rank-2 (linear) weight, 2 otherwise |
 /// | `bias` | 0.1 u |
+///
+/// `m` is the BatchNorm's calibrated scale: the mean square (over batch, channels and pixels) of the BatchNorm's
+/// input when the model runs the ``calibrationImage``, with every earlier BatchNorm already calibrated (the CPU
+/// reference computes it in one pass, layer by layer; ``init(calibratedFor:)``). Like a trained network's statistics,
+/// this keeps each stage's activations near unit scale whatever the architecture. Uncalibrated (``init()``), m = 1.
 public struct SyntheticWeights: ParameterSource, Sendable {
-    public init() {}
+    /// The calibrated mean square of each BatchNorm's input, by the BatchNorm's module name (`layer1.0.bn1`).
+    public let batchNormScales: [String: Double]
+
+    /// Uncalibrated weights (every BatchNorm scale 1): the same for every model, for counting, planning and timing.
+    public init() { batchNormScales = [:] }
+
+    /// Weights with these BatchNorm scales.
+    public init(batchNormScales: [String: Double]) { self.batchNormScales = batchNormScales }
+
+    /// Weights calibrated for `model` (see the type's documentation): the model runs the calibration image on the CPU
+    /// reference once per process and architecture; later calls reuse the scales.
+    public init(calibratedFor model: Model) throws {
+        if let known = Self.cache.scales(model.architecture) {
+            batchNormScales = known
+            return
+        }
+        var builder = GraphBuilder(inputChannels: 3, inputSize: Self.calibrationSize, batch: 1, source: SyntheticWeights(),
+                                   calibrationInput: Self.calibrationImage)
+        try builder.build(model.architecture)
+        batchNormScales = builder.calibratedScales
+        Self.cache.store(batchNormScales, for: model.architecture)
+    }
+
+    /// The side of the calibration image.
+    public static let calibrationSize = 64
+
+    /// The calibration image, `[1, 3, 64, 64]`: x[k] = 1.5 sin(0.001 k) + 0.5 cos(0.0137 k) over the flat index k, a
+    /// smooth image of roughly unit variance, as a normalised photograph is.
+    public static var calibrationImage: [Float] {
+        (0..<(3 * calibrationSize * calibrationSize)).map { (k: Int) -> Float in
+            let x = Double(k)
+            let value: Double = sin(x * 0.001) * 1.5 + cos(x * 0.0137) * 0.5
+            return Float(value)
+        }
+    }
 
     public func values(for name: String, shape: [Int]) throws -> [Float] {
         let count = shape.reduce(1, *)
-        let h = Self.fnv1a(name)
-        let phase = Double(h % 6283) / 1000
-        let frequency = 0.1 + Double((h >> 13) % 997) / 1000
+        let module = name.split(separator: ".").dropLast().joined(separator: ".")
+        let m = batchNormScales[module] ?? 1
         let (multiplier, offset, squared): (Double, Double, Bool)
         if name.hasSuffix("running_mean") {
-            (multiplier, offset, squared) = (0.1, 0, false)
+            (multiplier, offset, squared) = (0.1 * m.squareRoot(), 0, false)
         } else if name.hasSuffix("running_var") {
-            (multiplier, offset, squared) = (0.5, 1, true)
+            (multiplier, offset, squared) = (0.5 * m, m, true)
         } else if name.hasSuffix("weight") && shape.count == 1 {
-            (multiplier, offset, squared) = (0.25, 1, false)
+            let f = name.hasSuffix("bn3.weight") ? 0.5 : name.hasSuffix("net.5.weight") ? 0.3 : 1
+            (multiplier, offset, squared) = (0.25 * f, f, false)
         } else if name.hasSuffix("weight") {
             let fanIn = shape.dropFirst().reduce(1, *)
-            (multiplier, offset, squared) = ((3 / Double(max(fanIn, 1))).squareRoot(), 0, false)
+            let gain: Double = name.hasSuffix("to_qkv.weight") ? 12 : shape.count == 2 ? 1 : 2
+            (multiplier, offset, squared) = ((3 * gain / Double(max(fanIn, 1))).squareRoot(), 0, false)
         } else {
             (multiplier, offset, squared) = (0.1, 0, false)
         }
-        return (0..<count).map { k in
-            let u = sin(frequency * Double(k) + phase)
-            return Float(offset + multiplier * (squared ? u * u : u))
+        let h = UInt64(Self.fnv1a(name)) << 32
+        var values = [Float](repeating: 0, count: count)
+        for k in 0..<count {
+            let u = Self.uniform(h &+ UInt64(k))
+            let v: Double = squared ? u * u : u
+            values[k] = Float(offset + multiplier * v)
         }
+        return values
+    }
+
+    /// SplitMix64's finaliser of `seed + 0x9E3779B97F4A7C15`, as a uniform Double in [-1, 1).
+    static func uniform(_ seed: UInt64) -> Double {
+        var z = seed &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return 2 * (Double(z >> 11) * 0x1p-53) - 1
     }
 
     /// 32-bit FNV-1a of the UTF-8 bytes.
@@ -73,6 +130,17 @@ public struct SyntheticWeights: ParameterSource, Sendable {
         }
         return hash
     }
+
+    private static let cache = CalibrationCache()
+}
+
+/// Calibrated BatchNorm scales by architecture, shared by every caller in the process.
+private final class CalibrationCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [Architecture: [String: Double]] = [:]
+
+    func scales(_ architecture: Architecture) -> [String: Double]? { lock.withLock { entries[architecture] } }
+    func store(_ scales: [String: Double], for architecture: Architecture) { lock.withLock { entries[architecture] = scales } }
 }
 
 /// Zeros of the right shape: for building a graph only to count or plan it.

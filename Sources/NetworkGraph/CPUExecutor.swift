@@ -23,10 +23,14 @@ public enum CPUExecutor {
     /// One node's reference computation.
     public static func evaluate(_ node: Node, inputs: [Float]...) -> [Float] { evaluate(node, inputs: inputs) }
 
-    static func evaluate(_ node: Node, inputs: [[Float]]) -> [Float] {
+    /// One node's reference computation, its inputs in the order of `node.inputs`.
+    public static func evaluate(_ node: Node, inputs: [[Float]]) -> [Float] { evaluate(node.op, inputs: inputs) }
+
+    /// One operation's reference computation: x, then the residual or second operand where it has one.
+    public static func evaluate(_ op: Op, inputs: [[Float]]) -> [Float] {
         let x = inputs[0]
         let residual = inputs.count > 1 ? inputs[1] : nil
-        switch node.op {
+        switch op {
         case let .conv2d(op, p): return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
         case let .pointwise(op, p): return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
         case let .depthwise(op, p): return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)

@@ -74,7 +74,7 @@ struct Classify: ParsableCommand {
                 WARNING: no --weights given: the weights are SYNTHETIC and the classes below mean nothing.
                          Pass --weights BossNet-T0-80_8.pth (or another checkpoint) for real predictions.\n
                 """.utf8))
-            source = SyntheticWeights()
+            source = try SyntheticWeights(calibratedFor: model)
         }
 
         // Every input as one or more preprocessed images.
