@@ -48,23 +48,9 @@ public struct Attention: Hashable, Sendable, Codable {
         let d = Self.headChannels, t = tokens
         var output = [Float](repeating: 0, count: outputCount)
         for n in 0..<batch {
-            let image = n * 3 * heads * d * t
             for h in 0..<heads {
-                let (q, k, v) = (image + h * d * t, image + (heads + h) * d * t, image + (2 * heads + h) * d * t)
-                // attn[i][j], row by row.
-                var attn = [Double](repeating: 0, count: t * t)
-                for i in 0..<t {
-                    for j in 0..<t {
-                        var sum = 0.0
-                        for c in 0..<d { sum += Double(qkv[q + c * t + i]) * Double(qkv[k + c * t + j]) }
-                        attn[i * t + j] = sum / 8
-                    }
-                    let row = (i * t)..<((i + 1) * t)
-                    let largest = attn[row].max() ?? 0
-                    for index in row { attn[index] = exp(attn[index] - largest) }
-                    let total = attn[row].reduce(0, +)
-                    for index in row { attn[index] /= total }
-                }
+                let v = (n * 3 * heads + 2 * heads + h) * d * t
+                let attn = logits(qkv: qkv, image: n, head: h, softmax: true)
                 for c in 0..<d {
                     let channel = h * d + c
                     for i in 0..<t {
@@ -77,6 +63,28 @@ public struct Attention: Hashable, Sendable, Codable {
             }
         }
         return output
+    }
+
+    /// The attention logits of image `n` and head `h`, `[i * tokens + j]` = (1/8) sum_c q[c][i] k[c][j] (query i,
+    /// key j), in Double; with `softmax`, each row i turned into its softmax over the keys (stabilised by its maximum).
+    public func logits(qkv: [Float], image n: Int, head h: Int, softmax: Bool) -> [Double] {
+        let d = Self.headChannels, t = tokens
+        let q = (n * 3 * heads + h) * d * t, k = (n * 3 * heads + heads + h) * d * t
+        var attn = [Double](repeating: 0, count: t * t)
+        for i in 0..<t {
+            for j in 0..<t {
+                var sum = 0.0
+                for c in 0..<d { sum += Double(qkv[q + c * t + i]) * Double(qkv[k + c * t + j]) }
+                attn[i * t + j] = sum / 8
+            }
+            guard softmax else { continue }
+            let row = (i * t)..<((i + 1) * t)
+            let largest = attn[row].max() ?? 0
+            for index in row { attn[index] = exp(attn[index] - largest) }
+            let total = attn[row].reduce(0, +)
+            for index in row { attn[index] /= total }
+        }
+        return attn
     }
 
     struct PushConstants: BitwiseCopyable {

@@ -73,10 +73,13 @@ public struct SyntheticWeights: ParameterSource, Sendable {
     /// The side of the calibration image.
     public static let calibrationSize = 64
 
-    /// The calibration image, `[1, 3, 64, 64]`: x[k] = 1.5 sin(0.001 k) + 0.5 cos(0.0137 k) over the flat index k, a
-    /// smooth image of roughly unit variance, as a normalised photograph is.
-    public static var calibrationImage: [Float] {
-        (0..<(3 * calibrationSize * calibrationSize)).map { (k: Int) -> Float in
+    /// The calibration image, `[1, 3, 64, 64]`: ``smoothImage(size:)`` at ``calibrationSize``.
+    public static var calibrationImage: [Float] { smoothImage(size: calibrationSize) }
+
+    /// A `[1, 3, size, size]` image, x[k] = 1.5 sin(0.001 k) + 0.5 cos(0.0137 k) over the flat index k: smooth, of
+    /// roughly unit variance, as a normalised photograph is.
+    public static func smoothImage(size: Int) -> [Float] {
+        (0..<(3 * size * size)).map { (k: Int) -> Float in
             let x = Double(k)
             let value: Double = sin(x * 0.001) * 1.5 + cos(x * 0.0137) * 0.5
             return Float(value)

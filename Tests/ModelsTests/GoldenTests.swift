@@ -47,17 +47,13 @@ func attentionSpreads(_ graph: Graph, input: [Float]) -> [String: Double] {
     var spreads: [String: Double] = [:]
     for node in graph.nodes {
         guard case let .attention(op, _) = node.op else { continue }
-        let qkv = values[node.inputs[0]], t = op.tokens, d = Attention.headChannels
+        let qkv = values[node.inputs[0]], t = op.tokens
         var total = 0.0
         for n in 0..<op.batch {
             for h in 0..<op.heads {
-                let q = (n * 3 * op.heads + h) * d * t, k = (n * 3 * op.heads + op.heads + h) * d * t
+                let logits = op.logits(qkv: qkv, image: n, head: h, softmax: false)
                 for i in 0..<t {
-                    var row = [Double](repeating: 0, count: t)
-                    for j in 0..<t {
-                        for c in 0..<d { row[j] += Double(qkv[q + c * t + i]) * Double(qkv[k + c * t + j]) }
-                        row[j] /= 8
-                    }
+                    let row = logits[(i * t)..<((i + 1) * t)]
                     let mean = row.reduce(0, +) / Double(t)
                     total += (row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(t)).squareRoot()
                 }
@@ -91,19 +87,8 @@ func transposedAttention(_ op: Attention, qkv: [Float], scale: [Float], shift: [
     var output = [Float](repeating: 0, count: op.outputCount)
     for n in 0..<op.batch {
         for h in 0..<op.heads {
-            let image = n * 3 * op.heads * d * t
-            let (q, k, v) = (image + h * d * t, image + (op.heads + h) * d * t, image + (2 * op.heads + h) * d * t)
-            var attn = [Double](repeating: 0, count: t * t)
-            for i in 0..<t {
-                for j in 0..<t {
-                    for c in 0..<d { attn[i * t + j] += Double(qkv[q + c * t + i]) * Double(qkv[k + c * t + j]) / 8 }
-                }
-                let row = (i * t)..<((i + 1) * t)
-                let largest = attn[row].max() ?? 0
-                for index in row { attn[index] = exp(attn[index] - largest) }
-                let total = attn[row].reduce(0, +)
-                for index in row { attn[index] /= total }
-            }
+            let v = (n * 3 * op.heads + 2 * op.heads + h) * d * t
+            let attn = op.logits(qkv: qkv, image: n, head: h, softmax: true)
             for c in 0..<d {
                 let channel = h * d + c
                 for j in 0..<t {
