@@ -22,7 +22,7 @@ Tests/CheckpointTests/Fixtures/
                        strided slice with a storage offset); two tensors sharing one storage; a 0-d tensor
     bare.pth           a bare state dict (an OrderedDict of tensors)
     state_dict.pth     {'state_dict': {...}}
-    legacy.pth         the same, saved in the legacy (pre-1.6) format
+    legacy.pth         {'state_dict': {...}} in the legacy (pre-1.6) format, its tensors views of one storage
     tensors.json       the expected names, shapes and values of each of the above
 Tests/ImagesTests/Fixtures/
     gradient.png, gray16.png, palette.png, interlaced.png, rgba.png   small PNGs of several kinds
@@ -209,7 +209,9 @@ def checkpoint_fixtures(folder):
                 "optimizer": {"state": {}, "param_groups": [{"lr": 0.1, "params": [0, 1]}]}}, folder / "tensors.pth")
     torch.save(model, folder / "bare.pth")
     torch.save({"state_dict": model}, folder / "state_dict.pth")
-    save_legacy({"state_dict": model}, folder / "legacy.pth")
+    flat = torch.linspace(-1, 1, 16)  # one storage, so that the legacy file has one storage key
+    save_legacy({"state_dict": collections.OrderedDict([("conv.weight", flat[:12].view(2, 2, 3)), ("bias", flat[12:])])},
+                folder / "legacy.pth")
 
     def describe(sd):
         return [{"name": k, "shape": list(v.shape), "values": v.double().flatten().tolist()} for k, v in sd.items()]
@@ -221,7 +223,9 @@ def checkpoint_fixtures(folder):
 def save_legacy(obj, path):
     """torch.save in the legacy (pre-1.6) format, with its storage keys made deterministic. That format names each
     storage by its memory address (str(storage._cdata)), so two runs write different bytes; each key is replaced by
-    its rank among the keys, zero-padded to the same length, which keeps every pickle length and the keys' order."""
+    its rank among the keys, zero-padded to the same length, which keeps every pickle length. The storages' data
+    follow in the order of their addresses, which varies from run to run: only an object with a single storage comes
+    out the same every time."""
     buffer = io.BytesIO()
     torch.save(obj, buffer, _use_new_zipfile_serialization=False)
     data = buffer.getvalue()
@@ -231,6 +235,7 @@ def save_legacy(obj, path):
             pass
     keys = pickle.load(stream)
     width = len(keys[0])
+    assert len(keys) == 1, "only an object whose tensors share one storage is written the same on every run"
     assert all(len(key) == width and key.isdigit() for key in keys), "legacy storage keys are not addresses of one length"
     for rank, key in enumerate(keys):
         data = data.replace(key.encode(), str(rank).zfill(width).encode())
