@@ -86,7 +86,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,41 @@
+import Checkpoint
+import Foundation
+import Images
+import Kernels
+import Models
+import Testing
+
+/// A fixture of another test target (Tests/ModelsTests/Fixtures or Tests/ImagesTests/Fixtures).
+func sharedFixture(_ target: String, _ name: String) -> URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(target).appendingPathComponent("Fixtures").appendingPathComponent(name)
+}
+
+@Test("classify --weights on a checkpoint in the authors' layout gives the authors' model's logits, .npy and PNG (64x64)")
+func classifyCheckpointMatchesAuthors() throws {
+    // The calibrated synthetic weights under the authors' state-dict names, as a checkpoint file: the logits the
+    // authors' own code computed for them (Tools/make_fixtures.py) are committed.
+    let model = try Model(name: "bossnet_T0")
+    let weights = try SyntheticWeights(calibratedFor: model)
+    let tensors = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }.map {
+        NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
+    }
+    let checkpoint = temporary("t0.safetensors"), logits = temporary("logits.npy")
+    defer {
+        try? FileManager.default.removeItem(at: checkpoint)
+        try? FileManager.default.removeItem(at: logits)
+    }
+    try SafeTensors.write(try StateDict(tensors), to: checkpoint)
+    let result = try run(["classify", "--model", "bossnet_T0", "--weights", checkpoint.path, "--input-size", "64",
+                          "--logits", logits.path, sharedFixture("ModelsTests", "input_64.npy").path,
+                          sharedFixture("ImagesTests", "gradient.png").path])
+    #expect(result.status == 0, "\(result.error)")
+    #expect(!result.error.contains("SYNTHETIC"))
+    let values = try NumPyArray(contentsOf: logits).values
+    #expect(values.count == 2000)
+    let npy = try NumPyArray(contentsOf: sharedFixture("ModelsTests", "bossnet_T0_logits_64.npy")).values
+    let png = try NumPyArray(contentsOf: sharedFixture("ModelsTests", "bossnet_T0_png_logits_64.npy")).values
+    let fromNPY = Comparison(Array(values.prefix(1000)), npy), fromPNG = Comparison(Array(values.dropFirst(1000)), png)
+    #expect(fromNPY.relativeL2 < 1e-4, "\(fromNPY)")
+    #expect(fromPNG.relativeL2 < 1e-4, "\(fromPNG)")
+}
