@@ -29,6 +29,11 @@ let package = Package(
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
         ),
+        .systemLibrary(
+            name: "CJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]
+        ),
 
         // Swift over Vulkan compute: no neural-network knowledge in here.
         .target(name: "VulkanCompute", dependencies: ["CVulkan"]),
@@ -52,8 +57,11 @@ let package = Package(
         // PNG decoding through libpng, in C so that libpng's longjmp error path never crosses Swift frames.
         .target(name: "PNGDecoder", dependencies: ["CPNG"]),
 
-        // Images in: PNG decoding, the evaluation preprocessing (PIL-exact bicubic resize), NumPy .npy.
-        .target(name: "Images", dependencies: ["PNGDecoder"]),
+        // JPEG decoding through libjpeg-turbo, in C for the same reason (libjpeg's errors longjmp).
+        .target(name: "JPEGDecoder", dependencies: ["CJPEG"]),
+
+        // Images in: PNG and JPEG decoding, the evaluation preprocessing (PIL-exact bicubic resize), NumPy .npy.
+        .target(name: "Images", dependencies: ["PNGDecoder", "JPEGDecoder"]),
 
         // Steptime measurement: the benchmark's cases, timing, statistics and report.
         .target(name: "Benchmark", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute"]),

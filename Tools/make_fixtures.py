@@ -28,6 +28,10 @@ Tests/ImagesTests/Fixtures/
     gradient.png, gray16.png, palette.png, interlaced.png, rgba.png   small PNGs of several kinds
     png_expected.json  each PNG's RGB bytes as PIL's convert('RGB') gives them
     gradient_64.npy    gradient.png through the evaluation transform at 64 (PIL bicubic resize, center crop, normalise)
+    baseline_420.jpg, baseline_422.jpg, baseline_444.jpg, progressive.jpg, odd_17x9.jpg, gray.jpg, cmyk.jpg
+                       JPEGs as PIL writes them (chroma subsampling 4:2:0, 4:2:2, 4:4:4; progressive; an odd size;
+                       grayscale; Adobe CMYK), and truncated.jpg (the first half of one)
+    jpeg_expected.json each JPEG's RGB bytes as PIL's Image.open(f).convert('RGB') gives them, with PIL's versions
 Tests/ModelsTests/Fixtures/
     input_64.npy       the calibration image of SyntheticWeights, [1, 3, 64, 64]
     MODEL_logits_64.npy      the authors' MODEL (bossnet_T0, bossnet_T0_nose, bossnet_T1) in float64 under the
@@ -51,6 +55,8 @@ import sys
 import warnings
 
 import numpy as np
+import PIL
+import PIL.features
 import torch
 from PIL import Image
 
@@ -264,6 +270,27 @@ def png_fixtures(folder):
     np.save(folder / "gradient_64.npy", evaluation_tensor(Image.open(folder / "gradient.png").convert("RGB"), 64))
 
 
+def jpeg_fixtures(folder):
+    """JPEGs of every kind PIL writes, and the RGB that PIL's Image.open(f).convert("RGB") decodes from each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rgb = photo(67, 45)
+    rgb.save(folder / "baseline_420.jpg", quality=90, subsampling=2)
+    rgb.save(folder / "baseline_422.jpg", quality=85, subsampling=1)
+    rgb.save(folder / "baseline_444.jpg", quality=95, subsampling=0)
+    rgb.save(folder / "progressive.jpg", quality=80, progressive=True)
+    photo(17, 9).save(folder / "odd_17x9.jpg", quality=90, subsampling=2)
+    rgb.convert("L").save(folder / "gray.jpg", quality=90)
+    rgb.convert("CMYK").save(folder / "cmyk.jpg", quality=90)  # PIL writes Adobe's inverted CMYK
+    data = (folder / "baseline_420.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    expected = {"pil": PIL.__version__, "libjpeg_turbo": PIL.features.version("jpg")}
+    for name in ["baseline_420.jpg", "baseline_422.jpg", "baseline_444.jpg", "progressive.jpg", "odd_17x9.jpg",
+                 "gray.jpg", "cmyk.jpg"]:
+        image = Image.open(folder / name).convert("RGB")
+        expected[name] = {"width": image.size[0], "height": image.size[1], "rgb": np.asarray(image).flatten().tolist()}
+    (folder / "jpeg_expected.json").write_text(json.dumps(expected))
+
+
 def golden_fixtures(folder, images, bossnas):
     folder.mkdir(parents=True, exist_ok=True)
     x = calibration_image()
@@ -346,6 +373,7 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     checkpoint_fixtures(ROOT / "Tests/CheckpointTests/Fixtures")
     png_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
+    jpeg_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
     golden_fixtures(ROOT / "Tests/ModelsTests/Fixtures", ROOT / "Tests/ImagesTests/Fixtures", args.bossnas)
     if args.full_checkpoints:
         full_checkpoints(args.full_checkpoints, args.bossnas)

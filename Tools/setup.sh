@@ -9,6 +9,7 @@ packages=(
     glslang-tools            # glslangValidator: GLSL -> SPIR-V at build time
     spirv-tools              # spirv-val: checks every compiled kernel
     libpng-dev               # PNG decoding (pkg-config libpng)
+    libjpeg62-turbo-dev      # JPEG decoding with libjpeg-turbo, as PIL decodes (pkg-config libjpeg)
     mesa-vulkan-drivers      # lavapipe: a Vulkan device on the CPU, for machines without a GPU and for CI
     vulkan-validationlayers  # VK_LAYER_KHRONOS_validation, on in every test
     pkg-config

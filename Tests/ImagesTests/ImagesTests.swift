@@ -93,3 +93,66 @@ func numpyFiles() throws {
     let huge = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "(2, 3)", with: "(4294967296, 4294967296)")
     #expect(throws: ImageError.self) { try NumPyArray(data: Data(huge.utf8)) }
 }
+
+/// jpeg_expected.json: PIL's pixels for each JPEG fixture, and the versions of PIL and its libjpeg that made them.
+struct ExpectedJPEGs: Decodable {
+    let pil: String
+    let images: [String: ExpectedImage]
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let raw = try container.decode([String: JSONValue].self)
+        pil = raw["pil"]?.string ?? "?"
+        images = try raw.compactMapValues { value in try value.image() }
+    }
+}
+
+enum JSONValue: Decodable {
+    case string(String), object(ExpectedImage)
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) { self = .string(text) } else { self = .object(try container.decode(ExpectedImage.self)) }
+    }
+    var string: String? { if case let .string(text) = self { text } else { nil } }
+    func image() throws -> ExpectedImage? { if case let .object(image) = self { image } else { nil } }
+}
+
+@Test("JPEGs decode to the RGB PIL gives, byte for byte: 4:2:0, 4:2:2, 4:4:4, progressive, odd size, gray, CMYK",
+      arguments: ["baseline_420.jpg", "baseline_422.jpg", "baseline_444.jpg", "progressive.jpg", "odd_17x9.jpg", "gray.jpg", "cmyk.jpg"])
+func decodesJPEG(name: String) throws {
+    let expected = try JSONDecoder().decode(ExpectedJPEGs.self, from: Data(contentsOf: fixture("jpeg_expected.json")))
+    let image = try RGBImage(contentsOf: fixture(name))
+    let want = try #require(expected.images[name])
+    #expect(image.width == want.width && image.height == want.height)
+    // Equal to PIL's bytes (PIL \(expected.pil) with its own libjpeg-turbo build; this one is Debian's 2.1).
+    let differences = zip(image.pixels, want.rgb).filter { $0 != $1 }.count
+    #expect(differences == 0, "\(name): \(differences) of \(want.rgb.count) bytes differ from PIL \(expected.pil)")
+}
+
+@Test("a file's format comes from its first bytes, not its name; JPEG errors are errors, never crashes")
+func jpegSignatureAndErrors() throws {
+    // A JPEG under a .png name, and a PNG under a .jpg name, decode.
+    let renamed = FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-\(UUID().uuidString).png")
+    try FileManager.default.copyItem(at: fixture("gray.jpg"), to: renamed)
+    defer { try? FileManager.default.removeItem(at: renamed) }
+    #expect(try RGBImage(contentsOf: renamed) == RGBImage(contentsOf: fixture("gray.jpg")))
+    #expect(ImageFormat(contentsOf: renamed) == .jpeg && ImageFormat(contentsOf: fixture("gradient.png")) == .png)
+    #expect(throws: ImageError.self) { try RGBImage(contentsOf: fixture("truncated.jpg")) }
+    do {
+        _ = try RGBImage(contentsOf: fixture("truncated.jpg"))
+    } catch let error as ImageError {
+        #expect(error.description.contains("truncated"), "\(error)")
+    }
+    #expect(throws: ImageError.self) { try RGBImage(contentsOf: fixture("png_expected.json")) }
+    #expect(throws: ImageError.self) { try RGBImage(contentsOf: fixture("no such file.jpg")) }
+    // Every prefix and many single-byte corruptions of a JPEG: an error or an image, never a crash.
+    let original = try Data(contentsOf: fixture("progressive.jpg"))
+    for length in stride(from: 0, to: original.count, by: 7) {
+        #expect(throws: ImageError.self, "truncated to \(length)") { try RGBImage(jpeg: original.prefix(length)) }
+    }
+    for position in stride(from: 2, to: original.count, by: 5) {
+        var bytes = [UInt8](original)
+        bytes[position] ^= 0x5A
+        _ = try? RGBImage(jpeg: Data(bytes))
+    }
+}
