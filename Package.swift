@@ -12,6 +12,9 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "NetworkGraph", targets: ["NetworkGraph"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "Images", targets: ["Images"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -63,6 +66,9 @@ let package = Package(
         // Images in: PNG and JPEG decoding, the evaluation preprocessing (PIL-exact bicubic resize), NumPy .npy.
         .target(name: "Images", dependencies: ["PNGDecoder", "JPEGDecoder"]),
 
+        // Labelled image sets: listing, sharding, the decode-and-classify pipeline, accuracy, predictions files.
+        .target(name: "Evaluation", dependencies: ["Images", "Models", "NetworkGraph", "VulkanCompute"]),
+
         // Steptime measurement: the benchmark's cases, timing, statistics and report.
         .target(name: "Benchmark", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute"]),
 
@@ -70,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "bossnet",
             dependencies: [
-                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "Images",
+                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "Images", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -94,6 +100,8 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels"]),
     ],
     swiftLanguageModes: [.v6]

@@ -38,6 +38,12 @@ Tests/ModelsTests/Fixtures/
                              calibrated synthetic weights, for input_64.npy
     MODEL_png_logits_64.npy  the same for gradient.png through the evaluation transform at 64
     attention_spread.json    per ResAtt layer, the mean over softmax rows of the attention logits' standard deviation
+Tests/EvaluationTests/Fixtures/
+    set/               a labelled set in the ImageFolder layout: 3 classes, PNGs and JPEGs, a JPEG named .png, a
+                       corrupt JPEG and a text file
+    labels.txt         'relative/path class_index' labels chosen so that top-1 and top-5 are neither 0 nor 1
+    expected.json      the authors' BossNet-T0's top-5 for every image at 64x64 (calibrated synthetic weights), and
+                       the top-1 and top-5 accuracies under the folder labels and under labels.txt
 
 The synthetic weights follow the formula documented on SyntheticWeights in Sources/Models/Parameters.swift,
 calibrated the same way: each BatchNorm's statistics scale with the mean square of what reaches it when the
@@ -311,6 +317,62 @@ def golden_fixtures(folder, images, bossnas):
         + "\n")
 
 
+def evaluation_fixtures(folder, bossnas):
+    """A small labelled set in the ImageFolder layout (PNG and JPEG, a JPEG named .png, a corrupt JPEG, a file that
+    is not an image), a labels file that makes the accuracies non-trivial, and what the authors' BossNet-T0 (under
+    the calibrated synthetic weights, in float64, at 64x64 through PIL's preprocessing) predicts for it."""
+    root = folder / "set"
+    if root.exists():
+        for path in sorted(root.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    files = {}
+    for c, name in enumerate(["cat", "dog", "fish"]):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            image = photo(70 + 13 * i + 7 * c, 60 + 11 * ((i + c) % 3))
+            path = f"{name}/{name}_{i}.{'png' if (i + c) % 2 == 0 else 'jpg'}"
+            if path.endswith(".png"):
+                image.save(root / path)
+            else:
+                image.save(root / path, quality=88)
+            files[path] = c
+    photo(90, 75).save(root / "fish/actually_a_jpeg.png", format="JPEG", quality=90)
+    files["fish/actually_a_jpeg.png"] = 2
+    data = (root / "dog/dog_0.jpg").read_bytes()
+    (root / "dog/broken.jpg").write_bytes(data[: len(data) // 3])
+    files["dog/broken.jpg"] = 1
+    (root / "fish/README.txt").write_text("not an image: ImageFolder skips it\n")
+
+    model = calibrated(authors_model(bossnas, "bossnet_T0"), calibration_image())
+    predictions = {}
+    for path in sorted(files):
+        if path == "dog/broken.jpg":
+            continue
+        x = evaluation_tensor(Image.open(root / path).convert("RGB"), 64)[None].astype(np.float64)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(x))[0]
+        order = torch.argsort(logits, descending=True)
+        predictions[path] = order[:5].tolist()
+        files[path] = (files[path], order.tolist())
+
+    def accuracy(labels):
+        top1 = sum(predictions[p][0] == labels[p] for p in predictions) / len(predictions)
+        top5 = sum(labels[p] in predictions[p] for p in predictions) / len(predictions)
+        return {"images": len(predictions), "top1": top1, "top5": top5, "errors": ["dog/broken.jpg"]}
+
+    folder_labels = {p: (v[0] if isinstance(v, tuple) else v) for p, v in files.items()}
+    # Labels that give non-trivial accuracies: the best class, the third best, or the 500th, in turn.
+    designed = {}
+    for k, path in enumerate(sorted(predictions)):
+        ranking = files[path][1]
+        designed[path] = ranking[[0, 2, 499][k % 3]]
+    designed["dog/broken.jpg"] = 7
+    (folder / "labels.txt").write_text("".join(f"{p} {designed[p]}\n" for p in sorted(designed)))
+    (folder / "expected.json").write_text(json.dumps({
+        "model": "bossnet_T0", "input_size": 64, "imagefolder": accuracy(folder_labels), "labels": accuracy(designed),
+        "top5": predictions}, indent=1, sort_keys=True) + "\n")
+
+
 # The published input sizes of each model, for the full-size check.
 FULL_SIZES = {"bossnet_T0": [224, 288], "bossnet_T0_nose": [224], "bossnet_T1": [224, 256]}
 
@@ -375,5 +437,6 @@ if __name__ == "__main__":
     png_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
     jpeg_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
     golden_fixtures(ROOT / "Tests/ModelsTests/Fixtures", ROOT / "Tests/ImagesTests/Fixtures", args.bossnas)
+    evaluation_fixtures(ROOT / "Tests/EvaluationTests/Fixtures", args.bossnas)
     if args.full_checkpoints:
         full_checkpoints(args.full_checkpoints, args.bossnas)

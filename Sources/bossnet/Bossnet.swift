@@ -7,7 +7,7 @@ struct Bossnet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bossnet",
         abstract: "BossNet-T inference on any Vulkan GPU.",
-        subcommands: [Bench.self, Classify.self, Info.self, Convert.self, Devices.self, Validate.self]
+        subcommands: [Bench.self, Classify.self, Eval.self, Info.self, Convert.self, Devices.self, Validate.self]
     )
 }
 

@@ -9,9 +9,9 @@ import VulkanCompute
 
 struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Classify images (PNG) or preprocessed arrays (.npy) with a BossNet model.",
+        abstract: "Classify images (PNG, JPEG) or preprocessed arrays (.npy) with a BossNet model.",
         discussion: """
-            Each INPUT is a PNG, taken through the evaluation preprocessing (resize the shorter side to \
+            Each INPUT is a PNG or JPEG (told apart by their first bytes, whatever the name), taken through the evaluation preprocessing (resize the shorter side to \
             int(256/224 * S) with PIL's bicubic, center-crop S x S, normalise with ImageNet's mean and std), or a \
             NumPy .npy of little-endian float32 in C order, shape [3,S,S] or [N,3,S,S], taken as already preprocessed. \
             Weights come from --weights (a torch.save .pth or a .safetensors file); without it they are synthetic and \
@@ -46,12 +46,12 @@ struct Classify: ParsableCommand {
     @Flag(help: "Run on the CPU reference instead of Vulkan (slow; for checking).")
     var cpu = false
 
-    @Argument(help: "PNG images or .npy arrays.")
+    @Argument(help: "PNG or JPEG images, or .npy arrays.")
     var inputs: [String] = []
 
     func validate() throws {
         try validateInputSize(inputSize)
-        guard !inputs.isEmpty else { throw ValidationError("Give at least one INPUT (a .png or .npy file).") }
+        guard !inputs.isEmpty else { throw ValidationError("Give at least one INPUT (a PNG or JPEG image, or an .npy file).") }
         guard (1...1000).contains(top) else { throw ValidationError("--top must be between 1 and 1000.") }
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
         if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
@@ -81,7 +81,7 @@ struct Classify: ParsableCommand {
         var images: [(name: String, tensor: [Float])] = []
         for path in inputs {
             let url = URL(fileURLWithPath: path)
-            if path.lowercased().hasSuffix(".npy") {
+            if ImageFormat(contentsOf: url) == .npy {
                 let array = try NumPyArray(contentsOf: url)
                 let single = [3, inputSize, inputSize]
                 if array.shape == single {
@@ -95,7 +95,7 @@ struct Classify: ParsableCommand {
                     throw ImageError("\(path) has shape \(array.shape); with --input-size \(inputSize) it must be [3, \(inputSize), \(inputSize)] or [N, 3, \(inputSize), \(inputSize)].")
                 }
             } else {
-                images.append((path, Preprocess.evaluationTensor(try RGBImage(pngFile: url), inputSize: inputSize)))
+                images.append((path, Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)))
             }
         }
 

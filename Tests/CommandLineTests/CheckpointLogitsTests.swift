@@ -11,21 +11,39 @@ func sharedFixture(_ target: String, _ name: String) -> URL {
         .appendingPathComponent(target).appendingPathComponent("Fixtures").appendingPathComponent(name)
 }
 
+/// BossNet-T0's calibrated synthetic weights under the authors' state-dict names, as a safetensors checkpoint: written
+/// once per test run (150 MB), for every test that needs a --weights file.
+func syntheticCheckpoint() throws -> URL {
+    try SyntheticCheckpoint.shared.url()
+}
+
+final class SyntheticCheckpoint: @unchecked Sendable {
+    static let shared = SyntheticCheckpoint()
+    private let lock = NSLock()
+    private var written: URL?
+
+    func url() throws -> URL {
+        try lock.withLock {
+            if let written { return written }
+            let model = try Model(name: "bossnet_T0")
+            let weights = try SyntheticWeights(calibratedFor: model)
+            let tensors = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }.map {
+                NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
+            }
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-cli-t0-synthetic-\(ProcessInfo.processInfo.processIdentifier).safetensors")
+            try SafeTensors.write(try StateDict(tensors), to: url)
+            written = url
+            return url
+        }
+    }
+
+    deinit { if let written { try? FileManager.default.removeItem(at: written) } }
+}
+
 @Test("classify --weights on a checkpoint in the authors' layout gives the authors' model's logits, .npy and PNG (64x64)")
 func classifyCheckpointMatchesAuthors() throws {
-    // The calibrated synthetic weights under the authors' state-dict names, as a checkpoint file: the logits the
-    // authors' own code computed for them (Tools/make_fixtures.py) are committed.
-    let model = try Model(name: "bossnet_T0")
-    let weights = try SyntheticWeights(calibratedFor: model)
-    let tensors = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }.map {
-        NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
-    }
-    let checkpoint = temporary("t0.safetensors"), logits = temporary("logits.npy")
-    defer {
-        try? FileManager.default.removeItem(at: checkpoint)
-        try? FileManager.default.removeItem(at: logits)
-    }
-    try SafeTensors.write(try StateDict(tensors), to: checkpoint)
+    let checkpoint = try syntheticCheckpoint(), logits = temporary("logits.npy")
+    defer { try? FileManager.default.removeItem(at: logits) }
     let result = try run(["classify", "--model", "bossnet_T0", "--weights", checkpoint.path, "--input-size", "64",
                           "--logits", logits.path, sharedFixture("ModelsTests", "input_64.npy").path,
                           sharedFixture("ImagesTests", "gradient.png").path])

@@ -1,0 +1,63 @@
+import Foundation
+import Models
+import NetworkGraph
+import VulkanCompute
+
+/// A model with its weights, ready to classify preprocessed images in batches on one Vulkan device (or on the CPU
+/// reference): logits, and the top classes with their softmax probabilities.
+///
+/// ```swift
+/// let model = try Model(name: "bossnet_T0")
+/// let weights = try CheckpointWeights(state: WeightsFile.read(checkpointURL), model: model)
+/// let classifier = try Classifier(model: model, weights: weights, inputSize: 224, batch: 8,
+///                                 device: VulkanDevice(instance: VulkanInstance()))
+/// let image = Preprocess.evaluationTensor(try RGBImage(contentsOf: photoURL), inputSize: 224)
+/// let best = Classifier.top(try classifier.logits([image])[0], k: 5)   // indices and probabilities
+/// ```
+///
+/// A classifier belongs to the thread or task that made it (its device and session are not `Sendable`).
+public final class Classifier {
+    /// The graph it runs: batch size and input size fixed.
+    public let graph: Graph
+    /// Images per run.
+    public var batch: Int { graph.batch }
+    /// The input side S (inputs are `[3, S, S]`).
+    public var inputSize: Int { graph.shapes[graph.input].height }
+    /// Outputs per image (1000 for ImageNet).
+    public var classes: Int { graph.shapes[graph.output].channels }
+    private let session: InferenceSession?
+
+    /// Builds `model` for `batch` images of `inputSize` with `weights`, on `device` (the CPU reference when nil).
+    public convenience init(model: Model, weights: any ParameterSource, inputSize: Int, batch: Int, device: VulkanDevice?) throws {
+        try self.init(graph: model.graph(batch: batch, inputSize: inputSize, weights: weights), device: device)
+    }
+
+    /// Runs an already built graph on `device` (the CPU reference when nil).
+    public init(graph: Graph, device: VulkanDevice?) throws {
+        self.graph = graph
+        session = try device.map { try InferenceSession(graph: graph, device: $0) }
+    }
+
+    /// The logits of up to ``batch`` preprocessed images (each `[3, S, S]`); a short batch is padded with zeros whose
+    /// logits are dropped.
+    public func logits(_ images: [[Float]]) throws -> [[Float]] {
+        let perImage = 3 * inputSize * inputSize
+        guard images.count <= batch, images.allSatisfy({ $0.count == perImage }) else {
+            throw ImageSetError("a classifier of batch \(batch) at \(inputSize)x\(inputSize) takes at most \(batch) images of \(perImage) values each")
+        }
+        guard !images.isEmpty else { return [] }
+        var input = images.flatMap { $0 }
+        input += [Float](repeating: 0, count: (batch - images.count) * perImage)
+        let output = try session?.run(input) ?? CPUExecutor.run(graph, input: input)
+        return (0..<images.count).map { Array(output[($0 * classes)..<(($0 + 1) * classes)]) }
+    }
+
+    /// The `k` largest logits' classes, best first, with their softmax probabilities (computed in Double).
+    public static func top(_ logits: [Float], k: Int) -> (indices: [Int], probabilities: [Double]) {
+        let largest = Double(logits.max() ?? 0)
+        let exps = logits.map { exp(Double($0) - largest) }
+        let total = exps.reduce(0, +)
+        let order = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(k)
+        return (Array(order), order.map { exps[$0] / total })
+    }
+}

@@ -1,0 +1,310 @@
+import ArgumentParser
+import Checkpoint
+import Evaluation
+import Foundation
+import Images
+import Models
+import VulkanCompute
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Top-1 and top-5 accuracy over a labelled image set (PNG and JPEG), sharded over machines if need be.",
+        subcommands: [EvalRun.self, EvalMerge.self],
+        defaultSubcommand: EvalRun.self)
+}
+
+struct EvalRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Evaluate DIR: `bossnet eval --model NAME --weights FILE DIR` (run is the default).",
+        discussion: """
+            DIR is in torchvision's ImageFolder layout (one subfolder per class, classes numbered in sorted order, \
+            every .jpg/.jpeg/.png/... file below it an image), or any folder with --labels FILE of \
+            `relative/path class_index` lines. Images are read by their first bytes (PNG or JPEG), decoded as PIL \
+            decodes them and preprocessed as the authors evaluate. An image that cannot be read is reported and \
+            counted apart (--strict stops instead); the accuracies are over the images classified.
+
+            --shard K/N takes every N-th image of the sorted set from the K-th (K from 0): run shard 0/N to \
+            (N-1)/N on N machines, each with --predictions, then `bossnet eval merge` over their files. A run with \
+            --predictions resumes where an interrupted one stopped.
+            """)
+
+    @OptionGroup var modelSelection: ModelSelection
+
+    @Option(help: "Weights: a .pth checkpoint (torch.save zip format) or a .safetensors file.")
+    var weights: String
+
+    @Flag(help: "Use the checkpoint's EMA weights ('model_ema').")
+    var ema = false
+
+    @Option(help: "A labels file of 'relative/path class_index' lines, instead of the ImageFolder layout.")
+    var labels: String?
+
+    @Option(help: "Input size S (the network's input is S x S).")
+    var inputSize = 224
+
+    @Option(help: "Images per batch on each device.")
+    var batch = 8
+
+    @Option(help: "Evaluate part K of N of the sorted set (K from 0), e.g. 3/8.")
+    var shard: String?
+
+    @Option(help: "Write one JSON line per image (path, label, top-5 classes and probabilities) here; resumes from it if it exists.")
+    var predictions: String?
+
+    @Flag(help: "Stop at the first image that cannot be read.")
+    var strict = false
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    @Option(help: "Devices to run on side by side, by their numbers in `bossnet devices`, e.g. 0,1 (one session each).")
+    var devices: String?
+
+    @OptionGroup var deviceSelection: DeviceSelection
+
+    @Flag(help: "Run on the CPU reference instead of Vulkan (slow; for checking).")
+    var cpu = false
+
+    @Argument(help: "The image set's folder.")
+    var directory: String
+
+    func validate() throws {
+        try validateInputSize(inputSize)
+        guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
+        if [cpu, deviceSelection.device != nil, devices != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("Give one of --cpu, --device and --devices.")
+        }
+        if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
+        _ = try deviceIndices()
+        _ = try modelSelection.resolve()
+    }
+
+    func deviceIndices() throws -> [Int?] {
+        guard let devices else { return [deviceSelection.device] }
+        let parts = devices.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+            throw ValidationError("--devices takes device numbers separated by commas, e.g. 0,1; got '\(devices)'.")
+        }
+        return parts
+    }
+
+    func run() throws {
+        do { try evaluate() } catch let error as ExitCode { throw error } catch { throw report(error) }
+    }
+
+    private func evaluate() throws {
+        let model = try modelSelection.resolve()
+        let root = URL(fileURLWithPath: directory)
+        let shard = try shard.map(Shard.init(parsing:)) ?? .whole
+        let whole = try labels.map { try ImageSet(root: root, labelsFile: URL(fileURLWithPath: $0)) } ?? ImageSet(imageFolder: root)
+        let set = whole.shard(shard)
+        let header = PredictionsHeader(model: model.name, weights: URL(fileURLWithPath: weights).lastPathComponent, ema: ema,
+                                       inputSize: inputSize, shard: shard, images: set.images.count, setImages: whole.images.count)
+
+        // The predictions file: checked (and resumed) before any work.
+        var resumed: [PredictionRecord] = []
+        var output: FileHandle?
+        if let predictions {
+            let url = URL(fileURLWithPath: predictions)
+            (resumed, output) = try openPredictions(url, header: header, set: set)
+        }
+        let state = try WeightsFile.read(URL(fileURLWithPath: weights), ema: ema)
+        let source = try CheckpointWeights(state: state, model: model)
+        let graph = try model.graph(batch: min(batch, max(set.images.count, 1)), inputSize: inputSize, weights: source)
+        let factories: [DeviceFactory] = cpu ? [{ nil }] : try deviceIndices().map { index in
+            { try VulkanDevice(instance: VulkanInstance(validation: .fromEnvironment), index: index) }
+        }
+        let deviceNames = cpu ? ["CPU reference"] : try deviceIndices().map { try describeDevice($0) }
+        if !resumed.isEmpty, !json { note("resuming: \(resumed.count) of \(set.images.count) images already in \(predictions ?? "")") }
+
+        let writer = output.map(LineWriter.init)
+        let reporter = ProgressReporter(total: set.images.count - resumed.count, json: json)
+        let evaluator = Evaluator(set: set, graph: graph, strict: strict)
+        let start = Date()
+        let earlier = resumed
+        let result = try runBlocking {
+            try await evaluator.run(devices: factories, resumed: earlier, record: { record in try writer?.write(record) },
+                                    progress: { reporter.update($0) })
+        }
+        reporter.finish()
+        try output?.close()
+        let seconds = Date().timeIntervalSince(start)
+        let accuracy = result.accuracy
+        let newImages = accuracy.images + accuracy.errors.count - resumed.count
+        let summary = EvalSummary(
+            model: model.name, weights: weights, ema: ema, input_size: inputSize, shard: shard.description,
+            images: accuracy.images, top1: accuracy.top1, top5: accuracy.top5, errors: accuracy.errors,
+            resumed: resumed.count, seconds: seconds, images_per_second: seconds > 0 ? Double(newImages) / seconds : 0,
+            devices: deviceNames, predictions: predictions)
+        if !result.validationMessages.isEmpty {
+            FileHandle.standardError.write(Data("validation layer: \(result.validationMessages.count) message(s)\n".utf8))
+            for message in result.validationMessages { FileHandle.standardError.write(Data("  \(message)\n".utf8)) }
+            throw ExitCode(1)
+        }
+        if json { try printJSON(summary) } else { summary.print() }
+    }
+
+    /// Opens the predictions file for appending: a new one gets the header; an existing one must be of this run, and
+    /// its complete records are returned so the run resumes after them (a last line cut short is dropped).
+    private func openPredictions(_ url: URL, header: PredictionsHeader, set: ImageSet) throws -> ([PredictionRecord], FileHandle) {
+        let manager = FileManager.default
+        let folder = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        guard manager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ImageSetError("--predictions: the folder \(folder.path) does not exist")
+        }
+        if manager.fileExists(atPath: url.path) {
+            let contents = try PredictionsFile.read(url)
+            guard contents.header == header else {
+                throw ImageSetError("--predictions: \(url.path) holds another run's predictions (model, weights, input size, set or shard differ); remove it or give another file")
+            }
+            let paths = Set(set.images.map(\.path))
+            guard contents.records.allSatisfy({ paths.contains($0.path) }) else {
+                throw ImageSetError("--predictions: \(url.path) predicts images that are not in this set")
+            }
+            let handle = try FileHandle(forUpdating: url)
+            try handle.truncate(atOffset: UInt64(contents.completeLength))
+            try handle.seekToEnd()
+            return (contents.records, handle)
+        }
+        guard manager.createFile(atPath: url.path, contents: try PredictionsFile.line(header)) else {
+            throw ImageSetError("--predictions: cannot create \(url.path)")
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.seekToEnd()
+        return ([], handle)
+    }
+}
+
+struct EvalMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Combine the predictions files of every shard of a run into its accuracy.",
+        discussion: "Refuses files of different runs, a shard given twice or missing, an unfinished shard, and an image predicted twice.")
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    @Argument(help: "The predictions files (--predictions) of shards 0/N to (N-1)/N, in any order.")
+    var files: [String] = []
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("Give the predictions file of every shard.") }
+    }
+
+    func run() throws {
+        do {
+            let (header, accuracy) = try PredictionsFile.merge(files.map { URL(fileURLWithPath: $0) })
+            let summary = EvalSummary(
+                model: header.model, weights: header.weights, ema: header.ema, input_size: header.input_size,
+                shard: "\(header.shards) shards merged", images: accuracy.images, top1: accuracy.top1, top5: accuracy.top5,
+                errors: accuracy.errors, resumed: 0, seconds: nil, images_per_second: nil, devices: nil, predictions: nil)
+            if json { try printJSON(summary) } else { summary.print() }
+        } catch let error as ExitCode { throw error } catch { throw report(error) }
+    }
+}
+
+/// What `bossnet eval` prints (and, with --json, its JSON).
+struct EvalSummary: Encodable {
+    let model: String
+    let weights: String
+    let ema: Bool
+    let input_size: Int
+    let shard: String
+    /// Images classified (those that could not be read are in `errors`).
+    let images: Int
+    let top1: Double
+    let top5: Double
+    let errors: [ImageFailure]
+    let resumed: Int
+    let seconds: Double?
+    let images_per_second: Double?
+    let devices: [String]?
+    let predictions: String?
+
+    func print() {
+        Swift.print("\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : ""), shard \(shard)")
+        Swift.print(String(format: "top-1 %.2f%%  top-5 %.2f%%  over %d images", top1 * 100, top5 * 100, images))
+        if let seconds, let rate = images_per_second, let devices {
+            Swift.print(String(format: "%.1f s, %.2f images/s on %@", seconds, rate, devices.joined(separator: ", "))
+                + (resumed > 0 ? " (\(resumed) resumed)" : ""))
+        }
+        if !errors.isEmpty {
+            Swift.print("\(errors.count) image\(errors.count == 1 ? "" : "s") could not be read (not counted above):")
+            for error in errors { Swift.print("  \(error.path): \(error.reason)") }
+        }
+    }
+}
+
+/// Appends prediction records to a file, one JSON line each, from any task.
+final class LineWriter: @unchecked Sendable {
+    private let handle: FileHandle
+    private let lock = NSLock()
+    init(_ handle: FileHandle) { self.handle = handle }
+    func write(_ record: PredictionRecord) throws {
+        let line = try PredictionsFile.line(record)
+        try lock.withLock { try handle.write(contentsOf: line) }
+    }
+}
+
+/// Progress on standard error: a bar with images/s, the time left and the running top-1 on a terminal; a plain line
+/// every 10 seconds elsewhere.
+final class ProgressReporter: @unchecked Sendable {
+    private let total: Int
+    private let lock = NSLock()
+    private var lastLine = Date.distantPast
+    private var shown = false
+
+    init(total: Int, json: Bool) { self.total = total }
+
+    func update(_ progress: EvaluationProgress) {
+        lock.withLock {
+            let rate = String(format: "%.1f img/s", progress.imagesPerSecond)
+            let left = progress.secondsLeft.map { "ETA \(Self.duration($0))" } ?? "ETA -"
+            let top1 = String(format: "top-1 %.2f%%", progress.accuracy.top1 * 100)
+            if standardErrorIsTerminal {
+                let width = 30, filled = total > 0 ? width * progress.done / total : width
+                let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
+                FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(progress.done)/\(total)  \(rate)  \(left)  \(top1)".utf8))
+                shown = true
+            } else if Date().timeIntervalSince(lastLine) >= 10 || progress.done == total {
+                lastLine = Date()
+                FileHandle.standardError.write(Data("eval: \(progress.done)/\(total) images, \(rate), \(left), \(top1)\n".utf8))
+            }
+        }
+    }
+
+    func finish() { lock.withLock { if shown { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) } } }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// A line on standard error.
+func note(_ text: String) { FileHandle.standardError.write(Data("\(text)\n".utf8)) }
+
+/// The name of device `index` (the default device when nil).
+func describeDevice(_ index: Int?) throws -> String {
+    let instance = try VulkanInstance(validation: .off)
+    return try instance.chooseDevice(index: index).info.name
+}
+
+/// Runs async work to completion from synchronous code (the command line's entry points are synchronous).
+func runBlocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await work()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    guard let result = box.result else { throw ImageSetError("the evaluation ended without a result") }
+    return try result.get()
+}
+
+private final class ResultBox<T: Sendable>: @unchecked Sendable {
+    var result: Result<T, Error>?
+}
