@@ -224,7 +224,8 @@ struct EvalSummary: Encodable {
     let predictions: String?
 
     func print() {
-        Swift.print("\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : ""), shard \(shard)")
+        Swift.print("\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : "")"
+                    + (shard == Shard.whole.description ? "" : ", shard \(shard)"))
         Swift.print(String(format: "top-1 %.2f%%  top-5 %.2f%%  over %d images", top1 * 100, top5 * 100, images))
         if let seconds, let rate = images_per_second, let devices {
             Swift.print(String(format: "%.1f s, %.2f images/s on %@", seconds, rate, devices.joined(separator: ", "))
