@@ -31,16 +31,25 @@ extension RGBImage {
     /// Decodes a PNG (8 or 16 bit; gray, gray+alpha, RGB, RGBA or palette; interlaced or not) to RGB the way PIL's
     /// `convert("RGB")` sees it: gray replicated, alpha dropped, 16-bit samples reduced to their high byte.
     public init(png data: Data) throws {
+        try self.init(data, decoder: bossnet_png_decode, kind: "PNG")
+    }
+
+    /// The signature both C decoders share: data, size, limits, then the pixels, width and height out, and an error
+    /// message buffer.
+    private typealias Decoder = (UnsafePointer<UInt8>?, Int, UInt32, UInt64, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                                 UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
+
+    private init(_ data: Data, decoder: Decoder, kind: String) throws {
         var pixels: UnsafeMutablePointer<UInt8>?
         var width: UInt32 = 0, height: UInt32 = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBytes { raw -> Int32 in
-            bossnet_png_decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, Self.maximumPixels, &pixels, &width, &height,
-                               &message, message.count)
+            decoder(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, Self.maximumPixels, &pixels, &width, &height,
+                    &message, message.count)
         }
         guard status == 0, let pixels else {
-            let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw ImageError("cannot decode the PNG: \(text.isEmpty ? "unknown error" : text)")
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw ImageError("cannot decode the \(kind): \(text.isEmpty ? "unknown error" : text)")
         }
         defer { free(pixels) }
         let count = Int(width) * Int(height) * 3
@@ -61,20 +70,7 @@ extension RGBImage {
     /// PIL's `Image.open(f).convert("RGB")` does: libjpeg-turbo with its defaults (accurate integer IDCT, fancy
     /// upsampling), gray replicated, CMYK and YCCK read with Adobe's polarity and converted by PIL's formula.
     public init(jpeg data: Data) throws {
-        var pixels: UnsafeMutablePointer<UInt8>?
-        var width: UInt32 = 0, height: UInt32 = 0
-        var message = [CChar](repeating: 0, count: 256)
-        let status = data.withUnsafeBytes { raw -> Int32 in
-            bossnet_jpeg_decode(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, Self.maximumPixels,
-                                &pixels, &width, &height, &message, message.count)
-        }
-        guard status == 0, let pixels else {
-            let text = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw ImageError("cannot decode the JPEG: \(text.isEmpty ? "unknown error" : text)")
-        }
-        defer { free(pixels) }
-        let count = Int(width) * Int(height) * 3
-        self.init(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+        try self.init(data, decoder: bossnet_jpeg_decode, kind: "JPEG")
     }
 
     /// Decodes a PNG or a JPEG, told apart by the first bytes (never by a file name).
