@@ -45,13 +45,14 @@ public struct SessionStatistics: Sendable, Codable {
 /// recorded once into a command buffer with only the barriers its data dependencies need. ``run(_:)`` copies the
 /// input in, replays the recording and copies the output out: it creates no buffer, pipeline or descriptor.
 ///
-/// A session is made for one batch size and input size (the graph's). It is not thread-safe.
+/// A session is made for one batch size and input size (the graph's). Its runs may come from several threads or tasks:
+/// they take turns (sendable for that reason; its device must not be used by other threads meanwhile).
 ///
 /// ```swift
 /// let session = try InferenceSession(graph: graph, device: device)
 /// let logits = try session.run(pixels)   // [batch * 1000]
 /// ```
-public final class InferenceSession {
+public final class InferenceSession: @unchecked Sendable {
     public let graph: Graph
     public let device: VulkanDevice
     public let plan: MemoryPlan
@@ -67,6 +68,7 @@ public final class InferenceSession {
     private let timestamps: TimestampQueries?
     private let nodeBytes: [Int]
     private var hasRun = false
+    private let lock = NSLock()
 
     /// Plans `graph` for `device`, uploads its weights, makes its pipelines (through `pipelines`, so sessions can
     /// share them) and records its command buffer.
@@ -198,15 +200,27 @@ public final class InferenceSession {
     }
 
     /// Runs the graph on `input` (the input tensor's values, NCHW) and returns the output tensor's values.
+    ///
+    /// Calls from several threads or tasks are safe: they run one after another. After a failed submission (a
+    /// timeout, a lost device) every call throws ``VulkanSetupError/deviceUnusable(after:)``.
     public func run(_ input: [Float]) throws -> [Float] {
         let expected = graph.shapes[graph.input]
         guard input.count == expected.count else {
             throw VulkanSetupError.limitExceeded("The input holds \(input.count) values; this session takes \(expected) = \(expected.count).")
         }
-        try (inputStaging ?? inputBuffer).upload(input)
-        try device.submitAndWait(commands)
-        hasRun = true
-        return try (outputStaging ?? outputBuffer).download(Float.self, count: graph.shapes[graph.output].count)
+        return try lock.withLock {
+            // Never touch buffers that a failed (perhaps still pending) submission may be using.
+            if let failure = device.failure { throw VulkanSetupError.deviceUnusable(after: failure) }
+            try (inputStaging ?? inputBuffer).upload(input)
+            try device.submitAndWait(commands)
+            hasRun = true
+            return try (outputStaging ?? outputBuffer).download(Float.self, count: graph.shapes[graph.output].count)
+        }
+    }
+
+    deinit {
+        // A submission that failed may still be running: wait for it before the buffers it uses are freed.
+        if device.failure != nil { device.waitIdle() }
     }
 
     /// Device time of the last run, from the first dispatch to the last (`nil` without timestamp support).

@@ -7,10 +7,14 @@ public struct DeviceOptions: Sendable {
     public var pipelineCacheDirectory: URL?
     /// Enable the optional features the device has (fp16, subgroup size control). On by default.
     public var enableOptionalFeatures: Bool
+    /// How long one submission may run before it counts as failed (and the device takes no more work).
+    public var submitTimeoutSeconds: Double
 
-    public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true) {
+    public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true,
+                submitTimeoutSeconds: Double = 600) {
         self.pipelineCacheDirectory = pipelineCacheDirectory
         self.enableOptionalFeatures = enableOptionalFeatures
+        self.submitTimeoutSeconds = submitTimeoutSeconds
     }
 }
 
@@ -35,6 +39,11 @@ public final class VulkanDevice {
     private let cacheFile: PipelineCacheFile?
     /// Whether a pipeline cache was found on disk and accepted when the device opened.
     public let pipelineCacheLoaded: Bool
+    /// How long one submission may run (``DeviceOptions/submitTimeoutSeconds``).
+    public let submitTimeoutSeconds: Double
+    /// The failure of the first submission that failed (a timeout, a lost device): once set, the device refuses
+    /// all further work with ``VulkanSetupError/deviceUnusable(after:)`` and never resubmits what may be pending.
+    public private(set) var failure: VulkanError?
 
     /// Opens `physical` for compute.
     public init(instance: VulkanInstance, physical: PhysicalDevice, options: DeviceOptions = DeviceOptions()) throws {
@@ -169,6 +178,7 @@ public final class VulkanDevice {
         pipelineCache = cache
         cacheFile = file
         pipelineCacheLoaded = seed != nil && cacheResult == VK_SUCCESS
+        submitTimeoutSeconds = options.submitTimeoutSeconds
     }
 
     /// Opens the device chosen by ``VulkanInstance/chooseDevice(index:)``.
@@ -209,8 +219,19 @@ public final class VulkanDevice {
         try cacheFile.save(Array(data.prefix(size)))
     }
 
-    /// Submits recorded work and waits for it to finish.
-    public func submitAndWait(_ commands: CommandBuffer, timeoutSeconds: Double = 600) throws {
+    /// Submits recorded work and waits for it to finish, at most `timeoutSeconds` (the device's
+    /// ``submitTimeoutSeconds`` by default). If the submission or the wait fails, the device takes no more work.
+    public func submitAndWait(_ commands: CommandBuffer, timeoutSeconds: Double? = nil) throws {
+        if let failure { throw VulkanSetupError.deviceUnusable(after: failure) }
+        do {
+            try submitAndWaitOnce(commands, timeoutSeconds: timeoutSeconds ?? submitTimeoutSeconds)
+        } catch {
+            failure = (error as? VulkanError) ?? VulkanError(call: "vkQueueSubmit", result: VK_ERROR_UNKNOWN)
+            throw error
+        }
+    }
+
+    private func submitAndWaitOnce(_ commands: CommandBuffer, timeoutSeconds: Double) throws {
         try check(vkResetFences(handle, 1, [fence]), "vkResetFences")
         var buffer: VkCommandBuffer? = commands.handle
         var submit = VkSubmitInfo()
@@ -224,6 +245,9 @@ public final class VulkanDevice {
         let nanoseconds = UInt64(max(0, timeoutSeconds) * 1e9)
         try check(vkWaitForFences(handle, 1, [fence], VkBool32(VK_TRUE), nanoseconds), "vkWaitForFences")
     }
+
+    /// Waits until the device has finished all work, however long that takes (for tearing down after a failure).
+    public func waitIdle() { vkDeviceWaitIdle(handle) }
 
     /// Records commands with `body` into a one-time command buffer, submits it and waits.
     public func run(_ body: (CommandBuffer) throws -> Void) throws {

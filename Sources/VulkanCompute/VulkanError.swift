@@ -20,6 +20,11 @@ public struct VulkanError: Error, CustomStringConvertible, Equatable {
     public var resultName: String { vkResultName(VkResult(rawValue: result)) }
 
     public var description: String { "\(call) failed with \(resultName) (\(result))" }
+
+    /// Whether the call gave up waiting (`VK_TIMEOUT`).
+    public var isTimeout: Bool { result == VK_TIMEOUT.rawValue }
+    /// Whether the device was lost (`VK_ERROR_DEVICE_LOST`): a crash, a reset or a removed GPU.
+    public var isDeviceLost: Bool { result == VK_ERROR_DEVICE_LOST.rawValue }
 }
 
 /// Errors in setting Vulkan up that are not a failed call: something missing on this machine, or a bad request.
@@ -40,6 +45,9 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
     case limitExceeded(String)
     /// A kernel name with no embedded SPIR-V.
     case unknownKernel(String)
+    /// An earlier submission failed (timed out, or the device was lost): the device takes no more work, since what
+    /// it was given may still be pending. Open the device again.
+    case deviceUnusable(after: VulkanError)
 
     public var description: String {
         switch self {
@@ -63,6 +71,10 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
             return what
         case let .unknownKernel(name):
             return "No embedded kernel is named '\(name)'."
+        case let .deviceUnusable(after):
+            let what = after.isTimeout ? "timed out" : after.isDeviceLost ? "lost the device" : "failed"
+            return "The device takes no more work: an earlier submission \(what) (\(after)). Open the device again "
+                + "(restart the program); with a timeout, allow more time (DeviceOptions.submitTimeoutSeconds)."
         }
     }
 }
