@@ -81,21 +81,30 @@ public final class InferenceSession: @unchecked Sendable {
         let plan = MemoryPlan(graph: graph, scratchBytes: lowering.scratchBytes, share: !options.keepIntermediates)
         self.plan = plan
 
-        // Buffers: activations, the input and output, the weights.
-        let arena = try VulkanBuffer(device: device, size: plan.arenaBytes, label: "activations")
+        // Buffers: activations, the input and output, the weights. First, whether they fit at all.
         let inputBytes = MemoryPlan.padded(graph.shapes[graph.input].count * 4)
         let outputBytes = MemoryPlan.padded(graph.shapes[graph.output].count * 4)
-        let inputBuffer = try VulkanBuffer(device: device, size: inputBytes, label: "input")
-        let inputStaging = inputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: inputBytes, memory: .staging, label: "input staging")
-        let outputBuffer = try VulkanBuffer(device: device, size: outputBytes, label: "output")
-        let outputStaging = outputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: outputBytes, memory: .staging, label: "output staging")
-
         var weightOffsets: [Int] = []
         var weightEnd = 0
         for array in lowering.weights {
             weightOffsets.append(weightEnd)
             weightEnd = MemoryPlan.aligned(weightEnd + MemoryPlan.padded(array.count * 4))
         }
+        let perBatch = plan.arenaBytes + inputBytes + outputBytes
+        let needed = perBatch + max(weightEnd, MemoryPlan.alignment)
+        guard needed <= device.memoryBudgetBytes else {
+            // Activations, input and output grow with the batch; the weights do not.
+            let perImage = max(1, perBatch / max(1, graph.batch))
+            let largest = max(0, (device.memoryBudgetBytes - max(weightEnd, MemoryPlan.alignment)) / perImage)
+            throw VulkanSetupError.outOfDeviceMemory(neededBytes: needed, availableBytes: device.memoryBudgetBytes, batch: graph.batch,
+                                                     largestBatch: min(largest, graph.batch - 1))
+        }
+        let arena = try VulkanBuffer(device: device, size: plan.arenaBytes, label: "activations")
+        let inputBuffer = try VulkanBuffer(device: device, size: inputBytes, label: "input")
+        let inputStaging = inputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: inputBytes, memory: .staging, label: "input staging")
+        let outputBuffer = try VulkanBuffer(device: device, size: outputBytes, label: "output")
+        let outputStaging = outputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: outputBytes, memory: .staging, label: "output staging")
+
         let weights = try VulkanBuffer(device: device, size: max(weightEnd, MemoryPlan.alignment), label: "weights")
         // Each array straight into the pool (or its one staging buffer); the padding between them stays zero.
         try weights.write { pool in

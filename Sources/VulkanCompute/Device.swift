@@ -9,12 +9,16 @@ public struct DeviceOptions: Sendable {
     public var enableOptionalFeatures: Bool
     /// How long one submission may run before it counts as failed (and the device takes no more work).
     public var submitTimeoutSeconds: Double
+    /// The device memory sessions may plan for; `nil` for the size of the device's largest device-local heap. A
+    /// smaller figure emulates a smaller device.
+    public var memoryBudgetBytes: Int?
 
     public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true,
-                submitTimeoutSeconds: Double = 600) {
+                submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil) {
         self.pipelineCacheDirectory = pipelineCacheDirectory
         self.enableOptionalFeatures = enableOptionalFeatures
         self.submitTimeoutSeconds = submitTimeoutSeconds
+        self.memoryBudgetBytes = memoryBudgetBytes
     }
 }
 
@@ -41,6 +45,8 @@ public final class VulkanDevice {
     public let pipelineCacheLoaded: Bool
     /// How long one submission may run (``DeviceOptions/submitTimeoutSeconds``).
     public let submitTimeoutSeconds: Double
+    /// The device memory a session may plan for: ``DeviceOptions/memoryBudgetBytes``, or the largest device-local heap.
+    public let memoryBudgetBytes: Int
     /// The failure of the first submission that failed (a timeout, a lost device): once set, the device refuses
     /// all further work with ``VulkanSetupError/deviceUnusable(after:)`` and never resubmits what may be pending.
     public private(set) var failure: VulkanError?
@@ -179,6 +185,9 @@ public final class VulkanDevice {
         cacheFile = file
         pipelineCacheLoaded = seed != nil && cacheResult == VK_SUCCESS
         submitTimeoutSeconds = options.submitTimeoutSeconds
+        let largestHeap = physical.info.memoryHeaps.filter(\.deviceLocal).map { Int(clamping: $0.size) }.max()
+            ?? physical.info.memoryHeaps.map { Int(clamping: $0.size) }.max() ?? Int.max
+        memoryBudgetBytes = options.memoryBudgetBytes ?? largestHeap
     }
 
     /// Opens the device chosen by ``VulkanInstance/chooseDevice(index:)``.

@@ -45,6 +45,9 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
     case limitExceeded(String)
     /// A kernel name with no embedded SPIR-V.
     case unknownKernel(String)
+    /// A session needs more device memory than the device has (or than ``DeviceOptions/memoryBudgetBytes`` allows):
+    /// found before anything is allocated. `largestBatch` is the largest batch that would fit (0: not even one).
+    case outOfDeviceMemory(neededBytes: Int, availableBytes: Int, batch: Int, largestBatch: Int)
     /// An earlier submission failed (timed out, or the device was lost): the device takes no more work, since what
     /// it was given may still be pending. Open the device again.
     case deviceUnusable(after: VulkanError)
@@ -71,6 +74,11 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
             return what
         case let .unknownKernel(name):
             return "No embedded kernel is named '\(name)'."
+        case let .outOfDeviceMemory(needed, available, batch, largest):
+            let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+            return "Batch \(batch) needs \(mib(needed)) of device memory (weights, activations, input and output); the device's "
+                + "memory heap has \(mib(available)). "
+                + (largest > 0 ? "The largest batch that fits is \(largest)." : "Not even batch 1 fits: choose a smaller input size or a device with more memory.")
         case let .deviceUnusable(after):
             let what = after.isTimeout ? "timed out" : after.isDeviceLost ? "lost the device" : "failed"
             return "The device takes no more work: an earlier submission \(what) (\(after)). Open the device again "

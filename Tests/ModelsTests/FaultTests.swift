@@ -63,3 +63,29 @@ func sessionFromSeveralTasks() async throws {
     #expect(Set(sequential.map { $0.prefix(8) }.map(Array.init)).count == inputs.count)
     #expect(instance.validationMessages.isEmpty, "\(instance.validationMessages)")
 }
+
+@Test("a batch that does not fit the device's memory is an error before any allocation, with the largest batch that fits")
+func memoryBudget() throws {
+    let instance = try VulkanInstance(validation: .required)
+    try {
+        let roomy = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil))
+        let four = try InferenceSession(graph: t0Graph(batch: 4), device: roomy).statistics
+        let perImage = four.activationBytes / 4
+        // The fault: a device with room for the weights and two and a half images' activations.
+        let budget = four.weightBytes + perImage * 5 / 2
+        let small = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: budget))
+        do {
+            _ = try InferenceSession(graph: t0Graph(batch: 4), device: small)
+            Issue.record("batch 4 was planned on a device with room for 2")
+        } catch let error as VulkanSetupError {
+            guard case let .outOfDeviceMemory(needed, available, batch, largest) = error else { throw error }
+            #expect(needed == four.activationBytes + four.weightBytes && available == budget && batch == 4)
+            #expect(largest == 2, "\(error)")
+            #expect(error.description.contains("The largest batch that fits is 2"), "\(error)")
+        }
+        // The largest batch it names does fit; one more does not.
+        _ = try InferenceSession(graph: t0Graph(batch: 2), device: small)
+        #expect(throws: VulkanSetupError.self) { try InferenceSession(graph: t0Graph(batch: 3), device: small) }
+    }()
+    #expect(instance.validationMessages.isEmpty, "\(instance.validationMessages)")
+}
