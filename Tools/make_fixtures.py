@@ -32,6 +32,9 @@ Tests/ImagesTests/Fixtures/
                        JPEGs as PIL writes them (chroma subsampling 4:2:0, 4:2:2, 4:4:4; progressive; an odd size;
                        grayscale; Adobe CMYK), and truncated.jpg (the first half of one)
     jpeg_expected.json each JPEG's RGB bytes as PIL's Image.open(f).convert('RGB') gives them, with PIL's versions
+    float64.npy, float16.npy, big_endian_f4.npy, fortran_f4.npy, big_endian_fortran_f8.npy
+                       arrays as NumPy writes them, each with NAME.expected.npy: astype(float32) in C order
+    nan.npy            a float32 array with a NaN at [1, 2]
 Tests/ModelsTests/Fixtures/
     input_64.npy       the calibration image of SyntheticWeights, [1, 3, 64, 64]
     MODEL_logits_64.npy      the authors' MODEL (bossnet_T0, bossnet_T0_nose, bossnet_T1) in float64 under the
@@ -276,6 +279,27 @@ def png_fixtures(folder):
     np.save(folder / "gradient_64.npy", evaluation_tensor(Image.open(folder / "gradient.png").convert("RGB"), 64))
 
 
+def npy_fixtures(folder):
+    """.npy files as NumPy writes them in other dtypes, byte orders and layouts, each with what astype(float32) in C
+    order gives (NAME.expected.npy, little-endian float32)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = (np.arange(24, dtype=np.float64).reshape(2, 3, 4) / 7 - 1.3) * np.array([1, 1e-3, 1e3])[None, :, None]
+    half = np.array([0.5, -1.25, 3.0e-5, 65504.0, 6e-8, -0.0, np.inf, -np.inf, 1 / 3], dtype=np.float16)
+    arrays = {
+        "float64.npy": base,
+        "float16.npy": half,
+        "big_endian_f4.npy": base.astype(">f4"),
+        "fortran_f4.npy": np.asfortranarray(base.astype(np.float32)),
+        "big_endian_fortran_f8.npy": np.asfortranarray(base.astype(">f8")).transpose(1, 0, 2).copy(order="F"),
+    }
+    for name, array in arrays.items():
+        np.save(folder / name, array)
+        np.save(folder / (name[:-4] + ".expected.npy"), np.ascontiguousarray(np.load(folder / name).astype("<f4")))
+    nan = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    nan[1, 2] = np.nan
+    np.save(folder / "nan.npy", nan)
+
+
 def jpeg_fixtures(folder):
     """JPEGs of every kind PIL writes, and the RGB that PIL's Image.open(f).convert("RGB") decodes from each."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -436,6 +460,7 @@ if __name__ == "__main__":
     checkpoint_fixtures(ROOT / "Tests/CheckpointTests/Fixtures")
     png_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
     jpeg_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
+    npy_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
     golden_fixtures(ROOT / "Tests/ModelsTests/Fixtures", ROOT / "Tests/ImagesTests/Fixtures", args.bossnas)
     evaluation_fixtures(ROOT / "Tests/EvaluationTests/Fixtures", args.bossnas)
     if args.full_checkpoints:

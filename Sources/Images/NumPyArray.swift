@@ -1,6 +1,8 @@
 import Foundation
 
-/// A NumPy `.npy` array of float32: little-endian (`<f4`), C order.
+/// A NumPy `.npy` array, held as float32 in C order. Files of float16, float32 or float64, in either byte order and
+/// in C or Fortran order, are converted as NumPy's `astype(np.float32)` and `ascontiguousarray` would; files are
+/// written as little-endian float32 (`<f4`) in C order.
 public struct NumPyArray: Sendable, Equatable {
     public let shape: [Int]
     public let values: [Float]
@@ -11,7 +13,7 @@ public struct NumPyArray: Sendable, Equatable {
         self.values = values
     }
 
-    /// Reads a version 1, 2 or 3 `.npy` file holding little-endian float32 in C order.
+    /// Reads a version 1, 2 or 3 `.npy` file of float16, float32 or float64.
     public init(contentsOf url: URL) throws {
         guard let data = try? Data(contentsOf: url) else { throw ImageError("cannot read \(url.path)") }
         do { try self.init(data: data) } catch let error as ImageError {
@@ -43,10 +45,10 @@ public struct NumPyArray: Sendable, Equatable {
               let shapeText = Self.field("shape", in: header) else {
             throw ImageError("the .npy header lacks descr, fortran_order or shape: \(header)")
         }
-        guard descr == "'<f4'" || descr == "'float32'" else {
-            throw ImageError("the array's dtype is \(descr); only little-endian float32 ('<f4') is supported")
+        guard let type = ElementType(descr: descr) else {
+            throw ImageError("the array's dtype is \(descr); float16, float32 and float64 (either byte order) are supported")
         }
-        guard order == "False" else { throw ImageError("the array is in Fortran order; save it in C order") }
+        guard order == "False" || order == "True" else { throw ImageError("bad fortran_order \(order) in the .npy header") }
         let shape = try shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() ")).split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text -> Int in
                 guard let value = Int(text), value >= 0 else { throw ImageError("bad .npy shape \(shapeText)") }
@@ -59,13 +61,92 @@ public struct NumPyArray: Sendable, Equatable {
             guard !overflow, product <= bytes.count else { throw ImageError("the .npy shape \(shape) is larger than the file") }
             count = product
         }
-        guard count <= (bytes.count - dataStart) / 4 else {
-            throw ImageError("the file holds \((bytes.count - dataStart) / 4) values; its shape \(shape) needs \(count) (truncated?)")
+        guard count <= (bytes.count - dataStart) / type.size else {
+            throw ImageError("the file holds \((bytes.count - dataStart) / type.size) values; its shape \(shape) needs \(count) (truncated?)")
         }
-        let values = bytes.withUnsafeBytes { raw in
-            (0..<count).map { Float(bitPattern: raw.loadUnaligned(fromByteOffset: dataStart + 4 * $0, as: UInt32.self).littleEndian) }
-        }
+        // As NumPy's astype(float32): float64 rounds to nearest, float16 widens exactly.
+        var values = bytes.withUnsafeBytes { raw in (0..<count).map { type.load(raw, at: dataStart + type.size * $0) } }
+        if order == "True" { values = Self.cOrder(fortran: values, shape: shape) }
         self.init(shape: shape, values: values)
+    }
+
+    /// An element type NumPy writes: float16, float32 or float64 in either byte order.
+    struct ElementType {
+        let size: Int
+        let bigEndian: Bool
+
+        init?(descr: String) {
+            let text = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+            switch text {
+            case "float16": (size, bigEndian) = (2, false)
+            case "float32": (size, bigEndian) = (4, false)
+            case "float64": (size, bigEndian) = (8, false)
+            default:
+                guard text.count == 3, let order = text.first, "<>=|".contains(order), text.dropFirst().first == "f",
+                      let width = Int(text.suffix(1)), [2, 4, 8].contains(width) else { return nil }
+                (size, bigEndian) = (width, order == ">")
+            }
+        }
+
+        func load(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Float {
+            switch size {
+            case 2:
+                let bits = raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
+                return Self.float(half: bigEndian ? bits.byteSwapped : bits)
+            case 4:
+                let bits = raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+                return Float(bitPattern: bigEndian ? bits.byteSwapped : bits)
+            default:
+                let bits = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                return Float(Double(bitPattern: bigEndian ? bits.byteSwapped : bits))
+            }
+        }
+
+        /// IEEE half to single precision, exactly (subnormals, infinities and NaN included).
+        static func float(half bits: UInt16) -> Float {
+            let sign = UInt32(bits & 0x8000) << 16
+            let exponent = Int(bits >> 10) & 0x1F
+            let mantissa = UInt32(bits & 0x3FF)
+            if exponent == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | (mantissa << 13)) }
+            if exponent == 0 {
+                let magnitude = Float(mantissa) * 0x1p-24  // subnormal: mantissa * 2^-24, exact in float
+                return sign != 0 ? -magnitude : magnitude
+            }
+            return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
+        }
+    }
+
+    /// Fortran-order values of `shape` in C order (the first index varies fastest in Fortran order).
+    static func cOrder(fortran values: [Float], shape: [Int]) -> [Float] {
+        guard shape.count > 1 else { return values }
+        var result = [Float](repeating: 0, count: values.count)
+        var fortranStrides = [Int](repeating: 1, count: shape.count)
+        for axis in 1..<shape.count { fortranStrides[axis] = fortranStrides[axis - 1] * shape[axis - 1] }
+        var index = [Int](repeating: 0, count: shape.count)
+        for position in 0..<values.count {
+            var source = 0
+            for axis in 0..<shape.count { source += index[axis] * fortranStrides[axis] }
+            result[position] = values[source]
+            var axis = shape.count - 1  // advance the C-order multi-index
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < shape[axis] { break }
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return result
+    }
+
+    /// The position and value of the first NaN or infinity, if any.
+    public var firstNonFinite: (index: [Int], value: Float)? {
+        guard let flat = values.firstIndex(where: { !$0.isFinite }) else { return nil }
+        var index = [Int](repeating: 0, count: shape.count), rest = flat
+        for axis in stride(from: shape.count - 1, through: 0, by: -1) where shape[axis] > 0 {
+            index[axis] = rest % shape[axis]
+            rest /= shape[axis]
+        }
+        return (index, values[flat])
     }
 
     /// The value of `key` in the header's Python dict literal (a string, a bool or a tuple, as text).

@@ -43,6 +43,9 @@ public final class VulkanDevice {
     private let cacheFile: PipelineCacheFile?
     /// Whether a pipeline cache was found on disk and accepted when the device opened.
     public let pipelineCacheLoaded: Bool
+    /// Set when a pipeline cache file was there but did not fit this device (another GPU or driver, or damaged): it
+    /// was ignored, and is replaced when the device closes. For the caller to show; the library prints nothing.
+    public let pipelineCacheWarning: String?
     /// How long one submission may run (``DeviceOptions/submitTimeoutSeconds``).
     public let submitTimeoutSeconds: Double
     /// The device memory a session may plan for: ``DeviceOptions/memoryBudgetBytes``, or the largest device-local heap.
@@ -171,9 +174,17 @@ public final class VulkanDevice {
         let seed = file?.load()
         var cache: VkPipelineCache?
         var cacheResult = Self.createPipelineCache(device, seed: seed, into: &cache)
+        var loaded = seed != nil && cacheResult == VK_SUCCESS
         if cacheResult != VK_SUCCESS && seed != nil {
             // A driver may still refuse data that passed the header check: start empty rather than fail.
             cacheResult = Self.createPipelineCache(device, seed: nil, into: &cache)
+            loaded = false
+        }
+        if let file, !loaded, FileManager.default.fileExists(atPath: file.url.path) {
+            pipelineCacheWarning = "ignored the pipeline cache \(file.url.path): it does not fit this device and driver "
+                + "(another GPU or driver version, or a damaged file); it will be replaced"
+        } else {
+            pipelineCacheWarning = nil
         }
         guard cacheResult == VK_SUCCESS, let cache else {
             vkDestroyFence(device, fence, nil)
@@ -183,7 +194,7 @@ public final class VulkanDevice {
         }
         pipelineCache = cache
         cacheFile = file
-        pipelineCacheLoaded = seed != nil && cacheResult == VK_SUCCESS
+        pipelineCacheLoaded = loaded
         submitTimeoutSeconds = options.submitTimeoutSeconds
         let largestHeap = physical.info.memoryHeaps.filter(\.deviceLocal).map { Int(clamping: $0.size) }.max()
             ?? physical.info.memoryHeaps.map { Int(clamping: $0.size) }.max() ?? Int.max

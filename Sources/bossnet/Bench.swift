@@ -47,7 +47,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if let inputSize { try validateInputSize(inputSize) }
-        try validateInputSize(checkSize)
+        try validateInputSize(checkSize, option: "--check-size")
         guard !batches.isEmpty, batches.allSatisfy({ (1...256).contains($0) }) else {
             throw ValidationError("--batch must be between 1 and 256.")
         }

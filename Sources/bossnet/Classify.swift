@@ -46,6 +46,9 @@ struct Classify: ParsableCommand {
     @Flag(help: "Run on the CPU reference instead of Vulkan (slow; for checking).")
     var cpu = false
 
+    @Flag(help: "Run on inputs holding NaN or infinity, with a warning (by default such an input is an error).")
+    var allowNonfinite = false
+
     @Argument(help: "PNG or JPEG images, or .npy arrays.")
     var inputs: [String] = []
 
@@ -56,6 +59,7 @@ struct Classify: ParsableCommand {
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
         if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
         if ema && weights == nil { throw ValidationError("--ema chooses the EMA weights of a --weights checkpoint; give --weights too.") }
+        if let logits { try checkOutput(logits, option: "--logits", kind: .npy, inputs: inputs) }
         _ = try modelSelection.resolve()
     }
 
@@ -77,27 +81,18 @@ struct Classify: ParsableCommand {
             source = try SyntheticWeights(calibratedFor: model)
         }
 
-        // Every input as one or more preprocessed images.
+        // Every input as one or more preprocessed images; an input that cannot be read is reported and skipped.
         var images: [(name: String, tensor: [Float])] = []
+        var failed: [InputFailure] = []
         for path in inputs {
-            let url = URL(fileURLWithPath: path)
-            if ImageFormat(contentsOf: url) == .npy {
-                let array = try NumPyArray(contentsOf: url)
-                let single = [3, inputSize, inputSize]
-                if array.shape == single {
-                    images.append((path, array.values))
-                } else if array.shape.count == 4, Array(array.shape.dropFirst()) == single {
-                    let size = single.reduce(1, *)
-                    for index in 0..<array.shape[0] {
-                        images.append(("\(path)[\(index)]", Array(array.values[(index * size)..<((index + 1) * size)])))
-                    }
-                } else {
-                    throw ImageError("\(path) has shape \(array.shape); with --input-size \(inputSize) it must be [3, \(inputSize), \(inputSize)] or [N, 3, \(inputSize), \(inputSize)].")
-                }
-            } else {
-                images.append((path, Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)))
+            do {
+                images += try load(path)
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                failed.append(InputFailure(input: path, reason: "\(error)"))
             }
         }
+        guard !images.isEmpty else { throw ExitCode(1) }
 
         let classes = 1000
         var allLogits: [Float] = []
@@ -123,7 +118,10 @@ struct Classify: ParsableCommand {
             }
         }
         if !json { progressDone() }
-        if let logits { try NumPyArray(shape: [images.count, classes], values: allLogits).write(to: URL(fileURLWithPath: logits)) }
+        if let logits {
+            try writing(logits) { try NumPyArray(shape: [images.count, classes], values: allLogits).write(to: URL(fileURLWithPath: logits)) }
+            if !failed.isEmpty { note("--logits \(logits): \(images.count) rows, for the inputs that could be read") }
+        }
 
         struct Prediction: Encodable { let class_index: Int; let label: String; let probability: Double; let logit: Float }
         struct Result: Encodable { let input: String; let top: [Prediction] }
@@ -146,9 +144,11 @@ struct Classify: ParsableCommand {
                 let input_size: Int
                 let device: String
                 let results: [Result]
+                let errors: [InputFailure]
             }
             try printJSON(Output(model: model.name, weights: weights, synthetic_weights: weights == nil, input_size: inputSize,
-                                 device: device?.info.name ?? "CPU reference", results: results))
+                                 device: device?.info.name ?? "CPU reference", results: results, errors: failed))
+            if !failed.isEmpty { throw ExitCode(1) }
             return
         }
         for result in results {
@@ -158,7 +158,39 @@ struct Classify: ParsableCommand {
             }
         }
         if weights == nil { print("(synthetic weights: these classes mean nothing)") }
+        if !failed.isEmpty {
+            note("\(failed.count) of \(inputs.count) inputs could not be read: \(failed.map(\.input).joined(separator: ", "))")
+            throw ExitCode(1)
+        }
     }
+
+    /// One input as preprocessed images: an .npy (by its first bytes) of one or more, or a PNG or JPEG.
+    private func load(_ path: String) throws -> [(name: String, tensor: [Float])] {
+        let url = URL(fileURLWithPath: path)
+        guard FileManager.default.fileExists(atPath: path) else { throw ImageError("\(path) does not exist") }
+        guard ImageFormat(contentsOf: url) == .npy else {
+            return [(path, Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize))]
+        }
+        let array = try NumPyArray(contentsOf: url)
+        if let bad = array.firstNonFinite {
+            let message = "\(path): element \(bad.index) is \(bad.value) (NaN or infinity)"
+            guard allowNonfinite else { throw ImageError("\(message); fix the input, or pass --allow-nonfinite to run anyway") }
+            note("warning: \(message); running anyway (--allow-nonfinite)")
+        }
+        let single = [3, inputSize, inputSize]
+        if array.shape == single { return [(path, array.values)] }
+        guard array.shape.count == 4, Array(array.shape.dropFirst()) == single else {
+            throw ImageError("\(path) has shape \(array.shape); with --input-size \(inputSize) it must be [3, \(inputSize), \(inputSize)] or [N, 3, \(inputSize), \(inputSize)].")
+        }
+        let size = single.reduce(1, *)
+        return (0..<array.shape[0]).map { index in ("\(path)[\(index)]", Array(array.values[(index * size)..<((index + 1) * size)])) }
+    }
+}
+
+/// An input that could not be read, and why.
+struct InputFailure: Encodable {
+    let input: String
+    let reason: String
 }
 
 struct Convert: ParsableCommand {
@@ -180,11 +212,23 @@ struct Convert: ParsableCommand {
     @Flag(help: "Check the state dict against --model/--arch before writing.")
     var check = false
 
+    func validate() throws {
+        guard FileManager.default.fileExists(atPath: input) else { throw ValidationError("\(input) does not exist.") }
+        let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: input))).flatMap { handle in
+            defer { try? handle.close() }
+            return try? handle.read(upToCount: 9)
+        }
+        if OutputKind.safetensors.matches([UInt8](head ?? Data())) {
+            throw ValidationError("\(input) is already a safetensors file: there is nothing to convert (classify and eval read it as it is).")
+        }
+        try checkOutput(output, option: "OUTPUT", kind: .safetensors, inputs: [input])
+    }
+
     func run() throws {
         do {
             let state = try TorchCheckpoint.stateDict(at: URL(fileURLWithPath: input), ema: ema)
             if check { _ = try CheckpointWeights(state: state, model: modelSelection.resolve()) }
-            try SafeTensors.write(state, to: URL(fileURLWithPath: output))
+            try writing(output) { try SafeTensors.write(state, to: URL(fileURLWithPath: output)) }
             print("wrote \(state.count) tensors (\(state.tensors.reduce(0) { $0 + $1.values.count }) values) to \(output)")
         } catch let error as ExitCode { throw error } catch { throw report(error) }
     }

@@ -9,9 +9,16 @@ struct DeviceSelection: ParsableArguments {
 
     /// Opens the chosen device, with the validation layer when BOSSNET_VALIDATION=1.
     func open() throws -> VulkanDevice {
-        let instance = try VulkanInstance(validation: .fromEnvironment)
-        return try VulkanDevice(instance: instance, index: device)
+        try openDevice(index: device)
     }
+}
+
+/// Opens device `index` (the default device when nil), with the validation layer when BOSSNET_VALIDATION=1, and
+/// warns on standard error when its pipeline cache file had to be ignored.
+func openDevice(index: Int?) throws -> VulkanDevice {
+    let device = try VulkanDevice(instance: VulkanInstance(validation: .fromEnvironment), index: index)
+    if let warning = device.pipelineCacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+    return device
 }
 
 /// Prints what the validation layer reported (when BOSSNET_VALIDATION=1) and says whether it was silent.

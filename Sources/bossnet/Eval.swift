@@ -113,7 +113,7 @@ struct EvalRun: ParsableCommand {
         let source = try CheckpointWeights(state: state, model: model)
         let graph = try model.graph(batch: min(batch, max(set.images.count, 1)), inputSize: inputSize, weights: source)
         let factories: [DeviceFactory] = cpu ? [{ nil }] : try deviceIndices().map { index in
-            { try VulkanDevice(instance: VulkanInstance(validation: .fromEnvironment), index: index) }
+            { try openDevice(index: index) }
         }
         let deviceNames = cpu ? ["CPU reference"] : try deviceIndices().map { try describeDevice($0) }
         if !resumed.isEmpty, !json { note("resuming: \(resumed.count) of \(set.images.count) images already in \(predictions ?? "")") }

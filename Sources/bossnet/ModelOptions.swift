@@ -28,10 +28,10 @@ struct ModelSelection: ParsableArguments {
     }
 }
 
-/// Checks an input size the way every command does.
-func validateInputSize(_ size: Int) throws {
+/// Checks an input size the way every command does, naming the option the user gave.
+func validateInputSize(_ size: Int, option: String = "--input-size") throws {
     guard size >= Model.minimumInputSize && size <= Model.maximumInputSize else {
-        throw ValidationError("--input-size must be between \(Model.minimumInputSize) and \(Model.maximumInputSize) pixels; got \(size).")
+        throw ValidationError("\(option) must be between \(Model.minimumInputSize) and \(Model.maximumInputSize) pixels; got \(size).")
     }
 }
 
@@ -49,10 +49,10 @@ func formatThousands(_ value: Int) -> String {
     return result
 }
 
-/// Writes an Encodable value as pretty, key-sorted JSON on standard output.
+/// Writes an Encodable value as pretty, key-sorted JSON on standard output (slashes in paths left as they are).
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }

@@ -156,3 +156,20 @@ func jpegSignatureAndErrors() throws {
         _ = try? RGBImage(jpeg: Data(bytes))
     }
 }
+
+@Test(".npy in float64, float16, big-endian or Fortran order is converted as NumPy's astype(float32) in C order",
+      arguments: ["float64", "float16", "big_endian_f4", "fortran_f4", "big_endian_fortran_f8"])
+func npyConversions(name: String) throws {
+    let array = try NumPyArray(contentsOf: fixture("\(name).npy"))
+    let expected = try NumPyArray(contentsOf: fixture("\(name).expected.npy"))
+    #expect(array.shape == expected.shape)
+    #expect(array.values.map(\.bitPattern) == expected.values.map(\.bitPattern), "\(name)")
+}
+
+@Test("NaN in an array is found and named by its position")
+func npyNonFinite() throws {
+    let nan = try NumPyArray(contentsOf: fixture("nan.npy"))
+    let bad = try #require(nan.firstNonFinite)
+    #expect(bad.index == [1, 2] && bad.value.isNaN)
+    #expect(try NumPyArray(contentsOf: fixture("float64.npy")).firstNonFinite == nil)
+}

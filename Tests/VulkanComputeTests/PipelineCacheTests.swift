@@ -59,7 +59,13 @@ func cacheRoundTrip() throws {
     do {
         let device = try VulkanDevice(instance: instance, options: options)
         #expect(!device.pipelineCacheLoaded)
+        #expect(device.pipelineCacheWarning?.contains("ignored the pipeline cache") == true)
         _ = try ComputePipeline(device: device, name: "add", spirv: spirv, pushConstantSize: pushSize)
+    }
+    // ... and replaced: the next device loads a good one, without a warning.
+    do {
+        let device = try VulkanDevice(instance: instance, options: options)
+        #expect(device.pipelineCacheLoaded && device.pipelineCacheWarning == nil)
     }
     try (header + junk).write(to: file)
     do {

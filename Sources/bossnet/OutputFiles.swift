@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+
+/// The kinds of file the tool writes, each recognised by its name's extension and, when it already exists, by its
+/// first bytes: an output never replaces an input, nor a file of another kind.
+enum OutputKind: String {
+    case npy = ".npy"
+    case safetensors = ".safetensors"
+
+    /// Whether `head` (a file's first bytes) is a file of this kind.
+    func matches(_ head: [UInt8]) -> Bool {
+        switch self {
+        case .npy: head.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59])
+        case .safetensors: head.count >= 9 && head[8] == UInt8(ascii: "{")
+        }
+    }
+}
+
+/// Checks, before any work, that `path` may be written as a file of `kind`: the right extension, not one of
+/// `inputs`, a folder that exists, and no existing file of another kind in the way.
+func checkOutput(_ path: String, option: String, kind: OutputKind, inputs: [String]) throws {
+    guard path.lowercased().hasSuffix(kind.rawValue) else {
+        throw ValidationError("\(option) must name a \(kind.rawValue) file; got '\(path)'.")
+    }
+    let target = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath()
+    for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == target {
+        throw ValidationError("\(option) \(path) is also an input; it would be overwritten. Name another file.")
+    }
+    let manager = FileManager.default
+    var isDirectory: ObjCBool = false
+    let folder = target.deletingLastPathComponent()
+    guard manager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("\(option) \(path): the folder \(folder.path) does not exist.")
+    }
+    if manager.fileExists(atPath: target.path, isDirectory: &isDirectory) {
+        guard !isDirectory.boolValue else { throw ValidationError("\(option) \(path) is a folder.") }
+        let head = (try? FileHandle(forReadingFrom: target)).flatMap { handle in
+            defer { try? handle.close() }
+            return try? handle.read(upToCount: 9)
+        }.map { [UInt8]($0) } ?? []
+        guard kind.matches(head) else {
+            throw ValidationError("\(option) \(path) exists and is not a \(kind.rawValue) file; not replacing it. Name another file.")
+        }
+    }
+}
+
+/// A file that could not be written; nothing is left behind (files are written beside and renamed into place).
+struct WriteError: Error, CustomStringConvertible {
+    let path: String
+    let reason: String
+    var description: String { "cannot write \(path): \(reason)" }
+
+    /// Describes a Foundation error by its POSIX cause where it has one, never as a raw NSError dump.
+    init(path: String, _ error: Error) {
+        self.path = path
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            reason = String(cString: strerror(Int32(underlying.code)))
+        } else if ns.domain == NSPOSIXErrorDomain {
+            reason = String(cString: strerror(Int32(ns.code)))
+        } else if ns.domain == NSCocoaErrorDomain {
+            switch CocoaError.Code(rawValue: ns.code) {
+            case .fileWriteOutOfSpace: reason = "no space left on the device"
+            case .fileWriteNoPermission: reason = "permission denied"
+            case .fileWriteVolumeReadOnly: reason = "the volume is read-only"
+            case .fileNoSuchFile, .fileWriteInvalidFileName: reason = "the folder does not exist or the name is invalid"
+            default: reason = "the file system refused it (error \(ns.code))"
+            }
+        } else {
+            reason = "\(error)"
+        }
+    }
+}
+
+/// Runs `write` (an atomic write of `path`), turning a failure into a ``WriteError``.
+func writing(_ path: String, _ write: () throws -> Void) throws {
+    do { try write() } catch { throw WriteError(path: path, error) }
+}
