@@ -90,6 +90,10 @@ let package = Package(
         ),
         .executableTarget(name: "ShaderEmbed", path: "Tools/ShaderEmbed"),
 
+        // Fuzz targets for the parsers (Tools/fuzz.sh builds them with libFuzzer; plainly built, a corpus replayer).
+        .executableTarget(name: "bossnet-fuzz", dependencies: ["Checkpoint", "Images", "Models"], path: "Tools/Fuzz",
+                          exclude: ["Corpus", "lsan.supp"]),
+
         // Tests: one target per module, sharing the validated-device helper and the tolerances in TestSupport.
         .target(name: "TestSupport", dependencies: ["VulkanCompute"], path: "Tests/TestSupport"),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Kernels", "TestSupport", "CVulkan"]),

@@ -120,6 +120,9 @@ public struct Unpickler {
     private var stack: [Entry] = []
     private var marks: [Int] = []
     private var memo: [Int: Entry] = [:]
+    /// Every list and dict made, so that a pickle whose containers refer to themselves can be refused and its
+    /// cycles broken (reference counting would never free them).
+    private var containers: [AnyObject] = []
 
     /// The deepest nesting accepted. State dicts nest a few levels; a pickle of a million nested tuples would
     /// otherwise overflow the stack when the value is freed.
@@ -130,7 +133,73 @@ public struct Unpickler {
     /// Runs the pickle and returns the object it builds.
     public static func load(_ bytes: [UInt8]) throws -> PickleValue {
         var unpickler = Unpickler(bytes)
-        return try unpickler.run()
+        do {
+            let value = try unpickler.run()
+            if unpickler.hasCycle() {
+                throw PickleError("a list or dict contains itself; torch.save never writes that")
+            }
+            return value
+        } catch {
+            unpickler.breakContainers()
+            throw error
+        }
+    }
+
+    /// Whether any list or dict made contains itself, directly or through others.
+    private func hasCycle() -> Bool {
+        var state: [ObjectIdentifier: Bool] = [:]  // false: being visited; true: done
+        func containers(in value: PickleValue) -> [AnyObject] {
+            var found: [AnyObject] = []
+            var pending = [value]
+            while let next = pending.popLast() {
+                switch next {
+                case let .list(list): found.append(list)
+                case let .dict(dict): found.append(dict)
+                case let .tuple(items): pending += items
+                case let .object(callable, arguments): pending += [callable] + arguments
+                default: break
+                }
+            }
+            return found
+        }
+        func children(_ container: AnyObject) -> [AnyObject] {
+            if let list = container as? PickleList { return list.items.flatMap(containers(in:)) }
+            if let dict = container as? PickleDict { return dict.entries.flatMap { containers(in: $0.key) + containers(in: $0.value) } }
+            return []
+        }
+        for start in self.containers where state[ObjectIdentifier(start)] == nil {
+            // Iterative depth-first search: a container met again while still being visited closes a cycle.
+            var path: [(container: AnyObject, children: [AnyObject])] = [(start, children(start))]
+            state[ObjectIdentifier(start)] = false
+            while !path.isEmpty {
+                if let child = path[path.count - 1].children.popLast() {
+                    switch state[ObjectIdentifier(child)] {
+                    case false?: return true
+                    case true?: continue
+                    case nil:
+                        state[ObjectIdentifier(child)] = false
+                        path.append((child, children(child)))
+                    }
+                } else {
+                    state[ObjectIdentifier(path.removeLast().container)] = true
+                }
+            }
+        }
+        return false
+    }
+
+    /// Empties every list and dict made, so that cycles among them are freed.
+    private func breakContainers() {
+        for container in containers {
+            (container as? PickleList)?.items = []
+            (container as? PickleDict)?.entries = []
+        }
+    }
+
+    /// Registers a new container (see ``containers``).
+    private mutating func made<T: AnyObject>(_ container: T) -> T {
+        containers.append(container)
+        return container
     }
 
     private mutating func byte() throws -> UInt8 {
@@ -276,10 +345,10 @@ public struct Unpickler {
                 var items: [Entry] = []
                 for _ in 0..<Int(opcode - 0x84) { items.insert(try popEntry(), at: 0) }
                 try push(.tuple(items.map(\.value)), containing: items)
-            case 0x5D: try push(.list(PickleList()))  // EMPTY_LIST
+            case 0x5D: try push(.list(made(PickleList())))  // EMPTY_LIST
             case 0x6C:  // LIST
                 let items = try popToMark()
-                let list = PickleList()
+                let list = made(PickleList())
                 list.items = items.map(\.value)
                 list.depth = try checked(1 + (items.map(depth).max() ?? 0))
                 try push(.list(list))
@@ -288,10 +357,10 @@ public struct Unpickler {
                 let list = try list(try top(), for: "APPEND")
                 list.items += items.map(\.value)
                 list.depth = max(list.depth, try checked(1 + (items.map(depth).max() ?? 0)))
-            case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
+            case 0x7D: try push(.dict(made(PickleDict())))  // EMPTY_DICT
             case 0x64:  // DICT
                 let items = try popToMark()
-                let dict = PickleDict()
+                let dict = made(PickleDict())
                 try insert(items, into: dict)
                 try push(.dict(dict))
             case 0x73:  // SETITEM
@@ -320,6 +389,7 @@ public struct Unpickler {
                     throw PickleError("\(opcode == 0x52 ? "REDUCE" : "NEWOBJ") arguments are a \(arguments.value.kind)")
                 }
                 let result = opcode == 0x52 ? try reduce(callable.value, list) : .object(callable: callable.value, arguments: list)
+                if case let .dict(dict) = result { _ = made(dict) }
                 if case .object = result {
                     try push(result, containing: [arguments, callable])
                 } else {

@@ -8,6 +8,11 @@ public enum SafeTensors {
         guard let data = try? Data(contentsOf: url, options: .mappedIfSafe) else {
             throw CheckpointError.unreadable("\(url.path) cannot be opened")
         }
+        return try read(data: data)
+    }
+
+    /// Reads a safetensors file held in memory.
+    public static func read(data: Data) throws -> StateDict {
         let bytes = [UInt8](data)
         guard bytes.count >= 8 else { throw CheckpointError.malformed("shorter than a safetensors header") }
         let headerLength = bytes[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

@@ -181,3 +181,19 @@ func strictBinding() throws {
     // num_batches_tracked may be absent.
     _ = try CheckpointWeights(state: stateDict(for: model, dropping: "bn1.num_batches_tracked"), model: model)
 }
+
+@Test("a pickle whose dict contains itself is refused (reference counting could never free it)")
+func selfContainingPickle() throws {
+    // PROTO 2, EMPTY_DICT, BINPUT 0, BINUNICODE "a", BINGET 0, SETITEM, STOP: d = {}; d["a"] = d
+    let bytes: [UInt8] = [0x80, 0x02, 0x7D, 0x71, 0x00, 0x58, 0x01, 0x00, 0x00, 0x00, 0x61, 0x68, 0x00, 0x73, 0x2E]
+    #expect(throws: PickleError.self) { try Unpickler.load(bytes) }
+    do { _ = try Unpickler.load(bytes) } catch { #expect("\(error)".contains("contains itself"), "\(error)") }
+    // A list inside a tuple inside the same list, through the memo.
+    // PROTO 2, EMPTY_LIST, BINPUT 0, BINGET 0, TUPLE1, APPEND, STOP: l = []; l.append((l,))
+    let nested: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00, 0x68, 0x00, 0x85, 0x61, 0x2E]
+    #expect(throws: PickleError.self) { try Unpickler.load(nested) }
+    // Sharing without a cycle stays fine: [d, d] with d = {}.
+    let shared: [UInt8] = [0x80, 0x02, 0x5D, 0x7D, 0x71, 0x00, 0x61, 0x68, 0x00, 0x61, 0x2E]
+    guard case let .list(list) = try Unpickler.load(shared) else { Issue.record("not a list"); return }
+    #expect(list.items.count == 2)
+}
