@@ -4,6 +4,10 @@ import Kernels
 /// A BossNet network in the HyTra search space: four stages of ResConv (bottleneck convolution) and ResAtt
 /// (BoTNet-style self-attention) blocks.
 public struct HyTraArchitecture: Hashable, Sendable, Codable {
+    /// The most blocks a stage of `--arch` may have: every block of stage 4 holds millions of parameters, so an
+    /// unbounded encoding could ask for any amount of memory (found by fuzzing the parser).
+    public static let maximumBlocksPerStage = 32
+
     /// Block kinds per stage, in block order.
     public enum Block: Int, Hashable, Sendable, Codable {
         case attention = 0  // ResAtt
@@ -112,6 +116,9 @@ public enum Architecture: Hashable, Sendable {
         let stages = try stageTexts.map { stage -> [HyTraArchitecture.Block] in
             if stage == "_" { return [] }
             guard !stage.isEmpty else { throw ArchitectureError("An empty stage is written '_'.") }
+            guard stage.count <= HyTraArchitecture.maximumBlocksPerStage else {
+                throw ArchitectureError("A stage has \(stage.count) blocks; at most \(HyTraArchitecture.maximumBlocksPerStage) are accepted (BossNet-T has 9 at most).")
+            }
             return try stage.map { character -> HyTraArchitecture.Block in
                 switch character {
                 case "1": return .convolution

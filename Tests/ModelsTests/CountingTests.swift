@@ -42,3 +42,11 @@ func memoryReuse() throws {
     #expect(plan.arenaBytes >= bound)
     #expect(Double(plan.arenaBytes) <= 1.5 * Double(bound), "arena \(plan.arenaBytes) bytes, live peak \(bound) bytes")
 }
+
+@Test("--arch refuses a stage longer than 32 blocks, which could ask for any amount of memory (found by fuzzing)")
+func archStageBound() throws {
+    let longest = String(repeating: "1", count: HyTraArchitecture.maximumBlocksPerStage)
+    _ = try Architecture.parse("hytra:1-1-1-\(longest)")
+    #expect(throws: ArchitectureError.self) { try Architecture.parse("hytra:1-1-1-\(longest)0") }
+    do { _ = try Architecture.parse("hytra:1-1-1-\(longest)0") } catch { #expect("\(error)".contains("at most 32"), "\(error)") }
+}
