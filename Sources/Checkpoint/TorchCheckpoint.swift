@@ -8,6 +8,7 @@ public enum TorchCheckpoint {
     /// Reads the pickled object of a checkpoint, with a loader for its storages.
     public static func open(_ url: URL) throws -> (root: PickleValue, storages: StorageLoader) {
         try checkMagic(url)
+        try ZipCheck.validate(url)
         let archive: Archive
         do { archive = try Archive(url: url, accessMode: .read) } catch {
             throw CheckpointError.malformed("not a readable zip archive (\(error))")

@@ -197,3 +197,12 @@ func selfContainingPickle() throws {
     guard case let .list(list) = try Unpickler.load(shared) else { Issue.record("not a list"); return }
     #expect(list.items.count == 2)
 }
+
+@Test("a zip whose directory points outside the file is an error, not a crash inside ZIPFoundation (found by fuzzing)")
+func zipOffsetsOutsideTheFile() throws {
+    // The fuzzer's input: a central-directory offset that does not fit a file offset made ZIPFoundation trap.
+    #expect(throws: CheckpointError.self) { try TorchCheckpoint.stateDict(at: fixture("fuzz_zip_offset.pth")) }
+    do { _ = try TorchCheckpoint.stateDict(at: fixture("fuzz_zip_offset.pth")) } catch { #expect("\(error)".contains("zip"), "\(error)") }
+    // Every real checkpoint still passes the check.
+    for name in ["tensors.pth", "bare.pth", "state_dict.pth"] { _ = try TorchCheckpoint.stateDict(at: fixture(name)) }
+}
