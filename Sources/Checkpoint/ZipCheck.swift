@@ -2,7 +2,7 @@ import Foundation
 
 /// Checks a zip file's directory before ZIPFoundation reads it: ZIPFoundation traps (a Swift runtime failure, which
 /// ends the program) on offsets that do not fit a file offset, and a hostile checkpoint can hold any offset. This reads
-/// what ZIPFoundation will read (the end-of-central-directory record, the ZIP64 one where the first says so, and every
+/// what ZIPFoundation will read, where it reads it (the end-of-central-directory record, the ZIP64 one, and every
 /// central directory entry with its ZIP64 extra field) and requires every offset and size to lie inside the file.
 enum ZipCheck {
     static func validate(_ url: URL) throws {
@@ -27,12 +27,15 @@ enum ZipCheck {
             throw bad("no end-of-central-directory record")
         }
         var entries = integer(tail, end + 10, 2), directorySize = integer(tail, end + 12, 4), directoryOffset = integer(tail, end + 16, 4)
-        if entries == 0xFFFF || directorySize == 0xFFFF_FFFF || directoryOffset == 0xFFFF_FFFF {
-            // ZIP64: the locator just before the record gives where the ZIP64 record is.
-            guard end >= 20, integer(tail, end - 20, 4) == 0x0706_4B50 else { throw bad("no ZIP64 end-of-central-directory locator") }
-            let record = try read(integer(tail, end - 20 + 8, 8), 56)
-            guard integer(record, 0, 4) == 0x0606_4B50 else { throw bad("no ZIP64 end-of-central-directory record") }
-            (entries, directorySize, directoryOffset) = (integer(record, 32, 8), integer(record, 40, 8), integer(record, 48, 8))
+        // ZIP64: ZIPFoundation takes the ZIP64 locator from just before the record and the ZIP64 record from just before
+        // the locator (not from the locator's offset field), and uses that record's figures whenever both signatures are
+        // there, whatever the classic record says. So does this check.
+        let endOffset = tailStart + UInt64(end)
+        if endOffset > 20 + 56 {
+            let locator = try read(endOffset - 20, 20), record = try read(endOffset - 20 - 56, 56)
+            if integer(locator, 0, 4) == 0x0706_4B50 && integer(record, 0, 4) == 0x0606_4B50 {
+                (entries, directorySize, directoryOffset) = (integer(record, 32, 8), integer(record, 40, 8), integer(record, 48, 8))
+            }
         }
         guard directoryOffset <= fileSize, directorySize <= fileSize - directoryOffset, entries <= directorySize / 46 else {
             throw bad("its central directory does not fit in the file")
