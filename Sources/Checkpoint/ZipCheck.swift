@@ -73,8 +73,12 @@ enum ZipCheck {
                 }
                 extra += 4 + size
             }
-            guard localOffset < fileSize, compressed <= fileSize, uncompressed < 1 << 62 else {
-                throw bad("an entry's offset or size lies outside the file")
+            guard localOffset < fileSize, compressed <= fileSize else { throw bad("an entry's offset or size lies outside the file") }
+            // What an entry may claim to hold: as much as it stores (torch.save stores without compression), or what
+            // deflate can expand to (at most 1032 to 1), so that no claim makes the reader allocate more than that.
+            let method = integer(directory, position + 10, 2)
+            guard method == 0 ? uncompressed == compressed : uncompressed <= compressed * 1032 + 1024 else {
+                throw bad("an entry claims to hold more than it can")
             }
             let local = try read(localOffset, 30)
             guard integer(local, 0, 4) == 0x0403_4B50 else { throw bad("an entry's local header is missing") }
