@@ -83,8 +83,13 @@ public enum TorchCheckpoint {
         guard entry.uncompressedSize <= UInt64(limit) else {
             throw CheckpointError.malformed("\(entry.path) is larger than \(limit) bytes")
         }
+        // The sizes as ZIPFoundation reads them (ZipCheck checked the directory's; this guards what is allocated):
+        // no entry holds more than deflate can expand what it stores to.
+        guard entry.uncompressedSize <= entry.compressedSize &* 1032 &+ 1024 else {
+            throw CheckpointError.malformed("\(entry.path) claims to hold more than it can (the file is damaged)")
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(Int(entry.uncompressedSize))
+        bytes.reserveCapacity(Int(min(entry.uncompressedSize, 1 << 26)))
         let checksum: CRC32
         do {
             checksum = try archive.extract(entry) { chunk in bytes.append(contentsOf: chunk) }
