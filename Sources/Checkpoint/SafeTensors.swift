@@ -11,6 +11,12 @@ public enum SafeTensors {
         return try read(data: data)
     }
 
+    /// Whether `head` (a file's first bytes) starts as a safetensors file does: an 8-byte header length, then the
+    /// header's opening brace.
+    public static func hasSignature<Bytes: Collection<UInt8>>(_ head: Bytes) -> Bool {
+        head.count >= 9 && head[head.index(head.startIndex, offsetBy: 8)] == UInt8(ascii: "{")
+    }
+
     /// Reads a safetensors file held in memory.
     public static func read(data: Data) throws -> StateDict {
         let bytes = [UInt8](data)
@@ -98,7 +104,7 @@ public enum WeightsFile {
         let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
         try? handle.close()
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || head.first == 0x80 { return try TorchCheckpoint.stateDict(at: url, ema: ema) }
-        if head.count == 9, head[8] == UInt8(ascii: "{") {
+        if SafeTensors.hasSignature(head) {
             if ema { throw CheckpointError.noStateDict("--ema applies to .pth checkpoints; a safetensors file holds one state dict.") }
             return try SafeTensors.read(url)
         }

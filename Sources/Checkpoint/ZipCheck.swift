@@ -61,15 +61,13 @@ enum ZipCheck {
                 let id = integer(directory, extra, 2), size = Int(integer(directory, extra + 2, 2))
                 guard extra + 4 + size <= extraEnd else { throw bad("an extra field runs past its entry") }
                 if id == 1 {
-                    var field = extra + 4
-                    for value in [\Fields.uncompressed, \Fields.compressed, \Fields.localOffset] {
-                        var fields = Fields(compressed: compressed, uncompressed: uncompressed, localOffset: localOffset)
-                        guard fields[keyPath: value] == 0xFFFF_FFFF else { continue }
+                    var values = [uncompressed, compressed, localOffset], field = extra + 4
+                    for index in values.indices where values[index] == 0xFFFF_FFFF {
                         guard field + 8 <= extra + 4 + size else { throw bad("a ZIP64 extra field is too short") }
-                        fields[keyPath: value] = integer(directory, field, 8)
-                        (compressed, uncompressed, localOffset) = (fields.compressed, fields.uncompressed, fields.localOffset)
+                        values[index] = integer(directory, field, 8)
                         field += 8
                     }
+                    (uncompressed, compressed, localOffset) = (values[0], values[1], values[2])
                 }
                 extra += 4 + size
             }
@@ -84,10 +82,6 @@ enum ZipCheck {
             guard integer(local, 0, 4) == 0x0403_4B50 else { throw bad("an entry's local header is missing") }
             position = next
         }
-    }
-
-    private struct Fields {
-        var compressed: UInt64, uncompressed: UInt64, localOffset: UInt64
     }
 
     private static func bad(_ what: String) -> CheckpointError {

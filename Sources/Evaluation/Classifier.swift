@@ -41,15 +41,19 @@ public final class Classifier {
     /// The logits of up to ``batch`` preprocessed images (each `[3, S, S]`); a short batch is padded with zeros whose
     /// logits are dropped.
     public func logits(_ images: [[Float]]) throws -> [[Float]] {
+        guard !images.isEmpty else { return [] }
+        let input = try batchInput(images)
+        let output = try session?.run(input) ?? CPUExecutor.run(graph, input: input)
+        return (0..<images.count).map { Array(output[($0 * classes)..<(($0 + 1) * classes)]) }
+    }
+
+    /// The graph's input for up to ``batch`` preprocessed images: their values in order, then zeros for the rest.
+    public func batchInput(_ images: [[Float]]) throws -> [Float] {
         let perImage = 3 * inputSize * inputSize
         guard images.count <= batch, images.allSatisfy({ $0.count == perImage }) else {
             throw ImageSetError("a classifier of batch \(batch) at \(inputSize)x\(inputSize) takes at most \(batch) images of \(perImage) values each")
         }
-        guard !images.isEmpty else { return [] }
-        var input = images.flatMap { $0 }
-        input += [Float](repeating: 0, count: (batch - images.count) * perImage)
-        let output = try session?.run(input) ?? CPUExecutor.run(graph, input: input)
-        return (0..<images.count).map { Array(output[($0 * classes)..<(($0 + 1) * classes)]) }
+        return images.flatMap { $0 } + [Float](repeating: 0, count: (batch - images.count) * perImage)
     }
 
     /// The `k` largest logits' classes, best first, with their softmax probabilities (computed in Double).

@@ -42,14 +42,14 @@ public struct Evaluator: Sendable {
         self.strict = strict
     }
 
-    /// Evaluates every image of the set whose path is not in `skip` (those a resumed run already holds, whose records
-    /// are in `resumed`), calling `record` once per image, in no particular order, and `progress` after every batch.
-    /// Returns the accuracy over the resumed records and the new ones, and what each device's validation layer
+    /// Evaluates every image of the set that `resumed` (the records a resumed run already holds) does not cover,
+    /// calling `record` once per image, in no particular order, and `progress` after every batch. Returns the accuracy
+    /// over the resumed records and the new ones, the name of each session's device, and what their validation layers
     /// reported.
     public func run(
         devices: [DeviceFactory], resumed: [PredictionRecord] = [], record: @escaping @Sendable (PredictionRecord) throws -> Void,
         progress: @escaping @Sendable (EvaluationProgress) -> Void = { _ in }
-    ) async throws -> (accuracy: AccuracyAccumulator, validationMessages: [String]) {
+    ) async throws -> (accuracy: AccuracyAccumulator, devices: [String], validationMessages: [String]) {
         precondition(!devices.isEmpty, "at least one device (or nil for the CPU reference)")
         let skip = Set(resumed.map(\.path))
         let todo = set.images.filter { !skip.contains($0.path) }
@@ -57,8 +57,8 @@ public struct Evaluator: Sendable {
         let channel = BoundedChannel<DecodedBatch>(capacity: 2 * devices.count)
         let (graph, root, strict, batch) = (graph, set.root, strict, graph.batch)
         let inputSize = graph.shapes[graph.input].height
-        var messages: [String] = []
-        try await withThrowingTaskGroup(of: [String].self) { group in
+        var sessions: [(device: String, messages: [String])] = []
+        try await withThrowingTaskGroup(of: [(device: String, messages: [String])].self) { group in
             group.addTask {
                 // The producer: decode a batch at a time and hand it on; the channel closes when it is done.
                 do {
@@ -98,18 +98,18 @@ public struct Evaluator: Sendable {
                         }
                         try await sink.add(records)
                     }
-                    return device?.instance.validationMessages.map { "\($0)" } ?? []
+                    return [(device?.info.name ?? "CPU reference", device?.instance.validationMessages.map { "\($0)" } ?? [])]
                 }
             }
             do {
-                for try await reported in group { messages += reported }
+                for try await reported in group { sessions += reported }
             } catch {
                 await channel.close()
                 group.cancelAll()
                 throw error
             }
         }
-        return (await sink.accuracy, messages)
+        return (await sink.accuracy, sessions.map(\.device), sessions.flatMap(\.messages))
     }
 
     /// Decodes and preprocesses a batch's images in parallel, in order.

@@ -7,6 +7,9 @@ public struct NumPyArray: Sendable, Equatable {
     public let shape: [Int]
     public let values: [Float]
 
+    /// The first bytes of every `.npy` file: 0x93 then "NUMPY".
+    public static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]
+
     public init(shape: [Int], values: [Float]) {
         precondition(values.count == shape.reduce(1, *), "npy: \(values.count) values for shape \(shape)")
         self.shape = shape
@@ -23,7 +26,7 @@ public struct NumPyArray: Sendable, Equatable {
 
     public init(data: Data) throws {
         let bytes = [UInt8](data)
-        guard bytes.count >= 10, bytes.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) else {
+        guard bytes.count >= 10, bytes.starts(with: Self.magic) else {
             throw ImageError("not a NumPy .npy file (bad magic)")
         }
         let major = bytes[6]
@@ -168,7 +171,7 @@ public struct NumPyArray: Sendable, Equatable {
         // Pad with spaces so the data starts on a 64-byte boundary; the header ends with a newline.
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
-        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0])
+        var data = Data(Self.magic + [1, 0])
         let length = UInt16(header.utf8.count)
         data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
         data.append(contentsOf: Array(header.utf8))

@@ -56,16 +56,6 @@ extension RGBImage {
         self.init(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
     }
 
-    /// Reads and decodes a PNG file.
-    public init(pngFile url: URL) throws {
-        guard let data = try? Data(contentsOf: url) else { throw ImageError("cannot read \(url.path)") }
-        do { try self.init(png: data) } catch let error as ImageError {
-            throw ImageError("\(url.lastPathComponent): \(error.description)")
-        }
-    }
-}
-
-extension RGBImage {
     /// Decodes a JPEG (baseline or progressive; gray, YCbCr, RGB, CMYK or YCCK; any chroma subsampling) to RGB as
     /// PIL's `Image.open(f).convert("RGB")` does: libjpeg-turbo with its defaults (accurate integer IDCT, fancy
     /// upsampling), gray replicated, CMYK and YCCK read with Adobe's polarity and converted by PIL's formula.
@@ -104,7 +94,7 @@ public enum ImageFormat: String, Sendable {
             self = .png
         } else if head.starts(with: [0xFF, 0xD8, 0xFF]) {
             self = .jpeg
-        } else if head.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
+        } else if head.starts(with: NumPyArray.magic) {
             self = .npy
         } else {
             return nil

@@ -26,7 +26,7 @@ public struct Epilogue: Hashable, Sendable, Codable {
     }
 
     /// Applies the epilogue to a whole NCHW tensor of accumulators, the reference way.
-    static func referenceApply(
+    public static func referenceApply(
         _ accumulators: [Double], channels: Int, pixels: Int, scale: [Float], shift: [Float], residual: [Float]?,
         epilogue: Epilogue
     ) -> [Float] {

@@ -36,23 +36,35 @@ struct GraphBuilder {
         }
     }
 
-    /// Adds a node to the graph (and, when calibrating, computes its output).
-    private mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape) -> TensorID {
+    /// Adds a node to the graph and, when calibrating, records its output: `computed` when the caller already has it,
+    /// else the CPU reference's.
+    private mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape, computed: [Float]? = nil) -> TensorID {
         let id = graph.add(name, op, inputs: inputs, output: shape)
-        if let values = calibrationValues, let node = graph.nodes.last {
-            calibrationValues = values + [CPUExecutor.evaluate(node, inputs: inputs.map { values[$0] })]
+        if let values = calibrationValues {
+            calibrationValues = values + [computed ?? CPUExecutor.evaluate(op, inputs: inputs.map { values[$0] })]
         }
         return id
     }
 
-    /// When calibrating: records the mean square of the values that reach the BatchNorm `norm`.
-    private mutating func calibrate(_ norm: String, preNorm op: Op, input: TensorID) {
-        guard let values = calibrationValues else { return }
+    /// When calibrating: runs `op` (the operation before the BatchNorm `norm`, without it) on the CPU reference, records
+    /// the mean square of what reaches the BatchNorm, and returns those values; nil when not calibrating.
+    private mutating func calibrate(_ norm: String, preNorm op: Op, input: TensorID) -> [Float]? {
+        guard let values = calibrationValues else { return nil }
         let raw = CPUExecutor.evaluate(op, inputs: [values[input]])
         var sum = 0.0
         for value in raw { sum += Double(value) * Double(value) }
         let meanSquare = sum / Double(max(raw.count, 1))
         calibratedScales[norm] = meanSquare > 0 && meanSquare.isFinite ? meanSquare : 1
+        return raw
+    }
+
+    /// When calibrating: the output of a node whose operation, before its BatchNorm, gave `raw`: the BatchNorm's scale
+    /// and shift, the residual and the activation applied the reference way (not the whole operation run again).
+    private func normalized(_ raw: [Float]?, bn: (scale: [Float], shift: [Float]), output: TensorShape, residual: TensorID?,
+                            epilogue: Epilogue) -> [Float]? {
+        guard let raw, let values = calibrationValues else { return nil }
+        return Epilogue.referenceApply(raw.map(Double.init), channels: output.channels, pixels: output.pixels, scale: bn.scale,
+                                       shift: bn.shift, residual: residual.map { values[$0] }, epilogue: epilogue)
     }
 
     func shape(_ tensor: TensorID) -> TensorShape { graph.shapes[tensor] }
@@ -115,16 +127,19 @@ struct GraphBuilder {
             return (.conv2d(op, parameters), TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
         }
         var scale = [Float](repeating: 1, count: out), shift = biasValues
+        let epilogue = Epilogue(activation: activation, hasResidual: residual != nil)
+        var computed: [Float]?
         if let norm {
-            if calibrationValues != nil { calibrate(norm, preNorm: make(Epilogue(), scale: scale, shift: shift).0, input: x) }
+            let raw = calibrate(norm, preNorm: make(Epilogue(), scale: scale, shift: shift).0, input: x)
             let bn = try batchNorm(norm, channels: out)
             for c in 0..<out {
                 scale[c] = bn.scale[c]
                 shift[c] = Float(Double(biasValues[c]) * Double(bn.scale[c]) + Double(bn.shift[c]))
             }
+            computed = normalized(raw, bn: bn, output: make(epilogue, scale: scale, shift: shift).1, residual: residual, epilogue: epilogue)
         }
-        let (op, output) = make(Epilogue(activation: activation, hasResidual: residual != nil), scale: scale, shift: shift)
-        return add(label, op, inputs: [x] + (residual.map { [$0] } ?? []), output: output)
+        let (op, output) = make(epilogue, scale: scale, shift: shift)
+        return add(label, op, inputs: [x] + (residual.map { [$0] } ?? []), output: output, computed: computed)
     }
 
     /// The classifier: `name.weight` `[out, in]` and `name.bias`, on `[N, C, 1, 1]`.
@@ -180,14 +195,13 @@ struct GraphBuilder {
         let input = shape(qkv)
         let channels = heads * Attention.headChannels
         precondition(input.channels == 3 * channels, "\(name): qkv has \(input.channels) channels, expected \(3 * channels)")
-        if calibrationValues != nil {
-            let raw = Attention(batch: batch, heads: heads, tokens: input.pixels)
-            calibrate(norm, preNorm: .attention(raw, AffineParameters(scale: [Float](repeating: 1, count: channels),
-                                                                      shift: [Float](repeating: 0, count: channels))), input: qkv)
-        }
+        let unnormalized = Attention(batch: batch, heads: heads, tokens: input.pixels)
+        let raw = calibrate(norm, preNorm: .attention(unnormalized, AffineParameters(scale: [Float](repeating: 1, count: channels),
+                                                                                     shift: [Float](repeating: 0, count: channels))), input: qkv)
         let bn = try batchNorm(norm, channels: channels)
         let op = Attention(batch: batch, heads: heads, tokens: input.pixels, activation: activation)
-        return add(name, .attention(op, AffineParameters(scale: bn.scale, shift: bn.shift)), inputs: [qkv],
-                         output: TensorShape(batch: batch, channels: channels, height: input.height, width: input.width))
+        let output = TensorShape(batch: batch, channels: channels, height: input.height, width: input.width)
+        return add(name, .attention(op, AffineParameters(scale: bn.scale, shift: bn.shift)), inputs: [qkv], output: output,
+                   computed: normalized(raw, bn: bn, output: output, residual: nil, epilogue: Epilogue(activation: activation)))
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 import VulkanCompute
 
 @main
-struct Bossnet: ParsableCommand {
+struct Bossnet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bossnet",
         abstract: "BossNet-T inference on any Vulkan GPU.",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoint
+import Evaluation
 import Foundation
 import Images
 import Kernels
@@ -99,18 +100,13 @@ struct Classify: ParsableCommand {
         let batchSize = min(batch, images.count)
         let graph = try model.graph(batch: batchSize, inputSize: inputSize, weights: source)
         let device = cpu ? nil : try deviceSelection.open()
-        let session = try device.map { try InferenceSession(graph: graph, device: $0) }
-        let perImage = 3 * inputSize * inputSize
+        let classifier = try Classifier(graph: graph, device: device)
         for start in stride(from: 0, to: images.count, by: batchSize) {
-            let chunk = images[start..<min(start + batchSize, images.count)]
+            let chunk = images[start..<min(start + batchSize, images.count)].map(\.tensor)
             if !json { progress("classifying \(start + 1)-\(start + chunk.count) of \(images.count)") }
-            // The last batch is padded with zeros; their logits are dropped.
-            var input = chunk.flatMap(\.tensor)
-            input += [Float](repeating: 0, count: (batchSize - chunk.count) * perImage)
-            let output = try session?.run(input) ?? CPUExecutor.run(graph, input: input)
-            allLogits += output.prefix(chunk.count * classes)
+            allLogits += try classifier.logits(chunk).flatMap { $0 }
             if start == 0, GraphCheck.requested, let device {
-                if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input) {
+                if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: try classifier.batchInput(chunk)) {
                     FileHandle.standardError.write(Data("BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n".utf8))
                     throw ExitCode(1)
                 }
@@ -127,12 +123,9 @@ struct Classify: ParsableCommand {
         struct Result: Encodable { let input: String; let top: [Prediction] }
         let results = images.enumerated().map { index, image -> Result in
             let row = Array(allLogits[(index * classes)..<((index + 1) * classes)])
-            let largest = Double(row.max() ?? 0)
-            let exps = row.map { exp(Double($0) - largest) }
-            let total = exps.reduce(0, +)
-            let order = row.indices.sorted { row[$0] > row[$1] }.prefix(top)
-            return Result(input: image.name, top: order.map {
-                Prediction(class_index: $0, label: ImageNetLabels.names[$0], probability: exps[$0] / total, logit: row[$0])
+            let best = Classifier.top(row, k: top)
+            return Result(input: image.name, top: zip(best.indices, best.probabilities).map { index, probability in
+                Prediction(class_index: index, label: ImageNetLabels.names[index], probability: probability, logit: row[index])
             })
         }
         if let device, !reportValidation(device.instance) { throw ExitCode(1) }
@@ -214,11 +207,7 @@ struct Convert: ParsableCommand {
 
     func validate() throws {
         guard FileManager.default.fileExists(atPath: input) else { throw ValidationError("\(input) does not exist.") }
-        let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: input))).flatMap { handle in
-            defer { try? handle.close() }
-            return try? handle.read(upToCount: 9)
-        }
-        if OutputKind.safetensors.matches([UInt8](head ?? Data())) {
+        if OutputKind.safetensors.matches(firstBytes(of: URL(fileURLWithPath: input))) {
             throw ValidationError("\(input) is already a safetensors file: there is nothing to convert (classify and eval read it as it is).")
         }
         try checkOutput(output, option: "OUTPUT", kind: .safetensors, inputs: [input])

@@ -23,8 +23,12 @@ func openDevice(index: Int?) throws -> VulkanDevice {
 
 /// Prints what the validation layer reported (when BOSSNET_VALIDATION=1) and says whether it was silent.
 func reportValidation(_ instance: VulkanInstance) -> Bool {
-    let messages = instance.validationMessages
-    guard instance.validationEnabled, !messages.isEmpty else { return true }
+    !instance.validationEnabled || reportValidation(instance.validationMessages.map { "\($0)" })
+}
+
+/// Prints validation messages (gathered from several devices, say) and says whether there were none.
+func reportValidation(_ messages: [String]) -> Bool {
+    guard !messages.isEmpty else { return true }
     FileHandle.standardError.write(Data("validation layer: \(messages.count) message(s)\n".utf8))
     for message in messages { FileHandle.standardError.write(Data("  \(message)\n".utf8)) }
     return false

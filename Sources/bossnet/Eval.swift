@@ -6,14 +6,14 @@ import Images
 import Models
 import VulkanCompute
 
-struct Eval: ParsableCommand {
+struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Top-1 and top-5 accuracy over a labelled image set (PNG and JPEG), sharded over machines if need be.",
         subcommands: [EvalRun.self, EvalMerge.self],
         defaultSubcommand: EvalRun.self)
 }
 
-struct EvalRun: ParsableCommand {
+struct EvalRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Evaluate DIR: `bossnet eval --model NAME --weights FILE DIR` (run is the default).",
@@ -89,11 +89,11 @@ struct EvalRun: ParsableCommand {
         return parts
     }
 
-    func run() throws {
-        do { try evaluate() } catch let error as ExitCode { throw error } catch { throw report(error) }
+    func run() async throws {
+        do { try await evaluate() } catch let error as ExitCode { throw error } catch { throw report(error) }
     }
 
-    private func evaluate() throws {
+    private func evaluate() async throws {
         let model = try modelSelection.resolve()
         let root = URL(fileURLWithPath: directory)
         let shard = try shard.map(Shard.init(parsing:)) ?? .whole
@@ -115,18 +115,14 @@ struct EvalRun: ParsableCommand {
         let factories: [DeviceFactory] = cpu ? [{ nil }] : try deviceIndices().map { index in
             { try openDevice(index: index) }
         }
-        let deviceNames = cpu ? ["CPU reference"] : try deviceIndices().map { try describeDevice($0) }
         if !resumed.isEmpty, !json { note("resuming: \(resumed.count) of \(set.images.count) images already in \(predictions ?? "")") }
 
         let writer = output.map(LineWriter.init)
-        let reporter = ProgressReporter(total: set.images.count - resumed.count, json: json)
+        let reporter = ProgressReporter(total: set.images.count - resumed.count)
         let evaluator = Evaluator(set: set, graph: graph, strict: strict)
         let start = Date()
-        let earlier = resumed
-        let result = try runBlocking {
-            try await evaluator.run(devices: factories, resumed: earlier, record: { record in try writer?.write(record) },
-                                    progress: { reporter.update($0) })
-        }
+        let result = try await evaluator.run(devices: factories, resumed: resumed, record: { record in try writer?.write(record) },
+                                             progress: { reporter.update($0) })
         reporter.finish()
         try output?.close()
         let seconds = Date().timeIntervalSince(start)
@@ -136,12 +132,8 @@ struct EvalRun: ParsableCommand {
             model: model.name, weights: weights, ema: ema, input_size: inputSize, shard: shard.description,
             images: accuracy.images, top1: accuracy.top1, top5: accuracy.top5, errors: accuracy.errors,
             resumed: resumed.count, seconds: seconds, images_per_second: seconds > 0 ? Double(newImages) / seconds : 0,
-            devices: deviceNames, predictions: predictions)
-        if !result.validationMessages.isEmpty {
-            FileHandle.standardError.write(Data("validation layer: \(result.validationMessages.count) message(s)\n".utf8))
-            for message in result.validationMessages { FileHandle.standardError.write(Data("  \(message)\n".utf8)) }
-            throw ExitCode(1)
-        }
+            devices: result.devices, predictions: predictions)
+        guard reportValidation(result.validationMessages) else { throw ExitCode(1) }
         if json { try printJSON(summary) } else { summary.print() }
     }
 
@@ -257,7 +249,7 @@ final class ProgressReporter: @unchecked Sendable {
     private var lastLine = Date.distantPast
     private var shown = false
 
-    init(total: Int, json: Bool) { self.total = total }
+    init(total: Int) { self.total = total }
 
     func update(_ progress: EvaluationProgress) {
         lock.withLock {
@@ -287,25 +279,3 @@ final class ProgressReporter: @unchecked Sendable {
 /// A line on standard error.
 func note(_ text: String) { FileHandle.standardError.write(Data("\(text)\n".utf8)) }
 
-/// The name of device `index` (the default device when nil).
-func describeDevice(_ index: Int?) throws -> String {
-    let instance = try VulkanInstance(validation: .off)
-    return try instance.chooseDevice(index: index).info.name
-}
-
-/// Runs async work to completion from synchronous code (the command line's entry points are synchronous).
-func runBlocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = ResultBox<T>()
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do { box.result = .success(try await work()) } catch { box.result = .failure(error) }
-        done.signal()
-    }
-    done.wait()
-    guard let result = box.result else { throw ImageSetError("the evaluation ended without a result") }
-    return try result.get()
-}
-
-private final class ResultBox<T: Sendable>: @unchecked Sendable {
-    var result: Result<T, Error>?
-}

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Checkpoint
 import Foundation
+import Images
 
 /// The kinds of file the tool writes, each recognised by its name's extension and, when it already exists, by its
 /// first bytes: an output never replaces an input, nor a file of another kind.
@@ -10,10 +12,17 @@ enum OutputKind: String {
     /// Whether `head` (a file's first bytes) is a file of this kind.
     func matches(_ head: [UInt8]) -> Bool {
         switch self {
-        case .npy: head.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59])
-        case .safetensors: head.count >= 9 && head[8] == UInt8(ascii: "{")
+        case .npy: head.starts(with: NumPyArray.magic)
+        case .safetensors: SafeTensors.hasSignature(head)
         }
     }
+}
+
+/// The first `count` bytes of the file at `url` (fewer for a shorter file, none for one that cannot be read).
+func firstBytes(of url: URL, count: Int = 16) -> [UInt8] {
+    guard let handle = try? FileHandle(forReadingFrom: url) else { return [] }
+    defer { try? handle.close() }
+    return [UInt8]((try? handle.read(upToCount: count)) ?? Data())
 }
 
 /// Checks, before any work, that `path` may be written as a file of `kind`: the right extension, not one of
@@ -34,11 +43,7 @@ func checkOutput(_ path: String, option: String, kind: OutputKind, inputs: [Stri
     }
     if manager.fileExists(atPath: target.path, isDirectory: &isDirectory) {
         guard !isDirectory.boolValue else { throw ValidationError("\(option) \(path) is a folder.") }
-        let head = (try? FileHandle(forReadingFrom: target)).flatMap { handle in
-            defer { try? handle.close() }
-            return try? handle.read(upToCount: 9)
-        }.map { [UInt8]($0) } ?? []
-        guard kind.matches(head) else {
+        guard kind.matches(firstBytes(of: target)) else {
             throw ValidationError("\(option) \(path) exists and is not a \(kind.rawValue) file; not replacing it. Name another file.")
         }
     }

@@ -16,7 +16,7 @@ struct ExpectedImage: Decodable {
       arguments: ["gradient.png", "palette.png", "interlaced.png", "rgba.png", "gray16.png"])
 func decodesPNG(name: String) throws {
     let expected = try JSONDecoder().decode([String: ExpectedImage].self, from: Data(contentsOf: fixture("png_expected.json")))
-    let image = try RGBImage(pngFile: fixture(name))
+    let image = try RGBImage(contentsOf: fixture(name))
     let want = try #require(expected[name])
     #expect(image.width == want.width && image.height == want.height)
     #expect(image.pixels == want.rgb)
@@ -24,7 +24,7 @@ func decodesPNG(name: String) throws {
 
 @Test("the evaluation preprocessing reproduces PIL's bicubic resize, center crop and normalisation")
 func preprocessingMatchesPIL() throws {
-    let image = try RGBImage(pngFile: fixture("gradient.png"))
+    let image = try RGBImage(contentsOf: fixture("gradient.png"))
     let tensor = Preprocess.evaluationTensor(image, inputSize: 64)
     let expected = try NumPyArray(contentsOf: fixture("gradient_64.npy"))
     #expect(expected.shape == [3, 64, 64])
