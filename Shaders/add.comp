@@ -12,10 +12,9 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 2) const uint VEC4_PER_INVOCATION = 4;
 
-layout(binding = 0) uniform samplerBuffer a;
-layout(binding = 1) uniform samplerBuffer b;
-layout(binding = 2) writeonly buffer Output4 { vec4 y4[]; };
-layout(binding = 2) writeonly buffer Output1 { float y1[]; };
+INPUT(0, a)
+INPUT(1, b)
+OUTPUT(2, y)
 
 layout(push_constant) uniform Push {
     uint count;  // number of floats
@@ -28,11 +27,11 @@ void main() {
     for (uint k = 0u; k < VEC4_PER_INVOCATION; ++k) {
         const uint q = first + k * local;
         if (q >= vec4s) break;
-        const vec4 v = activate(texelFetch(a, int(q)) + texelFetch(b, int(q)), ACTIVATION);
+        const vec4 v = activate(LOAD4(a, int(q)) + LOAD4(b, int(q)), ACTIVATION);
         if (q < full) {
-            y4[q] = v;
+            STORE4(y, q, v);
         } else if (q == full) {
-            for (uint e = 0u; e < p.count - 4u * full; ++e) y1[4u * q + e] = v[e];
+            for (uint e = 0u; e < p.count - 4u * full; ++e) STORE1(y, 4u * q + e, v[e]);
         }
     }
 }

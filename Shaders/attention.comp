@@ -3,6 +3,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
+// @datapaths texel storage
+// (No fp16 build: the 16-bit families run the tiled kernels instead.)
+
 // Multi-head self-attention as BossNet's checkpoints were trained with it (BoTNet layout, 64 channels per head), as
 // the authors' latest bot_op.py computes it: `out = v @ attn.transpose(-2, -1)`, softmax over keys.
 // qkv[n] holds 3 * heads * 64 channels ordered [q | k | v], each head-major: channel (part * heads + h) * 64 + c.
@@ -18,10 +21,10 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
 
-layout(binding = 0) uniform samplerBuffer qkv;     // R32F, [N][3 * heads * 64][T]
-layout(binding = 1) uniform samplerBuffer lse;     // R32F, [N][heads][T] from attention_rows
-layout(binding = 2) uniform samplerBuffer affine;  // R32F, scale[0..heads*64) then shift[0..heads*64)
-layout(binding = 3) writeonly buffer Output { float y[]; };  // [N][heads * 64][T]
+INPUT(0, qkv)  // R32F, [N][3 * heads * 64][T]
+INPUT_F32(1, lse)  // R32F, [N][heads][T] from attention_rows
+INPUT(2, affine)  // R32F, scale[0..heads*64) then shift[0..heads*64)
+OUTPUT(3, y)  // [N][heads * 64][T]
 
 layout(push_constant) uniform Push {
     uint batch, heads, tokens;
@@ -40,24 +43,24 @@ void main() {
     const int q_base = image + int(h * D) * T;
     const int k_base = image + int((p.heads + h) * D) * T;
     const int v_base = image + int((2u * p.heads + h) * D) * T;
-    const float row_lse = texelFetch(lse, int(item)).x;  // item = (n * heads + h) * T + i
+    const float row_lse = LOAD1(lse, int(item));  // item = (n * heads + h) * T + i
 
     float q[D];
-    [[unroll]] for (uint c = 0u; c < D; ++c) q[c] = texelFetch(qkv, q_base + int(c) * T + int(i)).x * 0.125;
+    [[unroll]] for (uint c = 0u; c < D; ++c) q[c] = LOAD1(qkv, q_base + int(c) * T + int(i)) * 0.125;
     float acc[D];
     [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] = 0.0;
     for (int j = 0; j < T; ++j) {
         float logit = 0.0;
-        [[unroll]] for (uint c = 0u; c < D; ++c) logit += q[c] * texelFetch(qkv, k_base + int(c) * T + j).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) logit += q[c] * LOAD1(qkv, k_base + int(c) * T + j);
         const float weight = exp(logit - row_lse);
-        [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] += weight * texelFetch(qkv, v_base + int(c) * T + j).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) acc[c] += weight * LOAD1(qkv, v_base + int(c) * T + j);
     }
 
     const int out_base = int((n * p.heads + h) * D) * T + int(i);
     const int channels = int(p.heads * D);
     [[unroll]] for (uint c = 0u; c < D; ++c) {
         const int channel = int(h * D + c);
-        const float scale = texelFetch(affine, channel).x, shift = texelFetch(affine, channels + channel).x;
-        y[out_base + int(c) * T] = epilogue(acc[c], scale, shift, 0.0, false, ACTIVATION);
+        const float scale = LOAD1(affine, channel), shift = LOAD1(affine, channels + channel);
+        STORE1(y, out_base + int(c) * T, epilogue(acc[c], scale, shift, 0.0, false, ACTIVATION));
     }
 }

@@ -3,6 +3,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
+// @datapaths texel storage
+// (No fp16 build: the 16-bit families run the tiled kernels instead.)
+
 // First pass of attention (see attention.comp): the log of each softmax row's normaliser,
 //   lse[n][h][i] = log( sum_j exp(logits[i][j]) ),   logits[i][j] = (1/8) * sum_c q[c][i] * k[c][j]
 // computed stably as max_j + log(sum_j exp(logits - max_j)), with the maximum and sum carried online.
@@ -10,8 +13,8 @@
 
 layout(local_size_x_id = 0) in;
 
-layout(binding = 0) uniform samplerBuffer qkv;  // R32F, [N][3 * heads * 64][T]
-layout(binding = 1) writeonly buffer Output { float lse[]; };  // [N][heads][T]
+INPUT(0, qkv)  // R32F, [N][3 * heads * 64][T]
+OUTPUT_F32(1, lse)  // [N][heads][T]
 
 layout(push_constant) uniform Push {
     uint batch, heads, tokens;
@@ -31,17 +34,17 @@ void main() {
     const int k_base = image + int((p.heads + h) * D) * T;
 
     float q[D];
-    [[unroll]] for (uint c = 0u; c < D; ++c) q[c] = texelFetch(qkv, q_base + int(c) * T + int(i)).x * 0.125;
+    [[unroll]] for (uint c = 0u; c < D; ++c) q[c] = LOAD1(qkv, q_base + int(c) * T + int(i)) * 0.125;
     float running_max = -1.0 / 0.0;
     float running_sum = 0.0;
     for (int j = 0; j < T; ++j) {
         float logit = 0.0;
-        [[unroll]] for (uint c = 0u; c < D; ++c) logit += q[c] * texelFetch(qkv, k_base + int(c) * T + j).x;
+        [[unroll]] for (uint c = 0u; c < D; ++c) logit += q[c] * LOAD1(qkv, k_base + int(c) * T + j);
         if (logit > running_max) {
             running_sum *= exp(running_max - logit);  // exp(-inf) = 0 on the first key
             running_max = logit;
         }
         running_sum += exp(logit - running_max);
     }
-    lse[item] = running_max + log(running_sum);
+    STORE1_F32(lse, item, running_max + log(running_sum));
 }

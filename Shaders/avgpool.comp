@@ -9,8 +9,8 @@
 
 layout(local_size_x_id = 0) in;
 
-layout(binding = 0) uniform samplerBuffer x;  // R32F, NCHW input
-layout(binding = 1) writeonly buffer Output { float y[]; };
+INPUT(0, x)  // R32F, NCHW input
+OUTPUT(1, y)
 
 layout(push_constant) uniform Push {
     uint planes;  // batch * channels
@@ -35,7 +35,7 @@ void main() {
         float sum = 0.0;
         for (uint iy = iy0; iy < iy1; ++iy)
             for (uint ix = ix0; ix < ix1; ++ix)
-                sum += texelFetch(x, in_base + int(iy * p.in_width + ix)).x;
-        y[row * p.out_width + ox] = sum / float((iy1 - iy0) * (ix1 - ix0));
+                sum += LOAD1(x, in_base + int(iy * p.in_width + ix));
+        STORE1(y, row * p.out_width + ox, sum / float((iy1 - iy0) * (ix1 - ix0)));
     }
 }

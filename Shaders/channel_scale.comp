@@ -12,11 +12,10 @@ layout(constant_id = 1) const bool VEC4 = false;
 layout(constant_id = 2) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 3) const bool HAS_RESIDUAL = false;
 
-layout(binding = 0) uniform samplerBuffer x;         // RGBA32F or R32F (see VEC4)
-layout(binding = 1) uniform samplerBuffer gate;      // R32F, [N * C]
-layout(binding = 2) uniform samplerBuffer residual;  // like x (bound to x when unused)
-layout(binding = 3) writeonly buffer Output4 { vec4 y4[]; };
-layout(binding = 3) writeonly buffer Output1 { float y1[]; };
+INPUT(0, x)  // RGBA32F or R32F (see VEC4)
+INPUT(1, gate)  // R32F, [N * C]
+INPUT(2, residual)  // like x (bound to x when unused)
+OUTPUT(3, y)
 
 layout(push_constant) uniform Push {
     uint count;   // elements
@@ -28,17 +27,17 @@ void main() {
     const uint e0 = q * 4u;
     if (e0 >= p.count) return;
     if (VEC4) {
-        const float g = texelFetch(gate, int(e0 / p.pixels)).x;
-        vec4 v = texelFetch(x, int(q)) * g;
-        if (HAS_RESIDUAL) v += texelFetch(residual, int(q));
-        y4[q] = activate(v, ACTIVATION);
+        const float g = LOAD1(gate, int(e0 / p.pixels));
+        vec4 v = LOAD4(x, int(q)) * g;
+        if (HAS_RESIDUAL) v += LOAD4(residual, int(q));
+        STORE4(y, q, activate(v, ACTIVATION));
     } else {
         for (uint j = 0u; j < 4u; ++j) {
             const uint e = e0 + j;
             if (e >= p.count) break;
-            float v = texelFetch(x, int(e)).x * texelFetch(gate, int(e / p.pixels)).x;
-            if (HAS_RESIDUAL) v += texelFetch(residual, int(e)).x;
-            y1[e] = activate(v, ACTIVATION);
+            float v = LOAD1(x, int(e)) * LOAD1(gate, int(e / p.pixels));
+            if (HAS_RESIDUAL) v += LOAD1(residual, int(e));
+            STORE1(y, e, activate(v, ACTIVATION));
         }
     }
 }

@@ -2,6 +2,51 @@
 #ifndef BOSSNET_COMMON_GLSL
 #define BOSSNET_COMMON_GLSL
 
+// Data paths. ShaderEmbed builds every kernel three times, and the planner picks one per dispatch:
+//   <name>          reads through uniform texel buffers (samplerBuffer): the fast path on lavapipe, but a view may
+//                   hold no more than maxTexelBufferElements texels (65,536 on the smallest devices);
+//   <name>_storage  reads through storage buffers (STORAGE_BUFFERS), limited only by maxStorageBufferRange;
+//   <name>_fp16     storage buffers of 16-bit floats (STORAGE_BUFFERS and FP16_STORAGE) for activations and weights,
+//                   float32 arithmetic; needs storageBuffer16BitAccess.
+// Kernels declare their buffers with INPUT / OUTPUT (activations and weights: 16-bit on the fp16 path) or
+// INPUT_F32 / OUTPUT_F32 (always float32: softmax statistics), and touch them only through LOAD1 / LOAD4 (one value,
+// or the i-th group of four) and STORE1 / STORE4. Each binding may be read both ways; the host binds a texel view of
+// the matching format (R32F for LOAD1, RGBA32F for LOAD4) on the texel path.
+#if defined(STORAGE_BUFFERS)
+#if defined(FP16_STORAGE)
+#extension GL_EXT_shader_16bit_storage : require
+#define ELEMENT float16_t
+#define ELEMENT4 f16vec4
+#else
+#define ELEMENT float
+#define ELEMENT4 vec4
+#endif
+#define INPUT(b, name) \
+    layout(binding = b) readonly buffer name##_Scalars { ELEMENT name##_s[]; }; \
+    layout(binding = b) readonly buffer name##_Vectors { ELEMENT4 name##_v[]; };
+#define INPUT_F32(b, name) \
+    layout(binding = b) readonly buffer name##_Scalars { float name##_s[]; }; \
+    layout(binding = b) readonly buffer name##_Vectors { vec4 name##_v[]; };
+#define LOAD1(name, i) float(name##_s[i])
+#define LOAD4(name, i) vec4(name##_v[i])
+#else
+#define ELEMENT float
+#define ELEMENT4 vec4
+#define INPUT(b, name) layout(binding = b) uniform samplerBuffer name;
+#define INPUT_F32(b, name) layout(binding = b) uniform samplerBuffer name;
+#define LOAD1(name, i) texelFetch(name, int(i)).x
+#define LOAD4(name, i) texelFetch(name, int(i))
+#endif
+#define OUTPUT(b, name) \
+    layout(binding = b) writeonly buffer name##_Scalars { ELEMENT name##_s[]; }; \
+    layout(binding = b) writeonly buffer name##_Vectors { ELEMENT4 name##_v[]; };
+#define OUTPUT_F32(b, name) \
+    layout(binding = b) writeonly buffer name##_Scalars { float name##_s[]; }; \
+    layout(binding = b) writeonly buffer name##_Vectors { vec4 name##_v[]; };
+#define STORE1(name, i, value) name##_s[i] = ELEMENT(value)
+#define STORE4(name, i, value) name##_v[i] = ELEMENT4(value)
+#define STORE1_F32(name, i, value) name##_s[i] = float(value)
+
 // Activation codes; the Swift mirror is Kernels.Activation.
 #define ACT_IDENTITY 0u
 #define ACT_RELU 1u

@@ -3,6 +3,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
+// @datapaths texel storage
+// (No fp16 build: the 16-bit families run the tiled kernels instead.)
+
 // Dense convolution (groups = 1), k x k, stride s, zero padding, with the fused epilogue:
 //   y[n][m][oy][ox] = epilogue( sum_{c,ky,kx} w[m][c][ky][kx] * x[n][c][oy*s - pad + ky][ox*s - pad + kx] )
 // as an implicit GEMM: M = output channels, columns = batch * OH * OW output pixels, K = C * k * k.
@@ -17,11 +20,11 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 4) const bool HAS_RESIDUAL = false;
 
-layout(binding = 0) uniform samplerBuffer x;         // R32F, NCHW input
-layout(binding = 1) uniform samplerBuffer w;         // RGBA32F, packed weights
-layout(binding = 2) uniform samplerBuffer affine;    // R32F, scale[0..M) then shift[0..M)
-layout(binding = 3) uniform samplerBuffer residual;  // R32F, same shape as y (bound to x when unused)
-layout(binding = 4) writeonly buffer Output { float y[]; };
+INPUT(0, x)  // R32F, NCHW input
+INPUT(1, w)  // RGBA32F, packed weights
+INPUT(2, affine)  // R32F, scale[0..M) then shift[0..M)
+INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
+OUTPUT(4, y)
 
 layout(push_constant) uniform Push {
     uint batch, in_channels, in_height, in_width;
@@ -59,12 +62,12 @@ void main() {
                 [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                     const int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
                     const bool inside = iy >= 0 && iy < int(p.in_height) && ix >= 0 && ix < int(p.in_width);
-                    const float v = texelFetch(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0).x;
+                    const float v = LOAD1(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0);
                     xv[j] = inside ? v : 0.0;
                 }
                 const int k = int((c * KSIZE + ky) * KSIZE + kx);
-                const vec4 w0 = texelFetch(w, k * int(p.m_vec4) + int(w_column));
-                const vec4 w1 = texelFetch(w, k * int(p.m_vec4) + int(w_column) + 1);
+                const vec4 w0 = LOAD4(w, k * int(p.m_vec4) + int(w_column));
+                const vec4 w1 = LOAD4(w, k * int(p.m_vec4) + int(w_column) + 1);
                 acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
                 acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
             }
@@ -74,15 +77,15 @@ void main() {
     for (uint i = 0u; i < 8u; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
-        const float scale = texelFetch(affine, int(m)).x;
-        const float shift = texelFetch(affine, int(p.out_channels + m)).x;
+        const float scale = LOAD1(affine, int(m));
+        const float shift = LOAD1(affine, int(p.out_channels + m));
         for (uint j = 0u; j < 4u; ++j) {
             const uint c = col0 + j;
             if (c >= columns) break;
             const uint n = c / out_pixels, r = c % out_pixels;
             const uint o = (n * p.out_channels + m) * out_pixels + r;
-            const float res = HAS_RESIDUAL ? texelFetch(residual, int(o)).x : 0.0;
-            y[o] = epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION);
+            const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
+            STORE1(y, o, epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
         }
     }
 }

@@ -13,11 +13,11 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 4) const bool HAS_RESIDUAL = false;
 
-layout(binding = 0) uniform samplerBuffer x;         // R32F, NCHW input
-layout(binding = 1) uniform samplerBuffer w;         // R32F, weights [C][k][k]
-layout(binding = 2) uniform samplerBuffer affine;    // R32F, scale[0..C) then shift[0..C)
-layout(binding = 3) uniform samplerBuffer residual;  // R32F, same shape as y (bound to x when unused)
-layout(binding = 4) writeonly buffer Output { float y[]; };
+INPUT(0, x)  // R32F, NCHW input
+INPUT(1, w)  // R32F, weights [C][k][k]
+INPUT(2, affine)  // R32F, scale[0..C) then shift[0..C)
+INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
+OUTPUT(4, y)
 
 layout(push_constant) uniform Push {
     uint batch, channels, in_height, in_width;
@@ -48,22 +48,22 @@ void main() {
         for (uint t = 0u; t < span; ++t) {
             const int ix = ix0 + int(t);
             const bool inside = ix >= 0 && ix < int(p.in_width);
-            const float v = texelFetch(x, inside ? in_base + iy * int(p.in_width) + ix : 0).x;
+            const float v = LOAD1(x, inside ? in_base + iy * int(p.in_width) + ix : 0);
             line[t] = inside ? v : 0.0;
         }
         for (uint kx = 0u; kx < KSIZE; ++kx) {
-            const float wv = texelFetch(w, int((c * KSIZE + ky) * KSIZE + kx)).x;
+            const float wv = LOAD1(w, int((c * KSIZE + ky) * KSIZE + kx));
             acc += wv * vec4(line[kx], line[STRIDE + kx], line[2u * STRIDE + kx], line[3u * STRIDE + kx]);
         }
     }
 
-    const float scale = texelFetch(affine, int(c)).x;
-    const float shift = texelFetch(affine, int(p.channels + c)).x;
+    const float scale = LOAD1(affine, int(c));
+    const float shift = LOAD1(affine, int(p.channels + c));
     const uint out_row = row * p.out_width;
     for (uint j = 0u; j < 4u; ++j) {
         if (ox0 + j >= p.out_width) break;
         const uint o = out_row + ox0 + j;
-        const float res = HAS_RESIDUAL ? texelFetch(residual, int(o)).x : 0.0;
-        y[o] = epilogue(acc[j], scale, shift, res, HAS_RESIDUAL, ACTIVATION);
+        const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
+        STORE1(y, o, epilogue(acc[j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
     }
 }

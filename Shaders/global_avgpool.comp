@@ -10,8 +10,8 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool VEC4_INPUT = false;
 
-layout(binding = 0) uniform samplerBuffer x;  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
-layout(binding = 1) writeonly buffer Output { float y[]; };
+INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
+OUTPUT(1, y)
 
 layout(push_constant) uniform Push {
     uint planes;  // batch * channels
@@ -28,10 +28,10 @@ void main() {
         int q = 0;
         for (; q + 8 <= count; q += 8) {
             vec4 block = vec4(0.0);  // summed apart first: fewer additions to the running total, less rounding
-            [[unroll]] for (int u = 0; u < 8; ++u) block += texelFetch(x, first + q + u);
+            [[unroll]] for (int u = 0; u < 8; ++u) block += LOAD4(x, first + q + u);
             sum4 += block;
         }
-        for (; q < count; ++q) sum4 += texelFetch(x, first + q);
+        for (; q < count; ++q) sum4 += LOAD4(x, first + q);
         sum = sum4.x + sum4.y + sum4.z + sum4.w;
     } else {
         // Four running sums, as in the vec4 path, over blocks of 32 values.
@@ -41,13 +41,13 @@ void main() {
         for (; q + 32 <= count; q += 32) {
             vec4 block = vec4(0.0);
             [[unroll]] for (int u = 0; u < 32; u += 4) {
-                block += vec4(texelFetch(x, first + q + u).x, texelFetch(x, first + q + u + 1).x,
-                              texelFetch(x, first + q + u + 2).x, texelFetch(x, first + q + u + 3).x);
+                block += vec4(LOAD1(x, first + q + u), LOAD1(x, first + q + u + 1),
+                              LOAD1(x, first + q + u + 2), LOAD1(x, first + q + u + 3));
             }
             sum4 += block;
         }
-        for (; q < count; ++q) sum4.x += texelFetch(x, first + q).x;
+        for (; q < count; ++q) sum4.x += LOAD1(x, first + q);
         sum = sum4.x + sum4.y + sum4.z + sum4.w;
     }
-    y[plane] = sum / float(p.pixels);
+    STORE1(y, plane, sum / float(p.pixels));
 }

@@ -10,8 +10,8 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3;
 layout(constant_id = 2) const uint STRIDE = 2;
 
-layout(binding = 0) uniform samplerBuffer x;  // R32F, NCHW input
-layout(binding = 1) writeonly buffer Output { float y[]; };
+INPUT(0, x)  // R32F, NCHW input
+OUTPUT(1, y)
 
 layout(push_constant) uniform Push {
     uint planes;  // batch * channels
@@ -38,9 +38,9 @@ void main() {
             for (uint kx = 0u; kx < KSIZE; ++kx) {
                 const int ix = int(ox * STRIDE + kx) - int(p.padding);
                 if (ix < 0 || ix >= int(p.in_width)) continue;
-                best = max(best, texelFetch(x, in_base + iy * int(p.in_width) + ix).x);
+                best = max(best, LOAD1(x, in_base + iy * int(p.in_width) + ix));
             }
         }
-        y[row * p.out_width + ox] = best;
+        STORE1(y, row * p.out_width + ox, best);
     }
 }

@@ -2,6 +2,9 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
+// @datapaths texel storage
+// (No fp16 build: the 16-bit families run the tiled kernels instead.)
+
 // Pointwise (1x1, stride 1) convolution, and the linear layer (a 1x1 convolution over 1x1 images), as a GEMM with
 // the fused epilogue:
 //   y[n][m][p] = epilogue( sum_c w[m][c] * x[n][c][p] )      for p < pixels (= H * W, 1 for linear)
@@ -16,11 +19,11 @@ layout(constant_id = 1) const bool VEC4_INPUT = false;
 layout(constant_id = 2) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 3) const bool HAS_RESIDUAL = false;
 
-layout(binding = 0) uniform samplerBuffer x;         // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
-layout(binding = 1) uniform samplerBuffer w;         // RGBA32F, packed weights
-layout(binding = 2) uniform samplerBuffer affine;    // R32F, scale[0..M) then shift[0..M)
-layout(binding = 3) uniform samplerBuffer residual;  // R32F, same shape as y (bound to x when unused)
-layout(binding = 4) writeonly buffer Output { float y[]; };
+INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
+INPUT(1, w)  // RGBA32F, packed weights
+INPUT(2, affine)  // R32F, scale[0..M) then shift[0..M)
+INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
+OUTPUT(4, y)
 
 layout(push_constant) uniform Push {
     uint batch, in_channels, pixels, out_channels;
@@ -45,17 +48,17 @@ void main() {
         uint c = 0u;
         for (; c + 4u <= p.in_channels; c += 4u) {
             for (uint u = 0u; u < 4u; ++u) {
-                const vec4 xv = texelFetch(x, first + int(c + u) * step);
-                const vec4 w0 = texelFetch(w, int(c + u) * w_row + w_column);
-                const vec4 w1 = texelFetch(w, int(c + u) * w_row + w_column + 1);
+                const vec4 xv = LOAD4(x, first + int(c + u) * step);
+                const vec4 w0 = LOAD4(w, int(c + u) * w_row + w_column);
+                const vec4 w1 = LOAD4(w, int(c + u) * w_row + w_column + 1);
                 acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
                 acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
             }
         }
         for (; c < p.in_channels; ++c) {
-            const vec4 xv = texelFetch(x, first + int(c) * step);
-            const vec4 w0 = texelFetch(w, int(c) * w_row + w_column);
-            const vec4 w1 = texelFetch(w, int(c) * w_row + w_column + 1);
+            const vec4 xv = LOAD4(x, first + int(c) * step);
+            const vec4 w0 = LOAD4(w, int(c) * w_row + w_column);
+            const vec4 w1 = LOAD4(w, int(c) * w_row + w_column + 1);
             acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
             acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
         }
@@ -68,10 +71,10 @@ void main() {
         const int step = int(p.pixels);
         for (uint c = 0u; c < p.in_channels; ++c) {
             const int offset = int(c) * step;
-            const vec4 xv = vec4(texelFetch(x, base[0] + offset).x, texelFetch(x, base[1] + offset).x,
-                                 texelFetch(x, base[2] + offset).x, texelFetch(x, base[3] + offset).x);
-            const vec4 w0 = texelFetch(w, int(c) * w_row + w_column);
-            const vec4 w1 = texelFetch(w, int(c) * w_row + w_column + 1);
+            const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
+                                 LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
+            const vec4 w0 = LOAD4(w, int(c) * w_row + w_column);
+            const vec4 w1 = LOAD4(w, int(c) * w_row + w_column + 1);
             acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
             acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
         }
@@ -80,14 +83,14 @@ void main() {
     for (uint i = 0u; i < 8u; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
-        const float scale = texelFetch(affine, int(m)).x;
-        const float shift = texelFetch(affine, int(p.out_channels + m)).x;
+        const float scale = LOAD1(affine, int(m));
+        const float shift = LOAD1(affine, int(p.out_channels + m));
         for (uint j = 0u; j < 4u; ++j) {
             const uint col = col0 + j;
             if (col >= columns) break;
             const uint o = ((col / p.pixels) * p.out_channels + m) * p.pixels + col % p.pixels;
-            const float res = HAS_RESIDUAL ? texelFetch(residual, int(o)).x : 0.0;
-            y[o] = epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION);
+            const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
+            STORE1(y, o, epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
         }
     }
 }

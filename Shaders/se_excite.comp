@@ -12,12 +12,12 @@ layout(constant_id = 1) const uint ACTIVATION = ACT_RELU;  // inside SE: ReLU fo
 
 const uint MAX_REDUCED = 1024u;
 
-layout(binding = 0) uniform samplerBuffer s;   // R32F, [N][C] channel means
-layout(binding = 1) uniform samplerBuffer w1;  // R32F, [R][C]
-layout(binding = 2) uniform samplerBuffer b1;  // R32F, [R]
-layout(binding = 3) uniform samplerBuffer w2;  // R32F, [C][R]
-layout(binding = 4) uniform samplerBuffer b2;  // R32F, [C]
-layout(binding = 5) writeonly buffer Output { float gate[]; };
+INPUT(0, s)  // R32F, [N][C] channel means
+INPUT(1, w1)  // R32F, [R][C]
+INPUT(2, b1)  // R32F, [R]
+INPUT(3, w2)  // R32F, [C][R]
+INPUT(4, b2)  // R32F, [C]
+OUTPUT(5, gate)
 
 layout(push_constant) uniform Push {
     uint channels, reduced;
@@ -30,16 +30,16 @@ void main() {
     const uint lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
     const int means = int(n * p.channels);
     for (uint j = lane; j < p.reduced; j += lanes) {
-        float sum = texelFetch(b1, int(j)).x;
+        float sum = LOAD1(b1, int(j));
         const int row = int(j * p.channels);
-        for (uint c = 0u; c < p.channels; ++c) sum += texelFetch(w1, row + int(c)).x * texelFetch(s, means + int(c)).x;
+        for (uint c = 0u; c < p.channels; ++c) sum += LOAD1(w1, row + int(c)) * LOAD1(s, means + int(c));
         hidden[j] = activate(sum, ACTIVATION);
     }
     barrier();
     for (uint c = lane; c < p.channels; c += lanes) {
-        float sum = texelFetch(b2, int(c)).x;
+        float sum = LOAD1(b2, int(c));
         const int row = int(c * p.reduced);
-        for (uint j = 0u; j < p.reduced; ++j) sum += texelFetch(w2, row + int(j)).x * hidden[j];
-        gate[means + int(c)] = activate(sum, ACT_SIGMOID);
+        for (uint j = 0u; j < p.reduced; ++j) sum += LOAD1(w2, row + int(j)) * hidden[j];
+        STORE1(gate, means + int(c), activate(sum, ACT_SIGMOID));
     }
 }

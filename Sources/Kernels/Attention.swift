@@ -35,8 +35,12 @@ public struct Attention: Hashable, Sendable, Codable {
     public var channels: Int { heads * Self.headChannels }
     public var inputCount: Int { batch * 3 * heads * Self.headChannels * tokens }
     public var outputCount: Int { batch * heads * Self.headChannels * tokens }
-    /// Floats of scratch between the two kernels: one log-sum-exp per softmax row.
-    public var rowStatisticsCount: Int { batch * heads * tokens }
+    /// Floats of scratch between the two kernels of the untiled families: one log-sum-exp per softmax row (the tiled
+    /// kernel needs none).
+    public func scratchCount(_ config: KernelConfig) -> Int { config.family.isTiled ? 0 : batch * heads * tokens }
+
+    /// Keys per shared-memory tile of Shaders/attention_tiled.comp (K and V tiles: 2 x 16 x 64 floats, 8 KiB).
+    static let keyTile = 16
     /// Multiply-adds of QK^T and AV.
     public var madds: Int { batch * heads * 2 * tokens * tokens * Self.headChannels }
 
@@ -95,11 +99,22 @@ public struct Attention: Hashable, Sendable, Codable {
         PushConstants(batch: UInt32(batch), heads: UInt32(heads), tokens: UInt32(tokens))
     }
 
-    /// The two dispatches and their bindings: the row statistics (qkv to `rows`, ``rowStatisticsCount`` floats of
-    /// scratch), then attention (qkv, `rows`, the affine packed by ``Epilogue/packAffine(scale:shift:)``, to the output).
-    public func steps<Resource>(qkv: Resource, rows: Resource, affine: Resource, output: Resource) -> [KernelStep<Resource>] {
-        [KernelStep(rowsLaunch(), [.read(qkv), .write(rows)]),
-         KernelStep(launch(), [.read(qkv), .read(rows), .read(affine), .write(output)])]
+    /// The dispatches and their bindings. Untiled: the row statistics (qkv to `rows`, ``scratchCount(_:)`` floats of
+    /// float32 scratch), then attention (qkv, `rows`, the affine packed by ``Epilogue/packAffine(scale:shift:)``, to
+    /// the output). Tiled: one flash-style pass (qkv, the affine, to the output; `rows` unused).
+    public func steps<Resource>(
+        qkv: Resource, rows: Resource?, affine: Resource, output: Resource, config: KernelConfig = .texel
+    ) -> [KernelStep<Resource>] {
+        guard !config.family.isTiled, let rows else {
+            let lanes = min(64, config.limits.maxWorkgroupX)
+            let launch = KernelLaunch(
+                kernel: "attention_tiled",
+                specialization: [0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile))],
+                pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
+            return [KernelStep(launch, [.read(qkv), .read(affine), .write(output)]).on(config.dataPath)]
+        }
+        return [KernelStep(rowsLaunch(), [.read(qkv), .writeFloat32(rows)]),
+                KernelStep(launch(), [.read(qkv), .readFloat32(rows), .read(affine), .write(output)])].map { $0.on(config.dataPath) }
     }
 
     func rowsLaunch() -> KernelLaunch {

@@ -32,6 +32,8 @@ public struct Conv2D: Hashable, Sendable, Codable {
     public var inputCount: Int { batch * inChannels * height * width }
     public var outputCount: Int { batch * outChannels * outHeight * outWidth }
     public var weightCount: Int { outChannels * inChannels * kernelSize * kernelSize }
+    /// The GEMM's reduction length: C * k * k.
+    public var reduction: Int { inChannels * kernelSize * kernelSize }
     /// Multiply-adds for the whole batch.
     public var madds: Int { outputCount * inChannels * kernelSize * kernelSize }
 
@@ -77,15 +79,30 @@ public struct Conv2D: Hashable, Sendable, Codable {
         var mVec4: UInt32
     }
 
-    /// The dispatch and its bindings: the input, the weights packed by ``packWeights(_:)``, the affine packed by
-    /// ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one) and the output.
-    public func steps<Resource>(
-        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource
-    ) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input), .write(output)])]
+    /// How the tiled family runs this convolution (`nil` for the other families).
+    public func tiled(_ config: KernelConfig) -> TiledConvolution? {
+        config.family.isTiled ? TiledConvolution(self, config: config) : nil
     }
 
-    /// The dispatch alone (see ``steps(input:weights:affine:residual:output:)`` for its bindings).
+    /// Floats of scratch the dispatches need under `config` (split-K's partial sums).
+    public func scratchCount(_ config: KernelConfig) -> Int { tiled(config)?.partialCount ?? 0 }
+
+    /// The dispatches and their bindings: the input, the weights packed by ``packWeights(_:)``, the affine packed by
+    /// ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one), the output, and scratch of
+    /// ``scratchCount(_:)`` floats when that is not zero.
+    public func steps<Resource>(
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource, scratch: Resource? = nil,
+        config: KernelConfig = .texel
+    ) -> [KernelStep<Resource>] {
+        if let tiled = tiled(config) {
+            return tiled.steps(input: input, weights: weights, affine: affine, residual: residual, output: output,
+                               partials: scratch, dataPath: config.dataPath)
+        }
+        return [KernelStep(launch(), [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
+                                      .write(output)]).on(config.dataPath)]
+    }
+
+    /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
     public func launch() -> KernelLaunch {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "conv2d: kernel 1...7 and stride 1...2")
         let columnTiles = (batch * outHeight * outWidth + 3) / 4

@@ -68,12 +68,14 @@ public struct Depthwise: Hashable, Sendable, Codable {
     /// The dispatch and its bindings: the input, the weights as they are (`[C][k][k]`), the affine packed by
     /// ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one) and the output.
     public func steps<Resource>(
-        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
+        config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input), .read(weights), .read(affine), .read(residual ?? input), .write(output)])]
+        [KernelStep(launch(), [.read(input), .read(weights), .read(affine), .read(residual ?? input), .write(output)])
+            .on(config.dataPath)]
     }
 
-    /// The dispatch alone (see ``steps(input:weights:affine:residual:output:)`` for its bindings).
+    /// The dispatch alone (see ``steps(input:weights:affine:residual:output:config:)`` for its bindings).
     public func launch() -> KernelLaunch {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)

@@ -1,11 +1,36 @@
 import Foundation
 import VulkanCompute
 
+/// How a kernel reads and writes its buffers: each kernel is built once per data path (see Shaders/common.glsl).
+public enum DataPath: String, Sendable, Codable, CaseIterable {
+    /// Reads through uniform texel buffers: fastest on lavapipe, but a view holds at most
+    /// ``DeviceLimits/maxTexelBufferElements`` texels (65,536 on the smallest devices).
+    case texel
+    /// Reads through storage buffers, limited only by ``DeviceLimits/maxStorageBufferRange``.
+    case storage
+    /// Storage buffers of 16-bit floats for activations and weights, float32 arithmetic (needs 16-bit storage).
+    case fp16
+
+    /// What the embedded kernel's name gets for this path: `conv2d`, `conv2d_storage`, `conv2d_fp16`.
+    public var kernelSuffix: String {
+        switch self {
+        case .texel: ""
+        case .storage: "_storage"
+        case .fp16: "_fp16"
+        }
+    }
+
+    /// Bytes of one activation or weight value.
+    public var elementBytes: Int { self == .fp16 ? 2 : 4 }
+}
+
 /// One dispatch of an embedded kernel, fully described: which kernel, how it is specialized, its push constants and
 /// its grid. An operation turns its shape into a launch; the executor (or a test) binds buffers and records it.
 public struct KernelLaunch: Sendable {
-    /// The embedded kernel's name (Shaders/<name>.comp).
+    /// The kernel's name (Shaders/<name>.comp, or a variant declared there).
     public let kernel: String
+    /// The data path it is built for; the embedded SPIR-V is ``spirvName``.
+    public var dataPath: DataPath = .texel
     /// Specialization constants by constant_id; constant 0 is always the workgroup size in x.
     public let specialization: [UInt32: SpecializationValue]
     /// The push-constant bytes, exactly the shader's block.
@@ -22,8 +47,11 @@ public struct KernelLaunch: Sendable {
         self.groups = groups
     }
 
-    /// The key under which its pipeline is cached: kernel and specialization.
-    public var pipelineKey: PipelineKey { PipelineKey(kernel: kernel, specialization: specialization) }
+    /// The embedded kernel that runs: the kernel's name with its data path's suffix.
+    public var spirvName: String { kernel + dataPath.kernelSuffix }
+
+    /// The key under which its pipeline is cached: kernel, data path and specialization.
+    public var pipelineKey: PipelineKey { PipelineKey(kernel: spirvName, specialization: specialization) }
 
     /// Records the launch with `set`, whose pipeline must be the one for ``pipelineKey``.
     public func record(_ commands: CommandBuffer, set: DescriptorSet) throws {
@@ -31,22 +59,45 @@ public struct KernelLaunch: Sendable {
     }
 }
 
-/// One binding of a dispatch: a resource, named however the caller names buffers, and how it is bound.
+/// One binding of a dispatch: a resource, named however the caller names buffers, and how the kernel uses it.
 public struct KernelBinding<Resource> {
-    public let resource: Resource
-    /// The texel format the kernel reads it as, or `nil` for a storage buffer it writes.
-    public let format: TexelFormat?
+    /// Whether a kernel reads or writes a binding.
+    public enum Access: Sendable { case read, write }
 
-    /// Read through a uniform texel buffer view.
+    public let resource: Resource
+    public let access: Access
+    /// How wide the kernel reads it: R32F (LOAD1) or RGBA32F (LOAD4); on the texel path, the view's format.
+    public let format: TexelFormat
+    /// Always float32, whatever the data path (INPUT_F32 / OUTPUT_F32 in the shader: softmax statistics).
+    public let alwaysFloat32: Bool
+
+    /// Read (through a texel view of `format` on the texel path).
     public static func read(_ resource: Resource, _ format: TexelFormat = .r32Float) -> KernelBinding {
-        KernelBinding(resource: resource, format: format)
+        KernelBinding(resource: resource, access: .read, format: format, alwaysFloat32: false)
+    }
+
+    /// Read, float32 on every data path.
+    public static func readFloat32(_ resource: Resource) -> KernelBinding {
+        KernelBinding(resource: resource, access: .read, format: .r32Float, alwaysFloat32: true)
     }
 
     /// Written as a storage buffer.
-    public static func write(_ resource: Resource) -> KernelBinding { KernelBinding(resource: resource, format: nil) }
+    public static func write(_ resource: Resource) -> KernelBinding {
+        KernelBinding(resource: resource, access: .write, format: .r32Float, alwaysFloat32: false)
+    }
 
-    /// The descriptor kind this binding takes.
-    public var kind: BindingKind { format == nil ? .storageBuffer : .uniformTexelBuffer }
+    /// Written as a storage buffer, float32 on every data path.
+    public static func writeFloat32(_ resource: Resource) -> KernelBinding {
+        KernelBinding(resource: resource, access: .write, format: .r32Float, alwaysFloat32: true)
+    }
+
+    /// The descriptor kind this binding takes on `path`: texel reads are uniform texel buffers, all else storage.
+    public func kind(on path: DataPath) -> BindingKind {
+        access == .read && path == .texel ? .uniformTexelBuffer : .storageBuffer
+    }
+
+    /// Bytes of one value on `path`.
+    public func elementBytes(on path: DataPath) -> Int { alwaysFloat32 ? 4 : path.elementBytes }
 }
 
 extension KernelBinding: Sendable where Resource: Sendable {}
@@ -54,12 +105,22 @@ extension KernelBinding: Sendable where Resource: Sendable {}
 /// A dispatch with its bindings in binding order. Each operation builds its steps in one place (its `steps`
 /// function), and both the executor and the kernel checks bind through them.
 public struct KernelStep<Resource> {
-    public let launch: KernelLaunch
+    public var launch: KernelLaunch
     public let bindings: [KernelBinding<Resource>]
 
     public init(_ launch: KernelLaunch, _ bindings: [KernelBinding<Resource>]) {
         self.launch = launch
         self.bindings = bindings
+    }
+
+    /// The data path this step runs on.
+    public var dataPath: DataPath { launch.dataPath }
+
+    /// The same step on another data path.
+    public func on(_ path: DataPath) -> KernelStep {
+        var step = self
+        step.launch.dataPath = path
+        return step
     }
 }
 
@@ -102,7 +163,7 @@ public final class PipelineCache {
         let key = launch.pipelineKey
         if let pipeline = pipelines[key] { return pipeline }
         let pipeline = try ComputePipeline(
-            device: device, name: launch.kernel, spirv: ShaderLibrary.spirv(named: launch.kernel),
+            device: device, name: launch.spirvName, spirv: ShaderLibrary.spirv(named: launch.spirvName),
             pushConstantSize: launch.pushConstants.count, specialization: launch.specialization)
         pipelines[key] = pipeline
         return pipeline

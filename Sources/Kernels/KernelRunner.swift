@@ -5,28 +5,39 @@ import VulkanCompute
 /// `bossnet validate` use to compare each kernel with its CPU reference.
 ///
 /// Outputs are poisoned with NaN before the run and followed by guard values, so an element a kernel fails to write,
-/// or one it writes past its end, is caught.
+/// or one it writes past its end, is caught. Values go in and come out as Float; on the fp16 data path the runner
+/// stores them as 16-bit floats wherever the kernels read or write 16-bit values.
 public final class KernelRunner {
     public let device: VulkanDevice
+    /// The family and limits every operation's steps are made for (``KernelConfig``).
+    public let config: KernelConfig
     private let pipelines: PipelineCache
     private var steps: [KernelStep<VulkanBuffer>] = []
-    private var outputs: [(buffer: VulkanBuffer, count: Int)] = []
+    /// What each buffer made by ``input(_:)`` or ``output(_:)`` holds, by identity.
+    private var contents: [ObjectIdentifier: (values: [Float], isOutput: Bool)] = [:]
 
     /// The guard value written after every output.
     public static let guardValue: Float = 31337
     static let guardCount = 4
 
-    /// A runner on `device`, making pipelines through `pipelines` (a new cache when `nil`).
-    public init(device: VulkanDevice, pipelines: PipelineCache? = nil) {
+    /// A runner on `device`, making pipelines through `pipelines` (a new cache when `nil`), for `config` (the texel
+    /// family within the device's limits when `nil`).
+    public init(device: VulkanDevice, pipelines: PipelineCache? = nil, config: KernelConfig? = nil) {
         self.device = device
         self.pipelines = pipelines ?? PipelineCache(device: device)
+        self.config = config ?? KernelConfig(family: .texel, limits: device.limits)
     }
 
-    /// A buffer holding `values`, padded with zeros to whole vec4s so it can be viewed as RGBA32F.
+    /// `values` as the kernels see them: rounded to 16-bit floats on the fp16 data path, unchanged otherwise. A
+    /// check gives its reference the values the kernel really reads, so that it measures the kernel, not the format.
+    public func stored(_ values: [Float]) -> [Float] {
+        config.dataPath == .fp16 ? values.map { Float(Float16($0)) } : values
+    }
+
+    /// A buffer that will hold `values` (room for whole vec4s of float32, so any view of it fits).
     public func input(_ values: [Float]) throws -> VulkanBuffer {
-        let padded = Grid.roundUp(max(values.count, 1), to: 4)
-        let buffer = try VulkanBuffer(device: device, size: padded * 4, label: "input")
-        try buffer.upload(values + [Float](repeating: 0, count: padded - values.count))
+        let buffer = try VulkanBuffer(device: device, size: Grid.roundUp(max(values.count, 1), to: 4) * 4, label: "input")
+        contents[ObjectIdentifier(buffer)] = (values, false)
         return buffer
     }
 
@@ -34,24 +45,52 @@ public final class KernelRunner {
     public func output(_ count: Int) throws -> VulkanBuffer {
         let total = Grid.roundUp(count + Self.guardCount, to: 4)
         let buffer = try VulkanBuffer(device: device, size: total * 4, label: "output")
-        try buffer.upload([Float](repeating: .nan, count: count) + [Float](repeating: Self.guardValue, count: total - count))
-        outputs.append((buffer, count))
+        contents[ObjectIdentifier(buffer)] = ([Float](repeating: .nan, count: count), true)
         return buffer
     }
 
-    /// Adds an operation's steps; steps run in the order added, each seeing the writes of those before it.
+    /// Adds an operation's steps; steps run in the order added, each seeing the writes of those before it. As the
+    /// planner does, a step whose texel views would pass the device's texel limit reads storage buffers instead.
     public func add(_ steps: [KernelStep<VulkanBuffer>]) {
-        self.steps += steps
+        let limit = device.limits.maxTexelBufferElements
+        self.steps += steps.map { step in
+            let fits = step.bindings.allSatisfy { binding in
+                binding.kind(on: step.dataPath) != .uniformTexelBuffer || binding.resource.size / binding.format.bytes <= limit
+            }
+            return fits ? step : step.on(.storage)
+        }
     }
 
-    /// Records every step with barriers between them, runs them, and waits.
+    /// The embedded kernels the steps added so far run, in order.
+    public var kernels: [String] { steps.map(\.launch.spirvName) }
+
+    /// Bytes per value of `buffer` as the kernels bound to it use it.
+    private func elementBytes(_ buffer: VulkanBuffer) -> Int {
+        let uses = steps.flatMap { step in step.bindings.filter { $0.resource === buffer }.map { $0.elementBytes(on: step.dataPath) } }
+        return uses.min() ?? 4
+    }
+
+    /// Writes every input's values and every output's poison and guards in the type its kernels use, records every
+    /// step with barriers between them, runs them, and waits.
     public func run() throws {
+        let buffers = Dictionary(steps.flatMap(\.bindings).map { (ObjectIdentifier($0.resource), $0.resource) }, uniquingKeysWith: { a, _ in a })
+        for (id, buffer) in buffers {
+            guard let (values, isOutput) = contents[id] else { continue }
+            let padded = Grid.roundUp(values.count + (isOutput ? Self.guardCount : 0), to: 4)
+            let filler = isOutput ? Self.guardValue : 0
+            let all = values + [Float](repeating: filler, count: padded - values.count)
+            if elementBytes(buffer) == 2 {
+                try buffer.upload(all.map { Float16($0) })
+            } else {
+                try buffer.upload(all)
+            }
+        }
         let pipelines = try steps.map { try self.pipelines.pipeline(for: $0.launch) }
         let pool = try DescriptorPool(device: device, forSetsOf: pipelines)
         let sets = try zip(steps, pipelines).map { step, pipeline in
             try pool.makeSet(for: pipeline, step.bindings.map { binding -> DescriptorResource in
-                guard let format = binding.format else { return .buffer(binding.resource) }
-                return .texels(try TexelBufferView(buffer: binding.resource, format: format))
+                guard binding.kind(on: step.dataPath) == .uniformTexelBuffer else { return .buffer(binding.resource) }
+                return .texels(try TexelBufferView(buffer: binding.resource, format: binding.format))
             })
         }
         try device.run { commands in
@@ -65,14 +104,18 @@ public final class KernelRunner {
 
     /// The first `count` values of an output made by ``output(_:)``, after checking that its guard values survived.
     public func read(_ buffer: VulkanBuffer) throws -> [Float] {
-        guard let entry = outputs.first(where: { $0.buffer === buffer }) else {
+        guard let (values, isOutput) = contents[ObjectIdentifier(buffer)], isOutput else {
             throw KernelCheckFailure("read() takes a buffer made by output()")
         }
-        let values = try buffer.download(Float.self, count: entry.count + Self.guardCount)
-        if values.suffix(Self.guardCount).contains(where: { $0 != Self.guardValue }) {
-            throw KernelCheckFailure("a kernel wrote past the end of its output (\(entry.count) values)")
+        let count = values.count
+        let read: [Float] = elementBytes(buffer) == 2
+            ? try buffer.download(Float16.self, count: count + Self.guardCount).map { Float($0) }
+            : try buffer.download(Float.self, count: count + Self.guardCount)
+        let guardValue = elementBytes(buffer) == 2 ? Float(Float16(Self.guardValue)) : Self.guardValue
+        if read.suffix(Self.guardCount).contains(where: { $0 != guardValue }) {
+            throw KernelCheckFailure("a kernel wrote past the end of its output (\(count) values)")
         }
-        return Array(values.prefix(entry.count))
+        return Array(read.prefix(count))
     }
 }
 

@@ -59,17 +59,32 @@ public struct Pointwise: Hashable, Sendable, Codable {
         var batch, inChannels, pixels, outChannels, mVec4: UInt32
     }
 
-    /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
-    /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
-    /// epilogue has one) and the output.
-    public func steps<Resource>(
-        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource
-    ) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float), .read(affine),
-                               .read(residual ?? input), .write(output)])]
+    /// This layer as the 1x1 convolution it is (each image's pixels as one column of height `pixels`), which the
+    /// tiled family runs.
+    public var asConvolution: Conv2D {
+        Conv2D(batch: batch, inChannels: inChannels, height: pixels, width: 1, outChannels: outChannels, kernelSize: 1,
+               stride: 1, padding: 0, epilogue: epilogue)
     }
 
-    /// The dispatch alone (see ``steps(input:weights:affine:residual:output:)`` for its bindings).
+    /// Floats of scratch the dispatches need under `config` (split-K's partial sums).
+    public func scratchCount(_ config: KernelConfig) -> Int { asConvolution.scratchCount(config) }
+
+    /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
+    /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
+    /// epilogue has one), the output, and scratch of ``scratchCount(_:)`` floats when that is not zero.
+    public func steps<Resource>(
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource, scratch: Resource? = nil,
+        config: KernelConfig = .texel
+    ) -> [KernelStep<Resource>] {
+        if config.family.isTiled {
+            return asConvolution.steps(input: input, weights: weights, affine: affine, residual: residual, output: output,
+                                       scratch: scratch, config: config)
+        }
+        return [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float),
+                                      .read(affine), .read(residual ?? input), .write(output)]).on(config.dataPath)]
+    }
+
+    /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
     public func launch() -> KernelLaunch {
         let columnTiles = (batch * pixels + 3) / 4
         let local = min(64, Grid.roundUp(columnTiles, to: 8))

@@ -57,8 +57,8 @@ public struct MaxPool: Hashable, Sendable, Codable {
     }
 
     /// The dispatch and its bindings: the input, the output.
-    public func steps<Resource>(input: Resource, output: Resource) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input), .write(output)])]
+    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input), .write(output)]).on(config.dataPath)]
     }
 
     /// The dispatch alone.
@@ -121,8 +121,8 @@ public struct AvgPool: Hashable, Sendable, Codable {
     }
 
     /// The dispatch and its bindings: the input, the output.
-    public func steps<Resource>(input: Resource, output: Resource) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input), .write(output)])]
+    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+        [KernelStep(launch(), [.read(input), .write(output)]).on(config.dataPath)]
     }
 
     /// The dispatch alone.
@@ -166,9 +166,20 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
         var planes, pixels: UInt32
     }
 
+    /// Whether `config` runs the subgroup reduction (Shaders/global_avgpool_subgroup.comp: one workgroup per plane,
+    /// subgroupAdd, then shared memory across subgroups): the tiled family, where the device has subgroup arithmetic.
+    public func usesSubgroups(_ config: KernelConfig) -> Bool { config.family.isTiled && config.limits.subgroupArithmetic }
+
     /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the output.
-    public func steps<Resource>(input: Resource, output: Resource) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .write(output)])]
+    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+        if usesSubgroups(config) {
+            let launch = KernelLaunch(
+                kernel: "global_avgpool_subgroup", specialization: [0: .uint(UInt32(min(64, config.limits.maxWorkgroupX)))],
+                pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
+                groups: Grid.flat(items: batch * channels, localSize: 1))
+            return [KernelStep(launch, [.read(input), .write(output)]).on(config.dataPath)]
+        }
+        return [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .write(output)]).on(config.dataPath)]
     }
 
     /// The dispatch alone.

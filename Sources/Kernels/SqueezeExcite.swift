@@ -78,13 +78,13 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
     /// residual when the epilogue has one, to the output). `means` and `gates` are scratch for this operation alone.
     public func steps<Resource>(
         input: Resource, w1: Resource, b1: Resource, w2: Resource, b2: Resource, means: Resource, gates: Resource,
-        residual: Resource?, output: Resource
+        residual: Resource?, output: Resource, config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         let scaled: TexelFormat = vec4Scale ? .rgba32Float : .r32Float
-        return squeeze.steps(input: input, output: means) + [
+        return squeeze.steps(input: input, output: means, config: config) + [
             KernelStep(exciteLaunch(), [.read(means), .read(w1), .read(b1), .read(w2), .read(b2), .write(gates)]),
             KernelStep(scaleLaunch(), [.read(input, scaled), .read(gates), .read(residual ?? input, scaled), .write(output)]),
-        ]
+        ].map { $0.on(config.dataPath) }
     }
 
     func exciteLaunch() -> KernelLaunch {

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import VulkanCompute
 
 /// The shape of an activation tensor, NCHW (a vector per image is `[N, C, 1, 1]`).
 public struct TensorShape: Hashable, Sendable, Codable, CustomStringConvertible {
@@ -115,6 +116,21 @@ public enum Op: Sendable {
         }
     }
 
+    /// The same operation over `batch` images instead of `old`.
+    func withBatch(_ batch: Int, from old: Int) -> Op {
+        switch self {
+        case var .conv2d(op, p): op.batch = batch; return .conv2d(op, p)
+        case var .pointwise(op, p): op.batch = batch; return .pointwise(op, p)
+        case var .depthwise(op, p): op.batch = batch; return .depthwise(op, p)
+        case var .maxPool(op): op.batch = batch; return .maxPool(op)
+        case var .avgPool(op): op.batch = batch; return .avgPool(op)
+        case var .globalAvgPool(op): op.batch = batch; return .globalAvgPool(op)
+        case var .squeezeExcite(op, p): op.batch = batch; return .squeezeExcite(op, p)
+        case var .attention(op, p): op.batch = batch; return .attention(op, p)
+        case var .add(op): op.count = op.count / old * batch; return .add(op)
+        }
+    }
+
     /// Whether the operation's epilogue adds a residual (its second input).
     var hasResidual: Bool {
         switch self {
@@ -181,13 +197,35 @@ public struct Graph: Sendable {
     /// Bytes of weights all nodes read.
     public var weightBytes: Int { nodes.reduce(0) { $0 + $1.op.weightBytes } }
 
-    /// Every dispatch the graph needs, in order (what an ``InferenceSession`` records), for creating or timing its
-    /// pipelines ahead of time.
-    public var launches: [KernelLaunch] { Lowering(graph: self, weights: false).steps.map(\.kernel.launch) }
+    /// Every dispatch the graph needs on a device like `profile` with `kernels`, in order (what an
+    /// ``InferenceSession`` records), for creating or timing its pipelines ahead of time.
+    public func launches(for profile: DeviceProfile = .minimum, kernels: KernelChoice = .family(.texel)) throws -> [KernelLaunch] {
+        try Lowering(graph: self, profile: profile, choice: kernels, weights: false).steps.map(\.kernel.launch)
+    }
 
-    /// Bytes of scratch each node needs on the device (squeeze-excite's means and gates, attention's row statistics),
-    /// as ``MemoryPlan`` takes them.
-    public var scratchBytes: [[Int]] { Lowering(graph: self, weights: false).scratchBytes }
+    /// Bytes of scratch each node needs on the device (squeeze-excite's means and gates, attention's row statistics,
+    /// split-K's partial sums), as ``MemoryPlan`` takes them.
+    public func scratchBytes(for profile: DeviceProfile = .minimum, kernels: KernelChoice = .family(.texel)) throws -> [[Int]] {
+        try Lowering(graph: self, profile: profile, choice: kernels, weights: false).scratchBytes
+    }
+
+    /// The same network for another batch size: every shape and operation with `batch` images.
+    public func withBatch(_ batch: Int) -> Graph {
+        precondition(batch >= 1, "a batch has at least one image")
+        let old = self.batch
+        var graph = self
+        graph.shapes = shapes.map { shape in
+            var shape = shape
+            shape.batch = batch
+            return shape
+        }
+        graph.nodes = nodes.map { node in
+            var node = node
+            node.op = node.op.withBatch(batch, from: old)
+            return node
+        }
+        return graph
+    }
 
     /// For each tensor, the index of the last node that reads it (`nil` if none does).
     public var lastUse: [Int?] {

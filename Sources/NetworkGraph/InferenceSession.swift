@@ -10,10 +10,13 @@ public struct SessionOptions: Sendable {
     /// Give every tensor its own memory instead of sharing by lifetime, so every intermediate result can be read
     /// back after a run (``InferenceSession/tensor(_:)``). For checking; uses far more memory.
     public var keepIntermediates: Bool
+    /// Which kernels run: the planner's choice per node for the device (the default), or one ``KernelFamily``.
+    public var kernels: KernelChoice
 
-    public init(profile: Bool = false, keepIntermediates: Bool = false) {
+    public init(profile: Bool = false, keepIntermediates: Bool = false, kernels: KernelChoice = .automatic) {
         self.profile = profile
         self.keepIntermediates = keepIntermediates
+        self.kernels = kernels
     }
 }
 
@@ -21,6 +24,8 @@ public struct SessionOptions: Sendable {
 public struct NodeTime: Sendable, Codable {
     public let name: String
     public let op: String
+    /// The kernels that ran it ("pointwise_storage", "conv2d_tiled_storage (tiled medium split 4)").
+    public let kernel: String
     public let shape: String
     public let nanoseconds: Double
     public let madds: Int
@@ -30,7 +35,7 @@ public struct NodeTime: Sendable, Codable {
 
 /// Counts that describe a session's plan.
 public struct SessionStatistics: Sendable, Codable {
-    /// Bytes of the pooled activation buffer (the peak of live activations) plus the input and output buffers.
+    /// Bytes of the pooled activation buffers (the peak of live activations) plus the input and output buffers.
     public let activationBytes: Int
     /// What the activations would take if no two tensors shared memory.
     public let unsharedActivationBytes: Int
@@ -39,11 +44,22 @@ public struct SessionStatistics: Sendable, Codable {
     public let dispatches: Int
     public let barriers: Int
     public let pipelines: Int
+    /// Images per submission: the batch, or less where the device's limits or memory made the planner split it.
+    public let microBatch: Int
+    /// Device buffers the activations and weights take (more than two where one would pass the allocation limit).
+    public let buffers: Int
+    /// How many nodes run each family's kernels ("texel": 90, "storage": 24).
+    public let dataPaths: [String: Int]
 }
 
 /// A graph ready to run on one device: weights uploaded once, activations placed by a ``MemoryPlan``, every dispatch
 /// recorded once into a command buffer with only the barriers its data dependencies need. ``run(_:)`` copies the
 /// input in, replays the recording and copies the output out: it creates no buffer, pipeline or descriptor.
+///
+/// The planner fits the plan to the device: each node's kernels come from ``SessionOptions/kernels`` within the
+/// device's limits (storage reads where a texel view would be too large), no buffer passes the allocation limit, and
+/// where one image's worth of a tensor times the batch would pass a binding's range or the device's memory, the batch
+/// runs in smaller submissions (``SessionStatistics/microBatch``).
 ///
 /// A session is made for one batch size and input size (the graph's). Its runs may come from several threads or tasks:
 /// they take turns (sendable for that reason; its device must not be used by other threads meanwhile).
@@ -53,21 +69,28 @@ public struct SessionStatistics: Sendable, Codable {
 /// let logits = try session.run(pixels)   // [batch * 1000]
 /// ```
 public final class InferenceSession: @unchecked Sendable {
+    /// The graph as given (its batch is what ``run(_:)`` takes).
     public let graph: Graph
+    /// The graph one submission runs: ``graph`` at ``SessionStatistics/microBatch`` images.
+    public let executed: Graph
     public let device: VulkanDevice
     public let plan: MemoryPlan
     public let statistics: SessionStatistics
+    /// Each node's kernels, as ``NodeTime/kernel`` names them.
+    public let variants: [String]
     private let options: SessionOptions
-    private let arena: VulkanBuffer
+    private let arenas: [VulkanBuffer]
     private let inputBuffer: VulkanBuffer
     private let inputStaging: VulkanBuffer?
     private let outputBuffer: VulkanBuffer
     private let outputStaging: VulkanBuffer?
-    private let weights: VulkanBuffer
+    private let weights: [VulkanBuffer]
     private let commands: CommandBuffer
     private let timestamps: TimestampQueries?
     private let nodeBytes: [Int]
+    private let elementBytes: Int
     private var hasRun = false
+    private var lastDeviceNanoseconds: Double?
     private let lock = NSLock()
 
     /// Plans `graph` for `device`, uploads its weights, makes its pipelines (through `pipelines`, so sessions can
@@ -77,56 +100,107 @@ public final class InferenceSession: @unchecked Sendable {
         self.device = device
         self.options = options
         let pipelines = pipelines ?? PipelineCache(device: device)
-        let lowering = Lowering(graph: graph)
-        let plan = MemoryPlan(graph: graph, scratchBytes: lowering.scratchBytes, share: !options.keepIntermediates)
-        self.plan = plan
+        let limits = device.limits
+        let share = !options.keepIntermediates
 
-        // Buffers: activations, the input and output, the weights. First, whether they fit at all.
-        let inputBytes = MemoryPlan.padded(graph.shapes[graph.input].count * 4)
-        let outputBytes = MemoryPlan.padded(graph.shapes[graph.output].count * 4)
-        var weightOffsets: [Int] = []
+        // The largest batch per submission that fits the binding range, the buffer limit and the memory budget.
+        var micro = graph.batch
+        var executed = graph
+        var lowering = try Lowering(graph: graph, profile: device.profile, choice: options.kernels)
+        var plan: MemoryPlan
         var weightEnd = 0
-        for array in lowering.weights {
-            weightOffsets.append(weightEnd)
-            weightEnd = MemoryPlan.aligned(weightEnd + MemoryPlan.padded(array.count * 4))
+        var weightOffsets: [(buffer: Int, offset: Int)] = []
+        var weightBufferSizes: [Int] = []
+        while true {
+            let elementBytes = lowering.elementBytes
+            let rangeLimit = min(limits.maxStorageBufferRange, limits.maxSingleBuffer)
+            let largest = (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 }).max() ?? 0
+            plan = MemoryPlan(graph: executed, scratchBytes: lowering.scratchBytes, elementBytes: elementBytes, share: share,
+                              capacity: limits.maxSingleBuffer)
+            // Weights: packed one after another, a new buffer whenever the next array would pass the limit.
+            weightOffsets = []
+            weightBufferSizes = [0]
+            for count in lowering.weightCounts {
+                let bytes = MemoryPlan.padded(count * elementBytes)
+                if weightBufferSizes[weightBufferSizes.count - 1] + bytes > limits.maxSingleBuffer && weightBufferSizes.last != 0 {
+                    weightBufferSizes.append(0)
+                }
+                weightOffsets.append((weightBufferSizes.count - 1, weightBufferSizes[weightBufferSizes.count - 1]))
+                weightBufferSizes[weightBufferSizes.count - 1] = MemoryPlan.aligned(weightBufferSizes[weightBufferSizes.count - 1] + bytes)
+            }
+            weightEnd = weightBufferSizes.reduce(0, +)
+            let io = MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
+                + MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
+            let needed = plan.arenaBytes + io + max(weightEnd, MemoryPlan.alignment)
+            if largest <= rangeLimit && needed <= device.memoryBudgetBytes { break }
+            guard micro > 1 else {
+                if largest > rangeLimit {
+                    let node = executed.nodes.first { $0.output == executed.shapes.indices.max { executed.shapes[$0].count < executed.shapes[$1].count } }
+                    throw PlanError.tensorTooLarge(node: node?.name ?? "?", bytes: largest, limit: rangeLimit)
+                }
+                throw VulkanSetupError.outOfDeviceMemory(neededBytes: needed, availableBytes: device.memoryBudgetBytes,
+                                                         batch: graph.batch, largestBatch: 0)
+            }
+            // Activations grow with the batch; shrink in proportion to the worse overrun, at least by one.
+            let byRange = largest > rangeLimit ? Double(rangeLimit) / Double(largest) : 1
+            let budgetForActivations = Double(device.memoryBudgetBytes - max(weightEnd, MemoryPlan.alignment))
+            let byMemory = needed > device.memoryBudgetBytes ? max(0, budgetForActivations) / Double(plan.arenaBytes + io) : 1
+            micro = max(1, min(micro - 1, Int(Double(micro) * min(byRange, byMemory))))
+            executed = graph.withBatch(micro)
+            lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels)
         }
-        let perBatch = plan.arenaBytes + inputBytes + outputBytes
-        let needed = perBatch + max(weightEnd, MemoryPlan.alignment)
-        guard needed <= device.memoryBudgetBytes else {
-            // Activations, input and output grow with the batch; the weights do not.
-            let perImage = max(1, perBatch / max(1, graph.batch))
-            let largest = max(0, (device.memoryBudgetBytes - max(weightEnd, MemoryPlan.alignment)) / perImage)
-            throw VulkanSetupError.outOfDeviceMemory(neededBytes: needed, availableBytes: device.memoryBudgetBytes, batch: graph.batch,
-                                                     largestBatch: min(largest, graph.batch - 1))
+        self.plan = plan
+        self.executed = executed
+        self.variants = lowering.variants
+        let elementBytes = lowering.elementBytes
+        self.elementBytes = elementBytes
+
+        let inputBytes = MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
+        let outputBytes = MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
+        let arenas = try plan.arenas.enumerated().map { index, bytes in
+            try VulkanBuffer(device: device, size: bytes, label: plan.arenas.count > 1 ? "activations \(index)" : "activations")
         }
-        let arena = try VulkanBuffer(device: device, size: plan.arenaBytes, label: "activations")
         let inputBuffer = try VulkanBuffer(device: device, size: inputBytes, label: "input")
         let inputStaging = inputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: inputBytes, memory: .staging, label: "input staging")
         let outputBuffer = try VulkanBuffer(device: device, size: outputBytes, label: "output")
         let outputStaging = outputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: outputBytes, memory: .staging, label: "output staging")
 
-        let weights = try VulkanBuffer(device: device, size: max(weightEnd, MemoryPlan.alignment), label: "weights")
-        // Each array straight into the pool (or its one staging buffer); the padding between them stays zero.
-        try weights.write { pool in
-            pool.initializeMemory(as: UInt8.self, repeating: 0)
-            for (array, offset) in zip(lowering.weights, weightOffsets) {
-                array.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: pool[offset..<(offset + $0.count)]).copyMemory(from: $0) }
+        let weights = try weightBufferSizes.enumerated().map { index, bytes in
+            try VulkanBuffer(device: device, size: max(bytes, MemoryPlan.alignment), label: weightBufferSizes.count > 1 ? "weights \(index)" : "weights")
+        }
+        // Each array straight into its buffer (or that buffer's one staging buffer), as float32 or as halves; the
+        // padding between arrays stays zero.
+        for (index, buffer) in weights.enumerated() {
+            try buffer.write { pool in
+                pool.initializeMemory(as: UInt8.self, repeating: 0)
+                for (array, place) in zip(lowering.weights, weightOffsets) where place.buffer == index {
+                    if elementBytes == 2 {
+                        array.map { Float16($0) }.withUnsafeBytes {
+                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)]).copyMemory(from: $0)
+                        }
+                    } else {
+                        array.withUnsafeBytes {
+                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)]).copyMemory(from: $0)
+                        }
+                    }
+                }
             }
         }
 
         // Where each binding's resource lives.
         func location(_ resource: PlanResource) -> (buffer: VulkanBuffer, offset: Int, bytes: Int) {
             switch resource {
-            case let .tensor(id) where id == graph.input: return (inputBuffer, 0, inputBytes)
-            case let .tensor(id) where id == graph.output: return (outputBuffer, 0, outputBytes)
+            case let .tensor(id) where id == executed.input: return (inputBuffer, 0, inputBytes)
+            case let .tensor(id) where id == executed.output: return (outputBuffer, 0, outputBytes)
             case let .tensor(id):
                 guard let region = plan.tensors[id] else { preconditionFailure("tensor \(id) has no memory") }
-                return (arena, region.offset, region.bytes)
+                return (arenas[region.arena], region.offset, region.bytes)
             case let .scratch(node, index):
                 let region = plan.scratch[node][index]
-                return (arena, region.offset, region.bytes)
+                return (arenas[region.arena], region.offset, region.bytes)
             case let .weight(index):
-                return (weights, weightOffsets[index], MemoryPlan.padded(lowering.weights[index].count * 4))
+                let place = weightOffsets[index]
+                return (weights[place.buffer], place.offset, MemoryPlan.padded(lowering.weightCounts[index] * elementBytes))
             }
         }
 
@@ -137,7 +211,10 @@ public final class InferenceSession: @unchecked Sendable {
         let sets = try zip(lowering.steps, stepPipelines).map { step, pipeline in
             try pool.makeSet(for: pipeline, step.kernel.bindings.map { binding -> DescriptorResource in
                 let (buffer, offset, bytes) = location(binding.resource)
-                guard let format = binding.format else { return .buffer(buffer, offset: offset, range: bytes) }
+                guard binding.kind(on: step.kernel.dataPath) == .uniformTexelBuffer else {
+                    return .buffer(buffer, offset: offset, range: bytes)
+                }
+                let format = binding.format
                 let key = "\(binding.resource)/\(format)"
                 if let view = views[key] { return .texels(view) }
                 let view = try TexelBufferView(buffer: buffer, format: format, offset: offset, range: bytes / format.bytes * format.bytes)
@@ -149,7 +226,7 @@ public final class InferenceSession: @unchecked Sendable {
         // Record once.
         let commands = try CommandBuffer(device: device)
         let timestamps = device.timestampValidBits > 0
-            ? try TimestampQueries(device: device, count: options.profile ? graph.nodes.count + 1 : 2) : nil
+            ? try TimestampQueries(device: device, count: options.profile ? executed.nodes.count + 1 : 2) : nil
         try commands.begin()
         if let timestamps { commands.resetQueries(timestamps) }
         // Order this run after the previous run's use of the same memory.
@@ -165,8 +242,8 @@ public final class InferenceSession: @unchecked Sendable {
         var barriers = 0
         for (index, step) in lowering.steps.enumerated() {
             let bindings = step.kernel.bindings
-            let reads = bindings.filter { $0.format != nil }.map { Access(location($0.resource)) }
-            let writes = bindings.filter { $0.format == nil }.map { Access(location($0.resource)) }
+            let reads = bindings.filter { $0.access == .read }.map { Access(location($0.resource)) }
+            let writes = bindings.filter { $0.access == .write }.map { Access(location($0.resource)) }
             if hazards.needsBarrier(reads: reads, writes: writes) {
                 commands.barrier(.computeReadWrite, before: .computeReadWrite)
                 hazards.reset()
@@ -191,7 +268,7 @@ public final class InferenceSession: @unchecked Sendable {
         }
         try commands.end()
 
-        self.arena = arena
+        self.arenas = arenas
         self.inputBuffer = inputBuffer
         self.inputStaging = inputStaging
         self.outputBuffer = outputBuffer
@@ -199,13 +276,21 @@ public final class InferenceSession: @unchecked Sendable {
         self.weights = weights
         self.commands = commands
         self.timestamps = timestamps
-        nodeBytes = graph.nodes.map { node in
-            4 * (node.inputs.reduce(0) { $0 + graph.shapes[$1].count } + graph.shapes[node.output].count) + node.op.weightBytes
+        nodeBytes = executed.nodes.map { node in
+            elementBytes * (node.inputs.reduce(0) { $0 + executed.shapes[$1].count } + executed.shapes[node.output].count)
+                + node.op.weightBytes / 4 * elementBytes
+        }
+        var paths: [String: Int] = [:]
+        for node in Set(lowering.steps.map(\.node)) {
+            let step = lowering.steps.first { $0.node == node }
+            paths[step?.kernel.dataPath.rawValue ?? "?", default: 0] += 1
         }
         statistics = SessionStatistics(
             activationBytes: plan.arenaBytes + inputBytes + outputBytes,
             unsharedActivationBytes: plan.unsharedBytes + inputBytes + outputBytes,
-            weightBytes: weights.size, dispatches: lowering.steps.count, barriers: barriers, pipelines: Set(stepPipelines.map(ObjectIdentifier.init)).count)
+            weightBytes: weights.reduce(0) { $0 + $1.size }, dispatches: lowering.steps.count, barriers: barriers,
+            pipelines: Set(stepPipelines.map(ObjectIdentifier.init)).count, microBatch: micro,
+            buffers: arenas.count + weights.count, dataPaths: paths)
     }
 
     /// Runs the graph on `input` (the input tensor's values, NCHW) and returns the output tensor's values.
@@ -220,11 +305,40 @@ public final class InferenceSession: @unchecked Sendable {
         return try lock.withLock {
             // Never touch buffers that a failed (perhaps still pending) submission may be using.
             if let failure = device.failure { throw VulkanSetupError.deviceUnusable(after: failure) }
-            try (inputStaging ?? inputBuffer).upload(input)
-            try device.submitAndWait(commands)
-            hasRun = true
-            return try (outputStaging ?? outputBuffer).download(Float.self, count: graph.shapes[graph.output].count)
+            let micro = executed.batch
+            let inPerImage = expected.count / graph.batch
+            let outPerImage = graph.shapes[graph.output].count / graph.batch
+            var output: [Float] = []
+            output.reserveCapacity(graph.shapes[graph.output].count)
+            var deviceTime = 0.0
+            for first in stride(from: 0, to: graph.batch, by: micro) {
+                let images = min(micro, graph.batch - first)
+                var chunk = Array(input[(first * inPerImage)..<((first + images) * inPerImage)])
+                // The last submission may be short: the rest of its batch is zeros, and its outputs are dropped.
+                if images < micro { chunk += [Float](repeating: 0, count: (micro - images) * inPerImage) }
+                try upload(chunk, to: inputStaging ?? inputBuffer)
+                try device.submitAndWait(commands)
+                hasRun = true
+                output += try download(outPerImage * micro, from: outputStaging ?? outputBuffer).prefix(images * outPerImage)
+                if let timestamps {
+                    let times = try timestamps.nanoseconds()
+                    deviceTime += max(0, (times.last ?? 0) - times[0])
+                }
+            }
+            lastDeviceNanoseconds = timestamps == nil ? nil : deviceTime
+            return output
         }
+    }
+
+    /// Writes activation values as the kernels store them (halves on the 16-bit families).
+    private func upload(_ values: [Float], to buffer: VulkanBuffer, at offset: Int = 0) throws {
+        if elementBytes == 2 { try buffer.upload(values.map { Float16($0) }, at: offset) } else { try buffer.upload(values, at: offset) }
+    }
+
+    /// Reads activation values as the kernels stored them.
+    private func download(_ count: Int, from buffer: VulkanBuffer, at offset: Int = 0) throws -> [Float] {
+        elementBytes == 2 ? try buffer.download(Float16.self, count: count, from: offset).map { Float($0) }
+                          : try buffer.download(Float.self, count: count, from: offset)
     }
 
     deinit {
@@ -232,33 +346,34 @@ public final class InferenceSession: @unchecked Sendable {
         if device.failure != nil { device.waitIdle() }
     }
 
-    /// Device time of the last run, from the first dispatch to the last (`nil` without timestamp support).
+    /// Device time of the last run, from the first dispatch to the last, summed over its submissions (`nil` without
+    /// timestamp support).
     public func deviceNanoseconds() throws -> Double? {
-        guard let timestamps, hasRun else { return nil }
-        let times = try timestamps.nanoseconds()
-        return max(0, (times.last ?? 0) - times[0])
+        guard hasRun else { return nil }
+        return lastDeviceNanoseconds
     }
 
-    /// Per-node device time of the last run, in graph order. Needs ``SessionOptions/profile``.
+    /// Per-node device time of the last submission of the last run, in graph order. Needs ``SessionOptions/profile``.
     public func profile() throws -> [NodeTime] {
         guard let timestamps, hasRun, options.profile else { return [] }
         let times = try timestamps.nanoseconds()
-        return graph.nodes.enumerated().map { index, node in
-            NodeTime(name: node.name, op: node.op.name, shape: graph.shapes[node.output].description,
+        return executed.nodes.enumerated().map { index, node in
+            NodeTime(name: node.name, op: node.op.name, kernel: variants[index], shape: executed.shapes[node.output].description,
                      nanoseconds: max(0, times[index + 1] - times[index]), madds: node.op.madds, bytes: nodeBytes[index])
         }
     }
 
-    /// A tensor's values after the last run. Every tensor is readable with ``SessionOptions/keepIntermediates``;
-    /// otherwise only the input and output are (others may have been overwritten).
+    /// A tensor's values after the last run (of its last submission, when the batch was split). Every tensor is
+    /// readable with ``SessionOptions/keepIntermediates``; otherwise only the input and output are (others may have
+    /// been overwritten).
     public func tensor(_ id: TensorID) throws -> [Float] {
-        let count = graph.shapes[id].count
-        if id == graph.output { return try (outputStaging ?? outputBuffer).download(Float.self, count: count) }
-        if id == graph.input { return try inputBuffer.download(Float.self, count: count) }
+        let count = executed.shapes[id].count
+        if id == executed.output { return try download(count, from: outputStaging ?? outputBuffer) }
+        if id == executed.input { return try download(count, from: inputBuffer) }
         guard options.keepIntermediates, let region = plan.tensors[id] else {
             throw VulkanSetupError.limitExceeded("Tensor \(id) shares memory with others; make the session with keepIntermediates to read it.")
         }
-        return try arena.download(Float.self, count: count, from: region.offset)
+        return try download(count, from: arenas[region.arena], at: region.offset)
     }
 }
 

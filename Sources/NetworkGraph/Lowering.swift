@@ -15,24 +15,77 @@ struct Step: Sendable {
     var kernel: KernelStep<PlanResource>
 }
 
-/// The dry pass: turns every node into its dispatches, and collects the weight arrays (packed as the kernels read
-/// them) and each node's scratch sizes. Nothing here touches the device.
+/// A plan that cannot be made for a device.
+public enum PlanError: Error, CustomStringConvertible, Equatable {
+    /// The kernel family asked for needs a feature the device lacks (or that ``LimitsMode/minimum`` turned off).
+    case familyUnsupported(KernelFamily, device: String)
+    /// Even one image needs a tensor larger than one storage range or buffer allows.
+    case tensorTooLarge(node: String, bytes: Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case let .familyUnsupported(family, device):
+            let needs = family == .fp16math ? "16-bit storage and shaderFloat16" : "16-bit storage (storageBuffer16BitAccess)"
+            return "The \(family) kernels need \(needs), which \(device) does not offer (or the limits emulation turned off). "
+                + "Choose another family with --kernels (\(KernelChoice.names.joined(separator: ", ")))."
+        case let .tensorTooLarge(node, bytes, limit):
+            return "Node \(node) writes \(bytes) bytes for one image; this device binds at most \(limit) bytes at once "
+                + "(maxStorageBufferRange / maxBufferSize). Use a smaller input size."
+        }
+    }
+}
+
+/// The dry pass: chooses each node's kernels for a device profile, turns the node into its dispatches, and collects
+/// the weight arrays (packed as the kernels read them) and each node's scratch sizes. Nothing here touches a device.
+///
+/// The choice per node: one family throughout when ``KernelChoice/family(_:)`` names one; automatically, texel reads
+/// on CPU devices (lavapipe, where they are 2-3x faster than storage reads) and the tiled family on GPUs. Wherever a
+/// texel view would hold more than the device's `maxTexelBufferElements`, that node reads storage buffers instead.
 struct Lowering: Sendable {
     private(set) var steps: [Step] = []
     private(set) var weights: [[Float]] = []
+    /// Values in each weight array (kept when the arrays themselves are not).
+    private(set) var weightCounts: [Int] = []
     private(set) var scratchBytes: [[Int]]
+    /// Each node's kernels as they run: "pointwise_storage", "conv2d_tiled_storage (tiled medium split 4)".
+    private(set) var variants: [String]
+    /// Bytes of one activation value: 2 for the 16-bit families, else 4.
+    let elementBytes: Int
 
     private let keepWeights: Bool
+    private let shapes: [TensorShape]
 
-    /// Lowers every node; with `weights` false the weight arrays are left empty (for listing dispatches only).
-    init(graph: Graph, weights: Bool = true) {
+    /// Lowers every node for `profile` with the kernels `choice` asks for; with `weights` false the weight arrays are
+    /// left empty (for listing dispatches only).
+    init(graph: Graph, profile: DeviceProfile = .minimum, choice: KernelChoice = .family(.texel), weights: Bool = true) throws {
         keepWeights = weights
+        shapes = graph.shapes
         scratchBytes = Array(repeating: [], count: graph.nodes.count)
-        for (index, node) in graph.nodes.enumerated() { lower(node, index: index) }
+        variants = Array(repeating: "", count: graph.nodes.count)
+        let family: KernelFamily
+        switch choice {
+        case .automatic: family = profile.type == .cpu ? .texel : .tiled
+        case let .family(chosen): family = chosen
+        }
+        guard family.isSupported(by: profile.features) else {
+            throw PlanError.familyUnsupported(family, device: profile.type == .other ? "this device" : "this \(profile.type) device")
+        }
+        elementBytes = family.dataPath.elementBytes
+        let config = KernelConfig(family: family, limits: profile.limits)
+        for (index, node) in graph.nodes.enumerated() {
+            var nodeSteps = lower(node, index: index, config: config)
+            if config.dataPath == .texel && !fitsTexelViews(nodeSteps, index: index, limit: profile.limits.maxTexelBufferElements) {
+                nodeSteps = nodeSteps.map { $0.on(.storage) }
+            }
+            steps += nodeSteps.map { Step(node: index, kernel: $0) }
+            variants[index] = nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
+                + (Self.tiling(node.op, config).map { " (\($0))" } ?? "")
+        }
     }
 
-    private mutating func weight(_ values: @autoclosure () -> [Float]) -> PlanResource {
+    private mutating func weight(_ values: @autoclosure () -> [Float], count: Int) -> PlanResource {
         weights.append(keepWeights ? values() : [])
+        weightCounts.append(count)
         return .weight(weights.count - 1)
     }
 
@@ -42,36 +95,74 @@ struct Lowering: Sendable {
         return .scratch(node: node, index: scratchBytes[node].count - 1)
     }
 
+    /// Bytes a resource holds.
+    func bytes(of resource: PlanResource) -> Int {
+        switch resource {
+        case let .tensor(id): shapes[id].count * elementBytes
+        case let .scratch(node, index): scratchBytes[node][index]
+        case let .weight(index): weightCounts[index] * elementBytes
+        }
+    }
+
+    /// Whether every texel view the steps read fits the device's texel limit.
+    private func fitsTexelViews(_ steps: [KernelStep<PlanResource>], index: Int, limit: Int) -> Bool {
+        steps.allSatisfy { step in
+            step.bindings.allSatisfy { binding in
+                binding.kind(on: .texel) != .uniformTexelBuffer || bytes(of: binding.resource) / binding.format.bytes <= limit
+            }
+        }
+    }
+
+    /// The tile and split of a GEMM-shaped node under `config`, for the profile.
+    private static func tiling(_ op: Op, _ config: KernelConfig) -> String? {
+        switch op {
+        case let .conv2d(conv, _): conv.tiled(config)?.summary
+        case let .pointwise(pointwise, _): pointwise.asConvolution.tiled(config)?.summary
+        case .depthwise, .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .attention, .add: nil
+        }
+    }
+
     /// Each operation's own steps, with the graph's tensors, the node's scratch and the packed weights as resources.
-    private mutating func lower(_ node: Node, index: Int) {
+    private mutating func lower(_ node: Node, index: Int, config: KernelConfig) -> [KernelStep<PlanResource>] {
         let x = PlanResource.tensor(node.inputs[0])
         let residual = node.inputs.count > 1 ? PlanResource.tensor(node.inputs[1]) : nil
         let output = PlanResource.tensor(node.output)
-        let kernels: [KernelStep<PlanResource>]
+        let activation = elementBytes
         switch node.op {
         case let .conv2d(op, p):
-            kernels = op.steps(input: x, weights: weight(op.packWeights(p.weights)), affine: weight(Self.affine(p)), residual: residual, output: output)
+            let partials = op.scratchCount(config)
+            return op.steps(input: x, weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.reduction),
+                            affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
+                            scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
         case let .pointwise(op, p):
-            kernels = op.steps(input: x, weights: weight(op.packWeights(p.weights)), affine: weight(Self.affine(p)), residual: residual, output: output)
+            let partials = op.scratchCount(config)
+            return op.steps(input: x, weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.inChannels),
+                            affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
+                            scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
         case let .depthwise(op, p):
-            kernels = op.steps(input: x, weights: weight(p.weights), affine: weight(Self.affine(p)), residual: residual, output: output)
+            return op.steps(input: x, weights: weight(p.weights, count: p.weights.count),
+                            affine: weight(Self.affine(p), count: 2 * op.channels), residual: residual, output: output,
+                            config: config)
         case let .maxPool(op):
-            kernels = op.steps(input: x, output: output)
+            return op.steps(input: x, output: output, config: config)
         case let .avgPool(op):
-            kernels = op.steps(input: x, output: output)
+            return op.steps(input: x, output: output, config: config)
         case let .globalAvgPool(op):
-            kernels = op.steps(input: x, output: output)
+            return op.steps(input: x, output: output, config: config)
         case let .squeezeExcite(op, p):
-            kernels = op.steps(input: x, w1: weight(p.w1), b1: weight(p.b1), w2: weight(p.w2), b2: weight(p.b2),
-                               means: scratch(index, bytes: 4 * op.batch * op.channels),
-                               gates: scratch(index, bytes: 4 * op.batch * op.channels), residual: residual, output: output)
+            return op.steps(input: x, w1: weight(p.w1, count: p.w1.count), b1: weight(p.b1, count: p.b1.count),
+                            w2: weight(p.w2, count: p.w2.count), b2: weight(p.b2, count: p.b2.count),
+                            means: scratch(index, bytes: activation * op.batch * op.channels),
+                            gates: scratch(index, bytes: activation * op.batch * op.channels), residual: residual, output: output,
+                            config: config)
         case let .attention(op, p):
-            kernels = op.steps(qkv: x, rows: scratch(index, bytes: 4 * op.rowStatisticsCount),
-                               affine: weight(Epilogue.packAffine(scale: p.scale, shift: p.shift)), output: output)
+            let rows = op.scratchCount(config)
+            return op.steps(qkv: x, rows: rows > 0 ? scratch(index, bytes: 4 * rows) : nil,
+                            affine: weight(Epilogue.packAffine(scale: p.scale, shift: p.shift), count: 2 * op.channels),
+                            output: output, config: config)
         case let .add(op):
-            kernels = op.steps(a: x, b: .tensor(node.inputs[1]), output: output)
+            return op.steps(a: x, b: .tensor(node.inputs[1]), output: output, config: config)
         }
-        steps += kernels.map { Step(node: index, kernel: $0) }
     }
 
     private static func affine(_ p: ConvParameters) -> [Float] { Epilogue.packAffine(scale: p.scale, shift: p.shift) }

@@ -7,9 +7,13 @@ import Foundation
 /// Placement is greedy best-offset in decreasing size (the arena planners of TFLite and ncnn work alike): each tensor
 /// takes the lowest aligned offset that does not overlap, in both time and space, a tensor placed before it.
 /// The graph's input and output get buffers of their own, so the host can write and read them between runs.
+///
+/// No arena is larger than `capacity` (the device's largest single buffer): what does not fit one opens the next.
 public struct MemoryPlan: Sendable {
     /// A byte range in the arena.
     public struct Region: Sendable, Equatable {
+        /// Which arena.
+        public var arena: Int = 0
         public var offset: Int
         public var bytes: Int
         public var end: Int { offset + bytes }
@@ -19,16 +23,19 @@ public struct MemoryPlan: Sendable {
     public let tensors: [Region?]
     /// The scratch regions of each node (empty for most).
     public let scratch: [[Region]]
-    /// Bytes the arena needs: the peak of live activations, with alignment.
-    public let arenaBytes: Int
+    /// Bytes each arena needs; together the peak of live activations, with alignment.
+    public let arenas: [Int]
+    /// Bytes of all arenas.
+    public var arenaBytes: Int { arenas.reduce(0, +) }
     /// What the arena tensors would take with no sharing.
     public let unsharedBytes: Int
     /// Offsets are multiples of this (enough for any device's storage and texel-buffer offset alignment).
     public static let alignment = 256
 
-    /// Plans `graph`, where node `i` needs scratch of `scratchBytes[i]` bytes each. With `share` false every tensor
-    /// gets its own region (for checking every intermediate result).
-    public init(graph: Graph, scratchBytes: [[Int]], share: Bool = true) {
+    /// Plans `graph`, where node `i` needs scratch of `scratchBytes[i]` bytes each and each activation value takes
+    /// `elementBytes`. With `share` false every tensor gets its own region (for checking every intermediate result).
+    /// A region larger than `capacity` still gets an arena of its own (the session refuses it before allocating).
+    public init(graph: Graph, scratchBytes: [[Int]], elementBytes: Int = 4, share: Bool = true, capacity: Int = Int.max) {
         struct Item {
             var bytes: Int
             var first: Int, last: Int  // node indices, inclusive
@@ -38,7 +45,7 @@ public struct MemoryPlan: Sendable {
         let lastUse = graph.lastUse
         var items: [Item] = []
         for (index, node) in graph.nodes.enumerated() where node.output != graph.output {
-            let bytes = Self.padded(graph.shapes[node.output].count * 4)
+            let bytes = Self.padded(graph.shapes[node.output].count * elementBytes)
             // A tensor nobody reads still lives through the node that writes it.
             items.append(Item(bytes: bytes, first: index, last: lastUse[node.output] ?? index, tensor: node.output))
         }
@@ -49,22 +56,30 @@ public struct MemoryPlan: Sendable {
         }
 
         var placed: [(item: Item, region: Region)] = []
-        var end = 0
+        var ends: [Int] = [0]
         // Largest first; ties in order of first use, so the result is deterministic.
         for item in items.sorted(by: { ($0.bytes, -$0.first) > ($1.bytes, -$1.first) }) {
-            var offset = 0
-            if share {
-                let conflicts = placed.filter { $0.item.first <= item.last && item.first <= $0.item.last }
-                    .map(\.region).sorted { $0.offset < $1.offset }
-                for region in conflicts where offset + item.bytes > region.offset {
-                    offset = max(offset, Self.aligned(region.end))
+            var region: Region?
+            for arena in ends.indices {
+                var offset = 0
+                if share {
+                    let conflicts = placed.filter { $0.region.arena == arena && $0.item.first <= item.last && item.first <= $0.item.last }
+                        .map(\.region).sorted { $0.offset < $1.offset }
+                    for other in conflicts where offset + item.bytes > other.offset {
+                        offset = max(offset, Self.aligned(other.end))
+                    }
+                } else {
+                    offset = Self.aligned(ends[arena])
                 }
-            } else {
-                offset = Self.aligned(end)
+                if offset + item.bytes <= capacity || (offset == 0 && ends[arena] == 0) {
+                    region = Region(arena: arena, offset: offset, bytes: item.bytes)
+                    break
+                }
             }
-            let region = Region(offset: offset, bytes: item.bytes)
-            placed.append((item, region))
-            end = max(end, region.end)
+            let chosen = region ?? Region(arena: ends.count, offset: 0, bytes: item.bytes)
+            if chosen.arena == ends.count { ends.append(0) }
+            placed.append((item, chosen))
+            ends[chosen.arena] = max(ends[chosen.arena], chosen.end)
         }
 
         var tensors = [Region?](repeating: nil, count: graph.shapes.count)
@@ -75,7 +90,7 @@ public struct MemoryPlan: Sendable {
         }
         self.tensors = tensors
         self.scratch = scratch
-        arenaBytes = max(Self.aligned(end), Self.alignment)
+        arenas = ends.map { max(Self.aligned($0), Self.alignment) }
         unsharedBytes = items.reduce(0) { $0 + Self.aligned($1.bytes) }
     }
 

@@ -28,6 +28,9 @@ public final class VulkanBuffer {
     /// Creates a buffer usable as a storage buffer, a uniform texel buffer and a transfer source and destination.
     public init(device: VulkanDevice, size: Int, memory kind: BufferMemory = .deviceLocal, label: String = "buffer") throws {
         guard size > 0 else { throw VulkanSetupError.limitExceeded("Buffer '\(label)' has size 0; a buffer needs at least one byte.") }
+        guard size <= device.limits.maxSingleBuffer else {
+            throw VulkanSetupError.bufferTooLarge(label: label, bytes: size, limit: device.limits.maxSingleBuffer)
+        }
         self.device = device
         self.size = size
         self.label = label
@@ -207,14 +210,14 @@ public final class TexelBufferView {
     public init(buffer: VulkanBuffer, format: TexelFormat, offset: Int = 0, range: Int? = nil) throws {
         let device = buffer.device
         let range = range ?? (buffer.size - offset) / format.bytes * format.bytes
-        let limits = device.physical.properties.limits
-        let alignment = Int(limits.minTexelBufferOffsetAlignment)
+        let limits = device.limits
+        let alignment = limits.minTexelBufferOffsetAlignment
         guard offset >= 0, range > 0, offset + range <= buffer.size, offset % max(alignment, 1) == 0,
               range % format.bytes == 0 else {
             throw VulkanSetupError.limitExceeded(
                 "A texel view of \(range) bytes at offset \(offset) does not fit buffer '\(buffer.label)' (\(buffer.size) bytes, offset alignment \(alignment)).")
         }
-        guard range / format.bytes <= Int(limits.maxTexelBufferElements) else {
+        guard range / format.bytes <= limits.maxTexelBufferElements else {
             throw VulkanSetupError.limitExceeded(
                 "A texel view of \(range / format.bytes) texels exceeds this device's maxTexelBufferElements (\(limits.maxTexelBufferElements)).")
         }

@@ -93,10 +93,9 @@ public final class CommandBuffer {
             throw VulkanSetupError.limitExceeded(
                 "Kernel '\(pipeline.name)' takes \(pipeline.pushConstantSize) bytes of push constants, given \(pushConstantBytes.count).")
         }
-        let limits = device.physical.properties.limits
-        let maxGroups = withUnsafeBytes(of: limits.maxComputeWorkGroupCount) { Array($0.bindMemory(to: UInt32.self)) }
-        guard groups.x >= 1, groups.y >= 1, groups.z >= 1, groups.x <= Int(maxGroups[0]), groups.y <= Int(maxGroups[1]),
-              groups.z <= Int(maxGroups[2]) else {
+        let maxGroups = device.limits.maxComputeWorkGroupCount
+        guard groups.x >= 1, groups.y >= 1, groups.z >= 1, groups.x <= maxGroups[0], groups.y <= maxGroups[1],
+              groups.z <= maxGroups[2] else {
             throw VulkanSetupError.limitExceeded(
                 "Kernel '\(pipeline.name)': \(groups) workgroups is outside this device's limits \(maxGroups) (and each must be at least 1).")
         }

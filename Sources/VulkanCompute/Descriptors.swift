@@ -69,16 +69,16 @@ public final class DescriptorSet {
             throw VulkanSetupError.limitExceeded(
                 "Kernel '\(pipeline.name)' takes bindings \(pipeline.bindings) but was given \(resources.map(\.kind)).")
         }
-        let limits = device.physical.properties.limits
+        let limits = device.limits
         var bufferInfos: [VkDescriptorBufferInfo] = []
         var views: [VkBufferView?] = []
         for resource in resources {
             switch resource {
             case let .buffer(buffer, offset, range):
                 let length = range ?? (buffer.size - offset)
-                let alignment = Int(limits.minStorageBufferOffsetAlignment)
+                let alignment = limits.minStorageBufferOffsetAlignment
                 guard offset >= 0, length > 0, offset + length <= buffer.size, offset % max(alignment, 1) == 0,
-                      length <= Int(limits.maxStorageBufferRange) else {
+                      length <= limits.maxStorageBufferRange else {
                     throw VulkanSetupError.limitExceeded(
                         "Kernel '\(pipeline.name)': a storage range of \(length) bytes at offset \(offset) does not fit buffer '\(buffer.label)' (\(buffer.size) bytes, alignment \(alignment), max range \(limits.maxStorageBufferRange)).")
                 }

@@ -12,13 +12,17 @@ public struct DeviceOptions: Sendable {
     /// The device memory sessions may plan for; `nil` for the size of the device's largest device-local heap. A
     /// smaller figure emulates a smaller device.
     public var memoryBudgetBytes: Int?
+    /// The device's own limits, or the Vulkan spec's minimums (``LimitsMode/minimum``: no optional features either),
+    /// to see how the engine fares on the smallest devices.
+    public var limits: LimitsMode
 
     public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true,
-                submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil) {
+                submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil, limits: LimitsMode = .device) {
         self.pipelineCacheDirectory = pipelineCacheDirectory
         self.enableOptionalFeatures = enableOptionalFeatures
         self.submitTimeoutSeconds = submitTimeoutSeconds
         self.memoryBudgetBytes = memoryBudgetBytes
+        self.limits = limits
     }
 }
 
@@ -53,6 +57,13 @@ public final class VulkanDevice {
     /// The failure of the first submission that failed (a timeout, a lost device): once set, the device refuses
     /// all further work with ``VulkanSetupError/deviceUnusable(after:)`` and never resubmits what may be pending.
     public private(set) var failure: VulkanError?
+    /// The limits everything made on this device is planned and checked against: the device's own, or with
+    /// ``LimitsMode/minimum`` the spec's minimums.
+    public let limits: DeviceLimits
+    /// Which limits are in force.
+    public let limitsMode: LimitsMode
+    /// Whether the queue belongs to a family for compute without graphics (an asynchronous compute queue).
+    public let dedicatedComputeQueue: Bool
 
     /// Opens `physical` for compute.
     public init(instance: VulkanInstance, physical: PhysicalDevice, options: DeviceOptions = DeviceOptions()) throws {
@@ -64,20 +75,27 @@ public final class VulkanDevice {
         var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
         vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, &families)
         let compute = VkQueueFlags(VK_QUEUE_COMPUTE_BIT.rawValue)
-        // Prefer a compute family that also has timestamps; the first such in the driver's order.
+        let graphics = VkQueueFlags(VK_QUEUE_GRAPHICS_BIT.rawValue)
+        // Prefer a family for compute alone (NVIDIA and AMD have one beside the graphics family) with timestamps, then
+        // any compute family with timestamps, then any compute family; the driver's order breaks ties.
         let candidates = families.prefix(Int(familyCount)).enumerated().filter { $0.element.queueFlags & compute != 0 }
-        guard let chosen = candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first else {
+        let dedicated = { (family: VkQueueFamilyProperties) in family.queueFlags & graphics == 0 }
+        guard let chosen = candidates.first(where: { dedicated($0.element) && $0.element.timestampValidBits > 0 })
+            ?? candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first else {
             throw VulkanSetupError.noComputeQueue(device: physical.info.name)
         }
         queueFamily = UInt32(chosen.offset)
         timestampValidBits = chosen.element.timestampValidBits
+        dedicatedComputeQueue = dedicated(chosen.element)
+        limitsMode = options.limits
+        limits = options.limits == .minimum ? physical.info.limits.clamped(to: .vulkanMinimum) : physical.info.limits
 
         // Optional features: enable what the device has and the engine can use.
         var enabled = OptionalFeatures()
         var extensions: [String] = []
         let available = Set(physical.info.extensions)
         let version = physical.apiVersion
-        if options.enableOptionalFeatures {
+        if options.enableOptionalFeatures && options.limits == .device {
             enabled.float16Storage = physical.info.features.float16Storage
             enabled.float16Arithmetic = physical.info.features.float16Arithmetic
             if enabled.float16Arithmetic && version < vulkanVersion(1, 2) { extensions.append("VK_KHR_shader_float16_int8") }

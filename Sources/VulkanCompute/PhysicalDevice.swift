@@ -73,15 +73,8 @@ public struct DeviceInfo: Sendable, Codable, Equatable {
     public let driverName: String?
     public let driverInfo: String?
     public let memoryHeaps: [MemoryHeap]
-    public let subgroupSize: UInt32
-    public let maxWorkgroupSize: [UInt32]
-    public let maxWorkgroupInvocations: UInt32
-    /// The most workgroups one dispatch may have in x, y and z.
-    public let maxWorkgroupCount: [UInt32]
-    public let maxSharedMemoryBytes: UInt32
-    public let maxPushConstantsBytes: UInt32
-    public let maxStorageBufferRange: UInt32
-    public let maxTexelBufferElements: UInt32
+    /// The limits the engine reads, as the device reports them.
+    public let limits: DeviceLimits
     public let timestampPeriodNanoseconds: Float
     /// Whether every memory type that is device-local is also visible to the host (integrated GPUs, lavapipe), so
     /// uploads need no staging copy.
@@ -125,16 +118,34 @@ public struct PhysicalDevice {
         var driver = VkPhysicalDeviceDriverProperties()
         driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES
         let hasDriverProperties = apiVersion >= vulkanVersion(1, 2) || extensions.contains("VK_KHR_driver_properties")
-        withUnsafeMutablePointer(to: &driver) { driverPointer in
-            if hasDriverProperties { subgroup.pNext = UnsafeMutableRawPointer(driverPointer) }
-            withUnsafeMutablePointer(to: &subgroup) { subgroupPointer in
-                var properties2 = VkPhysicalDeviceProperties2()
-                properties2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
-                properties2.pNext = UnsafeMutableRawPointer(subgroupPointer)
-                vkGetPhysicalDeviceProperties2(handle, &properties2)
+        var maintenance3 = VkPhysicalDeviceMaintenance3Properties()
+        maintenance3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES
+        var maintenance4 = VkPhysicalDeviceMaintenance4Properties()
+        maintenance4.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_4_PROPERTIES
+        let hasMaintenance4 = apiVersion >= vulkanVersion(1, 3) || extensions.contains("VK_KHR_maintenance4")
+        // subgroup -> maintenance3 (core 1.1) -> driver? -> maintenance4?
+        withUnsafeMutablePointer(to: &maintenance4) { maintenance4Pointer in
+            withUnsafeMutablePointer(to: &driver) { driverPointer in
+                var tail: UnsafeMutableRawPointer? = hasMaintenance4 ? UnsafeMutableRawPointer(maintenance4Pointer) : nil
+                if hasDriverProperties {
+                    driverPointer.pointee.pNext = tail
+                    tail = UnsafeMutableRawPointer(driverPointer)
+                }
+                maintenance3.pNext = tail
+                withUnsafeMutablePointer(to: &maintenance3) { maintenance3Pointer in
+                    subgroup.pNext = UnsafeMutableRawPointer(maintenance3Pointer)
+                    withUnsafeMutablePointer(to: &subgroup) { subgroupPointer in
+                        var properties2 = VkPhysicalDeviceProperties2()
+                        properties2.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2
+                        properties2.pNext = UnsafeMutableRawPointer(subgroupPointer)
+                        vkGetPhysicalDeviceProperties2(handle, &properties2)
+                    }
+                }
             }
         }
         subgroup.pNext = nil
+        maintenance3.pNext = nil
+        driver.pNext = nil
 
         var features = OptionalFeatures()
         let hasFloat16Int8 = apiVersion >= vulkanVersion(1, 2) || extensions.contains("VK_KHR_shader_float16_int8")
@@ -179,8 +190,6 @@ public struct PhysicalDevice {
         let localTypes = types.filter { $0.propertyFlags & deviceLocal != 0 }
         let unified = !localTypes.isEmpty && localTypes.allSatisfy { $0.propertyFlags & hostVisible != 0 }
 
-        let limits = properties.limits
-        let workgroup = withUnsafeBytes(of: limits.maxComputeWorkGroupSize) { Array($0.bindMemory(to: UInt32.self)) }
         info = DeviceInfo(
             index: index,
             name: string(fromCArray: properties.deviceName),
@@ -194,15 +203,9 @@ public struct PhysicalDevice {
             memoryHeaps: heaps.map {
                 MemoryHeap(size: $0.size, deviceLocal: $0.flags & VkMemoryHeapFlags(VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue) != 0)
             },
-            subgroupSize: subgroup.subgroupSize,
-            maxWorkgroupSize: workgroup,
-            maxWorkgroupInvocations: limits.maxComputeWorkGroupInvocations,
-            maxWorkgroupCount: withUnsafeBytes(of: limits.maxComputeWorkGroupCount) { Array($0.bindMemory(to: UInt32.self)) },
-            maxSharedMemoryBytes: limits.maxComputeSharedMemorySize,
-            maxPushConstantsBytes: limits.maxPushConstantsSize,
-            maxStorageBufferRange: limits.maxStorageBufferRange,
-            maxTexelBufferElements: limits.maxTexelBufferElements,
-            timestampPeriodNanoseconds: limits.timestampPeriod,
+            limits: DeviceLimits(physical: handle, properties: properties, subgroup: subgroup, maintenance3: maintenance3,
+                                 maxBufferSize: hasMaintenance4 ? maintenance4.maxBufferSize : nil),
+            timestampPeriodNanoseconds: properties.limits.timestampPeriod,
             unifiedMemory: unified,
             features: features,
             extensions: extensions.sorted()

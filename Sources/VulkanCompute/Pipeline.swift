@@ -58,10 +58,19 @@ public final class ComputePipeline {
             throw VulkanSetupError.limitExceeded(
                 "Kernel '\(name)': the shader's push constants take \(reflection.pushConstantSize) bytes but the Swift mirror has \(pushConstantSize).")
         }
-        let maxPush = Int(device.info.maxPushConstantsBytes)
+        let maxPush = device.limits.maxPushConstantsSize
         guard pushConstantSize <= maxPush else {
             throw VulkanSetupError.limitExceeded(
                 "Kernel '\(name)' asks for \(pushConstantSize) bytes of push constants; the device allows \(maxPush).")
+        }
+        let missing = reflection.needs.missing(features: device.enabledFeatures, limits: device.limits)
+        guard missing.isEmpty else {
+            throw VulkanSetupError.kernelNeedsFeatures(kernel: name, missing: missing)
+        }
+        // Constant 0 is every kernel's workgroup size in x.
+        if case let .uint(workgroup)? = specialization[0], Int(workgroup) > device.limits.maxWorkgroupX {
+            throw VulkanSetupError.limitExceeded(
+                "Kernel '\(name)' asks for a workgroup of \(workgroup) invocations; the device allows \(device.limits.maxWorkgroupX).")
         }
         let bindings = reflection.bindings
         self.device = device

@@ -10,6 +10,8 @@ public struct SPIRVReflection: Sendable, Equatable {
     public let bindings: [BindingKind]
     /// Bytes of the push-constant block (0 when there is none).
     public let pushConstantSize: Int
+    /// The optional device features the module's capabilities need.
+    public let needs: KernelNeeds
 
     /// Reads the interface from SPIR-V words. Throws on anything it does not understand.
     public init(spirv words: [UInt32]) throws {
@@ -23,6 +25,7 @@ public struct SPIRVReflection: Sendable, Equatable {
         var images: [UInt32: (dim: UInt32, sampled: UInt32)] = [:]
         var sampledImages: [UInt32: UInt32] = [:]
         var variables: [(type: UInt32, id: UInt32, storage: UInt32)] = []
+        var capabilities: Set<UInt32> = []
 
         var at = 5
         while at < words.count {
@@ -31,6 +34,8 @@ public struct SPIRVReflection: Sendable, Equatable {
             guard count > 0, at + count <= words.count else { throw ReflectionError("truncated instruction at word \(at)") }
             let operands = Array(words[(at + 1)..<(at + count)])
             switch opcode {
+            case 17 where operands.count >= 1: // OpCapability
+                capabilities.insert(operands[0])
             case 71 where operands.count >= 2: // OpDecorate target decoration literal...
                 decorations[operands[0], default: [:]][operands[1]] = operands.count > 2 ? operands[2] : 0
             case 72 where operands.count >= 4 && operands[2] == 35: // OpMemberDecorate struct member Offset value
@@ -94,6 +99,7 @@ public struct SPIRVReflection: Sendable, Equatable {
             }
         }
         let count = (kinds.keys.max() ?? -1) + 1
+        needs = KernelNeeds(capabilities: capabilities)
         bindings = try (0..<count).map { index in
             guard let kind = kinds[index] else { throw ReflectionError("bindings must be numbered 0, 1, ... without gaps; \(index) is missing") }
             return kind
@@ -106,4 +112,38 @@ public struct SPIRVReflection: Sendable, Equatable {
 public struct ReflectionError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = "SPIR-V reflection: \(description)" }
+}
+
+/// Optional features a kernel needs, read from its SPIR-V capabilities.
+public struct KernelNeeds: Sendable, Equatable, CustomStringConvertible {
+    /// 16-bit values in storage buffers (StorageBuffer16BitAccess).
+    public var float16Storage = false
+    /// 16-bit float arithmetic (Float16).
+    public var float16Arithmetic = false
+    /// Subgroup arithmetic (GroupNonUniformArithmetic).
+    public var subgroupArithmetic = false
+    /// Cooperative matrices (CooperativeMatrixNV or CooperativeMatrixKHR).
+    public var cooperativeMatrix = false
+
+    init(capabilities: Set<UInt32>) {
+        float16Storage = capabilities.contains(4433)
+        float16Arithmetic = capabilities.contains(9)
+        subgroupArithmetic = capabilities.contains(63)
+        cooperativeMatrix = capabilities.contains(5357) || capabilities.contains(6022)
+    }
+
+    /// What of this `features` and `limits` lack, by name (empty when the kernel can run).
+    public func missing(features: OptionalFeatures, limits: DeviceLimits) -> [String] {
+        var missing: [String] = []
+        if float16Storage && !features.float16Storage { missing.append("16-bit storage") }
+        if float16Arithmetic && !features.float16Arithmetic { missing.append("shaderFloat16") }
+        if subgroupArithmetic && !limits.subgroupArithmetic { missing.append("subgroup arithmetic") }
+        if cooperativeMatrix && !features.cooperativeMatrix { missing.append("cooperative matrix") }
+        return missing
+    }
+
+    public var description: String {
+        [float16Storage ? "fp16-storage" : nil, float16Arithmetic ? "fp16" : nil, subgroupArithmetic ? "subgroup-arithmetic" : nil,
+         cooperativeMatrix ? "cooperative-matrix" : nil].compactMap { $0 }.joined(separator: ", ")
+    }
 }

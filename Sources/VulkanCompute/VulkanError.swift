@@ -51,6 +51,11 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
     /// An earlier submission failed (timed out, or the device was lost): the device takes no more work, since what
     /// it was given may still be pending. Open the device again.
     case deviceUnusable(after: VulkanError)
+    /// A kernel needs device features that the device lacks or that were not enabled (or that the minimum-limits
+    /// emulation turned off).
+    case kernelNeedsFeatures(kernel: String, missing: [String])
+    /// A buffer larger than the device allows in one allocation or buffer (``DeviceLimits/maxSingleBuffer``).
+    case bufferTooLarge(label: String, bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -79,6 +84,12 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
             return "Batch \(batch) needs \(mib(needed)) of device memory (weights, activations, input and output); the device's "
                 + "memory heap has \(mib(available)). "
                 + (largest > 0 ? "The largest batch that fits is \(largest)." : "Not even batch 1 fits: choose a smaller input size or a device with more memory.")
+        case let .kernelNeedsFeatures(kernel, missing):
+            return "Kernel '\(kernel)' needs \(missing.joined(separator: " and ")), which this device does not offer "
+                + "(or the limits emulation turned off). Choose another family with --kernels."
+        case let .bufferTooLarge(label, bytes, limit):
+            return "Buffer '\(label)' would take \(bytes) bytes; this device allows at most \(limit) in one buffer "
+                + "(maxMemoryAllocationSize / maxBufferSize). Use a smaller batch or input size."
         case let .deviceUnusable(after):
             let what = after.isTimeout ? "timed out" : after.isDeviceLost ? "lost the device" : "failed"
             return "The device takes no more work: an earlier submission \(what) (\(after)). Open the device again "

@@ -1,22 +1,59 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import VulkanCompute
 
-/// `--device N`, shared by every command that runs work on a device.
+/// `--device N` and `--kernels`, shared by every command that runs work on a device.
 struct DeviceSelection: ParsableArguments {
     @Option(name: .long, help: "The Vulkan device to use, by its number in `bossnet devices` (default: BOSSNET_DEVICE, else the most capable device).")
     var device: Int?
 
-    /// Opens the chosen device, with the validation layer when BOSSNET_VALIDATION=1.
+    @Option(name: .long, parsing: .upToNextOption,
+            help: ArgumentHelp("Which kernels run: auto (the planner's choice per node for the device), or one family: texel, storage, tiled, fp16, fp16math. bench and validate take several (or all) to compare side by side.",
+                               valueName: "family"))
+    var kernels: [String] = []
+
+    /// Opens the chosen device, with the validation layer when BOSSNET_VALIDATION=1 and the spec's minimum limits
+    /// when BOSSNET_LIMITS=minimum.
     func open() throws -> VulkanDevice {
         try openDevice(index: device)
     }
+
+    /// The `--kernels` choices, `all` expanded to every family (default: auto).
+    func kernelChoices() throws -> [KernelChoice] {
+        var choices: [KernelChoice] = []
+        for text in kernels.flatMap({ $0.split(separator: ",").map(String.init) }) {
+            if text == "all" {
+                choices += KernelFamily.allCases.map { .family($0) }
+            } else if let choice = KernelChoice(text) {
+                choices.append(choice)
+            } else {
+                throw ValidationError("--kernels takes \((KernelChoice.names + ["all"]).joined(separator: ", ")); got '\(text)'.")
+            }
+        }
+        return choices.isEmpty ? [.automatic] : choices
+    }
+
+    /// The one `--kernels` choice of a command that runs one plan.
+    func kernelChoice() throws -> KernelChoice {
+        let choices = try kernelChoices()
+        guard choices.count == 1, let choice = choices.first else {
+            throw ValidationError("This command runs one family of kernels; give --kernels once (bench and validate compare several).")
+        }
+        return choice
+    }
 }
 
-/// Opens device `index` (the default device when nil), with the validation layer when BOSSNET_VALIDATION=1, and
-/// warns on standard error when its pipeline cache file had to be ignored.
+/// Opens device `index` (the default device when nil), with the validation layer when BOSSNET_VALIDATION=1 and the
+/// Vulkan spec's minimum limits when BOSSNET_LIMITS=minimum, and warns on standard error when its pipeline cache file
+/// had to be ignored.
 func openDevice(index: Int?) throws -> VulkanDevice {
-    let device = try VulkanDevice(instance: VulkanInstance(validation: .fromEnvironment), index: index)
+    let variable = ProcessInfo.processInfo.environment["BOSSNET_LIMITS"] ?? ""
+    guard let limits = variable.isEmpty ? .device : LimitsMode(rawValue: variable) else {
+        throw ValidationError("BOSSNET_LIMITS is '\(variable)'; set it to 'minimum' (the Vulkan spec's least limits) or 'device', or unset it.")
+    }
+    let device = try VulkanDevice(instance: VulkanInstance(validation: .fromEnvironment), index: index,
+                                  options: DeviceOptions(limits: limits))
     if let warning = device.pipelineCacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     return device
 }

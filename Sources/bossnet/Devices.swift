@@ -47,7 +47,8 @@ struct Devices: ParsableCommand {
             "      Vulkan \(device.apiVersion), driver \(device.driverVersion)\(driver.isEmpty ? "" : " (\(driver))")",
             "      vendor 0x\(String(device.vendorID, radix: 16)), device 0x\(String(device.deviceID, radix: 16))\(device.unifiedMemory ? ", unified memory" : "")",
             "      memory: \(heaps.joined(separator: ", "))",
-            "      subgroup size \(device.subgroupSize), max workgroup \(device.maxWorkgroupSize.map(String.init).joined(separator: "x")) (\(device.maxWorkgroupInvocations) invocations), shared memory \(formatBytes(UInt64(device.maxSharedMemoryBytes)))",
+            "      subgroup size \(device.limits.subgroupSize)\(device.limits.subgroupArithmetic ? " (arithmetic)" : ""), max workgroup \(device.limits.maxComputeWorkGroupSize.map(String.init).joined(separator: "x")) (\(device.limits.maxComputeWorkGroupInvocations) invocations), shared memory \(formatBytes(UInt64(device.limits.maxComputeSharedMemorySize)))",
+            "      texel views \(device.limits.maxTexelBufferElements) texels, storage range \(formatBytes(UInt64(device.limits.maxStorageBufferRange))), one allocation \(formatBytes(UInt64(device.limits.maxSingleBuffer)))",
         ]
         let features = device.features.names
         lines.append("      optional features: \(features.isEmpty ? "none" : features.joined(separator: ", "))")

@@ -7,9 +7,11 @@ import VulkanCompute
 func addMatchesReference(count: Int) throws {
     try withValidatedDevice { device in
         for activation in Activation.allCases {
-            let seed = SeededRandom.freshSeed()
-            let comparison = try Add(count: count, activation: activation).check().run(on: device, seed: seed)
-            #expect(comparison.passes, "add \(activation) n=\(count) seed=\(seed): \(comparison)")
+            for family in [KernelFamily.texel, .storage, .fp16] {
+                let seed = SeededRandom.freshSeed()
+                let comparison = try Add(count: count, activation: activation).check().run(on: device, seed: seed, family: family)
+                #expect(comparison.passes, "add \(family) \(activation) n=\(count) seed=\(seed): \(comparison)")
+            }
         }
     }
 }

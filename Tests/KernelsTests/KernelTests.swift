@@ -4,16 +4,41 @@ import Testing
 import TestSupport
 import VulkanCompute
 
-/// Runs each check on a validated device with fresh random inputs, and expects it within the float32 tolerance.
-private func expectAllPass(_ checks: [KernelCheck]) throws {
+/// Runs each check on a validated device with fresh random inputs in every kernel family (lavapipe has what each
+/// needs), and expects it within that family's tolerance.
+private func expectAllPass(_ checks: [KernelCheck], families: [KernelFamily] = KernelFamily.allCases) throws {
     try withValidatedDevice { device in
         let pipelines = PipelineCache(device: device)
-        for check in checks {
-            let seed = SeededRandom.freshSeed()
-            let comparison = try check.run(on: device, pipelines: pipelines, seed: seed)
-            #expect(comparison.passes, "\(check.op) \(check.shape) seed=\(seed): \(comparison)")
+        for family in families {
+            for check in checks {
+                let seed = SeededRandom.freshSeed()
+                let comparison = try check.run(on: device, pipelines: pipelines, seed: seed, family: family)
+                #expect(comparison.passes, "\(family) \(check.op) \(check.shape) seed=\(seed): \(comparison) \(comparison.kernels)")
+            }
         }
     }
+}
+
+@Test("the tiled GEMM: every tile size, split-K on a long reduction over a small grid, edges of every tile")
+func tiledGEMM() throws {
+    var limits = DeviceLimits.vulkanMinimum
+    limits.subgroupArithmetic = true
+    let config = KernelConfig(family: .tiled, limits: limits)
+    let small = Pointwise(batch: 1, inChannels: 19, pixels: 30, outChannels: 24)
+    let medium = Pointwise(batch: 3, inChannels: 40, pixels: 25, outChannels: 60, epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let large = Pointwise(batch: 2, inChannels: 37, pixels: 100, outChannels: 130, epilogue: Epilogue(activation: .relu))
+    let split = Conv2D(batch: 1, inChannels: 512, height: 2, width: 2, outChannels: 64, kernelSize: 3, padding: 1,
+                       epilogue: Epilogue(activation: .silu, hasResidual: true))
+    #expect(small.asConvolution.tiled(config)?.tile == .small)
+    #expect(medium.asConvolution.tiled(config)?.tile == .medium)
+    #expect(large.asConvolution.tiled(config)?.tile == .large)
+    #expect((split.tiled(config)?.splits ?? 1) > 1)
+    // Under the spec's minimum limits every tile fits; a device with 64 invocations per workgroup gets none of the
+    // 128-lane tiles.
+    var tiny = limits
+    tiny.maxComputeWorkGroupInvocations = 64
+    #expect(large.asConvolution.tiled(KernelConfig(family: .tiled, limits: tiny))?.tile == .small)
+    try expectAllPass([small.check(), medium.check(), large.check(), split.check()], families: [.tiled, .fp16, .fp16math])
 }
 
 @Test("conv2d matches the CPU reference: k 1/3/5/7, stride 1/2, odd sizes, batch 1 and 3")

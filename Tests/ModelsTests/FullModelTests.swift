@@ -66,3 +66,60 @@ func mbconvNet() throws {
     let architecture = try Architecture.parse("mbconv:6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5")
     try expectVulkanMatchesCPU(Model(architecture))
 }
+
+/// What the emulations and kernel families of the planner are checked in: (limits, kernels, tolerance on the logits).
+private let plannerRuns: [(limits: LimitsMode, kernels: KernelChoice, tolerance: Double)] = [
+    (.minimum, .automatic, fullModelTolerance),           // texel where views fit 65,536 texels, storage elsewhere
+    (.minimum, .family(.tiled), fullModelTolerance),      // 128-lane tiles, 16 KiB shared, no subgroup arithmetic
+    (.device, .family(.storage), fullModelTolerance),
+    (.device, .family(.tiled), fullModelTolerance),       // subgroup reductions
+    (.device, .family(.fp16), 2e-2),
+    (.device, .family(.fp16math), 2e-2),
+]
+
+@Test("T0 and T1 match the CPU reference in every kernel family and under the spec's minimum limits (64x64, batch 2)",
+      arguments: ["bossnet_T0", "bossnet_T1"])
+func kernelFamiliesAndMinimumLimits(name: String) throws {
+    let model = try Model(name: name)
+    let graph = try model.graph(batch: 2, inputSize: 64, weights: try SyntheticWeights(calibratedFor: model))
+    var random = SeededRandom(seed: 11)
+    let input = smoothImages(batch: 2, size: 64, &random)
+    let expected = CPUExecutor.run(graph, input: input)
+    for run in plannerRuns {
+        let (logits, statistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, limits: run.limits)) { device in
+            let session = try InferenceSession(graph: graph, device: device, options: SessionOptions(kernels: run.kernels))
+            return (try session.run(input), session.statistics)
+        }
+        let comparison = Comparison(logits, expected)
+        #expect(comparison.nonFinite.isEmpty && comparison.relativeL2 <= run.tolerance,
+                "\(name) \(run.limits) \(run.kernels): \(comparison)")
+        if run.limits == .minimum && run.kernels == .automatic {
+            // The stem's output (2 x 64 x 32 x 32 values) passes 65,536 texels: that node reads storage buffers.
+            #expect((statistics.dataPaths["storage"] ?? 0) > 0 && (statistics.dataPaths["texel"] ?? 0) > 0, "\(statistics.dataPaths)")
+        }
+    }
+}
+
+@Test("a batch that does not fit the device's memory runs in smaller submissions, with the same logits")
+func microBatches() throws {
+    let model = try Model(name: "bossnet_T0")
+    let graph = try model.graph(batch: 3, inputSize: 64, weights: try SyntheticWeights(calibratedFor: model))
+    var random = SeededRandom(seed: 12)
+    let input = smoothImages(batch: 3, size: 64, &random)
+    let whole = try withValidatedDevice { device in
+        try InferenceSession(graph: graph, device: device, options: SessionOptions(kernels: .family(.texel))).run(input)
+    }
+    // Weights plus one image's activations, but not three.
+    let oneImage = try withValidatedDevice { device in
+        try InferenceSession(graph: graph.withBatch(1), device: device, options: SessionOptions(kernels: .family(.texel)))
+            .statistics
+    }
+    let budget = oneImage.weightBytes + oneImage.activationBytes * 3 / 2
+    let (split, statistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: budget)) { device in
+        let session = try InferenceSession(graph: graph, device: device, options: SessionOptions(kernels: .family(.texel)))
+        return (try session.run(input), session.statistics)
+    }
+    #expect(statistics.microBatch == 1)
+    // Each output sums its products in the same order whatever the batch: the logits are the same bits.
+    #expect(split == whole)
+}

@@ -15,9 +15,14 @@ public struct ValidationFailure: Error, CustomStringConvertible {
 ///
 /// There is no skipping: with no Vulkan device or no validation layer, this throws and the test fails. The pipeline
 /// cache is kept in memory only, so tests never touch the user's cache directory.
-public func withValidatedDevice<R>(_ body: (VulkanDevice) throws -> R) throws -> R {
+///
+/// `options` defaults to no pipeline cache on disk; pass others (``LimitsMode/minimum``, a memory budget) to emulate
+/// another device.
+public func withValidatedDevice<R>(
+    options: DeviceOptions = DeviceOptions(pipelineCacheDirectory: nil), _ body: (VulkanDevice) throws -> R
+) throws -> R {
     let instance = try VulkanInstance(validation: .required)
-    let result = try openAndRun(instance, body)
+    let result = try openAndRun(instance, options, body)
     let messages = instance.validationMessages
     if !messages.isEmpty { throw ValidationFailure(messages: messages) }
     return result
@@ -27,13 +32,13 @@ public func withValidatedDevice<R>(_ body: (VulkanDevice) throws -> R) throws ->
 /// check the layer is really watching.
 public func validationMessages(during body: (VulkanDevice) throws -> Void) throws -> [ValidationMessage] {
     let instance = try VulkanInstance(validation: .required)
-    try openAndRun(instance, body)
+    try openAndRun(instance, DeviceOptions(pipelineCacheDirectory: nil), body)
     return instance.validationMessages
 }
 
 // In a function of its own so that the device is released (and destroyed) before the messages are read.
-private func openAndRun<R>(_ instance: VulkanInstance, _ body: (VulkanDevice) throws -> R) throws -> R {
-    let device = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil))
+private func openAndRun<R>(_ instance: VulkanInstance, _ options: DeviceOptions, _ body: (VulkanDevice) throws -> R) throws -> R {
+    let device = try VulkanDevice(instance: instance, options: options)
     return try body(device)
 }
 

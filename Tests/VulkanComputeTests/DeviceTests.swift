@@ -11,8 +11,8 @@ func findsADevice() throws {
     #expect(!devices.isEmpty)
     let chosen = try instance.chooseDevice()
     #expect(!chosen.info.name.isEmpty)
-    #expect(chosen.info.subgroupSize >= 1)
-    #expect(chosen.info.maxPushConstantsBytes >= 128)
+    #expect(chosen.info.limits.subgroupSize >= 1)
+    #expect(chosen.info.limits.maxPushConstantsSize >= 128)
     #expect(chosen.info.memoryHeaps.contains { $0.deviceLocal })
     #expect(instance.validationEnabled)
 }

@@ -8,8 +8,9 @@
 //
 // A shader declares variants (the same source compiled with other preprocessor definitions) with lines such as
 //   // @variant tiled TILE_M=8 TILE_N=4
-// which add a kernel named <file stem>_tiled. Compiler errors go to standard error unchanged (glslang names the file
-// and line) and fail the build.
+// which add a kernel named <file stem>_tiled. Every kernel is then built once per data path (Shaders/common.glsl):
+// <name> (texel buffers), <name>_storage (STORAGE_BUFFERS) and <name>_fp16 (STORAGE_BUFFERS FP16_STORAGE).
+// Compiler errors go to standard error unchanged (glslang names the file and line) and fail the build.
 
 import Foundation
 
@@ -39,8 +40,26 @@ func variants(ofShaderAt path: String) throws -> [Variant] {
         try checkIdentifier(name, source: "\(path):\(number + 1)")
         result.append(Variant(name: name, defines: Array(words.dropFirst())))
     }
-    return result
+    // `// @datapaths storage fp16` limits a shader to some data paths (kernels no family runs on the others).
+    var paths = dataPaths
+    if let line = text.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("// @datapaths") }) {
+        let names = line.trimmingCharacters(in: .whitespaces).dropFirst("// @datapaths".count).split(separator: " ").map(String.init)
+        paths = dataPaths.filter { names.contains($0.name) }
+        guard !paths.isEmpty, names.allSatisfy({ name in dataPaths.contains { $0.name == name } }) else {
+            throw Failure(description: "\(path): error: '@datapaths' takes some of \(dataPaths.map(\.name).joined(separator: ", "))")
+        }
+    }
+    return result.flatMap { variant in
+        paths.map { path in Variant(name: variant.name + path.suffix, defines: variant.defines + path.defines) }
+    }
 }
+
+/// The data paths every kernel is built for: the name's suffix and the definitions (mirrored by Kernels.DataPath).
+let dataPaths: [(name: String, suffix: String, defines: [String])] = [
+    ("texel", "", []),
+    ("storage", "_storage", ["STORAGE_BUFFERS"]),
+    ("fp16", "_fp16", ["STORAGE_BUFFERS", "FP16_STORAGE"]),
+]
 
 func checkIdentifier(_ name: String, source: String) throws {
     let valid = name.first.map { $0.isLetter || $0 == "_" } == true

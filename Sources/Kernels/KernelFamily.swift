@@ -1,0 +1,91 @@
+import Foundation
+import VulkanCompute
+
+/// The families of kernels a plan can run: what `--kernels` chooses between, so one benchmark run can compare them
+/// side by side on one device.
+public enum KernelFamily: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// Register-tiled kernels reading through texel buffers: the fastest on lavapipe, within the device's texel limit.
+    case texel
+    /// The same kernels reading through storage buffers: any size up to the storage range.
+    case storage
+    /// Shared-memory tiled GEMM and implicit-GEMM convolution (tile sizes per layer shape and device, split-K for long
+    /// reductions on small grids), subgroup reductions for pooling, flash-style attention; storage buffers.
+    case tiled
+    /// The tiled family with activations and weights stored as 16-bit floats (float32 arithmetic); needs 16-bit
+    /// storage.
+    case fp16
+    /// The tiled family with 16-bit storage and 16-bit products inside each tile of the reduction (float32 across
+    /// tiles); needs 16-bit storage and shaderFloat16.
+    case fp16math
+
+    /// The data path its kernels are built for.
+    public var dataPath: DataPath {
+        switch self {
+        case .texel: .texel
+        case .storage, .tiled: .storage
+        case .fp16, .fp16math: .fp16
+        }
+    }
+
+    /// Whether GEMM-shaped operations, pooling and attention use the tiled kernels.
+    public var isTiled: Bool { self == .tiled || self == .fp16 || self == .fp16math }
+
+    /// Whether the device can run this family at all (the texel family falls back to storage where a view would pass
+    /// the texel limit, so it always runs).
+    public func isSupported(by features: OptionalFeatures) -> Bool {
+        switch self {
+        case .texel, .storage, .tiled: true
+        case .fp16: features.float16Storage
+        case .fp16math: features.float16Storage && features.float16Arithmetic
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// What a kernel's launch depends on beyond its operation's shape: the family it belongs to and the device's limits
+/// (workgroup sizes, shared memory, subgroup operations).
+public struct KernelConfig: Sendable, Equatable {
+    public var family: KernelFamily
+    public var limits: DeviceLimits
+
+    public init(family: KernelFamily, limits: DeviceLimits) {
+        self.family = family
+        self.limits = limits
+    }
+
+    /// The texel family within the spec's minimum limits: what the kernels were first written for.
+    public static let texel = KernelConfig(family: .texel, limits: .vulkanMinimum)
+
+    /// The same limits, another family.
+    public func with(_ family: KernelFamily) -> KernelConfig { KernelConfig(family: family, limits: limits) }
+
+    /// The data path of the family.
+    public var dataPath: DataPath { family.dataPath }
+}
+
+/// Which kernels a plan uses: one family throughout, or the planner's choice per node.
+public enum KernelChoice: Sendable, Equatable, CustomStringConvertible {
+    /// Per node, for the device: texel reads on CPU devices (lavapipe), where each view fits the texel limit, else
+    /// storage reads; the tiled family on GPUs.
+    case automatic
+    /// One family for every node (texel still falls back to storage reads where a view would not fit).
+    case family(KernelFamily)
+
+    /// Parses `auto` or a family's name.
+    public init?(_ text: String) {
+        if text == "auto" { self = .automatic; return }
+        guard let family = KernelFamily(rawValue: text) else { return nil }
+        self = .family(family)
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: "auto"
+        case let .family(family): family.rawValue
+        }
+    }
+
+    /// Every name ``init(_:)`` accepts.
+    public static var names: [String] { ["auto"] + KernelFamily.allCases.map(\.rawValue) }
+}
