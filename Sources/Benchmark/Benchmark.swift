@@ -89,8 +89,9 @@ public struct BenchmarkResult: Sendable, Codable {
     public let pipelines_warm_ms: Double
     /// Planning, weight upload and recording (pipelines from the in-process cache).
     public let setup_ms: Double
-    /// The numerics check: the same model at `check_input_size`, batch 1, on the CPU reference.
+    /// The numerics check: the same model at `check_input_size`, batch `check_batch`, on the CPU reference.
     public let check_input_size: Int
+    public let check_batch: Int
     public let check_rel_error: Double
     public let check_pass: Bool
     /// With BOSSNET_CHECK=1: the first node whose output diverged from its CPU reference.
@@ -123,6 +124,8 @@ public final class Benchmarker {
     public let weights: (any ParameterSource)?
     /// The input size of the numerics check.
     public let checkInputSize: Int
+    /// The batch of the numerics check (distinct smooth images).
+    public let checkBatch: Int
     private let pipelines: PipelineCache
     private let progress: (String) -> Void
     private var pipelineTimes: [String: (cold: Double, warm: Double)] = [:]
@@ -132,8 +135,9 @@ public final class Benchmarker {
     /// A benchmarker that times `iterations` runs after `warmup` untimed ones, checks numerics at `checkInputSize`
     /// and reports what it is doing through `progress`.
     public init(device: VulkanDevice, iterations: Int, warmup: Int, profile: Bool = false,
-                weights: (any ParameterSource)? = nil, checkInputSize: Int = 64,
+                weights: (any ParameterSource)? = nil, checkInputSize: Int = 64, checkBatch: Int = 1,
                 progress: @escaping (String) -> Void = { _ in }) {
+        self.checkBatch = checkBatch
         precondition(iterations >= 1 && warmup >= 0, "at least one iteration")
         self.device = device
         self.iterations = iterations
@@ -207,7 +211,7 @@ public final class Benchmarker {
             peak_device_bytes: statistics.weightBytes + statistics.activationBytes,
             dispatches: statistics.dispatches, barriers: statistics.barriers, pipelines: statistics.pipelines,
             pipelines_cold_ms: pipelineTime.cold, pipelines_warm_ms: pipelineTime.warm, setup_ms: setup,
-            check_input_size: checkInputSize, check_rel_error: check.error, check_pass: check.error <= check.tolerance,
+            check_input_size: checkInputSize, check_batch: checkBatch, check_rel_error: check.error, check_pass: check.error <= check.tolerance,
             check_first_divergence: check.divergence,
             profile: profile ? Self.summarize(profiles: profiles, wall: wall) : nil)
     }
@@ -246,9 +250,10 @@ public final class Benchmarker {
     /// Runs `model` at the check size, batch 1, on the device and on the CPU; returns the relative L2 error of the
     /// logits and, with BOSSNET_CHECK=1, the first node that diverges.
     func checkNumerics(_ model: Model, kernels: KernelChoice) throws -> (error: Double, divergence: String?, tolerance: Double) {
-        let graph = try model.graph(batch: 1, inputSize: checkInputSize, weights: try weights ?? SyntheticWeights(calibratedFor: model))
-        // A smooth image, as photographs are (white noise drives peaked attention to near-ties).
-        let input = SyntheticWeights.smoothImage(size: checkInputSize)
+        let graph = try model.graph(batch: checkBatch, inputSize: checkInputSize,
+                                    weights: try weights ?? SyntheticWeights(calibratedFor: model))
+        // Smooth images, as photographs are (white noise drives peaked attention to near-ties).
+        let input = (0..<checkBatch).flatMap { SyntheticWeights.smoothImage(size: checkInputSize, variant: $0) }
         let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,
                                            options: SessionOptions(kernels: kernels))
         let logits = try session.run(input)

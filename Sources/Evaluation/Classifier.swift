@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Models
 import NetworkGraph
 import VulkanCompute
@@ -27,15 +28,17 @@ public final class Classifier {
     public var classes: Int { graph.shapes[graph.output].channels }
     private let session: InferenceSession?
 
-    /// Builds `model` for `batch` images of `inputSize` with `weights`, on `device` (the CPU reference when nil).
-    public convenience init(model: Model, weights: any ParameterSource, inputSize: Int, batch: Int, device: VulkanDevice?) throws {
-        try self.init(graph: model.graph(batch: batch, inputSize: inputSize, weights: weights), device: device)
+    /// Builds `model` for `batch` images of `inputSize` with `weights`, on `device` (the CPU reference when nil), with
+    /// the kernels `kernels` asks for.
+    public convenience init(model: Model, weights: any ParameterSource, inputSize: Int, batch: Int, device: VulkanDevice?,
+                            kernels: KernelChoice = .automatic) throws {
+        try self.init(graph: model.graph(batch: batch, inputSize: inputSize, weights: weights), device: device, kernels: kernels)
     }
 
-    /// Runs an already built graph on `device` (the CPU reference when nil).
-    public init(graph: Graph, device: VulkanDevice?) throws {
+    /// Runs an already built graph on `device` (the CPU reference when nil), with the kernels `kernels` asks for.
+    public init(graph: Graph, device: VulkanDevice?, kernels: KernelChoice = .automatic) throws {
         self.graph = graph
-        session = try device.map { try InferenceSession(graph: graph, device: $0) }
+        session = try device.map { try InferenceSession(graph: graph, device: $0, options: SessionOptions(kernels: kernels)) }
     }
 
     /// The logits of up to ``batch`` preprocessed images (each `[3, S, S]`); a short batch is padded with zeros whose

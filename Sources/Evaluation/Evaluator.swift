@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Images
 import NetworkGraph
 import VulkanCompute
@@ -47,7 +48,8 @@ public struct Evaluator: Sendable {
     /// over the resumed records and the new ones, the name of each session's device, and what their validation layers
     /// reported.
     public func run(
-        devices: [DeviceFactory], resumed: [PredictionRecord] = [], record: @escaping @Sendable (PredictionRecord) throws -> Void,
+        devices: [DeviceFactory], kernels: KernelChoice = .automatic, resumed: [PredictionRecord] = [],
+        record: @escaping @Sendable (PredictionRecord) throws -> Void,
         progress: @escaping @Sendable (EvaluationProgress) -> Void = { _ in }
     ) async throws -> (accuracy: AccuracyAccumulator, devices: [String], validationMessages: [String]) {
         precondition(!devices.isEmpty, "at least one device (or nil for the CPU reference)")
@@ -89,7 +91,7 @@ public struct Evaluator: Sendable {
             for factory in devices {
                 group.addTask {
                     let device = try factory()
-                    let classifier = try Classifier(graph: graph, device: device)
+                    let classifier = try Classifier(graph: graph, device: device, kernels: kernels)
                     while let ready = await channel.receive() {
                         let logits = try classifier.logits(ready.tensors)
                         let records = zip(ready.images, logits).map { image, row in

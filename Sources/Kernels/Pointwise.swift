@@ -59,6 +59,12 @@ public struct Pointwise: Hashable, Sendable, Codable {
         var batch, inChannels, pixels, outChannels, mVec4: UInt32
     }
 
+    /// The push constants of Shaders/pointwise.comp and Shaders/pointwise_gemv.comp.
+    private var pushConstants: PushConstants {
+        PushConstants(batch: UInt32(batch), inChannels: UInt32(inChannels), pixels: UInt32(pixels),
+                      outChannels: UInt32(outChannels), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4))
+    }
+
     /// This layer as the 1x1 convolution it is (each image's pixels as one column of height `pixels`), which the
     /// tiled family runs.
     public var asConvolution: Conv2D {
@@ -66,8 +72,15 @@ public struct Pointwise: Hashable, Sendable, Codable {
                stride: 1, padding: 0, epilogue: epilogue)
     }
 
+    /// Whether `config` runs this layer as a GEMV (Shaders/pointwise_gemv.comp): a linear layer at batch 1 to 4 in a
+    /// tiled family, where a GEMM tile would leave all but a few of its columns idle.
+    public func usesGEMV(_ config: KernelConfig) -> Bool { config.family.isTiled && pixels == 1 && batch <= Self.gemvMaxBatch }
+
+    /// The most images the GEMV kernel takes (its accumulators are sized for them).
+    static let gemvMaxBatch = 4
+
     /// Floats of scratch the dispatches need under `config` (split-K's partial sums).
-    public func scratchCount(_ config: KernelConfig) -> Int { asConvolution.scratchCount(config) }
+    public func scratchCount(_ config: KernelConfig) -> Int { usesGEMV(config) ? 0 : asConvolution.scratchCount(config) }
 
     /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
     /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
@@ -76,6 +89,18 @@ public struct Pointwise: Hashable, Sendable, Codable {
         input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource, scratch: Resource? = nil,
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
+        if usesGEMV(config) {
+            // Lanes in 8 slices of the reduction, each slice reading consecutive vec4s of four channels: 32 channels a
+            // workgroup, so the 1000 classes spread over 32 workgroups.
+            let lanes = min(64, config.limits.maxWorkgroupX), slices = 8
+            let launch = KernelLaunch(
+                kernel: "pointwise_gemv",
+                specialization: [0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
+                                 3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch))],
+                pushConstants: pushConstants, groups: ((Grid.roundUp(outChannels, to: 8) / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
+            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
+                                        .write(output)]).on(config.dataPath)]
+        }
         if config.family.isTiled {
             return asConvolution.steps(input: input, weights: weights, affine: affine, residual: residual, output: output,
                                        scratch: scratch, config: config)
@@ -92,8 +117,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
             kernel: "pointwise",
             specialization: [0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
                              3: .bool(epilogue.hasResidual)],
-            pushConstants: PushConstants(batch: UInt32(batch), inChannels: UInt32(inChannels), pixels: UInt32(pixels),
-                                         outChannels: UInt32(outChannels), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4)),
+            pushConstants: pushConstants,
             groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
     }
 }

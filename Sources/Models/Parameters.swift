@@ -78,10 +78,11 @@ public struct SyntheticWeights: ParameterSource, Sendable {
 
     /// A `[1, 3, size, size]` image, x[k] = 1.5 sin(0.001 k) + 0.5 cos(0.0137 k) over the flat index k: smooth, of
     /// roughly unit variance, as a normalised photograph is.
-    public static func smoothImage(size: Int) -> [Float] {
-        (0..<(3 * size * size)).map { (k: Int) -> Float in
+    public static func smoothImage(size: Int, variant: Int = 0) -> [Float] {
+        let shift = Double(variant)
+        return (0..<(3 * size * size)).map { (k: Int) -> Float in
             let x = Double(k)
-            let value: Double = sin(x * 0.001) * 1.5 + cos(x * 0.0137) * 0.5
+            let value: Double = sin(x * 0.001 + shift * 0.7) * 1.5 + cos(x * 0.0137 + shift * 1.3) * 0.5
             return Float(value)
         }
     }

@@ -111,9 +111,15 @@ public final class InferenceSession: @unchecked Sendable {
         var weightEnd = 0
         var weightOffsets: [(buffer: Int, offset: Int)] = []
         var weightBufferSizes: [Int] = []
+        let rangeLimit = min(limits.maxStorageBufferRange, limits.maxSingleBuffer)
+        // Weights do not shrink with the batch: one array past the range is the end of it.
+        if let index = lowering.weightCounts.indices.max(by: { lowering.weightCounts[$0] < lowering.weightCounts[$1] }),
+           lowering.weightCounts[index] * lowering.elementBytes > rangeLimit {
+            throw PlanError.weightsTooLarge(node: graph.nodes[lowering.weightNodes[index]].name,
+                                            bytes: lowering.weightCounts[index] * lowering.elementBytes, limit: rangeLimit)
+        }
         while true {
             let elementBytes = lowering.elementBytes
-            let rangeLimit = min(limits.maxStorageBufferRange, limits.maxSingleBuffer)
             let largest = (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 }).max() ?? 0
             plan = MemoryPlan(graph: executed, scratchBytes: lowering.scratchBytes, elementBytes: elementBytes, share: share,
                               capacity: limits.maxSingleBuffer)

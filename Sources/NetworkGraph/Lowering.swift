@@ -21,6 +21,8 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
     case familyUnsupported(KernelFamily, device: String)
     /// Even one image needs a tensor larger than one storage range or buffer allows.
     case tensorTooLarge(node: String, bytes: Int, limit: Int)
+    /// A node's weights are larger than one storage range or buffer allows.
+    case weightsTooLarge(node: String, bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -28,6 +30,9 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
             let needs = family == .fp16math ? "16-bit storage and shaderFloat16" : "16-bit storage (storageBuffer16BitAccess)"
             return "The \(family) kernels need \(needs), which \(device) does not offer (or the limits emulation turned off). "
                 + "Choose another family with --kernels (\(KernelChoice.names.joined(separator: ", ")))."
+        case let .weightsTooLarge(node, bytes, limit):
+            return "Node \(node) has \(bytes) bytes of weights in one array; this device binds at most \(limit) bytes at once "
+                + "(maxStorageBufferRange / maxBufferSize), so this model cannot run on it."
         case let .tensorTooLarge(node, bytes, limit):
             return "Node \(node) writes \(bytes) bytes for one image; this device binds at most \(limit) bytes at once "
                 + "(maxStorageBufferRange / maxBufferSize). Use a smaller input size."
@@ -47,12 +52,15 @@ struct Lowering: Sendable {
     /// Values in each weight array (kept when the arrays themselves are not).
     private(set) var weightCounts: [Int] = []
     private(set) var scratchBytes: [[Int]]
+    /// The node each weight array belongs to.
+    private(set) var weightNodes: [Int] = []
     /// Each node's kernels as they run: "pointwise_storage", "conv2d_tiled_storage (tiled medium split 4)".
     private(set) var variants: [String]
     /// Bytes of one activation value: 2 for the 16-bit families, else 4.
     let elementBytes: Int
 
     private let keepWeights: Bool
+    private var currentNode = 0
     private let shapes: [TensorShape]
 
     /// Lowers every node for `profile` with the kernels `choice` asks for; with `weights` false the weight arrays are
@@ -73,6 +81,7 @@ struct Lowering: Sendable {
         elementBytes = family.dataPath.elementBytes
         let config = KernelConfig(family: family, limits: profile.limits)
         for (index, node) in graph.nodes.enumerated() {
+            currentNode = index
             var nodeSteps = lower(node, index: index, config: config)
             if config.dataPath == .texel && !fitsTexelViews(nodeSteps, index: index, limit: profile.limits.maxTexelBufferElements) {
                 nodeSteps = nodeSteps.map { $0.on(.storage) }
@@ -86,6 +95,7 @@ struct Lowering: Sendable {
     private mutating func weight(_ values: @autoclosure () -> [Float], count: Int) -> PlanResource {
         weights.append(keepWeights ? values() : [])
         weightCounts.append(count)
+        weightNodes.append(currentNode)
         return .weight(weights.count - 1)
     }
 
@@ -117,7 +127,8 @@ struct Lowering: Sendable {
     private static func tiling(_ op: Op, _ config: KernelConfig) -> String? {
         switch op {
         case let .conv2d(conv, _): conv.tiled(config)?.summary
-        case let .pointwise(pointwise, _): pointwise.asConvolution.tiled(config)?.summary
+        case let .pointwise(pointwise, _):
+            pointwise.usesGEMV(config) ? "gemv" : pointwise.asConvolution.tiled(config)?.summary
         case .depthwise, .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .attention, .add: nil
         }
     }

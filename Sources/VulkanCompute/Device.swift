@@ -15,9 +15,13 @@ public struct DeviceOptions: Sendable {
     /// The device's own limits, or the Vulkan spec's minimums (``LimitsMode/minimum``: no optional features either),
     /// to see how the engine fares on the smallest devices.
     public var limits: LimitsMode
+    /// Limits to clamp to as well (each limit no larger than here), to emulate a particular small device.
+    public var clampLimits: DeviceLimits?
 
     public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true,
-                submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil, limits: LimitsMode = .device) {
+                submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil, limits: LimitsMode = .device,
+                clampLimits: DeviceLimits? = nil) {
+        self.clampLimits = clampLimits
         self.pipelineCacheDirectory = pipelineCacheDirectory
         self.enableOptionalFeatures = enableOptionalFeatures
         self.submitTimeoutSeconds = submitTimeoutSeconds
@@ -88,7 +92,8 @@ public final class VulkanDevice {
         timestampValidBits = chosen.element.timestampValidBits
         dedicatedComputeQueue = dedicated(chosen.element)
         limitsMode = options.limits
-        limits = options.limits == .minimum ? physical.info.limits.clamped(to: .vulkanMinimum) : physical.info.limits
+        let ownOrMinimum = options.limits == .minimum ? physical.info.limits.clamped(to: .vulkanMinimum) : physical.info.limits
+        limits = options.clampLimits.map { ownOrMinimum.clamped(to: $0) } ?? ownOrMinimum
 
         // Optional features: enable what the device has and the engine can use.
         var enabled = OptionalFeatures()

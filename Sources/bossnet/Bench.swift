@@ -1,7 +1,9 @@
 import ArgumentParser
 import Benchmark
 import Foundation
+import Kernels
 import Models
+import NetworkGraph
 import VulkanCompute
 
 struct Bench: ParsableCommand {
@@ -39,6 +41,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Input size of the numerics check against the CPU reference.")
     var checkSize = 64
 
+    @Option(help: "Batch of the numerics check (distinct images).")
+    var checkBatch = 1
+
     @Flag(help: "Print per-node device times, slowest first.")
     var profile = false
 
@@ -48,6 +53,7 @@ struct Bench: ParsableCommand {
     func validate() throws {
         if let inputSize { try validateInputSize(inputSize) }
         try validateInputSize(checkSize, option: "--check-size")
+        guard (1...64).contains(checkBatch) else { throw ValidationError("--check-batch must be between 1 and 64.") }
         guard !batches.isEmpty, batches.allSatisfy({ (1...256).contains($0) }) else {
             throw ValidationError("--batch must be between 1 and 256.")
         }
@@ -57,7 +63,13 @@ struct Bench: ParsableCommand {
         _ = try cases()
     }
 
+    /// Every row, once per `--kernels` choice, the choices side by side.
     func cases() throws -> [BenchmarkCase] {
+        let kernels = try selection.kernelChoices()
+        return try baseCases().flatMap { row in kernels.map { row.with($0) } }
+    }
+
+    func baseCases() throws -> [BenchmarkCase] {
         if models.isEmpty && architectures.isEmpty {
             if inputSize != nil { throw ValidationError("--input-size applies to --model or --arch rows; the published rows have their own sizes.") }
             return try BenchmarkCase.publishedTable(batches: batches)
@@ -81,11 +93,18 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        let cases = try cases()
         let device: VulkanDevice
         do { device = try selection.open() } catch { throw report(error) }
+        // Families the device cannot run are skipped when several are compared, an error when asked for alone.
+        var cases = try cases()
+        let asked = try selection.kernelChoices()
+        for case let .family(family) in asked where !family.isSupported(by: device.enabledFeatures) {
+            guard asked.count > 1 else { throw report(PlanError.familyUnsupported(family, device: device.info.name)) }
+            note("skipping the \(family) kernels: \(device.info.name) lacks what they need")
+            cases.removeAll { $0.kernels == .family(family) }
+        }
         let benchmarker = Benchmarker(device: device, iterations: iterations, warmup: warmup, profile: profile,
-                                      checkInputSize: checkSize, progress: { text in if !json { progress(text) } })
+                                      checkInputSize: checkSize, checkBatch: checkBatch, progress: { text in if !json { progress(text) } })
         var rows: [BenchmarkResult] = []
         for (index, benchmark) in cases.enumerated() {
             do {
@@ -93,7 +112,7 @@ struct Bench: ParsableCommand {
                 rows.append(result)
                 if !json {
                     progressDone()
-                    FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n".utf8))
+                    FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n".utf8))
                 }
             } catch {
                 progressDone()
@@ -118,11 +137,11 @@ enum BenchTables {
         let device = report.device
         out.append("Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)\([device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ").isEmpty ? "" : ", " + [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " "))), synthetic weights")
         out.append("")
-        var rows = [["model", "input", "batch", "MAdds", "params", "top-1*", "steptime*", "ms/batch (min-max)", "ms/image",
+        var rows = [["model", "input", "batch", "kernels", "MAdds", "params", "top-1*", "steptime*", "ms/batch (min-max)", "ms/image",
                      "images/s", "GFLOP/s", "device ms"]]
         for r in report.rows {
             rows.append([
-                r.label, "\(r.input_size)", "\(r.batch)", formatGiga(r.madds), String(format: "%.1f M", Double(r.parameters) / 1e6),
+                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, formatGiga(r.madds), String(format: "%.1f M", Double(r.parameters) / 1e6),
                 r.published.map { String(format: "%.1f%%", $0.top1) } ?? "-",
                 r.published.map { String(format: "%.0f ms", $0.steptime_ms) } ?? "-",
                 String(format: "%.1f (%.1f-%.1f)", r.ms_per_batch.median, r.ms_per_batch.min, r.ms_per_batch.max),
@@ -133,15 +152,17 @@ enum BenchTables {
         out.append(formatTable(rows))
         out.append("* top-1 and steptime as the authors published them; the steptime is most likely BoTNet's protocol (a training step of batch 32 on TPU-v3): not comparable with the figures measured here.")
         out.append("")
-        var setup = [["model", "input", "batch", "weights", "activations", "peak memory", "dispatches", "barriers",
-                      "pipelines", "cold", "warm", "setup", "check"]]
+        var setup = [["model", "input", "batch", "kernels", "data paths", "weights", "activations", "peak memory", "dispatches",
+                      "barriers", "pipelines", "cold", "warm", "setup", "check"]]
         for r in report.rows {
+            let paths = r.data_paths.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                + (r.micro_batch < r.batch ? "; \(r.micro_batch) per submission" : "")
             setup.append([
-                r.label, "\(r.input_size)", "\(r.batch)", formatBytes(UInt64(r.weight_bytes)), formatBytes(UInt64(r.activation_bytes)),
+                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, paths, formatBytes(UInt64(r.weight_bytes)), formatBytes(UInt64(r.activation_bytes)),
                 formatBytes(UInt64(r.peak_device_bytes)), "\(r.dispatches)", "\(r.barriers)", "\(r.pipelines)",
                 String(format: "%.0f ms", r.pipelines_cold_ms), String(format: "%.0f ms", r.pipelines_warm_ms),
                 String(format: "%.0f ms", r.setup_ms),
-                String(format: "%.1e at %dpx %@", r.check_rel_error, r.check_input_size, r.check_pass ? "ok" : "FAIL"),
+                String(format: "%.1e at %dpx x%d %@", r.check_rel_error, r.check_input_size, r.check_batch, r.check_pass ? "ok" : "FAIL"),
             ])
         }
         out.append(formatTable(setup))
@@ -153,10 +174,10 @@ enum BenchTables {
             for r in report.rows {
                 guard let entries = r.profile else { continue }
                 out.append("")
-                out.append("Profile: \(r.label) \(r.input_size)px batch \(r.batch) (the median run, slowest first)")
-                var table = [["node", "op", "shape", "ms", "share", "GFLOP/s", "GB/s"]]
+                out.append("Profile: \(r.label) \(r.input_size)px batch \(r.batch) kernels \(r.kernels) (the median run, slowest first)")
+                var table = [["node", "op", "kernel", "shape", "ms", "share", "GFLOP/s", "GB/s"]]
                 for e in entries {
-                    table.append([e.node, e.op, e.shape, String(format: "%.3f", e.ms), String(format: "%.1f%%", e.share * 100),
+                    table.append([e.node, e.op, e.kernel, e.shape, String(format: "%.3f", e.ms), String(format: "%.1f%%", e.share * 100),
                                   e.gflops.map { String(format: "%.1f", $0) } ?? "-", String(format: "%.2f", e.gigabytes_per_second)])
                 }
                 out.append(formatTable(table))

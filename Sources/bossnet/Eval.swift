@@ -77,6 +77,7 @@ struct EvalRun: AsyncParsableCommand {
         }
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         _ = try deviceIndices()
+        _ = try deviceSelection.kernelChoice()
         _ = try modelSelection.resolve()
     }
 
@@ -121,7 +122,8 @@ struct EvalRun: AsyncParsableCommand {
         let reporter = ProgressReporter(total: set.images.count - resumed.count)
         let evaluator = Evaluator(set: set, graph: graph, strict: strict)
         let start = Date()
-        let result = try await evaluator.run(devices: factories, resumed: resumed, record: { record in try writer?.write(record) },
+        let result = try await evaluator.run(devices: factories, kernels: try deviceSelection.kernelChoice(), resumed: resumed,
+                                             record: { record in try writer?.write(record) },
                                              progress: { reporter.update($0) })
         reporter.finish()
         try output?.close()

@@ -38,7 +38,12 @@ func tiledGEMM() throws {
     var tiny = limits
     tiny.maxComputeWorkGroupInvocations = 64
     #expect(large.asConvolution.tiled(KernelConfig(family: .tiled, limits: tiny))?.tile == .small)
-    try expectAllPass([small.check(), medium.check(), large.check(), split.check()], families: [.tiled, .fp16, .fp16math])
+    // The classifier at batch 1 and 4: a GEMV (with a residual and an activation, to exercise the epilogue).
+    let gemv = Pointwise.linear(batch: 1, inFeatures: 2048, outFeatures: 1000)
+    let gemv4 = Pointwise(batch: 4, inChannels: 37, pixels: 1, outChannels: 70, epilogue: Epilogue(activation: .silu, hasResidual: true))
+    #expect(gemv.usesGEMV(config) && gemv4.usesGEMV(config) && !Pointwise.linear(batch: 5, inFeatures: 8, outFeatures: 8).usesGEMV(config))
+    try expectAllPass([small.check(), medium.check(), large.check(), split.check(), gemv.check(), gemv4.check()],
+                      families: [.tiled, .fp16, .fp16math])
 }
 
 @Test("conv2d matches the CPU reference: k 1/3/5/7, stride 1/2, odd sizes, batch 1 and 3")

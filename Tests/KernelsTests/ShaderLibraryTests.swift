@@ -8,7 +8,7 @@ func everyKernelBuilds() throws {
     #expect(Set(ShaderLibrary.names).isSuperset(of: [
         "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "se_excite", "channel_scale",
         "attention", "attention_rows", "conv2d_tiled_storage", "conv2d_tiled_splitk_fp16", "conv2d_splitk_reduce_storage",
-        "attention_tiled_fp16", "global_avgpool_subgroup_storage", "conv2d_coopmat_fp16",
+        "attention_tiled_fp16", "global_avgpool_subgroup_storage", "conv2d_coopmat_fp16", "pointwise_gemv_fp16",
     ]))
     try withValidatedDevice { device in
         var built = 0
@@ -53,6 +53,8 @@ func stepsMatchShaders() throws {
                 .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: 4, config: config)
             + Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).steps(input: 0, weights: 1, affine: 2, residual: 3,
                                                                              output: 4, config: config)
+            + Pointwise.linear(batch: 1, inFeatures: 8, outFeatures: 8).steps(input: 0, weights: 1, affine: 2, residual: nil,
+                                                                              output: 3, config: config)
             + Depthwise(batch: 1, channels: 8, height: 8, width: 8, kernelSize: 3, padding: 1)
                 .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, config: config)
             + MaxPool(batch: 1, channels: 1, height: 8, width: 8).steps(input: 0, output: 1, config: config)

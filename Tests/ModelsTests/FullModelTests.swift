@@ -122,4 +122,5 @@ func microBatches() throws {
     #expect(statistics.microBatch == 1)
     // Each output sums its products in the same order whatever the batch: the logits are the same bits.
     #expect(split == whole)
+
 }

@@ -110,3 +110,65 @@ func checkNamesTheFaultyNode() throws {
         #expect(divergence?.name == "se")
     }
 }
+
+@Test("a small device: tensors past the storage range run in smaller submissions, buffers split by the allocation limit, same results")
+func smallDeviceLimits() throws {
+    let graph = smallGraph(batch: 6)
+    var random = SeededRandom(seed: 3)
+    let input = random.floats(graph.shapes[graph.input].count)
+    let texel = SessionOptions(kernels: .family(.texel))
+    let whole = try withValidatedDevice { device in try InferenceSession(graph: graph, device: device, options: texel).run(input) }
+    #expect(Comparison(whole, CPUExecutor.run(graph, input: input)).passes)
+
+    // The storage range holds the largest weights (the qkv layer's, 48 KiB) and two images' qkv output, not six.
+    var range = DeviceLimits.vulkanMinimum
+    range.maxStorageBufferRange = 100 * 1024
+    let (ranged, rangedStatistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: range)) { device in
+        let session = try InferenceSession(graph: graph, device: device, options: texel)
+        return (try session.run(input), session.statistics)
+    }
+    #expect(rangedStatistics.microBatch == 2)
+    // Each output sums its products in the same order whatever the batch: the same bits.
+    #expect(ranged == whole)
+
+    // One allocation of 64 KiB at most: the activations and the weights take several buffers each.
+    var allocation = DeviceLimits.vulkanMinimum
+    allocation.maxMemoryAllocationSize = 64 * 1024
+    allocation.maxBufferSize = 64 * 1024
+    let (split, splitStatistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: allocation)) { device in
+        let session = try InferenceSession(graph: graph, device: device, options: texel)
+        return (try session.run(input), session.statistics)
+    }
+    // 80 KiB of weights need two buffers; the activations need two as well.
+    #expect(splitStatistics.weightBytes > 64 * 1024 && splitStatistics.buffers >= 4, "\(splitStatistics)")
+    #expect(split == whole)
+
+    // Weights larger than the range cannot be split: an error that names the node.
+    var tiny = DeviceLimits.vulkanMinimum
+    tiny.maxStorageBufferRange = 16 * 1024
+    #expect(throws: PlanError.weightsTooLarge(node: "qkv", bytes: 192 * 64 * 4, limit: 16 * 1024)) {
+        try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: tiny)) { device in
+            _ = try InferenceSession(graph: graph, device: device, options: texel)
+        }
+    }
+}
+
+@Test("the memory plan keeps every arena within its capacity and live tensors apart")
+func memoryPlanArenas() throws {
+    let graph = smallGraph(batch: 4)
+    let scratch = try Lowering(graph: graph, weights: false).scratchBytes
+    // Room for the largest tensor (the qkv output) in an arena, not for everything.
+    let capacity = MemoryPlan.padded(graph.shapes.map(\.count).max() ?? 0) * 4
+    let plan = MemoryPlan(graph: graph, scratchBytes: scratch, capacity: capacity)
+    #expect(plan.arenas.count > 1)
+    #expect(plan.arenas.allSatisfy { $0 <= capacity })
+    let lastUse = graph.lastUse
+    let lives = graph.nodes.enumerated().compactMap { index, node -> (MemoryPlan.Region, Int, Int)? in
+        plan.tensors[node.output].map { ($0, index, lastUse[node.output] ?? index) }
+    }
+    for (i, a) in lives.enumerated() {
+        for b in lives[(i + 1)...] where a.0.arena == b.0.arena && a.1 <= b.2 && b.1 <= a.2 {
+            #expect(a.0.end <= b.0.offset || b.0.end <= a.0.offset, "live tensors overlap in arena \(a.0.arena)")
+        }
+    }
+}
