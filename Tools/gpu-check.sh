@@ -54,7 +54,7 @@ step validate "$binary" validate --kernels all --input-size 224 --batch 1 --seed
 step bench "$binary" bench --model bossnet_T0 --model bossnet_T1 "${batch_args[@]}" --kernels auto all \
     --iterations "$iterations" --warmup 2 --json
 step minimum env BOSSNET_LIMITS=minimum "$binary" bench --model bossnet_T0 --model bossnet_T1 --batch 1 --batch 8 \
-    --kernels auto tiled --iterations 3 --warmup 1 --check-size 224 --json
+    --kernels auto tiled --iterations 3 --warmup 1 --check-size 224 --check-batch 8 --json
 
 # One JSON object: {"devices": {...}, "devices_status": 0, ...}; a step that printed nothing valid is null.
 {

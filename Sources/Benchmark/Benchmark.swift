@@ -251,7 +251,7 @@ public final class Benchmarker {
     /// logits and, with BOSSNET_CHECK=1, the first node that diverges.
     func checkNumerics(_ model: Model, kernels: KernelChoice) throws -> (error: Double, divergence: String?, tolerance: Double) {
         let graph = try model.graph(batch: checkBatch, inputSize: checkInputSize,
-                                    weights: try weights ?? SyntheticWeights(calibratedFor: model))
+                                    weights: try weights ?? SyntheticWeights(calibratedFor: model, inputSize: checkInputSize))
         // Smooth images, as photographs are (white noise drives peaked attention to near-ties).
         let input = (0..<checkBatch).flatMap { SyntheticWeights.smoothImage(size: checkInputSize, variant: $0) }
         let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,

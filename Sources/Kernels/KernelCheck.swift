@@ -9,11 +9,14 @@ import VulkanCompute
 public enum Tolerance {
     /// Relative L2 error allowed for float32 kernels.
     public static let float32RelativeL2 = 1e-5
-    /// Relative L2 error allowed for kernels with 16-bit storage (float32 arithmetic): inputs, weights and outputs each
-    /// rounded to a half, measured at 3e-4 to 9e-4 over BossNet-T's layers.
-    public static let float16StorageRelativeL2 = 2e-3
-    /// Relative L2 error allowed with 16-bit products inside each 16-long slice of the reduction as well.
-    public static let float16ArithmeticRelativeL2 = 4e-3
+    /// Relative L2 error allowed for kernels with 16-bit storage (float32 arithmetic). The checks give the reference
+    /// the half-rounded inputs and weights the kernel reads, so what remains is the rounding of outputs and of
+    /// intermediate values kept in 16 bits (squeeze-excite's means and gates): measured at most 3.0e-4 (median 2.1e-4)
+    /// over BossNet-T's layer shapes on lavapipe (`bossnet validate --kernels fp16`).
+    public static let float16StorageRelativeL2 = 1e-3
+    /// Relative L2 error allowed with 16-bit products inside each 16-long slice of a GEMM's reduction as well:
+    /// measured at most 6.5e-4 (median 5.1e-4).
+    public static let float16ArithmeticRelativeL2 = 2e-3
 
     /// The bound for kernels of `family`.
     public static func relativeL2(for family: KernelFamily) -> Double {

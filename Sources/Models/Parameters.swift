@@ -56,18 +56,21 @@ public struct SyntheticWeights: ParameterSource, Sendable {
     /// Weights with these BatchNorm scales.
     public init(batchNormScales: [String: Double]) { self.batchNormScales = batchNormScales }
 
-    /// Weights calibrated for `model` (see the type's documentation): the model runs the calibration image on the CPU
-    /// reference once per process and architecture; later calls reuse the scales.
-    public init(calibratedFor model: Model) throws {
-        if let known = Self.cache.scales(model.architecture) {
+    /// Weights calibrated for `model` (see the type's documentation): the model runs the calibration image, the
+    /// ``smoothImage(size:variant:)`` of side `inputSize`, on the CPU reference once per process, architecture and
+    /// size; later calls reuse the scales. Calibrated at one size, the network is well conditioned there: at other
+    /// sizes its activations drift from unit scale layer by layer (T0 calibrated at 64 px and run at 224 px gives
+    /// logits 5e-2 apart in float32 and Double), so a check at another size calibrates at that size.
+    public init(calibratedFor model: Model, inputSize: Int = calibrationSize) throws {
+        if let known = Self.cache.scales(model.architecture, inputSize) {
             batchNormScales = known
             return
         }
-        var builder = GraphBuilder(inputChannels: 3, inputSize: Self.calibrationSize, batch: 1, source: SyntheticWeights(),
-                                   calibrationInput: Self.calibrationImage)
+        var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: 1, source: SyntheticWeights(),
+                                   calibrationInput: Self.smoothImage(size: inputSize))
         try builder.build(model.architecture)
         batchNormScales = builder.calibratedScales
-        Self.cache.store(batchNormScales, for: model.architecture)
+        Self.cache.store(batchNormScales, for: model.architecture, inputSize)
     }
 
     /// The side of the calibration image.
@@ -138,13 +141,15 @@ public struct SyntheticWeights: ParameterSource, Sendable {
     private static let cache = CalibrationCache()
 }
 
-/// Calibrated BatchNorm scales by architecture, shared by every caller in the process.
+/// Calibrated BatchNorm scales by architecture and calibration size, shared by every caller in the process.
 private final class CalibrationCache: @unchecked Sendable {
     private let lock = NSLock()
-    private var entries: [Architecture: [String: Double]] = [:]
+    private var entries: [String: [String: Double]] = [:]
 
-    func scales(_ architecture: Architecture) -> [String: Double]? { lock.withLock { entries[architecture] } }
-    func store(_ scales: [String: Double], for architecture: Architecture) { lock.withLock { entries[architecture] = scales } }
+    func scales(_ architecture: Architecture, _ size: Int) -> [String: Double]? { lock.withLock { entries["\(architecture.text)@\(size)"] } }
+    func store(_ scales: [String: Double], for architecture: Architecture, _ size: Int) {
+        lock.withLock { entries["\(architecture.text)@\(size)"] = scales }
+    }
 }
 
 /// Zeros of the right shape: for building a graph only to count or plan it.
