@@ -12,6 +12,10 @@
 // INPUT_F32 / OUTPUT_F32 (always float32: softmax statistics), and touch them only through LOAD1 / LOAD4 (one value,
 // or the i-th group of four) and STORE1 / STORE4. Each binding may be read both ways; the host binds a texel view of
 // the matching format (R32F for LOAD1, RGBA32F for LOAD4) on the texel path.
+// One binding seen two ways: element by element (name_s) and four at a time (name_v).
+#define BUFFER_PAIR(access, b, name, T, T4) \
+    layout(binding = b) access buffer name##_Scalars { T name##_s[]; }; \
+    layout(binding = b) access buffer name##_Vectors { T4 name##_v[]; };
 #if defined(STORAGE_BUFFERS)
 #if defined(FP16_STORAGE)
 #extension GL_EXT_shader_16bit_storage : require
@@ -21,12 +25,8 @@
 #define ELEMENT float
 #define ELEMENT4 vec4
 #endif
-#define INPUT(b, name) \
-    layout(binding = b) readonly buffer name##_Scalars { ELEMENT name##_s[]; }; \
-    layout(binding = b) readonly buffer name##_Vectors { ELEMENT4 name##_v[]; };
-#define INPUT_F32(b, name) \
-    layout(binding = b) readonly buffer name##_Scalars { float name##_s[]; }; \
-    layout(binding = b) readonly buffer name##_Vectors { vec4 name##_v[]; };
+#define INPUT(b, name) BUFFER_PAIR(readonly, b, name, ELEMENT, ELEMENT4)
+#define INPUT_F32(b, name) BUFFER_PAIR(readonly, b, name, float, vec4)
 #define LOAD1(name, i) float(name##_s[i])
 #define LOAD4(name, i) vec4(name##_v[i])
 #else
@@ -37,12 +37,8 @@
 #define LOAD1(name, i) texelFetch(name, int(i)).x
 #define LOAD4(name, i) texelFetch(name, int(i))
 #endif
-#define OUTPUT(b, name) \
-    layout(binding = b) writeonly buffer name##_Scalars { ELEMENT name##_s[]; }; \
-    layout(binding = b) writeonly buffer name##_Vectors { ELEMENT4 name##_v[]; };
-#define OUTPUT_F32(b, name) \
-    layout(binding = b) writeonly buffer name##_Scalars { float name##_s[]; }; \
-    layout(binding = b) writeonly buffer name##_Vectors { vec4 name##_v[]; };
+#define OUTPUT(b, name) BUFFER_PAIR(writeonly, b, name, ELEMENT, ELEMENT4)
+#define OUTPUT_F32(b, name) BUFFER_PAIR(writeonly, b, name, float, vec4)
 #define STORE1(name, i, value) name##_s[i] = ELEMENT(value)
 #define STORE4(name, i, value) name##_v[i] = ELEMENT4(value)
 #define STORE1_F32(name, i, value) name##_s[i] = float(value)
