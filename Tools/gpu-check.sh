@@ -50,7 +50,8 @@ step() {
 }
 
 step devices "$binary" devices --json
-step validate "$binary" validate --kernels all --input-size 224 --batch 1 --seed 1 --json
+step validate "$binary" validate --kernels all --model bossnet_T0 bossnet_T1 --arch hytra:0-1-11101-000100000 \
+    --input-size 224 --batch 1 --seed 1 --json
 step bench "$binary" bench --model bossnet_T0 --model bossnet_T1 "${batch_args[@]}" --kernels auto all \
     --iterations "$iterations" --warmup 2 --json
 step minimum env BOSSNET_LIMITS=minimum "$binary" bench --model bossnet_T0 --model bossnet_T1 --batch 1 --batch 8 \

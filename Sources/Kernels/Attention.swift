@@ -106,7 +106,7 @@ public struct Attention: Hashable, Sendable, Codable {
         qkv: Resource, rows: Resource?, affine: Resource, output: Resource, config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         guard !config.family.isTiled, let rows else {
-            let lanes = min(64, config.limits.maxWorkgroupX)
+            let lanes = config.lanes
             let launch = KernelLaunch(
                 kernel: "attention_tiled",
                 specialization: [0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile))],

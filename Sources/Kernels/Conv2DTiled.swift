@@ -24,9 +24,11 @@ public struct GEMMTile: Hashable, Sendable, Codable, CustomStringConvertible {
     }
 
     /// The tile for an `m` by `columns` output on a device with `limits`: small when either side is at most 32,
-    /// medium when at most 64, else large (ggml-vulkan's rule), never one the device cannot run.
+    /// medium when at most 64, else large (ggml-vulkan's rule); at least a whole subgroup of lanes where subgroups are
+    /// wider than the tile's workgroup; never one the device cannot run.
     public static func choose(m: Int, columns: Int, limits: DeviceLimits) -> GEMMTile {
-        let wanted: GEMMTile = m <= 32 || columns <= 32 ? .small : m <= 64 || columns <= 64 ? .medium : .large
+        var wanted: GEMMTile = m <= 32 || columns <= 32 ? .small : m <= 64 || columns <= 64 ? .medium : .large
+        if wanted.lanes < limits.subgroupSize, let wider = all.first(where: { $0.lanes >= limits.subgroupSize }) { wanted = wider }
         let usable = all.filter { $0.fits(limits) }
         return usable.last { $0.lanes <= wanted.lanes && $0.bm <= wanted.bm } ?? usable.first ?? .small
     }

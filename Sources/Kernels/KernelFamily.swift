@@ -62,6 +62,10 @@ public struct KernelConfig: Sendable, Equatable {
 
     /// The data path of the family.
     public var dataPath: DataPath { family.dataPath }
+
+    /// Invocations per workgroup for the kernels whose lanes are free to choose: 64, or a whole subgroup where
+    /// subgroups are wider (128 on some mobile GPUs), within the device's workgroup limit.
+    public var lanes: Int { min(limits.maxWorkgroupX, max(64, limits.subgroupSize)) }
 }
 
 /// Which kernels a plan uses: one family throughout, or the planner's choice per node.

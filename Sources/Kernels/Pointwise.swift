@@ -92,7 +92,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
         if usesGEMV(config) {
             // Lanes in 8 slices of the reduction, each slice reading consecutive vec4s of four channels: 32 channels a
             // workgroup, so the 1000 classes spread over 32 workgroups.
-            let lanes = min(64, config.limits.maxWorkgroupX), slices = 8
+            let lanes = config.lanes, slices = 8
             let launch = KernelLaunch(
                 kernel: "pointwise_gemv",
                 specialization: [0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),

@@ -174,7 +174,7 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
         if usesSubgroups(config) {
             let launch = KernelLaunch(
-                kernel: "global_avgpool_subgroup", specialization: [0: .uint(UInt32(min(64, config.limits.maxWorkgroupX)))],
+                kernel: "global_avgpool_subgroup", specialization: [0: .uint(UInt32(config.lanes))],
                 pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
                 groups: Grid.flat(items: batch * channels, localSize: 1))
             return [KernelStep(launch, [.read(input), .write(output)]).on(config.dataPath)]

@@ -119,14 +119,14 @@ public enum Op: Sendable {
     /// The same operation over `batch` images instead of `old`.
     func withBatch(_ batch: Int, from old: Int) -> Op {
         switch self {
-        case var .conv2d(op, p): op.batch = batch; return .conv2d(op, p)
-        case var .pointwise(op, p): op.batch = batch; return .pointwise(op, p)
-        case var .depthwise(op, p): op.batch = batch; return .depthwise(op, p)
+        case .conv2d(var op, let p): op.batch = batch; return .conv2d(op, p)
+        case .pointwise(var op, let p): op.batch = batch; return .pointwise(op, p)
+        case .depthwise(var op, let p): op.batch = batch; return .depthwise(op, p)
         case var .maxPool(op): op.batch = batch; return .maxPool(op)
         case var .avgPool(op): op.batch = batch; return .avgPool(op)
         case var .globalAvgPool(op): op.batch = batch; return .globalAvgPool(op)
-        case var .squeezeExcite(op, p): op.batch = batch; return .squeezeExcite(op, p)
-        case var .attention(op, p): op.batch = batch; return .attention(op, p)
+        case .squeezeExcite(var op, let p): op.batch = batch; return .squeezeExcite(op, p)
+        case .attention(var op, let p): op.batch = batch; return .attention(op, p)
         case var .add(op): op.count = op.count / old * batch; return .add(op)
         }
     }

@@ -53,3 +53,33 @@ public enum GraphCheck {
         try compare(graph: graph, device: device, input: input, reference: reference).first { !$0.pass }
     }
 }
+
+extension Op {
+    /// The operation's kernel check at its shape: its kernels on random inputs against its CPU reference (see
+    /// ``KernelCheck``; the weights are drawn afresh, not this node's).
+    public var check: KernelCheck {
+        switch self {
+        case let .conv2d(op, _): op.check()
+        case let .pointwise(op, _): op.check()
+        case let .depthwise(op, _): op.check()
+        case let .maxPool(op): op.check()
+        case let .avgPool(op): op.check()
+        case let .globalAvgPool(op): op.check()
+        case let .squeezeExcite(op, _): op.check()
+        case let .attention(op, _): op.check()
+        case let .add(op): op.check()
+        }
+    }
+}
+
+extension Graph {
+    /// One check per distinct operation and shape in the graph, in graph order, each labelled with the first node
+    /// that has it: what `bossnet validate` runs, so that a new model or kernel needs nothing written there.
+    public var distinctChecks: [(node: String, check: KernelCheck)] {
+        var seen: Set<String> = []
+        return nodes.compactMap { node in
+            let check = node.op.check
+            return seen.insert("\(check.op) \(check.shape)").inserted ? (node.name, check) : nil
+        }
+    }
+}

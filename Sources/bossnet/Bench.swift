@@ -20,16 +20,16 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var selection: DeviceSelection
 
-    @Option(name: .customLong("model"), help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
+    @Option(name: .customLong("model"), parsing: .upToNextOption, help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
     var models: [String] = []
 
-    @Option(name: .customLong("arch"), help: "An architecture to benchmark (repeatable), in the syntax of `bossnet info --help`.")
+    @Option(name: .customLong("arch"), parsing: .upToNextOption, help: "An architecture to benchmark (repeatable), in the syntax of `bossnet info --help`.")
     var architectures: [String] = []
 
     @Option(help: "Input size for --model/--arch rows (default 224; the published rows use their own sizes).")
     var inputSize: Int?
 
-    @Option(name: .customLong("batch"), help: "Batch size (repeatable).")
+    @Option(name: .customLong("batch"), parsing: .upToNextOption, help: "Batch sizes: --batch 1 8, or --batch 1 --batch 8.")
     var batches: [Int] = [1, 8]
 
     @Option(help: "Timed runs per row.")
@@ -103,30 +103,75 @@ struct Bench: ParsableCommand {
             note("skipping the \(family) kernels: \(device.info.name) lacks what they need")
             cases.removeAll { $0.kernels == .family(family) }
         }
+        // Progress goes to standard error, with --json too (standard output holds only the JSON).
         let benchmarker = Benchmarker(device: device, iterations: iterations, warmup: warmup, profile: profile,
-                                      checkInputSize: checkSize, checkBatch: checkBatch, progress: { text in if !json { progress(text) } })
-        var rows: [BenchmarkResult] = []
+                                      checkInputSize: checkSize, checkBatch: checkBatch, progress: { text in progress(text) })
+        let finished = FinishedRows()
+        let (json, profile, info, total) = (json, profile, device.info, cases.count)
+        // Interrupted (Ctrl-C, a scheduler's SIGTERM), print the rows finished so far before leaving.
+        let interrupt = onInterrupt {
+            progressDone()
+            FileHandle.standardError.write(Data("interrupted: \(finished.rows.count) of \(total) rows finished\n".utf8))
+            try? Self.printReport(BenchmarkReport(device: info, rows: finished.rows), json: json, profile: profile)
+        }
+        defer { interrupt.cancel() }
         for (index, benchmark) in cases.enumerated() {
             do {
                 let result = try benchmarker.run(benchmark)
-                rows.append(result)
-                if !json {
-                    progressDone()
-                    FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n".utf8))
-                }
+                finished.append(result)
+                progressDone()
+                FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n".utf8))
             } catch {
                 progressDone()
                 throw report(error)
             }
         }
+        let rows = finished.rows
         let silent = reportValidation(device.instance)
-        let reportValue = BenchmarkReport(device: device.info, rows: rows)
-        if json {
-            try printJSON(reportValue)
-        } else {
-            print(BenchTables.render(reportValue, profile: profile))
-        }
+        try Self.printReport(BenchmarkReport(device: device.info, rows: rows), json: json, profile: profile)
         if !silent || rows.contains(where: { !$0.check_pass || $0.check_first_divergence != nil }) { throw ExitCode(1) }
+    }
+}
+
+extension Bench {
+    /// Prints a report as JSON or as tables on standard output.
+    static func printReport(_ report: BenchmarkReport, json: Bool, profile: Bool) throws {
+        if json { try printJSON(report) } else { print(BenchTables.render(report, profile: profile)) }
+    }
+}
+
+/// The rows a benchmark has finished, readable from a signal handler while the next one runs.
+final class FinishedRows: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [BenchmarkResult] = []
+    var rows: [BenchmarkResult] { lock.withLock { list } }
+    func append(_ row: BenchmarkResult) { lock.withLock { list.append(row) } }
+}
+
+/// Runs `body`, then exits with status 130, on SIGINT or SIGTERM, until ``InterruptHandler/cancel()``.
+func onInterrupt(_ body: @escaping @Sendable () -> Void) -> InterruptHandler {
+    InterruptHandler(sources: [SIGINT, SIGTERM].map { signalNumber in
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler {
+            body()
+            exit(130)
+        }
+        source.resume()
+        return source
+    })
+}
+
+/// The signal sources of ``onInterrupt(_:)``.
+final class InterruptHandler: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+    init(sources: [any DispatchSourceSignal]) { self.sources = sources }
+
+    /// Stops handling the signals and gives them back their default action.
+    func cancel() {
+        for source in sources { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
 }
 

@@ -7,9 +7,13 @@ struct Bossnet: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bossnet",
         abstract: "BossNet-T inference on any Vulkan GPU.",
+        version: bossnetVersion,
         subcommands: [Bench.self, Classify.self, Eval.self, Info.self, Convert.self, Devices.self, Validate.self]
     )
 }
+
+/// The tool's version: `bossnet --version`.
+let bossnetVersion = "0.4.0"
 
 /// Prints `error` to standard error and returns the exit status to leave with: 2 when there is no usable Vulkan
 /// device, 1 for any other failure.

@@ -19,11 +19,13 @@ struct CommandFailure: Error, CustomStringConvertible {
 }
 
 /// Runs bossnet with the validation layer on and returns its exit status, standard output and standard error.
-func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+func run(_ arguments: [String], environment base: [String: String] = ProcessInfo.processInfo.environment) throws
+    -> (status: Int32, output: String, error: String)
+{
     let process = Process()
     process.executableURL = try bossnet()
     process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
+    var environment = base
     environment["BOSSNET_VALIDATION"] = "1"
     environment["BOSSNET_PIPELINE_CACHE"] = "0"
     process.environment = environment
@@ -144,4 +146,37 @@ func shaderEmbed() throws {
     let (brokenStatus, message) = try embed()
     #expect(brokenStatus != 0)
     #expect(message.contains("probe.comp") && message.contains("ERROR"), "\(message)")
+}
+
+@Test("validate checks the distinct operations of the models' graphs, in each family asked for, within the minimum limits")
+func validateFromGraph() throws {
+    // An architecture with attention in stage 1 (256 tokens at 64 px), under the spec's minimum limits: the fp16
+    // families are skipped (no 16-bit storage there), the others pass; the device is the same object as elsewhere.
+    let process = ["validate", "--arch", "hytra:0-1-1-1", "--input-size", "64", "--kernels", "texel", "tiled", "fp16",
+                   "--seed", "3", "--json"]
+    var environment = ProcessInfo.processInfo.environment
+    environment["BOSSNET_LIMITS"] = "minimum"
+    let result = try run(process, environment: environment)
+    #expect(result.status == 0, "\(result.error)")
+    #expect(result.error.contains("skipping the fp16 kernels"))
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+    #expect(json["limits"] as? String == "minimum")
+    #expect((json["device"] as? [String: Any])?["name"] is String)
+    let rows = try #require(json["results"] as? [[String: Any]])
+    #expect(Set(rows.compactMap { $0["family"] as? String }) == ["texel", "tiled"])
+    // One row per distinct operation and shape: the stage-1 attention is there once per family.
+    let attention = rows.filter { ($0["op"] as? String) == "attention" && ($0["shape"] as? String)?.contains("tokens 256") == true }
+    #expect(attention.count == 2)
+    #expect(rows.allSatisfy { $0["pass"] as? Bool == true })
+}
+
+@Test("--version, and several values after one option: --batch 1 8 is --batch 1 --batch 8")
+func versionAndMultipleValues() throws {
+    let version = try run(["--version"])
+    #expect(version.status == 0 && version.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+    // A bad value in the list is named; the check that reads it runs before any device work.
+    let bad = try run(["bench", "--model", "bossnet_T0", "--batch", "1", "999", "--iterations", "1"])
+    #expect(bad.status != 0 && bad.error.contains("--batch must be between 1 and 256"), "\(bad.error)")
+    let unknown = try run(["bench", "--model", "bossnet_T0", "--kernels", "texel", "fastest"])
+    #expect(unknown.status != 0 && unknown.error.contains("--kernels takes"), "\(unknown.error)")
 }

@@ -11,9 +11,9 @@ private func expectAllPass(_ checks: [KernelCheck], families: [KernelFamily] = K
         let pipelines = PipelineCache(device: device)
         for family in families {
             for check in checks {
-                let seed = SeededRandom.freshSeed()
+                let seed = testSeed()
                 let comparison = try check.run(on: device, pipelines: pipelines, seed: seed, family: family)
-                #expect(comparison.passes, "\(family) \(check.op) \(check.shape) seed=\(seed): \(comparison) \(comparison.kernels)")
+                #expect(comparison.passes, "\(family) \(check.op) \(check.shape) BOSSNET_TEST_SEED=\(seed): \(comparison) \(comparison.kernels)")
             }
         }
     }
@@ -38,6 +38,11 @@ func tiledGEMM() throws {
     var tiny = limits
     tiny.maxComputeWorkGroupInvocations = 64
     #expect(large.asConvolution.tiled(KernelConfig(family: .tiled, limits: tiny))?.tile == .small)
+    // Subgroups of 128 (some mobile GPUs): no 64-lane tile that would leave half of each subgroup idle.
+    var wide = limits
+    wide.subgroupSize = 128
+    #expect(small.asConvolution.tiled(KernelConfig(family: .tiled, limits: wide))?.tile == .medium)
+    #expect(KernelConfig(family: .tiled, limits: wide).lanes == 128 && config.lanes == 64)
     // The classifier at batch 1 and 4: a GEMV (with a residual and an activation, to exercise the epilogue).
     let gemv = Pointwise.linear(batch: 1, inFeatures: 2048, outFeatures: 1000)
     let gemv4 = Pointwise(batch: 4, inChannels: 37, pixels: 1, outChannels: 70, epilogue: Epilogue(activation: .silu, hasResidual: true))

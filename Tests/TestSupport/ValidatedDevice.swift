@@ -44,3 +44,11 @@ private func openAndRun<R>(_ instance: VulkanInstance, _ options: DeviceOptions,
 
 /// The bits of a quiet NaN, for poisoning buffers that a test expects to be overwritten.
 public let poisonBits: UInt32 = 0x7FC0_0000
+
+/// The seed of a test's random inputs: `BOSSNET_TEST_SEED` when the environment sets it, else a fixed seed, so every
+/// run draws the same inputs and a failure reproduces. Tests print the seed in their failure messages; rerun with
+/// `BOSSNET_TEST_SEED=<seed> swift test --filter <test>` (or another value to draw other inputs).
+public func testSeed() -> UInt64 {
+    if let text = ProcessInfo.processInfo.environment["BOSSNET_TEST_SEED"], let seed = UInt64(text) { return seed }
+    return 0x5EED_B055_0000_0001
+}
