@@ -126,6 +126,8 @@ public final class Benchmarker {
     public let checkInputSize: Int
     /// The batch of the numerics check (distinct smooth images).
     public let checkBatch: Int
+    /// Whether the numerics check also names the first node that diverges (``GraphCheck``; slower).
+    public let findDivergence: Bool
     private let pipelines: PipelineCache
     private let progress: (String) -> Void
     private var pipelineTimes: [String: (cold: Double, warm: Double)] = [:]
@@ -136,7 +138,8 @@ public final class Benchmarker {
     /// and reports what it is doing through `progress`.
     public init(device: VulkanDevice, iterations: Int, warmup: Int, profile: Bool = false,
                 weights: (any ParameterSource)? = nil, checkInputSize: Int = 64, checkBatch: Int = 1,
-                progress: @escaping (String) -> Void = { _ in }) {
+                findDivergence: Bool = false, progress: @escaping (String) -> Void = { _ in }) {
+        self.findDivergence = findDivergence
         self.checkBatch = checkBatch
         precondition(iterations >= 1 && warmup >= 0, "at least one iteration")
         self.device = device
@@ -259,7 +262,7 @@ public final class Benchmarker {
         let logits = try session.run(input)
         let error = Comparison(logits, CPUExecutor.run(graph, input: input)).relativeL2
         var divergence: String?
-        if GraphCheck.requested, let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input) {
+        if findDivergence, let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input) {
             divergence = "\(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)"
         }
         return (error, divergence, Self.checkTolerance(kernels, on: device))

@@ -17,9 +17,6 @@ public struct NodeComparison: Sendable, Codable {
 /// what `BOSSNET_CHECK=1` does. Each node's reference is computed from the device's values of its inputs, so an error
 /// is pinned on the node that made it rather than smeared over everything after it.
 public enum GraphCheck {
-    /// Whether the environment asks for checking (`BOSSNET_CHECK=1`).
-    public static var requested: Bool { ProcessInfo.processInfo.environment["BOSSNET_CHECK"] == "1" }
-
     /// Compares every node of `graph` run on `device` with `reference`'s node of the same index run on the CPU
     /// (`reference` defaults to `graph`; a different one lets tests plant a fault).
     public static func compare(

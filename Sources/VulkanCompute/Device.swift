@@ -3,7 +3,8 @@ import Foundation
 
 /// Options for opening a ``VulkanDevice``.
 public struct DeviceOptions: Sendable {
-    /// Where the pipeline cache file lives; `nil` keeps no cache on disk. Defaults to ``PipelineCacheFile/defaultDirectory``.
+    /// Where the pipeline cache file lives; `nil` (the default) keeps no cache on disk.
+    /// ``PipelineCacheFile/defaultDirectory(environment:)`` gives the usual place.
     public var pipelineCacheDirectory: URL?
     /// Enable the optional features the device has (fp16, subgroup size control). On by default.
     public var enableOptionalFeatures: Bool
@@ -18,7 +19,7 @@ public struct DeviceOptions: Sendable {
     /// Limits to clamp to as well (each limit no larger than here), to emulate a particular small device.
     public var clampLimits: DeviceLimits?
 
-    public init(pipelineCacheDirectory: URL? = PipelineCacheFile.defaultDirectory, enableOptionalFeatures: Bool = true,
+    public init(pipelineCacheDirectory: URL? = nil, enableOptionalFeatures: Bool = true,
                 submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil, limits: LimitsMode = .device,
                 clampLimits: DeviceLimits? = nil) {
         self.clampLimits = clampLimits

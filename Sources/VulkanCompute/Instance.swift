@@ -27,13 +27,6 @@ public enum ValidationMode: Sendable {
     case off
     /// VK_LAYER_KHRONOS_validation with synchronization validation; fail if the layer is not installed.
     case required
-    /// ``required`` when the environment sets `BOSSNET_VALIDATION=1`, else ``off``.
-    case fromEnvironment
-
-    var resolved: ValidationMode {
-        guard case .fromEnvironment = self else { return self }
-        return ProcessInfo.processInfo.environment["BOSSNET_VALIDATION"] == "1" ? .required : .off
-    }
 }
 
 /// A Vulkan instance: the loader, optionally the validation layer and its debug messenger, and the devices it sees.
@@ -55,7 +48,7 @@ public final class VulkanInstance {
 
     /// Creates an instance.
     /// - Parameter validation: whether to load VK_LAYER_KHRONOS_validation with synchronization validation.
-    public init(validation: ValidationMode = .fromEnvironment) throws {
+    public init(validation: ValidationMode = .off) throws {
         var loaderVersion: UInt32 = vulkanVersion(1, 0)
         if let enumerate = vkGetInstanceProcAddr(nil, "vkEnumerateInstanceVersion") {
             let function = unsafeBitCast(enumerate, to: PFN_vkEnumerateInstanceVersion.self)
@@ -70,7 +63,7 @@ public final class VulkanInstance {
         }
 
         let validate: Bool
-        switch validation.resolved {
+        switch validation {
         case .required:
             guard try Self.layerNames().contains("VK_LAYER_KHRONOS_validation") else {
                 throw VulkanSetupError.validationLayerMissing

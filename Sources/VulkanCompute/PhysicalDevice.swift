@@ -232,17 +232,12 @@ public struct PhysicalDevice {
 extension VulkanInstance {
     /// Picks the device to run on.
     ///
-    /// An explicit `index` wins; then the `BOSSNET_DEVICE` environment variable; then the most capable kind of
-    /// device (discrete > integrated > virtual > CPU), the loader's order breaking ties.
+    /// An explicit `index` wins; otherwise the most capable kind of device (discrete > integrated > virtual > CPU),
+    /// the loader's order breaking ties.
     public func chooseDevice(index: Int? = nil) throws -> PhysicalDevice {
         let devices = try physicalDevices()
         guard !devices.isEmpty else { throw VulkanSetupError.noDevice }
-        var wanted = index
-        if wanted == nil, let variable = ProcessInfo.processInfo.environment["BOSSNET_DEVICE"], !variable.isEmpty {
-            guard let number = Int(variable) else { throw VulkanSetupError.badDeviceVariable(variable) }
-            wanted = number
-        }
-        if let wanted {
+        if let wanted = index {
             guard devices.indices.contains(wanted) else {
                 throw VulkanSetupError.deviceIndexOutOfRange(index: wanted, count: devices.count)
             }

@@ -22,11 +22,9 @@ public struct PipelineCacheFile: Sendable {
             String(format: "pipelines-%04x-%04x-", vendorID, deviceID) + hex + ".bin")
     }
 
-    /// `$XDG_CACHE_HOME/bossnet` or `~/.cache/bossnet`; `nil` when neither can be found or when
-    /// `BOSSNET_PIPELINE_CACHE=0` turns the cache off.
-    public static var defaultDirectory: URL? {
-        let environment = ProcessInfo.processInfo.environment
-        if environment["BOSSNET_PIPELINE_CACHE"] == "0" { return nil }
+    /// The usual place for the cache given an environment: `$XDG_CACHE_HOME/bossnet` or `$HOME/.cache/bossnet`; `nil`
+    /// when neither is set. The library reads no environment itself: the caller passes the process's.
+    public static func defaultDirectory(environment: [String: String]) -> URL? {
         if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
             return URL(fileURLWithPath: xdg).appendingPathComponent("bossnet", isDirectory: true)
         }

@@ -31,10 +31,8 @@ public struct VulkanError: Error, CustomStringConvertible, Equatable {
 public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
     /// The loader found no Vulkan device at all.
     case noDevice
-    /// A device index (from `--device` or `BOSSNET_DEVICE`) that does not exist.
+    /// A device index that does not exist.
     case deviceIndexOutOfRange(index: Int, count: Int)
-    /// `BOSSNET_DEVICE` holds something that is not a device index.
-    case badDeviceVariable(String)
     /// Validation was required but the Khronos validation layer is not installed.
     case validationLayerMissing
     /// No memory type satisfies a buffer's needs.
@@ -66,8 +64,6 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
         case let .deviceIndexOutOfRange(index, count):
             return "Device \(index) does not exist: this machine has \(count) Vulkan device(s), numbered 0 to \(count - 1). "
                 + "Run `bossnet devices` to list them."
-        case let .badDeviceVariable(value):
-            return "BOSSNET_DEVICE is '\(value)', which is not a device number. Set it to an index from `bossnet devices`, or unset it."
         case .validationLayerMissing:
             return "VK_LAYER_KHRONOS_validation is not installed, but validation was asked for "
                 + "(BOSSNET_VALIDATION=1 or a test). On Debian or Ubuntu: `apt-get install vulkan-validationlayers`."

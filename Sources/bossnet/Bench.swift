@@ -105,7 +105,8 @@ struct Bench: ParsableCommand {
         }
         // Progress goes to standard error, with --json too (standard output holds only the JSON).
         let benchmarker = Benchmarker(device: device, iterations: iterations, warmup: warmup, profile: profile,
-                                      checkInputSize: checkSize, checkBatch: checkBatch, progress: { text in progress(text) })
+                                      checkInputSize: checkSize, checkBatch: checkBatch,
+                                      findDivergence: Environment.check, progress: { text in progress(text) })
         let finished = FinishedRows()
         let (json, profile, info, total) = (json, profile, device.info, cases.count)
         // Interrupted (Ctrl-C, a scheduler's SIGTERM), print the rows finished so far before leaving.

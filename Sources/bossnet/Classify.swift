@@ -106,7 +106,7 @@ struct Classify: ParsableCommand {
             let chunk = images[start..<min(start + batchSize, images.count)].map(\.tensor)
             if !json { progress("classifying \(start + 1)-\(start + chunk.count) of \(images.count)") }
             allLogits += try classifier.logits(chunk).flatMap { $0 }
-            if start == 0, GraphCheck.requested, let device {
+            if start == 0, Environment.check, let device {
                 if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: try classifier.batchInput(chunk)) {
                     FileHandle.standardError.write(Data("BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n".utf8))
                     throw ExitCode(1)

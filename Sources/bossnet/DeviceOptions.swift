@@ -44,18 +44,49 @@ struct DeviceSelection: ParsableArguments {
     }
 }
 
-/// Opens device `index` (the default device when nil), with the validation layer when BOSSNET_VALIDATION=1 and the
-/// Vulkan spec's minimum limits when BOSSNET_LIMITS=minimum, and warns on standard error when its pipeline cache file
-/// had to be ignored.
+/// Opens device `index` (`BOSSNET_DEVICE`, else the most capable device, when nil) with what the environment asks
+/// for (``Environment``), and warns on standard error when its pipeline cache file had to be ignored.
 func openDevice(index: Int?) throws -> VulkanDevice {
-    let variable = ProcessInfo.processInfo.environment["BOSSNET_LIMITS"] ?? ""
-    guard let limits = variable.isEmpty ? .device : LimitsMode(rawValue: variable) else {
-        throw ValidationError("BOSSNET_LIMITS is '\(variable)'; set it to 'minimum' (the Vulkan spec's least limits) or 'device', or unset it.")
-    }
-    let device = try VulkanDevice(instance: VulkanInstance(validation: .fromEnvironment), index: index,
-                                  options: DeviceOptions(limits: limits))
+    let device = try VulkanDevice(instance: VulkanInstance(validation: Environment.validation), index: index ?? Environment.device(),
+                                  options: DeviceOptions(pipelineCacheDirectory: Environment.pipelineCacheDirectory,
+                                                         limits: try Environment.limits()))
     if let warning = device.pipelineCacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     return device
+}
+
+/// The environment variables the tool reads: the one place anything in this package reads the environment (the
+/// libraries take every such choice as an argument).
+enum Environment {
+    private static var variables: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// `BOSSNET_DEVICE=N`: the device when `--device` is not given.
+    static func device() throws -> Int? {
+        guard let text = variables["BOSSNET_DEVICE"], !text.isEmpty else { return nil }
+        guard let number = Int(text), number >= 0 else {
+            throw ValidationError("BOSSNET_DEVICE is '\(text)', which is not a device number. Set it to an index from `bossnet devices`, or unset it.")
+        }
+        return number
+    }
+
+    /// `BOSSNET_VALIDATION=1`: the Khronos validation layer, synchronization validation on.
+    static var validation: ValidationMode { variables["BOSSNET_VALIDATION"] == "1" ? .required : .off }
+
+    /// `BOSSNET_LIMITS=minimum`: the Vulkan spec's minimum limits.
+    static func limits() throws -> LimitsMode {
+        let text = variables["BOSSNET_LIMITS"] ?? ""
+        guard let limits = text.isEmpty ? .device : LimitsMode(rawValue: text) else {
+            throw ValidationError("BOSSNET_LIMITS is '\(text)'; set it to 'minimum' (the Vulkan spec's least limits) or 'device', or unset it.")
+        }
+        return limits
+    }
+
+    /// The pipeline cache's folder (`$XDG_CACHE_HOME/bossnet` or `~/.cache/bossnet`); none with `BOSSNET_PIPELINE_CACHE=0`.
+    static var pipelineCacheDirectory: URL? {
+        variables["BOSSNET_PIPELINE_CACHE"] == "0" ? nil : PipelineCacheFile.defaultDirectory(environment: variables)
+    }
+
+    /// `BOSSNET_CHECK=1`: name the first node whose output diverges from the CPU reference.
+    static var check: Bool { variables["BOSSNET_CHECK"] == "1" }
 }
 
 /// Prints what the validation layer reported (when BOSSNET_VALIDATION=1) and says whether it was silent.

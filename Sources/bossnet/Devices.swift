@@ -14,10 +14,10 @@ struct Devices: ParsableCommand {
         let devices: [DeviceInfo]
         let chosen: Int
         do {
-            let instance = try VulkanInstance()
+            let instance = try VulkanInstance(validation: Environment.validation)
             devices = try instance.physicalDevices().map(\.info)
             guard !devices.isEmpty else { throw VulkanSetupError.noDevice }
-            chosen = try instance.chooseDevice().info.index
+            chosen = try instance.chooseDevice(index: Environment.device()).info.index
         } catch {
             throw report(error)
         }

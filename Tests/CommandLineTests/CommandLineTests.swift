@@ -180,3 +180,17 @@ func versionAndMultipleValues() throws {
     let unknown = try run(["bench", "--model", "bossnet_T0", "--kernels", "texel", "fastest"])
     #expect(unknown.status != 0 && unknown.error.contains("--kernels takes"), "\(unknown.error)")
 }
+
+@Test("only the command line reads the environment: the libraries take every choice as an argument")
+func librariesReadNoEnvironment() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let sources = root.appendingPathComponent("Sources")
+    let files = try #require(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
+        .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" || $0.pathExtension == "c" }
+    #expect(files.count > 50)
+    let readers = try files.filter { file in
+        let text = try String(contentsOf: file, encoding: .utf8)
+        return text.contains("processInfo.environment") || text.contains("getenv(") || text.contains("environ[")
+    }.map { $0.path.replacingOccurrences(of: root.path + "/", with: "") }
+    #expect(readers == ["Sources/bossnet/DeviceOptions.swift"], "\(readers)")
+}
