@@ -128,7 +128,7 @@ public final class Benchmarker {
     public let checkBatch: Int
     /// Whether the numerics check also names the first node that diverges (``GraphCheck``; slower).
     public let findDivergence: Bool
-    private let pipelines: PipelineCache
+    private let pipelines: KernelPipelines
     private let progress: (String) -> Void
     private var pipelineTimes: [String: (cold: Double, warm: Double)] = [:]
     private var checks: [String: (error: Double, divergence: String?, tolerance: Double)] = [:]
@@ -149,7 +149,7 @@ public final class Benchmarker {
         self.weights = weights
         self.checkInputSize = checkInputSize
         self.progress = progress
-        pipelines = PipelineCache(device: device)
+        pipelines = KernelPipelines(device: device)
     }
 
     /// Measures one case.
@@ -238,7 +238,7 @@ public final class Benchmarker {
         func time() throws -> Double {
             let fresh = try VulkanDevice(instance: device.instance, physical: device.physical,
                                          options: DeviceOptions(pipelineCacheDirectory: directory, limits: device.limitsMode))
-            let cache = PipelineCache(device: fresh)
+            let cache = KernelPipelines(device: fresh)
             let start = DispatchTime.now()
             for launch in launches { _ = try cache.pipeline(for: launch) }
             let elapsed = milliseconds(since: start)

@@ -35,9 +35,13 @@ public struct Add: Hashable, Sendable, Codable {
     /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
-            kernel: "add",
+            kernel: Self.name,
             specialization: [0: .uint(64), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.vec4PerInvocation))],
             pushConstants: PushConstants(count: UInt32(count)),
             groups: (max(1, ((count + 3) / 4 + 64 * Self.vec4PerInvocation - 1) / (64 * Self.vec4PerInvocation)), 1, 1))
     }
+}
+
+extension Add: KernelOperation {
+    public static let name = "add"
 }

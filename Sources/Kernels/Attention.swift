@@ -108,7 +108,7 @@ public struct Attention: Hashable, Sendable, Codable {
         guard !config.family.isTiled, let rows else {
             let lanes = config.lanes
             let launch = KernelLaunch(
-                kernel: "attention_tiled",
+                kernel: Self.name + "_tiled",
                 specialization: [0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile))],
                 pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
             return [KernelStep(launch, [.read(qkv), .read(affine), .write(output)]).on(config.dataPath)]
@@ -118,12 +118,16 @@ public struct Attention: Hashable, Sendable, Codable {
     }
 
     func rowsLaunch() -> KernelLaunch {
-        KernelLaunch(kernel: "attention_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
+        KernelLaunch(kernel: Self.name + "_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
                      groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }
 
     func launch() -> KernelLaunch {
-        KernelLaunch(kernel: "attention", specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
+        KernelLaunch(kernel: Self.name, specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
                      pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }
+}
+
+extension Attention: KernelOperation {
+    public static let name = "attention"
 }

@@ -108,7 +108,7 @@ public struct Conv2D: Hashable, Sendable, Codable {
         let columnTiles = (batch * outHeight * outWidth + 3) / 4
         let local = min(64, Grid.roundUp(columnTiles, to: 8))
         return KernelLaunch(
-            kernel: "conv2d",
+            kernel: Self.name,
             specialization: [0: .uint(UInt32(local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
                              3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual)],
             pushConstants: PushConstants(
@@ -117,4 +117,8 @@ public struct Conv2D: Hashable, Sendable, Codable {
                 padding: UInt32(padding), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4)),
             groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
     }
+}
+
+extension Conv2D: KernelOperation {
+    public static let name = "conv2d"
 }

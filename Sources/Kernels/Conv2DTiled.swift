@@ -100,7 +100,7 @@ public struct TiledConvolution: Hashable, Sendable {
             6: .uint(UInt32(tile.bn)), 7: .uint(UInt32(tile.bk)), 8: .uint(UInt32(tile.tm)), 9: .uint(UInt32(tile.tn)),
         ]
         let groups = ((columns + tile.bn - 1) / tile.bn, (c.outChannels + tile.bm - 1) / tile.bm, splits)
-        let kernel = "conv2d_tiled" + (halfProducts ? "_fp16math" : "")
+        let kernel = Conv2D.name + "_tiled" + (halfProducts ? "_fp16math" : "")
         guard splits > 1, let partials else {
             let launch = KernelLaunch(kernel: kernel, specialization: specialization, pushConstants: push, groups: groups)
             return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
@@ -108,7 +108,7 @@ public struct TiledConvolution: Hashable, Sendable {
         }
         let partial = KernelLaunch(kernel: kernel + "_splitk", specialization: specialization, pushConstants: push, groups: groups)
         let reduce = KernelLaunch(
-            kernel: "conv2d_splitk_reduce",
+            kernel: Conv2D.name + "_splitk_reduce",
             specialization: [0: .uint(64), 1: .uint(c.epilogue.activation.rawValue), 2: .bool(c.epilogue.hasResidual)],
             pushConstants: ReducePushConstants(outChannels: UInt32(c.outChannels), columns: UInt32(columns),
                                                pixels: UInt32(c.outHeight * c.outWidth), splits: UInt32(splits)),

@@ -80,7 +80,7 @@ public struct Depthwise: Hashable, Sendable, Codable {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: "depthwise",
+            kernel: Self.name,
             specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
                              3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual)],
             pushConstants: PushConstants(batch: UInt32(batch), channels: UInt32(channels), inHeight: UInt32(height),
@@ -88,4 +88,8 @@ public struct Depthwise: Hashable, Sendable, Codable {
                                          padding: UInt32(padding)),
             groups: Grid.flat(items: items, localSize: 64))
     }
+}
+
+extension Depthwise: KernelOperation {
+    public static let name = "depthwise"
 }

@@ -41,7 +41,7 @@ extension Conv2D {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: "conv2d", shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
             weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue, pack: packWeights,
             scratchCount: scratchCount, steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
@@ -58,7 +58,7 @@ extension Pointwise {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: "pointwise", shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
             weightCount: weightCount, fanIn: inChannels, epilogue: epilogue, pack: packWeights,
             scratchCount: scratchCount, steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
@@ -73,7 +73,7 @@ extension Depthwise {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: "depthwise", shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: channels,
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: channels,
             weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue, pack: { $0 },
             steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
@@ -85,7 +85,7 @@ extension MaxPool {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: "maxpool", shape: shapeDescription) { runner, random in
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
             let input = runner.stored(random.floats(inputCount, in: -4...(-1)))  // all negative: a zero from padding would win
             let y = try runner.output(outputCount)
             runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
@@ -100,7 +100,7 @@ extension AvgPool {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: "avgpool", shape: shapeDescription) { runner, random in
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
             let input = runner.stored(random.floats(inputCount, in: 1...3))  // all positive: counting padding in would show
             let y = try runner.output(outputCount)
             runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
@@ -115,7 +115,7 @@ extension GlobalAvgPool {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: "global_avgpool", shape: shapeDescription) { runner, random in
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
             // Post-activation values, as the pooled features are (SiLU's range): a mean near zero would make the
             // relative error of a long float32 sum meaningless.
             let input = runner.stored(random.floats(inputCount, in: -0.25...2))
@@ -135,7 +135,7 @@ extension SqueezeExcite {
     /// Compares the three steps together (squeeze, excite, scale) with the CPU reference at this shape, on random
     /// inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: "squeeze_excite", shape: shapeDescription) { runner, random in
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
             let input = runner.stored(random.floats(count))
             let w1 = runner.stored(random.weights(reduced * channels, fanIn: channels))
             let b1 = runner.stored(random.floats(reduced, in: -0.2...0.2))
@@ -158,7 +158,7 @@ extension Attention {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: "attention", shape: shapeDescription) { runner, random in
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
             // Spread-out logits (a standard deviation of about 3 units, as a trained network's), so the softmax is
             // far from uniform, attention and its transpose differ, and the softmax's stability matters.
             let qkv = runner.stored(random.floats(inputCount, in: -3...3))
@@ -179,7 +179,7 @@ extension Add {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: "add", shape: shapeDescription) { runner, random in
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
             let a = runner.stored(random.floats(count, in: -4...4)), b = runner.stored(random.floats(count, in: -4...4))
             let y = try runner.output(count)
             runner.add(steps(a: try runner.input(a), b: try runner.input(b), output: y, config: runner.config))

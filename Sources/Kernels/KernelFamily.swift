@@ -93,3 +93,9 @@ public enum KernelChoice: Sendable, Equatable, CustomStringConvertible {
     /// Every name ``init(_:)`` accepts.
     public static var names: [String] { ["auto"] + KernelFamily.allCases.map(\.rawValue) }
 }
+
+/// An operation the engine has kernels for. Its name is its op's name in graphs and checks, and the stem of its
+/// shaders' names (`Shaders/<name>.comp`, `<name>_tiled.comp`, ...): written once, in its own file.
+public protocol KernelOperation {
+    static var name: String { get }
+}

@@ -150,8 +150,9 @@ public enum Grid {
     public static func roundUp(_ value: Int, to multiple: Int) -> Int { (value + multiple - 1) / multiple * multiple }
 }
 
-/// The compute pipelines of one device, made once per ``PipelineKey`` and reused.
-public final class PipelineCache {
+/// The compute pipelines of one device, made once per ``PipelineKey`` and reused (in memory; not to be confused with
+/// the driver's pipeline cache that ``VulkanDevice`` keeps on disk).
+public final class KernelPipelines {
     public let device: VulkanDevice
     private var pipelines: [PipelineKey: ComputePipeline] = [:]
 

@@ -11,7 +11,7 @@ public final class KernelRunner {
     public let device: VulkanDevice
     /// The family and limits every operation's steps are made for (``KernelConfig``).
     public let config: KernelConfig
-    private let pipelines: PipelineCache
+    private let pipelines: KernelPipelines
     private var steps: [KernelStep<VulkanBuffer>] = []
     /// What each buffer made by ``input(_:)`` or ``output(_:)`` holds, by identity.
     private var contents: [ObjectIdentifier: (values: [Float], isOutput: Bool)] = [:]
@@ -22,9 +22,9 @@ public final class KernelRunner {
 
     /// A runner on `device`, making pipelines through `pipelines` (a new cache when `nil`), for `config` (the texel
     /// family within the device's limits when `nil`).
-    public init(device: VulkanDevice, pipelines: PipelineCache? = nil, config: KernelConfig? = nil) {
+    public init(device: VulkanDevice, pipelines: KernelPipelines? = nil, config: KernelConfig? = nil) {
         self.device = device
-        self.pipelines = pipelines ?? PipelineCache(device: device)
+        self.pipelines = pipelines ?? KernelPipelines(device: device)
         self.config = config ?? KernelConfig(family: .texel, limits: device.limits)
     }
 

@@ -94,7 +94,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
             // workgroup, so the 1000 classes spread over 32 workgroups.
             let lanes = config.lanes, slices = 8
             let launch = KernelLaunch(
-                kernel: "pointwise_gemv",
+                kernel: Self.name + "_gemv",
                 specialization: [0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
                                  3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch))],
                 pushConstants: pushConstants, groups: ((Grid.roundUp(outChannels, to: 8) / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
@@ -114,10 +114,14 @@ public struct Pointwise: Hashable, Sendable, Codable {
         let columnTiles = (batch * pixels + 3) / 4
         let local = min(64, Grid.roundUp(columnTiles, to: 8))
         return KernelLaunch(
-            kernel: "pointwise",
+            kernel: Self.name,
             specialization: [0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
                              3: .bool(epilogue.hasResidual)],
             pushConstants: pushConstants,
             groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
     }
+}
+
+extension Pointwise: KernelOperation {
+    public static let name = "pointwise"
 }

@@ -65,7 +65,7 @@ public struct MaxPool: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: "maxpool",
+            kernel: Self.name,
             specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride))],
             pushConstants: PushConstants(planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
                                          outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), padding: UInt32(padding)),
@@ -129,7 +129,7 @@ public struct AvgPool: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: "avgpool", specialization: [0: .uint(64)],
+            kernel: Self.name, specialization: [0: .uint(64)],
             pushConstants: PushConstants(planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
                                          outHeight: UInt32(outHeight), outWidth: UInt32(outWidth)),
             groups: Grid.flat(items: items, localSize: 64))
@@ -174,7 +174,7 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
         if usesSubgroups(config) {
             let launch = KernelLaunch(
-                kernel: "global_avgpool_subgroup", specialization: [0: .uint(UInt32(config.lanes))],
+                kernel: Self.name + "_subgroup", specialization: [0: .uint(UInt32(config.lanes))],
                 pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
                 groups: Grid.flat(items: batch * channels, localSize: 1))
             return [KernelStep(launch, [.read(input), .write(output)]).on(config.dataPath)]
@@ -185,8 +185,20 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
-            kernel: "global_avgpool", specialization: [0: .uint(64), 1: .bool(vec4Input)],
+            kernel: Self.name, specialization: [0: .uint(64), 1: .bool(vec4Input)],
             pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
             groups: Grid.flat(items: batch * channels, localSize: 64))
     }
+}
+
+extension MaxPool: KernelOperation {
+    public static let name = "maxpool"
+}
+
+extension AvgPool: KernelOperation {
+    public static let name = "avgpool"
+}
+
+extension GlobalAvgPool: KernelOperation {
+    public static let name = "global_avgpool"
 }

@@ -4,8 +4,8 @@ import VulkanCompute
 /// Squeeze-excite on an NCHW tensor, with the block's residual add and activation fused into its last step:
 ///
 ///     s = mean over H, W of x                 (squeeze: ``GlobalAvgPool``)
-///     g = sigmoid(fc2(inner(fc1(s))))         (excite: Shaders/se_excite.comp; fc1, fc2 are 1x1 convs with bias)
-///     y = outer(x * g + residual)             (scale: Shaders/channel_scale.comp)
+///     g = sigmoid(fc2(inner(fc1(s))))         (excite: Shaders/squeeze_excite_gates.comp; fc1, fc2 are 1x1 convs with bias)
+///     y = outer(x * g + residual)             (scale: Shaders/squeeze_excite_scale.comp)
 ///
 /// `inner` is ReLU in BossNet and SiLU in the MBConv space; `outer` is the block's activation (identity when SE is not
 /// the block's last step).
@@ -89,7 +89,7 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
 
     func exciteLaunch() -> KernelLaunch {
         KernelLaunch(
-            kernel: "se_excite", specialization: [0: .uint(64), 1: .uint(innerActivation.rawValue)],
+            kernel: Self.name + "_gates", specialization: [0: .uint(64), 1: .uint(innerActivation.rawValue)],
             pushConstants: ExcitePushConstants(channels: UInt32(channels), reduced: UInt32(reduced)),
             groups: (batch, 1, 1))
     }
@@ -103,10 +103,14 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
 
     func scaleLaunch() -> KernelLaunch {
         KernelLaunch(
-            kernel: "channel_scale",
+            kernel: Self.name + "_scale",
             specialization: [0: .uint(64), 1: .bool(vec4Scale), 2: .uint(epilogue.activation.rawValue),
                              3: .bool(epilogue.hasResidual)],
             pushConstants: ScalePushConstants(count: UInt32(count), pixels: UInt32(pixels)),
             groups: Grid.flat(items: (count + 3) / 4, localSize: 64))
     }
+}
+
+extension SqueezeExcite: KernelOperation {
+    public static let name = "squeeze_excite"
 }

@@ -82,15 +82,15 @@ public enum Op: Sendable {
     /// The operation's name, as its kernel is named.
     public var name: String {
         switch self {
-        case .conv2d: "conv2d"
-        case .pointwise: "pointwise"
-        case .depthwise: "depthwise"
-        case .maxPool: "maxpool"
-        case .avgPool: "avgpool"
-        case .globalAvgPool: "global_avgpool"
-        case .squeezeExcite: "squeeze_excite"
-        case .attention: "attention"
-        case .add: "add"
+        case .conv2d: Conv2D.name
+        case .pointwise: Pointwise.name
+        case .depthwise: Depthwise.name
+        case .maxPool: MaxPool.name
+        case .avgPool: AvgPool.name
+        case .globalAvgPool: GlobalAvgPool.name
+        case .squeezeExcite: SqueezeExcite.name
+        case .attention: Attention.name
+        case .add: Add.name
         }
     }
 
@@ -138,7 +138,7 @@ public enum Op: Sendable {
         case let .pointwise(op, _): op.epilogue.hasResidual
         case let .depthwise(op, _): op.epilogue.hasResidual
         case let .squeezeExcite(op, _): op.epilogue.hasResidual
-        default: false
+        case .maxPool, .avgPool, .globalAvgPool, .attention, .add: false
         }
     }
 }

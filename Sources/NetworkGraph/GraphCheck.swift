@@ -20,7 +20,7 @@ public enum GraphCheck {
     /// Compares every node of `graph` run on `device` with `reference`'s node of the same index run on the CPU
     /// (`reference` defaults to `graph`; a different one lets tests plant a fault).
     public static func compare(
-        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, pipelines: PipelineCache? = nil
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, pipelines: KernelPipelines? = nil
     ) throws -> [NodeComparison] {
         let reference = reference ?? graph
         precondition(reference.nodes.count == graph.nodes.count, "the reference graph has other nodes")

@@ -95,11 +95,11 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Plans `graph` for `device`, uploads its weights, makes its pipelines (through `pipelines`, so sessions can
     /// share them) and records its command buffer.
-    public init(graph: Graph, device: VulkanDevice, pipelines: PipelineCache? = nil, options: SessionOptions = SessionOptions()) throws {
+    public init(graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, options: SessionOptions = SessionOptions()) throws {
         self.graph = graph
         self.device = device
         self.options = options
-        let pipelines = pipelines ?? PipelineCache(device: device)
+        let pipelines = pipelines ?? KernelPipelines(device: device)
         let limits = device.limits
         let share = !options.keepIntermediates
 

@@ -75,7 +75,7 @@ struct Validate: ParsableCommand {
         do { device = try selection.open() } catch { throw report(error) }
         let seed = seed ?? SeededRandom.freshSeed()
         let checks = try distinctChecks()
-        let pipelines = PipelineCache(device: device)
+        let pipelines = KernelPipelines(device: device)
         let asked = try selection.kernelChoices()
         var families: [KernelFamily] = []
         for choice in asked {

@@ -8,7 +8,7 @@ import VulkanCompute
 /// needs), and expects it within that family's tolerance.
 private func expectAllPass(_ checks: [KernelCheck], families: [KernelFamily] = KernelFamily.allCases) throws {
     try withValidatedDevice { device in
-        let pipelines = PipelineCache(device: device)
+        let pipelines = KernelPipelines(device: device)
         for family in families {
             for check in checks {
                 let seed = testSeed()

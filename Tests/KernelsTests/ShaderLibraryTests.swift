@@ -6,7 +6,7 @@ import VulkanCompute
 @Test("every embedded kernel is valid SPIR-V with a readable interface and builds a pipeline where the device can run it")
 func everyKernelBuilds() throws {
     #expect(Set(ShaderLibrary.names).isSuperset(of: [
-        "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "se_excite", "channel_scale",
+        "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "squeeze_excite_gates", "squeeze_excite_scale",
         "attention", "attention_rows", "conv2d_tiled_storage", "conv2d_tiled_splitk_fp16", "conv2d_splitk_reduce_storage",
         "attention_tiled_fp16", "global_avgpool_subgroup_storage", "conv2d_coopmat_fp16", "pointwise_gemv_fp16",
     ]))

@@ -15,7 +15,7 @@ func syncValidationIsOn() throws {
         try a.upload([Float](repeating: 1, count: count))
         try b.upload([Float](repeating: 2, count: count))
         let add = Add(count: count).launch()
-        let pipeline = try PipelineCache(device: device).pipeline(for: add)
+        let pipeline = try KernelPipelines(device: device).pipeline(for: add)
         let pool = try DescriptorPool(device: device, forSetsOf: [pipeline, pipeline])
         let view = { (buffer: VulkanBuffer) in try TexelBufferView(buffer: buffer, format: .rgba32Float) }
         let first = try pool.makeSet(for: pipeline, [.texels(view(a)), .texels(view(b)), .buffer(c)])
@@ -39,7 +39,7 @@ func barrierSilencesTheHazard() throws {
         try a.upload([Float](repeating: 1, count: count))
         try b.upload([Float](repeating: 2, count: count))
         let add = Add(count: count).launch()
-        let pipeline = try PipelineCache(device: device).pipeline(for: add)
+        let pipeline = try KernelPipelines(device: device).pipeline(for: add)
         let pool = try DescriptorPool(device: device, forSetsOf: [pipeline, pipeline])
         let view = { (buffer: VulkanBuffer) in try TexelBufferView(buffer: buffer, format: .rgba32Float) }
         let first = try pool.makeSet(for: pipeline, [.texels(view(a)), .texels(view(b)), .buffer(c)])
