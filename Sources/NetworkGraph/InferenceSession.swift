@@ -306,7 +306,7 @@ public final class InferenceSession: @unchecked Sendable {
     public func run(_ input: [Float]) throws -> [Float] {
         let expected = graph.shapes[graph.input]
         guard input.count == expected.count else {
-            throw VulkanSetupError.limitExceeded("The input holds \(input.count) values; this session takes \(expected) = \(expected.count).")
+            throw SessionError.inputSizeMismatch(given: input.count, expected: expected)
         }
         return try lock.withLock {
             // Never touch buffers that a failed (perhaps still pending) submission may be using.
@@ -377,7 +377,7 @@ public final class InferenceSession: @unchecked Sendable {
         if id == executed.output { return try download(count, from: outputStaging ?? outputBuffer) }
         if id == executed.input { return try download(count, from: inputBuffer) }
         guard options.keepIntermediates, let region = plan.tensors[id] else {
-            throw VulkanSetupError.limitExceeded("Tensor \(id) shares memory with others; make the session with keepIntermediates to read it.")
+            throw SessionError.tensorNotKept(id)
         }
         return try download(count, from: arenas[region.arena], at: region.offset)
     }
@@ -415,5 +415,22 @@ private struct HazardTracker {
     mutating func reset() {
         reads.removeAll()
         writes.removeAll()
+    }
+}
+
+/// A request a session cannot serve.
+public enum SessionError: Error, Equatable, CustomStringConvertible {
+    /// The input holds `given` values; the session takes a tensor of `expected`.
+    case inputSizeMismatch(given: Int, expected: TensorShape)
+    /// The tensor shares memory with others, so its values after a run are gone (``SessionOptions/keepIntermediates``).
+    case tensorNotKept(TensorID)
+
+    public var description: String {
+        switch self {
+        case let .inputSizeMismatch(given, expected):
+            "The input holds \(given) values; this session takes \(expected) = \(expected.count)."
+        case let .tensorNotKept(id):
+            "Tensor \(id) shares memory with others; make the session with keepIntermediates to read it."
+        }
     }
 }

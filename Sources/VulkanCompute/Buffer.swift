@@ -27,7 +27,7 @@ public final class VulkanBuffer {
 
     /// Creates a buffer usable as a storage buffer, a uniform texel buffer and a transfer source and destination.
     public init(device: VulkanDevice, size: Int, memory kind: BufferMemory = .deviceLocal, label: String = "buffer") throws {
-        guard size > 0 else { throw VulkanSetupError.limitExceeded("Buffer '\(label)' has size 0; a buffer needs at least one byte.") }
+        guard size > 0 else { throw VulkanSetupError.emptyBuffer(label: label) }
         guard size <= device.limits.maxSingleBuffer else {
             throw VulkanSetupError.bufferTooLarge(label: label, bytes: size, limit: device.limits.maxSingleBuffer)
         }
@@ -175,8 +175,7 @@ public final class VulkanBuffer {
 
     private func checkRange(offset: Int, count: Int, operation: String) throws {
         guard offset >= 0, count >= 0, offset + count <= size else {
-            throw VulkanSetupError.limitExceeded(
-                "\(operation) of \(count) bytes at offset \(offset) does not fit buffer '\(label)' of \(size) bytes.")
+            throw VulkanSetupError.badRange(buffer: label, offset: offset, bytes: count, bufferBytes: size, alignment: 1)
         }
     }
 }
@@ -214,12 +213,11 @@ public final class TexelBufferView {
         let alignment = limits.minTexelBufferOffsetAlignment
         guard offset >= 0, range > 0, offset + range <= buffer.size, offset % max(alignment, 1) == 0,
               range % format.bytes == 0 else {
-            throw VulkanSetupError.limitExceeded(
-                "A texel view of \(range) bytes at offset \(offset) does not fit buffer '\(buffer.label)' (\(buffer.size) bytes, offset alignment \(alignment)).")
+            throw VulkanSetupError.badRange(buffer: buffer.label, offset: offset, bytes: range, bufferBytes: buffer.size, alignment: alignment)
         }
         guard range / format.bytes <= limits.maxTexelBufferElements else {
-            throw VulkanSetupError.limitExceeded(
-                "A texel view of \(range / format.bytes) texels exceeds this device's maxTexelBufferElements (\(limits.maxTexelBufferElements)).")
+            throw VulkanSetupError.limitExceeded(limit: "maxTexelBufferElements", requested: range / format.bytes,
+                                                 allowed: limits.maxTexelBufferElements, by: "a texel view of buffer '\(buffer.label)'")
         }
         self.buffer = buffer
         self.format = format

@@ -90,14 +90,13 @@ public final class CommandBuffer {
     ) throws {
         let pipeline = set.pipeline
         guard pushConstantBytes.count == pipeline.pushConstantSize else {
-            throw VulkanSetupError.limitExceeded(
-                "Kernel '\(pipeline.name)' takes \(pipeline.pushConstantSize) bytes of push constants, given \(pushConstantBytes.count).")
+            throw VulkanSetupError.kernelInterfaceMismatch(
+                kernel: pipeline.name, .pushConstantSize(shader: pipeline.pushConstantSize, given: pushConstantBytes.count))
         }
         let maxGroups = device.limits.maxComputeWorkGroupCount
         guard groups.x >= 1, groups.y >= 1, groups.z >= 1, groups.x <= maxGroups[0], groups.y <= maxGroups[1],
               groups.z <= maxGroups[2] else {
-            throw VulkanSetupError.limitExceeded(
-                "Kernel '\(pipeline.name)': \(groups) workgroups is outside this device's limits \(maxGroups) (and each must be at least 1).")
+            throw VulkanSetupError.workgroupCountOutOfRange(kernel: pipeline.name, groups: [groups.x, groups.y, groups.z], limits: maxGroups)
         }
         if boundPipeline !== pipeline {
             vkCmdBindPipeline(handle, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle)

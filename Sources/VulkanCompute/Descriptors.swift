@@ -66,8 +66,7 @@ public final class DescriptorSet {
     init(pool: DescriptorPool, pipeline: ComputePipeline, resources: [DescriptorResource]) throws {
         let device = pool.device
         guard resources.map(\.kind) == pipeline.bindings else {
-            throw VulkanSetupError.limitExceeded(
-                "Kernel '\(pipeline.name)' takes bindings \(pipeline.bindings) but was given \(resources.map(\.kind)).")
+            throw VulkanSetupError.kernelInterfaceMismatch(kernel: pipeline.name, .bindings(shader: pipeline.bindings, given: resources.map(\.kind)))
         }
         let limits = device.limits
         var bufferInfos: [VkDescriptorBufferInfo] = []
@@ -77,15 +76,17 @@ public final class DescriptorSet {
             case let .buffer(buffer, offset, range):
                 let length = range ?? (buffer.size - offset)
                 let alignment = limits.minStorageBufferOffsetAlignment
-                guard offset >= 0, length > 0, offset + length <= buffer.size, offset % max(alignment, 1) == 0,
-                      length <= limits.maxStorageBufferRange else {
-                    throw VulkanSetupError.limitExceeded(
-                        "Kernel '\(pipeline.name)': a storage range of \(length) bytes at offset \(offset) does not fit buffer '\(buffer.label)' (\(buffer.size) bytes, alignment \(alignment), max range \(limits.maxStorageBufferRange)).")
+                guard length <= limits.maxStorageBufferRange else {
+                    throw VulkanSetupError.limitExceeded(limit: "maxStorageBufferRange", requested: length, allowed: limits.maxStorageBufferRange,
+                                                         by: "kernel '\(pipeline.name)' binding buffer '\(buffer.label)'")
+                }
+                guard offset >= 0, length > 0, offset + length <= buffer.size, offset % max(alignment, 1) == 0 else {
+                    throw VulkanSetupError.badRange(buffer: buffer.label, offset: offset, bytes: length, bufferBytes: buffer.size, alignment: alignment)
                 }
                 bufferInfos.append(VkDescriptorBufferInfo(buffer: buffer.handle, offset: VkDeviceSize(offset), range: VkDeviceSize(length)))
             case let .texels(view):
                 guard view.buffer.device === device else {
-                    throw VulkanSetupError.limitExceeded("Kernel '\(pipeline.name)': a texel view belongs to another device.")
+                    throw VulkanSetupError.kernelInterfaceMismatch(kernel: pipeline.name, .foreignView)
                 }
                 views.append(view.handle)
             }

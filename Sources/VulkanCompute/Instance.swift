@@ -58,8 +58,7 @@ public final class VulkanInstance {
         let apiVersion = min(loaderVersion & 0x0FFF_F000, vulkanVersion(1, 3))
         self.apiVersion = apiVersion
         if loaderVersion < vulkanVersion(1, 1) {
-            throw VulkanSetupError.limitExceeded(
-                "The Vulkan loader offers only version \(VulkanVersion(loaderVersion)); this program needs 1.1. Update the Vulkan loader (libvulkan1).")
+            throw VulkanSetupError.loaderTooOld(version: VulkanVersion(loaderVersion).description)
         }
 
         let validate: Bool

@@ -52,16 +52,16 @@ public final class ComputePipeline {
     ) throws {
         let reflection: SPIRVReflection
         do { reflection = try SPIRVReflection(spirv: spirv) } catch {
-            throw VulkanSetupError.limitExceeded("Kernel '\(name)': \(error)")
+            throw VulkanSetupError.kernelInterfaceMismatch(kernel: name, .invalidSPIRV("\(error)"))
         }
         guard reflection.pushConstantSize == pushConstantSize else {
-            throw VulkanSetupError.limitExceeded(
-                "Kernel '\(name)': the shader's push constants take \(reflection.pushConstantSize) bytes but the Swift mirror has \(pushConstantSize).")
+            throw VulkanSetupError.kernelInterfaceMismatch(
+                kernel: name, .pushConstantSize(shader: reflection.pushConstantSize, given: pushConstantSize))
         }
         let maxPush = device.limits.maxPushConstantsSize
         guard pushConstantSize <= maxPush else {
-            throw VulkanSetupError.limitExceeded(
-                "Kernel '\(name)' asks for \(pushConstantSize) bytes of push constants; the device allows \(maxPush).")
+            throw VulkanSetupError.limitExceeded(limit: "maxPushConstantsSize", requested: pushConstantSize, allowed: maxPush,
+                                                 by: "kernel '\(name)'")
         }
         let missing = reflection.needs.missing(features: device.enabledFeatures, limits: device.limits)
         guard missing.isEmpty else {
@@ -69,8 +69,8 @@ public final class ComputePipeline {
         }
         // Constant 0 is every kernel's workgroup size in x.
         if case let .uint(workgroup)? = specialization[0], Int(workgroup) > device.limits.maxWorkgroupX {
-            throw VulkanSetupError.limitExceeded(
-                "Kernel '\(name)' asks for a workgroup of \(workgroup) invocations; the device allows \(device.limits.maxWorkgroupX).")
+            throw VulkanSetupError.limitExceeded(limit: "maxComputeWorkGroupInvocations", requested: Int(workgroup),
+                                                 allowed: device.limits.maxWorkgroupX, by: "kernel '\(name)'")
         }
         let bindings = reflection.bindings
         self.device = device

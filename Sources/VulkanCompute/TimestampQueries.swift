@@ -11,7 +11,7 @@ public final class TimestampQueries {
     /// Makes `count` timestamps. Throws when the device's compute queue has no timestamp support.
     public init(device: VulkanDevice, count: Int) throws {
         guard device.timestampValidBits > 0 else {
-            throw VulkanSetupError.limitExceeded("\(device.info.name) has no timestamps on its compute queue.")
+            throw VulkanSetupError.noTimestamps(device: device.info.name)
         }
         self.device = device
         self.count = count

@@ -39,8 +39,21 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
     case noSuitableMemoryType(String)
     /// The device has no queue family that can run compute work.
     case noComputeQueue(device: String)
-    /// A request that the device's limits do not allow.
-    case limitExceeded(String)
+    /// A request past one of the device's limits (``DeviceLimits``): which limit, what was asked, what it allows, and
+    /// what asked (a kernel, a buffer).
+    case limitExceeded(limit: String, requested: Int, allowed: Int, by: String)
+    /// A byte range that does not fit its buffer, or breaks the offset alignment.
+    case badRange(buffer: String, offset: Int, bytes: Int, bufferBytes: Int, alignment: Int)
+    /// A buffer of no bytes.
+    case emptyBuffer(label: String)
+    /// A dispatch's grid with an empty dimension, or past the device's workgroup count.
+    case workgroupCountOutOfRange(kernel: String, groups: [Int], limits: [Int])
+    /// Swift and a kernel's SPIR-V disagree on its interface: a defect in this package, not in the input.
+    case kernelInterfaceMismatch(kernel: String, KernelMismatch)
+    /// The Vulkan loader is older than 1.1.
+    case loaderTooOld(version: String)
+    /// The device has no timestamps on its compute queue.
+    case noTimestamps(device: String)
     /// A kernel name with no embedded SPIR-V.
     case unknownKernel(String)
     /// A session needs more device memory than the device has (or than ``DeviceOptions/memoryBudgetBytes`` allows):
@@ -71,8 +84,21 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
             return "No Vulkan memory type fits \(what)."
         case let .noComputeQueue(device):
             return "\(device) has no queue family that supports compute."
-        case let .limitExceeded(what):
-            return what
+        case let .limitExceeded(limit, requested, allowed, by):
+            return "\(by) asks for \(requested) where this device's \(limit) allows \(allowed)."
+        case let .badRange(buffer, offset, bytes, bufferBytes, alignment):
+            return "A range of \(bytes) bytes at offset \(offset) does not fit buffer '\(buffer)' (\(bufferBytes) bytes"
+                + (alignment > 1 ? ", offsets a multiple of \(alignment))." : ").")
+        case let .emptyBuffer(label):
+            return "Buffer '\(label)' has size 0; a buffer needs at least one byte."
+        case let .workgroupCountOutOfRange(kernel, groups, limits):
+            return "Kernel '\(kernel)': \(groups) workgroups is outside this device's limits \(limits) (and each must be at least 1)."
+        case let .kernelInterfaceMismatch(kernel, mismatch):
+            return "Kernel '\(kernel)': \(mismatch)"
+        case let .loaderTooOld(version):
+            return "The Vulkan loader offers only version \(version); this program needs 1.1. Update the Vulkan loader (libvulkan1)."
+        case let .noTimestamps(device):
+            return "\(device) has no timestamps on its compute queue."
         case let .unknownKernel(name):
             return "No embedded kernel is named '\(name)'."
         case let .outOfDeviceMemory(needed, available, batch, largest):
@@ -149,4 +175,26 @@ func string<T>(fromCArray tuple: T) -> String {
 /// Makes a Vulkan version number (VK_MAKE_API_VERSION, which Swift cannot import as a macro).
 func vulkanVersion(_ major: UInt32, _ minor: UInt32, _ patch: UInt32 = 0) -> UInt32 {
     (major << 22) | (minor << 12) | patch
+}
+
+/// How Swift and a kernel's SPIR-V disagree (``VulkanSetupError/kernelInterfaceMismatch(kernel:_:)``).
+public enum KernelMismatch: Sendable, Equatable, CustomStringConvertible {
+    /// The push-constant block's size in the shader and the bytes Swift gives.
+    case pushConstantSize(shader: Int, given: Int)
+    /// The shader's bindings and the resources Swift binds.
+    case bindings(shader: [BindingKind], given: [BindingKind])
+    /// SPIR-V the reflection cannot read.
+    case invalidSPIRV(String)
+    /// A texel view of a buffer made on another device.
+    case foreignView
+
+    public var description: String {
+        switch self {
+        case let .pushConstantSize(shader, given):
+            "the shader's push constants take \(shader) bytes but Swift gives \(given)."
+        case let .bindings(shader, given): "the shader takes bindings \(shader) but was given \(given)."
+        case let .invalidSPIRV(reason): "unreadable SPIR-V: \(reason)"
+        case .foreignView: "a texel view belongs to another device."
+        }
+    }
 }

@@ -92,7 +92,7 @@ func smallGraphRuns() throws {
         // A second input through the same recording.
         let other = input.map { -$0 }
         #expect(Comparison(try session.run(other), CPUExecutor.run(graph, input: other)).passes)
-        #expect(throws: VulkanSetupError.self) { try session.run([1, 2, 3]) }
+        #expect(throws: SessionError.inputSizeMismatch(given: 3, expected: graph.shapes[graph.input])) { try session.run([1, 2, 3]) }
     }
 }
 

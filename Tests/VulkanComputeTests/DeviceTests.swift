@@ -46,7 +46,9 @@ func bufferRoundTrip(memory: BufferMemory) throws {
         let buffer = try VulkanBuffer(device: device, size: 4000 + 64, memory: memory)
         try buffer.upload(values, at: 64)
         #expect(try buffer.download(Float.self, count: 1000, from: 64) == values)
-        #expect(throws: VulkanSetupError.self) { try buffer.upload(values, at: 128) }
+        #expect(throws: VulkanSetupError.badRange(buffer: "buffer", offset: 128, bytes: 4000, bufferBytes: 4064, alignment: 1)) {
+            try buffer.upload(values, at: 128)
+        }
     }
 }
 
