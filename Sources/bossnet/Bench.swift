@@ -19,6 +19,7 @@ struct Bench: ParsableCommand {
             """)
 
     @OptionGroup var selection: DeviceSelection
+    @OptionGroup var kernels: KernelFamilyList
 
     @Option(name: .customLong("model"), parsing: .upToNextOption, help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
     var models: [String] = []
@@ -65,7 +66,7 @@ struct Bench: ParsableCommand {
 
     /// Every row, once per `--kernels` choice, the choices side by side.
     func cases() throws -> [BenchmarkCase] {
-        let kernels = try selection.kernelChoices()
+        let kernels = try self.kernels.choices()
         return try baseCases().flatMap { row in kernels.map { row.with($0) } }
     }
 
@@ -97,7 +98,7 @@ struct Bench: ParsableCommand {
         do { device = try selection.open() } catch { throw report(error) }
         // Families the device cannot run are skipped when several are compared, an error when asked for alone.
         var cases = try cases()
-        let asked = try selection.kernelChoices()
+        let asked = try kernels.choices()
         for case let .family(family) in asked where !family.isSupported(by: device.enabledFeatures) {
             guard asked.count > 1 else { throw report(PlanError.familyUnsupported(family, device: device.info.name)) }
             note("skipping the \(family) kernels: \(device.info.name) lacks what they need")

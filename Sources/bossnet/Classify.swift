@@ -43,6 +43,7 @@ struct Classify: ParsableCommand {
     var logits: String?
 
     @OptionGroup var deviceSelection: DeviceSelection
+    @OptionGroup var kernels: KernelFamilyOption
 
     @Flag(help: "Run on the CPU reference instead of Vulkan (slow; for checking).")
     var cpu = false
@@ -59,7 +60,7 @@ struct Classify: ParsableCommand {
         guard (1...1000).contains(top) else { throw ValidationError("--top must be between 1 and 1000.") }
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
         if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
-        _ = try deviceSelection.kernelChoice()
+        _ = try kernels.choice()
         if ema && weights == nil { throw ValidationError("--ema chooses the EMA weights of a --weights checkpoint; give --weights too.") }
         if let logits { try checkOutput(logits, option: "--logits", kind: .npy, inputs: inputs) }
         _ = try modelSelection.resolve()
@@ -101,7 +102,7 @@ struct Classify: ParsableCommand {
         let batchSize = min(batch, images.count)
         let graph = try model.graph(batch: batchSize, inputSize: inputSize, weights: source)
         let device = cpu ? nil : try deviceSelection.open()
-        let classifier = try Classifier(graph: graph, device: device, kernels: try deviceSelection.kernelChoice())
+        let classifier = try Classifier(graph: graph, device: device, kernels: try kernels.choice())
         for start in stride(from: 0, to: images.count, by: batchSize) {
             let chunk = images[start..<min(start + batchSize, images.count)].map(\.tensor)
             if !json { progress("classifying \(start + 1)-\(start + chunk.count) of \(images.count)") }

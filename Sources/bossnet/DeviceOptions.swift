@@ -3,44 +3,56 @@ import Foundation
 import Kernels
 import VulkanCompute
 
-/// `--device N` and `--kernels`, shared by every command that runs work on a device.
+/// `--device N`, shared by every command that runs work on a device.
 struct DeviceSelection: ParsableArguments {
     @Option(name: .long, help: "The Vulkan device to use, by its number in `bossnet devices` (default: BOSSNET_DEVICE, else the most capable device).")
     var device: Int?
 
-    @Option(name: .long, parsing: .upToNextOption,
-            help: ArgumentHelp("Which kernels run: auto (the planner's choice per node for the device), or one family: texel, storage, tiled, fp16, fp16math. bench and validate take several (or all) to compare side by side.",
-                               valueName: "family"))
-    var kernels: [String] = []
-
-    /// Opens the chosen device, with the validation layer when BOSSNET_VALIDATION=1 and the spec's minimum limits
-    /// when BOSSNET_LIMITS=minimum.
+    /// Opens the chosen device with what the environment asks for (``Environment``).
     func open() throws -> VulkanDevice {
         try openDevice(index: device)
     }
+}
 
-    /// The `--kernels` choices, `all` expanded to every family (default: auto).
-    func kernelChoices() throws -> [KernelChoice] {
-        var choices: [KernelChoice] = []
-        for text in kernels.flatMap({ $0.split(separator: ",").map(String.init) }) {
-            if text == "all" {
-                choices += KernelFamily.allCases.map { .family($0) }
-            } else if let choice = KernelChoice(text) {
-                choices.append(choice)
-            } else {
-                throw ValidationError("--kernels takes \((KernelChoice.names + ["all"]).joined(separator: ", ")); got '\(text)'.")
-            }
-        }
+/// `--kernels` for the commands that compare families (bench, validate): several, `all`, or the default `auto`.
+struct KernelFamilyList: ParsableArguments {
+    @Option(name: .customLong("kernels"), parsing: .upToNextOption,
+            help: ArgumentHelp("Kernel families to run side by side: auto (the planner's choice per node for the device), texel, storage, tiled, fp16, fp16math, or all.",
+                               valueName: "family"))
+    var names: [String] = []
+
+    /// The choices, `all` expanded to every family (default: auto).
+    func choices() throws -> [KernelChoice] {
+        let choices = try names.flatMap { try parseKernelChoices($0) }
         return choices.isEmpty ? [.automatic] : choices
     }
+}
 
-    /// The one `--kernels` choice of a command that runs one plan.
-    func kernelChoice() throws -> KernelChoice {
-        let choices = try kernelChoices()
+/// `--kernels` for the commands that run one plan (classify, eval): one value, so it never takes an input's place.
+struct KernelFamilyOption: ParsableArguments {
+    @Option(name: .customLong("kernels"),
+            help: ArgumentHelp("Which kernels run: auto (the planner's choice per node for the device), texel, storage, tiled, fp16 or fp16math.",
+                               valueName: "family"))
+    var name: String = "auto"
+
+    /// The choice.
+    func choice() throws -> KernelChoice {
+        let choices = try parseKernelChoices(name)
         guard choices.count == 1, let choice = choices.first else {
-            throw ValidationError("This command runs one family of kernels; give --kernels once (bench and validate compare several).")
+            throw ValidationError("This command runs one family of kernels; bench and validate compare several.")
         }
         return choice
+    }
+}
+
+/// `auto`, a family's name, `all`, or several separated by commas.
+func parseKernelChoices(_ text: String) throws -> [KernelChoice] {
+    try text.split(separator: ",").map(String.init).flatMap { name -> [KernelChoice] in
+        if name == "all" { return KernelFamily.allCases.map { .family($0) } }
+        guard let choice = KernelChoice(name) else {
+            throw ValidationError("--kernels takes \((KernelChoice.names + ["all"]).joined(separator: ", ")); got '\(name)'.")
+        }
+        return [choice]
     }
 }
 

@@ -62,6 +62,7 @@ struct EvalRun: AsyncParsableCommand {
     var devices: String?
 
     @OptionGroup var deviceSelection: DeviceSelection
+    @OptionGroup var kernels: KernelFamilyOption
 
     @Flag(help: "Run on the CPU reference instead of Vulkan (slow; for checking).")
     var cpu = false
@@ -77,7 +78,7 @@ struct EvalRun: AsyncParsableCommand {
         }
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         _ = try deviceIndices()
-        _ = try deviceSelection.kernelChoice()
+        _ = try kernels.choice()
         _ = try modelSelection.resolve()
     }
 
@@ -122,7 +123,7 @@ struct EvalRun: AsyncParsableCommand {
         let reporter = ProgressReporter(total: set.images.count - resumed.count)
         let evaluator = Evaluator(set: set, graph: graph, strict: strict)
         let start = Date()
-        let result = try await evaluator.run(devices: factories, kernels: try deviceSelection.kernelChoice(), resumed: resumed,
+        let result = try await evaluator.run(devices: factories, kernels: try kernels.choice(), resumed: resumed,
                                              record: { record in try writer?.write(record) },
                                              progress: { reporter.update($0) })
         reporter.finish()

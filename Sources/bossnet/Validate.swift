@@ -19,6 +19,7 @@ struct Validate: ParsableCommand {
             """)
 
     @OptionGroup var selection: DeviceSelection
+    @OptionGroup var kernels: KernelFamilyList
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
@@ -41,7 +42,7 @@ struct Validate: ParsableCommand {
     var seed: UInt64?
 
     func validate() throws {
-        _ = try selection.kernelChoices()
+        _ = try kernels.choices()
         try validateInputSize(inputSize)
         _ = try chosenModels()
         guard (1...64).contains(batch) else { throw ValidationError("--batch must be between 1 and 64; got \(batch).") }
@@ -76,7 +77,7 @@ struct Validate: ParsableCommand {
         let seed = seed ?? SeededRandom.freshSeed()
         let checks = try distinctChecks()
         let pipelines = KernelPipelines(device: device)
-        let asked = try selection.kernelChoices()
+        let asked = try kernels.choices()
         var families: [KernelFamily] = []
         for choice in asked {
             let family: KernelFamily

@@ -73,8 +73,9 @@ func classifyCommand() throws {
     defer { for url in [input, logits, reference] { try? FileManager.default.removeItem(at: url) } }
     try NumPyArray(shape: [3, 3, 32, 32], values: values).write(to: input)
     let arch = "hytra:1-_-0-_,act=relu,se=yes"
+    // --kernels right before the input: it takes one value, so the input stays an input.
     let device = try run(["classify", "--arch", arch, "--input-size", "32", "--batch", "2", "--top", "3", "--json",
-                          "--logits", logits.path, input.path])
+                          "--logits", logits.path, "--kernels", "tiled", input.path])
     #expect(device.status == 0, "\(device.error)")
     #expect(device.error.contains("SYNTHETIC"))
     let json = try #require(try JSONSerialization.jsonObject(with: Data(device.output.utf8)) as? [String: Any])
