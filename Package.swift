@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
         .library(name: "Images", targets: ["Images"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "Benchmark", targets: ["Benchmark"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -104,7 +105,8 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images"],
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images",
+                                                       "Checkpoint", "Benchmark"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels"]),
     ],
