@@ -23,7 +23,7 @@ layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
 
 INPUT(0, qkv)  // R32F, [N][3 * heads * 64][T]
 INPUT_F32(1, lse)  // R32F, [N][heads][T] from attention_rows
-INPUT(2, affine)  // R32F, scale[0..heads*64) then shift[0..heads*64)
+INPUT_SMALL(2, affine)  // R32F, scale[0..heads*64) then shift[0..heads*64)
 OUTPUT(3, y)  // [N][heads * 64][T]
 
 layout(push_constant) uniform Push {
@@ -60,7 +60,7 @@ void main() {
     const int channels = int(p.heads * D);
     [[unroll]] for (uint c = 0u; c < D; ++c) {
         const int channel = int(h * D + c);
-        const float scale = LOAD1(affine, channel), shift = LOAD1(affine, channels + channel);
+        const float scale = LOAD_SMALL(affine, channel), shift = LOAD_SMALL(affine, channels + channel);
         STORE1(y, out_base + int(c) * T, epilogue(acc[c], scale, shift, 0.0, false, ACTIVATION));
     }
 }

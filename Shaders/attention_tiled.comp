@@ -33,7 +33,7 @@ layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 2) const uint KEY_TILE = 16;
 
 INPUT(0, qkv)  // R32F, [N][3 * heads * 64][T]
-INPUT(1, affine)  // R32F, scale[0..heads*64) then shift[0..heads*64)
+INPUT_SMALL(1, affine)  // R32F, scale[0..heads*64) then shift[0..heads*64)
 OUTPUT(2, y)  // [N][heads * 64][T]
 
 layout(push_constant) uniform Push {
@@ -114,7 +114,7 @@ void main() {
     const int channels = int(p.heads * D);
     [[unroll]] for (uint c = 0u; c < D; ++c) {
         const int channel = int(h * D + c);
-        const float scale = LOAD1(affine, channel), shift = LOAD1(affine, channels + channel);
+        const float scale = LOAD_SMALL(affine, channel), shift = LOAD_SMALL(affine, channels + channel);
         STORE1(y, out_base + int(c * T), epilogue(acc[c] * inverse_sum, scale, shift, 0.0, false, ACTIVATION));
     }
 }

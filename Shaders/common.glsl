@@ -37,6 +37,11 @@
 #define LOAD1(name, i) texelFetch(name, int(i)).x
 #define LOAD4(name, i) texelFetch(name, int(i))
 #endif
+// Small per-channel arrays (a folded BatchNorm's scale and shift, biases: at most a few thousand values) are float32
+// texel buffers on every path: the spec guarantees only 4 storage buffers per shader stage, and with them every kernel
+// keeps its storage buffers to 4 (16 texel buffers are guaranteed).
+#define INPUT_SMALL(b, name) layout(binding = b) uniform samplerBuffer name;
+#define LOAD_SMALL(name, i) texelFetch(name, int(i)).x
 #define OUTPUT(b, name) BUFFER_PAIR(writeonly, b, name, ELEMENT, ELEMENT4)
 #define OUTPUT_F32(b, name) BUFFER_PAIR(writeonly, b, name, float, vec4)
 #define STORE1(name, i, value) name##_s[i] = ELEMENT(value)

@@ -44,7 +44,7 @@ layout(constant_id = 2) const bool HAS_RESIDUAL = false;
 
 INPUT(0, x)  // R32F, NCHW input
 INPUT(1, w)  // RGBA32F, packed weights [C][Mpad]
-INPUT(2, affine)  // R32F, scale[0..M) then shift[0..M)
+INPUT_SMALL(2, affine)  // R32F, scale[0..M) then shift[0..M)
 INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
 OUTPUT(4, y)  // [batch][M][pixels]
 
@@ -129,8 +129,8 @@ void main() {
                 const uint col = col0 + sub_col + j * F + t % F;
                 if (m < M && col < columns) {
                     const uint o = ((col / p.pixels) * M + m) * p.pixels + col % p.pixels;
-                    const float scale = LOAD1(affine, int(m));
-                    const float shift = LOAD1(affine, int(M + m));
+                    const float scale = LOAD_SMALL(affine, int(m));
+                    const float shift = LOAD_SMALL(affine, int(M + m));
                     const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
                     STORE1(y, o, epilogue(Cs[patch_base + t], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
                 }

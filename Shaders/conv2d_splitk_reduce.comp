@@ -19,7 +19,7 @@ layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 2) const bool HAS_RESIDUAL = false;
 
 INPUT_F32(0, partial)  // R32F, [splits][M][columns]
-INPUT(1, affine)  // R32F, scale[0..M) then shift[0..M)
+INPUT_SMALL(1, affine)  // R32F, scale[0..M) then shift[0..M)
 INPUT(2, residual)  // R32F, same shape as y (bound to something else when unused)
 OUTPUT(3, y)  // [batch][M][pixels]
 
@@ -44,8 +44,8 @@ void main() {
     uint at = m * p.columns + col;
     for (uint z = 0u; z < p.splits; ++z, at += split_stride) sum += LOAD1(partial, int(at));
 
-    const float scale = LOAD1(affine, int(m));
-    const float shift = LOAD1(affine, int(M + m));
+    const float scale = LOAD_SMALL(affine, int(m));
+    const float shift = LOAD_SMALL(affine, int(M + m));
     const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
     STORE1(y, o, epilogue(sum, scale, shift, res, HAS_RESIDUAL, ACTIVATION));
 }

@@ -68,7 +68,7 @@ const uint B_LOADS = BK / B_ROWS_PER_PASS;  // per lane
 
 INPUT(0, x)  // R32F, NCHW input
 INPUT(1, w)  // RGBA32F, packed weights [K][Mpad]
-INPUT(2, affine)  // R32F, scale[0..M) then shift[0..M)
+INPUT_SMALL(2, affine)  // R32F, scale[0..M) then shift[0..M)
 INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
 #if defined(SPLIT_K)
 OUTPUT_F32(4, partial)  // [splits][M][columns] raw sums
@@ -191,8 +191,8 @@ void main() {
                 if (out_offset[j] != ~0u) STORE1_F32(partial, row_offset + out_offset[j], acc[i * TN + j]);
             }
 #else
-            const float scale = LOAD1(affine, int(m));
-            const float shift = LOAD1(affine, int(M + m));
+            const float scale = LOAD_SMALL(affine, int(m));
+            const float shift = LOAD_SMALL(affine, int(M + m));
             [[unroll]] for (uint j = 0u; j < TN; ++j) {
                 if (out_offset[j] != ~0u) {
                     const uint o = out_offset[j] + m * out_pixels;

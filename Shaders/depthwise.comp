@@ -15,7 +15,7 @@ layout(constant_id = 4) const bool HAS_RESIDUAL = false;
 
 INPUT(0, x)  // R32F, NCHW input
 INPUT(1, w)  // R32F, weights [C][k][k]
-INPUT(2, affine)  // R32F, scale[0..C) then shift[0..C)
+INPUT_SMALL(2, affine)  // R32F, scale[0..C) then shift[0..C)
 INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
 OUTPUT(4, y)
 
@@ -57,8 +57,8 @@ void main() {
         }
     }
 
-    const float scale = LOAD1(affine, int(c));
-    const float shift = LOAD1(affine, int(p.channels + c));
+    const float scale = LOAD_SMALL(affine, int(c));
+    const float shift = LOAD_SMALL(affine, int(p.channels + c));
     const uint out_row = row * p.out_width;
     for (uint j = 0u; j < 4u; ++j) {
         if (ox0 + j >= p.out_width) break;

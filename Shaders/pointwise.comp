@@ -21,7 +21,7 @@ layout(constant_id = 3) const bool HAS_RESIDUAL = false;
 
 INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
 INPUT(1, w)  // RGBA32F, packed weights
-INPUT(2, affine)  // R32F, scale[0..M) then shift[0..M)
+INPUT_SMALL(2, affine)  // R32F, scale[0..M) then shift[0..M)
 INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
 OUTPUT(4, y)
 
@@ -83,8 +83,8 @@ void main() {
     for (uint i = 0u; i < 8u; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
-        const float scale = LOAD1(affine, int(m));
-        const float shift = LOAD1(affine, int(p.out_channels + m));
+        const float scale = LOAD_SMALL(affine, int(m));
+        const float shift = LOAD_SMALL(affine, int(p.out_channels + m));
         for (uint j = 0u; j < 4u; ++j) {
             const uint col = col0 + j;
             if (col >= columns) break;

@@ -49,7 +49,7 @@ const uint GROUPS = LANES / K_SLICES;  // vec4 channel groups a workgroup
 
 INPUT(0, x)  // [batch][K]
 INPUT(1, w)  // packed weights [K][Mpad]
-INPUT(2, affine)  // scale[0..M) then shift[0..M)
+INPUT_SMALL(2, affine)  // scale[0..M) then shift[0..M)
 INPUT(3, residual)  // same shape as y (bound to x when unused)
 OUTPUT(4, y)  // [batch][M]
 
@@ -107,8 +107,8 @@ void main() {
     [[unroll]] for (uint i = 0u; i < 4u; ++i) {
         const uint m = q * 4u + i;
         if (m < M) {
-            const float scale = LOAD1(affine, m);
-            const float shift = LOAD1(affine, M + m);
+            const float scale = LOAD_SMALL(affine, m);
+            const float shift = LOAD_SMALL(affine, M + m);
             [[unroll]] for (uint n = 0u; n < MAX_BATCH; ++n) {
                 if (n < batch) {
                     const uint o = n * M + m;

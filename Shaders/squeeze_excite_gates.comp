@@ -14,9 +14,9 @@ const uint MAX_REDUCED = 1024u;
 
 INPUT(0, s)  // R32F, [N][C] channel means
 INPUT(1, w1)  // R32F, [R][C]
-INPUT(2, b1)  // R32F, [R]
+INPUT_SMALL(2, b1)  // R32F, [R]
 INPUT(3, w2)  // R32F, [C][R]
-INPUT(4, b2)  // R32F, [C]
+INPUT_SMALL(4, b2)  // R32F, [C]
 OUTPUT(5, gate)
 
 layout(push_constant) uniform Push {
@@ -30,14 +30,14 @@ void main() {
     const uint lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
     const int means = int(n * p.channels);
     for (uint j = lane; j < p.reduced; j += lanes) {
-        float sum = LOAD1(b1, int(j));
+        float sum = LOAD_SMALL(b1, int(j));
         const int row = int(j * p.channels);
         for (uint c = 0u; c < p.channels; ++c) sum += LOAD1(w1, row + int(c)) * LOAD1(s, means + int(c));
         hidden[j] = activate(sum, ACTIVATION);
     }
     barrier();
     for (uint c = lane; c < p.channels; c += lanes) {
-        float sum = LOAD1(b2, int(c));
+        float sum = LOAD_SMALL(b2, int(c));
         const int row = int(c * p.reduced);
         for (uint j = 0u; j < p.reduced; ++j) sum += LOAD1(w2, row + int(j)) * hidden[j];
         STORE1(gate, means + int(c), activate(sum, ACT_SIGMOID));

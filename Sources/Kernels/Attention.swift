@@ -105,16 +105,17 @@ public struct Attention: Hashable, Sendable, Codable {
     public func steps<Resource>(
         qkv: Resource, rows: Resource?, affine: Resource, output: Resource, config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
+        precondition(config.family.isTiled || rows != nil, "attention needs scratch for its row statistics (see scratchCount(_:))")
         guard !config.family.isTiled, let rows else {
             let lanes = config.lanes
             let launch = KernelLaunch(
                 kernel: Self.name + "_tiled",
                 specialization: [0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile))],
                 pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
-            return [KernelStep(launch, [.read(qkv), .read(affine), .write(output)]).on(config.dataPath)]
+            return [KernelStep(launch, [.read(qkv), .readSmall(affine), .write(output)]).on(config.dataPath)]
         }
         return [KernelStep(rowsLaunch(), [.read(qkv), .writeFloat32(rows)]),
-                KernelStep(launch(), [.read(qkv), .readFloat32(rows), .read(affine), .write(output)])].map { $0.on(config.dataPath) }
+                KernelStep(launch(), [.read(qkv), .readFloat32(rows), .readSmall(affine), .write(output)])].map { $0.on(config.dataPath) }
     }
 
     func rowsLaunch() -> KernelLaunch {

@@ -98,7 +98,7 @@ public struct Conv2D: Hashable, Sendable, Codable {
             return tiled.steps(input: input, weights: weights, affine: affine, residual: residual, output: output,
                                partials: scratch, dataPath: config.dataPath)
         }
-        return [KernelStep(launch(), [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
+        return [KernelStep(launch(), [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
                                       .write(output)]).on(config.dataPath)]
     }
 

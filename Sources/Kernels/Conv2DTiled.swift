@@ -101,9 +101,10 @@ public struct TiledConvolution: Hashable, Sendable {
         ]
         let groups = ((columns + tile.bn - 1) / tile.bn, (c.outChannels + tile.bm - 1) / tile.bm, splits)
         let kernel = Conv2D.name + "_tiled" + (halfProducts ? "_fp16math" : "")
+        precondition(splits == 1 || partials != nil, "split-K needs scratch for its partial sums (see scratchCount(_:))")
         guard splits > 1, let partials else {
             let launch = KernelLaunch(kernel: kernel, specialization: specialization, pushConstants: push, groups: groups)
-            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
+            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
                                         .write(output)]).on(dataPath)]
         }
         let partial = KernelLaunch(kernel: kernel + "_splitk", specialization: specialization, pushConstants: push, groups: groups)
@@ -114,9 +115,9 @@ public struct TiledConvolution: Hashable, Sendable {
                                                pixels: UInt32(c.outHeight * c.outWidth), splits: UInt32(splits)),
             groups: Grid.flat(items: c.outChannels * columns, localSize: 64))
         return [
-            KernelStep(partial, [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
+            KernelStep(partial, [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
                                  .writeFloat32(partials)]).on(dataPath),
-            KernelStep(reduce, [.readFloat32(partials), .read(affine), .read(residual ?? affine), .write(output)]).on(dataPath),
+            KernelStep(reduce, [.readFloat32(partials), .readSmall(affine), .read(residual ?? output), .write(output)]).on(dataPath),
         ]
     }
 

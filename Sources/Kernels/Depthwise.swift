@@ -71,7 +71,7 @@ public struct Depthwise: Hashable, Sendable, Codable {
         input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input), .read(weights), .read(affine), .read(residual ?? input), .write(output)])
+        [KernelStep(launch(), [.read(input), .read(weights), .readSmall(affine), .read(residual ?? input), .write(output)])
             .on(config.dataPath)]
     }
 

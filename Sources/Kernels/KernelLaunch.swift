@@ -70,10 +70,21 @@ public struct KernelBinding<Resource> {
     public let format: TexelFormat
     /// Always float32, whatever the data path (INPUT_F32 / OUTPUT_F32 in the shader: softmax statistics).
     public let alwaysFloat32: Bool
+    /// Read through a texel buffer on every path (INPUT_SMALL: per-channel scales, shifts and biases), so that no
+    /// kernel needs more than the 4 storage buffers per stage every device allows.
+    public var alwaysTexel = false
 
     /// Read (through a texel view of `format` on the texel path).
     public static func read(_ resource: Resource, _ format: TexelFormat = .r32Float) -> KernelBinding {
         KernelBinding(resource: resource, access: .read, format: format, alwaysFloat32: false)
+    }
+
+    /// A small per-channel array (at most a few thousand values), read as float32 through a texel view on every
+    /// data path.
+    public static func readSmall(_ resource: Resource) -> KernelBinding {
+        var binding = KernelBinding(resource: resource, access: .read, format: .r32Float, alwaysFloat32: true)
+        binding.alwaysTexel = true
+        return binding
     }
 
     /// Read, float32 on every data path.
@@ -93,7 +104,7 @@ public struct KernelBinding<Resource> {
 
     /// The descriptor kind this binding takes on `path`: texel reads are uniform texel buffers, all else storage.
     public func kind(on path: DataPath) -> BindingKind {
-        access == .read && path == .texel ? .uniformTexelBuffer : .storageBuffer
+        access == .read && (path == .texel || alwaysTexel) ? .uniformTexelBuffer : .storageBuffer
     }
 
     /// Bytes of one value on `path`.

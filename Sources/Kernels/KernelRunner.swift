@@ -66,8 +66,9 @@ public final class KernelRunner {
 
     /// Bytes per value of `buffer` as the kernels bound to it use it.
     private func elementBytes(_ buffer: VulkanBuffer) -> Int {
-        let uses = steps.flatMap { step in step.bindings.filter { $0.resource === buffer }.map { $0.elementBytes(on: step.dataPath) } }
-        return uses.min() ?? 4
+        let uses = Set(steps.flatMap { step in step.bindings.filter { $0.resource === buffer }.map { $0.elementBytes(on: step.dataPath) } })
+        precondition(uses.count <= 1, "a buffer bound both as float32 and as 16-bit values")
+        return uses.first ?? 4
     }
 
     /// Writes every input's values and every output's poison and guards in the type its kernels use, records every

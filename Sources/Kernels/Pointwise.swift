@@ -98,7 +98,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
                 specialization: [0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
                                  3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch))],
                 pushConstants: pushConstants, groups: ((Grid.roundUp(outChannels, to: 8) / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
-            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .read(affine), .read(residual ?? input),
+            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
                                         .write(output)]).on(config.dataPath)]
         }
         if config.family.isTiled {
@@ -106,7 +106,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
                                        scratch: scratch, config: config)
         }
         return [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float),
-                                      .read(affine), .read(residual ?? input), .write(output)]).on(config.dataPath)]
+                                      .readSmall(affine), .read(residual ?? input), .write(output)]).on(config.dataPath)]
     }
 
     /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).

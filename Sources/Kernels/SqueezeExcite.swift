@@ -82,7 +82,7 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
     ) -> [KernelStep<Resource>] {
         let scaled: TexelFormat = vec4Scale ? .rgba32Float : .r32Float
         return squeeze.steps(input: input, output: means, config: config) + [
-            KernelStep(exciteLaunch(), [.read(means), .read(w1), .read(b1), .read(w2), .read(b2), .write(gates)]),
+            KernelStep(exciteLaunch(), [.read(means), .read(w1), .readSmall(b1), .read(w2), .readSmall(b2), .write(gates)]),
             KernelStep(scaleLaunch(), [.read(input, scaled), .read(gates), .read(residual ?? input, scaled), .write(output)]),
         ].map { $0.on(config.dataPath) }
     }

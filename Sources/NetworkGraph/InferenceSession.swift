@@ -111,24 +111,36 @@ public final class InferenceSession: @unchecked Sendable {
         var weightEnd = 0
         var weightOffsets: [(buffer: Int, offset: Int)] = []
         var weightBufferSizes: [Int] = []
+        // Buffers and ranges as the descriptors bind them: 16-byte padded, and arenas in whole 256-byte blocks (a limit
+        // such as 0xFFFFFFFC must not be passed by the alignment of the last region).
         let rangeLimit = min(limits.maxStorageBufferRange, limits.maxSingleBuffer)
+        let bufferLimit = limits.maxSingleBuffer / MemoryPlan.alignment * MemoryPlan.alignment
         // Weights do not shrink with the batch: one array past the range is the end of it.
         if let index = lowering.weightCounts.indices.max(by: { lowering.weightCounts[$0] < lowering.weightCounts[$1] }),
-           lowering.weightCounts[index] * lowering.elementBytes > rangeLimit {
+           MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index]) > rangeLimit {
             throw PlanError.weightsTooLarge(node: graph.nodes[lowering.weightNodes[index]].name,
-                                            bytes: lowering.weightCounts[index] * lowering.elementBytes, limit: rangeLimit)
+                                            bytes: lowering.weightCounts[index] * lowering.weightElementBytes[index], limit: rangeLimit)
         }
         while true {
             let elementBytes = lowering.elementBytes
-            let largest = (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 }).max() ?? 0
+            let largest = (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 })
+                .map(MemoryPlan.padded).max() ?? 0
             plan = MemoryPlan(graph: executed, scratchBytes: lowering.scratchBytes, elementBytes: elementBytes, share: share,
-                              capacity: limits.maxSingleBuffer)
+                              capacity: bufferLimit)
+            // A dispatch's grid grows with the batch too (the tiled GEMM's columns): past the device's workgroup count
+            // it must be split like a tensor past the range.
+            let groupLimits = limits.maxComputeWorkGroupCount
+            let widestGrid = lowering.steps.map { step -> Double in
+                let groups = step.kernel.launch.groups
+                return [Double(groups.x) / Double(groupLimits[0]), Double(groups.y) / Double(groupLimits[1]),
+                        Double(groups.z) / Double(groupLimits[2])].max() ?? 0
+            }.max() ?? 0
             // Weights: packed one after another, a new buffer whenever the next array would pass the limit.
             weightOffsets = []
             weightBufferSizes = [0]
-            for count in lowering.weightCounts {
-                let bytes = MemoryPlan.padded(count * elementBytes)
-                if weightBufferSizes[weightBufferSizes.count - 1] + bytes > limits.maxSingleBuffer && weightBufferSizes.last != 0 {
+            for (count, valueBytes) in zip(lowering.weightCounts, lowering.weightElementBytes) {
+                let bytes = MemoryPlan.padded(count * valueBytes)
+                if weightBufferSizes[weightBufferSizes.count - 1] + bytes > bufferLimit && weightBufferSizes.last != 0 {
                     weightBufferSizes.append(0)
                 }
                 weightOffsets.append((weightBufferSizes.count - 1, weightBufferSizes[weightBufferSizes.count - 1]))
@@ -138,8 +150,16 @@ public final class InferenceSession: @unchecked Sendable {
             let io = MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
                 + MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
             let needed = plan.arenaBytes + io + max(weightEnd, MemoryPlan.alignment)
-            if largest <= rangeLimit && needed <= device.memoryBudgetBytes { break }
+            if largest <= rangeLimit && needed <= device.memoryBudgetBytes && widestGrid <= 1 { break }
             guard micro > 1 else {
+                if let step = lowering.steps.first(where: { step in
+                    let groups = step.kernel.launch.groups
+                    return groups.x > groupLimits[0] || groups.y > groupLimits[1] || groups.z > groupLimits[2]
+                }) {
+                    let groups = step.kernel.launch.groups
+                    throw VulkanSetupError.workgroupCountOutOfRange(kernel: step.kernel.launch.spirvName, groups: [groups.x, groups.y, groups.z],
+                                                                    limits: groupLimits)
+                }
                 if largest > rangeLimit {
                     let node = executed.nodes.first { $0.output == executed.shapes.indices.max { executed.shapes[$0].count < executed.shapes[$1].count } }
                     throw PlanError.tensorTooLarge(node: node?.name ?? "?", bytes: largest, limit: rangeLimit)
@@ -148,7 +168,7 @@ public final class InferenceSession: @unchecked Sendable {
                                                          batch: graph.batch, largestBatch: 0)
             }
             // Activations grow with the batch; shrink in proportion to the worse overrun, at least by one.
-            let byRange = largest > rangeLimit ? Double(rangeLimit) / Double(largest) : 1
+            let byRange = min(largest > rangeLimit ? Double(rangeLimit) / Double(largest) : 1, widestGrid > 1 ? 1 / widestGrid : 1)
             let budgetForActivations = Double(device.memoryBudgetBytes - max(weightEnd, MemoryPlan.alignment))
             let byMemory = needed > device.memoryBudgetBytes ? max(0, budgetForActivations) / Double(plan.arenaBytes + io) : 1
             micro = max(1, min(micro - 1, Int(Double(micro) * min(byRange, byMemory))))
@@ -179,8 +199,8 @@ public final class InferenceSession: @unchecked Sendable {
         for (index, buffer) in weights.enumerated() {
             try buffer.write { pool in
                 pool.initializeMemory(as: UInt8.self, repeating: 0)
-                for (array, place) in zip(lowering.weights, weightOffsets) where place.buffer == index {
-                    if elementBytes == 2 {
+                for (arrayIndex, (array, place)) in zip(lowering.weights, weightOffsets).enumerated() where place.buffer == index {
+                    if lowering.weightElementBytes[arrayIndex] == 2 {
                         array.map { Float16($0) }.withUnsafeBytes {
                             UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)]).copyMemory(from: $0)
                         }
@@ -206,7 +226,7 @@ public final class InferenceSession: @unchecked Sendable {
                 return (arenas[region.arena], region.offset, region.bytes)
             case let .weight(index):
                 let place = weightOffsets[index]
-                return (weights[place.buffer], place.offset, MemoryPlan.padded(lowering.weightCounts[index] * elementBytes))
+                return (weights[place.buffer], place.offset, MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index]))
             }
         }
 

@@ -53,6 +53,8 @@ struct Lowering: Sendable {
     /// Values in each weight array (kept when the arrays themselves are not).
     private(set) var weightCounts: [Int] = []
     private(set) var scratchBytes: [[Int]]
+    /// Bytes of one value of each weight array: the activations' size, or 4 for the float32 per-channel arrays.
+    private(set) var weightElementBytes: [Int] = []
     /// The node each weight array belongs to.
     private(set) var weightNodes: [Int] = []
     /// Each node's kernels as they run: "pointwise_storage", "conv2d_tiled_storage (tiled medium split 4)".
@@ -92,6 +94,9 @@ struct Lowering: Sendable {
             if config.dataPath == .texel && !fitsTexelViews(nodeSteps, index: index, limit: profile.limits.maxTexelBufferElements) {
                 nodeSteps = nodeSteps.map { $0.on(.storage) }
             }
+            for binding in nodeSteps.flatMap(\.bindings) where binding.alwaysFloat32 {
+                if case let .weight(array) = binding.resource { weightElementBytes[array] = 4 }
+            }
             steps += nodeSteps.map { Step(node: index, kernel: $0) }
             variants[index] = nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
                 + (Self.tiling(node.op, nodeConfig).map { " (\($0))" } ?? "")
@@ -101,6 +106,7 @@ struct Lowering: Sendable {
     private mutating func weight(_ values: @autoclosure () -> [Float], count: Int) -> PlanResource {
         weights.append(keepWeights ? values() : [])
         weightCounts.append(count)
+        weightElementBytes.append(elementBytes)
         weightNodes.append(currentNode)
         return .weight(weights.count - 1)
     }
@@ -116,7 +122,7 @@ struct Lowering: Sendable {
         switch resource {
         case let .tensor(id): shapes[id].count * elementBytes
         case let .scratch(node, index): scratchBytes[node][index]
-        case let .weight(index): weightCounts[index] * elementBytes
+        case let .weight(index): weightCounts[index] * weightElementBytes[index]
         }
     }
 

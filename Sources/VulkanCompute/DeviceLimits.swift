@@ -28,6 +28,10 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
     public var minStorageBufferOffsetAlignment: Int
     /// Offsets of texel buffer views are multiples of this.
     public var minTexelBufferOffsetAlignment: Int
+    /// Storage buffers one shader stage may bind (4 on the smallest devices).
+    public var maxPerStageDescriptorStorageBuffers: Int = 4
+    /// Sampled images, uniform texel buffers among them, one shader stage may bind (16 on the smallest devices).
+    public var maxPerStageDescriptorSampledImages: Int = 16
     /// Invocations in one subgroup (a warp or wavefront).
     public var subgroupSize: Int
     /// Whether compute shaders may use subgroup arithmetic (subgroupAdd and the like).
@@ -39,7 +43,8 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
         maxTexelBufferElements: 65_536, maxStorageBufferRange: 1 << 27, maxComputeSharedMemorySize: 16_384,
         maxComputeWorkGroupInvocations: 128, maxComputeWorkGroupSize: [128, 128, 64],
         maxComputeWorkGroupCount: [65_535, 65_535, 65_535], maxPushConstantsSize: 128, maxMemoryAllocationSize: 1 << 30,
-        maxBufferSize: 1 << 30, minStorageBufferOffsetAlignment: 256, minTexelBufferOffsetAlignment: 256, subgroupSize: 1,
+        maxBufferSize: 1 << 30, minStorageBufferOffsetAlignment: 256, minTexelBufferOffsetAlignment: 256,
+        maxPerStageDescriptorStorageBuffers: 4, maxPerStageDescriptorSampledImages: 16, subgroupSize: 1,
         subgroupArithmetic: false)
 
     /// These limits, each no larger than `other`'s (alignments no smaller, features only where both have them).
@@ -56,6 +61,8 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
             maxBufferSize: min(maxBufferSize, other.maxBufferSize),
             minStorageBufferOffsetAlignment: max(minStorageBufferOffsetAlignment, other.minStorageBufferOffsetAlignment),
             minTexelBufferOffsetAlignment: max(minTexelBufferOffsetAlignment, other.minTexelBufferOffsetAlignment),
+            maxPerStageDescriptorStorageBuffers: min(maxPerStageDescriptorStorageBuffers, other.maxPerStageDescriptorStorageBuffers),
+            maxPerStageDescriptorSampledImages: min(maxPerStageDescriptorSampledImages, other.maxPerStageDescriptorSampledImages),
             subgroupSize: min(subgroupSize, other.subgroupSize),
             subgroupArithmetic: subgroupArithmetic && other.subgroupArithmetic)
     }
@@ -96,6 +103,8 @@ extension DeviceLimits {
             maxBufferSize: maxBufferSize.map { Int(clamping: $0) } ?? (allocation > 0 ? allocation : 1 << 30),
             minStorageBufferOffsetAlignment: Int(max(1, limits.minStorageBufferOffsetAlignment)),
             minTexelBufferOffsetAlignment: Int(max(1, limits.minTexelBufferOffsetAlignment)),
+            maxPerStageDescriptorStorageBuffers: Int(limits.maxPerStageDescriptorStorageBuffers),
+            maxPerStageDescriptorSampledImages: Int(limits.maxPerStageDescriptorSampledImages),
             subgroupSize: Int(max(1, subgroup.subgroupSize)),
             subgroupArithmetic: computeStage && arithmetic)
     }

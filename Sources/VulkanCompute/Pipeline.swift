@@ -73,6 +73,16 @@ public final class ComputePipeline {
                                                  allowed: device.limits.maxWorkgroupX, by: "kernel '\(name)'")
         }
         let bindings = reflection.bindings
+        let storageBuffers = bindings.filter { $0 == .storageBuffer }.count
+        guard storageBuffers <= device.limits.maxPerStageDescriptorStorageBuffers else {
+            throw VulkanSetupError.limitExceeded(limit: "maxPerStageDescriptorStorageBuffers", requested: storageBuffers,
+                                                 allowed: device.limits.maxPerStageDescriptorStorageBuffers, by: "kernel '\(name)'")
+        }
+        let texelBuffers = bindings.filter { $0 == .uniformTexelBuffer }.count
+        guard texelBuffers <= device.limits.maxPerStageDescriptorSampledImages else {
+            throw VulkanSetupError.limitExceeded(limit: "maxPerStageDescriptorSampledImages", requested: texelBuffers,
+                                                 allowed: device.limits.maxPerStageDescriptorSampledImages, by: "kernel '\(name)'")
+        }
         self.device = device
         self.name = name
         self.bindings = bindings

@@ -77,6 +77,9 @@ func stepsMatchShaders() throws {
         #expect(reflection.pushConstantSize == step.launch.pushConstants.count, "\(name)")
         #expect(step.launch.pushConstants.count <= 128, "\(name)")
         #expect(reflection.bindings == step.bindings.map { $0.kind(on: step.dataPath) }, "\(name)")
+        // Within what every device allows a shader stage: 4 storage buffers, 16 texel buffers.
+        #expect(reflection.bindings.filter { $0 == .storageBuffer }.count <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorStorageBuffers, "\(name)")
+        #expect(reflection.bindings.filter { $0 == .uniformTexelBuffer }.count <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorSampledImages, "\(name)")
     }
 }
 
