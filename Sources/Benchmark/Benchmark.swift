@@ -262,7 +262,7 @@ public final class Benchmarker {
         let logits = try session.run(input)
         let error = Comparison(logits, CPUExecutor.run(graph, input: input)).relativeL2
         var divergence: String?
-        if findDivergence, let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input) {
+        if findDivergence, let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input, kernels: kernels) {
             divergence = "\(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)"
         }
         return (error, divergence, Self.checkTolerance(kernels, on: device))

@@ -31,7 +31,7 @@ public final class KernelRunner {
     /// `values` as the kernels see them: rounded to 16-bit floats on the fp16 data path, unchanged otherwise. A
     /// check gives its reference the values the kernel really reads, so that it measures the kernel, not the format.
     public func stored(_ values: [Float]) -> [Float] {
-        config.dataPath == .fp16 ? values.map { Float(Float16($0)) } : values
+        config.dataPath == .fp16 ? values.map(Half.rounded) : values
     }
 
     /// A buffer that will hold `values` (room for whole vec4s of float32, so any view of it fits).
@@ -81,7 +81,7 @@ public final class KernelRunner {
             let filler = isOutput ? Self.guardValue : 0
             let all = values + [Float](repeating: filler, count: padded - values.count)
             if elementBytes(buffer) == 2 {
-                try buffer.upload(all.map { Float16($0) })
+                try buffer.upload(all.map(Half.bits))
             } else {
                 try buffer.upload(all)
             }
@@ -110,9 +110,9 @@ public final class KernelRunner {
         }
         let count = values.count
         let read: [Float] = elementBytes(buffer) == 2
-            ? try buffer.download(Float16.self, count: count + Self.guardCount).map { Float($0) }
+            ? try buffer.download(UInt16.self, count: count + Self.guardCount).map(Half.float)
             : try buffer.download(Float.self, count: count + Self.guardCount)
-        let guardValue = elementBytes(buffer) == 2 ? Float(Float16(Self.guardValue)) : Self.guardValue
+        let guardValue = elementBytes(buffer) == 2 ? Half.rounded(Self.guardValue) : Self.guardValue
         if read.suffix(Self.guardCount).contains(where: { $0 != guardValue }) {
             throw KernelCheckFailure("a kernel wrote past the end of its output (\(count) values)")
         }

@@ -17,15 +17,25 @@ public struct NodeComparison: Sendable, Codable {
 /// what `BOSSNET_CHECK=1` does. Each node's reference is computed from the device's values of its inputs, so an error
 /// is pinned on the node that made it rather than smeared over everything after it.
 public enum GraphCheck {
-    /// Compares every node of `graph` run on `device` with `reference`'s node of the same index run on the CPU
-    /// (`reference` defaults to `graph`; a different one lets tests plant a fault).
+    /// Compares every node of `graph` run on `device` with the kernels `kernels` asks for with `reference`'s node of
+    /// the same index run on the CPU (`reference` defaults to `graph`; a different one lets tests plant a fault). The
+    /// first image of the batch is checked (a session that keeps every tensor may have to split a larger batch, and
+    /// no operation mixes images); the tolerance is the kernel family's.
     public static func compare(
-        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, pipelines: KernelPipelines? = nil
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, pipelines: KernelPipelines? = nil,
+        kernels: KernelChoice = .automatic
     ) throws -> [NodeComparison] {
-        let reference = reference ?? graph
+        let graph = graph.withBatch(1)
+        let reference = (reference ?? graph).withBatch(1)
         precondition(reference.nodes.count == graph.nodes.count, "the reference graph has other nodes")
+        let input = Array(input.prefix(graph.shapes[graph.input].count))
         let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,
-                                           options: SessionOptions(keepIntermediates: true))
+                                           options: SessionOptions(keepIntermediates: true, kernels: kernels))
+        let tolerance: Double
+        switch kernels {
+        case let .family(family): tolerance = Tolerance.relativeL2(for: family)
+        case .automatic: tolerance = Tolerance.float32RelativeL2
+        }
         _ = try session.run(input)
         var values = [[Float]?](repeating: nil, count: graph.shapes.count)
         func value(_ id: TensorID) throws -> [Float] {
@@ -36,18 +46,19 @@ public enum GraphCheck {
         }
         return try reference.nodes.enumerated().map { index, node in
             let expected = CPUExecutor.evaluate(node, inputs: try node.inputs.map(value))
-            let comparison = Comparison(try value(graph.nodes[index].output), expected)
+            var comparison = Comparison(try value(graph.nodes[index].output), expected)
+            comparison.tolerance = tolerance
             return NodeComparison(index: index, name: node.name, op: node.op.name,
                                   shape: graph.shapes[node.output].description, relativeL2: comparison.relativeL2,
                                   maxAbsolute: comparison.maxAbsolute, pass: comparison.passes)
         }
     }
 
-    /// The first node that fails ``compare(graph:device:input:reference:pipelines:)``, or `nil` when all pass.
+    /// The first node that fails ``compare(graph:device:input:reference:pipelines:kernels:)``, or `nil` when all pass.
     public static func firstDivergence(
-        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, kernels: KernelChoice = .automatic
     ) throws -> NodeComparison? {
-        try compare(graph: graph, device: device, input: input, reference: reference).first { !$0.pass }
+        try compare(graph: graph, device: device, input: input, reference: reference, kernels: kernels).first { !$0.pass }
     }
 }
 

@@ -201,7 +201,7 @@ public final class InferenceSession: @unchecked Sendable {
                 pool.initializeMemory(as: UInt8.self, repeating: 0)
                 for (arrayIndex, (array, place)) in zip(lowering.weights, weightOffsets).enumerated() where place.buffer == index {
                     if lowering.weightElementBytes[arrayIndex] == 2 {
-                        array.map { Float16($0) }.withUnsafeBytes {
+                        array.map(Half.bits).withUnsafeBytes {
                             UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)]).copyMemory(from: $0)
                         }
                     } else {
@@ -358,12 +358,12 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Writes activation values as the kernels store them (halves on the 16-bit families).
     private func upload(_ values: [Float], to buffer: VulkanBuffer, at offset: Int = 0) throws {
-        if elementBytes == 2 { try buffer.upload(values.map { Float16($0) }, at: offset) } else { try buffer.upload(values, at: offset) }
+        if elementBytes == 2 { try buffer.upload(values.map(Half.bits), at: offset) } else { try buffer.upload(values, at: offset) }
     }
 
     /// Reads activation values as the kernels stored them.
     private func download(_ count: Int, from buffer: VulkanBuffer, at offset: Int = 0) throws -> [Float] {
-        elementBytes == 2 ? try buffer.download(Float16.self, count: count, from: offset).map { Float($0) }
+        elementBytes == 2 ? try buffer.download(UInt16.self, count: count, from: offset).map(Half.float)
                           : try buffer.download(Float.self, count: count, from: offset)
     }
 

@@ -108,7 +108,8 @@ struct Classify: ParsableCommand {
             if !json { progress("classifying \(start + 1)-\(start + chunk.count) of \(images.count)") }
             allLogits += try classifier.logits(chunk).flatMap { $0 }
             if start == 0, Environment.check, let device {
-                if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: try classifier.batchInput(chunk)) {
+                if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: try classifier.batchInput(chunk),
+                                                             kernels: try kernels.choice()) {
                     FileHandle.standardError.write(Data("BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n".utf8))
                     throw ExitCode(1)
                 }

@@ -90,3 +90,20 @@ func timestamps() throws {
         #expect(times[1] - times[0] < 60e9)
     }
 }
+
+@Test("half conversions by hand (for Intel Macs, which lack Float16) agree with Float16 bit for bit")
+func halfConversions() {
+    var random = SystemRandomNumberGenerator()
+    var values: [Float] = [0, -0, 1, -1, 65504, 65519, 65520, -65520, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, 6.09e-5, .infinity, -.infinity,
+                           1 + 1 / 2048, 1 + 3 / 2048, 0.1, 31337]
+    for _ in 0..<20_000 {
+        values.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &random)))
+    }
+    for value in values where !value.isNaN {
+        #expect(Half.bitsByHand(value) == Float16(value).bitPattern, "\(value)")
+    }
+    for bits in UInt16.min...UInt16.max where !Float16(bitPattern: bits).isNaN {
+        #expect(Half.floatByHand(bits) == Float(Float16(bitPattern: bits)), "\(bits)")
+    }
+    #expect(Half.floatByHand(Half.bitsByHand(.nan)).isNaN)
+}
