@@ -222,7 +222,7 @@ public final class Benchmarker {
     /// Relative L2 error allowed between the whole network on the device and on the CPU reference: 1e-4 for the
     /// float32 families; for the 16-bit ones, where every activation is rounded to 11 significant bits at each of
     /// some 120 layers, 2e-2 (measured 2e-3 to 6e-3 for T0 and T1 at 64 px on lavapipe).
-    public static func checkTolerance(_ kernels: KernelChoice, on device: VulkanDevice) -> Double {
+    public static func checkTolerance(_ kernels: KernelChoice) -> Double {
         switch kernels {
         case .family(.fp16), .family(.fp16math): 2e-2
         case .automatic, .family: 1e-4
@@ -265,7 +265,7 @@ public final class Benchmarker {
         if findDivergence, let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input, kernels: kernels) {
             divergence = "\(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)"
         }
-        return (error, divergence, Self.checkTolerance(kernels, on: device))
+        return (error, divergence, Self.checkTolerance(kernels))
     }
 
     /// The per-node times of the iteration with the median wall time, slowest first.

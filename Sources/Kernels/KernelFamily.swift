@@ -90,6 +90,15 @@ public enum KernelChoice: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The family this choice runs on a device of `type` (automatic: texel on CPU devices, tiled on GPUs; the
+    /// planner may still choose other kernels for single nodes).
+    public func family(on type: DeviceType) -> KernelFamily {
+        switch self {
+        case .automatic: type == .cpu ? .texel : .tiled
+        case let .family(family): family
+        }
+    }
+
     /// Every name ``init(_:)`` accepts.
     public static var names: [String] { ["auto"] + KernelFamily.allCases.map(\.rawValue) }
 }

@@ -106,7 +106,8 @@ public final class InferenceSession: @unchecked Sendable {
         // The largest batch per submission that fits the binding range, the buffer limit and the memory budget.
         var micro = graph.batch
         var executed = graph
-        var lowering = try Lowering(graph: graph, profile: device.profile, choice: options.kernels)
+        // The search lowers dry (sizes only); the weights are packed once, for the plan that is kept.
+        var lowering = try Lowering(graph: graph, profile: device.profile, choice: options.kernels, weights: false)
         var plan: MemoryPlan
         var weightEnd = 0
         var weightOffsets: [(buffer: Int, offset: Int)] = []
@@ -173,8 +174,9 @@ public final class InferenceSession: @unchecked Sendable {
             let byMemory = needed > device.memoryBudgetBytes ? max(0, budgetForActivations) / Double(plan.arenaBytes + io) : 1
             micro = max(1, min(micro - 1, Int(Double(micro) * min(byRange, byMemory))))
             executed = graph.withBatch(micro)
-            lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels)
+            lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels, weights: false)
         }
+        lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels)
         self.plan = plan
         self.executed = executed
         self.variants = lowering.variants
@@ -306,11 +308,10 @@ public final class InferenceSession: @unchecked Sendable {
             elementBytes * (node.inputs.reduce(0) { $0 + executed.shapes[$1].count } + executed.shapes[node.output].count)
                 + node.op.weightBytes / 4 * elementBytes
         }
-        var paths: [String: Int] = [:]
-        for node in Set(lowering.steps.map(\.node)) {
-            let step = lowering.steps.first { $0.node == node }
-            paths[step?.kernel.dataPath.rawValue ?? "?", default: 0] += 1
-        }
+        // Each node's data path is its first step's.
+        var nodePaths: [Int: DataPath] = [:]
+        for step in lowering.steps where nodePaths[step.node] == nil { nodePaths[step.node] = step.kernel.dataPath }
+        let paths = Dictionary(grouping: nodePaths.values, by: \.rawValue).mapValues(\.count)
         statistics = SessionStatistics(
             activationBytes: plan.arenaBytes + inputBytes + outputBytes,
             unsharedActivationBytes: plan.unsharedBytes + inputBytes + outputBytes,

@@ -73,11 +73,7 @@ struct Lowering: Sendable {
         shapes = graph.shapes
         scratchBytes = Array(repeating: [], count: graph.nodes.count)
         variants = Array(repeating: "", count: graph.nodes.count)
-        let family: KernelFamily
-        switch choice {
-        case .automatic: family = profile.type == .cpu ? .texel : .tiled
-        case let .family(chosen): family = chosen
-        }
+        let family = choice.family(on: profile.type)
         guard family.isSupported(by: profile.features) else {
             throw PlanError.familyUnsupported(family, device: profile.type == .other ? "this device" : "this \(profile.type) device")
         }
@@ -91,7 +87,7 @@ struct Lowering: Sendable {
                 nodeConfig = config.with(.tiled)
             }
             var nodeSteps = lower(node, index: index, config: nodeConfig)
-            if config.dataPath == .texel && !fitsTexelViews(nodeSteps, index: index, limit: profile.limits.maxTexelBufferElements) {
+            if config.dataPath == .texel && !fitsTexelViews(nodeSteps, limit: profile.limits.maxTexelBufferElements) {
                 nodeSteps = nodeSteps.map { $0.on(.storage) }
             }
             for binding in nodeSteps.flatMap(\.bindings) where binding.alwaysFloat32 {
@@ -127,7 +123,7 @@ struct Lowering: Sendable {
     }
 
     /// Whether every texel view the steps read fits the device's texel limit.
-    private func fitsTexelViews(_ steps: [KernelStep<PlanResource>], index: Int, limit: Int) -> Bool {
+    private func fitsTexelViews(_ steps: [KernelStep<PlanResource>], limit: Int) -> Bool {
         steps.allSatisfy { step in
             step.bindings.allSatisfy { binding in
                 binding.kind(on: .texel) != .uniformTexelBuffer || bytes(of: binding.resource) / binding.format.bytes <= limit

@@ -97,13 +97,9 @@ struct Bench: ParsableCommand {
         let device: VulkanDevice
         do { device = try selection.open() } catch { throw report(error) }
         // Families the device cannot run are skipped when several are compared, an error when asked for alone.
-        var cases = try cases()
-        let asked = try kernels.choices()
-        for case let .family(family) in asked where !family.isSupported(by: device.enabledFeatures) {
-            guard asked.count > 1 else { throw report(PlanError.familyUnsupported(family, device: device.info.name)) }
-            note("skipping the \(family) kernels: \(device.info.name) lacks what they need")
-            cases.removeAll { $0.kernels == .family(family) }
-        }
+        let runnable: [KernelChoice]
+        do { runnable = try kernels.runnable(on: device) } catch { throw report(error) }
+        let cases = try cases().filter { runnable.contains($0.kernels) }
         // Progress goes to standard error, with --json too (standard output holds only the JSON).
         let benchmarker = Benchmarker(device: device, iterations: iterations, warmup: warmup, profile: profile,
                                       checkInputSize: checkSize, checkBatch: checkBatch,

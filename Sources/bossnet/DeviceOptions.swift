@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import NetworkGraph
 import VulkanCompute
 
 /// `--device N`, shared by every command that runs work on a device.
@@ -25,6 +26,21 @@ struct KernelFamilyList: ParsableArguments {
     func choices() throws -> [KernelChoice] {
         let choices = try names.flatMap { try parseKernelChoices($0) }
         return choices.isEmpty ? [.automatic] : choices
+    }
+
+    /// The choices `device` can run. One it cannot is skipped with a note when several were asked for (`all`), and an
+    /// error when asked for alone.
+    func runnable(on device: VulkanDevice) throws -> [KernelChoice] {
+        let asked = try choices()
+        return try asked.filter { choice in
+            let family = choice.family(on: device.info.type)
+            guard family.isSupported(by: device.enabledFeatures) else {
+                guard asked.count > 1 else { throw PlanError.familyUnsupported(family, device: device.info.name) }
+                note("skipping the \(family) kernels: \(device.info.name) lacks what they need")
+                return false
+            }
+            return true
+        }
     }
 }
 

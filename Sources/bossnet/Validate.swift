@@ -77,21 +77,12 @@ struct Validate: ParsableCommand {
         let seed = seed ?? SeededRandom.freshSeed()
         let checks = try distinctChecks()
         let pipelines = KernelPipelines(device: device)
-        let asked = try kernels.choices()
         var families: [KernelFamily] = []
-        for choice in asked {
-            let family: KernelFamily
-            switch choice {
-            case .automatic: family = device.info.type == .cpu ? .texel : .tiled
-            case let .family(chosen): family = chosen
+        do {
+            for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) }) where !families.contains(family) {
+                families.append(family)
             }
-            guard family.isSupported(by: device.enabledFeatures) else {
-                // With `all`, skip what the device cannot run; a family asked for by name is an error.
-                if asked.count > 1 { note("skipping the \(family) kernels: \(device.info.name) lacks what they need"); continue }
-                throw report(PlanError.familyUnsupported(family, device: device.info.name))
-            }
-            if !families.contains(family) { families.append(family) }
-        }
+        } catch { throw report(error) }
 
         struct Row: Encodable {
             let layer: String
