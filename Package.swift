@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "NetworkGraph", targets: ["NetworkGraph"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Checkpoint", targets: ["Checkpoint"]),
+        .library(name: "PublishedWeights", targets: ["PublishedWeights"]),
         .library(name: "Images", targets: ["Images"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Benchmark", targets: ["Benchmark"]),
@@ -58,6 +59,9 @@ let package = Package(
         // Real weights: PyTorch .pth (zip + pickle) and safetensors reading, strict binding to a model.
         .target(name: "Checkpoint", dependencies: ["Models", "ZIPFoundation"]),
 
+        // The authors' published checkpoints by model name: downloaded once (resumably), checked, cached.
+        .target(name: "PublishedWeights", dependencies: ["Checkpoint", "Models"]),
+
         // PNG decoding through libpng, in C so that libpng's longjmp error path never crosses Swift frames.
         .target(name: "PNGDecoder", dependencies: ["CPNG"]),
 
@@ -77,7 +81,8 @@ let package = Package(
         .executableTarget(
             name: "bossnet",
             dependencies: [
-                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "Images", "Evaluation",
+                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "PublishedWeights", "Images",
+                "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -104,11 +109,13 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "Images", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
+        .testTarget(name: "PublishedWeightsTests", dependencies: ["PublishedWeights", "Checkpoint", "Models", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images",
                                                        "Checkpoint", "Benchmark"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

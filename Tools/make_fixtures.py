@@ -47,6 +47,10 @@ Tests/EvaluationTests/Fixtures/
     labels.txt         'relative/path class_index' labels chosen so that top-1 and top-5 are neither 0 nor 1
     expected.json      the authors' BossNet-T0's top-5 for every image at 64x64 (calibrated synthetic weights), and
                        the top-1 and top-5 accuracies under the folder labels and under labels.txt
+Tests/PublishedWeightsTests/Fixtures/
+    BossNet-T0-80_8.pth          a stand-in for the published checkpoint that binds strictly to bossnet_T0: every
+                                 tensor a strided view into a few 32 KB storages (kilobytes, not 150 MB)
+    published_T0_logits_64.npy   the authors' bossnet_T0 under those weights for input_64.npy
 
 The synthetic weights follow the formula documented on SyntheticWeights in Sources/Models/Parameters.swift,
 calibrated the same way: each BatchNorm's statistics scale with the mean square of what reaches it when the
@@ -233,6 +237,45 @@ def checkpoint_fixtures(folder):
     (folder / "tensors.json").write_text(json.dumps({
         "model": describe(model), "model_ema": describe({k[len("module."):]: v for k, v in ema.items()}),
     }, indent=1))
+
+
+def published_fixtures(folder, models_fixtures, bossnas):
+    """A stand-in for the published BossNet-T0 checkpoint, small enough to commit, that binds strictly to the model:
+    the authors' state-dict names and shapes, each tensor a strided view into one of a few small storages (torch.save
+    keeps views as views), so the file is kilobytes where the real one is 150 MB. The download tests serve it from a
+    loopback HTTP server under the published name; its logits are the authors' model's under these weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model = authors_model(bossnas, "bossnet_T0")
+    size = 8192
+    amplitudes = [1.0, 0.3, 0.1, 0.03, 0.01]
+    signed = {a: torch.from_numpy((a * uniform(f"published {a}", size)).astype(np.float32)) for a in amplitudes}
+    positive = torch.from_numpy((1 + 0.25 * uniform("published positive", size)).astype(np.float32))
+    state = collections.OrderedDict()
+    for name, tensor in model.state_dict().items():
+        shape = tuple(tensor.shape)
+        if not tensor.is_floating_point():
+            state[name] = tensor.clone()
+            continue
+        if name.endswith("running_var") or (name.endswith("weight") and len(shape) == 1):
+            storage = positive
+        elif name == "fc.weight":
+            storage = signed[1.0]  # spreads the logits apart
+        elif name.endswith("weight") and len(shape) > 1:
+            fan = int(np.prod(shape[1:]))
+            storage = signed[min(amplitudes, key=lambda a: abs(math.log(a / math.sqrt(6 / fan))))]
+        else:
+            storage = signed[0.1]
+        strides = (1, 3, 5, 7)[:len(shape)]
+        assert sum((n - 1) * s for n, s in zip(shape, strides)) < size, name
+        state[name] = storage.as_strided(shape, strides)
+    torch.save({"model": state, "epoch": 299}, folder / "BossNet-T0-80_8.pth")
+    reference = authors_model(bossnas, "bossnet_T0")
+    reference.load_state_dict(state)
+    reference.double()
+    with torch.no_grad():
+        logits = reference(torch.from_numpy(np.load(models_fixtures / "input_64.npy").astype(np.float64))).numpy()
+    assert np.isfinite(logits).all() and logits.std() > 0.1, logits.std()
+    np.save(folder / "published_T0_logits_64.npy", logits.astype(np.float32))
 
 
 def save_legacy(obj, path):
@@ -463,5 +506,6 @@ if __name__ == "__main__":
     npy_fixtures(ROOT / "Tests/ImagesTests/Fixtures")
     golden_fixtures(ROOT / "Tests/ModelsTests/Fixtures", ROOT / "Tests/ImagesTests/Fixtures", args.bossnas)
     evaluation_fixtures(ROOT / "Tests/EvaluationTests/Fixtures", args.bossnas)
+    published_fixtures(ROOT / "Tests/PublishedWeightsTests/Fixtures", ROOT / "Tests/ModelsTests/Fixtures", args.bossnas)
     if args.full_checkpoints:
         full_checkpoints(args.full_checkpoints, args.bossnas)

@@ -16,6 +16,8 @@ import VulkanCompute
 /// let best = Classifier.top(try classifier.logits([image])[0], k: 5)   // indices and probabilities
 /// ```
 ///
+/// ``classify(_:top:labels:progress:)`` takes any number of images and gives each one's best classes by name.
+///
 /// A classifier belongs to the thread or task that made it (its device and session are not `Sendable`).
 public final class Classifier {
     /// The graph it runs: batch size and input size fixed.
@@ -50,6 +52,34 @@ public final class Classifier {
         return (0..<images.count).map { Array(output[($0 * classes)..<(($0 + 1) * classes)]) }
     }
 
+    /// The logits of any number of preprocessed images, run ``batch`` at a time; `progress` hears how many are done
+    /// after each batch.
+    public func logits(all images: [[Float]], progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> [[Float]] {
+        var result: [[Float]] = []
+        result.reserveCapacity(images.count)
+        for start in stride(from: 0, to: images.count, by: batch) {
+            result += try logits(Array(images[start..<min(start + batch, images.count)]))
+            progress(result.count, images.count)
+        }
+        return result
+    }
+
+    /// The `k` best classes of each of any number of preprocessed images, best first, named by `labels` (ImageNet's
+    /// by default).
+    public func classify(_ images: [[Float]], top k: Int, labels: [String] = ImageNetLabels.names,
+                         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> [[Prediction]] {
+        try logits(all: images, progress: progress).map { Self.predictions($0, top: k, labels: labels) }
+    }
+
+    /// The `k` best classes of one image's logits, with their softmax probabilities and names.
+    public static func predictions(_ logits: [Float], top k: Int, labels: [String] = ImageNetLabels.names) -> [Prediction] {
+        let best = top(logits, k: k)
+        return zip(best.indices, best.probabilities).map { index, probability in
+            Prediction(classIndex: index, label: index < labels.count ? labels[index] : "class \(index)",
+                       probability: probability, logit: logits[index])
+        }
+    }
+
     /// The graph's input for up to ``batch`` preprocessed images: their values in order, then zeros for the rest.
     public func batchInput(_ images: [[Float]]) throws -> [Float] {
         let perImage = 3 * inputSize * inputSize
@@ -66,5 +96,17 @@ public final class Classifier {
         let total = exps.reduce(0, +)
         let order = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(k)
         return (Array(order), order.map { exps[$0] / total })
+    }
+}
+
+/// One class of an image's top-k: its index, name, softmax probability and logit.
+public struct Prediction: Sendable, Equatable, Encodable {
+    public let classIndex: Int
+    public let label: String
+    public let probability: Double
+    public let logit: Float
+
+    enum CodingKeys: String, CodingKey {
+        case classIndex = "class_index", label, probability, logit
     }
 }

@@ -45,13 +45,13 @@ public struct Evaluator: Sendable {
 
     /// Evaluates every image of the set that `resumed` (the records a resumed run already holds) does not cover,
     /// calling `record` once per image, in no particular order, and `progress` after every batch. Returns the accuracy
-    /// over the resumed records and the new ones, the name of each session's device, and what their validation layers
+    /// over the resumed records and the new ones, each session's device (none for the CPU reference), and what their validation layers
     /// reported.
     public func run(
         devices: [DeviceFactory], kernels: KernelChoice = .automatic, resumed: [PredictionRecord] = [],
         record: @escaping @Sendable (PredictionRecord) throws -> Void,
         progress: @escaping @Sendable (EvaluationProgress) -> Void = { _ in }
-    ) async throws -> (accuracy: AccuracyAccumulator, devices: [String], validationMessages: [String]) {
+    ) async throws -> (accuracy: AccuracyAccumulator, devices: [DeviceInfo], validationMessages: [String]) {
         precondition(!devices.isEmpty, "at least one device (or nil for the CPU reference)")
         let skip = Set(resumed.map(\.path))
         let todo = set.images.filter { !skip.contains($0.path) }
@@ -59,8 +59,8 @@ public struct Evaluator: Sendable {
         let channel = BoundedChannel<DecodedBatch>(capacity: 2 * devices.count)
         let (graph, root, strict, batch) = (graph, set.root, strict, graph.batch)
         let inputSize = graph.shapes[graph.input].height
-        var sessions: [(device: String, messages: [String])] = []
-        try await withThrowingTaskGroup(of: [(device: String, messages: [String])].self) { group in
+        var sessions: [(device: DeviceInfo?, messages: [String])] = []
+        try await withThrowingTaskGroup(of: [(device: DeviceInfo?, messages: [String])].self) { group in
             group.addTask {
                 // The producer: decode a batch at a time and hand it on; the channel closes when it is done.
                 do {
@@ -100,7 +100,7 @@ public struct Evaluator: Sendable {
                         }
                         try await sink.add(records)
                     }
-                    return [(device?.info.name ?? "CPU reference", device?.instance.validationMessages.map { "\($0)" } ?? [])]
+                    return [(device?.info, device?.instance.validationMessages.map { "\($0)" } ?? [])]
                 }
             }
             do {
@@ -111,7 +111,7 @@ public struct Evaluator: Sendable {
                 throw error
             }
         }
-        return (await sink.accuracy, sessions.map(\.device), sessions.flatMap(\.messages))
+        return (await sink.accuracy, sessions.compactMap(\.device), sessions.flatMap(\.messages))
     }
 
     /// Decodes and preprocesses a batch's images in parallel, in order.

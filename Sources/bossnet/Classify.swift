@@ -21,11 +21,7 @@ struct Classify: ParsableCommand {
 
     @OptionGroup var modelSelection: ModelSelection
 
-    @Option(help: "Weights: a .pth checkpoint (torch.save zip format) or a .safetensors file.")
-    var weights: String?
-
-    @Flag(help: "Use the checkpoint's EMA weights ('model_ema').")
-    var ema = false
+    @OptionGroup var weightsSelection: WeightsSelection
 
     @Option(help: "Input size S (the network's input is S x S).")
     var inputSize = 224
@@ -61,9 +57,8 @@ struct Classify: ParsableCommand {
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
         if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
         _ = try kernels.choice()
-        if ema && weights == nil { throw ValidationError("--ema chooses the EMA weights of a --weights checkpoint; give --weights too.") }
         if let logits { try checkOutput(logits, option: "--logits", kind: .npy, inputs: inputs) }
-        _ = try modelSelection.resolve()
+        try weightsSelection.validate(model: try modelSelection.resolve())
     }
 
     func run() throws {
@@ -73,113 +68,85 @@ struct Classify: ParsableCommand {
     private func classify() throws {
         let model = try modelSelection.resolve()
         let source: any ParameterSource
-        if let weights {
-            let state = try WeightsFile.read(URL(fileURLWithPath: weights), ema: ema)
-            source = try CheckpointWeights(state: state, model: model)
+        if let loaded = try weightsSelection.load(for: model) {
+            source = loaded
         } else {
             FileHandle.standardError.write(Data("""
                 WARNING: no --weights given: the weights are SYNTHETIC and the classes below mean nothing.
-                         Pass --weights BossNet-T0-80_8.pth (or another checkpoint) for real predictions.\n
+                         Pass --weights published (the authors' checkpoint, downloaded once) or a checkpoint file.\n
                 """.utf8))
             source = try SyntheticWeights(calibratedFor: model)
         }
 
         // Every input as one or more preprocessed images; an input that cannot be read is reported and skipped.
-        var images: [(name: String, tensor: [Float])] = []
+        var images: [InputFile.Image] = []
         var failed: [InputFailure] = []
+        let nonFinite: InputFile.NonFinite = allowNonfinite ? .allow({ index, value in
+            note("warning: element \(index) is \(value) (NaN or infinity); running anyway (--allow-nonfinite)")
+        }) : .reject
         for path in inputs {
             do {
-                images += try load(path)
+                images += try InputFile.load(URL(fileURLWithPath: path), inputSize: inputSize, nonFinite: nonFinite)
             } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                let hint = if case .nonFinite = error as? InputError { "; fix the input, or pass --allow-nonfinite to run anyway" } else { "" }
+                FileHandle.standardError.write(Data("error: \(error)\(hint)\n".utf8))
                 failed.append(InputFailure(input: path, reason: "\(error)"))
             }
         }
         guard !images.isEmpty else { throw ExitCode(1) }
 
-        let classes = 1000
-        var allLogits: [Float] = []
-        let batchSize = min(batch, images.count)
-        let graph = try model.graph(batch: batchSize, inputSize: inputSize, weights: source)
+        let graph = try model.graph(batch: min(batch, images.count), inputSize: inputSize, weights: source)
         let device = cpu ? nil : try deviceSelection.open()
         let classifier = try Classifier(graph: graph, device: device, kernels: try kernels.choice())
-        for start in stride(from: 0, to: images.count, by: batchSize) {
-            let chunk = images[start..<min(start + batchSize, images.count)].map(\.tensor)
-            if !json { progress("classifying \(start + 1)-\(start + chunk.count) of \(images.count)") }
-            allLogits += try classifier.logits(chunk).flatMap { $0 }
-            if start == 0, Environment.check, let device {
-                if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: try classifier.batchInput(chunk),
-                                                             kernels: try kernels.choice()) {
-                    FileHandle.standardError.write(Data("BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n".utf8))
-                    throw ExitCode(1)
-                }
-                FileHandle.standardError.write(Data("BOSSNET_CHECK: every node matches its CPU reference.\n".utf8))
+        let tensors = images.map(\.tensor)
+        if Environment.check, let device {
+            let first = try classifier.batchInput(Array(tensors.prefix(classifier.batch)))
+            if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: first, kernels: try kernels.choice()) {
+                FileHandle.standardError.write(Data("BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n".utf8))
+                throw ExitCode(1)
             }
+            FileHandle.standardError.write(Data("BOSSNET_CHECK: every node matches its CPU reference.\n".utf8))
         }
-        if !json { progressDone() }
+        let allLogits = try classifier.logits(all: tensors) { done, total in progress("classified \(done) of \(total)") }
+        progressDone()
         if let logits {
-            try writing(logits) { try NumPyArray(shape: [images.count, classes], values: allLogits).write(to: URL(fileURLWithPath: logits)) }
+            try writing(logits) {
+                try NumPyArray(shape: [images.count, classifier.classes], values: allLogits.flatMap { $0 }).write(to: URL(fileURLWithPath: logits))
+            }
             if !failed.isEmpty { note("--logits \(logits): \(images.count) rows, for the inputs that could be read") }
         }
 
-        struct Prediction: Encodable { let class_index: Int; let label: String; let probability: Double; let logit: Float }
         struct Result: Encodable { let input: String; let top: [Prediction] }
-        let results = images.enumerated().map { index, image -> Result in
-            let row = Array(allLogits[(index * classes)..<((index + 1) * classes)])
-            let best = Classifier.top(row, k: top)
-            return Result(input: image.name, top: zip(best.indices, best.probabilities).map { index, probability in
-                Prediction(class_index: index, label: ImageNetLabels.names[index], probability: probability, logit: row[index])
-            })
-        }
+        let results = zip(images, allLogits).map { image, row in Result(input: image.name, top: Classifier.predictions(row, top: top)) }
         if let device, !reportValidation(device.instance) { throw ExitCode(1) }
+        let weightsLabel = weightsSelection.label(for: model)
         if json {
             struct Output: Encodable {
                 let model: String
                 let weights: String?
                 let synthetic_weights: Bool
                 let input_size: Int
-                let device: String
+                /// As `bossnet devices --json` shows it; null on the CPU reference.
+                let device: DeviceInfo?
                 let results: [Result]
                 let errors: [InputFailure]
             }
-            try printJSON(Output(model: model.name, weights: weights, synthetic_weights: weights == nil, input_size: inputSize,
-                                 device: device?.info.name ?? "CPU reference", results: results, errors: failed))
+            try printJSON(Output(model: model.name, weights: weightsLabel, synthetic_weights: weightsLabel == nil, input_size: inputSize,
+                                 device: device?.info, results: results, errors: failed))
             if !failed.isEmpty { throw ExitCode(1) }
             return
         }
         for result in results {
             print(result.input)
             for prediction in result.top {
-                print(String(format: "  %6.2f%%  %4d  %@", prediction.probability * 100, prediction.class_index, prediction.label))
+                print(String(format: "  %6.2f%%  %4d  %@", prediction.probability * 100, prediction.classIndex, prediction.label))
             }
         }
-        if weights == nil { print("(synthetic weights: these classes mean nothing)") }
+        if weightsLabel == nil { print("(synthetic weights: these classes mean nothing)") }
         if !failed.isEmpty {
             note("\(failed.count) of \(inputs.count) inputs could not be read: \(failed.map(\.input).joined(separator: ", "))")
             throw ExitCode(1)
         }
-    }
-
-    /// One input as preprocessed images: an .npy (by its first bytes) of one or more, or a PNG or JPEG.
-    private func load(_ path: String) throws -> [(name: String, tensor: [Float])] {
-        let url = URL(fileURLWithPath: path)
-        guard FileManager.default.fileExists(atPath: path) else { throw ImageError("\(path) does not exist") }
-        guard ImageFormat(contentsOf: url) == .npy else {
-            return [(path, Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize))]
-        }
-        let array = try NumPyArray(contentsOf: url)
-        if let bad = array.firstNonFinite {
-            let message = "\(path): element \(bad.index) is \(bad.value) (NaN or infinity)"
-            guard allowNonfinite else { throw ImageError("\(message); fix the input, or pass --allow-nonfinite to run anyway") }
-            note("warning: \(message); running anyway (--allow-nonfinite)")
-        }
-        let single = [3, inputSize, inputSize]
-        if array.shape == single { return [(path, array.values)] }
-        guard array.shape.count == 4, Array(array.shape.dropFirst()) == single else {
-            throw ImageError("\(path) has shape \(array.shape); with --input-size \(inputSize) it must be [3, \(inputSize), \(inputSize)] or [N, 3, \(inputSize), \(inputSize)].")
-        }
-        let size = single.reduce(1, *)
-        return (0..<array.shape[0]).map { index in ("\(path)[\(index)]", Array(array.values[(index * size)..<((index + 1) * size)])) }
     }
 }
 

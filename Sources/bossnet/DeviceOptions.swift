@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import NetworkGraph
+import PublishedWeights
 import VulkanCompute
 
 /// `--device N`, shared by every command that runs work on a device.
@@ -111,6 +112,24 @@ enum Environment {
     /// The pipeline cache's folder (`$XDG_CACHE_HOME/bossnet` or `~/.cache/bossnet`); none with `BOSSNET_PIPELINE_CACHE=0`.
     static var pipelineCacheDirectory: URL? {
         variables["BOSSNET_PIPELINE_CACHE"] == "0" ? nil : PipelineCacheFile.defaultDirectory(environment: variables)
+    }
+
+    /// The published checkpoints' cache: `BOSSNET_WEIGHTS_CACHE`, else the `weights` folder of the tool's cache
+    /// folder; downloading from `BOSSNET_WEIGHTS_URL` (a mirror's folder) when set, else the authors' release.
+    static func weightsCache() throws -> WeightsCache {
+        let folder: URL
+        if let path = variables["BOSSNET_WEIGHTS_CACHE"], !path.isEmpty {
+            folder = URL(fileURLWithPath: path, isDirectory: true)
+        } else if let root = PipelineCacheFile.defaultDirectory(environment: variables) {
+            folder = root.appendingPathComponent("weights", isDirectory: true)
+        } else {
+            throw ValidationError("Neither HOME nor XDG_CACHE_HOME is set, so there is no cache for published weights; set BOSSNET_WEIGHTS_CACHE to a folder.")
+        }
+        guard let text = variables["BOSSNET_WEIGHTS_URL"], !text.isEmpty else { return WeightsCache(directory: folder) }
+        guard let source = URL(string: text.hasSuffix("/") ? text : text + "/"), ["http", "https"].contains(source.scheme ?? "") else {
+            throw ValidationError("BOSSNET_WEIGHTS_URL is '\(text)', which is not an http(s) folder URL; set it to a mirror of the release folder, or unset it.")
+        }
+        return WeightsCache(directory: folder, source: source)
     }
 
     /// `BOSSNET_CHECK=1`: name the first node whose output diverges from the CPU reference.

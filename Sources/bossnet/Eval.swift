@@ -31,11 +31,7 @@ struct EvalRun: AsyncParsableCommand {
 
     @OptionGroup var modelSelection: ModelSelection
 
-    @Option(help: "Weights: a .pth checkpoint (torch.save zip format) or a .safetensors file.")
-    var weights: String
-
-    @Flag(help: "Use the checkpoint's EMA weights ('model_ema').")
-    var ema = false
+    @OptionGroup var weightsSelection: WeightsSelection
 
     @Option(help: "A labels file of 'relative/path class_index' lines, instead of the ImageFolder layout.")
     var labels: String?
@@ -79,7 +75,10 @@ struct EvalRun: AsyncParsableCommand {
         if let shard { do { _ = try Shard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") } }
         _ = try deviceIndices()
         _ = try kernels.choice()
-        _ = try modelSelection.resolve()
+        guard weightsSelection.weights != nil else {
+            throw ValidationError("Give --weights: a .pth or .safetensors checkpoint, or 'published' for the authors' checkpoint of --model.")
+        }
+        try weightsSelection.validate(model: try modelSelection.resolve())
     }
 
     func deviceIndices() throws -> [Int?] {
@@ -101,7 +100,8 @@ struct EvalRun: AsyncParsableCommand {
         let shard = try shard.map(Shard.init(parsing:)) ?? .whole
         let whole = try labels.map { try ImageSet(root: root, labelsFile: URL(fileURLWithPath: $0)) } ?? ImageSet(imageFolder: root)
         let set = whole.shard(shard)
-        let header = PredictionsHeader(model: model.name, weights: URL(fileURLWithPath: weights).lastPathComponent, ema: ema,
+        let weightsLabel = weightsSelection.label(for: model) ?? ""
+        let header = PredictionsHeader(model: model.name, weights: weightsLabel, ema: weightsSelection.ema,
                                        inputSize: inputSize, shard: shard, images: set.images.count, setImages: whole.images.count)
 
         // The predictions file: checked (and resumed) before any work.
@@ -111,8 +111,7 @@ struct EvalRun: AsyncParsableCommand {
             let url = URL(fileURLWithPath: predictions)
             (resumed, output) = try openPredictions(url, header: header, set: set)
         }
-        let state = try WeightsFile.read(URL(fileURLWithPath: weights), ema: ema)
-        let source = try CheckpointWeights(state: state, model: model)
+        guard let source = try weightsSelection.load(for: model) else { throw ValidationError("Give --weights.") }
         let graph = try model.graph(batch: min(batch, max(set.images.count, 1)), inputSize: inputSize, weights: source)
         let factories: [DeviceFactory] = cpu ? [{ nil }] : try deviceIndices().map { index in
             { try openDevice(index: index) }
@@ -132,7 +131,8 @@ struct EvalRun: AsyncParsableCommand {
         let accuracy = result.accuracy
         let newImages = accuracy.images + accuracy.errors.count - resumed.count
         let summary = EvalSummary(
-            model: model.name, weights: weights, ema: ema, input_size: inputSize, shard: shard.description,
+            model: model.name, weights: weightsSelection.isPublished ? weightsLabel : (weightsSelection.weights ?? ""),
+            ema: weightsSelection.ema, input_size: inputSize, shard: shard.description,
             images: accuracy.images, top1: accuracy.top1, top5: accuracy.top5, errors: accuracy.errors,
             resumed: resumed.count, seconds: seconds, images_per_second: seconds > 0 ? Double(newImages) / seconds : 0,
             devices: result.devices, predictions: predictions)
@@ -215,7 +215,8 @@ struct EvalSummary: Encodable {
     let resumed: Int
     let seconds: Double?
     let images_per_second: Double?
-    let devices: [String]?
+    /// The devices the sessions ran on, as `bossnet devices --json` shows them (empty for the CPU reference).
+    let devices: [DeviceInfo]?
     let predictions: String?
 
     func print() {
@@ -223,7 +224,8 @@ struct EvalSummary: Encodable {
                     + (shard == Shard.whole.description ? "" : ", shard \(shard)"))
         Swift.print(String(format: "top-1 %.2f%%  top-5 %.2f%%  over %d images", top1 * 100, top5 * 100, images))
         if let seconds, let rate = images_per_second, let devices {
-            Swift.print(String(format: "%.1f s, %.2f images/s on %@", seconds, rate, devices.joined(separator: ", "))
+            let names = devices.isEmpty ? "the CPU reference" : devices.map(\.name).joined(separator: ", ")
+            Swift.print(String(format: "%.1f s, %.2f images/s on %@", seconds, rate, names)
                 + (resumed > 0 ? " (\(resumed) resumed)" : ""))
         }
         if !errors.isEmpty {
