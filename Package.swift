@@ -81,7 +81,8 @@ let package = Package(
         .executableTarget(
             name: "bossnet",
             dependencies: [
-                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "PublishedWeights", "Images",
+                "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "PublishedWeights",
+                "Images",
                 "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -97,25 +98,37 @@ let package = Package(
         .executableTarget(name: "ShaderEmbed", path: "Tools/ShaderEmbed"),
 
         // Fuzz targets for the parsers (Tools/fuzz.sh builds them with libFuzzer; plainly built, a corpus replayer).
-        .executableTarget(name: "bossnet-fuzz", dependencies: ["Checkpoint", "Images", "Models"], path: "Tools/Fuzz",
-                          exclude: ["Corpus", "lsan.supp"]),
+        .executableTarget(
+            name: "bossnet-fuzz", dependencies: ["Checkpoint", "Images", "Models"], path: "Tools/Fuzz",
+            exclude: ["Corpus", "lsan.supp"]),
 
         // Tests: one target per module, sharing the validated-device helper and the tolerances in TestSupport.
         .target(name: "TestSupport", dependencies: ["VulkanCompute"], path: "Tests/TestSupport"),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Kernels", "TestSupport", "CVulkan"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"]),
-        .testTarget(name: "NetworkGraphTests", dependencies: ["NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
+        .testTarget(
+            name: "NetworkGraphTests", dependencies: ["NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
         .testTarget(name: "BenchmarkTests", dependencies: ["Benchmark", "Models", "VulkanCompute", "TestSupport"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "Images", "TestSupport"],
-                    exclude: ["Fixtures"]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
-        .testTarget(name: "PublishedWeightsTests", dependencies: ["PublishedWeights", "Checkpoint", "Models", "TestSupport"],
-                    exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ModelsTests",
+            dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "Images", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "PublishedWeightsTests", dependencies: ["PublishedWeights", "Checkpoint", "Models", "TestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images",
-                                                       "Checkpoint", "Benchmark"],
-                    exclude: ["Fixtures"]),
-        .testTarget(name: "CommandLineTests", dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels", "TestSupport"]),
+        .testTarget(
+            name: "EvaluationTests",
+            dependencies: [
+                "Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images",
+                "Checkpoint", "Benchmark",
+            ],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "CommandLineTests",
+            dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -15,8 +15,10 @@ public struct BenchmarkCase: Sendable {
     /// Which kernels run (the planner's choice for the device, or one family).
     public let kernels: KernelChoice
 
-    public init(model: Model, label: String? = nil, inputSize: Int, batch: Int, published: PublishedFigures? = nil,
-                kernels: KernelChoice = .automatic) {
+    public init(
+        model: Model, label: String? = nil, inputSize: Int, batch: Int, published: PublishedFigures? = nil,
+        kernels: KernelChoice = .automatic
+    ) {
         self.model = model
         self.label = label ?? model.name
         self.inputSize = inputSize
@@ -27,7 +29,8 @@ public struct BenchmarkCase: Sendable {
 
     /// The same case with other kernels.
     public func with(_ kernels: KernelChoice) -> BenchmarkCase {
-        BenchmarkCase(model: model, label: label, inputSize: inputSize, batch: batch, published: published, kernels: kernels)
+        BenchmarkCase(
+            model: model, label: label, inputSize: inputSize, batch: batch, published: published, kernels: kernels)
     }
 
     /// The BossNAS README's table: T0 w/o SE, T0, T0^ (288), T1, T1^ (256), at each batch size.
@@ -42,8 +45,9 @@ public struct BenchmarkCase: Sendable {
         return try rows.flatMap { label, name, size, top1, steptime in
             let model = try Model(name: name)
             return batches.map { batch in
-                BenchmarkCase(model: model, label: label, inputSize: size, batch: batch,
-                              published: PublishedFigures(top1: top1, steptimeMilliseconds: steptime))
+                BenchmarkCase(
+                    model: model, label: label, inputSize: size, batch: batch,
+                    published: PublishedFigures(top1: top1, steptimeMilliseconds: steptime))
             }
         }
     }
@@ -136,9 +140,11 @@ public final class Benchmarker {
 
     /// A benchmarker that times `iterations` runs after `warmup` untimed ones, checks numerics at `checkInputSize`
     /// and reports what it is doing through `progress`.
-    public init(device: VulkanDevice, iterations: Int, warmup: Int, profile: Bool = false,
-                weights: (any ParameterSource)? = nil, checkInputSize: Int = 64, checkBatch: Int = 1,
-                findDivergence: Bool = false, progress: @escaping (String) -> Void = { _ in }) {
+    public init(
+        device: VulkanDevice, iterations: Int, warmup: Int, profile: Bool = false,
+        weights: (any ParameterSource)? = nil, checkInputSize: Int = 64, checkBatch: Int = 1,
+        findDivergence: Bool = false, progress: @escaping (String) -> Void = { _ in }
+    ) {
         self.findDivergence = findDivergence
         self.checkBatch = checkBatch
         precondition(iterations >= 1 && warmup >= 0, "at least one iteration")
@@ -156,8 +162,9 @@ public final class Benchmarker {
     public func run(_ benchmark: BenchmarkCase) throws -> BenchmarkResult {
         let name = "\(benchmark.label) \(benchmark.inputSize)px batch \(benchmark.batch)"
         progress("\(name): building")
-        let graph = try benchmark.model.graph(batch: benchmark.batch, inputSize: benchmark.inputSize,
-                                             weights: try weights ?? SyntheticWeights(calibratedFor: benchmark.model))
+        let graph = try benchmark.model.graph(
+            batch: benchmark.batch, inputSize: benchmark.inputSize,
+            weights: try weights ?? SyntheticWeights(calibratedFor: benchmark.model))
         // Per-image MAdds from the graph just built; parameters once per model.
         let madds = graph.madds / benchmark.batch
         let architecture = benchmark.model.architecture.text
@@ -170,8 +177,9 @@ public final class Benchmarker {
             pipelineTimes[key] = try timePipelineCreation(graph, kernels: benchmark.kernels)
         }
         let setupStart = DispatchTime.now()
-        let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,
-                                           options: SessionOptions(profile: profile, kernels: benchmark.kernels))
+        let session = try InferenceSession(
+            graph: graph, device: device, pipelines: pipelines,
+            options: SessionOptions(profile: profile, kernels: benchmark.kernels))
         let setup = milliseconds(since: setupStart)
 
         var random = SeededRandom(seed: 7)
@@ -181,7 +189,9 @@ public final class Benchmarker {
         var profiles: [[NodeTime]] = []
         for iteration in 0..<(warmup + iterations) {
             let timed = iteration >= warmup
-            progress("\(name): \(timed ? "iteration \(iteration - warmup + 1)/\(iterations)" : "warm-up \(iteration + 1)/\(warmup)")")
+            progress(
+                "\(name): \(timed ? "iteration \(iteration - warmup + 1)/\(iterations)" : "warm-up \(iteration + 1)/\(warmup)")"
+            )
             let start = DispatchTime.now()
             _ = try session.run(input)
             let elapsed = milliseconds(since: start)
@@ -207,14 +217,16 @@ public final class Benchmarker {
             input_size: benchmark.inputSize, batch: benchmark.batch, kernels: "\(benchmark.kernels)",
             data_paths: statistics.dataPaths, micro_batch: statistics.microBatch, madds: madds, parameters: parameters,
             published: benchmark.published,
-            ms_per_batch: times, ms_per_image: times.map { $0 / batch }, images_per_second: times.map { batch * 1000 / $0 },
+            ms_per_batch: times, ms_per_image: times.map { $0 / batch },
+            images_per_second: times.map { batch * 1000 / $0 },
             gflops: times.map { flopsPerBatch / ($0 / 1000) / 1e9 },
             device_ms: deviceTimes.isEmpty ? nil : Statistic(deviceTimes), iterations: iterations, warmup: warmup,
             weight_bytes: statistics.weightBytes, activation_bytes: statistics.activationBytes,
             peak_device_bytes: statistics.weightBytes + statistics.activationBytes,
             dispatches: statistics.dispatches, barriers: statistics.barriers, pipelines: statistics.pipelines,
             pipelines_cold_ms: pipelineTime.cold, pipelines_warm_ms: pipelineTime.warm, setup_ms: setup,
-            check_input_size: checkInputSize, check_batch: checkBatch, check_rel_error: check.error, check_pass: check.error <= check.tolerance,
+            check_input_size: checkInputSize, check_batch: checkBatch, check_rel_error: check.error,
+            check_pass: check.error <= check.tolerance,
             check_first_divergence: check.divergence,
             profile: profile ? Self.summarize(profiles: profiles, wall: wall) : nil)
     }
@@ -232,12 +244,14 @@ public final class Benchmarker {
     /// Creates every pipeline of `graph` on a fresh device with an empty cache, then on another that starts from the
     /// cache the first one saved; the user's own cache is not touched.
     func timePipelineCreation(_ graph: Graph, kernels: KernelChoice) throws -> (cold: Double, warm: Double) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-bench-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bossnet-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let launches = try graph.launches(for: device.profile, kernels: kernels)
         func time() throws -> Double {
-            let fresh = try VulkanDevice(instance: device.instance, physical: device.physical,
-                                         options: DeviceOptions(pipelineCacheDirectory: directory, limits: device.limitsMode))
+            let fresh = try VulkanDevice(
+                instance: device.instance, physical: device.physical,
+                options: DeviceOptions(pipelineCacheDirectory: directory, limits: device.limitsMode))
             let cache = KernelPipelines(device: fresh)
             let start = DispatchTime.now()
             for launch in launches { _ = try cache.pipeline(for: launch) }
@@ -252,17 +266,23 @@ public final class Benchmarker {
 
     /// Runs `model` at the check size, batch 1, on the device and on the CPU; returns the relative L2 error of the
     /// logits and, with BOSSNET_CHECK=1, the first node that diverges.
-    func checkNumerics(_ model: Model, kernels: KernelChoice) throws -> (error: Double, divergence: String?, tolerance: Double) {
-        let graph = try model.graph(batch: checkBatch, inputSize: checkInputSize,
-                                    weights: try weights ?? SyntheticWeights(calibratedFor: model, inputSize: checkInputSize))
+    func checkNumerics(_ model: Model, kernels: KernelChoice) throws -> (
+        error: Double, divergence: String?, tolerance: Double
+    ) {
+        let graph = try model.graph(
+            batch: checkBatch, inputSize: checkInputSize,
+            weights: try weights ?? SyntheticWeights(calibratedFor: model, inputSize: checkInputSize))
         // Smooth images, as photographs are (white noise drives peaked attention to near-ties).
         let input = (0..<checkBatch).flatMap { SyntheticWeights.smoothImage(size: checkInputSize, variant: $0) }
-        let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,
-                                           options: SessionOptions(kernels: kernels))
+        let session = try InferenceSession(
+            graph: graph, device: device, pipelines: pipelines,
+            options: SessionOptions(kernels: kernels))
         let logits = try session.run(input)
         let error = Comparison(logits, CPUExecutor.run(graph, input: input)).relativeL2
         var divergence: String?
-        if findDivergence, let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input, kernels: kernels) {
+        if findDivergence,
+            let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: input, kernels: kernels)
+        {
             divergence = "\(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)"
         }
         return (error, divergence, Self.checkTolerance(kernels))

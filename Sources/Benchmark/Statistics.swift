@@ -38,7 +38,8 @@ public struct PublishedFigures: Sendable, Codable, Equatable {
     /// How that steptime was measured, as far as is known.
     public let steptime_protocol: String
 
-    public static let steptimeProtocol = "authors' figure; most likely BoTNet's protocol (training step, batch 32, TPU-v3): not comparable"
+    public static let steptimeProtocol =
+        "authors' figure; most likely BoTNet's protocol (training step, batch 32, TPU-v3): not comparable"
 
     public init(top1: Double, steptimeMilliseconds: Double) {
         self.top1 = top1

@@ -42,10 +42,13 @@ public struct BindingError: Error, CustomStringConvertible {
         func list(_ title: String, _ items: [String]) -> String? {
             guard !items.isEmpty else { return nil }
             let shown = items.prefix(20).map { "  \($0)" }.joined(separator: "\n")
-            return "\(title) (\(items.count)):\n\(shown)" + (items.count > 20 ? "\n  ... and \(items.count - 20) more" : "")
+            return "\(title) (\(items.count)):\n\(shown)"
+                + (items.count > 20 ? "\n  ... and \(items.count - 20) more" : "")
         }
-        let parts = [list("missing from the checkpoint", missing), list("in the checkpoint but not in the model", unexpected),
-                     list("wrong shape", misshapen)].compactMap { $0 }
+        let parts = [
+            list("missing from the checkpoint", missing), list("in the checkpoint but not in the model", unexpected),
+            list("wrong shape", misshapen),
+        ].compactMap { $0 }
         return "The checkpoint does not fit model \(model):\n" + parts.joined(separator: "\n")
             + "\nIs it a checkpoint of another model? Choose it with --model or --arch."
     }

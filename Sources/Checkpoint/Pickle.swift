@@ -68,7 +68,8 @@ public final class PickleDict: @unchecked Sendable {
 /// The element types storages can hold.
 public enum StorageType: String, Sendable {
     case float32 = "FloatStorage", float16 = "HalfStorage", bfloat16 = "BFloat16Storage", float64 = "DoubleStorage"
-    case int64 = "LongStorage", int32 = "IntStorage", int16 = "ShortStorage", int8 = "CharStorage", uint8 = "ByteStorage"
+    case int64 = "LongStorage", int32 = "IntStorage", int16 = "ShortStorage", int8 = "CharStorage", uint8 =
+        "ByteStorage"
     case bool = "BoolStorage"
 
     /// Bytes per element.
@@ -164,7 +165,9 @@ public struct Unpickler {
         }
         func children(_ container: AnyObject) -> [AnyObject] {
             if let list = container as? PickleList { return list.items.flatMap(containers(in:)) }
-            if let dict = container as? PickleDict { return dict.entries.flatMap { containers(in: $0.key) + containers(in: $0.value) } }
+            if let dict = container as? PickleDict {
+                return dict.entries.flatMap { containers(in: $0.key) + containers(in: $0.value) }
+            }
             return []
         }
         for start in self.containers where state[ObjectIdentifier(start)] == nil {
@@ -221,7 +224,9 @@ public struct Unpickler {
     }
 
     private mutating func line() throws -> String {
-        guard let end = bytes[position...].firstIndex(of: 0x0A) else { throw PickleError("unterminated line at byte \(position)") }
+        guard let end = bytes[position...].firstIndex(of: 0x0A) else {
+            throw PickleError("unterminated line at byte \(position)")
+        }
         let text = String(decoding: bytes[position..<end], as: UTF8.self)
         position = end + 1
         return text
@@ -237,7 +242,9 @@ public struct Unpickler {
     }
 
     private func checked(_ depth: Int) throws -> Int {
-        guard depth <= Self.maximumDepth else { throw PickleError("values nest deeper than \(Self.maximumDepth) levels") }
+        guard depth <= Self.maximumDepth else {
+            throw PickleError("values nest deeper than \(Self.maximumDepth) levels")
+        }
         return depth
     }
 
@@ -270,7 +277,9 @@ public struct Unpickler {
     }
 
     private func string(_ slice: ArraySlice<UInt8>) throws -> String {
-        guard let text = String(bytes: slice, encoding: .utf8) else { throw PickleError("invalid UTF-8 at byte \(position)") }
+        guard let text = String(bytes: slice, encoding: .utf8) else {
+            throw PickleError("invalid UTF-8 at byte \(position)")
+        }
         return text
     }
 
@@ -300,7 +309,9 @@ public struct Unpickler {
             case 0x80: _ = try byte()  // PROTO
             case 0x95: _ = try take(8)  // FRAME
             case 0x2E:  // STOP
-                guard stack.count == 1, marks.isEmpty else { throw PickleError("STOP with \(stack.count) values on the stack") }
+                guard stack.count == 1, marks.isEmpty else {
+                    throw PickleError("STOP with \(stack.count) values on the stack")
+                }
                 return stack[0].value
             case 0x28: marks.append(stack.count)  // MARK
             case 0x30: _ = try popEntry()  // POP
@@ -318,11 +329,17 @@ public struct Unpickler {
                 let raw = try take(count)
                 var value: Int64 = 0
                 for (index, b) in raw.enumerated() { value |= Int64(b) << (8 * Int64(index)) }
-                if count > 0 && count < 8 && raw.last.map({ $0 & 0x80 != 0 }) == true { value -= Int64(1) << (8 * Int64(count)) }
+                if count > 0 && count < 8 && raw.last.map({ $0 & 0x80 != 0 }) == true {
+                    value -= Int64(1) << (8 * Int64(count))
+                }
                 try push(.int(Int(value)))
             case 0x49:  // INT (text)
                 let text = try line()
-                if text == "01" { try push(.bool(true)) } else if text == "00" { try push(.bool(false)) } else {
+                if text == "01" {
+                    try push(.bool(true))
+                } else if text == "00" {
+                    try push(.bool(false))
+                } else {
                     guard let value = Int(text) else { throw PickleError("bad INT '\(text)'") }
                     try push(.int(value))
                 }
@@ -381,14 +398,18 @@ public struct Unpickler {
                 try push(.global(module: module, name: name))
             case 0x93:  // STACK_GLOBAL
                 let name = try pop(), module = try pop()
-                guard let m = module.string, let n = name.string else { throw PickleError("STACK_GLOBAL needs two strings") }
+                guard let m = module.string, let n = name.string else {
+                    throw PickleError("STACK_GLOBAL needs two strings")
+                }
                 try push(.global(module: m, name: n))
             case 0x52, 0x81:  // REDUCE, NEWOBJ
                 let arguments = try popEntry(), callable = try popEntry()
                 guard case let .tuple(list) = arguments.value else {
                     throw PickleError("\(opcode == 0x52 ? "REDUCE" : "NEWOBJ") arguments are a \(arguments.value.kind)")
                 }
-                let result = opcode == 0x52 ? try reduce(callable.value, list) : .object(callable: callable.value, arguments: list)
+                let result =
+                    opcode == 0x52
+                    ? try reduce(callable.value, list) : .object(callable: callable.value, arguments: list)
                 if case let .dict(dict) = result { _ = made(dict) }
                 if case .object = result {
                     try push(result, containing: [arguments, callable])
@@ -407,24 +428,33 @@ public struct Unpickler {
     }
 
     private func reduce(_ callable: PickleValue, _ arguments: [PickleValue]) throws -> PickleValue {
-        guard case let .global(module, name) = callable else { return .object(callable: callable, arguments: arguments) }
+        guard case let .global(module, name) = callable else {
+            return .object(callable: callable, arguments: arguments)
+        }
         switch (module, name) {
         case ("collections", "OrderedDict"):
             return .dict(PickleDict())
         case ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor"):
             guard arguments.count >= 4, case let .storage(storage) = arguments[0], case let .int(offset) = arguments[1],
-                  case let .tuple(size) = arguments[2], case let .tuple(stride) = arguments[3] else {
+                case let .tuple(size) = arguments[2], case let .tuple(stride) = arguments[3]
+            else {
                 throw PickleError("\(name) with unexpected arguments")
             }
             let shape = try size.map { value -> Int in
-                guard case let .int(v) = value, v >= 0 else { throw PickleError("tensor size is not a list of non-negative ints") }
+                guard case let .int(v) = value, v >= 0 else {
+                    throw PickleError("tensor size is not a list of non-negative ints")
+                }
                 return v
             }
             let strides = try stride.map { value -> Int in
-                guard case let .int(v) = value, v >= 0 else { throw PickleError("tensor stride is not a list of non-negative ints") }
+                guard case let .int(v) = value, v >= 0 else {
+                    throw PickleError("tensor stride is not a list of non-negative ints")
+                }
                 return v
             }
-            guard shape.count == strides.count, offset >= 0 else { throw PickleError("tensor size and stride differ in rank") }
+            guard shape.count == strides.count, offset >= 0 else {
+                throw PickleError("tensor size and stride differ in rank")
+            }
             return .tensor(TensorReference(storage: storage, offset: offset, shape: shape, strides: strides))
         case ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"):
             guard let data = arguments.first else { throw PickleError("\(name) without data") }
@@ -436,7 +466,9 @@ public struct Unpickler {
 
     private func persistentLoad(_ id: PickleValue) throws -> PickleValue {
         guard case let .tuple(parts) = id, parts.count >= 5, parts[0].string == "storage",
-              case let .global(module, name) = parts[1], let key = parts[2].string, case let .int(count) = parts[4], count >= 0 else {
+            case let .global(module, name) = parts[1], let key = parts[2].string, case let .int(count) = parts[4],
+            count >= 0
+        else {
             throw PickleError("unsupported persistent id (not a torch storage)")
         }
         guard module == "torch", let type = StorageType(rawValue: name) else {

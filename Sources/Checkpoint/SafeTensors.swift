@@ -32,8 +32,9 @@ public enum SafeTensors {
         var tensors: [(offset: Int, tensor: NamedTensor)] = []
         for (name, value) in header where name != "__metadata__" {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
-                  shape.allSatisfy({ $0 >= 0 }) else {
+                let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
+                shape.allSatisfy({ $0 >= 0 })
+            else {
                 throw CheckpointError.malformed("safetensors entry \(name) lacks dtype, shape or data_offsets")
             }
             guard let count = checkedProduct(shape) else {
@@ -48,17 +49,25 @@ public enum SafeTensors {
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, end >= begin, end <= bytes.count - start, end - begin == count * size else {
-                throw CheckpointError.malformed("\(name): its byte range \(begin)..<\(end) does not fit \(count) \(dtype) values in the file")
+                throw CheckpointError.malformed(
+                    "\(name): its byte range \(begin)..<\(end) does not fit \(count) \(dtype) values in the file")
             }
             let base = start + begin
             let values: [Float] = bytes.withUnsafeBytes { raw in
                 (0..<count).map { i in
                     let at = base + i * size
                     switch dtype {
-                    case "F32": return Float(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian)
-                    case "F16": return ElementDecoding.float16(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self).littleEndian)
-                    case "BF16": return ElementDecoding.bfloat16(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self).littleEndian)
-                    case "F64": return Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self).littleEndian))
+                    case "F32":
+                        return Float(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self).littleEndian)
+                    case "F16":
+                        return ElementDecoding.float16(
+                            raw.loadUnaligned(fromByteOffset: at, as: UInt16.self).littleEndian)
+                    case "BF16":
+                        return ElementDecoding.bfloat16(
+                            raw.loadUnaligned(fromByteOffset: at, as: UInt16.self).littleEndian)
+                    case "F64":
+                        return Float(
+                            Double(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self).littleEndian))
                     default: return Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: Int64.self)))
                     }
                 }
@@ -103,9 +112,14 @@ public enum WeightsFile {
         }
         let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
         try? handle.close()
-        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || head.first == 0x80 { return try TorchCheckpoint.stateDict(at: url, ema: ema) }
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) || head.first == 0x80 {
+            return try TorchCheckpoint.stateDict(at: url, ema: ema)
+        }
         if SafeTensors.hasSignature(head) {
-            if ema { throw CheckpointError.noStateDict("--ema applies to .pth checkpoints; a safetensors file holds one state dict.") }
+            if ema {
+                throw CheckpointError.noStateDict(
+                    "--ema applies to .pth checkpoints; a safetensors file holds one state dict.")
+            }
             return try SafeTensors.read(url)
         }
         throw CheckpointError.unknownFormat

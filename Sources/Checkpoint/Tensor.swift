@@ -25,7 +25,9 @@ public struct StateDict: Sendable {
     public init(_ tensors: [NamedTensor]) throws {
         var index: [String: Int] = [:]
         for (position, tensor) in tensors.enumerated() {
-            guard index[tensor.name] == nil else { throw CheckpointError.malformed("the name \(tensor.name) appears twice") }
+            guard index[tensor.name] == nil else {
+                throw CheckpointError.malformed("the name \(tensor.name) appears twice")
+            }
             index[tensor.name] = position
         }
         self.tensors = tensors

@@ -20,7 +20,8 @@ public enum TorchCheckpoint {
         if let byteorder = archive[folder + "byteorder"] {
             let order = String(decoding: try read(archive, byteorder, limit: 16), as: UTF8.self)
             guard order.hasPrefix("little") else {
-                throw CheckpointError.malformed("the storages are \(order)-endian; only little-endian checkpoints are supported")
+                throw CheckpointError.malformed(
+                    "the storages are \(order)-endian; only little-endian checkpoints are supported")
             }
         }
         let root = try Unpickler.load(try read(archive, pickle, limit: 1 << 30))
@@ -37,22 +38,28 @@ public enum TorchCheckpoint {
         let chosen: PickleDict
         if ema {
             guard case let .dict(dict)? = top["model_ema"] else {
-                throw CheckpointError.noStateDict("--ema asks for 'model_ema', which this checkpoint lacks (its keys: \(describe(top))).")
+                throw CheckpointError.noStateDict(
+                    "--ema asks for 'model_ema', which this checkpoint lacks (its keys: \(describe(top))).")
             }
             chosen = dict
         } else if case let .dict(dict)? = top["model"] {
             chosen = dict
         } else if case let .dict(dict)? = top["state_dict"] {
             chosen = dict
-        } else if !top.entries.isEmpty, top.entries.allSatisfy({ if case .tensor = $0.value { return true } else { return false } }) {
+        } else if !top.entries.isEmpty,
+            top.entries.allSatisfy({ if case .tensor = $0.value { return true } else { return false } })
+        {
             chosen = top
         } else {
             throw CheckpointError.noStateDict(
-                "found no state dict: the checkpoint has neither 'model' nor 'state_dict' and is not a dict of tensors (its keys: \(describe(top))).")
+                "found no state dict: the checkpoint has neither 'model' nor 'state_dict' and is not a dict of tensors (its keys: \(describe(top)))."
+            )
         }
         var tensors: [NamedTensor] = []
         for (key, value) in chosen.entries {
-            guard var name = key.string else { throw CheckpointError.malformed("a state-dict key is a \(key.kind), not a string") }
+            guard var name = key.string else {
+                throw CheckpointError.malformed("a state-dict key is a \(key.kind), not a string")
+            }
             if name.hasPrefix("module.") { name.removeFirst("module.".count) }
             guard case let .tensor(reference) = value else {
                 throw CheckpointError.malformed("state-dict entry \(name) is a \(value.kind), not a tensor")
@@ -121,7 +128,8 @@ public final class StorageLoader {
         }
         let bytes = try TorchCheckpoint.read(archive, entry, limit: 1 << 33)
         guard storage.count <= maximumElements, bytes.count >= storage.count * storage.type.size else {
-            throw CheckpointError.malformed("storage \(storage.key) holds \(bytes.count) bytes, fewer than its \(storage.count) elements need")
+            throw CheckpointError.malformed(
+                "storage \(storage.key) holds \(bytes.count) bytes, fewer than its \(storage.count) elements need")
         }
         cache[storage.key] = bytes
         return bytes
@@ -141,19 +149,43 @@ public final class StorageLoader {
             furthest = overflow ? nil : sum + step
         }
         guard count == 0 || (furthest.map { $0 < storage.count } ?? false) else {
-            throw CheckpointError.malformed("\(name): the view (offset \(reference.offset), shape \(reference.shape), strides \(reference.strides)) runs past its storage of \(storage.count) elements")
+            throw CheckpointError.malformed(
+                "\(name): the view (offset \(reference.offset), shape \(reference.shape), strides \(reference.strides)) runs past its storage of \(storage.count) elements"
+            )
         }
         let raw = try bytes(of: storage)
         let decode: (Int) -> Float
         switch storage.type {
-        case .float32: decode = { i in raw.withUnsafeBytes { Float(bitPattern: $0.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian) } }
+        case .float32:
+            decode = { i in
+                raw.withUnsafeBytes {
+                    Float(bitPattern: $0.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self).littleEndian)
+                }
+            }
         case .float16: decode = { i in ElementDecoding.float16(UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8) }
         case .bfloat16: decode = { i in ElementDecoding.bfloat16(UInt16(raw[2 * i]) | UInt16(raw[2 * i + 1]) << 8) }
-        case .float64: decode = { i in Float(raw.withUnsafeBytes { Double(bitPattern: $0.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian) }) }
-        case .int64: decode = { i in Float(raw.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)) }) }
-        case .int32: decode = { i in Float(raw.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)) }) }
+        case .float64:
+            decode = { i in
+                Float(
+                    raw.withUnsafeBytes {
+                        Double(bitPattern: $0.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self).littleEndian)
+                    })
+            }
+        case .int64:
+            decode = { i in
+                Float(
+                    raw.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)) }
+                )
+            }
+        case .int32:
+            decode = { i in
+                Float(
+                    raw.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)) }
+                )
+            }
         default:
-            throw CheckpointError.malformed("\(name) is stored as \(storage.type.rawValue), which is not a supported element type")
+            throw CheckpointError.malformed(
+                "\(name) is stored as \(storage.type.rawValue), which is not a supported element type")
         }
         var values = [Float](repeating: 0, count: count)
         if count > 0 {

@@ -98,7 +98,9 @@ public enum PredictionsFile {
 
     /// Reads a predictions file; a last line cut short (an interrupted run) is ignored.
     public static func read(_ url: URL) throws -> Contents {
-        guard let data = try? Data(contentsOf: url) else { throw ImageSetError("cannot read the predictions file \(url.path)") }
+        guard let data = try? Data(contentsOf: url) else {
+            throw ImageSetError("cannot read the predictions file \(url.path)")
+        }
         let decoder = JSONDecoder()
         var header: PredictionsHeader?
         var records: [PredictionRecord] = []
@@ -109,7 +111,8 @@ public enum PredictionsFile {
             let line = data[start..<newline]
             if header == nil {
                 guard let parsed = try? decoder.decode(PredictionsHeader.self, from: line) else {
-                    throw ImageSetError("\(url.path) is not a predictions file of bossnet eval (its first line is not the header)")
+                    throw ImageSetError(
+                        "\(url.path) is not a predictions file of bossnet eval (its first line is not the header)")
                 }
                 header = parsed
             } else {
@@ -143,23 +146,35 @@ public enum PredictionsFile {
         var accuracy = AccuracyAccumulator()
         for (url, file) in zip(urls, contents) {
             let h = file.header
-            guard h.model == first.model, h.weights == first.weights, h.ema == first.ema, h.input_size == first.input_size,
-                  h.shards == first.shards, h.set_images == first.set_images else {
-                throw ImageSetError("\(url.path) is from another run than \(urls[0].path) (model, weights, input size, set or shard count differ)")
+            guard h.model == first.model, h.weights == first.weights, h.ema == first.ema,
+                h.input_size == first.input_size,
+                h.shards == first.shards, h.set_images == first.set_images
+            else {
+                throw ImageSetError(
+                    "\(url.path) is from another run than \(urls[0].path) (model, weights, input size, set or shard count differ)"
+                )
             }
-            if let other = byShard[h.shard] { throw ImageSetError("shard \(h.shard)/\(h.shards) is given twice: \(other.path) and \(url.path)") }
+            if let other = byShard[h.shard] {
+                throw ImageSetError("shard \(h.shard)/\(h.shards) is given twice: \(other.path) and \(url.path)")
+            }
             byShard[h.shard] = url
             guard file.records.count == h.images else {
-                throw ImageSetError("\(url.path) holds \(file.records.count) of its shard's \(h.images) images: finish it first (run the same command again to resume)")
+                throw ImageSetError(
+                    "\(url.path) holds \(file.records.count) of its shard's \(h.images) images: finish it first (run the same command again to resume)"
+                )
             }
             for record in file.records {
-                guard paths.insert(record.path).inserted else { throw ImageSetError("\(record.path) is predicted twice (\(url.path) overlaps another file)") }
+                guard paths.insert(record.path).inserted else {
+                    throw ImageSetError("\(record.path) is predicted twice (\(url.path) overlaps another file)")
+                }
                 accuracy.add(record)
             }
         }
         let missing = (0..<first.shards).filter { byShard[$0] == nil }
         guard missing.isEmpty else {
-            throw ImageSetError("shard\(missing.count > 1 ? "s" : "") \(missing.map { "\($0)/\(first.shards)" }.joined(separator: ", ")) missing")
+            throw ImageSetError(
+                "shard\(missing.count > 1 ? "s" : "") \(missing.map { "\($0)/\(first.shards)" }.joined(separator: ", ")) missing"
+            )
         }
         guard paths.count == first.set_images else {
             throw ImageSetError("the shards hold \(paths.count) images but the set has \(first.set_images)")

@@ -32,15 +32,20 @@ public final class Classifier {
 
     /// Builds `model` for `batch` images of `inputSize` with `weights`, on `device` (the CPU reference when nil), with
     /// the kernels `kernels` asks for.
-    public convenience init(model: Model, weights: any ParameterSource, inputSize: Int, batch: Int, device: VulkanDevice?,
-                            kernels: KernelChoice = .automatic) throws {
-        try self.init(graph: model.graph(batch: batch, inputSize: inputSize, weights: weights), device: device, kernels: kernels)
+    public convenience init(
+        model: Model, weights: any ParameterSource, inputSize: Int, batch: Int, device: VulkanDevice?,
+        kernels: KernelChoice = .automatic
+    ) throws {
+        try self.init(
+            graph: model.graph(batch: batch, inputSize: inputSize, weights: weights), device: device, kernels: kernels)
     }
 
     /// Runs an already built graph on `device` (the CPU reference when nil), with the kernels `kernels` asks for.
     public init(graph: Graph, device: VulkanDevice?, kernels: KernelChoice = .automatic) throws {
         self.graph = graph
-        session = try device.map { try InferenceSession(graph: graph, device: $0, options: SessionOptions(kernels: kernels)) }
+        session = try device.map {
+            try InferenceSession(graph: graph, device: $0, options: SessionOptions(kernels: kernels))
+        }
     }
 
     /// The logits of up to ``batch`` preprocessed images (each `[3, S, S]`); a short batch is padded with zeros whose
@@ -54,7 +59,9 @@ public final class Classifier {
 
     /// The logits of any number of preprocessed images, run ``batch`` at a time; `progress` hears how many are done
     /// after each batch.
-    public func logits(all images: [[Float]], progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> [[Float]] {
+    public func logits(all images: [[Float]], progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws
+        -> [[Float]]
+    {
         var result: [[Float]] = []
         result.reserveCapacity(images.count)
         for start in stride(from: 0, to: images.count, by: batch) {
@@ -66,17 +73,22 @@ public final class Classifier {
 
     /// The `k` best classes of each of any number of preprocessed images, best first, named by `labels` (ImageNet's
     /// by default).
-    public func classify(_ images: [[Float]], top k: Int, labels: [String] = ImageNetLabels.names,
-                         progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> [[Prediction]] {
+    public func classify(
+        _ images: [[Float]], top k: Int, labels: [String] = ImageNetLabels.names,
+        progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }
+    ) throws -> [[Prediction]] {
         try logits(all: images, progress: progress).map { Self.predictions($0, top: k, labels: labels) }
     }
 
     /// The `k` best classes of one image's logits, with their softmax probabilities and names.
-    public static func predictions(_ logits: [Float], top k: Int, labels: [String] = ImageNetLabels.names) -> [Prediction] {
+    public static func predictions(_ logits: [Float], top k: Int, labels: [String] = ImageNetLabels.names)
+        -> [Prediction]
+    {
         let best = top(logits, k: k)
         return zip(best.indices, best.probabilities).map { index, probability in
-            Prediction(classIndex: index, label: index < labels.count ? labels[index] : "class \(index)",
-                       probability: probability, logit: logits[index])
+            Prediction(
+                classIndex: index, label: index < labels.count ? labels[index] : "class \(index)",
+                probability: probability, logit: logits[index])
         }
     }
 
@@ -84,7 +96,9 @@ public final class Classifier {
     public func batchInput(_ images: [[Float]]) throws -> [Float] {
         let perImage = 3 * inputSize * inputSize
         guard images.count <= batch, images.allSatisfy({ $0.count == perImage }) else {
-            throw ImageSetError("a classifier of batch \(batch) at \(inputSize)x\(inputSize) takes at most \(batch) images of \(perImage) values each")
+            throw ImageSetError(
+                "a classifier of batch \(batch) at \(inputSize)x\(inputSize) takes at most \(batch) images of \(perImage) values each"
+            )
         }
         return images.flatMap { $0 } + [Float](repeating: 0, count: (batch - images.count) * perImage)
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Kernels
 import Images
+import Kernels
 import NetworkGraph
 import VulkanCompute
 
@@ -76,7 +76,9 @@ public struct Evaluator: Sendable {
                                 ready.tensors.append(tensor)
                             case let .failure(error):
                                 if strict { throw ImageSetError("\(image.path): \(error.description) (--strict)") }
-                                try await sink.add([PredictionRecord(path: image.path, label: image.label, error: error.description)])
+                                try await sink.add([
+                                    PredictionRecord(path: image.path, label: image.label, error: error.description)
+                                ])
                             }
                         }
                         if !ready.images.isEmpty, await !channel.send(ready) { break }
@@ -96,7 +98,9 @@ public struct Evaluator: Sendable {
                         let logits = try classifier.logits(ready.tensors)
                         let records = zip(ready.images, logits).map { image, row in
                             let best = Classifier.top(row, k: 5)
-                            return PredictionRecord(path: image.path, label: image.label, top5: best.indices, probabilities: best.probabilities)
+                            return PredictionRecord(
+                                path: image.path, label: image.label, top5: best.indices,
+                                probabilities: best.probabilities)
                         }
                         try await sink.add(records)
                     }
@@ -151,8 +155,10 @@ actor EvaluationSink {
     private let record: @Sendable (PredictionRecord) throws -> Void
     private let progress: @Sendable (EvaluationProgress) -> Void
 
-    init(resumed: [PredictionRecord], total: Int, record: @escaping @Sendable (PredictionRecord) throws -> Void,
-         progress: @escaping @Sendable (EvaluationProgress) -> Void) {
+    init(
+        resumed: [PredictionRecord], total: Int, record: @escaping @Sendable (PredictionRecord) throws -> Void,
+        progress: @escaping @Sendable (EvaluationProgress) -> Void
+    ) {
         for item in resumed { accuracy.add(item) }
         self.total = total
         self.record = record
@@ -165,7 +171,8 @@ actor EvaluationSink {
             accuracy.add(item)
         }
         done += records.count
-        progress(EvaluationProgress(done: done, total: total, accuracy: accuracy, elapsed: Date().timeIntervalSince(start)))
+        progress(
+            EvaluationProgress(done: done, total: total, accuracy: accuracy, elapsed: Date().timeIntervalSince(start)))
     }
 }
 

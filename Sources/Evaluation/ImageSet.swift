@@ -51,18 +51,24 @@ public struct ImageSet: Sendable {
         let entries = try manager.contentsOfDirectory(atPath: root.path)
         let classes = entries.filter { name in
             var folder: ObjCBool = false
-            return manager.fileExists(atPath: root.appendingPathComponent(name).path, isDirectory: &folder) && folder.boolValue
+            return manager.fileExists(atPath: root.appendingPathComponent(name).path, isDirectory: &folder)
+                && folder.boolValue
         }.sorted(by: Self.precedes)
         guard !classes.isEmpty else {
-            throw ImageSetError("\(root.path) has no class folders: the ImageFolder layout is one subfolder per class (or give --labels)")
+            throw ImageSetError(
+                "\(root.path) has no class folders: the ImageFolder layout is one subfolder per class (or give --labels)"
+            )
         }
         var images: [LabelledImage] = []
         for (label, name) in classes.enumerated() {
             let folder = root.appendingPathComponent(name)
-            guard let walker = manager.enumerator(at: folder, includingPropertiesForKeys: [.isDirectoryKey]) else { continue }
+            guard let walker = manager.enumerator(at: folder, includingPropertiesForKeys: [.isDirectoryKey]) else {
+                continue
+            }
             for case let url as URL in walker {
                 guard Self.imageExtensions.contains(url.pathExtension.lowercased()),
-                      (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) != true else { continue }
+                    (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) != true
+                else { continue }
                 let relative = String(url.standardizedFileURL.path.dropFirst(folder.standardizedFileURL.path.count + 1))
                 images.append(LabelledImage(path: "\(name)/\(relative)", label: label))
             }
@@ -82,15 +88,21 @@ public struct ImageSet: Sendable {
             let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty || line.hasPrefix("#") { continue }
             guard let space = line.lastIndex(where: { $0 == " " || $0 == "\t" }),
-                  let label = Int(line[line.index(after: space)...]), (0..<classCount).contains(label) else {
-                throw ImageSetError("\(labelsFile.lastPathComponent) line \(number + 1): expected 'relative/path class_index' with a class index from 0 to \(classCount - 1); got '\(line)'")
+                let label = Int(line[line.index(after: space)...]), (0..<classCount).contains(label)
+            else {
+                throw ImageSetError(
+                    "\(labelsFile.lastPathComponent) line \(number + 1): expected 'relative/path class_index' with a class index from 0 to \(classCount - 1); got '\(line)'"
+                )
             }
             let path = line[..<space].trimmingCharacters(in: .whitespaces)
             guard !path.isEmpty, seen.insert(path).inserted else {
-                throw ImageSetError("\(labelsFile.lastPathComponent) line \(number + 1): '\(path)' is empty or listed twice")
+                throw ImageSetError(
+                    "\(labelsFile.lastPathComponent) line \(number + 1): '\(path)' is empty or listed twice")
             }
             guard FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path) else {
-                throw ImageSetError("\(labelsFile.lastPathComponent) line \(number + 1): \(root.appendingPathComponent(path).path) does not exist")
+                throw ImageSetError(
+                    "\(labelsFile.lastPathComponent) line \(number + 1): \(root.appendingPathComponent(path).path) does not exist"
+                )
             }
             images.append(LabelledImage(path: path, label: label))
         }
@@ -117,7 +129,9 @@ public struct Shard: Sendable, Hashable, Codable, CustomStringConvertible {
 
     public init(index: Int, count: Int) throws {
         guard count >= 1, (0..<count).contains(index) else {
-            throw ImageSetError("a shard is K/N with 0 <= K < N (K counts from 0, as Slurm's and Kubernetes' array indices do); got \(index)/\(count)")
+            throw ImageSetError(
+                "a shard is K/N with 0 <= K < N (K counts from 0, as Slurm's and Kubernetes' array indices do); got \(index)/\(count)"
+            )
         }
         self.init(checked: index, count)
     }

@@ -24,7 +24,11 @@ public enum InputFile {
         let path = url.path
         guard FileManager.default.fileExists(atPath: path) else { throw InputError.missing(path: path) }
         guard ImageFormat(contentsOf: url) == .npy else {
-            return [Image(name: path, tensor: Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize))]
+            return [
+                Image(
+                    name: path, tensor: Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)
+                )
+            ]
         }
         let array = try NumPyArray(contentsOf: url)
         if let bad = array.firstNonFinite {

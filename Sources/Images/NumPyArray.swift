@@ -45,13 +45,17 @@ public struct NumPyArray: Sendable, Equatable {
         guard headerLength <= bytes.count - headerStart else { throw ImageError("truncated .npy header") }
         let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
         guard let descr = Self.field("descr", in: header), let order = Self.field("fortran_order", in: header),
-              let shapeText = Self.field("shape", in: header) else {
+            let shapeText = Self.field("shape", in: header)
+        else {
             throw ImageError("the .npy header lacks descr, fortran_order or shape: \(header)")
         }
         guard let type = ElementType(descr: descr) else {
-            throw ImageError("the array's dtype is \(descr); float16, float32 and float64 (either byte order) are supported")
+            throw ImageError(
+                "the array's dtype is \(descr); float16, float32 and float64 (either byte order) are supported")
         }
-        guard order == "False" || order == "True" else { throw ImageError("bad fortran_order \(order) in the .npy header") }
+        guard order == "False" || order == "True" else {
+            throw ImageError("bad fortran_order \(order) in the .npy header")
+        }
         let shape = try shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() ")).split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text -> Int in
                 guard let value = Int(text), value >= 0 else { throw ImageError("bad .npy shape \(shapeText)") }
@@ -61,11 +65,15 @@ public struct NumPyArray: Sendable, Equatable {
         var count = 1
         for dimension in shape {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-            guard !overflow, product <= bytes.count else { throw ImageError("the .npy shape \(shape) is larger than the file") }
+            guard !overflow, product <= bytes.count else {
+                throw ImageError("the .npy shape \(shape) is larger than the file")
+            }
             count = product
         }
         guard count <= (bytes.count - dataStart) / type.size else {
-            throw ImageError("the file holds \((bytes.count - dataStart) / type.size) values; its shape \(shape) needs \(count) (truncated?)")
+            throw ImageError(
+                "the file holds \((bytes.count - dataStart) / type.size) values; its shape \(shape) needs \(count) (truncated?)"
+            )
         }
         // As NumPy's astype(float32): float64 rounds to nearest, float16 widens exactly.
         var values = bytes.withUnsafeBytes { raw in (0..<count).map { type.load(raw, at: dataStart + type.size * $0) } }
@@ -86,7 +94,8 @@ public struct NumPyArray: Sendable, Equatable {
             case "float64": (size, bigEndian) = (8, false)
             default:
                 guard text.count == 3, let order = text.first, "<>=|".contains(order), text.dropFirst().first == "f",
-                      let width = Int(text.suffix(1)), [2, 4, 8].contains(width) else { return nil }
+                    let width = Int(text.suffix(1)), [2, 4, 8].contains(width)
+                else { return nil }
                 (size, bigEndian) = (width, order == ">")
             }
         }

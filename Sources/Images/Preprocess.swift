@@ -21,7 +21,8 @@ public enum Preprocess {
         let (width, height) = resizedSize(image, shorterSide: resizeTarget(inputSize: size))
         // The shorter side becomes int(256/224 * size) >= size, so the window lies inside the resized image.
         let top = cropOffset(height, size), left = cropOffset(width, size)
-        let cropped = resize(image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size))
+        let cropped = resize(
+            image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size))
         var tensor = [Float](repeating: 0, count: 3 * size * size)
         for y in 0..<size {
             for x in 0..<size {
@@ -37,7 +38,9 @@ public enum Preprocess {
     /// torchvision's Resize(int): the shorter side becomes `target`, the longer int(target * long / short).
     public static func resizedSize(_ image: RGBImage, shorterSide target: Int) -> (width: Int, height: Int) {
         let (w, h) = (image.width, image.height)
-        return w <= h ? (target, Int(Double(target) * Double(h) / Double(w))) : (Int(Double(target) * Double(w) / Double(h)), target)
+        return w <= h
+            ? (target, Int(Double(target) * Double(h) / Double(w)))
+            : (Int(Double(target) * Double(w) / Double(h)), target)
     }
 
     /// CenterCrop's offset along one side: round((length - size) / 2), rounding half to even as Python does.
@@ -51,7 +54,9 @@ public enum Preprocess {
     }
 
     /// The window `columns` x `rows` of PIL's bicubic resize of `image` to `width` x `height`, computed alone.
-    public static func resize(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+    public static func resize(_ image: RGBImage, width: Int, height: Int, columns: Range<Int>, rows: Range<Int>)
+        -> RGBImage
+    {
         var current = image
         if width != image.width || columns != 0..<width {
             current = pass(current, outSize: width, outputs: columns, horizontal: true)

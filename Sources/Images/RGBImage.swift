@@ -36,16 +36,20 @@ extension RGBImage {
 
     /// The signature both C decoders share: data, size, limits, then the pixels, width and height out, and an error
     /// message buffer.
-    private typealias Decoder = (UnsafePointer<UInt8>?, Int, UInt32, UInt64, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
-                                 UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
+    private typealias Decoder = (
+        UnsafePointer<UInt8>?, Int, UInt32, UInt64, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+        UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<UInt32>?, UnsafeMutablePointer<CChar>?, Int
+    ) -> Int32
 
     private init(_ data: Data, decoder: Decoder, kind: String) throws {
         var pixels: UnsafeMutablePointer<UInt8>?
         var width: UInt32 = 0, height: UInt32 = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBytes { raw -> Int32 in
-            decoder(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, Self.maximumPixels, &pixels, &width, &height,
-                    &message, message.count)
+            decoder(
+                raw.bindMemory(to: UInt8.self).baseAddress, raw.count, Self.maximumSide, Self.maximumPixels, &pixels,
+                &width, &height,
+                &message, message.count)
         }
         guard status == 0, let pixels else {
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -53,7 +57,8 @@ extension RGBImage {
         }
         defer { free(pixels) }
         let count = Int(width) * Int(height) * 3
-        self.init(width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+        self.init(
+            width: Int(width), height: Int(height), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
     }
 
     /// Decodes a JPEG (baseline or progressive; gray, YCbCr, RGB, CMYK or YCCK; any chroma subsampling) to RGB as

@@ -28,7 +28,9 @@ public struct Add: Hashable, Sendable, Codable {
 
     /// The dispatch and its bindings: `a` and `b` (RGBA32F views covering `count` rounded up to whole vec4s), the
     /// output.
-    public func steps<Resource>(a: Resource, b: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+    public func steps<Resource>(a: Resource, b: Resource, output: Resource, config: KernelConfig = .texel)
+        -> [KernelStep<Resource>]
+    {
         [KernelStep(launch(), [.read(a, .rgba32Float), .read(b, .rgba32Float), .write(output)]).on(config.dataPath)]
     }
 

@@ -48,7 +48,8 @@ public struct Attention: Hashable, Sendable, Codable {
     /// `heads * 64` entries (ones and zeros when omitted).
     public func reference(qkv: [Float], scale: [Float]? = nil, shift: [Float]? = nil) -> [Float] {
         precondition(qkv.count == inputCount, "attention: wrong input size")
-        let scale = scale ?? [Float](repeating: 1, count: channels), shift = shift ?? [Float](repeating: 0, count: channels)
+        let scale = scale ?? [Float](repeating: 1, count: channels),
+            shift = shift ?? [Float](repeating: 0, count: channels)
         let d = Self.headChannels, t = tokens
         var output = [Float](repeating: 0, count: outputCount)
         for n in 0..<batch {
@@ -105,27 +106,35 @@ public struct Attention: Hashable, Sendable, Codable {
     public func steps<Resource>(
         qkv: Resource, rows: Resource?, affine: Resource, output: Resource, config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        precondition(config.family.isTiled || rows != nil, "attention needs scratch for its row statistics (see scratchCount(_:))")
+        precondition(
+            config.family.isTiled || rows != nil,
+            "attention needs scratch for its row statistics (see scratchCount(_:))")
         guard !config.family.isTiled, let rows else {
             let lanes = config.lanes
             let launch = KernelLaunch(
                 kernel: Self.name + "_tiled",
-                specialization: [0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile))],
+                specialization: [
+                    0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile)),
+                ],
                 pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
             return [KernelStep(launch, [.read(qkv), .readSmall(affine), .write(output)]).on(config.dataPath)]
         }
-        return [KernelStep(rowsLaunch(), [.read(qkv), .writeFloat32(rows)]),
-                KernelStep(launch(), [.read(qkv), .readFloat32(rows), .readSmall(affine), .write(output)])].map { $0.on(config.dataPath) }
+        return [
+            KernelStep(rowsLaunch(), [.read(qkv), .writeFloat32(rows)]),
+            KernelStep(launch(), [.read(qkv), .readFloat32(rows), .readSmall(affine), .write(output)]),
+        ].map { $0.on(config.dataPath) }
     }
 
     func rowsLaunch() -> KernelLaunch {
-        KernelLaunch(kernel: Self.name + "_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
-                     groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
+        KernelLaunch(
+            kernel: Self.name + "_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
+            groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }
 
     func launch() -> KernelLaunch {
-        KernelLaunch(kernel: Self.name, specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
-                     pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
+        KernelLaunch(
+            kernel: Self.name, specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
+            pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
     }
 }
 

@@ -14,8 +14,10 @@ public struct Conv2D: Hashable, Sendable, Codable {
     public var padding: Int
     public var epilogue: Epilogue
 
-    public init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
-                padding: Int, epilogue: Epilogue = Epilogue()) {
+    public init(
+        batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int, kernelSize: Int, stride: Int = 1,
+        padding: Int, epilogue: Epilogue = Epilogue()
+    ) {
         self.batch = batch
         self.inChannels = inChannels
         self.height = height
@@ -38,7 +40,9 @@ public struct Conv2D: Hashable, Sendable, Codable {
     public var madds: Int { outputCount * inChannels * kernelSize * kernelSize }
 
     /// The CPU reference. `weights` is OIHW; `scale`/`shift` have `outChannels` entries.
-    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil) -> [Float] {
+    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil)
+        -> [Float]
+    {
         precondition(input.count == inputCount && weights.count == weightCount, "conv2d: wrong input or weight size")
         let (oh, ow, k) = (outHeight, outWidth, kernelSize)
         var accumulators = [Double](repeating: 0, count: outputCount)
@@ -54,7 +58,8 @@ public struct Conv2D: Hashable, Sendable, Codable {
                                 for kx in 0..<k {
                                     let ix = ox * stride - padding + kx
                                     guard ix >= 0 && ix < width else { continue }
-                                    sum += Double(weights[((m * inChannels + c) * k + ky) * k + kx])
+                                    sum +=
+                                        Double(weights[((m * inChannels + c) * k + ky) * k + kx])
                                         * Double(input[((n * inChannels + c) * height + iy) * width + ix])
                                 }
                             }
@@ -64,8 +69,9 @@ public struct Conv2D: Hashable, Sendable, Codable {
                 }
             }
         }
-        return Epilogue.referenceApply(accumulators, channels: outChannels, pixels: oh * ow, scale: scale, shift: shift,
-                                       residual: residual, epilogue: epilogue)
+        return Epilogue.referenceApply(
+            accumulators, channels: outChannels, pixels: oh * ow, scale: scale, shift: shift,
+            residual: residual, epilogue: epilogue)
     }
 
     /// OIHW weights packed for the kernel (see ``packWeightsForGEMM(_:outputs:reduction:)``).
@@ -91,15 +97,24 @@ public struct Conv2D: Hashable, Sendable, Codable {
     /// ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one), the output, and scratch of
     /// ``scratchCount(_:)`` floats when that is not zero.
     public func steps<Resource>(
-        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource, scratch: Resource? = nil,
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
+        scratch: Resource? = nil,
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         if let tiled = tiled(config) {
-            return tiled.steps(input: input, weights: weights, affine: affine, residual: residual, output: output,
-                               partials: scratch, dataPath: config.dataPath)
+            return tiled.steps(
+                input: input, weights: weights, affine: affine, residual: residual, output: output,
+                partials: scratch, dataPath: config.dataPath)
         }
-        return [KernelStep(launch(), [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
-                                      .write(output)]).on(config.dataPath)]
+        return [
+            KernelStep(
+                launch(),
+                [
+                    .read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
+                    .write(output),
+                ]
+            ).on(config.dataPath)
+        ]
     }
 
     /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
@@ -109,8 +124,10 @@ public struct Conv2D: Hashable, Sendable, Codable {
         let local = min(64, Grid.roundUp(columnTiles, to: 8))
         return KernelLaunch(
             kernel: Self.name,
-            specialization: [0: .uint(UInt32(local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
-                             3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual)],
+            specialization: [
+                0: .uint(UInt32(local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
+                3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual),
+            ],
             pushConstants: PushConstants(
                 batch: UInt32(batch), inChannels: UInt32(inChannels), inHeight: UInt32(height), inWidth: UInt32(width),
                 outChannels: UInt32(outChannels), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),

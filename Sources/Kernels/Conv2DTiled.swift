@@ -28,7 +28,9 @@ public struct GEMMTile: Hashable, Sendable, Codable, CustomStringConvertible {
     /// wider than the tile's workgroup; never one the device cannot run.
     public static func choose(m: Int, columns: Int, limits: DeviceLimits) -> GEMMTile {
         var wanted: GEMMTile = m <= 32 || columns <= 32 ? .small : m <= 64 || columns <= 64 ? .medium : .large
-        if wanted.lanes < limits.subgroupSize, let wider = all.first(where: { $0.lanes >= limits.subgroupSize }) { wanted = wider }
+        if wanted.lanes < limits.subgroupSize, let wider = all.first(where: { $0.lanes >= limits.subgroupSize }) {
+            wanted = wider
+        }
         let usable = all.filter { $0.fits(limits) }
         return usable.last { $0.lanes <= wanted.lanes && $0.bm <= wanted.bm } ?? usable.first ?? .small
     }
@@ -86,14 +88,17 @@ public struct TiledConvolution: Hashable, Sendable {
 
     /// The dispatches and their bindings, as ``Conv2D/steps(input:weights:affine:residual:output:scratch:config:)``.
     func steps<Resource>(
-        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource, partials: Resource?,
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
+        partials: Resource?,
         dataPath: DataPath
     ) -> [KernelStep<Resource>] {
         let c = conv
         let push = PushConstants(
-            batch: UInt32(c.batch), inChannels: UInt32(c.inChannels), inHeight: UInt32(c.height), inWidth: UInt32(c.width),
+            batch: UInt32(c.batch), inChannels: UInt32(c.inChannels), inHeight: UInt32(c.height),
+            inWidth: UInt32(c.width),
             outChannels: UInt32(c.outChannels), outHeight: UInt32(c.outHeight), outWidth: UInt32(c.outWidth),
-            padding: UInt32(c.padding), mVec4: UInt32(Grid.roundUp(c.outChannels, to: 8) / 4), kSplit: UInt32(kPerSplit))
+            padding: UInt32(c.padding), mVec4: UInt32(Grid.roundUp(c.outChannels, to: 8) / 4), kSplit: UInt32(kPerSplit)
+        )
         let specialization: [UInt32: SpecializationValue] = [
             0: .uint(UInt32(tile.lanes)), 1: .uint(UInt32(c.kernelSize)), 2: .uint(UInt32(c.stride)),
             3: .uint(c.epilogue.activation.rawValue), 4: .bool(c.epilogue.hasResidual), 5: .uint(UInt32(tile.bm)),
@@ -101,23 +106,40 @@ public struct TiledConvolution: Hashable, Sendable {
         ]
         let groups = ((columns + tile.bn - 1) / tile.bn, (c.outChannels + tile.bm - 1) / tile.bm, splits)
         let kernel = Conv2D.name + "_tiled" + (halfProducts ? "_fp16math" : "")
-        precondition(splits == 1 || partials != nil, "split-K needs scratch for its partial sums (see scratchCount(_:))")
+        precondition(
+            splits == 1 || partials != nil, "split-K needs scratch for its partial sums (see scratchCount(_:))")
         guard splits > 1, let partials else {
-            let launch = KernelLaunch(kernel: kernel, specialization: specialization, pushConstants: push, groups: groups)
-            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
-                                        .write(output)]).on(dataPath)]
+            let launch = KernelLaunch(
+                kernel: kernel, specialization: specialization, pushConstants: push, groups: groups)
+            return [
+                KernelStep(
+                    launch,
+                    [
+                        .read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
+                        .write(output),
+                    ]
+                ).on(dataPath)
+            ]
         }
-        let partial = KernelLaunch(kernel: kernel + "_splitk", specialization: specialization, pushConstants: push, groups: groups)
+        let partial = KernelLaunch(
+            kernel: kernel + "_splitk", specialization: specialization, pushConstants: push, groups: groups)
         let reduce = KernelLaunch(
             kernel: Conv2D.name + "_splitk_reduce",
             specialization: [0: .uint(64), 1: .uint(c.epilogue.activation.rawValue), 2: .bool(c.epilogue.hasResidual)],
-            pushConstants: ReducePushConstants(outChannels: UInt32(c.outChannels), columns: UInt32(columns),
-                                               pixels: UInt32(c.outHeight * c.outWidth), splits: UInt32(splits)),
+            pushConstants: ReducePushConstants(
+                outChannels: UInt32(c.outChannels), columns: UInt32(columns),
+                pixels: UInt32(c.outHeight * c.outWidth), splits: UInt32(splits)),
             groups: Grid.flat(items: c.outChannels * columns, localSize: 64))
         return [
-            KernelStep(partial, [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
-                                 .writeFloat32(partials)]).on(dataPath),
-            KernelStep(reduce, [.readFloat32(partials), .readSmall(affine), .read(residual ?? output), .write(output)]).on(dataPath),
+            KernelStep(
+                partial,
+                [
+                    .read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
+                    .writeFloat32(partials),
+                ]
+            ).on(dataPath),
+            KernelStep(reduce, [.readFloat32(partials), .readSmall(affine), .read(residual ?? output), .write(output)])
+                .on(dataPath),
         ]
     }
 

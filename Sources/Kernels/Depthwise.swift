@@ -13,8 +13,10 @@ public struct Depthwise: Hashable, Sendable, Codable {
     public var padding: Int
     public var epilogue: Epilogue
 
-    public init(batch: Int, channels: Int, height: Int, width: Int, kernelSize: Int, stride: Int = 1, padding: Int,
-                epilogue: Epilogue = Epilogue()) {
+    public init(
+        batch: Int, channels: Int, height: Int, width: Int, kernelSize: Int, stride: Int = 1, padding: Int,
+        epilogue: Epilogue = Epilogue()
+    ) {
         self.batch = batch
         self.channels = channels
         self.height = height
@@ -33,7 +35,9 @@ public struct Depthwise: Hashable, Sendable, Codable {
     public var madds: Int { outputCount * kernelSize * kernelSize }
 
     /// The CPU reference. `weights` is `[channels][k][k]` (PyTorch's `[C, 1, k, k]`).
-    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil) -> [Float] {
+    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil)
+        -> [Float]
+    {
         precondition(input.count == inputCount && weights.count == weightCount, "depthwise: wrong input or weight size")
         let (oh, ow, k) = (outHeight, outWidth, kernelSize)
         var accumulators = [Double](repeating: 0, count: outputCount)
@@ -48,7 +52,8 @@ public struct Depthwise: Hashable, Sendable, Codable {
                             for kx in 0..<k {
                                 let ix = ox * stride - padding + kx
                                 guard ix >= 0 && ix < width else { continue }
-                                sum += Double(weights[(c * k + ky) * k + kx])
+                                sum +=
+                                    Double(weights[(c * k + ky) * k + kx])
                                     * Double(input[((n * channels + c) * height + iy) * width + ix])
                             }
                         }
@@ -57,8 +62,9 @@ public struct Depthwise: Hashable, Sendable, Codable {
                 }
             }
         }
-        return Epilogue.referenceApply(accumulators, channels: channels, pixels: oh * ow, scale: scale, shift: shift,
-                                       residual: residual, epilogue: epilogue)
+        return Epilogue.referenceApply(
+            accumulators, channels: channels, pixels: oh * ow, scale: scale, shift: shift,
+            residual: residual, epilogue: epilogue)
     }
 
     struct PushConstants: BitwiseCopyable {
@@ -71,21 +77,29 @@ public struct Depthwise: Hashable, Sendable, Codable {
         input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        [KernelStep(launch(), [.read(input), .read(weights), .readSmall(affine), .read(residual ?? input), .write(output)])
-            .on(config.dataPath)]
+        [
+            KernelStep(
+                launch(), [.read(input), .read(weights), .readSmall(affine), .read(residual ?? input), .write(output)]
+            )
+            .on(config.dataPath)
+        ]
     }
 
     /// The dispatch alone (see ``steps(input:weights:affine:residual:output:config:)`` for its bindings).
     public func launch() -> KernelLaunch {
-        precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
+        precondition(
+            (1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
             kernel: Self.name,
-            specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
-                             3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual)],
-            pushConstants: PushConstants(batch: UInt32(batch), channels: UInt32(channels), inHeight: UInt32(height),
-                                         inWidth: UInt32(width), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),
-                                         padding: UInt32(padding)),
+            specialization: [
+                0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
+                3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual),
+            ],
+            pushConstants: PushConstants(
+                batch: UInt32(batch), channels: UInt32(channels), inHeight: UInt32(height),
+                inWidth: UInt32(width), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),
+                padding: UInt32(padding)),
             groups: Grid.flat(items: items, localSize: 64))
     }
 }

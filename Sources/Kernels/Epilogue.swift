@@ -30,11 +30,14 @@ public struct Epilogue: Hashable, Sendable, Codable {
         _ accumulators: [Double], channels: Int, pixels: Int, scale: [Float], shift: [Float], residual: [Float]?,
         epilogue: Epilogue
     ) -> [Float] {
-        precondition(!epilogue.hasResidual || residual?.count == accumulators.count, "residual shape differs from the output")
+        precondition(
+            !epilogue.hasResidual || residual?.count == accumulators.count, "residual shape differs from the output")
         return accumulators.indices.map { index in
             let channel = (index / pixels) % channels
-            return Float(epilogue.apply(accumulators[index], scale: Double(scale[channel]), shift: Double(shift[channel]),
-                                        residual: residual.map { Double($0[index]) } ?? 0))
+            return Float(
+                epilogue.apply(
+                    accumulators[index], scale: Double(scale[channel]), shift: Double(shift[channel]),
+                    residual: residual.map { Double($0[index]) } ?? 0))
         }
     }
 }

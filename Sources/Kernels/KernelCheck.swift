@@ -107,7 +107,9 @@ public struct KernelCheck: Sendable {
     public let shape: String
     let body: @Sendable (KernelRunner, inout SeededRandom) throws -> Comparison
 
-    public init(op: String, shape: String, _ body: @escaping @Sendable (KernelRunner, inout SeededRandom) throws -> Comparison) {
+    public init(
+        op: String, shape: String, _ body: @escaping @Sendable (KernelRunner, inout SeededRandom) throws -> Comparison
+    ) {
         self.op = op
         self.shape = shape
         self.body = body
@@ -115,7 +117,9 @@ public struct KernelCheck: Sendable {
 
     /// Runs the kernel on `device` (as `family` builds it, within the device's limits) and its reference on the CPU,
     /// with inputs drawn from `seed`; the comparison carries the family's tolerance.
-    public func run(on device: VulkanDevice, pipelines: KernelPipelines? = nil, seed: UInt64, family: KernelFamily = .texel) throws -> Comparison {
+    public func run(
+        on device: VulkanDevice, pipelines: KernelPipelines? = nil, seed: UInt64, family: KernelFamily = .texel
+    ) throws -> Comparison {
         var random = SeededRandom(seed: seed)
         let config = KernelConfig(family: family, limits: device.limits)
         let runner = KernelRunner(device: device, pipelines: pipelines, config: config)

@@ -5,7 +5,9 @@ import VulkanCompute
 // these at awkward shapes; `bossnet validate` runs them at BossNet-T's real layer shapes.
 
 /// Random scale and shift of order one, as a folded BatchNorm gives.
-private func randomAffine(_ channels: Int, _ random: inout SeededRandom, _ runner: KernelRunner) -> (scale: [Float], shift: [Float]) {
+private func randomAffine(_ channels: Int, _ random: inout SeededRandom, _ runner: KernelRunner) -> (
+    scale: [Float], shift: [Float]
+) {
     (runner.stored(random.floats(channels, in: 0.5...1.5)), runner.stored(random.floats(channels, in: -0.5...0.5)))
 }
 
@@ -14,9 +16,15 @@ private func convolutionCheck(
     op: String, shape: String, inputCount: Int, outputCount: Int, channels: Int, weightCount: Int, fanIn: Int,
     epilogue: Epilogue, pack: @escaping @Sendable ([Float]) -> [Float],
     scratchCount: @escaping @Sendable (KernelConfig) -> Int = { _ in 0 },
-    steps: @escaping @Sendable (_ input: VulkanBuffer, _ weights: VulkanBuffer, _ affine: VulkanBuffer, _ residual: VulkanBuffer?,
-                                _ output: VulkanBuffer, _ scratch: VulkanBuffer?, _ config: KernelConfig) -> [KernelStep<VulkanBuffer>],
-    reference: @escaping @Sendable (_ input: [Float], _ weights: [Float], _ scale: [Float], _ shift: [Float], _ residual: [Float]?) -> [Float]
+    steps:
+        @escaping @Sendable (
+            _ input: VulkanBuffer, _ weights: VulkanBuffer, _ affine: VulkanBuffer, _ residual: VulkanBuffer?,
+            _ output: VulkanBuffer, _ scratch: VulkanBuffer?, _ config: KernelConfig
+        ) -> [KernelStep<VulkanBuffer>],
+    reference:
+        @escaping @Sendable (
+            _ input: [Float], _ weights: [Float], _ scale: [Float], _ shift: [Float], _ residual: [Float]?
+        ) -> [Float]
 ) -> KernelCheck {
     KernelCheck(op: op, shape: shape) { runner, random in
         let input = runner.stored(random.floats(inputCount))
@@ -25,9 +33,11 @@ private func convolutionCheck(
         let residual = epilogue.hasResidual ? runner.stored(random.floats(outputCount)) : nil
         let y = try runner.output(outputCount)
         let scratch = scratchCount(runner.config)
-        runner.add(steps(try runner.input(input), try runner.input(pack(weights)),
-                         try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), try residual.map(runner.input), y,
-                         scratch > 0 ? try runner.output(scratch) : nil, runner.config))
+        runner.add(
+            steps(
+                try runner.input(input), try runner.input(pack(weights)),
+                try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), try residual.map(runner.input), y,
+                scratch > 0 ? try runner.output(scratch) : nil, runner.config))
         try runner.run()
         return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
     }
@@ -41,9 +51,12 @@ extension Conv2D {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
-            weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue, pack: packWeights,
-            scratchCount: scratchCount, steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
+            channels: outChannels,
+            weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue,
+            pack: packWeights,
+            scratchCount: scratchCount,
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
@@ -58,9 +71,11 @@ extension Pointwise {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: outChannels,
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
+            channels: outChannels,
             weightCount: weightCount, fanIn: inChannels, epilogue: epilogue, pack: packWeights,
-            scratchCount: scratchCount, steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
+            scratchCount: scratchCount,
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }
 }
@@ -73,7 +88,8 @@ extension Depthwise {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         convolutionCheck(
-            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, channels: channels,
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
+            channels: channels,
             weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue, pack: { $0 },
             steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
@@ -81,12 +97,15 @@ extension Depthwise {
 }
 
 extension MaxPool {
-    public var shapeDescription: String { "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding)" }
+    public var shapeDescription: String {
+        "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding)"
+    }
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
-            let input = runner.stored(random.floats(inputCount, in: -4...(-1)))  // all negative: a zero from padding would win
+            // All negative: a zero from padding would win.
+            let input = runner.stored(random.floats(inputCount, in: -4...(-1)))
             let y = try runner.output(outputCount)
             runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
             try runner.run()
@@ -101,7 +120,8 @@ extension AvgPool {
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
         KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
-            let input = runner.stored(random.floats(inputCount, in: 1...3))  // all positive: counting padding in would show
+            // All positive: counting padding in would show.
+            let input = runner.stored(random.floats(inputCount, in: 1...3))
             let y = try runner.output(outputCount)
             runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
             try runner.run()
@@ -143,12 +163,15 @@ extension SqueezeExcite {
             let b2 = runner.stored(random.floats(channels, in: -0.2...0.2))
             let residual = epilogue.hasResidual ? runner.stored(random.floats(count)) : nil
             let y = try runner.output(count)
-            runner.add(steps(input: try runner.input(input), w1: try runner.input(w1), b1: try runner.input(b1),
-                             w2: try runner.input(w2), b2: try runner.input(b2), means: try runner.output(batch * channels),
-                             gates: try runner.output(batch * channels), residual: try residual.map(runner.input), output: y,
-                             config: runner.config))
+            runner.add(
+                steps(
+                    input: try runner.input(input), w1: try runner.input(w1), b1: try runner.input(b1),
+                    w2: try runner.input(w2), b2: try runner.input(b2), means: try runner.output(batch * channels),
+                    gates: try runner.output(batch * channels), residual: try residual.map(runner.input), output: y,
+                    config: runner.config))
             try runner.run()
-            return Comparison(try runner.read(y), reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual))
+            return Comparison(
+                try runner.read(y), reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual))
         }
     }
 }
@@ -165,9 +188,11 @@ extension Attention {
             let (scale, shift) = randomAffine(channels, &random, runner)
             let y = try runner.output(outputCount)
             let scratch = scratchCount(runner.config)
-            runner.add(steps(qkv: try runner.input(qkv), rows: scratch > 0 ? try runner.output(scratch) : nil,
-                             affine: try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), output: y,
-                             config: runner.config))
+            runner.add(
+                steps(
+                    qkv: try runner.input(qkv), rows: scratch > 0 ? try runner.output(scratch) : nil,
+                    affine: try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), output: y,
+                    config: runner.config))
             try runner.run()
             return Comparison(try runner.read(y), reference(qkv: qkv, scale: scale, shift: shift))
         }

@@ -39,7 +39,8 @@ public struct KernelLaunch: Sendable {
 
     /// Makes a launch from a push-constant struct that mirrors the shader's block.
     public init<Push: BitwiseCopyable>(
-        kernel: String, specialization: [UInt32: SpecializationValue], pushConstants: Push, groups: (x: Int, y: Int, z: Int)
+        kernel: String, specialization: [UInt32: SpecializationValue], pushConstants: Push,
+        groups: (x: Int, y: Int, z: Int)
     ) {
         self.kernel = kernel
         self.specialization = specialization
@@ -142,7 +143,8 @@ public struct PipelineKey: Hashable, Sendable, CustomStringConvertible {
     public let kernel: String
     public let specialization: [UInt32: SpecializationValue]
     public var description: String {
-        kernel + "(" + specialization.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + ")"
+        kernel + "(" + specialization.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            + ")"
     }
 }
 

@@ -36,7 +36,8 @@ public final class KernelRunner {
 
     /// A buffer that will hold `values` (room for whole vec4s of float32, so any view of it fits).
     public func input(_ values: [Float]) throws -> VulkanBuffer {
-        let buffer = try VulkanBuffer(device: device, size: Grid.roundUp(max(values.count, 1), to: 4) * 4, label: "input")
+        let buffer = try VulkanBuffer(
+            device: device, size: Grid.roundUp(max(values.count, 1), to: 4) * 4, label: "input")
         contents[ObjectIdentifier(buffer)] = (values, false)
         return buffer
     }
@@ -55,7 +56,8 @@ public final class KernelRunner {
         let limit = device.limits.maxTexelBufferElements
         self.steps += steps.map { step in
             let fits = step.bindings.allSatisfy { binding in
-                binding.kind(on: step.dataPath) != .uniformTexelBuffer || binding.resource.size / binding.format.bytes <= limit
+                binding.kind(on: step.dataPath) != .uniformTexelBuffer
+                    || binding.resource.size / binding.format.bytes <= limit
             }
             return fits ? step : step.on(.storage)
         }
@@ -66,7 +68,10 @@ public final class KernelRunner {
 
     /// Bytes per value of `buffer` as the kernels bound to it use it.
     private func elementBytes(_ buffer: VulkanBuffer) -> Int {
-        let uses = Set(steps.flatMap { step in step.bindings.filter { $0.resource === buffer }.map { $0.elementBytes(on: step.dataPath) } })
+        let uses = Set(
+            steps.flatMap { step in
+                step.bindings.filter { $0.resource === buffer }.map { $0.elementBytes(on: step.dataPath) }
+            })
         precondition(uses.count <= 1, "a buffer bound both as float32 and as 16-bit values")
         return uses.first ?? 4
     }
@@ -74,7 +79,9 @@ public final class KernelRunner {
     /// Writes every input's values and every output's poison and guards in the type its kernels use, records every
     /// step with barriers between them, runs them, and waits.
     public func run() throws {
-        let buffers = Dictionary(steps.flatMap(\.bindings).map { (ObjectIdentifier($0.resource), $0.resource) }, uniquingKeysWith: { a, _ in a })
+        let buffers = Dictionary(
+            steps.flatMap(\.bindings).map { (ObjectIdentifier($0.resource), $0.resource) },
+            uniquingKeysWith: { a, _ in a })
         for (id, buffer) in buffers {
             guard let (values, isOutput) = contents[id] else { continue }
             let padded = Grid.roundUp(values.count + (isOutput ? Self.guardCount : 0), to: 4)
@@ -89,10 +96,14 @@ public final class KernelRunner {
         let pipelines = try steps.map { try self.pipelines.pipeline(for: $0.launch) }
         let pool = try DescriptorPool(device: device, forSetsOf: pipelines)
         let sets = try zip(steps, pipelines).map { step, pipeline in
-            try pool.makeSet(for: pipeline, step.bindings.map { binding -> DescriptorResource in
-                guard binding.kind(on: step.dataPath) == .uniformTexelBuffer else { return .buffer(binding.resource) }
-                return .texels(try TexelBufferView(buffer: binding.resource, format: binding.format))
-            })
+            try pool.makeSet(
+                for: pipeline,
+                step.bindings.map { binding -> DescriptorResource in
+                    guard binding.kind(on: step.dataPath) == .uniformTexelBuffer else {
+                        return .buffer(binding.resource)
+                    }
+                    return .texels(try TexelBufferView(buffer: binding.resource, format: binding.format))
+                })
         }
         try device.run { commands in
             for (index, step) in steps.enumerated() {
@@ -109,7 +120,8 @@ public final class KernelRunner {
             throw KernelCheckFailure("read() takes a buffer made by output()")
         }
         let count = values.count
-        let read: [Float] = elementBytes(buffer) == 2
+        let read: [Float] =
+            elementBytes(buffer) == 2
             ? try buffer.download(UInt16.self, count: count + Self.guardCount).map(Half.float)
             : try buffer.download(Float.self, count: count + Self.guardCount)
         let guardValue = elementBytes(buffer) == 2 ? Half.rounded(Self.guardValue) : Self.guardValue

@@ -20,9 +20,12 @@ public struct Pointwise: Hashable, Sendable, Codable {
     }
 
     /// A linear layer `y[n] = W x[n] + b` over a batch of vectors.
-    public static func linear(batch: Int, inFeatures: Int, outFeatures: Int, activation: Activation = .identity) -> Pointwise {
-        Pointwise(batch: batch, inChannels: inFeatures, pixels: 1, outChannels: outFeatures,
-                  epilogue: Epilogue(activation: activation))
+    public static func linear(batch: Int, inFeatures: Int, outFeatures: Int, activation: Activation = .identity)
+        -> Pointwise
+    {
+        Pointwise(
+            batch: batch, inChannels: inFeatures, pixels: 1, outChannels: outFeatures,
+            epilogue: Epilogue(activation: activation))
     }
 
     public var inputCount: Int { batch * inChannels * pixels }
@@ -33,7 +36,9 @@ public struct Pointwise: Hashable, Sendable, Codable {
     public var vec4Input: Bool { pixels % 4 == 0 }
 
     /// The CPU reference. `weights` is `[outChannels][inChannels]`.
-    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil) -> [Float] {
+    public func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]? = nil)
+        -> [Float]
+    {
         precondition(input.count == inputCount && weights.count == weightCount, "pointwise: wrong input or weight size")
         var accumulators = [Double](repeating: 0, count: outputCount)
         for n in 0..<batch {
@@ -47,8 +52,9 @@ public struct Pointwise: Hashable, Sendable, Codable {
                 }
             }
         }
-        return Epilogue.referenceApply(accumulators, channels: outChannels, pixels: pixels, scale: scale, shift: shift,
-                                       residual: residual, epilogue: epilogue)
+        return Epilogue.referenceApply(
+            accumulators, channels: outChannels, pixels: pixels, scale: scale, shift: shift,
+            residual: residual, epilogue: epilogue)
     }
 
     public func packWeights(_ weights: [Float]) -> [Float] {
@@ -61,32 +67,39 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// The push constants of Shaders/pointwise.comp and Shaders/pointwise_gemv.comp.
     private var pushConstants: PushConstants {
-        PushConstants(batch: UInt32(batch), inChannels: UInt32(inChannels), pixels: UInt32(pixels),
-                      outChannels: UInt32(outChannels), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4))
+        PushConstants(
+            batch: UInt32(batch), inChannels: UInt32(inChannels), pixels: UInt32(pixels),
+            outChannels: UInt32(outChannels), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4))
     }
 
     /// This layer as the 1x1 convolution it is (each image's pixels as one column of height `pixels`), which the
     /// tiled family runs.
     public var asConvolution: Conv2D {
-        Conv2D(batch: batch, inChannels: inChannels, height: pixels, width: 1, outChannels: outChannels, kernelSize: 1,
-               stride: 1, padding: 0, epilogue: epilogue)
+        Conv2D(
+            batch: batch, inChannels: inChannels, height: pixels, width: 1, outChannels: outChannels, kernelSize: 1,
+            stride: 1, padding: 0, epilogue: epilogue)
     }
 
     /// Whether `config` runs this layer as a GEMV (Shaders/pointwise_gemv.comp): a linear layer at batch 1 to 4 in a
     /// tiled family, where a GEMM tile would leave all but a few of its columns idle.
-    public func usesGEMV(_ config: KernelConfig) -> Bool { config.family.isTiled && pixels == 1 && batch <= Self.gemvMaxBatch }
+    public func usesGEMV(_ config: KernelConfig) -> Bool {
+        config.family.isTiled && pixels == 1 && batch <= Self.gemvMaxBatch
+    }
 
     /// The most images the GEMV kernel takes (its accumulators are sized for them).
     static let gemvMaxBatch = 4
 
     /// Floats of scratch the dispatches need under `config` (split-K's partial sums).
-    public func scratchCount(_ config: KernelConfig) -> Int { usesGEMV(config) ? 0 : asConvolution.scratchCount(config) }
+    public func scratchCount(_ config: KernelConfig) -> Int {
+        usesGEMV(config) ? 0 : asConvolution.scratchCount(config)
+    }
 
     /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
     /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
     /// epilogue has one), the output, and scratch of ``scratchCount(_:)`` floats when that is not zero.
     public func steps<Resource>(
-        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource, scratch: Resource? = nil,
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
+        scratch: Resource? = nil,
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         if usesGEMV(config) {
@@ -95,18 +108,36 @@ public struct Pointwise: Hashable, Sendable, Codable {
             let lanes = config.lanes, slices = 8
             let launch = KernelLaunch(
                 kernel: Self.name + "_gemv",
-                specialization: [0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
-                                 3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch))],
-                pushConstants: pushConstants, groups: ((Grid.roundUp(outChannels, to: 8) / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
-            return [KernelStep(launch, [.read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
-                                        .write(output)]).on(config.dataPath)]
+                specialization: [
+                    0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
+                    3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch)),
+                ],
+                pushConstants: pushConstants,
+                groups: ((Grid.roundUp(outChannels, to: 8) / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
+            return [
+                KernelStep(
+                    launch,
+                    [
+                        .read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
+                        .write(output),
+                    ]
+                ).on(config.dataPath)
+            ]
         }
         if config.family.isTiled {
-            return asConvolution.steps(input: input, weights: weights, affine: affine, residual: residual, output: output,
-                                       scratch: scratch, config: config)
+            return asConvolution.steps(
+                input: input, weights: weights, affine: affine, residual: residual, output: output,
+                scratch: scratch, config: config)
         }
-        return [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float),
-                                      .readSmall(affine), .read(residual ?? input), .write(output)]).on(config.dataPath)]
+        return [
+            KernelStep(
+                launch(),
+                [
+                    .read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float),
+                    .readSmall(affine), .read(residual ?? input), .write(output),
+                ]
+            ).on(config.dataPath)
+        ]
     }
 
     /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
@@ -115,8 +146,10 @@ public struct Pointwise: Hashable, Sendable, Codable {
         let local = min(64, Grid.roundUp(columnTiles, to: 8))
         return KernelLaunch(
             kernel: Self.name,
-            specialization: [0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
-                             3: .bool(epilogue.hasResidual)],
+            specialization: [
+                0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
+                3: .bool(epilogue.hasResidual),
+            ],
             pushConstants: pushConstants,
             groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
     }

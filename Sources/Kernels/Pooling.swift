@@ -11,7 +11,9 @@ public struct MaxPool: Hashable, Sendable, Codable {
     public var stride: Int
     public var padding: Int
 
-    public init(batch: Int, channels: Int, height: Int, width: Int, kernelSize: Int = 3, stride: Int = 2, padding: Int = 1) {
+    public init(
+        batch: Int, channels: Int, height: Int, width: Int, kernelSize: Int = 3, stride: Int = 2, padding: Int = 1
+    ) {
         precondition(padding < kernelSize, "maxpool: every window must hold an element (padding < kernel)")
         self.batch = batch
         self.channels = channels
@@ -57,7 +59,9 @@ public struct MaxPool: Hashable, Sendable, Codable {
     }
 
     /// The dispatch and its bindings: the input, the output.
-    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<
+        Resource
+    >] {
         [KernelStep(launch(), [.read(input), .write(output)]).on(config.dataPath)]
     }
 
@@ -67,8 +71,9 @@ public struct MaxPool: Hashable, Sendable, Codable {
         return KernelLaunch(
             kernel: Self.name,
             specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride))],
-            pushConstants: PushConstants(planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
-                                         outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), padding: UInt32(padding)),
+            pushConstants: PushConstants(
+                planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
+                outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), padding: UInt32(padding)),
             groups: Grid.flat(items: items, localSize: 64))
     }
 }
@@ -121,7 +126,9 @@ public struct AvgPool: Hashable, Sendable, Codable {
     }
 
     /// The dispatch and its bindings: the input, the output.
-    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<
+        Resource
+    >] {
         [KernelStep(launch(), [.read(input), .write(output)]).on(config.dataPath)]
     }
 
@@ -130,8 +137,9 @@ public struct AvgPool: Hashable, Sendable, Codable {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
             kernel: Self.name, specialization: [0: .uint(64)],
-            pushConstants: PushConstants(planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
-                                         outHeight: UInt32(outHeight), outWidth: UInt32(outWidth)),
+            pushConstants: PushConstants(
+                planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
+                outHeight: UInt32(outHeight), outWidth: UInt32(outWidth)),
             groups: Grid.flat(items: items, localSize: 64))
     }
 }
@@ -168,10 +176,14 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
 
     /// Whether `config` runs the subgroup reduction (Shaders/global_avgpool_subgroup.comp: one workgroup per plane,
     /// subgroupAdd, then shared memory across subgroups): the tiled family, where the device has subgroup arithmetic.
-    public func usesSubgroups(_ config: KernelConfig) -> Bool { config.family.isTiled && config.limits.subgroupArithmetic }
+    public func usesSubgroups(_ config: KernelConfig) -> Bool {
+        config.family.isTiled && config.limits.subgroupArithmetic
+    }
 
     /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the output.
-    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<Resource>] {
+    public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<
+        Resource
+    >] {
         if usesSubgroups(config) {
             let launch = KernelLaunch(
                 kernel: Self.name + "_subgroup", specialization: [0: .uint(UInt32(config.lanes))],
@@ -179,7 +191,10 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
                 groups: Grid.flat(items: batch * channels, localSize: 1))
             return [KernelStep(launch, [.read(input), .write(output)]).on(config.dataPath)]
         }
-        return [KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .write(output)]).on(config.dataPath)]
+        return [
+            KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .write(output)]).on(
+                config.dataPath)
+        ]
     }
 
     /// The dispatch alone.

@@ -22,9 +22,12 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
     /// The most reduced channels the excite kernel holds in shared memory.
     public static let maxReduced = 1024
 
-    public init(batch: Int, channels: Int, pixels: Int, reduced: Int, innerActivation: Activation,
-                epilogue: Epilogue = Epilogue()) {
-        precondition(reduced >= 1 && reduced <= Self.maxReduced, "squeeze-excite: 1...\(Self.maxReduced) reduced channels")
+    public init(
+        batch: Int, channels: Int, pixels: Int, reduced: Int, innerActivation: Activation,
+        epilogue: Epilogue = Epilogue()
+    ) {
+        precondition(
+            reduced >= 1 && reduced <= Self.maxReduced, "squeeze-excite: 1...\(Self.maxReduced) reduced channels")
         self.batch = batch
         self.channels = channels
         self.pixels = pixels
@@ -38,14 +41,19 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
     public var madds: Int { batch * 2 * channels * reduced }
 
     /// The CPU reference for the whole operation. `w1` is `[reduced][channels]`, `w2` is `[channels][reduced]`.
-    public func reference(input: [Float], w1: [Float], b1: [Float], w2: [Float], b2: [Float], residual: [Float]? = nil) -> [Float] {
-        precondition(input.count == count && w1.count == reduced * channels && w2.count == channels * reduced
-                     && b1.count == reduced && b2.count == channels, "squeeze-excite: wrong sizes")
-        let gates = referenceGates(means: GlobalAvgPool(batch: batch, channels: channels, pixels: pixels).reference(input: input),
-                                   w1: w1, b1: b1, w2: w2, b2: b2)
+    public func reference(input: [Float], w1: [Float], b1: [Float], w2: [Float], b2: [Float], residual: [Float]? = nil)
+        -> [Float]
+    {
+        precondition(
+            input.count == count && w1.count == reduced * channels && w2.count == channels * reduced
+                && b1.count == reduced && b2.count == channels, "squeeze-excite: wrong sizes")
+        let gates = referenceGates(
+            means: GlobalAvgPool(batch: batch, channels: channels, pixels: pixels).reference(input: input),
+            w1: w1, b1: b1, w2: w2, b2: b2)
         return input.indices.map { index in
             let value = Double(input[index]) * Double(gates[index / pixels])
-            return Float(epilogue.activation.apply(epilogue.hasResidual ? value + Double(residual?[index] ?? 0) : value))
+            return Float(
+                epilogue.activation.apply(epilogue.hasResidual ? value + Double(residual?[index] ?? 0) : value))
         }
     }
 
@@ -54,9 +62,10 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         var gates = [Float](repeating: 0, count: batch * channels)
         for n in 0..<batch {
             let hidden = (0..<reduced).map { j in
-                innerActivation.apply((0..<channels).reduce(Double(b1[j])) {
-                    $0 + Double(w1[j * channels + $1]) * Double(means[n * channels + $1])
-                })
+                innerActivation.apply(
+                    (0..<channels).reduce(Double(b1[j])) {
+                        $0 + Double(w1[j * channels + $1]) * Double(means[n * channels + $1])
+                    })
             }
             for c in 0..<channels {
                 let sum = (0..<reduced).reduce(Double(b2[c])) { $0 + Double(w2[c * reduced + $1]) * hidden[$1] }
@@ -81,10 +90,14 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         residual: Resource?, output: Resource, config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         let scaled: TexelFormat = vec4Scale ? .rgba32Float : .r32Float
-        return squeeze.steps(input: input, output: means, config: config) + [
-            KernelStep(exciteLaunch(), [.read(means), .read(w1), .readSmall(b1), .read(w2), .readSmall(b2), .write(gates)]),
-            KernelStep(scaleLaunch(), [.read(input, scaled), .read(gates), .read(residual ?? input, scaled), .write(output)]),
-        ].map { $0.on(config.dataPath) }
+        return squeeze.steps(input: input, output: means, config: config)
+            + [
+                KernelStep(
+                    exciteLaunch(), [.read(means), .read(w1), .readSmall(b1), .read(w2), .readSmall(b2), .write(gates)]),
+                KernelStep(
+                    scaleLaunch(),
+                    [.read(input, scaled), .read(gates), .read(residual ?? input, scaled), .write(output)]),
+            ].map { $0.on(config.dataPath) }
     }
 
     func exciteLaunch() -> KernelLaunch {
@@ -104,8 +117,10 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
     func scaleLaunch() -> KernelLaunch {
         KernelLaunch(
             kernel: Self.name + "_scale",
-            specialization: [0: .uint(64), 1: .bool(vec4Scale), 2: .uint(epilogue.activation.rawValue),
-                             3: .bool(epilogue.hasResidual)],
+            specialization: [
+                0: .uint(64), 1: .bool(vec4Scale), 2: .uint(epilogue.activation.rawValue),
+                3: .bool(epilogue.hasResidual),
+            ],
             pushConstants: ScalePushConstants(count: UInt32(count), pixels: UInt32(pixels)),
             groups: Grid.flat(items: (count + 3) / 4, localSize: 64))
     }

@@ -33,9 +33,11 @@ public struct HyTraArchitecture: Hashable, Sendable, Codable {
     }
 
     /// The searched encoding of BossNet-T0 and T1.
-    public static let bossNetTEncoding: [[Block]] = [[.convolution], [.convolution],
+    public static let bossNetTEncoding: [[Block]] = [
+        [.convolution], [.convolution],
         [.convolution, .convolution, .convolution, .attention, .convolution],
-        [.attention, .attention, .attention, .convolution, .attention, .attention, .attention, .attention, .attention]]
+        [.attention, .attention, .attention, .convolution, .attention, .attention, .attention, .attention, .attention],
+    ]
 
     /// Bottleneck widths of the four stages (outputs are 4x).
     public static let planes = [64, 128, 256, 512]
@@ -78,16 +80,23 @@ public enum Architecture: Hashable, Sendable {
 
     /// The published models, by the authors' registry names.
     public static let named: [String: Architecture] = [
-        "bossnet_T0": .hytra(HyTraArchitecture(stages: HyTraArchitecture.bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 2)),
-        "bossnet_T0_nose": .hytra(HyTraArchitecture(stages: HyTraArchitecture.bossNetTEncoding, activation: .relu, squeezeExcite: false, lastStride: 2)),
-        "bossnet_T1": .hytra(HyTraArchitecture(stages: HyTraArchitecture.bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 1)),
+        "bossnet_T0": .hytra(
+            HyTraArchitecture(
+                stages: HyTraArchitecture.bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 2)),
+        "bossnet_T0_nose": .hytra(
+            HyTraArchitecture(
+                stages: HyTraArchitecture.bossNetTEncoding, activation: .relu, squeezeExcite: false, lastStride: 2)),
+        "bossnet_T1": .hytra(
+            HyTraArchitecture(
+                stages: HyTraArchitecture.bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 1)),
     ]
 
     /// A model by registry name or by the text syntax of ``parse(_:)``.
     public static func named(_ name: String) throws -> Architecture {
         if let architecture = named[name] { return architecture }
-        throw ArchitectureError("Unknown model '\(name)'. Known models: \(named.keys.sorted().joined(separator: ", ")); "
-            + "or describe one with --arch (see `bossnet info --help`).")
+        throw ArchitectureError(
+            "Unknown model '\(name)'. Known models: \(named.keys.sorted().joined(separator: ", ")); "
+                + "or describe one with --arch (see `bossnet info --help`).")
     }
 
     /// Parses the text syntax:
@@ -103,33 +112,41 @@ public enum Architecture: Hashable, Sendable {
         if trimmed.hasPrefix("hytra:") { return try parseHyTra(String(trimmed.dropFirst(6))) }
         if trimmed.hasPrefix("mbconv:") { return try parseMBConv(String(trimmed.dropFirst(7))) }
         if let architecture = named[trimmed] { return architecture }
-        throw ArchitectureError("Cannot read architecture '\(text)': it must start with 'hytra:' or 'mbconv:', or be a model name "
-            + "(\(named.keys.sorted().joined(separator: ", "))).")
+        throw ArchitectureError(
+            "Cannot read architecture '\(text)': it must start with 'hytra:' or 'mbconv:', or be a model name "
+                + "(\(named.keys.sorted().joined(separator: ", "))).")
     }
 
     private static func parseHyTra(_ text: String) throws -> Architecture {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         let stageTexts = parts[0].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         guard stageTexts.count == 4 else {
-            throw ArchitectureError("A hytra encoding has 4 stages separated by '-', like 1-1-11101-000100000; got '\(parts[0])'.")
+            throw ArchitectureError(
+                "A hytra encoding has 4 stages separated by '-', like 1-1-11101-000100000; got '\(parts[0])'.")
         }
         let stages = try stageTexts.map { stage -> [HyTraArchitecture.Block] in
             if stage == "_" { return [] }
             guard !stage.isEmpty else { throw ArchitectureError("An empty stage is written '_'.") }
             guard stage.count <= HyTraArchitecture.maximumBlocksPerStage else {
-                throw ArchitectureError("A stage has \(stage.count) blocks; at most \(HyTraArchitecture.maximumBlocksPerStage) are accepted (BossNet-T has 9 at most).")
+                throw ArchitectureError(
+                    "A stage has \(stage.count) blocks; at most \(HyTraArchitecture.maximumBlocksPerStage) are accepted (BossNet-T has 9 at most)."
+                )
             }
             return try stage.map { character -> HyTraArchitecture.Block in
                 switch character {
                 case "1": return .convolution
                 case "0": return .attention
-                default: throw ArchitectureError("Stage '\(stage)': blocks are 1 (ResConv) or 0 (ResAtt), not '\(character)'.")
+                default:
+                    throw ArchitectureError(
+                        "Stage '\(stage)': blocks are 1 (ResConv) or 0 (ResAtt), not '\(character)'.")
                 }
             }
         }
         var architecture = HyTraArchitecture(stages: stages, activation: .silu, squeezeExcite: true, lastStride: 2)
         for option in parts.dropFirst() {
-            let pair = option.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+            let pair = option.split(separator: "=", maxSplits: 1).map {
+                String($0).trimmingCharacters(in: .whitespaces)
+            }
             guard pair.count == 2 else { throw ArchitectureError("Option '\(option)' must look like name=value.") }
             switch (pair[0], pair[1]) {
             case ("act", "relu"): architecture.activation = .relu
@@ -139,7 +156,8 @@ public enum Architecture: Hashable, Sendable {
             case ("last-stride", "1"): architecture.lastStride = 1
             case ("last-stride", "2"): architecture.lastStride = 2
             default:
-                throw ArchitectureError("Unknown option '\(option)'. Options: act=relu|silu, se=yes|no, last-stride=1|2.")
+                throw ArchitectureError(
+                    "Unknown option '\(option)'. Options: act=relu|silu, se=yes|no, last-stride=1|2.")
             }
         }
         return .hytra(architecture)
@@ -148,11 +166,13 @@ public enum Architecture: Hashable, Sendable {
     private static func parseMBConv(_ text: String) throws -> Architecture {
         let tokens = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard tokens.count == MBConvArchitecture.layerCount else {
-            throw ArchitectureError("The MBConv space has \(MBConvArchitecture.layerCount) layers; got \(tokens.count) choices.")
+            throw ArchitectureError(
+                "The MBConv space has \(MBConvArchitecture.layerCount) layers; got \(tokens.count) choices.")
         }
         let choices = try tokens.map { token in
             guard let choice = MBConvArchitecture.Choice(rawValue: token) else {
-                throw ArchitectureError("MBConv choice '\(token)' must be one of 6x3, 6x5, 3x3, 3x5 (expansion x kernel).")
+                throw ArchitectureError(
+                    "MBConv choice '\(token)' must be one of 6x3, 6x5, 3x3, 3x5 (expansion x kernel).")
             }
             return choice
         }
@@ -163,8 +183,10 @@ public enum Architecture: Hashable, Sendable {
     public var text: String {
         switch self {
         case let .hytra(a):
-            let stages = a.stages.map { $0.isEmpty ? "_" : $0.map { String($0.rawValue) }.joined() }.joined(separator: "-")
-            return "hytra:\(stages),act=\(a.activation),se=\(a.squeezeExcite ? "yes" : "no"),last-stride=\(a.lastStride)"
+            let stages = a.stages.map { $0.isEmpty ? "_" : $0.map { String($0.rawValue) }.joined() }.joined(
+                separator: "-")
+            return
+                "hytra:\(stages),act=\(a.activation),se=\(a.squeezeExcite ? "yes" : "no"),last-stride=\(a.lastStride)"
         case let .mbconv(a):
             return "mbconv:" + a.choices.map(\.rawValue).joined(separator: ",")
         }

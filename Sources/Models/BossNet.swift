@@ -17,7 +17,9 @@ extension GraphBuilder {
             let stage = "layer\(index + 1)"
             if blocks.isEmpty {
                 // The search space's empty stage: one plain conv 3x3 s2 . BN . act.
-                x = try conv(x, "\(stage).0.0", out: out, kernel: 3, stride: 2, padding: 1, norm: "\(stage).0.1", activation: act)
+                x = try conv(
+                    x, "\(stage).0.0", out: out, kernel: 3, stride: 2, padding: 1, norm: "\(stage).0.1", activation: act
+                )
                 inplanes = out
                 continue
             }
@@ -26,10 +28,12 @@ extension GraphBuilder {
                 let blockStride = position == 0 ? stride : 1
                 switch block {
                 case .convolution:
-                    x = try resConv(x, prefix, inplanes: inplanes, planes: planes, stride: blockStride, architecture: architecture)
+                    x = try resConv(
+                        x, prefix, inplanes: inplanes, planes: planes, stride: blockStride, architecture: architecture)
                 case .attention:
-                    x = try resAtt(x, prefix, inplanes: inplanes, out: out, heads: HyTraArchitecture.heads[index],
-                                   stride: blockStride, activation: act)
+                    x = try resAtt(
+                        x, prefix, inplanes: inplanes, out: out, heads: HyTraArchitecture.heads[index],
+                        stride: blockStride, activation: act)
                 }
                 inplanes = out
             }
@@ -39,7 +43,9 @@ extension GraphBuilder {
     }
 
     /// The avg_down shortcut: AvgPool 2x2 (when strided) . conv 1x1 . BN, or the identity.
-    private mutating func shortcut(_ x: TensorID, _ prefix: String, inplanes: Int, out: Int, stride: Int) throws -> TensorID {
+    private mutating func shortcut(_ x: TensorID, _ prefix: String, inplanes: Int, out: Int, stride: Int) throws
+        -> TensorID
+    {
         guard stride == 2 || inplanes != out else { return x }
         let pooled = stride == 2 ? avgPool(x, "\(prefix).0") : x
         return try conv(pooled, "\(prefix).1", out: out, kernel: 1, norm: "\(prefix).2")
@@ -53,14 +59,17 @@ extension GraphBuilder {
         let out = planes * 4, act = architecture.activation
         let residual = try shortcut(x, "\(prefix).downsample", inplanes: inplanes, out: out, stride: stride)
         var y = try conv(x, "\(prefix).conv1", out: planes, kernel: 1)
-        y = try conv(y, "\(prefix).peg.conv", out: planes, kernel: 3, stride: stride, padding: 1, depthwise: true, bias: true,
-                     norm: "\(prefix).bn1", activation: act)
+        y = try conv(
+            y, "\(prefix).peg.conv", out: planes, kernel: 3, stride: stride, padding: 1, depthwise: true, bias: true,
+            norm: "\(prefix).bn1", activation: act)
         y = try conv(y, "\(prefix).conv2", out: planes, kernel: 3, padding: 1, norm: "\(prefix).bn2", activation: act)
         if architecture.squeezeExcite {
             y = try conv(y, "\(prefix).conv3", out: out, kernel: 1, norm: "\(prefix).bn3")
-            return try squeezeExcite(y, "\(prefix).se", reduced: out / 16, inner: .relu, residual: residual, activation: act)
+            return try squeezeExcite(
+                y, "\(prefix).se", reduced: out / 16, inner: .relu, residual: residual, activation: act)
         }
-        return try conv(y, "\(prefix).conv3", out: out, kernel: 1, norm: "\(prefix).bn3", activation: act, residual: residual)
+        return try conv(
+            y, "\(prefix).conv3", out: out, kernel: 1, norm: "\(prefix).bn3", activation: act, residual: residual)
     }
 
     /// ResAtt: proj (conv 1x1 . PEG depthwise 3x3 with the block's stride . BN) . act . attention . BN . act .
@@ -71,10 +80,12 @@ extension GraphBuilder {
         let channels = heads * Attention.headChannels
         let residual = try shortcut(x, "\(prefix).shortcut", inplanes: inplanes, out: out, stride: stride)
         var y = try conv(x, "\(prefix).proj.0", out: channels, kernel: 1)
-        y = try conv(y, "\(prefix).proj.1.conv", out: channels, kernel: 3, stride: stride, padding: 1, depthwise: true,
-                     bias: true, norm: "\(prefix).proj.2", activation: act)
+        y = try conv(
+            y, "\(prefix).proj.1.conv", out: channels, kernel: 3, stride: stride, padding: 1, depthwise: true,
+            bias: true, norm: "\(prefix).proj.2", activation: act)
         let qkv = try conv(y, "\(prefix).net.1.to_qkv", out: 3 * channels, kernel: 1)
         y = try attention(qkv, "\(prefix).net.1", heads: heads, norm: "\(prefix).net.2", activation: act)
-        return try conv(y, "\(prefix).net.4", out: out, kernel: 1, norm: "\(prefix).net.5", activation: act, residual: residual)
+        return try conv(
+            y, "\(prefix).net.4", out: out, kernel: 1, norm: "\(prefix).net.5", activation: act, residual: residual)
     }
 }

@@ -8,12 +8,15 @@ import NetworkGraph
 
 extension GraphBuilder {
     mutating func buildMBConv(_ architecture: MBConvArchitecture) throws {
-        var x = try conv(graph.input, "conv_stem", out: 32, kernel: 3, stride: 2, padding: 1, norm: "bn1", activation: .silu)
+        var x = try conv(
+            graph.input, "conv_stem", out: 32, kernel: 3, stride: 2, padding: 1, norm: "bn1", activation: .silu)
         // Depthwise-separable block: dw 3x3 . BN . SiLU . SE 0.25 . pw 32 -> 16 . BN.
-        var y = try conv(x, "blocks.0.0.conv_dw", out: 32, kernel: 3, padding: 1, depthwise: true, norm: "blocks.0.0.bn1",
-                         activation: .silu)
-        y = try squeezeExcite(y, "blocks.0.0.se", reduced: 8, inner: .silu, names: ("conv_reduce", "conv_expand"),
-                              residual: nil, activation: .identity)
+        var y = try conv(
+            x, "blocks.0.0.conv_dw", out: 32, kernel: 3, padding: 1, depthwise: true, norm: "blocks.0.0.bn1",
+            activation: .silu)
+        y = try squeezeExcite(
+            y, "blocks.0.0.se", reduced: 8, inner: .silu, names: ("conv_reduce", "conv_expand"),
+            residual: nil, activation: .identity)
         x = try conv(y, "blocks.0.0.conv_pw", out: 16, kernel: 1, norm: "blocks.0.0.bn2")
         var inChannels = 16
         var layer = 0
@@ -26,14 +29,18 @@ extension GraphBuilder {
                 var residual = x
                 if stride == 2 { residual = avgPool(residual, "\(prefix).shortcut.0") }
                 if inChannels != stage.channels {
-                    residual = try conv(residual, "\(prefix).shortcut.1", out: stage.channels, kernel: 1, norm: "\(prefix).shortcut.2")
+                    residual = try conv(
+                        residual, "\(prefix).shortcut.1", out: stage.channels, kernel: 1, norm: "\(prefix).shortcut.2")
                 }
                 var y = try conv(x, "\(prefix).conv_pw", out: mid, kernel: 1, norm: "\(prefix).bn1", activation: .silu)
-                y = try conv(y, "\(prefix).conv_dw", out: mid, kernel: choice.kernel, stride: stride, padding: choice.kernel / 2,
-                             depthwise: true, norm: "\(prefix).bn2", activation: .silu)
-                y = try squeezeExcite(y, "\(prefix).se", reduced: max(1, inChannels / 4), inner: .silu,
-                                      names: ("conv_reduce", "conv_expand"), residual: nil, activation: .identity)
-                x = try conv(y, "\(prefix).conv_pwl", out: stage.channels, kernel: 1, norm: "\(prefix).bn3", residual: residual)
+                y = try conv(
+                    y, "\(prefix).conv_dw", out: mid, kernel: choice.kernel, stride: stride, padding: choice.kernel / 2,
+                    depthwise: true, norm: "\(prefix).bn2", activation: .silu)
+                y = try squeezeExcite(
+                    y, "\(prefix).se", reduced: max(1, inChannels / 4), inner: .silu,
+                    names: ("conv_reduce", "conv_expand"), residual: nil, activation: .identity)
+                x = try conv(
+                    y, "\(prefix).conv_pwl", out: stage.channels, kernel: 1, norm: "\(prefix).bn3", residual: residual)
                 inChannels = stage.channels
                 layer += 1
             }

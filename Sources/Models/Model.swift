@@ -39,7 +39,9 @@ public struct Model: Sendable {
     func build(batch: Int, inputSize: Int, weights: any ParameterSource) throws -> GraphBuilder {
         guard batch >= 1 else { throw ArchitectureError("The batch size must be at least 1; got \(batch).") }
         guard inputSize >= Self.minimumInputSize && inputSize <= Self.maximumInputSize else {
-            throw ArchitectureError("The input size must be between \(Self.minimumInputSize) and \(Self.maximumInputSize) pixels; got \(inputSize).")
+            throw ArchitectureError(
+                "The input size must be between \(Self.minimumInputSize) and \(Self.maximumInputSize) pixels; got \(inputSize)."
+            )
         }
         var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch, source: weights)
         try builder.build(architecture)

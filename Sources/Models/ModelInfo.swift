@@ -58,8 +58,10 @@ public struct ModelInfo: Sendable, Codable {
             stageParameters[Self.stage(of: declaration.name), default: 0] += declaration.count
         }
         for name in order {
-            stages.append(Stage(name: name, output: lastOutput[name].map(shape) ?? "", parameters: stageParameters[name] ?? 0,
-                                madds: stageMAdds[name] ?? 0))
+            stages.append(
+                Stage(
+                    name: name, output: lastOutput[name].map(shape) ?? "", parameters: stageParameters[name] ?? 0,
+                    madds: stageMAdds[name] ?? 0))
         }
         self.stages = stages
     }

@@ -66,8 +66,9 @@ public struct SyntheticWeights: ParameterSource, Sendable {
             batchNormScales = known
             return
         }
-        var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: 1, source: SyntheticWeights(),
-                                   calibrationInput: Self.smoothImage(size: inputSize))
+        var builder = GraphBuilder(
+            inputChannels: 3, inputSize: inputSize, batch: 1, source: SyntheticWeights(),
+            calibrationInput: Self.smoothImage(size: inputSize))
         try builder.build(model.architecture)
         batchNormScales = builder.calibratedScales
         Self.cache.store(batchNormScales, for: model.architecture, inputSize)
@@ -146,7 +147,9 @@ private final class CalibrationCache: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: [String: Double]] = [:]
 
-    func scales(_ architecture: Architecture, _ size: Int) -> [String: Double]? { lock.withLock { entries["\(architecture.text)@\(size)"] } }
+    func scales(_ architecture: Architecture, _ size: Int) -> [String: Double]? {
+        lock.withLock { entries["\(architecture.text)@\(size)"] }
+    }
     func store(_ scales: [String: Double], for architecture: Architecture, _ size: Int) {
         lock.withLock { entries["\(architecture.text)@\(size)"] = scales }
     }
@@ -155,5 +158,7 @@ private final class CalibrationCache: @unchecked Sendable {
 /// Zeros of the right shape: for building a graph only to count or plan it.
 public struct ZeroWeights: ParameterSource, Sendable {
     public init() {}
-    public func values(for name: String, shape: [Int]) throws -> [Float] { [Float](repeating: 0, count: shape.reduce(1, *)) }
+    public func values(for name: String, shape: [Int]) throws -> [Float] {
+        [Float](repeating: 0, count: shape.reduce(1, *))
+    }
 }

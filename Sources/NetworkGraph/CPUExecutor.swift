@@ -31,13 +31,17 @@ public enum CPUExecutor {
         let x = inputs[0]
         let residual = inputs.count > 1 ? inputs[1] : nil
         switch op {
-        case let .conv2d(op, p): return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
-        case let .pointwise(op, p): return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
-        case let .depthwise(op, p): return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
+        case let .conv2d(op, p):
+            return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
+        case let .pointwise(op, p):
+            return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
+        case let .depthwise(op, p):
+            return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
         case let .maxPool(op): return op.reference(input: x)
         case let .avgPool(op): return op.reference(input: x)
         case let .globalAvgPool(op): return op.reference(input: x)
-        case let .squeezeExcite(op, p): return op.reference(input: x, w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2, residual: residual)
+        case let .squeezeExcite(op, p):
+            return op.reference(input: x, w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2, residual: residual)
         case let .attention(op, p): return op.reference(qkv: x, scale: p.scale, shift: p.shift)
         case let .add(op): return op.reference(x, inputs[1])
         }

@@ -109,7 +109,8 @@ public enum Op: Sendable {
     /// Bytes of weights the operation reads.
     public var weightBytes: Int {
         switch self {
-        case let .conv2d(_, p), let .pointwise(_, p), let .depthwise(_, p): 4 * (p.weights.count + p.scale.count + p.shift.count)
+        case let .conv2d(_, p), let .pointwise(_, p), let .depthwise(_, p):
+            4 * (p.weights.count + p.scale.count + p.shift.count)
         case let .squeezeExcite(_, p): 4 * (p.w1.count + p.b1.count + p.w2.count + p.b2.count)
         case let .attention(_, p): 4 * (p.scale.count + p.shift.count)
         case .maxPool, .avgPool, .globalAvgPool, .add: 0
@@ -179,7 +180,9 @@ public struct Graph: Sendable {
         precondition(inputs.allSatisfy { shapes.indices.contains($0) }, "\(name): input tensor does not exist")
         let id = shapes.count
         shapes.append(shape)
-        if op.hasResidual { precondition(inputs.count == 2 && shapes[inputs[1]] == shape, "\(name): residual shape differs") }
+        if op.hasResidual {
+            precondition(inputs.count == 2 && shapes[inputs[1]] == shape, "\(name): residual shape differs")
+        }
         nodes.append(Node(name: name, op: op, inputs: inputs, output: id))
         output = id
         return id
@@ -199,13 +202,17 @@ public struct Graph: Sendable {
 
     /// Every dispatch the graph needs on a device like `profile` with `kernels`, in order (what an
     /// ``InferenceSession`` records), for creating or timing its pipelines ahead of time.
-    public func launches(for profile: DeviceProfile = .minimum, kernels: KernelChoice = .family(.texel)) throws -> [KernelLaunch] {
+    public func launches(for profile: DeviceProfile = .minimum, kernels: KernelChoice = .family(.texel)) throws
+        -> [KernelLaunch]
+    {
         try Lowering(graph: self, profile: profile, choice: kernels, weights: false).steps.map(\.kernel.launch)
     }
 
     /// Bytes of scratch each node needs on the device (squeeze-excite's means and gates, attention's row statistics,
     /// split-K's partial sums), as ``MemoryPlan`` takes them.
-    public func scratchBytes(for profile: DeviceProfile = .minimum, kernels: KernelChoice = .family(.texel)) throws -> [[Int]] {
+    public func scratchBytes(for profile: DeviceProfile = .minimum, kernels: KernelChoice = .family(.texel)) throws
+        -> [[Int]]
+    {
         try Lowering(graph: self, profile: profile, choice: kernels, weights: false).scratchBytes
     }
 

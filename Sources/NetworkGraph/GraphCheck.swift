@@ -29,8 +29,9 @@ public enum GraphCheck {
         let reference = (reference ?? graph).withBatch(1)
         precondition(reference.nodes.count == graph.nodes.count, "the reference graph has other nodes")
         let input = Array(input.prefix(graph.shapes[graph.input].count))
-        let session = try InferenceSession(graph: graph, device: device, pipelines: pipelines,
-                                           options: SessionOptions(keepIntermediates: true, kernels: kernels))
+        let session = try InferenceSession(
+            graph: graph, device: device, pipelines: pipelines,
+            options: SessionOptions(keepIntermediates: true, kernels: kernels))
         let tolerance: Double
         switch kernels {
         case let .family(family): tolerance = Tolerance.relativeL2(for: family)
@@ -48,9 +49,10 @@ public enum GraphCheck {
             let expected = CPUExecutor.evaluate(node, inputs: try node.inputs.map(value))
             var comparison = Comparison(try value(graph.nodes[index].output), expected)
             comparison.tolerance = tolerance
-            return NodeComparison(index: index, name: node.name, op: node.op.name,
-                                  shape: graph.shapes[node.output].description, relativeL2: comparison.relativeL2,
-                                  maxAbsolute: comparison.maxAbsolute, pass: comparison.passes)
+            return NodeComparison(
+                index: index, name: node.name, op: node.op.name,
+                shape: graph.shapes[node.output].description, relativeL2: comparison.relativeL2,
+                maxAbsolute: comparison.maxAbsolute, pass: comparison.passes)
         }
     }
 
@@ -58,7 +60,9 @@ public enum GraphCheck {
     public static func firstDivergence(
         graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, kernels: KernelChoice = .automatic
     ) throws -> NodeComparison? {
-        try compare(graph: graph, device: device, input: input, reference: reference, kernels: kernels).first { !$0.pass }
+        try compare(graph: graph, device: device, input: input, reference: reference, kernels: kernels).first {
+            !$0.pass
+        }
     }
 }
 

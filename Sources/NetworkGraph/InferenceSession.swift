@@ -95,7 +95,10 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Plans `graph` for `device`, uploads its weights, makes its pipelines (through `pipelines`, so sessions can
     /// share them) and records its command buffer.
-    public init(graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, options: SessionOptions = SessionOptions()) throws {
+    public init(
+        graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil,
+        options: SessionOptions = SessionOptions()
+    ) throws {
         self.graph = graph
         self.device = device
         self.options = options
@@ -118,24 +121,31 @@ public final class InferenceSession: @unchecked Sendable {
         let bufferLimit = limits.maxSingleBuffer / MemoryPlan.alignment * MemoryPlan.alignment
         // Weights do not shrink with the batch: one array past the range is the end of it.
         if let index = lowering.weightCounts.indices.max(by: { lowering.weightCounts[$0] < lowering.weightCounts[$1] }),
-           MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index]) > rangeLimit {
-            throw PlanError.weightsTooLarge(node: graph.nodes[lowering.weightNodes[index]].name,
-                                            bytes: lowering.weightCounts[index] * lowering.weightElementBytes[index], limit: rangeLimit)
+            MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index]) > rangeLimit
+        {
+            throw PlanError.weightsTooLarge(
+                node: graph.nodes[lowering.weightNodes[index]].name,
+                bytes: lowering.weightCounts[index] * lowering.weightElementBytes[index], limit: rangeLimit)
         }
         while true {
             let elementBytes = lowering.elementBytes
-            let largest = (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 })
+            let largest =
+                (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 })
                 .map(MemoryPlan.padded).max() ?? 0
-            plan = MemoryPlan(graph: executed, scratchBytes: lowering.scratchBytes, elementBytes: elementBytes, share: share,
-                              capacity: bufferLimit)
+            plan = MemoryPlan(
+                graph: executed, scratchBytes: lowering.scratchBytes, elementBytes: elementBytes, share: share,
+                capacity: bufferLimit)
             // A dispatch's grid grows with the batch too (the tiled GEMM's columns): past the device's workgroup count
             // it must be split like a tensor past the range.
             let groupLimits = limits.maxComputeWorkGroupCount
-            let widestGrid = lowering.steps.map { step -> Double in
-                let groups = step.kernel.launch.groups
-                return [Double(groups.x) / Double(groupLimits[0]), Double(groups.y) / Double(groupLimits[1]),
-                        Double(groups.z) / Double(groupLimits[2])].max() ?? 0
-            }.max() ?? 0
+            let widestGrid =
+                lowering.steps.map { step -> Double in
+                    let groups = step.kernel.launch.groups
+                    return [
+                        Double(groups.x) / Double(groupLimits[0]), Double(groups.y) / Double(groupLimits[1]),
+                        Double(groups.z) / Double(groupLimits[2]),
+                    ].max() ?? 0
+                }.max() ?? 0
             // Weights: packed one after another, a new buffer whenever the next array would pass the limit.
             weightOffsets = []
             weightBufferSizes = [0]
@@ -145,10 +155,12 @@ public final class InferenceSession: @unchecked Sendable {
                     weightBufferSizes.append(0)
                 }
                 weightOffsets.append((weightBufferSizes.count - 1, weightBufferSizes[weightBufferSizes.count - 1]))
-                weightBufferSizes[weightBufferSizes.count - 1] = MemoryPlan.aligned(weightBufferSizes[weightBufferSizes.count - 1] + bytes)
+                weightBufferSizes[weightBufferSizes.count - 1] = MemoryPlan.aligned(
+                    weightBufferSizes[weightBufferSizes.count - 1] + bytes)
             }
             weightEnd = weightBufferSizes.reduce(0, +)
-            let io = MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
+            let io =
+                MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
                 + MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
             let needed = plan.arenaBytes + io + max(weightEnd, MemoryPlan.alignment)
             if largest <= rangeLimit && needed <= device.memoryBudgetBytes && widestGrid <= 1 { break }
@@ -158,20 +170,27 @@ public final class InferenceSession: @unchecked Sendable {
                     return groups.x > groupLimits[0] || groups.y > groupLimits[1] || groups.z > groupLimits[2]
                 }) {
                     let groups = step.kernel.launch.groups
-                    throw VulkanSetupError.workgroupCountOutOfRange(kernel: step.kernel.launch.spirvName, groups: [groups.x, groups.y, groups.z],
-                                                                    limits: groupLimits)
+                    throw VulkanSetupError.workgroupCountOutOfRange(
+                        kernel: step.kernel.launch.spirvName, groups: [groups.x, groups.y, groups.z],
+                        limits: groupLimits)
                 }
                 if largest > rangeLimit {
-                    let node = executed.nodes.first { $0.output == executed.shapes.indices.max { executed.shapes[$0].count < executed.shapes[$1].count } }
+                    let node = executed.nodes.first {
+                        $0.output
+                            == executed.shapes.indices.max { executed.shapes[$0].count < executed.shapes[$1].count }
+                    }
                     throw PlanError.tensorTooLarge(node: node?.name ?? "?", bytes: largest, limit: rangeLimit)
                 }
-                throw VulkanSetupError.outOfDeviceMemory(neededBytes: needed, availableBytes: device.memoryBudgetBytes,
-                                                         batch: graph.batch, largestBatch: 0)
+                throw VulkanSetupError.outOfDeviceMemory(
+                    neededBytes: needed, availableBytes: device.memoryBudgetBytes,
+                    batch: graph.batch, largestBatch: 0)
             }
             // Activations grow with the batch; shrink in proportion to the worse overrun, at least by one.
-            let byRange = min(largest > rangeLimit ? Double(rangeLimit) / Double(largest) : 1, widestGrid > 1 ? 1 / widestGrid : 1)
+            let byRange = min(
+                largest > rangeLimit ? Double(rangeLimit) / Double(largest) : 1, widestGrid > 1 ? 1 / widestGrid : 1)
             let budgetForActivations = Double(device.memoryBudgetBytes - max(weightEnd, MemoryPlan.alignment))
-            let byMemory = needed > device.memoryBudgetBytes ? max(0, budgetForActivations) / Double(plan.arenaBytes + io) : 1
+            let byMemory =
+                needed > device.memoryBudgetBytes ? max(0, budgetForActivations) / Double(plan.arenaBytes + io) : 1
             micro = max(1, min(micro - 1, Int(Double(micro) * min(byRange, byMemory))))
             executed = graph.withBatch(micro)
             lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels, weights: false)
@@ -186,29 +205,39 @@ public final class InferenceSession: @unchecked Sendable {
         let inputBytes = MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
         let outputBytes = MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
         let arenas = try plan.arenas.enumerated().map { index, bytes in
-            try VulkanBuffer(device: device, size: bytes, label: plan.arenas.count > 1 ? "activations \(index)" : "activations")
+            try VulkanBuffer(
+                device: device, size: bytes, label: plan.arenas.count > 1 ? "activations \(index)" : "activations")
         }
         let inputBuffer = try VulkanBuffer(device: device, size: inputBytes, label: "input")
-        let inputStaging = inputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: inputBytes, memory: .staging, label: "input staging")
+        let inputStaging =
+            inputBuffer.isHostVisible
+            ? nil : try VulkanBuffer(device: device, size: inputBytes, memory: .staging, label: "input staging")
         let outputBuffer = try VulkanBuffer(device: device, size: outputBytes, label: "output")
-        let outputStaging = outputBuffer.isHostVisible ? nil : try VulkanBuffer(device: device, size: outputBytes, memory: .staging, label: "output staging")
+        let outputStaging =
+            outputBuffer.isHostVisible
+            ? nil : try VulkanBuffer(device: device, size: outputBytes, memory: .staging, label: "output staging")
 
         let weights = try weightBufferSizes.enumerated().map { index, bytes in
-            try VulkanBuffer(device: device, size: max(bytes, MemoryPlan.alignment), label: weightBufferSizes.count > 1 ? "weights \(index)" : "weights")
+            try VulkanBuffer(
+                device: device, size: max(bytes, MemoryPlan.alignment),
+                label: weightBufferSizes.count > 1 ? "weights \(index)" : "weights")
         }
         // Each array straight into its buffer (or that buffer's one staging buffer), as float32 or as halves; the
         // padding between arrays stays zero.
         for (index, buffer) in weights.enumerated() {
             try buffer.write { pool in
                 pool.initializeMemory(as: UInt8.self, repeating: 0)
-                for (arrayIndex, (array, place)) in zip(lowering.weights, weightOffsets).enumerated() where place.buffer == index {
+                for (arrayIndex, (array, place)) in zip(lowering.weights, weightOffsets).enumerated()
+                where place.buffer == index {
                     if lowering.weightElementBytes[arrayIndex] == 2 {
                         array.map(Half.bits).withUnsafeBytes {
-                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)]).copyMemory(from: $0)
+                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)])
+                                .copyMemory(from: $0)
                         }
                     } else {
                         array.withUnsafeBytes {
-                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)]).copyMemory(from: $0)
+                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)])
+                                .copyMemory(from: $0)
                         }
                     }
                 }
@@ -228,7 +257,10 @@ public final class InferenceSession: @unchecked Sendable {
                 return (arenas[region.arena], region.offset, region.bytes)
             case let .weight(index):
                 let place = weightOffsets[index]
-                return (weights[place.buffer], place.offset, MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index]))
+                return (
+                    weights[place.buffer], place.offset,
+                    MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index])
+                )
             }
         }
 
@@ -237,23 +269,27 @@ public final class InferenceSession: @unchecked Sendable {
         let pool = try DescriptorPool(device: device, forSetsOf: stepPipelines)
         var views: [String: TexelBufferView] = [:]
         let sets = try zip(lowering.steps, stepPipelines).map { step, pipeline in
-            try pool.makeSet(for: pipeline, step.kernel.bindings.map { binding -> DescriptorResource in
-                let (buffer, offset, bytes) = location(binding.resource)
-                guard binding.kind(on: step.kernel.dataPath) == .uniformTexelBuffer else {
-                    return .buffer(buffer, offset: offset, range: bytes)
-                }
-                let format = binding.format
-                let key = "\(binding.resource)/\(format)"
-                if let view = views[key] { return .texels(view) }
-                let view = try TexelBufferView(buffer: buffer, format: format, offset: offset, range: bytes / format.bytes * format.bytes)
-                views[key] = view
-                return .texels(view)
-            })
+            try pool.makeSet(
+                for: pipeline,
+                step.kernel.bindings.map { binding -> DescriptorResource in
+                    let (buffer, offset, bytes) = location(binding.resource)
+                    guard binding.kind(on: step.kernel.dataPath) == .uniformTexelBuffer else {
+                        return .buffer(buffer, offset: offset, range: bytes)
+                    }
+                    let format = binding.format
+                    let key = "\(binding.resource)/\(format)"
+                    if let view = views[key] { return .texels(view) }
+                    let view = try TexelBufferView(
+                        buffer: buffer, format: format, offset: offset, range: bytes / format.bytes * format.bytes)
+                    views[key] = view
+                    return .texels(view)
+                })
         }
 
         // Record once.
         let commands = try CommandBuffer(device: device)
-        let timestamps = device.timestampValidBits > 0
+        let timestamps =
+            device.timestampValidBits > 0
             ? try TimestampQueries(device: device, count: options.profile ? executed.nodes.count + 1 : 2) : nil
         try commands.begin()
         if let timestamps { commands.resetQueries(timestamps) }
@@ -305,7 +341,8 @@ public final class InferenceSession: @unchecked Sendable {
         self.commands = commands
         self.timestamps = timestamps
         nodeBytes = executed.nodes.map { node in
-            elementBytes * (node.inputs.reduce(0) { $0 + executed.shapes[$1].count } + executed.shapes[node.output].count)
+            elementBytes
+                * (node.inputs.reduce(0) { $0 + executed.shapes[$1].count } + executed.shapes[node.output].count)
                 + node.op.weightBytes / 4 * elementBytes
         }
         // Each node's data path is its first step's.
@@ -346,7 +383,8 @@ public final class InferenceSession: @unchecked Sendable {
                 try upload(chunk, to: inputStaging ?? inputBuffer)
                 try device.submitAndWait(commands)
                 hasRun = true
-                output += try download(outPerImage * micro, from: outputStaging ?? outputBuffer).prefix(images * outPerImage)
+                output += try download(outPerImage * micro, from: outputStaging ?? outputBuffer).prefix(
+                    images * outPerImage)
                 if let timestamps {
                     let times = try timestamps.nanoseconds()
                     deviceTime += max(0, (times.last ?? 0) - times[0])
@@ -359,13 +397,18 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Writes activation values as the kernels store them (halves on the 16-bit families).
     private func upload(_ values: [Float], to buffer: VulkanBuffer, at offset: Int = 0) throws {
-        if elementBytes == 2 { try buffer.upload(values.map(Half.bits), at: offset) } else { try buffer.upload(values, at: offset) }
+        if elementBytes == 2 {
+            try buffer.upload(values.map(Half.bits), at: offset)
+        } else {
+            try buffer.upload(values, at: offset)
+        }
     }
 
     /// Reads activation values as the kernels stored them.
     private func download(_ count: Int, from buffer: VulkanBuffer, at offset: Int = 0) throws -> [Float] {
-        elementBytes == 2 ? try buffer.download(UInt16.self, count: count, from: offset).map(Half.float)
-                          : try buffer.download(Float.self, count: count, from: offset)
+        elementBytes == 2
+            ? try buffer.download(UInt16.self, count: count, from: offset).map(Half.float)
+            : try buffer.download(Float.self, count: count, from: offset)
     }
 
     deinit {
@@ -385,8 +428,10 @@ public final class InferenceSession: @unchecked Sendable {
         guard let timestamps, hasRun, options.profile else { return [] }
         let times = try timestamps.nanoseconds()
         return executed.nodes.enumerated().map { index, node in
-            NodeTime(name: node.name, op: node.op.name, kernel: variants[index], shape: executed.shapes[node.output].description,
-                     nanoseconds: max(0, times[index + 1] - times[index]), madds: node.op.madds, bytes: nodeBytes[index])
+            NodeTime(
+                name: node.name, op: node.op.name, kernel: variants[index],
+                shape: executed.shapes[node.output].description,
+                nanoseconds: max(0, times[index + 1] - times[index]), madds: node.op.madds, bytes: nodeBytes[index])
         }
     }
 
@@ -425,7 +470,9 @@ private struct HazardTracker {
 
     func needsBarrier(reads newReads: [Access], writes newWrites: [Access]) -> Bool {
         newReads.contains { read in writes.contains(where: read.overlaps) }
-            || newWrites.contains { write in writes.contains(where: write.overlaps) || reads.contains(where: write.overlaps) }
+            || newWrites.contains { write in
+                writes.contains(where: write.overlaps) || reads.contains(where: write.overlaps)
+            }
     }
 
     mutating func record(reads newReads: [Access], writes newWrites: [Access]) {

@@ -27,11 +27,14 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .familyUnsupported(family, device):
-            let needs = family == .fp16math ? "16-bit storage and shaderFloat16" : "16-bit storage (storageBuffer16BitAccess)"
-            return "The \(family) kernels need \(needs), which \(device) does not offer (or the limits emulation turned off). "
+            let needs =
+                family == .fp16math ? "16-bit storage and shaderFloat16" : "16-bit storage (storageBuffer16BitAccess)"
+            return
+                "The \(family) kernels need \(needs), which \(device) does not offer (or the limits emulation turned off). "
                 + "Choose another family with --kernels (\(KernelChoice.names.joined(separator: ", ")))."
         case let .weightsTooLarge(node, bytes, limit):
-            return "Node \(node) has \(bytes) bytes of weights in one array; this device binds at most \(limit) bytes at once "
+            return
+                "Node \(node) has \(bytes) bytes of weights in one array; this device binds at most \(limit) bytes at once "
                 + "(maxStorageBufferRange / maxBufferSize), so this model cannot run on it."
         case let .tensorTooLarge(node, bytes, limit):
             return "Node \(node) writes \(bytes) bytes for one image; this device binds at most \(limit) bytes at once "
@@ -68,21 +71,26 @@ struct Lowering: Sendable {
 
     /// Lowers every node for `profile` with the kernels `choice` asks for; with `weights` false the weight arrays are
     /// left empty (for listing dispatches only).
-    init(graph: Graph, profile: DeviceProfile = .minimum, choice: KernelChoice = .family(.texel), weights: Bool = true) throws {
+    init(graph: Graph, profile: DeviceProfile = .minimum, choice: KernelChoice = .family(.texel), weights: Bool = true)
+        throws
+    {
         keepWeights = weights
         shapes = graph.shapes
         scratchBytes = Array(repeating: [], count: graph.nodes.count)
         variants = Array(repeating: "", count: graph.nodes.count)
         let family = choice.family(on: profile.type)
         guard family.isSupported(by: profile.features) else {
-            throw PlanError.familyUnsupported(family, device: profile.type == .other ? "this device" : "this \(profile.type) device")
+            throw PlanError.familyUnsupported(
+                family, device: profile.type == .other ? "this device" : "this \(profile.type) device")
         }
         elementBytes = family.dataPath.elementBytes
         let config = KernelConfig(family: family, limits: profile.limits)
         for (index, node) in graph.nodes.enumerated() {
             currentNode = index
             var nodeConfig = config
-            if choice == .automatic, family == .texel, case let .pointwise(op, _) = node.op, op.usesGEMV(config.with(.tiled)) {
+            if choice == .automatic, family == .texel, case let .pointwise(op, _) = node.op,
+                op.usesGEMV(config.with(.tiled))
+            {
                 // T0's classifier at batch 1 on lavapipe: 2.8 ms as a GEMV, 13.9 ms in the texel GEMM (BENCHMARKS.md).
                 nodeConfig = config.with(.tiled)
             }
@@ -94,7 +102,8 @@ struct Lowering: Sendable {
                 if case let .weight(array) = binding.resource { weightElementBytes[array] = 4 }
             }
             steps += nodeSteps.map { Step(node: index, kernel: $0) }
-            variants[index] = nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
+            variants[index] =
+                nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
                 + (Self.tiling(node.op, nodeConfig).map { " (\($0))" } ?? "")
         }
     }
@@ -126,7 +135,8 @@ struct Lowering: Sendable {
     private func fitsTexelViews(_ steps: [KernelStep<PlanResource>], limit: Int) -> Bool {
         steps.allSatisfy { step in
             step.bindings.allSatisfy { binding in
-                binding.kind(on: .texel) != .uniformTexelBuffer || bytes(of: binding.resource) / binding.format.bytes <= limit
+                binding.kind(on: .texel) != .uniformTexelBuffer
+                    || bytes(of: binding.resource) / binding.format.bytes <= limit
             }
         }
     }
@@ -150,18 +160,23 @@ struct Lowering: Sendable {
         switch node.op {
         case let .conv2d(op, p):
             let partials = op.scratchCount(config)
-            return op.steps(input: x, weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.reduction),
-                            affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
-                            scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
+            return op.steps(
+                input: x,
+                weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.reduction),
+                affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
+                scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
         case let .pointwise(op, p):
             let partials = op.scratchCount(config)
-            return op.steps(input: x, weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.inChannels),
-                            affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
-                            scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
+            return op.steps(
+                input: x,
+                weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.inChannels),
+                affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
+                scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
         case let .depthwise(op, p):
-            return op.steps(input: x, weights: weight(p.weights, count: p.weights.count),
-                            affine: weight(Self.affine(p), count: 2 * op.channels), residual: residual, output: output,
-                            config: config)
+            return op.steps(
+                input: x, weights: weight(p.weights, count: p.weights.count),
+                affine: weight(Self.affine(p), count: 2 * op.channels), residual: residual, output: output,
+                config: config)
         case let .maxPool(op):
             return op.steps(input: x, output: output, config: config)
         case let .avgPool(op):
@@ -169,16 +184,18 @@ struct Lowering: Sendable {
         case let .globalAvgPool(op):
             return op.steps(input: x, output: output, config: config)
         case let .squeezeExcite(op, p):
-            return op.steps(input: x, w1: weight(p.w1, count: p.w1.count), b1: weight(p.b1, count: p.b1.count),
-                            w2: weight(p.w2, count: p.w2.count), b2: weight(p.b2, count: p.b2.count),
-                            means: scratch(index, bytes: activation * op.batch * op.channels),
-                            gates: scratch(index, bytes: activation * op.batch * op.channels), residual: residual, output: output,
-                            config: config)
+            return op.steps(
+                input: x, w1: weight(p.w1, count: p.w1.count), b1: weight(p.b1, count: p.b1.count),
+                w2: weight(p.w2, count: p.w2.count), b2: weight(p.b2, count: p.b2.count),
+                means: scratch(index, bytes: activation * op.batch * op.channels),
+                gates: scratch(index, bytes: activation * op.batch * op.channels), residual: residual, output: output,
+                config: config)
         case let .attention(op, p):
             let rows = op.scratchCount(config)
-            return op.steps(qkv: x, rows: rows > 0 ? scratch(index, bytes: 4 * rows) : nil,
-                            affine: weight(Epilogue.packAffine(scale: p.scale, shift: p.shift), count: 2 * op.channels),
-                            output: output, config: config)
+            return op.steps(
+                qkv: x, rows: rows > 0 ? scratch(index, bytes: 4 * rows) : nil,
+                affine: weight(Epilogue.packAffine(scale: p.scale, shift: p.shift), count: 2 * op.channels),
+                output: output, config: config)
         case let .add(op):
             return op.steps(a: x, b: .tensor(node.inputs[1]), output: output, config: config)
         }

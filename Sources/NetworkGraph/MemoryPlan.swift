@@ -35,7 +35,8 @@ public struct MemoryPlan: Sendable {
     /// Plans `graph`, where node `i` needs scratch of `scratchBytes[i]` bytes each and each activation value takes
     /// `elementBytes`. With `share` false every tensor gets its own region (for checking every intermediate result).
     /// A region larger than `capacity` still gets an arena of its own (the session refuses it before allocating).
-    public init(graph: Graph, scratchBytes: [[Int]], elementBytes: Int = 4, share: Bool = true, capacity: Int = Int.max) {
+    public init(graph: Graph, scratchBytes: [[Int]], elementBytes: Int = 4, share: Bool = true, capacity: Int = Int.max)
+    {
         struct Item {
             var bytes: Int
             var first: Int, last: Int  // node indices, inclusive
@@ -63,8 +64,10 @@ public struct MemoryPlan: Sendable {
             for arena in ends.indices {
                 var offset = 0
                 if share {
-                    let conflicts = placed.filter { $0.region.arena == arena && $0.item.first <= item.last && item.first <= $0.item.last }
-                        .map(\.region).sorted { $0.offset < $1.offset }
+                    let conflicts = placed.filter {
+                        $0.region.arena == arena && $0.item.first <= item.last && item.first <= $0.item.last
+                    }
+                    .map(\.region).sorted { $0.offset < $1.offset }
                     for other in conflicts where offset + item.bytes > other.offset {
                         offset = max(offset, Self.aligned(other.end))
                     }

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// How far a download has come.
@@ -53,8 +54,10 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
 
     /// Downloads `url` into `destination`, appending to what it already holds (a `Range` request; a server that
     /// ignores the range gets the file rewritten from the start). Blocks until the attempt ends.
-    static func attempt(_ url: URL, into destination: URL, timeout: TimeInterval,
-                        progress: @escaping @Sendable (DownloadProgress) -> Void) throws(Failure) -> Outcome {
+    static func attempt(
+        _ url: URL, into destination: URL, timeout: TimeInterval,
+        progress: @escaping @Sendable (DownloadProgress) -> Void
+    ) throws(Failure) -> Outcome {
         let task = HTTPDownload(url: url, destination: destination, progress: progress)
         return try task.run(timeout: timeout)
     }
@@ -94,8 +97,10 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         return try result.get()
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void) {
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
+    ) {
         let disposition: URLSession.ResponseDisposition = lock.withLock {
             guard let http = response as? HTTPURLResponse else {
                 failure = .unreachable("the answer is not HTTP")
@@ -117,14 +122,18 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
             case 206:
                 let range = Self.contentRange(http.value(forHTTPHeaderField: "Content-Range"))
                 guard range?.start == received else {
-                    failure = .file("the server resumed at another offset than asked (\(http.value(forHTTPHeaderField: "Content-Range") ?? "no Content-Range"))")
+                    failure = .file(
+                        "the server resumed at another offset than asked (\(http.value(forHTTPHeaderField: "Content-Range") ?? "no Content-Range"))"
+                    )
                     return .cancel
                 }
                 expected = range?.total ?? length.map { received + $0 }
                 return .allow
             case 416 where received > 0:
                 // Nothing past what the file holds: complete when the server's size is the file's.
-                if let total = Self.contentRange(http.value(forHTTPHeaderField: "Content-Range"))?.total, total == received {
+                if let total = Self.contentRange(http.value(forHTTPHeaderField: "Content-Range"))?.total,
+                    total == received
+                {
                     expected = total
                 } else {
                     failure = .file("the partial file is longer than the server's")
@@ -152,8 +161,9 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
             guard now.timeIntervalSince(lastReport) >= 0.2 || received == expected else { return nil }
             lastReport = now
             let seconds = now.timeIntervalSince(started)
-            return DownloadProgress(received: received, total: expected,
-                                    bytesPerSecond: seconds > 0 ? Double(receivedThisAttempt) / seconds : 0)
+            return DownloadProgress(
+                received: received, total: expected,
+                bytesPerSecond: seconds > 0 ? Double(receivedThisAttempt) / seconds : 0)
         }
         if let report { progress(report) }
     }

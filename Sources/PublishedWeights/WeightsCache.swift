@@ -1,10 +1,11 @@
 import Checkpoint
 import Foundation
 import Models
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What a ``WeightsCache`` is doing, for a progress display.
@@ -67,8 +68,10 @@ public struct WeightsCache: Sendable {
 
     /// The published weights of `model` (`model_ema` with `ema`), bound to it: from the cache, or downloaded into it
     /// first. Blocks while it downloads; `progress` hears how it goes.
-    public func weights(for model: Model, ema: Bool = false,
-                        progress: @escaping @Sendable (DownloadEvent) -> Void = { _ in }) throws -> CheckpointWeights {
+    public func weights(
+        for model: Model, ema: Bool = false,
+        progress: @escaping @Sendable (DownloadEvent) -> Void = { _ in }
+    ) throws -> CheckpointWeights {
         let checkpoint = try PublishedCheckpoint.of(model: model.name)
         let file = path(of: checkpoint)
         if !isCached(checkpoint) { try download(checkpoint, model: model, progress: progress) }
@@ -82,8 +85,10 @@ public struct WeightsCache: Sendable {
     /// Downloads `checkpoint` into the cache unless it is there, checking that it binds to `model` before it takes
     /// its place. Returns its path.
     @discardableResult
-    public func download(_ checkpoint: PublishedCheckpoint, model: Model,
-                         progress: @escaping @Sendable (DownloadEvent) -> Void = { _ in }) throws -> URL {
+    public func download(
+        _ checkpoint: PublishedCheckpoint, model: Model,
+        progress: @escaping @Sendable (DownloadEvent) -> Void = { _ in }
+    ) throws -> URL {
         let file = path(of: checkpoint), partial = partialPath(of: checkpoint), url = checkpoint.url(source: source)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -102,16 +107,20 @@ public struct WeightsCache: Sendable {
             do {
                 outcome = try HTTPDownload.attempt(url, into: partial, timeout: timeout) { progress(.progress($0)) }
             } catch {
-                if Self.size(of: partial) == 0 { try? FileManager.default.removeItem(at: partial) }  // nothing to resume
+                // Nothing to resume from: leave no empty partial file behind.
+                if Self.size(of: partial) == 0 { try? FileManager.default.removeItem(at: partial) }
                 switch error {
-                case let .status(status): throw PublishedWeightsError.httpStatus(url: url, status: status, cachePath: file)
-                case let .unreachable(reason): throw PublishedWeightsError.unreachable(url: url, cachePath: file, reason: reason)
+                case let .status(status):
+                    throw PublishedWeightsError.httpStatus(url: url, status: status, cachePath: file)
+                case let .unreachable(reason):
+                    throw PublishedWeightsError.unreachable(url: url, cachePath: file, reason: reason)
                 case let .file(reason): throw PublishedWeightsError.cacheUnwritable(path: partial, reason: reason)
                 }
             }
             guard case let .interrupted(received, expected) = outcome else { break }
             guard attempt < attempts else {
-                throw PublishedWeightsError.interrupted(url: url, received: received, expected: expected, partialPath: partial)
+                throw PublishedWeightsError.interrupted(
+                    url: url, received: received, expected: expected, partialPath: partial)
             }
             attempt += 1
             progress(.retrying(received: received, attempt: attempt))

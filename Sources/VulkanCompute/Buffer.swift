@@ -26,7 +26,9 @@ public final class VulkanBuffer {
     public let label: String
 
     /// Creates a buffer usable as a storage buffer, a uniform texel buffer and a transfer source and destination.
-    public init(device: VulkanDevice, size: Int, memory kind: BufferMemory = .deviceLocal, label: String = "buffer") throws {
+    public init(device: VulkanDevice, size: Int, memory kind: BufferMemory = .deviceLocal, label: String = "buffer")
+        throws
+    {
         guard size > 0 else { throw VulkanSetupError.emptyBuffer(label: label) }
         guard size <= device.limits.maxSingleBuffer else {
             throw VulkanSetupError.bufferTooLarge(label: label, bytes: size, limit: device.limits.maxSingleBuffer)
@@ -55,12 +57,14 @@ public final class VulkanBuffer {
         switch kind {
         case .deviceLocal:
             // On unified memory take the device-local type that the host can also see, so no staging is needed.
-            typeIndex = device.info.unifiedMemory
+            typeIndex =
+                device.info.unifiedMemory
                 ? device.memoryType(typeBits: requirements.memoryTypeBits, required: local | visible | coherent)
                     ?? device.memoryType(typeBits: requirements.memoryTypeBits, required: local)
                 : device.memoryType(typeBits: requirements.memoryTypeBits, required: local)
         case .staging:
-            typeIndex = device.memoryType(typeBits: requirements.memoryTypeBits, required: visible | coherent, preferred: cached)
+            typeIndex = device.memoryType(
+                typeBits: requirements.memoryTypeBits, required: visible | coherent, preferred: cached)
         }
         guard let typeIndex else {
             vkDestroyBuffer(device.handle, buffer, nil)
@@ -119,7 +123,8 @@ public final class VulkanBuffer {
     /// host-visible, else a staging buffer copied over in one submission. Saves building the contents elsewhere first.
     ///
     /// Call between submissions only: it does not synchronize with work in flight.
-    public func write(offset: Int = 0, count: Int? = nil, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+    public func write(offset: Int = 0, count: Int? = nil, _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws
+    {
         let count = count ?? size - offset
         try checkRange(offset: offset, count: count, operation: "write")
         guard count > 0 else { return }
@@ -175,7 +180,8 @@ public final class VulkanBuffer {
 
     private func checkRange(offset: Int, count: Int, operation: String) throws {
         guard offset >= 0, count >= 0, offset + count <= size else {
-            throw VulkanSetupError.badRange(buffer: label, offset: offset, bytes: count, bufferBytes: size, alignment: 1)
+            throw VulkanSetupError.badRange(
+                buffer: label, offset: offset, bytes: count, bufferBytes: size, alignment: 1)
         }
     }
 }
@@ -212,12 +218,15 @@ public final class TexelBufferView {
         let limits = device.limits
         let alignment = limits.minTexelBufferOffsetAlignment
         guard offset >= 0, range > 0, offset + range <= buffer.size, offset % max(alignment, 1) == 0,
-              range % format.bytes == 0 else {
-            throw VulkanSetupError.badRange(buffer: buffer.label, offset: offset, bytes: range, bufferBytes: buffer.size, alignment: alignment)
+            range % format.bytes == 0
+        else {
+            throw VulkanSetupError.badRange(
+                buffer: buffer.label, offset: offset, bytes: range, bufferBytes: buffer.size, alignment: alignment)
         }
         guard range / format.bytes <= limits.maxTexelBufferElements else {
-            throw VulkanSetupError.limitExceeded(limit: "maxTexelBufferElements", requested: range / format.bytes,
-                                                 allowed: limits.maxTexelBufferElements, by: "a texel view of buffer '\(buffer.label)'")
+            throw VulkanSetupError.limitExceeded(
+                limit: "maxTexelBufferElements", requested: range / format.bytes,
+                allowed: limits.maxTexelBufferElements, by: "a texel view of buffer '\(buffer.label)'")
         }
         self.buffer = buffer
         self.format = format

@@ -9,7 +9,8 @@ public enum Access: Sendable {
 
     var stage: VkPipelineStageFlags {
         switch self {
-        case .computeRead, .computeWrite, .computeReadWrite: VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue)
+        case .computeRead, .computeWrite, .computeReadWrite:
+            VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT.rawValue)
         case .transferRead, .transferWrite: VkPipelineStageFlags(VK_PIPELINE_STAGE_TRANSFER_BIT.rawValue)
         case .hostRead, .hostWrite: VkPipelineStageFlags(VK_PIPELINE_STAGE_HOST_BIT.rawValue)
         }
@@ -51,7 +52,9 @@ public final class CommandBuffer {
         info.commandBufferCount = 1
         var buffer: VkCommandBuffer?
         try check(vkAllocateCommandBuffers(device.handle, &info, &buffer), "vkAllocateCommandBuffers")
-        guard let buffer else { throw VulkanError(call: "vkAllocateCommandBuffers", result: VK_ERROR_INITIALIZATION_FAILED) }
+        guard let buffer else {
+            throw VulkanError(call: "vkAllocateCommandBuffers", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
         handle = buffer
     }
 
@@ -91,12 +94,15 @@ public final class CommandBuffer {
         let pipeline = set.pipeline
         guard pushConstantBytes.count == pipeline.pushConstantSize else {
             throw VulkanSetupError.kernelInterfaceMismatch(
-                kernel: pipeline.name, .pushConstantSize(shader: pipeline.pushConstantSize, given: pushConstantBytes.count))
+                kernel: pipeline.name,
+                .pushConstantSize(shader: pipeline.pushConstantSize, given: pushConstantBytes.count))
         }
         let maxGroups = device.limits.maxComputeWorkGroupCount
         guard groups.x >= 1, groups.y >= 1, groups.z >= 1, groups.x <= maxGroups[0], groups.y <= maxGroups[1],
-              groups.z <= maxGroups[2] else {
-            throw VulkanSetupError.workgroupCountOutOfRange(kernel: pipeline.name, groups: [groups.x, groups.y, groups.z], limits: maxGroups)
+            groups.z <= maxGroups[2]
+        else {
+            throw VulkanSetupError.workgroupCountOutOfRange(
+                kernel: pipeline.name, groups: [groups.x, groups.y, groups.z], limits: maxGroups)
         }
         if boundPipeline !== pipeline {
             vkCmdBindPipeline(handle, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.handle)
@@ -106,8 +112,9 @@ public final class CommandBuffer {
         var descriptorSet: VkDescriptorSet? = set.handle
         vkCmdBindDescriptorSets(handle, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline.layout, 0, 1, &descriptorSet, 0, nil)
         if pipeline.pushConstantSize > 0 {
-            vkCmdPushConstants(handle, pipeline.layout, VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue),
-                               0, UInt32(pushConstantBytes.count), pushConstantBytes.baseAddress)
+            vkCmdPushConstants(
+                handle, pipeline.layout, VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue),
+                0, UInt32(pushConstantBytes.count), pushConstantBytes.baseAddress)
         }
         vkCmdDispatch(handle, UInt32(groups.x), UInt32(groups.y), UInt32(groups.z))
         retained.append(set)
@@ -128,7 +135,8 @@ public final class CommandBuffer {
             barrier.size = VkDeviceSize(VK_WHOLE_SIZE)
             return barrier
         }
-        vkCmdPipelineBarrier(handle, source.stage, destination.stage, 0, 0, nil, UInt32(barriers.count), barriers, 0, nil)
+        vkCmdPipelineBarrier(
+            handle, source.stage, destination.stage, 0, 0, nil, UInt32(barriers.count), barriers, 0, nil)
         retained.append(contentsOf: buffers)
     }
 
@@ -143,10 +151,13 @@ public final class CommandBuffer {
     }
 
     /// Copies `size` bytes between buffers.
-    public func copy(from source: VulkanBuffer, to destination: VulkanBuffer, size: Int, sourceOffset: Int = 0,
-                     destinationOffset: Int = 0) {
-        var region = VkBufferCopy(srcOffset: VkDeviceSize(sourceOffset), dstOffset: VkDeviceSize(destinationOffset),
-                                  size: VkDeviceSize(size))
+    public func copy(
+        from source: VulkanBuffer, to destination: VulkanBuffer, size: Int, sourceOffset: Int = 0,
+        destinationOffset: Int = 0
+    ) {
+        var region = VkBufferCopy(
+            srcOffset: VkDeviceSize(sourceOffset), dstOffset: VkDeviceSize(destinationOffset),
+            size: VkDeviceSize(size))
         vkCmdCopyBuffer(handle, source.handle, destination.handle, 1, &region)
         retained.append(source)
         retained.append(destination)

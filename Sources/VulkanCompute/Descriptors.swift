@@ -25,8 +25,15 @@ public final class DescriptorPool {
     public init(device: VulkanDevice, maxSets: Int, storageBuffers: Int, texelBuffers: Int) throws {
         self.device = device
         var sizes: [VkDescriptorPoolSize] = []
-        if storageBuffers > 0 { sizes.append(VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(storageBuffers))) }
-        if texelBuffers > 0 { sizes.append(VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(texelBuffers))) }
+        if storageBuffers > 0 {
+            sizes.append(
+                VkDescriptorPoolSize(type: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, descriptorCount: UInt32(storageBuffers)))
+        }
+        if texelBuffers > 0 {
+            sizes.append(
+                VkDescriptorPoolSize(
+                    type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(texelBuffers)))
+        }
         var pool: VkDescriptorPool?
         try sizes.withUnsafeBufferPointer { list in
             var info = VkDescriptorPoolCreateInfo()
@@ -36,16 +43,19 @@ public final class DescriptorPool {
             info.pPoolSizes = list.baseAddress
             try check(vkCreateDescriptorPool(device.handle, &info, nil, &pool), "vkCreateDescriptorPool")
         }
-        guard let pool else { throw VulkanError(call: "vkCreateDescriptorPool", result: VK_ERROR_INITIALIZATION_FAILED) }
+        guard let pool else {
+            throw VulkanError(call: "vkCreateDescriptorPool", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
         handle = pool
     }
 
     /// Makes a pool with room for one set of each pipeline in `pipelines` (a pipeline may appear many times).
     public convenience init(device: VulkanDevice, forSetsOf pipelines: [ComputePipeline]) throws {
         let kinds = pipelines.flatMap(\.bindings)
-        try self.init(device: device, maxSets: pipelines.count,
-                      storageBuffers: kinds.filter { $0 == .storageBuffer }.count,
-                      texelBuffers: kinds.filter { $0 == .uniformTexelBuffer }.count)
+        try self.init(
+            device: device, maxSets: pipelines.count,
+            storageBuffers: kinds.filter { $0 == .storageBuffer }.count,
+            texelBuffers: kinds.filter { $0 == .uniformTexelBuffer }.count)
     }
 
     deinit { vkDestroyDescriptorPool(device.handle, handle, nil) }
@@ -66,7 +76,8 @@ public final class DescriptorSet {
     init(pool: DescriptorPool, pipeline: ComputePipeline, resources: [DescriptorResource]) throws {
         let device = pool.device
         guard resources.map(\.kind) == pipeline.bindings else {
-            throw VulkanSetupError.kernelInterfaceMismatch(kernel: pipeline.name, .bindings(shader: pipeline.bindings, given: resources.map(\.kind)))
+            throw VulkanSetupError.kernelInterfaceMismatch(
+                kernel: pipeline.name, .bindings(shader: pipeline.bindings, given: resources.map(\.kind)))
         }
         let limits = device.limits
         var bufferInfos: [VkDescriptorBufferInfo] = []
@@ -77,13 +88,18 @@ public final class DescriptorSet {
                 let length = range ?? (buffer.size - offset)
                 let alignment = limits.minStorageBufferOffsetAlignment
                 guard length <= limits.maxStorageBufferRange else {
-                    throw VulkanSetupError.limitExceeded(limit: "maxStorageBufferRange", requested: length, allowed: limits.maxStorageBufferRange,
-                                                         by: "kernel '\(pipeline.name)' binding buffer '\(buffer.label)'")
+                    throw VulkanSetupError.limitExceeded(
+                        limit: "maxStorageBufferRange", requested: length, allowed: limits.maxStorageBufferRange,
+                        by: "kernel '\(pipeline.name)' binding buffer '\(buffer.label)'")
                 }
                 guard offset >= 0, length > 0, offset + length <= buffer.size, offset % max(alignment, 1) == 0 else {
-                    throw VulkanSetupError.badRange(buffer: buffer.label, offset: offset, bytes: length, bufferBytes: buffer.size, alignment: alignment)
+                    throw VulkanSetupError.badRange(
+                        buffer: buffer.label, offset: offset, bytes: length, bufferBytes: buffer.size,
+                        alignment: alignment)
                 }
-                bufferInfos.append(VkDescriptorBufferInfo(buffer: buffer.handle, offset: VkDeviceSize(offset), range: VkDeviceSize(length)))
+                bufferInfos.append(
+                    VkDescriptorBufferInfo(
+                        buffer: buffer.handle, offset: VkDeviceSize(offset), range: VkDeviceSize(length)))
             case let .texels(view):
                 guard view.buffer.device === device else {
                     throw VulkanSetupError.kernelInterfaceMismatch(kernel: pipeline.name, .foreignView)
@@ -103,7 +119,9 @@ public final class DescriptorSet {
             return vkAllocateDescriptorSets(device.handle, &info, &set)
         }
         try check(allocated, "vkAllocateDescriptorSets(\(pipeline.name))")
-        guard let set else { throw VulkanError(call: "vkAllocateDescriptorSets", result: VK_ERROR_INITIALIZATION_FAILED) }
+        guard let set else {
+            throw VulkanError(call: "vkAllocateDescriptorSets", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
 
         bufferInfos.withUnsafeBufferPointer { bufferList in
             views.withUnsafeBufferPointer { viewList in

@@ -19,9 +19,11 @@ public struct DeviceOptions: Sendable {
     /// Limits to clamp to as well (each limit no larger than here), to emulate a particular small device.
     public var clampLimits: DeviceLimits?
 
-    public init(pipelineCacheDirectory: URL? = nil, enableOptionalFeatures: Bool = true,
-                submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil, limits: LimitsMode = .device,
-                clampLimits: DeviceLimits? = nil) {
+    public init(
+        pipelineCacheDirectory: URL? = nil, enableOptionalFeatures: Bool = true,
+        submitTimeoutSeconds: Double = 600, memoryBudgetBytes: Int? = nil, limits: LimitsMode = .device,
+        clampLimits: DeviceLimits? = nil
+    ) {
         self.clampLimits = clampLimits
         self.pipelineCacheDirectory = pipelineCacheDirectory
         self.enableOptionalFeatures = enableOptionalFeatures
@@ -85,15 +87,18 @@ public final class VulkanDevice {
         // any compute family with timestamps, then any compute family; the driver's order breaks ties.
         let candidates = families.prefix(Int(familyCount)).enumerated().filter { $0.element.queueFlags & compute != 0 }
         let dedicated = { (family: VkQueueFamilyProperties) in family.queueFlags & graphics == 0 }
-        guard let chosen = candidates.first(where: { dedicated($0.element) && $0.element.timestampValidBits > 0 })
-            ?? candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first else {
+        guard
+            let chosen = candidates.first(where: { dedicated($0.element) && $0.element.timestampValidBits > 0 })
+                ?? candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first
+        else {
             throw VulkanSetupError.noComputeQueue(device: physical.info.name)
         }
         queueFamily = UInt32(chosen.offset)
         timestampValidBits = chosen.element.timestampValidBits
         dedicatedComputeQueue = dedicated(chosen.element)
         limitsMode = options.limits
-        let ownOrMinimum = options.limits == .minimum ? physical.info.limits.clamped(to: .vulkanMinimum) : physical.info.limits
+        let ownOrMinimum =
+            options.limits == .minimum ? physical.info.limits.clamped(to: .vulkanMinimum) : physical.info.limits
         limits = options.clampLimits.map { ownOrMinimum.clamped(to: $0) } ?? ownOrMinimum
 
         // Optional features: enable what the device has and the engine can use.
@@ -104,9 +109,13 @@ public final class VulkanDevice {
         if options.enableOptionalFeatures && options.limits == .device {
             enabled.float16Storage = physical.info.features.float16Storage
             enabled.float16Arithmetic = physical.info.features.float16Arithmetic
-            if enabled.float16Arithmetic && version < vulkanVersion(1, 2) { extensions.append("VK_KHR_shader_float16_int8") }
+            if enabled.float16Arithmetic && version < vulkanVersion(1, 2) {
+                extensions.append("VK_KHR_shader_float16_int8")
+            }
             enabled.subgroupSizeControl = physical.info.features.subgroupSizeControl
-            if enabled.subgroupSizeControl && version < vulkanVersion(1, 3) { extensions.append("VK_EXT_subgroup_size_control") }
+            if enabled.subgroupSizeControl && version < vulkanVersion(1, 3) {
+                extensions.append("VK_EXT_subgroup_size_control")
+            }
         }
         if available.contains("VK_KHR_portability_subset") { extensions.append("VK_KHR_portability_subset") }
         enabledFeatures = enabled
@@ -205,7 +214,8 @@ public final class VulkanDevice {
             loaded = false
         }
         if let file, !loaded, FileManager.default.fileExists(atPath: file.url.path) {
-            pipelineCacheWarning = "ignored the pipeline cache \(file.url.path): it does not fit this device and driver "
+            pipelineCacheWarning =
+                "ignored the pipeline cache \(file.url.path): it does not fit this device and driver "
                 + "(another GPU or driver version, or a damaged file); it will be replaced"
         } else {
             pipelineCacheWarning = nil
@@ -220,17 +230,22 @@ public final class VulkanDevice {
         cacheFile = file
         pipelineCacheLoaded = loaded
         submitTimeoutSeconds = options.submitTimeoutSeconds
-        let largestHeap = physical.info.memoryHeaps.filter(\.deviceLocal).map { Int(clamping: $0.size) }.max()
+        let largestHeap =
+            physical.info.memoryHeaps.filter(\.deviceLocal).map { Int(clamping: $0.size) }.max()
             ?? physical.info.memoryHeaps.map { Int(clamping: $0.size) }.max() ?? Int.max
         memoryBudgetBytes = options.memoryBudgetBytes ?? largestHeap
     }
 
     /// Opens the device chosen by ``VulkanInstance/chooseDevice(index:)``.
-    public convenience init(instance: VulkanInstance, index: Int? = nil, options: DeviceOptions = DeviceOptions()) throws {
+    public convenience init(instance: VulkanInstance, index: Int? = nil, options: DeviceOptions = DeviceOptions())
+        throws
+    {
         try self.init(instance: instance, physical: instance.chooseDevice(index: index), options: options)
     }
 
-    private static func createPipelineCache(_ device: VkDevice, seed: [UInt8]?, into cache: inout VkPipelineCache?) -> VkResult {
+    private static func createPipelineCache(_ device: VkDevice, seed: [UInt8]?, into cache: inout VkPipelineCache?)
+        -> VkResult
+    {
         var info = VkPipelineCacheCreateInfo()
         info.sType = VK_STRUCTURE_TYPE_PIPELINE_CACHE_CREATE_INFO
         guard let seed, !seed.isEmpty else { return vkCreatePipelineCache(device, &info, nil, &cache) }
@@ -304,9 +319,12 @@ public final class VulkanDevice {
 
     /// Picks a memory type index allowed by `typeBits` that has all of `required`, preferring ones that also have
     /// `preferred`.
-    func memoryType(typeBits: UInt32, required: VkMemoryPropertyFlags, preferred: VkMemoryPropertyFlags = 0) -> UInt32? {
+    func memoryType(typeBits: UInt32, required: VkMemoryPropertyFlags, preferred: VkMemoryPropertyFlags = 0) -> UInt32?
+    {
         let types = physical.memoryTypes
-        let allowed = types.indices.filter { typeBits & (1 << UInt32($0)) != 0 && types[$0].propertyFlags & required == required }
+        let allowed = types.indices.filter {
+            typeBits & (1 << UInt32($0)) != 0 && types[$0].propertyFlags & required == required
+        }
         let best = allowed.first { types[$0].propertyFlags & preferred == preferred } ?? allowed.first
         return best.map(UInt32.init)
     }

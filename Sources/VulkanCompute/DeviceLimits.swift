@@ -59,10 +59,13 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
             maxPushConstantsSize: min(maxPushConstantsSize, other.maxPushConstantsSize),
             maxMemoryAllocationSize: min(maxMemoryAllocationSize, other.maxMemoryAllocationSize),
             maxBufferSize: min(maxBufferSize, other.maxBufferSize),
-            minStorageBufferOffsetAlignment: max(minStorageBufferOffsetAlignment, other.minStorageBufferOffsetAlignment),
+            minStorageBufferOffsetAlignment: max(
+                minStorageBufferOffsetAlignment, other.minStorageBufferOffsetAlignment),
             minTexelBufferOffsetAlignment: max(minTexelBufferOffsetAlignment, other.minTexelBufferOffsetAlignment),
-            maxPerStageDescriptorStorageBuffers: min(maxPerStageDescriptorStorageBuffers, other.maxPerStageDescriptorStorageBuffers),
-            maxPerStageDescriptorSampledImages: min(maxPerStageDescriptorSampledImages, other.maxPerStageDescriptorSampledImages),
+            maxPerStageDescriptorStorageBuffers: min(
+                maxPerStageDescriptorStorageBuffers, other.maxPerStageDescriptorStorageBuffers),
+            maxPerStageDescriptorSampledImages: min(
+                maxPerStageDescriptorSampledImages, other.maxPerStageDescriptorSampledImages),
             subgroupSize: min(subgroupSize, other.subgroupSize),
             subgroupArithmetic: subgroupArithmetic && other.subgroupArithmetic)
     }
@@ -85,19 +88,27 @@ public enum LimitsMode: String, Sendable, Codable, CaseIterable {
 
 extension DeviceLimits {
     /// Reads the limits of a physical device (the Vulkan 1.1 properties, and maintenance 3 and 4 where present).
-    init(physical handle: VkPhysicalDevice, properties: VkPhysicalDeviceProperties, subgroup: VkPhysicalDeviceSubgroupProperties,
-         maintenance3: VkPhysicalDeviceMaintenance3Properties, maxBufferSize: UInt64?) {
+    init(
+        physical handle: VkPhysicalDevice, properties: VkPhysicalDeviceProperties,
+        subgroup: VkPhysicalDeviceSubgroupProperties,
+        maintenance3: VkPhysicalDeviceMaintenance3Properties, maxBufferSize: UInt64?
+    ) {
         let limits = properties.limits
         let computeStage = subgroup.supportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
-        let arithmetic = subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
+        let arithmetic =
+            subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
         let allocation = Int(clamping: maintenance3.maxMemoryAllocationSize)
         self.init(
             maxTexelBufferElements: Int(limits.maxTexelBufferElements),
             maxStorageBufferRange: Int(limits.maxStorageBufferRange),
             maxComputeSharedMemorySize: Int(limits.maxComputeSharedMemorySize),
             maxComputeWorkGroupInvocations: Int(limits.maxComputeWorkGroupInvocations),
-            maxComputeWorkGroupSize: withUnsafeBytes(of: limits.maxComputeWorkGroupSize) { $0.bindMemory(to: UInt32.self).map { Int($0) } },
-            maxComputeWorkGroupCount: withUnsafeBytes(of: limits.maxComputeWorkGroupCount) { $0.bindMemory(to: UInt32.self).map { Int($0) } },
+            maxComputeWorkGroupSize: withUnsafeBytes(of: limits.maxComputeWorkGroupSize) {
+                $0.bindMemory(to: UInt32.self).map { Int($0) }
+            },
+            maxComputeWorkGroupCount: withUnsafeBytes(of: limits.maxComputeWorkGroupCount) {
+                $0.bindMemory(to: UInt32.self).map { Int($0) }
+            },
             maxPushConstantsSize: Int(limits.maxPushConstantsSize),
             maxMemoryAllocationSize: allocation > 0 ? allocation : 1 << 30,
             maxBufferSize: maxBufferSize.map { Int(clamping: $0) } ?? (allocation > 0 ? allocation : 1 << 30),

@@ -6,18 +6,18 @@ public enum Half {
     /// The half nearest `value` (infinity past 65504), as bits.
     public static func bits(_ value: Float) -> UInt16 {
         #if arch(x86_64) && os(macOS)
-        return bitsByHand(value)
+            return bitsByHand(value)
         #else
-        return Float16(value).bitPattern
+            return Float16(value).bitPattern
         #endif
     }
 
     /// The value of half `bits`.
     public static func float(_ bits: UInt16) -> Float {
         #if arch(x86_64) && os(macOS)
-        return floatByHand(bits)
+            return floatByHand(bits)
         #else
-        return Float(Float16(bitPattern: bits))
+            return Float(Float16(bitPattern: bits))
         #endif
     }
 
@@ -32,8 +32,8 @@ public enum Half {
         var mantissa = f & 0x7F_FFFF
         if exponent == 0xFF { return sign | 0x7C00 | (mantissa != 0 ? 0x200 : 0) }  // infinity, NaN
         let halfExponent = exponent - 127 + 15
-        if halfExponent >= 0x1F { return sign | 0x7C00 }                             // overflow
-        if halfExponent <= 0 {                                                        // subnormal or zero
+        if halfExponent >= 0x1F { return sign | 0x7C00 }  // overflow
+        if halfExponent <= 0 {  // subnormal or zero
             if halfExponent < -10 { return sign }
             mantissa |= 0x80_0000
             let shift = UInt32(14 - halfExponent)

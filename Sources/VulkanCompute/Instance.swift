@@ -101,7 +101,8 @@ public final class VulkanInstance {
                                 info.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO
                                 info.pApplicationInfo = applicationPointer
                                 if extensions.contains("VK_KHR_portability_enumeration") {
-                                    info.flags = VkInstanceCreateFlags(VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR.rawValue)
+                                    info.flags = VkInstanceCreateFlags(
+                                        VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR.rawValue)
                                 }
                                 info.enabledLayerCount = UInt32(layers.count)
                                 info.ppEnabledLayerNames = layerNames
@@ -147,20 +148,24 @@ public final class VulkanInstance {
 
     private func installMessenger() throws {
         guard let create = vkGetInstanceProcAddr(handle, "vkCreateDebugUtilsMessengerEXT") else {
-            throw VulkanError(call: "vkGetInstanceProcAddr(vkCreateDebugUtilsMessengerEXT)", result: VK_ERROR_EXTENSION_NOT_PRESENT)
+            throw VulkanError(
+                call: "vkGetInstanceProcAddr(vkCreateDebugUtilsMessengerEXT)", result: VK_ERROR_EXTENSION_NOT_PRESENT)
         }
         var info = VkDebugUtilsMessengerCreateInfoEXT()
         info.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT
         info.messageSeverity = VkDebugUtilsMessageSeverityFlagsEXT(
-            VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue)
+            VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT.rawValue
+                | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT.rawValue)
         info.messageType = VkDebugUtilsMessageTypeFlagsEXT(
-            VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue
+            VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT.rawValue
+                | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT.rawValue
                 | VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT.rawValue)
         info.pfnUserCallback = debugCallback
         info.pUserData = logReference.toOpaque()
         var messenger: VkDebugUtilsMessengerEXT?
-        try check(unsafeBitCast(create, to: PFN_vkCreateDebugUtilsMessengerEXT.self)(handle, &info, nil, &messenger),
-                  "vkCreateDebugUtilsMessengerEXT")
+        try check(
+            unsafeBitCast(create, to: PFN_vkCreateDebugUtilsMessengerEXT.self)(handle, &info, nil, &messenger),
+            "vkCreateDebugUtilsMessengerEXT")
         self.messenger = messenger
     }
 
@@ -177,7 +182,8 @@ public final class VulkanInstance {
         var count: UInt32 = 0
         try check(vkEnumerateInstanceExtensionProperties(nil, &count, nil), "vkEnumerateInstanceExtensionProperties")
         var properties = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(count))
-        try check(vkEnumerateInstanceExtensionProperties(nil, &count, &properties), "vkEnumerateInstanceExtensionProperties")
+        try check(
+            vkEnumerateInstanceExtensionProperties(nil, &count, &properties), "vkEnumerateInstanceExtensionProperties")
         return Set(properties.prefix(Int(count)).map { string(fromCArray: $0.extensionName) })
     }
 

@@ -106,10 +106,12 @@ public struct PhysicalDevice {
         memoryProperties = memory
 
         var count: UInt32 = 0
-        try check(vkEnumerateDeviceExtensionProperties(handle, nil, &count, nil), "vkEnumerateDeviceExtensionProperties")
+        try check(
+            vkEnumerateDeviceExtensionProperties(handle, nil, &count, nil), "vkEnumerateDeviceExtensionProperties")
         var extensionProperties = [VkExtensionProperties](repeating: VkExtensionProperties(), count: Int(count))
-        try check(vkEnumerateDeviceExtensionProperties(handle, nil, &count, &extensionProperties),
-                  "vkEnumerateDeviceExtensionProperties")
+        try check(
+            vkEnumerateDeviceExtensionProperties(handle, nil, &count, &extensionProperties),
+            "vkEnumerateDeviceExtensionProperties")
         let extensions = Set(extensionProperties.prefix(Int(count)).map { string(fromCArray: $0.extensionName) })
 
         // Properties and features through the Vulkan 1.1 "2" queries, chaining only structs the device knows.
@@ -126,7 +128,8 @@ public struct PhysicalDevice {
         // subgroup -> maintenance3 (core 1.1) -> driver? -> maintenance4?
         withUnsafeMutablePointer(to: &maintenance4) { maintenance4Pointer in
             withUnsafeMutablePointer(to: &driver) { driverPointer in
-                var tail: UnsafeMutableRawPointer? = hasMaintenance4 ? UnsafeMutableRawPointer(maintenance4Pointer) : nil
+                var tail: UnsafeMutableRawPointer? =
+                    hasMaintenance4 ? UnsafeMutableRawPointer(maintenance4Pointer) : nil
                 if hasDriverProperties {
                     driverPointer.pointee.pNext = tail
                     tail = UnsafeMutableRawPointer(driverPointer)
@@ -153,7 +156,8 @@ public struct PhysicalDevice {
         float16Int8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
         var storage16 = VkPhysicalDevice16BitStorageFeatures()
         storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
-        let hasSubgroupControl = apiVersion >= vulkanVersion(1, 3) || extensions.contains("VK_EXT_subgroup_size_control")
+        let hasSubgroupControl =
+            apiVersion >= vulkanVersion(1, 3) || extensions.contains("VK_EXT_subgroup_size_control")
         var subgroupControl = VkPhysicalDeviceSubgroupSizeControlFeatures()
         subgroupControl.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
         withUnsafeMutablePointer(to: &float16Int8) { float16Pointer in
@@ -177,7 +181,8 @@ public struct PhysicalDevice {
         features.float16Storage = storage16.storageBuffer16BitAccess != 0
         features.float16Arithmetic = hasFloat16Int8 && float16Int8.shaderFloat16 != 0
         features.subgroupSizeControl = hasSubgroupControl && subgroupControl.subgroupSizeControl != 0
-        features.cooperativeMatrix = extensions.contains("VK_KHR_cooperative_matrix") || extensions.contains("VK_NV_cooperative_matrix")
+        features.cooperativeMatrix =
+            extensions.contains("VK_KHR_cooperative_matrix") || extensions.contains("VK_NV_cooperative_matrix")
 
         let heaps = withUnsafeBytes(of: memory.memoryHeaps) { raw in
             Array(raw.bindMemory(to: VkMemoryHeap.self).prefix(Int(memory.memoryHeapCount)))
@@ -201,10 +206,13 @@ public struct PhysicalDevice {
             driverName: hasDriverProperties ? string(fromCArray: driver.driverName) : nil,
             driverInfo: hasDriverProperties ? string(fromCArray: driver.driverInfo) : nil,
             memoryHeaps: heaps.map {
-                MemoryHeap(size: $0.size, deviceLocal: $0.flags & VkMemoryHeapFlags(VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue) != 0)
+                MemoryHeap(
+                    size: $0.size,
+                    deviceLocal: $0.flags & VkMemoryHeapFlags(VK_MEMORY_HEAP_DEVICE_LOCAL_BIT.rawValue) != 0)
             },
-            limits: DeviceLimits(physical: handle, properties: properties, subgroup: subgroup, maintenance3: maintenance3,
-                                 maxBufferSize: hasMaintenance4 ? maintenance4.maxBufferSize : nil),
+            limits: DeviceLimits(
+                physical: handle, properties: properties, subgroup: subgroup, maintenance3: maintenance3,
+                maxBufferSize: hasMaintenance4 ? maintenance4.maxBufferSize : nil),
             timestampPeriodNanoseconds: properties.limits.timestampPeriod,
             unifiedMemory: unified,
             features: features,
@@ -215,7 +223,7 @@ public struct PhysicalDevice {
     /// Decodes a driver version the way its vendor packs it.
     static func driverVersionString(_ version: UInt32, vendor: UInt32) -> String {
         switch vendor {
-        case 0x10DE: // NVIDIA: 10.8.8.6 bits
+        case 0x10DE:  // NVIDIA: 10.8.8.6 bits
             return "\(version >> 22).\((version >> 14) & 0xFF).\((version >> 6) & 0xFF).\(version & 0x3F)"
         default:
             return VulkanVersion(version).description

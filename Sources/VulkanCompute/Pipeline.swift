@@ -60,8 +60,9 @@ public final class ComputePipeline {
         }
         let maxPush = device.limits.maxPushConstantsSize
         guard pushConstantSize <= maxPush else {
-            throw VulkanSetupError.limitExceeded(limit: "maxPushConstantsSize", requested: pushConstantSize, allowed: maxPush,
-                                                 by: "kernel '\(name)'")
+            throw VulkanSetupError.limitExceeded(
+                limit: "maxPushConstantsSize", requested: pushConstantSize, allowed: maxPush,
+                by: "kernel '\(name)'")
         }
         let missing = reflection.needs.missing(features: device.enabledFeatures, limits: device.limits)
         guard missing.isEmpty else {
@@ -69,19 +70,22 @@ public final class ComputePipeline {
         }
         // Constant 0 is every kernel's workgroup size in x.
         if case let .uint(workgroup)? = specialization[0], Int(workgroup) > device.limits.maxWorkgroupX {
-            throw VulkanSetupError.limitExceeded(limit: "maxComputeWorkGroupInvocations", requested: Int(workgroup),
-                                                 allowed: device.limits.maxWorkgroupX, by: "kernel '\(name)'")
+            throw VulkanSetupError.limitExceeded(
+                limit: "maxComputeWorkGroupInvocations", requested: Int(workgroup),
+                allowed: device.limits.maxWorkgroupX, by: "kernel '\(name)'")
         }
         let bindings = reflection.bindings
         let storageBuffers = bindings.filter { $0 == .storageBuffer }.count
         guard storageBuffers <= device.limits.maxPerStageDescriptorStorageBuffers else {
-            throw VulkanSetupError.limitExceeded(limit: "maxPerStageDescriptorStorageBuffers", requested: storageBuffers,
-                                                 allowed: device.limits.maxPerStageDescriptorStorageBuffers, by: "kernel '\(name)'")
+            throw VulkanSetupError.limitExceeded(
+                limit: "maxPerStageDescriptorStorageBuffers", requested: storageBuffers,
+                allowed: device.limits.maxPerStageDescriptorStorageBuffers, by: "kernel '\(name)'")
         }
         let texelBuffers = bindings.filter { $0 == .uniformTexelBuffer }.count
         guard texelBuffers <= device.limits.maxPerStageDescriptorSampledImages else {
-            throw VulkanSetupError.limitExceeded(limit: "maxPerStageDescriptorSampledImages", requested: texelBuffers,
-                                                 allowed: device.limits.maxPerStageDescriptorSampledImages, by: "kernel '\(name)'")
+            throw VulkanSetupError.limitExceeded(
+                limit: "maxPerStageDescriptorSampledImages", requested: texelBuffers,
+                allowed: device.limits.maxPerStageDescriptorSampledImages, by: "kernel '\(name)'")
         }
         self.device = device
         self.name = name
@@ -98,7 +102,9 @@ public final class ComputePipeline {
             moduleInfo.pCode = words.baseAddress
             try check(vkCreateShaderModule(vkDevice, &moduleInfo, nil, &module), "vkCreateShaderModule(\(name))")
         }
-        guard let module else { throw VulkanError(call: "vkCreateShaderModule", result: VK_ERROR_INITIALIZATION_FAILED) }
+        guard let module else {
+            throw VulkanError(call: "vkCreateShaderModule", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
         defer { vkDestroyShaderModule(vkDevice, module, nil) }
 
         // Descriptor set layout: binding i of set 0 is bindings[i], for the compute stage.
@@ -116,9 +122,12 @@ public final class ComputePipeline {
             info.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO
             info.bindingCount = UInt32(list.count)
             info.pBindings = list.baseAddress
-            try check(vkCreateDescriptorSetLayout(vkDevice, &info, nil, &setLayout), "vkCreateDescriptorSetLayout(\(name))")
+            try check(
+                vkCreateDescriptorSetLayout(vkDevice, &info, nil, &setLayout), "vkCreateDescriptorSetLayout(\(name))")
         }
-        guard let setLayout else { throw VulkanError(call: "vkCreateDescriptorSetLayout", result: VK_ERROR_INITIALIZATION_FAILED) }
+        guard let setLayout else {
+            throw VulkanError(call: "vkCreateDescriptorSetLayout", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
 
         var pushRange = VkPushConstantRange()
         pushRange.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)

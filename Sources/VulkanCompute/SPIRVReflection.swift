@@ -17,8 +17,8 @@ public struct SPIRVReflection: Sendable, Equatable {
     public init(spirv words: [UInt32]) throws {
         guard words.count >= 5, words[0] == 0x0723_0203 else { throw ReflectionError("not a SPIR-V module") }
         var decorations: [UInt32: [UInt32: UInt32]] = [:]  // id -> decoration -> first literal
-        var memberOffsets: [UInt32: [UInt32: UInt32]] = [:] // struct -> member -> Offset
-        var scalarBytes: [UInt32: Int] = [:]                // int/float type -> bytes
+        var memberOffsets: [UInt32: [UInt32: UInt32]] = [:]  // struct -> member -> Offset
+        var scalarBytes: [UInt32: Int] = [:]  // int/float type -> bytes
         var vectors: [UInt32: (component: UInt32, count: Int)] = [:]
         var structs: [UInt32: [UInt32]] = [:]
         var pointers: [UInt32: (storage: UInt32, pointee: UInt32)] = [:]
@@ -31,28 +31,30 @@ public struct SPIRVReflection: Sendable, Equatable {
         while at < words.count {
             let count = Int(words[at] >> 16)
             let opcode = words[at] & 0xFFFF
-            guard count > 0, at + count <= words.count else { throw ReflectionError("truncated instruction at word \(at)") }
+            guard count > 0, at + count <= words.count else {
+                throw ReflectionError("truncated instruction at word \(at)")
+            }
             let operands = Array(words[(at + 1)..<(at + count)])
             switch opcode {
-            case 17 where operands.count >= 1: // OpCapability
+            case 17 where operands.count >= 1:  // OpCapability
                 capabilities.insert(operands[0])
-            case 71 where operands.count >= 2: // OpDecorate target decoration literal...
+            case 71 where operands.count >= 2:  // OpDecorate target decoration literal...
                 decorations[operands[0], default: [:]][operands[1]] = operands.count > 2 ? operands[2] : 0
-            case 72 where operands.count >= 4 && operands[2] == 35: // OpMemberDecorate struct member Offset value
+            case 72 where operands.count >= 4 && operands[2] == 35:  // OpMemberDecorate struct member Offset value
                 memberOffsets[operands[0], default: [:]][operands[1]] = operands[3]
-            case 21, 22: // OpTypeInt / OpTypeFloat result width ...
+            case 21, 22:  // OpTypeInt / OpTypeFloat result width ...
                 scalarBytes[operands[0]] = Int(operands[1]) / 8
-            case 23: // OpTypeVector result component count
+            case 23:  // OpTypeVector result component count
                 vectors[operands[0]] = (operands[1], Int(operands[2]))
-            case 25: // OpTypeImage result sampledType dim depth arrayed ms sampled format
+            case 25:  // OpTypeImage result sampledType dim depth arrayed ms sampled format
                 images[operands[0]] = (operands[2], operands[6])
-            case 27: // OpTypeSampledImage result image
+            case 27:  // OpTypeSampledImage result image
                 sampledImages[operands[0]] = operands[1]
-            case 30: // OpTypeStruct result members...
+            case 30:  // OpTypeStruct result members...
                 structs[operands[0]] = Array(operands.dropFirst())
-            case 32: // OpTypePointer result storage pointee
+            case 32:  // OpTypePointer result storage pointee
                 pointers[operands[0]] = (operands[1], operands[2])
-            case 59: // OpVariable type result storage
+            case 59:  // OpVariable type result storage
                 variables.append((operands[0], operands[1], operands[2]))
             default:
                 break
@@ -71,13 +73,15 @@ public struct SPIRVReflection: Sendable, Equatable {
         for variable in variables {
             guard let pointer = pointers[variable.type] else { continue }
             switch variable.storage {
-            case 9: // PushConstant
-                guard let members = structs[pointer.pointee] else { throw ReflectionError("push constants are not a block") }
+            case 9:  // PushConstant
+                guard let members = structs[pointer.pointee] else {
+                    throw ReflectionError("push constants are not a block")
+                }
                 for (index, member) in members.enumerated() {
                     let offset = Int(memberOffsets[pointer.pointee]?[UInt32(index)] ?? 0)
                     push = max(push, offset + (try size(of: member)))
                 }
-            case 0, 2, 12: // UniformConstant, Uniform, StorageBuffer
+            case 0, 2, 12:  // UniformConstant, Uniform, StorageBuffer
                 guard let binding = decorations[variable.id]?[33] else { continue }
                 if let set = decorations[variable.id]?[34], set != 0 {
                     throw ReflectionError("binding \(binding) is in descriptor set \(set); kernels use set 0 only")
@@ -85,7 +89,9 @@ public struct SPIRVReflection: Sendable, Equatable {
                 let kind: BindingKind
                 if variable.storage == 12 || (variable.storage == 2 && decorations[pointer.pointee]?[3] != nil) {
                     kind = .storageBuffer
-                } else if let image = sampledImages[pointer.pointee].flatMap({ images[$0] }), image.dim == 5, image.sampled == 1 {
+                } else if let image = sampledImages[pointer.pointee].flatMap({ images[$0] }), image.dim == 5,
+                    image.sampled == 1
+                {
                     kind = .uniformTexelBuffer
                 } else {
                     throw ReflectionError("binding \(binding) is neither a storage buffer nor a uniform texel buffer")
@@ -101,7 +107,9 @@ public struct SPIRVReflection: Sendable, Equatable {
         let count = (kinds.keys.max() ?? -1) + 1
         needs = KernelNeeds(capabilities: capabilities)
         bindings = try (0..<count).map { index in
-            guard let kind = kinds[index] else { throw ReflectionError("bindings must be numbered 0, 1, ... without gaps; \(index) is missing") }
+            guard let kind = kinds[index] else {
+                throw ReflectionError("bindings must be numbered 0, 1, ... without gaps; \(index) is missing")
+            }
             return kind
         }
         pushConstantSize = push
@@ -143,7 +151,10 @@ public struct KernelNeeds: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        [float16Storage ? "fp16-storage" : nil, float16Arithmetic ? "fp16" : nil, subgroupArithmetic ? "subgroup-arithmetic" : nil,
-         cooperativeMatrix ? "cooperative-matrix" : nil].compactMap { $0 }.joined(separator: ", ")
+        [
+            float16Storage ? "fp16-storage" : nil, float16Arithmetic ? "fp16" : nil,
+            subgroupArithmetic ? "subgroup-arithmetic" : nil,
+            cooperativeMatrix ? "cooperative-matrix" : nil,
+        ].compactMap { $0 }.joined(separator: ", ")
     }
 }

@@ -33,8 +33,10 @@ public final class TimestampQueries {
         var ticks = [UInt64](repeating: 0, count: count)
         let flags = VkQueryResultFlags(VK_QUERY_RESULT_64_BIT.rawValue | VK_QUERY_RESULT_WAIT_BIT.rawValue)
         try ticks.withUnsafeMutableBytes { bytes in
-            try check(vkGetQueryPoolResults(device.handle, handle, 0, UInt32(count), bytes.count, bytes.baseAddress, 8, flags),
-                      "vkGetQueryPoolResults")
+            try check(
+                vkGetQueryPoolResults(
+                    device.handle, handle, 0, UInt32(count), bytes.count, bytes.baseAddress, 8, flags),
+                "vkGetQueryPoolResults")
         }
         let bits = device.timestampValidBits
         let mask: UInt64 = bits >= 64 ? .max : (1 << UInt64(bits)) - 1

@@ -75,7 +75,8 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
                 + "`apt-get install mesa-vulkan-drivers` gives lavapipe, a Vulkan device that runs on the CPU "
                 + "(Tools/setup.sh installs everything this project needs); on a machine with a GPU, install its vendor's driver."
         case let .deviceIndexOutOfRange(index, count):
-            return "Device \(index) does not exist: this machine has \(count) Vulkan device(s), numbered 0 to \(count - 1). "
+            return
+                "Device \(index) does not exist: this machine has \(count) Vulkan device(s), numbered 0 to \(count - 1). "
                 + "Run `bossnet devices` to list them."
         case .validationLayerMissing:
             return "VK_LAYER_KHRONOS_validation is not installed, but validation was asked for "
@@ -92,20 +93,25 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
         case let .emptyBuffer(label):
             return "Buffer '\(label)' has size 0; a buffer needs at least one byte."
         case let .workgroupCountOutOfRange(kernel, groups, limits):
-            return "Kernel '\(kernel)': \(groups) workgroups is outside this device's limits \(limits) (and each must be at least 1)."
+            return
+                "Kernel '\(kernel)': \(groups) workgroups is outside this device's limits \(limits) (and each must be at least 1)."
         case let .kernelInterfaceMismatch(kernel, mismatch):
             return "Kernel '\(kernel)': \(mismatch)"
         case let .loaderTooOld(version):
-            return "The Vulkan loader offers only version \(version); this program needs 1.1. Update the Vulkan loader (libvulkan1)."
+            return
+                "The Vulkan loader offers only version \(version); this program needs 1.1. Update the Vulkan loader (libvulkan1)."
         case let .noTimestamps(device):
             return "\(device) has no timestamps on its compute queue."
         case let .unknownKernel(name):
             return "No embedded kernel is named '\(name)'."
         case let .outOfDeviceMemory(needed, available, batch, largest):
             let mib = { (bytes: Int) in String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
-            return "Batch \(batch) needs \(mib(needed)) of device memory (weights, activations, input and output); the device's "
+            return
+                "Batch \(batch) needs \(mib(needed)) of device memory (weights, activations, input and output); the device's "
                 + "memory heap has \(mib(available)). "
-                + (largest > 0 ? "The largest batch that fits is \(largest)." : "Not even batch 1 fits: choose a smaller input size or a device with more memory.")
+                + (largest > 0
+                    ? "The largest batch that fits is \(largest)."
+                    : "Not even batch 1 fits: choose a smaller input size or a device with more memory.")
         case let .kernelNeedsFeatures(kernel, missing):
             return "Kernel '\(kernel)' needs \(missing.joined(separator: " and ")), which this device does not offer "
                 + "(or the limits emulation turned off). Choose another family with --kernels."
@@ -158,7 +164,8 @@ func vkResultName(_ result: VkResult) -> String {
 }
 
 /// Calls `body` with a C array of C strings that stays valid for the call.
-func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws -> R) rethrows -> R {
+func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) throws -> R) rethrows -> R
+{
     let pointers: [UnsafePointer<CChar>?] = strings.map { UnsafePointer(strdup($0)) }
     defer { for pointer in pointers { free(UnsafeMutablePointer(mutating: pointer)) } }
     return try pointers.withUnsafeBufferPointer { try body(strings.isEmpty ? nil : $0.baseAddress) }

@@ -21,16 +21,21 @@ struct Bench: ParsableCommand {
     @OptionGroup var selection: DeviceSelection
     @OptionGroup var kernels: KernelFamilyList
 
-    @Option(name: .customLong("model"), parsing: .upToNextOption, help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
+    @Option(
+        name: .customLong("model"), parsing: .upToNextOption,
+        help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
     var models: [String] = []
 
-    @Option(name: .customLong("arch"), parsing: .upToNextOption, help: "An architecture to benchmark (repeatable), in the syntax of `bossnet info --help`.")
+    @Option(
+        name: .customLong("arch"), parsing: .upToNextOption,
+        help: "An architecture to benchmark (repeatable), in the syntax of `bossnet info --help`.")
     var architectures: [String] = []
 
     @Option(help: "Input size for --model/--arch rows (default 224; the published rows use their own sizes).")
     var inputSize: Int?
 
-    @Option(name: .customLong("batch"), parsing: .upToNextOption, help: "Batch sizes: --batch 1 8, or --batch 1 --batch 8.")
+    @Option(
+        name: .customLong("batch"), parsing: .upToNextOption, help: "Batch sizes: --batch 1 8, or --batch 1 --batch 8.")
     var batches: [Int] = [1, 8]
 
     @Option(help: "Timed runs per row.")
@@ -72,7 +77,10 @@ struct Bench: ParsableCommand {
 
     func baseCases() throws -> [BenchmarkCase] {
         if models.isEmpty && architectures.isEmpty {
-            if inputSize != nil { throw ValidationError("--input-size applies to --model or --arch rows; the published rows have their own sizes.") }
+            if inputSize != nil {
+                throw ValidationError(
+                    "--input-size applies to --model or --arch rows; the published rows have their own sizes.")
+            }
             return try BenchmarkCase.publishedTable(batches: batches)
         }
         var chosen: [Model] = []
@@ -88,7 +96,8 @@ struct Bench: ParsableCommand {
                 let size = inputSize ?? 224
                 // A named model at a published size keeps the published figures beside it.
                 let row = published.first { $0.model.architecture == model.architecture && $0.inputSize == size }
-                return BenchmarkCase(model: model, label: row?.label, inputSize: size, batch: batch, published: row?.published)
+                return BenchmarkCase(
+                    model: model, label: row?.label, inputSize: size, batch: batch, published: row?.published)
             }
         }
     }
@@ -101,9 +110,10 @@ struct Bench: ParsableCommand {
         do { runnable = try kernels.runnable(on: device) } catch { throw report(error) }
         let cases = try cases().filter { runnable.contains($0.kernels) }
         // Progress goes to standard error, with --json too (standard output holds only the JSON).
-        let benchmarker = Benchmarker(device: device, iterations: iterations, warmup: warmup, profile: profile,
-                                      checkInputSize: checkSize, checkBatch: checkBatch,
-                                      findDivergence: Environment.check, progress: { text in progress(text) })
+        let benchmarker = Benchmarker(
+            device: device, iterations: iterations, warmup: warmup, profile: profile,
+            checkInputSize: checkSize, checkBatch: checkBatch,
+            findDivergence: Environment.check, progress: { text in progress(text) })
         let finished = FinishedRows()
         let (json, profile, info, total) = (json, profile, device.info, cases.count)
         // Interrupted (Ctrl-C, a scheduler's SIGTERM), print the rows finished so far before leaving.
@@ -118,7 +128,10 @@ struct Bench: ParsableCommand {
                 let result = try benchmarker.run(benchmark)
                 finished.append(result)
                 progressDone()
-                FileHandle.standardError.write(Data("[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n".utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        "[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n"
+                            .utf8))
             } catch {
                 progressDone()
                 throw report(error)
@@ -148,16 +161,17 @@ final class FinishedRows: @unchecked Sendable {
 
 /// Runs `body`, then exits with status 130, on SIGINT or SIGTERM, until ``InterruptHandler/cancel()``.
 func onInterrupt(_ body: @escaping @Sendable () -> Void) -> InterruptHandler {
-    InterruptHandler(sources: [SIGINT, SIGTERM].map { signalNumber in
-        signal(signalNumber, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler {
-            body()
-            exit(130)
-        }
-        source.resume()
-        return source
-    })
+    InterruptHandler(
+        sources: [SIGINT, SIGTERM].map { signalNumber in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                body()
+                exit(130)
+            }
+            source.resume()
+            return source
+        })
 }
 
 /// The signal sources of ``onInterrupt(_:)``.
@@ -178,13 +192,21 @@ enum BenchTables {
     static func render(_ report: BenchmarkReport, profile: Bool) -> String {
         var out: [String] = []
         let device = report.device
-        out.append("Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)\([device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ").isEmpty ? "" : ", " + [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " "))), synthetic weights")
+        out.append(
+            "Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)\([device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ").isEmpty ? "" : ", " + [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " "))), synthetic weights"
+        )
         out.append("")
-        var rows = [["model", "input", "batch", "kernels", "MAdds", "params", "top-1*", "steptime*", "ms/batch (min-max)", "ms/image",
-                     "images/s", "GFLOP/s", "device ms"]]
+        var rows = [
+            [
+                "model", "input", "batch", "kernels", "MAdds", "params", "top-1*", "steptime*", "ms/batch (min-max)",
+                "ms/image",
+                "images/s", "GFLOP/s", "device ms",
+            ]
+        ]
         for r in report.rows {
             rows.append([
-                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, formatGiga(r.madds), String(format: "%.1f M", Double(r.parameters) / 1e6),
+                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, formatGiga(r.madds),
+                String(format: "%.1f M", Double(r.parameters) / 1e6),
                 r.published.map { String(format: "%.1f%%", $0.top1) } ?? "-",
                 r.published.map { String(format: "%.0f ms", $0.steptime_ms) } ?? "-",
                 String(format: "%.1f (%.1f-%.1f)", r.ms_per_batch.median, r.ms_per_batch.min, r.ms_per_batch.max),
@@ -193,35 +215,56 @@ enum BenchTables {
             ])
         }
         out.append(formatTable(rows))
-        out.append("* top-1 and steptime as the authors published them; the steptime is most likely BoTNet's protocol (a training step of batch 32 on TPU-v3): not comparable with the figures measured here.")
+        out.append(
+            "* top-1 and steptime as the authors published them; the steptime is most likely BoTNet's protocol (a training step of batch 32 on TPU-v3): not comparable with the figures measured here."
+        )
         out.append("")
-        var setup = [["model", "input", "batch", "kernels", "data paths", "weights", "activations", "peak memory", "dispatches",
-                      "barriers", "pipelines", "cold", "warm", "setup", "check"]]
+        var setup = [
+            [
+                "model", "input", "batch", "kernels", "data paths", "weights", "activations", "peak memory",
+                "dispatches",
+                "barriers", "pipelines", "cold", "warm", "setup", "check",
+            ]
+        ]
         for r in report.rows {
-            let paths = r.data_paths.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            let paths =
+                r.data_paths.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 + (r.micro_batch < r.batch ? "; \(r.micro_batch) per submission" : "")
             setup.append([
-                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, paths, formatBytes(UInt64(r.weight_bytes)), formatBytes(UInt64(r.activation_bytes)),
+                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, paths, formatBytes(UInt64(r.weight_bytes)),
+                formatBytes(UInt64(r.activation_bytes)),
                 formatBytes(UInt64(r.peak_device_bytes)), "\(r.dispatches)", "\(r.barriers)", "\(r.pipelines)",
                 String(format: "%.0f ms", r.pipelines_cold_ms), String(format: "%.0f ms", r.pipelines_warm_ms),
                 String(format: "%.0f ms", r.setup_ms),
-                String(format: "%.1e at %dpx x%d %@", r.check_rel_error, r.check_input_size, r.check_batch, r.check_pass ? "ok" : "FAIL"),
+                String(
+                    format: "%.1e at %dpx x%d %@", r.check_rel_error, r.check_input_size, r.check_batch,
+                    r.check_pass ? "ok" : "FAIL"),
             ])
         }
         out.append(formatTable(setup))
-        out.append("cold/warm: creating every pipeline with an empty pipeline cache, then with the cache that left; setup: planning, weight upload and recording; check: relative L2 error of the logits against the CPU reference.")
+        out.append(
+            "cold/warm: creating every pipeline with an empty pipeline cache, then with the cache that left; setup: planning, weight upload and recording; check: relative L2 error of the logits against the CPU reference."
+        )
         for r in report.rows {
-            if let divergence = r.check_first_divergence { out.append("BOSSNET_CHECK: \(r.label) first diverges at \(divergence)") }
+            if let divergence = r.check_first_divergence {
+                out.append("BOSSNET_CHECK: \(r.label) first diverges at \(divergence)")
+            }
         }
         if profile {
             for r in report.rows {
                 guard let entries = r.profile else { continue }
                 out.append("")
-                out.append("Profile: \(r.label) \(r.input_size)px batch \(r.batch) kernels \(r.kernels) (the median run, slowest first)")
+                out.append(
+                    "Profile: \(r.label) \(r.input_size)px batch \(r.batch) kernels \(r.kernels) (the median run, slowest first)"
+                )
                 var table = [["node", "op", "kernel", "shape", "ms", "share", "GFLOP/s", "GB/s"]]
                 for e in entries {
-                    table.append([e.node, e.op, e.kernel, e.shape, String(format: "%.3f", e.ms), String(format: "%.1f%%", e.share * 100),
-                                  e.gflops.map { String(format: "%.1f", $0) } ?? "-", String(format: "%.2f", e.gigabytes_per_second)])
+                    table.append([
+                        e.node, e.op, e.kernel, e.shape, String(format: "%.3f", e.ms),
+                        String(format: "%.1f%%", e.share * 100),
+                        e.gflops.map { String(format: "%.1f", $0) } ?? "-",
+                        String(format: "%.2f", e.gigabytes_per_second),
+                    ])
                 }
                 out.append(formatTable(table))
             }

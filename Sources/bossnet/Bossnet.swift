@@ -8,7 +8,9 @@ struct Bossnet: AsyncParsableCommand {
         commandName: "bossnet",
         abstract: "BossNet-T inference on any Vulkan GPU.",
         version: bossnetVersion,
-        subcommands: [Bench.self, Classify.self, Eval.self, Info.self, Convert.self, Devices.self, Validate.self, Weights.self]
+        subcommands: [
+            Bench.self, Classify.self, Eval.self, Info.self, Convert.self, Devices.self, Validate.self, Weights.self,
+        ]
     )
 }
 

@@ -52,7 +52,9 @@ struct Classify: ParsableCommand {
 
     func validate() throws {
         try validateInputSize(inputSize)
-        guard !inputs.isEmpty else { throw ValidationError("Give at least one INPUT (a PNG or JPEG image, or an .npy file).") }
+        guard !inputs.isEmpty else {
+            throw ValidationError("Give at least one INPUT (a PNG or JPEG image, or an .npy file).")
+        }
         guard (1...1000).contains(top) else { throw ValidationError("--top must be between 1 and 1000.") }
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
         if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
@@ -71,24 +73,31 @@ struct Classify: ParsableCommand {
         if let loaded = try weightsSelection.load(for: model) {
             source = loaded
         } else {
-            FileHandle.standardError.write(Data("""
-                WARNING: no --weights given: the weights are SYNTHETIC and the classes below mean nothing.
-                         Pass --weights published (the authors' checkpoint, downloaded once) or a checkpoint file.\n
-                """.utf8))
+            FileHandle.standardError.write(
+                Data(
+                    """
+                    WARNING: no --weights given: the weights are SYNTHETIC and the classes below mean nothing.
+                             Pass --weights published (the authors' checkpoint, downloaded once) or a checkpoint file.\n
+                    """.utf8))
             source = try SyntheticWeights(calibratedFor: model)
         }
 
         // Every input as one or more preprocessed images; an input that cannot be read is reported and skipped.
         var images: [InputFile.Image] = []
         var failed: [InputFailure] = []
-        let nonFinite: InputFile.NonFinite = allowNonfinite ? .allow({ index, value in
-            note("warning: element \(index) is \(value) (NaN or infinity); running anyway (--allow-nonfinite)")
-        }) : .reject
+        let nonFinite: InputFile.NonFinite =
+            allowNonfinite
+            ? .allow({ index, value in
+                note("warning: element \(index) is \(value) (NaN or infinity); running anyway (--allow-nonfinite)")
+            }) : .reject
         for path in inputs {
             do {
                 images += try InputFile.load(URL(fileURLWithPath: path), inputSize: inputSize, nonFinite: nonFinite)
             } catch {
-                let hint = if case .nonFinite = error as? InputError { "; fix the input, or pass --allow-nonfinite to run anyway" } else { "" }
+                let hint =
+                    if case .nonFinite = error as? InputError {
+                        "; fix the input, or pass --allow-nonfinite to run anyway"
+                    } else { "" }
                 FileHandle.standardError.write(Data("error: \(error)\(hint)\n".utf8))
                 failed.append(InputFailure(input: path, reason: "\(error)"))
             }
@@ -101,23 +110,32 @@ struct Classify: ParsableCommand {
         let tensors = images.map(\.tensor)
         if Environment.check, let device {
             let first = try classifier.batchInput(Array(tensors.prefix(classifier.batch)))
-            if let node = try GraphCheck.firstDivergence(graph: graph, device: device, input: first, kernels: try kernels.choice()) {
-                FileHandle.standardError.write(Data("BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n".utf8))
+            if let node = try GraphCheck.firstDivergence(
+                graph: graph, device: device, input: first, kernels: try kernels.choice())
+            {
+                FileHandle.standardError.write(
+                    Data(
+                        "BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n"
+                            .utf8))
                 throw ExitCode(1)
             }
             FileHandle.standardError.write(Data("BOSSNET_CHECK: every node matches its CPU reference.\n".utf8))
         }
-        let allLogits = try classifier.logits(all: tensors) { done, total in progress("classified \(done) of \(total)") }
+        let allLogits = try classifier.logits(all: tensors) { done, total in progress("classified \(done) of \(total)")
+        }
         progressDone()
         if let logits {
             try writing(logits) {
-                try NumPyArray(shape: [images.count, classifier.classes], values: allLogits.flatMap { $0 }).write(to: URL(fileURLWithPath: logits))
+                try NumPyArray(shape: [images.count, classifier.classes], values: allLogits.flatMap { $0 }).write(
+                    to: URL(fileURLWithPath: logits))
             }
             if !failed.isEmpty { note("--logits \(logits): \(images.count) rows, for the inputs that could be read") }
         }
 
         struct Result: Encodable { let input: String; let top: [Prediction] }
-        let results = zip(images, allLogits).map { image, row in Result(input: image.name, top: Classifier.predictions(row, top: top)) }
+        let results = zip(images, allLogits).map { image, row in
+            Result(input: image.name, top: Classifier.predictions(row, top: top))
+        }
         if let device, !reportValidation(device.instance) { throw ExitCode(1) }
         let weightsLabel = weightsSelection.label(for: model)
         if json {
@@ -131,20 +149,28 @@ struct Classify: ParsableCommand {
                 let results: [Result]
                 let errors: [InputFailure]
             }
-            try printJSON(Output(model: model.name, weights: weightsLabel, synthetic_weights: weightsLabel == nil, input_size: inputSize,
-                                 device: device?.info, results: results, errors: failed))
+            try printJSON(
+                Output(
+                    model: model.name, weights: weightsLabel, synthetic_weights: weightsLabel == nil,
+                    input_size: inputSize,
+                    device: device?.info, results: results, errors: failed))
             if !failed.isEmpty { throw ExitCode(1) }
             return
         }
         for result in results {
             print(result.input)
             for prediction in result.top {
-                print(String(format: "  %6.2f%%  %4d  %@", prediction.probability * 100, prediction.classIndex, prediction.label))
+                print(
+                    String(
+                        format: "  %6.2f%%  %4d  %@", prediction.probability * 100, prediction.classIndex,
+                        prediction.label))
             }
         }
         if weightsLabel == nil { print("(synthetic weights: these classes mean nothing)") }
         if !failed.isEmpty {
-            note("\(failed.count) of \(inputs.count) inputs could not be read: \(failed.map(\.input).joined(separator: ", "))")
+            note(
+                "\(failed.count) of \(inputs.count) inputs could not be read: \(failed.map(\.input).joined(separator: ", "))"
+            )
             throw ExitCode(1)
         }
     }
@@ -159,7 +185,9 @@ struct InputFailure: Encodable {
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert a PyTorch checkpoint to safetensors (float32, names kept).",
-        discussion: "Writes the state dict classify would use: 'model' (or 'model_ema' with --ema, or 'state_dict', or a bare state dict), with any 'module.' prefix removed.")
+        discussion:
+            "Writes the state dict classify would use: 'model' (or 'model_ema' with --ema, or 'state_dict', or a bare state dict), with any 'module.' prefix removed."
+    )
 
     @Argument(help: "The .pth checkpoint.")
     var input: String
@@ -178,7 +206,9 @@ struct Convert: ParsableCommand {
     func validate() throws {
         guard FileManager.default.fileExists(atPath: input) else { throw ValidationError("\(input) does not exist.") }
         if OutputKind.safetensors.matches(firstBytes(of: URL(fileURLWithPath: input))) {
-            throw ValidationError("\(input) is already a safetensors file: there is nothing to convert (classify and eval read it as it is).")
+            throw ValidationError(
+                "\(input) is already a safetensors file: there is nothing to convert (classify and eval read it as it is)."
+            )
         }
         try checkOutput(output, option: "OUTPUT", kind: .safetensors, inputs: [input])
     }
@@ -188,7 +218,9 @@ struct Convert: ParsableCommand {
             let state = try TorchCheckpoint.stateDict(at: URL(fileURLWithPath: input), ema: ema)
             if check { _ = try CheckpointWeights(state: state, model: modelSelection.resolve()) }
             try writing(output) { try SafeTensors.write(state, to: URL(fileURLWithPath: output)) }
-            print("wrote \(state.count) tensors (\(state.tensors.reduce(0) { $0 + $1.values.count }) values) to \(output)")
+            print(
+                "wrote \(state.count) tensors (\(state.tensors.reduce(0) { $0 + $1.values.count }) values) to \(output)"
+            )
         } catch let error as ExitCode { throw error } catch { throw report(error) }
     }
 }

@@ -7,7 +7,11 @@ import VulkanCompute
 
 /// `--device N`, shared by every command that runs work on a device.
 struct DeviceSelection: ParsableArguments {
-    @Option(name: .long, help: "The Vulkan device to use, by its number in `bossnet devices` (default: BOSSNET_DEVICE, else the most capable device).")
+    @Option(
+        name: .long,
+        help:
+            "The Vulkan device to use, by its number in `bossnet devices` (default: BOSSNET_DEVICE, else the most capable device)."
+    )
     var device: Int?
 
     /// Opens the chosen device with what the environment asks for (``Environment``).
@@ -18,9 +22,11 @@ struct DeviceSelection: ParsableArguments {
 
 /// `--kernels` for the commands that compare families (bench, validate): several, `all`, or the default `auto`.
 struct KernelFamilyList: ParsableArguments {
-    @Option(name: .customLong("kernels"), parsing: .upToNextOption,
-            help: ArgumentHelp("Kernel families to run side by side: auto (the planner's choice per node for the device), texel, storage, tiled, fp16, fp16math, or all.",
-                               valueName: "family"))
+    @Option(
+        name: .customLong("kernels"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Kernel families to run side by side: auto (the planner's choice per node for the device), texel, storage, tiled, fp16, fp16math, or all.",
+            valueName: "family"))
     var names: [String] = []
 
     /// The choices, `all` expanded to every family (default: auto).
@@ -47,9 +53,11 @@ struct KernelFamilyList: ParsableArguments {
 
 /// `--kernels` for the commands that run one plan (classify, eval): one value, so it never takes an input's place.
 struct KernelFamilyOption: ParsableArguments {
-    @Option(name: .customLong("kernels"),
-            help: ArgumentHelp("Which kernels run: auto (the planner's choice per node for the device), texel, storage, tiled, fp16 or fp16math.",
-                               valueName: "family"))
+    @Option(
+        name: .customLong("kernels"),
+        help: ArgumentHelp(
+            "Which kernels run: auto (the planner's choice per node for the device), texel, storage, tiled, fp16 or fp16math.",
+            valueName: "family"))
     var name: String = "auto"
 
     /// The choice.
@@ -67,7 +75,8 @@ func parseKernelChoices(_ text: String) throws -> [KernelChoice] {
     try text.split(separator: ",").map(String.init).flatMap { name -> [KernelChoice] in
         if name == "all" { return KernelFamily.allCases.map { .family($0) } }
         guard let choice = KernelChoice(name) else {
-            throw ValidationError("--kernels takes \((KernelChoice.names + ["all"]).joined(separator: ", ")); got '\(name)'.")
+            throw ValidationError(
+                "--kernels takes \((KernelChoice.names + ["all"]).joined(separator: ", ")); got '\(name)'.")
         }
         return [choice]
     }
@@ -76,9 +85,11 @@ func parseKernelChoices(_ text: String) throws -> [KernelChoice] {
 /// Opens device `index` (`BOSSNET_DEVICE`, else the most capable device, when nil) with what the environment asks
 /// for (``Environment``), and warns on standard error when its pipeline cache file had to be ignored.
 func openDevice(index: Int?) throws -> VulkanDevice {
-    let device = try VulkanDevice(instance: VulkanInstance(validation: Environment.validation), index: index ?? Environment.device(),
-                                  options: DeviceOptions(pipelineCacheDirectory: Environment.pipelineCacheDirectory,
-                                                         limits: try Environment.limits()))
+    let device = try VulkanDevice(
+        instance: VulkanInstance(validation: Environment.validation), index: index ?? Environment.device(),
+        options: DeviceOptions(
+            pipelineCacheDirectory: Environment.pipelineCacheDirectory,
+            limits: try Environment.limits()))
     if let warning = device.pipelineCacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     return device
 }
@@ -92,7 +103,9 @@ enum Environment {
     static func device() throws -> Int? {
         guard let text = variables["BOSSNET_DEVICE"], !text.isEmpty else { return nil }
         guard let number = Int(text), number >= 0 else {
-            throw ValidationError("BOSSNET_DEVICE is '\(text)', which is not a device number. Set it to an index from `bossnet devices`, or unset it.")
+            throw ValidationError(
+                "BOSSNET_DEVICE is '\(text)', which is not a device number. Set it to an index from `bossnet devices`, or unset it."
+            )
         }
         return number
     }
@@ -104,7 +117,9 @@ enum Environment {
     static func limits() throws -> LimitsMode {
         let text = variables["BOSSNET_LIMITS"] ?? ""
         guard let limits = text.isEmpty ? .device : LimitsMode(rawValue: text) else {
-            throw ValidationError("BOSSNET_LIMITS is '\(text)'; set it to 'minimum' (the Vulkan spec's least limits) or 'device', or unset it.")
+            throw ValidationError(
+                "BOSSNET_LIMITS is '\(text)'; set it to 'minimum' (the Vulkan spec's least limits) or 'device', or unset it."
+            )
         }
         return limits
     }
@@ -123,11 +138,17 @@ enum Environment {
         } else if let root = PipelineCacheFile.defaultDirectory(environment: variables) {
             folder = root.appendingPathComponent("weights", isDirectory: true)
         } else {
-            throw ValidationError("Neither HOME nor XDG_CACHE_HOME is set, so there is no cache for published weights; set BOSSNET_WEIGHTS_CACHE to a folder.")
+            throw ValidationError(
+                "Neither HOME nor XDG_CACHE_HOME is set, so there is no cache for published weights; set BOSSNET_WEIGHTS_CACHE to a folder."
+            )
         }
         guard let text = variables["BOSSNET_WEIGHTS_URL"], !text.isEmpty else { return WeightsCache(directory: folder) }
-        guard let source = URL(string: text.hasSuffix("/") ? text : text + "/"), ["http", "https"].contains(source.scheme ?? "") else {
-            throw ValidationError("BOSSNET_WEIGHTS_URL is '\(text)', which is not an http(s) folder URL; set it to a mirror of the release folder, or unset it.")
+        guard let source = URL(string: text.hasSuffix("/") ? text : text + "/"),
+            ["http", "https"].contains(source.scheme ?? "")
+        else {
+            throw ValidationError(
+                "BOSSNET_WEIGHTS_URL is '\(text)', which is not an http(s) folder URL; set it to a mirror of the release folder, or unset it."
+            )
         }
         return WeightsCache(directory: folder, source: source)
     }

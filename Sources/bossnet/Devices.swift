@@ -5,7 +5,9 @@ import VulkanCompute
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the Vulkan devices on this machine and what each can do.",
-        discussion: "The device marked * is the one other commands use by default (--device N or BOSSNET_DEVICE=N choose another). Exits with status 2 when there is no Vulkan device.")
+        discussion:
+            "The device marked * is the one other commands use by default (--device N or BOSSNET_DEVICE=N choose another). Exits with status 2 when there is no Vulkan device."
+    )
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
@@ -41,7 +43,8 @@ struct Devices: ParsableCommand {
         let heaps = device.memoryHeaps.enumerated().map { index, heap in
             "heap \(index): \(formatBytes(heap.size))\(heap.deviceLocal ? " device-local" : "")"
         }
-        let driver = [device.driverName, device.driverInfo].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        let driver = [device.driverName, device.driverInfo].compactMap { $0 }.filter { !$0.isEmpty }.joined(
+            separator: " ")
         var lines = [
             "\(isDefault ? "*" : " ") [\(device.index)] \(device.name) (\(device.type.rawValue))",
             "      Vulkan \(device.apiVersion), driver \(device.driverVersion)\(driver.isEmpty ? "" : " (\(driver))")",

@@ -8,7 +8,8 @@ import VulkanCompute
 
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Top-1 and top-5 accuracy over a labelled image set (PNG and JPEG), sharded over machines if need be.",
+        abstract:
+            "Top-1 and top-5 accuracy over a labelled image set (PNG and JPEG), sharded over machines if need be.",
         subcommands: [EvalRun.self, EvalMerge.self],
         defaultSubcommand: EvalRun.self)
 }
@@ -45,7 +46,10 @@ struct EvalRun: AsyncParsableCommand {
     @Option(help: "Evaluate part K of N of the sorted set (K from 0), e.g. 3/8.")
     var shard: String?
 
-    @Option(help: "Write one JSON line per image (path, label, top-5 classes and probabilities) here; resumes from it if it exists.")
+    @Option(
+        help:
+            "Write one JSON line per image (path, label, top-5 classes and probabilities) here; resumes from it if it exists."
+    )
     var predictions: String?
 
     @Flag(help: "Stop at the first image that cannot be read.")
@@ -76,7 +80,9 @@ struct EvalRun: AsyncParsableCommand {
         _ = try deviceIndices()
         _ = try kernels.choice()
         guard weightsSelection.weights != nil else {
-            throw ValidationError("Give --weights: a .pth or .safetensors checkpoint, or 'published' for the authors' checkpoint of --model.")
+            throw ValidationError(
+                "Give --weights: a .pth or .safetensors checkpoint, or 'published' for the authors' checkpoint of --model."
+            )
         }
         try weightsSelection.validate(model: try modelSelection.resolve())
     }
@@ -98,11 +104,14 @@ struct EvalRun: AsyncParsableCommand {
         let model = try modelSelection.resolve()
         let root = URL(fileURLWithPath: directory)
         let shard = try shard.map(Shard.init(parsing:)) ?? .whole
-        let whole = try labels.map { try ImageSet(root: root, labelsFile: URL(fileURLWithPath: $0)) } ?? ImageSet(imageFolder: root)
+        let whole =
+            try labels.map { try ImageSet(root: root, labelsFile: URL(fileURLWithPath: $0)) }
+            ?? ImageSet(imageFolder: root)
         let set = whole.shard(shard)
         let weightsLabel = weightsSelection.label(for: model) ?? ""
-        let header = PredictionsHeader(model: model.name, weights: weightsLabel, ema: weightsSelection.ema,
-                                       inputSize: inputSize, shard: shard, images: set.images.count, setImages: whole.images.count)
+        let header = PredictionsHeader(
+            model: model.name, weights: weightsLabel, ema: weightsSelection.ema,
+            inputSize: inputSize, shard: shard, images: set.images.count, setImages: whole.images.count)
 
         // The predictions file: checked (and resumed) before any work.
         var resumed: [PredictionRecord] = []
@@ -113,18 +122,24 @@ struct EvalRun: AsyncParsableCommand {
         }
         guard let source = try weightsSelection.load(for: model) else { throw ValidationError("Give --weights.") }
         let graph = try model.graph(batch: min(batch, max(set.images.count, 1)), inputSize: inputSize, weights: source)
-        let factories: [DeviceFactory] = cpu ? [{ nil }] : try deviceIndices().map { index in
-            { try openDevice(index: index) }
+        let factories: [DeviceFactory] =
+            cpu
+            ? [{ nil }]
+            : try deviceIndices().map { index in
+                { try openDevice(index: index) }
+            }
+        if !resumed.isEmpty, !json {
+            note("resuming: \(resumed.count) of \(set.images.count) images already in \(predictions ?? "")")
         }
-        if !resumed.isEmpty, !json { note("resuming: \(resumed.count) of \(set.images.count) images already in \(predictions ?? "")") }
 
         let writer = output.map(LineWriter.init)
         let reporter = ProgressReporter(total: set.images.count - resumed.count)
         let evaluator = Evaluator(set: set, graph: graph, strict: strict)
         let start = Date()
-        let result = try await evaluator.run(devices: factories, kernels: try kernels.choice(), resumed: resumed,
-                                             record: { record in try writer?.write(record) },
-                                             progress: { reporter.update($0) })
+        let result = try await evaluator.run(
+            devices: factories, kernels: try kernels.choice(), resumed: resumed,
+            record: { record in try writer?.write(record) },
+            progress: { reporter.update($0) })
         reporter.finish()
         try output?.close()
         let seconds = Date().timeIntervalSince(start)
@@ -142,7 +157,9 @@ struct EvalRun: AsyncParsableCommand {
 
     /// Opens the predictions file for appending: a new one gets the header; an existing one must be of this run, and
     /// its complete records are returned so the run resumes after them (a last line cut short is dropped).
-    private func openPredictions(_ url: URL, header: PredictionsHeader, set: ImageSet) throws -> ([PredictionRecord], FileHandle) {
+    private func openPredictions(_ url: URL, header: PredictionsHeader, set: ImageSet) throws -> (
+        [PredictionRecord], FileHandle
+    ) {
         let manager = FileManager.default
         let folder = url.deletingLastPathComponent()
         var isDirectory: ObjCBool = false
@@ -152,7 +169,9 @@ struct EvalRun: AsyncParsableCommand {
         if manager.fileExists(atPath: url.path) {
             let contents = try PredictionsFile.read(url)
             guard contents.header == header else {
-                throw ImageSetError("--predictions: \(url.path) holds another run's predictions (model, weights, input size, set or shard differ); remove it or give another file")
+                throw ImageSetError(
+                    "--predictions: \(url.path) holds another run's predictions (model, weights, input size, set or shard differ); remove it or give another file"
+                )
             }
             let paths = Set(set.images.map(\.path))
             guard contents.records.allSatisfy({ paths.contains($0.path) }) else {
@@ -176,7 +195,9 @@ struct EvalMerge: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Combine the predictions files of every shard of a run into its accuracy.",
-        discussion: "Refuses files of different runs, a shard given twice or missing, an unfinished shard, and an image predicted twice.")
+        discussion:
+            "Refuses files of different runs, a shard given twice or missing, an unfinished shard, and an image predicted twice."
+    )
 
     @Flag(help: "Print the summary as JSON.")
     var json = false
@@ -193,8 +214,10 @@ struct EvalMerge: ParsableCommand {
             let (header, accuracy) = try PredictionsFile.merge(files.map { URL(fileURLWithPath: $0) })
             let summary = EvalSummary(
                 model: header.model, weights: header.weights, ema: header.ema, input_size: header.input_size,
-                shard: "\(header.shards) shards merged", images: accuracy.images, top1: accuracy.top1, top5: accuracy.top5,
-                errors: accuracy.errors, resumed: 0, seconds: nil, images_per_second: nil, devices: nil, predictions: nil)
+                shard: "\(header.shards) shards merged", images: accuracy.images, top1: accuracy.top1,
+                top5: accuracy.top5,
+                errors: accuracy.errors, resumed: 0, seconds: nil, images_per_second: nil, devices: nil,
+                predictions: nil)
             if json { try printJSON(summary) } else { summary.print() }
         } catch let error as ExitCode { throw error } catch { throw report(error) }
     }
@@ -220,13 +243,15 @@ struct EvalSummary: Encodable {
     let predictions: String?
 
     func print() {
-        Swift.print("\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : "")"
-                    + (shard == Shard.whole.description ? "" : ", shard \(shard)"))
+        Swift.print(
+            "\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : "")"
+                + (shard == Shard.whole.description ? "" : ", shard \(shard)"))
         Swift.print(String(format: "top-1 %.2f%%  top-5 %.2f%%  over %d images", top1 * 100, top5 * 100, images))
         if let seconds, let rate = images_per_second, let devices {
             let names = devices.isEmpty ? "the CPU reference" : devices.map(\.name).joined(separator: ", ")
-            Swift.print(String(format: "%.1f s, %.2f images/s on %@", seconds, rate, names)
-                + (resumed > 0 ? " (\(resumed) resumed)" : ""))
+            Swift.print(
+                String(format: "%.1f s, %.2f images/s on %@", seconds, rate, names)
+                    + (resumed > 0 ? " (\(resumed) resumed)" : ""))
         }
         if !errors.isEmpty {
             Swift.print("\(errors.count) image\(errors.count == 1 ? "" : "s") could not be read (not counted above):")
@@ -264,11 +289,13 @@ final class ProgressReporter: @unchecked Sendable {
             if standardErrorIsTerminal {
                 let width = 30, filled = total > 0 ? width * progress.done / total : width
                 let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-                FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(progress.done)/\(total)  \(rate)  \(left)  \(top1)".utf8))
+                FileHandle.standardError.write(
+                    Data("\r\u{1B}[2K[\(bar)] \(progress.done)/\(total)  \(rate)  \(left)  \(top1)".utf8))
                 shown = true
             } else if Date().timeIntervalSince(lastLine) >= 10 || progress.done == total {
                 lastLine = Date()
-                FileHandle.standardError.write(Data("eval: \(progress.done)/\(total) images, \(rate), \(left), \(top1)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("eval: \(progress.done)/\(total) images, \(rate), \(left), \(top1)\n".utf8))
             }
         }
     }
@@ -277,10 +304,10 @@ final class ProgressReporter: @unchecked Sendable {
 
     static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+        return s >= 3600
+            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
 
 /// A line on standard error.
 func note(_ text: String) { FileHandle.standardError.write(Data("\(text)\n".utf8)) }
-

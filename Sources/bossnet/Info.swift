@@ -5,7 +5,9 @@ import Models
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a model's per-stage shapes, parameters and multiply-adds.",
-        discussion: "MAdds count one multiply-add per weight use in convolutions (SE's included), attention's QK^T and AV, and the classifier.")
+        discussion:
+            "MAdds count one multiply-add per weight use in convolutions (SE's included), attention's QK^T and AV, and the classifier."
+    )
 
     @OptionGroup var selection: ModelSelection
 
@@ -30,8 +32,9 @@ struct Info: ParsableCommand {
             try printJSON(info)
             return
         }
-        print("\(info.model) at \(info.input_size)x\(info.input_size): \(formatThousands(info.parameters)) parameters, "
-            + "\(formatGiga(info.madds)) MAdds, \(info.state_dict_entries) state-dict entries")
+        print(
+            "\(info.model) at \(info.input_size)x\(info.input_size): \(formatThousands(info.parameters)) parameters, "
+                + "\(formatGiga(info.madds)) MAdds, \(info.state_dict_entries) state-dict entries")
         print("architecture: \(info.architecture)")
         print()
         var rows = [["stage", "output (CxHxW)", "parameters", "MAdds"]]
@@ -39,8 +42,12 @@ struct Info: ParsableCommand {
         print(formatTable(rows))
         if layers {
             print()
-            print(formatTable([["layer", "op", "output", "MAdds"]]
-                + info.layers.map { [$0.name, $0.op, $0.output, String(format: "%.1f M", Double($0.madds) / 1e6)] }))
+            print(
+                formatTable(
+                    [["layer", "op", "output", "MAdds"]]
+                        + info.layers.map {
+                            [$0.name, $0.op, $0.output, String(format: "%.1f M", Double($0.madds) / 1e6)]
+                        }))
         }
     }
 }

@@ -7,13 +7,14 @@ struct ModelSelection: ParsableArguments {
     @Option(help: "A published model: bossnet_T0, bossnet_T0_nose or bossnet_T1.")
     var model: String?
 
-    @Option(help: ArgumentHelp(
-        "An architecture instead of a named model.",
-        discussion: """
-            hytra:<s1>-<s2>-<s3>-<s4>[,act=relu|silu][,se=yes|no][,last-stride=1|2], each stage a string of 1 (ResConv) \
-            and 0 (ResAtt), or _ for an empty stage; BossNet-T0 is hytra:1-1-11101-000100000. \
-            mbconv:<c1>,...,<c19> with each choice 6x3, 6x5, 3x3 or 3x5 (expansion x kernel).
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "An architecture instead of a named model.",
+            discussion: """
+                hytra:<s1>-<s2>-<s3>-<s4>[,act=relu|silu][,se=yes|no][,last-stride=1|2], each stage a string of 1 (ResConv) \
+                and 0 (ResAtt), or _ for an empty stage; BossNet-T0 is hytra:1-1-11101-000100000. \
+                mbconv:<c1>,...,<c19> with each choice 6x3, 6x5, 3x3 or 3x5 (expansion x kernel).
+                """))
     var arch: String?
 
     /// The model chosen, bossnet_T0 when neither option is given.
@@ -31,7 +32,8 @@ struct ModelSelection: ParsableArguments {
 /// Checks an input size the way every command does, naming the option the user gave.
 func validateInputSize(_ size: Int, option: String = "--input-size") throws {
     guard size >= Model.minimumInputSize && size <= Model.maximumInputSize else {
-        throw ValidationError("\(option) must be between \(Model.minimumInputSize) and \(Model.maximumInputSize) pixels; got \(size).")
+        throw ValidationError(
+            "\(option) must be between \(Model.minimumInputSize) and \(Model.maximumInputSize) pixels; got \(size).")
     }
 }
 
@@ -53,6 +55,7 @@ func formatThousands(_ value: Int) -> String {
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(
+        positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }

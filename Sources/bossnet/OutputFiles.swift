@@ -44,7 +44,8 @@ func checkOutput(_ path: String, option: String, kind: OutputKind, inputs: [Stri
     if manager.fileExists(atPath: target.path, isDirectory: &isDirectory) {
         guard !isDirectory.boolValue else { throw ValidationError("\(option) \(path) is a folder.") }
         guard kind.matches(firstBytes(of: target)) else {
-            throw ValidationError("\(option) \(path) exists and is not a \(kind.rawValue) file; not replacing it. Name another file.")
+            throw ValidationError(
+                "\(option) \(path) exists and is not a \(kind.rawValue) file; not replacing it. Name another file.")
         }
     }
 }

@@ -7,7 +7,8 @@ import VulkanCompute
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check every kernel on this machine's device against the CPU reference, at a model's real layer shapes.",
+        abstract:
+            "Check every kernel on this machine's device against the CPU reference, at a model's real layer shapes.",
         discussion: """
             Builds each --model and --arch (default: bossnet_T0 and bossnet_T1) at the given input size and batch, and \
             runs the kernels of every distinct operation of its graph once, on random inputs, against the plain CPU \
@@ -24,12 +25,14 @@ struct Validate: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
-    @Option(name: .customLong("model"), parsing: .upToNextOption,
-            help: "Models whose layers to check: bossnet_T0, bossnet_T0_nose, bossnet_T1 (default: bossnet_T0 bossnet_T1).")
+    @Option(
+        name: .customLong("model"), parsing: .upToNextOption,
+        help: "Models whose layers to check: bossnet_T0, bossnet_T0_nose, bossnet_T1 (default: bossnet_T0 bossnet_T1).")
     var models: [String] = []
 
-    @Option(name: .customLong("arch"), parsing: .upToNextOption,
-            help: "Architectures whose layers to check, in the syntax of `bossnet info --help`.")
+    @Option(
+        name: .customLong("arch"), parsing: .upToNextOption,
+        help: "Architectures whose layers to check, in the syntax of `bossnet info --help`.")
     var architectures: [String] = []
 
     @Option(help: "Input image size the layer shapes are taken from.")
@@ -51,7 +54,9 @@ struct Validate: ParsableCommand {
     /// The models asked for, bossnet_T0 and bossnet_T1 by default.
     func chosenModels() throws -> [Model] {
         do {
-            let named = try (models.isEmpty && architectures.isEmpty ? ["bossnet_T0", "bossnet_T1"] : models).map { try Model(name: $0) }
+            let named = try (models.isEmpty && architectures.isEmpty ? ["bossnet_T0", "bossnet_T1"] : models).map {
+                try Model(name: $0)
+            }
             return try named + architectures.map { Model(try Architecture.parse($0)) }
         } catch let error as ArchitectureError {
             throw ValidationError(error.description)
@@ -79,7 +84,8 @@ struct Validate: ParsableCommand {
         let pipelines = KernelPipelines(device: device)
         var families: [KernelFamily] = []
         do {
-            for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) }) where !families.contains(family) {
+            for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })
+            where !families.contains(family) {
                 families.append(family)
             }
         } catch { throw report(error) }
@@ -100,17 +106,26 @@ struct Validate: ParsableCommand {
         let total = checks.count * families.count
         for (familyIndex, family) in families.enumerated() {
             for (index, (layer, check)) in checks.enumerated() {
-                if !json { progress("[\(familyIndex * checks.count + index + 1)/\(total)] \(family) \(check.op) \(check.shape)") }
+                if !json {
+                    progress(
+                        "[\(familyIndex * checks.count + index + 1)/\(total)] \(family) \(check.op) \(check.shape)")
+                }
                 let tolerance = Tolerance.relativeL2(for: family)
                 do {
-                    let result = try check.run(on: device, pipelines: pipelines, seed: seed &+ UInt64(index), family: family)
-                    rows.append(Row(layer: layer, family: family.rawValue, kernels: Set(result.kernels).sorted().joined(separator: " "),
-                                    op: check.op, shape: check.shape, tolerance: tolerance, rel_error: result.relativeL2,
-                                    max_abs_error: result.maxAbsolute, pass: result.passes,
-                                    error: result.nonFinite.isEmpty ? nil : "non-finite outputs at \(result.nonFinite)"))
+                    let result = try check.run(
+                        on: device, pipelines: pipelines, seed: seed &+ UInt64(index), family: family)
+                    rows.append(
+                        Row(
+                            layer: layer, family: family.rawValue,
+                            kernels: Set(result.kernels).sorted().joined(separator: " "),
+                            op: check.op, shape: check.shape, tolerance: tolerance, rel_error: result.relativeL2,
+                            max_abs_error: result.maxAbsolute, pass: result.passes,
+                            error: result.nonFinite.isEmpty ? nil : "non-finite outputs at \(result.nonFinite)"))
                 } catch {
-                    rows.append(Row(layer: layer, family: family.rawValue, kernels: "", op: check.op, shape: check.shape,
-                                    tolerance: tolerance, rel_error: .nan, max_abs_error: .nan, pass: false, error: "\(error)"))
+                    rows.append(
+                        Row(
+                            layer: layer, family: family.rawValue, kernels: "", op: check.op, shape: check.shape,
+                            tolerance: tolerance, rel_error: .nan, max_abs_error: .nan, pass: false, error: "\(error)"))
                 }
             }
         }
@@ -128,19 +143,29 @@ struct Validate: ParsableCommand {
                 let families: [String]
                 let results: [Row]
             }
-            try printJSON(Output(device: device.info, limits: device.limitsMode.rawValue, input_size: inputSize, batch: batch,
-                                 seed: seed, families: families.map(\.rawValue), results: rows))
+            try printJSON(
+                Output(
+                    device: device.info, limits: device.limitsMode.rawValue, input_size: inputSize, batch: batch,
+                    seed: seed, families: families.map(\.rawValue), results: rows))
         } else {
             let limits = device.limitsMode == .minimum ? ", the Vulkan spec's minimum limits" : ""
-            print("Kernels against the CPU reference on \(device.info.name)\(limits), input \(inputSize), batch \(batch), seed \(seed)")
-            let table = [["family", "layer", "op", "kernels", "shape", "rel error", "tolerance", "max abs error", "result"]] + rows.map { row in
-                [row.family, row.layer, row.op, row.kernels, row.shape, String(format: "%.2e", row.rel_error),
-                 String(format: "%.0e", row.tolerance), String(format: "%.2e", row.max_abs_error),
-                 row.pass ? "pass" : "FAIL" + (row.error.map { ": \($0)" } ?? "")]
-            }
+            print(
+                "Kernels against the CPU reference on \(device.info.name)\(limits), input \(inputSize), batch \(batch), seed \(seed)"
+            )
+            let table =
+                [["family", "layer", "op", "kernels", "shape", "rel error", "tolerance", "max abs error", "result"]]
+                + rows.map { row in
+                    [
+                        row.family, row.layer, row.op, row.kernels, row.shape, String(format: "%.2e", row.rel_error),
+                        String(format: "%.0e", row.tolerance), String(format: "%.2e", row.max_abs_error),
+                        row.pass ? "pass" : "FAIL" + (row.error.map { ": \($0)" } ?? ""),
+                    ]
+                }
             print(formatTable(table))
-            print(failed == 0 ? "All \(rows.count) checks pass (\(families.map(\.rawValue).joined(separator: ", ")))."
-                              : "\(failed) of \(rows.count) checks FAIL.")
+            print(
+                failed == 0
+                    ? "All \(rows.count) checks pass (\(families.map(\.rawValue).joined(separator: ", ")))."
+                    : "\(failed) of \(rows.count) checks FAIL.")
         }
         if failed > 0 || !silent { throw ExitCode(1) }
     }
@@ -149,7 +174,9 @@ struct Validate: ParsableCommand {
 /// Lays rows out in aligned columns, the first row as the header.
 func formatTable(_ rows: [[String]]) -> String {
     guard let header = rows.first else { return "" }
-    let widths = header.indices.map { column in rows.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+    let widths = header.indices.map { column in
+        rows.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0
+    }
     func line(_ row: [String]) -> String {
         row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)

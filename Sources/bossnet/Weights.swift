@@ -6,9 +6,12 @@ import PublishedWeights
 
 /// `--weights FILE|published` and `--ema`, shared by the commands that load weights.
 struct WeightsSelection: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Weights: a .pth checkpoint (torch.save zip format), a .safetensors file, or 'published'.",
-        discussion: "'published' takes the authors' checkpoint of --model from the cache, downloading it there on first use (see `bossnet weights list`)."))
+    @Option(
+        help: ArgumentHelp(
+            "Weights: a .pth checkpoint (torch.save zip format), a .safetensors file, or 'published'.",
+            discussion:
+                "'published' takes the authors' checkpoint of --model from the cache, downloading it there on first use (see `bossnet weights list`)."
+        ))
     var weights: String?
 
     @Flag(help: "Use the checkpoint's EMA weights ('model_ema').")
@@ -19,11 +22,17 @@ struct WeightsSelection: ParsableArguments {
 
     /// Checks what can be checked before any work.
     func validate(model: Model) throws {
-        if ema && weights == nil { throw ValidationError("--ema chooses the EMA weights of a --weights checkpoint; give --weights too.") }
+        if ema && weights == nil {
+            throw ValidationError("--ema chooses the EMA weights of a --weights checkpoint; give --weights too.")
+        }
         if isPublished {
-            do { _ = try PublishedCheckpoint.of(model: model.name) } catch { throw ValidationError("--weights published: \(error)") }
+            do { _ = try PublishedCheckpoint.of(model: model.name) } catch {
+                throw ValidationError("--weights published: \(error)")
+            }
         } else if let weights, !FileManager.default.fileExists(atPath: weights) {
-            throw ValidationError("--weights \(weights) does not exist. Give a .pth or .safetensors file, or 'published' for the authors' checkpoint.")
+            throw ValidationError(
+                "--weights \(weights) does not exist. Give a .pth or .safetensors file, or 'published' for the authors' checkpoint."
+            )
         }
     }
 
@@ -49,15 +58,22 @@ final class DownloadReporter: Sendable {
     func report(_ event: DownloadEvent) {
         switch event {
         case let .started(url, destination, resumingFrom):
-            note(resumingFrom > 0 ? "resuming \(url.absoluteString) at \(megabytes(resumingFrom))" : "downloading \(url.absoluteString)")
+            note(
+                resumingFrom > 0
+                    ? "resuming \(url.absoluteString) at \(megabytes(resumingFrom))"
+                    : "downloading \(url.absoluteString)")
             note("  into \(destination.path)")
         case let .progress(p):
             let fraction = p.total.map { Double(p.received) / Double(max($0, 1)) }
-            let bar = fraction.map { f in
-                let filled = Int((min(max(f, 0), 1) * 30).rounded(.down))
-                return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled) + String(format: "] %3.0f%% ", f * 100)
-            } ?? ""
-            progress("\(bar)\(megabytes(p.received))\(p.total.map { " of \(megabytes($0))" } ?? "")  \(megabytes(Int64(p.bytesPerSecond)))/s")
+            let bar =
+                fraction.map { f in
+                    let filled = Int((min(max(f, 0), 1) * 30).rounded(.down))
+                    return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
+                        + String(format: "] %3.0f%% ", f * 100)
+                } ?? ""
+            progress(
+                "\(bar)\(megabytes(p.received))\(p.total.map { " of \(megabytes($0))" } ?? "")  \(megabytes(Int64(p.bytesPerSecond)))/s"
+            )
         case let .retrying(received, attempt):
             progressDone()
             note("the transfer stopped at \(megabytes(received)); trying again (attempt \(attempt))")
@@ -86,7 +102,8 @@ struct Weights: ParsableCommand {
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List each model's checkpoint: URL, cache path, whether it is cached.")
+        static let configuration = CommandConfiguration(
+            abstract: "List each model's checkpoint: URL, cache path, whether it is cached.")
 
         @Flag(help: "Print JSON instead of text.")
         var json = false
@@ -95,15 +112,20 @@ struct Weights: ParsableCommand {
             do {
                 let cache = try Environment.weightsCache()
                 struct Row: Encodable {
-                    let model: String, file: String, url: String, path: String, cached: Bool, bytes: Int64?, top1: Double, top5: Double
+                    let model: String, file: String, url: String, path: String, cached: Bool, bytes: Int64?,
+                        top1: Double, top5: Double
                 }
                 let rows = PublishedCheckpoint.all.map { checkpoint in
                     let path = cache.path(of: checkpoint)
                     let cached = cache.isCached(checkpoint)
-                    return Row(model: checkpoint.model, file: checkpoint.file, url: checkpoint.url(source: cache.source).absoluteString,
-                               path: path.path, cached: cached,
-                               bytes: cached ? (try? FileManager.default.attributesOfItem(atPath: path.path)[.size] as? NSNumber)?.int64Value : nil,
-                               top1: checkpoint.top1, top5: checkpoint.top5)
+                    return Row(
+                        model: checkpoint.model, file: checkpoint.file,
+                        url: checkpoint.url(source: cache.source).absoluteString,
+                        path: path.path, cached: cached,
+                        bytes: cached
+                            ? (try? FileManager.default.attributesOfItem(atPath: path.path)[.size] as? NSNumber)?
+                                .int64Value : nil,
+                        top1: checkpoint.top1, top5: checkpoint.top5)
                 }
                 if json {
                     struct Output: Encodable { let cache: String; let checkpoints: [Row] }
@@ -112,7 +134,9 @@ struct Weights: ParsableCommand {
                 }
                 print("cache: \(cache.directory.path)")
                 for row in rows {
-                    print("\(row.model.padding(toLength: 16, withPad: " ", startingAt: 0)) \(row.cached ? "cached    " : "not cached") top-1 \(row.top1)%  \(row.url)")
+                    print(
+                        "\(row.model.padding(toLength: 16, withPad: " ", startingAt: 0)) \(row.cached ? "cached    " : "not cached") top-1 \(row.top1)%  \(row.url)"
+                    )
                 }
             } catch let error as ExitCode { throw error } catch { throw report(error) }
         }
@@ -127,7 +151,9 @@ struct Weights: ParsableCommand {
 
         func validate() throws {
             for name in model where (try? PublishedCheckpoint.of(model: name)) == nil {
-                throw ValidationError("--model \(name) has no published checkpoint; the authors publish \(PublishedCheckpoint.all.map(\.model).joined(separator: ", ")).")
+                throw ValidationError(
+                    "--model \(name) has no published checkpoint; the authors publish \(PublishedCheckpoint.all.map(\.model).joined(separator: ", "))."
+                )
             }
         }
 
@@ -139,7 +165,8 @@ struct Weights: ParsableCommand {
                         print("\(checkpoint.model): cached at \(cache.path(of: checkpoint).path)")
                         continue
                     }
-                    let path = try cache.download(checkpoint, model: try Model(name: checkpoint.model), progress: DownloadReporter().report)
+                    let path = try cache.download(
+                        checkpoint, model: try Model(name: checkpoint.model), progress: DownloadReporter().report)
                     print("\(checkpoint.model): downloaded to \(path.path)")
                 }
             } catch let error as ExitCode { throw error } catch { throw report(error) }

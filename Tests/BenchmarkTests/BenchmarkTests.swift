@@ -1,8 +1,8 @@
 import Benchmark
 import Foundation
 import Models
-import Testing
 import TestSupport
+import Testing
 
 @Test("a statistic is the median with its extremes; decreasing maps swap them")
 func statistics() {
@@ -18,9 +18,11 @@ func statistics() {
 func publishedTable() throws {
     let rows = try BenchmarkCase.publishedTable(batches: [1, 8])
     #expect(rows.count == 10)
-    #expect(rows.map(\.label).uniqued() == ["BossNet-T0 w/o SE", "BossNet-T0", "BossNet-T0^", "BossNet-T1", "BossNet-T1^"])
+    #expect(
+        rows.map(\.label).uniqued() == ["BossNet-T0 w/o SE", "BossNet-T0", "BossNet-T0^", "BossNet-T1", "BossNet-T1^"])
     #expect(rows.map(\.inputSize).uniqued() == [224, 288, 256])
-    #expect(rows.first { $0.label == "BossNet-T1^" }?.published == PublishedFigures(top1: 82.2, steptimeMilliseconds: 165))
+    #expect(
+        rows.first { $0.label == "BossNet-T1^" }?.published == PublishedFigures(top1: 82.2, steptimeMilliseconds: 165))
 }
 
 /// A tiny HyTra network (every stage the plain conv) run for real: the figures must agree with each other.
@@ -51,9 +53,11 @@ func benchmarkArithmeticAndSchema() throws {
     let rows = try #require(json["rows"] as? [[String: Any]])
     #expect(json["device"] is [String: Any])
     let row = try #require(rows.first)
-    for key in ["model", "input_size", "batch", "madds", "parameters", "ms_per_batch", "ms_per_image", "images_per_second",
-                "gflops", "device_ms", "peak_device_bytes", "weight_bytes", "activation_bytes", "pipelines_cold_ms",
-                "pipelines_warm_ms", "check_rel_error"] {
+    for key in [
+        "model", "input_size", "batch", "madds", "parameters", "ms_per_batch", "ms_per_image", "images_per_second",
+        "gflops", "device_ms", "peak_device_bytes", "weight_bytes", "activation_bytes", "pipelines_cold_ms",
+        "pipelines_warm_ms", "check_rel_error",
+    ] {
         #expect(row[key] != nil, "JSON row lacks \(key)")
     }
     let figure = try #require(row["ms_per_batch"] as? [String: Double])

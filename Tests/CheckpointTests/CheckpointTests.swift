@@ -6,7 +6,8 @@ import Testing
 
 /// The fixtures next to this file, made by Tools/make_fixtures.py with torch.save.
 func fixture(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        .appendingPathComponent(name)
 }
 
 /// What PyTorch says each state dict holds (Fixtures/tensors.json).
@@ -104,7 +105,10 @@ func malformedPickles() {
     let deep: [UInt8] = [0x80, 0x02, 0x4E] + [UInt8](repeating: 0x85, count: 100_000) + [0x2E]
     #expect(throws: PickleError.self) { try Unpickler.load(deep) }
     // A list appended to itself through the memo deepens until refused.
-    let cycle: [UInt8] = [0x80, 0x02, 0x5D, 0x71, 0x00] + Array(repeating: [0x68, 0x00, 0x61] as [UInt8], count: 200).flatMap { $0 } + [0x2E]
+    let cycle: [UInt8] =
+        [0x80, 0x02, 0x5D, 0x71, 0x00] + Array(repeating: [0x68, 0x00, 0x61] as [UInt8], count: 200).flatMap { $0 } + [
+            0x2E
+        ]
     #expect(throws: PickleError.self) { try Unpickler.load(cycle) }
 }
 
@@ -129,7 +133,8 @@ func hostileSafetensors() throws {
 @Test("safetensors round-trips a checkpoint's state dict")
 func safetensorsRoundTrip() throws {
     let state = try TorchCheckpoint.stateDict(at: fixture("tensors.pth"))
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("roundtrip-\(UUID().uuidString).safetensors")
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "roundtrip-\(UUID().uuidString).safetensors")
     defer { try? FileManager.default.removeItem(at: url) }
     try SafeTensors.write(state, to: url)
     let back = try WeightsFile.read(url)
@@ -142,7 +147,9 @@ func safetensorsRoundTrip() throws {
 
 /// A state dict with exactly the model's parameters, to bind; each tensor is filled with its own position in the
 /// list, so a test can tell which tensor went where.
-func stateDict(for model: Model, dropping: String? = nil, adding: NamedTensor? = nil, reshaping: String? = nil) throws -> StateDict {
+func stateDict(for model: Model, dropping: String? = nil, adding: NamedTensor? = nil, reshaping: String? = nil) throws
+    -> StateDict
+{
     var tensors = try model.stateDictEntries().enumerated().compactMap { index, entry -> NamedTensor? in
         guard entry.name != dropping else { return nil }
         let shape = entry.name == reshaping ? entry.shape + [1] : entry.shape
@@ -171,7 +178,9 @@ func strictBinding() throws {
     #expect(missing?.missing == ["layer3.3.net.1.to_qkv.weight [768, 256, 1, 1]"])
     #expect(missing?.description.contains("bossnet_T0_nose") == true)
     let extra = #expect(throws: BindingError.self) {
-        try CheckpointWeights(state: stateDict(for: model, adding: NamedTensor(name: "head.weight", shape: [2], values: [1, 2])), model: model)
+        try CheckpointWeights(
+            state: stateDict(for: model, adding: NamedTensor(name: "head.weight", shape: [2], values: [1, 2])),
+            model: model)
     }
     #expect(extra?.unexpected == ["head.weight [2]"])
     let misshapen = #expect(throws: BindingError.self) {
@@ -203,9 +212,13 @@ func zipOffsetsOutsideTheFile() throws {
     // The fuzzer's inputs: a central-directory offset that does not fit a file offset made ZIPFoundation trap, in the
     // classic end record and in a ZIP64 record placed where ZIPFoundation looks for one.
     // And an entry claiming 4 GiB in a 5 KB file, which made the reader allocate it.
-    for name in ["fuzz_zip_offset.pth", "fuzz_zip64_offset.pth", "fuzz_zip_huge_entry.pth", "fuzz_zip64_huge_entry.pth"] {
+    for name in [
+        "fuzz_zip_offset.pth", "fuzz_zip64_offset.pth", "fuzz_zip_huge_entry.pth", "fuzz_zip64_huge_entry.pth",
+    ] {
         #expect(throws: CheckpointError.self) { try TorchCheckpoint.stateDict(at: fixture(name)) }
-        do { _ = try TorchCheckpoint.stateDict(at: fixture(name)) } catch { #expect("\(error)".contains("zip") || "\(error)".contains("damaged"), "\(error)") }
+        do { _ = try TorchCheckpoint.stateDict(at: fixture(name)) } catch {
+            #expect("\(error)".contains("zip") || "\(error)".contains("damaged"), "\(error)")
+        }
     }
     // Every real checkpoint still passes the check.
     for name in ["tensors.pth", "bare.pth", "state_dict.pth"] { _ = try TorchCheckpoint.stateDict(at: fixture(name)) }

@@ -30,7 +30,8 @@ final class SyntheticCheckpoint: @unchecked Sendable {
             let tensors = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }.map {
                 NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
             }
-            let url = FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-cli-t0-synthetic-\(ProcessInfo.processInfo.processIdentifier).safetensors")
+            let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "bossnet-cli-t0-synthetic-\(ProcessInfo.processInfo.processIdentifier).safetensors")
             try SafeTensors.write(try StateDict(tensors), to: url)
             written = url
             return url
@@ -40,13 +41,16 @@ final class SyntheticCheckpoint: @unchecked Sendable {
     deinit { if let written { try? FileManager.default.removeItem(at: written) } }
 }
 
-@Test("classify --weights on a checkpoint in the authors' layout gives the authors' model's logits, .npy and PNG (64x64)")
+@Test(
+    "classify --weights on a checkpoint in the authors' layout gives the authors' model's logits, .npy and PNG (64x64)")
 func classifyCheckpointMatchesAuthors() throws {
     let checkpoint = try syntheticCheckpoint(), logits = temporary("logits.npy")
     defer { try? FileManager.default.removeItem(at: logits) }
-    let result = try run(["classify", "--model", "bossnet_T0", "--weights", checkpoint.path, "--input-size", "64",
-                          "--logits", logits.path, sharedFixture("ModelsTests", "input_64.npy").path,
-                          sharedFixture("ImagesTests", "gradient.png").path])
+    let result = try run([
+        "classify", "--model", "bossnet_T0", "--weights", checkpoint.path, "--input-size", "64",
+        "--logits", logits.path, sharedFixture("ModelsTests", "input_64.npy").path,
+        sharedFixture("ImagesTests", "gradient.png").path,
+    ])
     #expect(result.status == 0, "\(result.error)")
     #expect(!result.error.contains("SYNTHETIC"))
     let values = try NumPyArray(contentsOf: logits).values

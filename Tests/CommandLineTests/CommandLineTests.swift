@@ -74,8 +74,10 @@ func classifyCommand() throws {
     try NumPyArray(shape: [3, 3, 32, 32], values: values).write(to: input)
     let arch = "hytra:1-_-0-_,act=relu,se=yes"
     // --kernels right before the input: it takes one value, so the input stays an input.
-    let device = try run(["classify", "--arch", arch, "--input-size", "32", "--batch", "2", "--top", "3", "--json",
-                          "--logits", logits.path, "--kernels", "tiled", input.path])
+    let device = try run([
+        "classify", "--arch", arch, "--input-size", "32", "--batch", "2", "--top", "3", "--json",
+        "--logits", logits.path, "--kernels", "tiled", input.path,
+    ])
     #expect(device.status == 0, "\(device.error)")
     #expect(device.error.contains("SYNTHETIC"))
     let json = try #require(try JSONSerialization.jsonObject(with: Data(device.output.utf8)) as? [String: Any])
@@ -84,7 +86,10 @@ func classifyCommand() throws {
     #expect((results[0]["top"] as? [Any])?.count == 3)
     #expect(json["synthetic_weights"] as? Bool == true)
 
-    let cpu = try run(["classify", "--arch", arch, "--input-size", "32", "--batch", "1", "--cpu", "--logits", reference.path, input.path])
+    let cpu = try run([
+        "classify", "--arch", arch, "--input-size", "32", "--batch", "1", "--cpu", "--logits", reference.path,
+        input.path,
+    ])
     #expect(cpu.status == 0, "\(cpu.error)")
     let a = try NumPyArray(contentsOf: logits), b = try NumPyArray(contentsOf: reference)
     #expect(a.shape == [3, 1000] && b.shape == [3, 1000])
@@ -104,8 +109,8 @@ func classifyErrors() throws {
     #expect(png.status == 1)
     #expect(png.error.contains("cannot decode the PNG"))
     let missing = try run(["classify", "--input-size", "32", "--weights", "/nonexistent.pth", broken.path])
-    #expect(missing.status == 1)
-    #expect(missing.error.contains("/nonexistent.pth"))
+    #expect(missing.status == 64, "a missing weights file is a usage error, said before any work")
+    #expect(missing.error.contains("/nonexistent.pth does not exist"))
     let wrongShape = temporary("wrong.npy")
     defer { try? FileManager.default.removeItem(at: wrongShape) }
     try NumPyArray(shape: [3, 8, 8], values: [Float](repeating: 0, count: 192)).write(to: wrongShape)
@@ -119,18 +124,22 @@ func classifyErrors() throws {
 @Test("ShaderEmbed fails on a broken shader with glslang's message, and embeds a good one")
 func shaderEmbed() throws {
     let folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let tool = try #require(["ShaderEmbed-tool", "ShaderEmbed"].map { folder.appendingPathComponent($0) }
-        .first { FileManager.default.isExecutableFile(atPath: $0.path) })
+    let tool = try #require(
+        ["ShaderEmbed-tool", "ShaderEmbed"].map { folder.appendingPathComponent($0) }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) })
     let directory = temporary("shaders")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let good = "#version 450\nlayout(local_size_x = 8) in;\nlayout(binding = 0) buffer B { float y[]; };\n"
+    let good =
+        "#version 450\nlayout(local_size_x = 8) in;\nlayout(binding = 0) buffer B { float y[]; };\n"
         + "void main() { y[gl_GlobalInvocationID.x] = 1.0; }\n"
     let source = directory.appendingPathComponent("probe.comp"), output = directory.appendingPathComponent("out.swift")
     func embed() throws -> (Int32, String) {
         let process = Process()
         process.executableURL = tool
-        process.arguments = ["compile", "--source", source.path, "--include-dir", directory.path, "--output", output.path]
+        process.arguments = [
+            "compile", "--source", source.path, "--include-dir", directory.path, "--output", output.path,
+        ]
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = pipe
@@ -149,12 +158,16 @@ func shaderEmbed() throws {
     #expect(message.contains("probe.comp") && message.contains("ERROR"), "\(message)")
 }
 
-@Test("validate checks the distinct operations of the models' graphs, in each family asked for, within the minimum limits")
+@Test(
+    "validate checks the distinct operations of the models' graphs, in each family asked for, within the minimum limits"
+)
 func validateFromGraph() throws {
     // An architecture with attention in stage 1 (256 tokens at 64 px), under the spec's minimum limits: the fp16
     // families are skipped (no 16-bit storage there), the others pass; the device is the same object as elsewhere.
-    let process = ["validate", "--arch", "hytra:0-1-1-1", "--input-size", "64", "--kernels", "texel", "tiled", "fp16",
-                   "--seed", "3", "--json"]
+    let process = [
+        "validate", "--arch", "hytra:0-1-1-1", "--input-size", "64", "--kernels", "texel", "tiled", "fp16",
+        "--seed", "3", "--json",
+    ]
     var environment = ProcessInfo.processInfo.environment
     environment["BOSSNET_LIMITS"] = "minimum"
     let result = try run(process, environment: environment)
@@ -166,7 +179,9 @@ func validateFromGraph() throws {
     let rows = try #require(json["results"] as? [[String: Any]])
     #expect(Set(rows.compactMap { $0["family"] as? String }) == ["texel", "tiled"])
     // One row per distinct operation and shape: the stage-1 attention is there once per family.
-    let attention = rows.filter { ($0["op"] as? String) == "attention" && ($0["shape"] as? String)?.contains("tokens 256") == true }
+    let attention = rows.filter {
+        ($0["op"] as? String) == "attention" && ($0["shape"] as? String)?.contains("tokens 256") == true
+    }
     #expect(attention.count == 2)
     #expect(rows.allSatisfy { $0["pass"] as? Bool == true })
 }
@@ -174,7 +189,9 @@ func validateFromGraph() throws {
 @Test("--version, and several values after one option: --batch 1 8 is --batch 1 --batch 8")
 func versionAndMultipleValues() throws {
     let version = try run(["--version"])
-    #expect(version.status == 0 && version.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
+    #expect(
+        version.status == 0
+            && version.output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
     // A bad value in the list is named; the check that reads it runs before any device work.
     let bad = try run(["bench", "--model", "bossnet_T0", "--batch", "1", "999", "--iterations", "1"])
     #expect(bad.status != 0 && bad.error.contains("--batch must be between 1 and 256"), "\(bad.error)")
@@ -184,7 +201,8 @@ func versionAndMultipleValues() throws {
 
 @Test("only the command line reads the environment: the libraries take every choice as an argument")
 func librariesReadNoEnvironment() throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     let sources = root.appendingPathComponent("Sources")
     let files = try #require(FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil))
         .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" || $0.pathExtension == "c" }

@@ -20,9 +20,12 @@ struct ExpectedLabels: Decodable {
 
 /// Runs `bossnet eval` on the fixture set with its labels file at 64x64 and returns the JSON summary.
 func evalJSON(_ extra: [String]) throws -> (EvalOutput, String) {
-    let result = try run(["eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
-                          evaluationFixture("labels.txt").path, "--input-size", "64", "--batch", "4", "--json"]
-                         + extra + [evaluationFixture("set").path])
+    let result = try run(
+        [
+            "eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
+            evaluationFixture("labels.txt").path, "--input-size", "64", "--batch", "4", "--json",
+        ]
+            + extra + [evaluationFixture("set").path])
     #expect(result.status == 0, "\(result.error)")
     return (try JSONDecoder().decode(EvalOutput.self, from: Data(result.output.utf8)), result.error)
 }
@@ -33,7 +36,8 @@ func recordLines(_ url: URL) throws -> [String] {
 
 @Test("bossnet eval: the authors' accuracies, predictions, a resumed run equal to an uninterrupted one, shards merged")
 func evalCommand() throws {
-    let want = try JSONDecoder().decode(ExpectedLabels.self, from: Data(contentsOf: evaluationFixture("expected.json"))).labels
+    let want = try JSONDecoder().decode(ExpectedLabels.self, from: Data(contentsOf: evaluationFixture("expected.json")))
+        .labels
     let predictions = temporary("predictions.jsonl")
     var cleanup = [predictions]
     defer { for url in cleanup { try? FileManager.default.removeItem(at: url) } }
@@ -43,22 +47,27 @@ func evalCommand() throws {
     #expect(whole.errors.map(\.path) == ["dog/broken.jpg"] && whole.resumed == 0)
     #expect(log.contains("eval: 14/14 images"), "progress lines on a pipe: \(log)")
     let lines = try recordLines(predictions)
-    #expect(lines.count == 14 && lines.contains { $0.contains("\"path\":\"cat/cat_0.png\"") && $0.contains("\"top5\":[") })
+    #expect(
+        lines.count == 14 && lines.contains { $0.contains("\"path\":\"cat/cat_0.png\"") && $0.contains("\"top5\":[") })
 
     // Interrupted after 6 images, in the middle of a line: the run resumes and ends as the whole one did.
     let interrupted = temporary("interrupted.jsonl")
     cleanup.append(interrupted)
-    let text = try String(contentsOf: predictions, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-    try (text.prefix(7).joined(separator: "\n") + "\n" + text[7].prefix(20)).write(to: interrupted, atomically: true, encoding: .utf8)
+    let text = try String(contentsOf: predictions, encoding: .utf8).split(
+        separator: "\n", omittingEmptySubsequences: false)
+    try (text.prefix(7).joined(separator: "\n") + "\n" + text[7].prefix(20)).write(
+        to: interrupted, atomically: true, encoding: .utf8)
     let (resumed, _) = try evalJSON(["--predictions", interrupted.path])
     #expect(resumed.resumed == 6)
     #expect(resumed.top1 == whole.top1 && resumed.top5 == whole.top5 && resumed.images == whole.images)
     #expect(try recordLines(interrupted) == lines)
 
     // Another run's file is refused before any work.
-    let other = try run(["eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
-                         evaluationFixture("labels.txt").path, "--input-size", "96", "--predictions", predictions.path,
-                         evaluationFixture("set").path])
+    let other = try run([
+        "eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
+        evaluationFixture("labels.txt").path, "--input-size", "96", "--predictions", predictions.path,
+        evaluationFixture("set").path,
+    ])
     #expect(other.status == 1 && other.error.contains("another run"), "\(other.error)")
 
     // Two shards, merged.
@@ -73,7 +82,8 @@ func evalCommand() throws {
     let merged = try run(["eval", "merge", "--json"] + shardFiles)
     #expect(merged.status == 0, "\(merged.error)")
     let mergedSummary = try JSONDecoder().decode(EvalOutput.self, from: Data(merged.output.utf8))
-    #expect(mergedSummary.top1 == whole.top1 && mergedSummary.top5 == whole.top5 && mergedSummary.images == whole.images)
+    #expect(
+        mergedSummary.top1 == whole.top1 && mergedSummary.top5 == whole.top5 && mergedSummary.images == whole.images)
     let missing = try run(["eval", "merge", shardFiles[0]])
     #expect(missing.status == 1 && missing.error.contains("missing"), "\(missing.error)")
     let twice = try run(["eval", "merge", shardFiles[0], shardFiles[0], shardFiles[1]])
@@ -82,8 +92,10 @@ func evalCommand() throws {
 
 @Test("bossnet eval --strict stops at the corrupt image, naming it; --devices 0,0 equals one device")
 func evalStrictAndDevices() throws {
-    let strict = try run(["eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
-                          evaluationFixture("labels.txt").path, "--input-size", "64", "--strict", evaluationFixture("set").path])
+    let strict = try run([
+        "eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
+        evaluationFixture("labels.txt").path, "--input-size", "64", "--strict", evaluationFixture("set").path,
+    ])
     #expect(strict.status == 1 && strict.error.contains("dog/broken.jpg"), "\(strict.error)")
     let (one, _) = try evalJSON([])
     let (two, _) = try evalJSON(["--devices", "0,0"])

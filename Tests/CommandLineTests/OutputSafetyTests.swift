@@ -32,9 +32,15 @@ func outputsNeverReplaceInputs() throws {
     let other = try run(["classify", "--input-size", "32", "--logits", disguised.path, pre.path])
     #expect(other.status != 0 && other.error.contains("not replacing it"), "\(other.error)")
     // A folder that does not exist: said before any inference, never as a raw Foundation error.
-    let nowhere = try run(["classify", "--input-size", "32", "--logits", folder.appendingPathComponent("no/such/out.npy").path, pre.path])
-    #expect(nowhere.status != 0 && nowhere.error.contains("does not exist") && !nowhere.error.contains("Domain="), "\(nowhere.error)")
-    #expect(try Data(contentsOf: scene) == sceneBytes && Data(contentsOf: pre) == preBytes && Data(contentsOf: disguised) == sceneBytes)
+    let nowhere = try run([
+        "classify", "--input-size", "32", "--logits", folder.appendingPathComponent("no/such/out.npy").path, pre.path,
+    ])
+    #expect(
+        nowhere.status != 0 && nowhere.error.contains("does not exist") && !nowhere.error.contains("Domain="),
+        "\(nowhere.error)")
+    #expect(
+        try Data(contentsOf: scene) == sceneBytes && Data(contentsOf: pre) == preBytes
+            && Data(contentsOf: disguised) == sceneBytes)
 
     // convert writes only .safetensors, and says when its input already is one.
     let safetensors = folder.appendingPathComponent("w.safetensors")
@@ -64,8 +70,10 @@ func actionableErrors() throws {
     let text = folder.appendingPathComponent("notes.jpg")
     try "not an image".write(to: text, atomically: true, encoding: .utf8)
     // One bad input among several: reported, the others still classified, a non-zero status at the end.
-    let mixed = try run(["classify", "--input-size", "32", "--json", folder.appendingPathComponent("missing.png").path, text.path,
-                         sharedImage("gradient.png").path])
+    let mixed = try run([
+        "classify", "--input-size", "32", "--json", folder.appendingPathComponent("missing.png").path, text.path,
+        sharedImage("gradient.png").path,
+    ])
     #expect(mixed.status == 1)
     #expect(mixed.error.contains("missing.png does not exist"), "\(mixed.error)")
     #expect(mixed.error.contains("not a PNG or JPEG image"), "\(mixed.error)")
@@ -78,15 +86,19 @@ func actionableErrors() throws {
     values[1 * 32 * 32 + 5 * 32 + 7] = .nan
     try NumPyArray(shape: [3, 32, 32], values: values).write(to: padded)
     let refused = try run(["classify", "--input-size", "32", padded.path])
-    #expect(refused.status == 1 && refused.error.contains("element [1, 5, 7] is nan") && refused.error.contains("--allow-nonfinite"),
-            "\(refused.error)")
+    #expect(
+        refused.status == 1 && refused.error.contains("element [1, 5, 7] is nan")
+            && refused.error.contains("--allow-nonfinite"),
+        "\(refused.error)")
     let allowed = try run(["classify", "--input-size", "32", "--allow-nonfinite", padded.path])
     #expect(allowed.status == 0 && allowed.error.contains("warning"), "\(allowed.error)")
     #expect(FileManager.default.fileExists(atPath: nan.path))
 
     // A float64 .npy, as NumPy writes by default, is converted rather than refused.
     let float64 = try run(["classify", "--input-size", "32", "--json", sharedImage("float64.npy").path])
-    #expect(float64.status == 1 && float64.error.contains("[2, 3, 4]"), "read as float64, refused only for its shape: \(float64.error)")
+    #expect(
+        float64.status == 1 && float64.error.contains("[2, 3, 4]"),
+        "read as float64, refused only for its shape: \(float64.error)")
 
     let check = try run(["bench", "--check-size", "16", "--model", "bossnet_T0", "--batch", "1", "--iterations", "1"])
     #expect(check.status != 0 && check.error.contains("--check-size"), "\(check.error)")

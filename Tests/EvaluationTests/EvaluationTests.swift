@@ -6,7 +6,8 @@ import Testing
 import VulkanCompute
 
 func fixture(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        .appendingPathComponent(name)
 }
 
 /// expected.json: what the authors' BossNet-T0 computes for the set (Tools/make_fixtures.py).
@@ -22,7 +23,9 @@ struct Expected: Decodable {
     let top5: [String: [Int]]
 }
 
-func expected() throws -> Expected { try JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixture("expected.json"))) }
+func expected() throws -> Expected {
+    try JSONDecoder().decode(Expected.self, from: Data(contentsOf: fixture("expected.json")))
+}
 
 /// A session on the default device with the validation layer required (its messages come back from the run).
 let validatedDevice: DeviceFactory = { try VulkanDevice(instance: VulkanInstance(validation: .required)) }
@@ -64,11 +67,15 @@ func labelsFile() throws {
     #expect(set.images.count == 14 && set.classes.isEmpty)
     let bad = FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-labels-\(UUID().uuidString).txt")
     defer { try? FileManager.default.removeItem(at: bad) }
-    for (text, says) in [("cat/cat_0.png 1000\n", "line 1"), ("cat/missing.png 3\n", "does not exist"), ("cat/cat_0.png\n", "line 1"),
-                         ("cat/cat_0.png 1\ncat/cat_0.png 2\n", "twice")] {
+    for (text, says) in [
+        ("cat/cat_0.png 1000\n", "line 1"), ("cat/missing.png 3\n", "does not exist"), ("cat/cat_0.png\n", "line 1"),
+        ("cat/cat_0.png 1\ncat/cat_0.png 2\n", "twice"),
+    ] {
         try text.write(to: bad, atomically: true, encoding: .utf8)
         #expect(throws: ImageSetError.self) { try ImageSet(root: fixture("set"), labelsFile: bad) }
-        do { _ = try ImageSet(root: fixture("set"), labelsFile: bad) } catch { #expect("\(error)".contains(says), "\(error)") }
+        do { _ = try ImageSet(root: fixture("set"), labelsFile: bad) } catch {
+            #expect("\(error)".contains(says), "\(error)")
+        }
     }
 }
 
@@ -83,7 +90,8 @@ func shards() throws {
     #expect(try Shard(parsing: "2/8") == Shard(index: 2, count: 8))
 }
 
-@Test("the set's top-1 and top-5 are what the authors' model computes over the same files; the corrupt file is reported")
+@Test(
+    "the set's top-1 and top-5 are what the authors' model computes over the same files; the corrupt file is reported")
 func accuracyMatchesAuthors() async throws {
     let want = try expected()
     let set = try ImageSet(root: fixture("set"), labelsFile: fixture("labels.txt"))
@@ -99,7 +107,9 @@ func accuracyMatchesAuthors() async throws {
     }
     // The folder labels give what the authors' model gives under them too.
     let (folder, _) = try await evaluate(try ImageSet(imageFolder: fixture("set")))
-    #expect(folder.top1 == want.imagefolder.top1 && folder.top5 == want.imagefolder.top5 && folder.images == want.imagefolder.images)
+    #expect(
+        folder.top1 == want.imagefolder.top1 && folder.top5 == want.imagefolder.top5
+            && folder.images == want.imagefolder.images)
 }
 
 @Test("two shards merged equal the whole run; two sessions on one device equal one")
@@ -112,15 +122,20 @@ func shardsAndDevices() async throws {
         let shard = try Shard(index: index, count: 2)
         let part = set.shard(shard)
         let (_, records) = try await evaluate(part, batch: 3)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-shard-\(UUID().uuidString).jsonl")
-        var data = try PredictionsFile.line(PredictionsHeader(model: "bossnet_T0", weights: "synthetic", ema: false, inputSize: 64, shard: shard,
-                                                              images: part.images.count, setImages: set.images.count))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bossnet-shard-\(UUID().uuidString).jsonl")
+        var data = try PredictionsFile.line(
+            PredictionsHeader(
+                model: "bossnet_T0", weights: "synthetic", ema: false, inputSize: 64, shard: shard,
+                images: part.images.count, setImages: set.images.count))
         for record in records { data += try PredictionsFile.line(record) }
         try data.write(to: url)
         files.append(url)
     }
     let merged = try PredictionsFile.merge(files)
-    #expect(merged.accuracy.top1 == whole.top1 && merged.accuracy.top5 == whole.top5 && merged.accuracy.images == whole.images)
+    #expect(
+        merged.accuracy.top1 == whole.top1 && merged.accuracy.top5 == whole.top5
+            && merged.accuracy.images == whole.images)
     #expect(Set(merged.accuracy.errors.map(\.path)) == Set(whole.errors.map(\.path)))
     #expect(throws: ImageSetError.self) { try PredictionsFile.merge([files[0]]) }  // shard 1/2 missing
     #expect(throws: ImageSetError.self) { try PredictionsFile.merge([files[0], files[0], files[1]]) }  // given twice

@@ -3,7 +3,8 @@ import Images
 import Testing
 
 func fixture(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        .appendingPathComponent(name)
 }
 
 struct ExpectedImage: Decodable {
@@ -12,10 +13,12 @@ struct ExpectedImage: Decodable {
     let rgb: [UInt8]
 }
 
-@Test("PNGs decode to the RGB PIL gives: RGB, palette, interlaced, RGBA, 16-bit gray",
-      arguments: ["gradient.png", "palette.png", "interlaced.png", "rgba.png", "gray16.png"])
+@Test(
+    "PNGs decode to the RGB PIL gives: RGB, palette, interlaced, RGBA, 16-bit gray",
+    arguments: ["gradient.png", "palette.png", "interlaced.png", "rgba.png", "gray16.png"])
 func decodesPNG(name: String) throws {
-    let expected = try JSONDecoder().decode([String: ExpectedImage].self, from: Data(contentsOf: fixture("png_expected.json")))
+    let expected = try JSONDecoder().decode(
+        [String: ExpectedImage].self, from: Data(contentsOf: fixture("png_expected.json")))
     let image = try RGBImage(contentsOf: fixture(name))
     let want = try #require(expected[name])
     #expect(image.width == want.width && image.height == want.height)
@@ -68,7 +71,9 @@ func thinImage() {
     let window = Preprocess.resize(image, width: 90, height: 56, columns: 13..<77, rows: 5..<50)
     for y in 0..<45 {
         for x in 0..<64 {
-            for c in 0..<3 { #expect(window.pixels[(y * 64 + x) * 3 + c] == full.pixels[((y + 5) * 90 + x + 13) * 3 + c]) }
+            for c in 0..<3 {
+                #expect(window.pixels[(y * 64 + x) * 3 + c] == full.pixels[((y + 5) * 90 + x + 13) * 3 + c])
+            }
         }
     }
 }
@@ -84,13 +89,15 @@ func numpyFiles() throws {
     }
     var double = [UInt8](data)
     if let range = String(decoding: double, as: UTF8.self).range(of: "<f4") {
-        let offset = String(decoding: double, as: UTF8.self).utf8.distance(from: String(decoding: double, as: UTF8.self).startIndex, to: range.lowerBound)
+        let offset = String(decoding: double, as: UTF8.self).utf8.distance(
+            from: String(decoding: double, as: UTF8.self).startIndex, to: range.lowerBound)
         double[offset + 2] = UInt8(ascii: "8")
     }
     #expect(throws: ImageError.self) { try NumPyArray(data: Data(double)) }
     let fortran = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "False", with: "True ")
     #expect(throws: ImageError.self) { try NumPyArray(data: Data(fortran.utf8)) }
-    let huge = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "(2, 3)", with: "(4294967296, 4294967296)")
+    let huge = String(decoding: data, as: UTF8.self).replacingOccurrences(
+        of: "(2, 3)", with: "(4294967296, 4294967296)")
     #expect(throws: ImageError.self) { try NumPyArray(data: Data(huge.utf8)) }
 }
 
@@ -111,14 +118,22 @@ enum JSONValue: Decodable {
     case string(String), object(ExpectedImage)
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let text = try? container.decode(String.self) { self = .string(text) } else { self = .object(try container.decode(ExpectedImage.self)) }
+        if let text = try? container.decode(String.self) {
+            self = .string(text)
+        } else {
+            self = .object(try container.decode(ExpectedImage.self))
+        }
     }
     var string: String? { if case let .string(text) = self { text } else { nil } }
     func image() throws -> ExpectedImage? { if case let .object(image) = self { image } else { nil } }
 }
 
-@Test("JPEGs decode to the RGB PIL gives, byte for byte: 4:2:0, 4:2:2, 4:4:4, progressive, odd size, gray, CMYK",
-      arguments: ["baseline_420.jpg", "baseline_422.jpg", "baseline_444.jpg", "progressive.jpg", "odd_17x9.jpg", "gray.jpg", "cmyk.jpg"])
+@Test(
+    "JPEGs decode to the RGB PIL gives, byte for byte: 4:2:0, 4:2:2, 4:4:4, progressive, odd size, gray, CMYK",
+    arguments: [
+        "baseline_420.jpg", "baseline_422.jpg", "baseline_444.jpg", "progressive.jpg", "odd_17x9.jpg", "gray.jpg",
+        "cmyk.jpg",
+    ])
 func decodesJPEG(name: String) throws {
     let expected = try JSONDecoder().decode(ExpectedJPEGs.self, from: Data(contentsOf: fixture("jpeg_expected.json")))
     let image = try RGBImage(contentsOf: fixture(name))
@@ -157,8 +172,9 @@ func jpegSignatureAndErrors() throws {
     }
 }
 
-@Test(".npy in float64, float16, big-endian or Fortran order is converted as NumPy's astype(float32) in C order",
-      arguments: ["float64", "float16", "big_endian_f4", "fortran_f4", "big_endian_fortran_f8"])
+@Test(
+    ".npy in float64, float16, big-endian or Fortran order is converted as NumPy's astype(float32) in C order",
+    arguments: ["float64", "float16", "big_endian_f4", "fortran_f4", "big_endian_fortran_f8"])
 func npyConversions(name: String) throws {
     let array = try NumPyArray(contentsOf: fixture("\(name).npy"))
     let expected = try NumPyArray(contentsOf: fixture("\(name).expected.npy"))

@@ -1,6 +1,6 @@
 import Kernels
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
 
 @Test("add matches the CPU reference", arguments: [1, 3, 4, 5, 255, 1023, 4099, 70_001])
@@ -9,8 +9,11 @@ func addMatchesReference(count: Int) throws {
         for activation in Activation.allCases {
             for family in [KernelFamily.texel, .storage, .fp16] {
                 let seed = testSeed()
-                let comparison = try Add(count: count, activation: activation).check().run(on: device, seed: seed, family: family)
-                #expect(comparison.passes, "add \(family) \(activation) n=\(count) BOSSNET_TEST_SEED=\(seed): \(comparison)")
+                let comparison = try Add(count: count, activation: activation).check().run(
+                    on: device, seed: seed, family: family)
+                #expect(
+                    comparison.passes, "add \(family) \(activation) n=\(count) BOSSNET_TEST_SEED=\(seed): \(comparison)"
+                )
             }
         }
     }

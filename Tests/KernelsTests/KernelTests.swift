@@ -1,7 +1,7 @@
 import Foundation
 import Kernels
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
 
 /// Runs each check on a validated device with fresh random inputs in every kernel family (lavapipe has what each
@@ -13,7 +13,10 @@ private func expectAllPass(_ checks: [KernelCheck], families: [KernelFamily] = K
             for check in checks {
                 let seed = testSeed()
                 let comparison = try check.run(on: device, pipelines: pipelines, seed: seed, family: family)
-                #expect(comparison.passes, "\(family) \(check.op) \(check.shape) BOSSNET_TEST_SEED=\(seed): \(comparison) \(comparison.kernels)")
+                #expect(
+                    comparison.passes,
+                    "\(family) \(check.op) \(check.shape) BOSSNET_TEST_SEED=\(seed): \(comparison) \(comparison.kernels)"
+                )
             }
         }
     }
@@ -25,10 +28,13 @@ func tiledGEMM() throws {
     limits.subgroupArithmetic = true
     let config = KernelConfig(family: .tiled, limits: limits)
     let small = Pointwise(batch: 1, inChannels: 19, pixels: 30, outChannels: 24)
-    let medium = Pointwise(batch: 3, inChannels: 40, pixels: 25, outChannels: 60, epilogue: Epilogue(activation: .silu, hasResidual: true))
-    let large = Pointwise(batch: 2, inChannels: 37, pixels: 100, outChannels: 130, epilogue: Epilogue(activation: .relu))
-    let split = Conv2D(batch: 1, inChannels: 512, height: 2, width: 2, outChannels: 64, kernelSize: 3, padding: 1,
-                       epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let medium = Pointwise(
+        batch: 3, inChannels: 40, pixels: 25, outChannels: 60, epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let large = Pointwise(
+        batch: 2, inChannels: 37, pixels: 100, outChannels: 130, epilogue: Epilogue(activation: .relu))
+    let split = Conv2D(
+        batch: 1, inChannels: 512, height: 2, width: 2, outChannels: 64, kernelSize: 3, padding: 1,
+        epilogue: Epilogue(activation: .silu, hasResidual: true))
     #expect(small.asConvolution.tiled(config)?.tile == .small)
     #expect(medium.asConvolution.tiled(config)?.tile == .medium)
     #expect(large.asConvolution.tiled(config)?.tile == .large)
@@ -45,51 +51,70 @@ func tiledGEMM() throws {
     #expect(KernelConfig(family: .tiled, limits: wide).lanes == 128 && config.lanes == 64)
     // The classifier at batch 1 and 4: a GEMV (with a residual and an activation, to exercise the epilogue).
     let gemv = Pointwise.linear(batch: 1, inFeatures: 2048, outFeatures: 1000)
-    let gemv4 = Pointwise(batch: 4, inChannels: 37, pixels: 1, outChannels: 70, epilogue: Epilogue(activation: .silu, hasResidual: true))
-    #expect(gemv.usesGEMV(config) && gemv4.usesGEMV(config) && !Pointwise.linear(batch: 5, inFeatures: 8, outFeatures: 8).usesGEMV(config))
-    try expectAllPass([small.check(), medium.check(), large.check(), split.check(), gemv.check(), gemv4.check()],
-                      families: [.tiled, .fp16, .fp16math])
+    let gemv4 = Pointwise(
+        batch: 4, inChannels: 37, pixels: 1, outChannels: 70, epilogue: Epilogue(activation: .silu, hasResidual: true))
+    #expect(
+        gemv.usesGEMV(config) && gemv4.usesGEMV(config)
+            && !Pointwise.linear(batch: 5, inFeatures: 8, outFeatures: 8).usesGEMV(config))
+    try expectAllPass(
+        [small.check(), medium.check(), large.check(), split.check(), gemv.check(), gemv4.check()],
+        families: [.tiled, .fp16, .fp16math])
 }
 
 @Test("conv2d matches the CPU reference: k 1/3/5/7, stride 1/2, odd sizes, batch 1 and 3")
 func conv2d() throws {
-    try expectAllPass([
-        Conv2D(batch: 1, inChannels: 3, height: 13, width: 11, outChannels: 10, kernelSize: 7, stride: 2, padding: 3,
-               epilogue: Epilogue(activation: .relu)),
-        Conv2D(batch: 3, inChannels: 5, height: 9, width: 9, outChannels: 17, kernelSize: 3, stride: 1, padding: 1,
-               epilogue: Epilogue(activation: .relu, hasResidual: true)),
-        Conv2D(batch: 1, inChannels: 4, height: 8, width: 7, outChannels: 9, kernelSize: 5, stride: 2, padding: 2,
-               epilogue: Epilogue(activation: .silu)),
-        Conv2D(batch: 2, inChannels: 7, height: 6, width: 5, outChannels: 8, kernelSize: 1, stride: 2, padding: 0,
-               epilogue: Epilogue(activation: .sigmoid)),
-        Conv2D(batch: 1, inChannels: 6, height: 15, width: 15, outChannels: 12, kernelSize: 3, stride: 2, padding: 1),
-    ].map { $0.check() })
+    try expectAllPass(
+        [
+            Conv2D(
+                batch: 1, inChannels: 3, height: 13, width: 11, outChannels: 10, kernelSize: 7, stride: 2, padding: 3,
+                epilogue: Epilogue(activation: .relu)),
+            Conv2D(
+                batch: 3, inChannels: 5, height: 9, width: 9, outChannels: 17, kernelSize: 3, stride: 1, padding: 1,
+                epilogue: Epilogue(activation: .relu, hasResidual: true)),
+            Conv2D(
+                batch: 1, inChannels: 4, height: 8, width: 7, outChannels: 9, kernelSize: 5, stride: 2, padding: 2,
+                epilogue: Epilogue(activation: .silu)),
+            Conv2D(
+                batch: 2, inChannels: 7, height: 6, width: 5, outChannels: 8, kernelSize: 1, stride: 2, padding: 0,
+                epilogue: Epilogue(activation: .sigmoid)),
+            Conv2D(
+                batch: 1, inChannels: 6, height: 15, width: 15, outChannels: 12, kernelSize: 3, stride: 2, padding: 1),
+        ].map { $0.check() })
 }
 
 @Test("pointwise and linear match the CPU reference: odd channels, pixels with and without vec4 reads")
 func pointwise() throws {
-    try expectAllPass([
-        Pointwise(batch: 1, inChannels: 13, pixels: 49, outChannels: 19, epilogue: Epilogue(activation: .silu)),
-        Pointwise(batch: 3, inChannels: 16, pixels: 36, outChannels: 24, epilogue: Epilogue(activation: .relu, hasResidual: true)),
-        Pointwise(batch: 2, inChannels: 33, pixels: 20, outChannels: 8, epilogue: Epilogue(activation: .sigmoid)),
-        Pointwise(batch: 3, inChannels: 7, pixels: 9, outChannels: 5, epilogue: Epilogue(activation: .identity, hasResidual: true)),
-        Pointwise.linear(batch: 3, inFeatures: 67, outFeatures: 37),
-        Pointwise.linear(batch: 1, inFeatures: 128, outFeatures: 100),
-    ].map { $0.check() })
+    try expectAllPass(
+        [
+            Pointwise(batch: 1, inChannels: 13, pixels: 49, outChannels: 19, epilogue: Epilogue(activation: .silu)),
+            Pointwise(
+                batch: 3, inChannels: 16, pixels: 36, outChannels: 24,
+                epilogue: Epilogue(activation: .relu, hasResidual: true)),
+            Pointwise(batch: 2, inChannels: 33, pixels: 20, outChannels: 8, epilogue: Epilogue(activation: .sigmoid)),
+            Pointwise(
+                batch: 3, inChannels: 7, pixels: 9, outChannels: 5,
+                epilogue: Epilogue(activation: .identity, hasResidual: true)),
+            Pointwise.linear(batch: 3, inFeatures: 67, outFeatures: 37),
+            Pointwise.linear(batch: 1, inFeatures: 128, outFeatures: 100),
+        ].map { $0.check() })
 }
 
 @Test("depthwise matches the CPU reference: 3x3, 5x5, 7x7, stride 1 and 2 on odd sizes")
 func depthwise() throws {
-    try expectAllPass([
-        Depthwise(batch: 3, channels: 5, height: 9, width: 11, kernelSize: 3, stride: 1, padding: 1,
-                  epilogue: Epilogue(activation: .relu)),
-        Depthwise(batch: 1, channels: 7, height: 13, width: 13, kernelSize: 3, stride: 2, padding: 1,
-                  epilogue: Epilogue(activation: .silu, hasResidual: true)),
-        Depthwise(batch: 1, channels: 6, height: 15, width: 9, kernelSize: 5, stride: 2, padding: 2),
-        Depthwise(batch: 2, channels: 3, height: 7, width: 7, kernelSize: 5, stride: 1, padding: 2,
-                  epilogue: Epilogue(activation: .sigmoid)),
-        Depthwise(batch: 1, channels: 4, height: 10, width: 6, kernelSize: 7, stride: 1, padding: 3),
-    ].map { $0.check() })
+    try expectAllPass(
+        [
+            Depthwise(
+                batch: 3, channels: 5, height: 9, width: 11, kernelSize: 3, stride: 1, padding: 1,
+                epilogue: Epilogue(activation: .relu)),
+            Depthwise(
+                batch: 1, channels: 7, height: 13, width: 13, kernelSize: 3, stride: 2, padding: 1,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
+            Depthwise(batch: 1, channels: 6, height: 15, width: 9, kernelSize: 5, stride: 2, padding: 2),
+            Depthwise(
+                batch: 2, channels: 3, height: 7, width: 7, kernelSize: 5, stride: 1, padding: 2,
+                epilogue: Epilogue(activation: .sigmoid)),
+            Depthwise(batch: 1, channels: 4, height: 10, width: 6, kernelSize: 7, stride: 1, padding: 3),
+        ].map { $0.check() })
 }
 
 @Test("max, average and global average pooling match the CPU reference")
@@ -110,23 +135,27 @@ func pooling() throws {
 
 @Test("squeeze-excite matches the CPU reference, with ReLU and SiLU inside, with and without a fused residual")
 func squeezeExcite() throws {
-    try expectAllPass([
-        SqueezeExcite(batch: 1, channels: 24, pixels: 49, reduced: 6, innerActivation: .relu),
-        SqueezeExcite(batch: 3, channels: 16, pixels: 36, reduced: 4, innerActivation: .silu,
-                      epilogue: Epilogue(activation: .silu, hasResidual: true)),
-        SqueezeExcite(batch: 2, channels: 33, pixels: 9, reduced: 5, innerActivation: .relu,
-                      epilogue: Epilogue(activation: .relu, hasResidual: true)),
-    ].map { $0.check() })
+    try expectAllPass(
+        [
+            SqueezeExcite(batch: 1, channels: 24, pixels: 49, reduced: 6, innerActivation: .relu),
+            SqueezeExcite(
+                batch: 3, channels: 16, pixels: 36, reduced: 4, innerActivation: .silu,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
+            SqueezeExcite(
+                batch: 2, channels: 33, pixels: 9, reduced: 5, innerActivation: .relu,
+                epilogue: Epilogue(activation: .relu, hasResidual: true)),
+        ].map { $0.check() })
 }
 
 @Test("attention matches the CPU reference: 1 to 3 heads, token counts up to 401")
 func attention() throws {
-    try expectAllPass([
-        Attention(batch: 1, heads: 1, tokens: 7),
-        Attention(batch: 3, heads: 2, tokens: 49, activation: .silu),
-        Attention(batch: 1, heads: 3, tokens: 100, activation: .relu),
-        Attention(batch: 1, heads: 1, tokens: 401),
-    ].map { $0.check() })
+    try expectAllPass(
+        [
+            Attention(batch: 1, heads: 1, tokens: 7),
+            Attention(batch: 3, heads: 2, tokens: 49, activation: .silu),
+            Attention(batch: 1, heads: 3, tokens: 100, activation: .relu),
+            Attention(batch: 1, heads: 1, tokens: 401),
+        ].map { $0.check() })
 }
 
 /// lavapipe ends an invocation after 65535 loop iterations in all; kernels whose loops grow with the shape must stay
@@ -145,7 +174,10 @@ func longLoops() throws {
 func referenceKnownValues() {
     // 2x2 input, 3x3 kernel of ones, padding 1: each output sums its in-range neighbours.
     let conv = Conv2D(batch: 1, inChannels: 1, height: 2, width: 2, outChannels: 1, kernelSize: 3, padding: 1)
-    #expect(conv.reference(input: [1, 2, 3, 4], weights: [Float](repeating: 1, count: 9), scale: [2], shift: [1]) == [21, 21, 21, 21])
+    #expect(
+        conv.reference(input: [1, 2, 3, 4], weights: [Float](repeating: 1, count: 9), scale: [2], shift: [1]) == [
+            21, 21, 21, 21,
+        ])
     // Average pooling on 3x3 with ceil mode: the corner window holds one element, the edges two.
     let avg = AvgPool(batch: 1, channels: 1, height: 3, width: 3)
     #expect(avg.reference(input: [1, 2, 3, 4, 5, 6, 7, 8, 9]) == [3, 4.5, 7.5, 9])

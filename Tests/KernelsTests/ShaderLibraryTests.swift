@@ -1,31 +1,40 @@
 import Kernels
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
 
-@Test("every embedded kernel is valid SPIR-V with a readable interface and builds a pipeline where the device can run it")
+@Test(
+    "every embedded kernel is valid SPIR-V with a readable interface and builds a pipeline where the device can run it")
 func everyKernelBuilds() throws {
-    #expect(Set(ShaderLibrary.names).isSuperset(of: [
-        "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "squeeze_excite_gates", "squeeze_excite_scale",
-        "attention", "attention_rows", "conv2d_tiled_storage", "conv2d_tiled_splitk_fp16", "conv2d_splitk_reduce_storage",
-        "attention_tiled_fp16", "global_avgpool_subgroup_storage", "conv2d_coopmat_fp16", "pointwise_gemv_fp16",
-    ]))
+    #expect(
+        Set(ShaderLibrary.names).isSuperset(of: [
+            "add", "conv2d", "pointwise", "depthwise", "maxpool", "avgpool", "global_avgpool", "squeeze_excite_gates",
+            "squeeze_excite_scale",
+            "attention", "attention_rows", "conv2d_tiled_storage", "conv2d_tiled_splitk_fp16",
+            "conv2d_splitk_reduce_storage",
+            "attention_tiled_fp16", "global_avgpool_subgroup_storage", "conv2d_coopmat_fp16", "pointwise_gemv_fp16",
+        ]))
     try withValidatedDevice { device in
         var built = 0
         for name in ShaderLibrary.names {
             let spirv = try ShaderLibrary.spirv(named: name)
             #expect(spirv.first == 0x0723_0203, "\(name) does not start with the SPIR-V magic number")
             let reflection = try SPIRVReflection(spirv: spirv)
-            #expect(reflection.pushConstantSize <= 128, "\(name): push constants over the 128 bytes every device allows")
-            #expect(reflection.needs.float16Storage == name.hasSuffix("_fp16"), "\(name): 16-bit storage exactly on the fp16 path")
+            #expect(
+                reflection.pushConstantSize <= 128, "\(name): push constants over the 128 bytes every device allows")
+            #expect(
+                reflection.needs.float16Storage == name.hasSuffix("_fp16"),
+                "\(name): 16-bit storage exactly on the fp16 path")
             #expect(reflection.needs.cooperativeMatrix == name.hasPrefix("conv2d_coopmat"), "\(name)")
             if reflection.needs.missing(features: device.enabledFeatures, limits: device.limits).isEmpty {
-                _ = try ComputePipeline(device: device, name: name, spirv: spirv, pushConstantSize: reflection.pushConstantSize)
+                _ = try ComputePipeline(
+                    device: device, name: name, spirv: spirv, pushConstantSize: reflection.pushConstantSize)
                 built += 1
             } else {
                 // A pipeline the device cannot run is refused with an error that names what is missing.
                 #expect(throws: VulkanSetupError.self) {
-                    try ComputePipeline(device: device, name: name, spirv: spirv, pushConstantSize: reflection.pushConstantSize)
+                    try ComputePipeline(
+                        device: device, name: name, spirv: spirv, pushConstantSize: reflection.pushConstantSize)
                 }
             }
         }
@@ -37,29 +46,37 @@ func everyKernelBuilds() throws {
 /// Every operation's steps, in every family: push constants the exact size of the shader's block and within the 128
 /// bytes every device allows; bindings, in order, of the kinds the shader declares on that data path. The steps are
 /// the one description of how each kernel binds, used by both the executor and the checks.
-@Test("each operation's steps match their shaders in every family: push-constant size (at most 128 bytes) and binding kinds")
+@Test(
+    "each operation's steps match their shaders in every family: push-constant size (at most 128 bytes) and binding kinds"
+)
 func stepsMatchShaders() throws {
     let se = SqueezeExcite(batch: 1, channels: 8, pixels: 4, reduced: 2, innerActivation: .relu)
     var subgroups = DeviceLimits.vulkanMinimum
     subgroups.subgroupArithmetic = true
     var steps: [KernelStep<Int>] = []
-    for (family, limits) in KernelFamily.allCases.flatMap({ family in [(family, DeviceLimits.vulkanMinimum), (family, subgroups)] }) {
+    for (family, limits) in KernelFamily.allCases.flatMap({ family in
+        [(family, DeviceLimits.vulkanMinimum), (family, subgroups)]
+    }) {
         let config = KernelConfig(family: family, limits: limits)
-        steps += Add(count: 5).steps(a: 0, b: 1, output: 2, config: config)
+        steps +=
+            Add(count: 5).steps(a: 0, b: 1, output: 2, config: config)
             + Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, padding: 1)
-                .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, config: config)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, config: config)
             // A long reduction on a small grid: split-K in the tiled families.
             + Conv2D(batch: 1, inChannels: 512, height: 2, width: 2, outChannels: 64, kernelSize: 3, padding: 1)
-                .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: 4, config: config)
-            + Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).steps(input: 0, weights: 1, affine: 2, residual: 3,
-                                                                             output: 4, config: config)
-            + Pointwise.linear(batch: 1, inFeatures: 8, outFeatures: 8).steps(input: 0, weights: 1, affine: 2, residual: nil,
-                                                                              output: 3, config: config)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: 4, config: config)
+            + Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).steps(
+                input: 0, weights: 1, affine: 2, residual: 3,
+                output: 4, config: config)
+            + Pointwise.linear(batch: 1, inFeatures: 8, outFeatures: 8).steps(
+                input: 0, weights: 1, affine: 2, residual: nil,
+                output: 3, config: config)
             + Depthwise(batch: 1, channels: 8, height: 8, width: 8, kernelSize: 3, padding: 1)
-                .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, config: config)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, config: config)
             + MaxPool(batch: 1, channels: 1, height: 8, width: 8).steps(input: 0, output: 1, config: config)
             + AvgPool(batch: 1, channels: 1, height: 8, width: 8).steps(input: 0, output: 1, config: config)
-            + se.steps(input: 0, w1: 1, b1: 2, w2: 3, b2: 4, means: 5, gates: 6, residual: nil, output: 7, config: config)
+            + se.steps(
+                input: 0, w1: 1, b1: 2, w2: 3, b2: 4, means: 5, gates: 6, residual: nil, output: 7, config: config)
             + Attention(batch: 1, heads: 1, tokens: 4).steps(qkv: 0, rows: 1, affine: 2, output: 3, config: config)
     }
     // The texel family's kernels also run on the storage path where a view would pass the texel limit.
@@ -68,9 +85,14 @@ func stepsMatchShaders() throws {
     // by spirv-val for the devices that have it; not planned yet) and the fp16math variants on other data paths.
     let reached = Set(steps.map(\.launch.spirvName))
     let unplanned = Set(ShaderLibrary.names).subtracting(reached)
-    #expect(unplanned.allSatisfy { $0.hasPrefix("conv2d_coopmat") || $0.hasPrefix("conv2d_tiled_fp16math") && $0.hasSuffix("_storage") },
-            "kernels no operation uses: \(unplanned.sorted())")
-    #expect(reached.isSubset(of: Set(ShaderLibrary.names)), "steps name kernels that are not embedded: \(reached.subtracting(ShaderLibrary.names))")
+    #expect(
+        unplanned.allSatisfy {
+            $0.hasPrefix("conv2d_coopmat") || $0.hasPrefix("conv2d_tiled_fp16math") && $0.hasSuffix("_storage")
+        },
+        "kernels no operation uses: \(unplanned.sorted())")
+    #expect(
+        reached.isSubset(of: Set(ShaderLibrary.names)),
+        "steps name kernels that are not embedded: \(reached.subtracting(ShaderLibrary.names))")
     for step in steps {
         let name = step.launch.spirvName
         let reflection = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: name))
@@ -78,8 +100,12 @@ func stepsMatchShaders() throws {
         #expect(step.launch.pushConstants.count <= 128, "\(name)")
         #expect(reflection.bindings == step.bindings.map { $0.kind(on: step.dataPath) }, "\(name)")
         // Within what every device allows a shader stage: 4 storage buffers, 16 texel buffers.
-        #expect(reflection.bindings.filter { $0 == .storageBuffer }.count <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorStorageBuffers, "\(name)")
-        #expect(reflection.bindings.filter { $0 == .uniformTexelBuffer }.count <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorSampledImages, "\(name)")
+        #expect(
+            reflection.bindings.filter { $0 == .storageBuffer }.count
+                <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorStorageBuffers, "\(name)")
+        #expect(
+            reflection.bindings.filter { $0 == .uniformTexelBuffer }.count
+                <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorSampledImages, "\(name)")
     }
 }
 

@@ -12,9 +12,11 @@ func parameterCounts() throws {
     #expect(try Model(name: "bossnet_T0_nose").stateDictEntries().count == 352)
 }
 
-@Test("MAdds match the published table", arguments: [
-    ("bossnet_T0", 224, 3.44), ("bossnet_T0", 288, 5.73), ("bossnet_T1", 224, 7.94), ("bossnet_T1", 256, 10.51),
-])
+@Test(
+    "MAdds match the published table",
+    arguments: [
+        ("bossnet_T0", 224, 3.44), ("bossnet_T0", 288, 5.73), ("bossnet_T1", 224, 7.94), ("bossnet_T1", 256, 10.51),
+    ])
 func madds(model: String, inputSize: Int, giga: Double) throws {
     let info = try ModelInfo(model: Model(name: model), inputSize: inputSize)
     #expect(abs(Double(info.madds) / 1e9 - giga) < 0.005, "\(model) at \(inputSize): \(Double(info.madds) / 1e9) G")
@@ -27,8 +29,9 @@ func memoryReuse() throws {
     let graph = try Model(name: "bossnet_T0").graph(batch: 1, inputSize: 224, weights: ZeroWeights())
     let scratch = try graph.scratchBytes()
     let plan = MemoryPlan(graph: graph, scratchBytes: scratch)
-    #expect(Double(plan.arenaBytes) / Double(plan.unsharedBytes) < 0.25,
-            "arena \(plan.arenaBytes) bytes, unshared \(plan.unsharedBytes) bytes")
+    #expect(
+        Double(plan.arenaBytes) / Double(plan.unsharedBytes) < 0.25,
+        "arena \(plan.arenaBytes) bytes, unshared \(plan.unsharedBytes) bytes")
     // The most bytes live at any node: arena tensors written at or before it and read at or after it, plus its scratch.
     let lastUse = graph.lastUse
     var bound = 0
@@ -48,5 +51,7 @@ func archStageBound() throws {
     let longest = String(repeating: "1", count: HyTraArchitecture.maximumBlocksPerStage)
     _ = try Architecture.parse("hytra:1-1-1-\(longest)")
     #expect(throws: ArchitectureError.self) { try Architecture.parse("hytra:1-1-1-\(longest)0") }
-    do { _ = try Architecture.parse("hytra:1-1-1-\(longest)0") } catch { #expect("\(error)".contains("at most 32"), "\(error)") }
+    do { _ = try Architecture.parse("hytra:1-1-1-\(longest)0") } catch {
+        #expect("\(error)".contains("at most 32"), "\(error)")
+    }
 }

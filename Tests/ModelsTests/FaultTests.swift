@@ -2,8 +2,8 @@ import Foundation
 import Kernels
 import Models
 import NetworkGraph
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
 
 /// A small graph of BossNet-T0 at 64x64 with its calibrated synthetic weights.
@@ -19,7 +19,8 @@ func timeoutPoisonsTheSession() throws {
     let instance = try VulkanInstance(validation: .required)
     try {
         // The fault: one nanosecond for a whole network (the real fault, a hung or very slow device, cannot be provoked).
-        let device = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil, submitTimeoutSeconds: 1e-9))
+        let device = try VulkanDevice(
+            instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil, submitTimeoutSeconds: 1e-9))
         let session = try InferenceSession(graph: graph, device: device)
         do {
             _ = try session.run(input)
@@ -64,7 +65,9 @@ func sessionFromSeveralTasks() async throws {
     #expect(instance.validationMessages.isEmpty, "\(instance.validationMessages)")
 }
 
-@Test("a batch that does not fit the device's memory runs in submissions that do; where not one image fits, an error before any allocation")
+@Test(
+    "a batch that does not fit the device's memory runs in submissions that do; where not one image fits, an error before any allocation"
+)
 func memoryBudget() throws {
     let instance = try VulkanInstance(validation: .required)
     try {
@@ -73,13 +76,17 @@ func memoryBudget() throws {
         let perImage = four.activationBytes / 4
         // The fault: a device with room for the weights and two and a half images' activations.
         let budget = four.weightBytes + perImage * 5 / 2
-        let small = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: budget))
+        let small = try VulkanDevice(
+            instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: budget))
         let split = try InferenceSession(graph: t0Graph(batch: 4), device: small)
         #expect(split.statistics.microBatch == 2)
         #expect(split.statistics.activationBytes <= budget - split.statistics.weightBytes)
         // Room for the weights and half an image: nothing to split, an error that says so.
-        let tiny = try VulkanDevice(instance: instance, options: DeviceOptions(pipelineCacheDirectory: nil,
-                                                                                memoryBudgetBytes: four.weightBytes + perImage / 2))
+        let tiny = try VulkanDevice(
+            instance: instance,
+            options: DeviceOptions(
+                pipelineCacheDirectory: nil,
+                memoryBudgetBytes: four.weightBytes + perImage / 2))
         do {
             _ = try InferenceSession(graph: t0Graph(batch: 4), device: tiny)
             Issue.record("batch 4 was planned on a device without room for one image")

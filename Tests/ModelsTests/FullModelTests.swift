@@ -2,8 +2,8 @@ import Foundation
 import Kernels
 import Models
 import NetworkGraph
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
 
 /// Relative L2 error allowed between a whole network on Vulkan and the CPU reference (float32 through ~40 layers).
@@ -16,8 +16,12 @@ func smoothImages(batch: Int, size: Int, _ random: inout SeededRandom) -> [Float
     var pixels: [Float] = []
     for _ in 0..<(batch * 3) {
         let waves = (0..<4).map { _ in
-            (amplitude: Double.random(in: 0.3...0.8, using: &random), fx: Double.random(in: -0.3...0.3, using: &random),
-             fy: Double.random(in: -0.3...0.3, using: &random), phase: Double.random(in: 0...(2 * .pi), using: &random))
+            (
+                amplitude: Double.random(in: 0.3...0.8, using: &random),
+                fx: Double.random(in: -0.3...0.3, using: &random),
+                fy: Double.random(in: -0.3...0.3, using: &random),
+                phase: Double.random(in: 0...(2 * .pi), using: &random)
+            )
         }
         for y in 0..<size {
             for x in 0..<size {
@@ -46,8 +50,9 @@ func expectVulkanMatchesCPU(_ model: Model, inputSize: Int = 64, batch: Int = 2)
     }
     let comparison = Comparison(logits, expected)
     #expect(logits.count == batch * 1000)
-    #expect(comparison.nonFinite.isEmpty && comparison.relativeL2 <= fullModelTolerance,
-            "\(model.name) BOSSNET_TEST_SEED=\(seed): \(comparison)")
+    #expect(
+        comparison.nonFinite.isEmpty && comparison.relativeL2 <= fullModelTolerance,
+        "\(model.name) BOSSNET_TEST_SEED=\(seed): \(comparison)")
     // The logits are not degenerate: images differ and classes differ.
     #expect(Set(logits.prefix(1000)).count > 900)
 }
@@ -63,22 +68,24 @@ func bossNetT0NoSE() throws { try expectVulkanMatchesCPU(Model(name: "bossnet_T0
 
 @Test("an MBConv-space network on Vulkan matches the CPU reference (64x64, batch 2)")
 func mbconvNet() throws {
-    let architecture = try Architecture.parse("mbconv:6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5")
+    let architecture = try Architecture.parse(
+        "mbconv:6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5,3x3,6x3,3x5,6x5")
     try expectVulkanMatchesCPU(Model(architecture))
 }
 
 /// What the emulations and kernel families of the planner are checked in: (limits, kernels, tolerance on the logits).
 private let plannerRuns: [(limits: LimitsMode, kernels: KernelChoice, tolerance: Double)] = [
-    (.minimum, .automatic, fullModelTolerance),           // texel where views fit 65,536 texels, storage elsewhere
-    (.minimum, .family(.tiled), fullModelTolerance),      // 128-lane tiles, 16 KiB shared, no subgroup arithmetic
+    (.minimum, .automatic, fullModelTolerance),  // texel where views fit 65,536 texels, storage elsewhere
+    (.minimum, .family(.tiled), fullModelTolerance),  // 128-lane tiles, 16 KiB shared, no subgroup arithmetic
     (.device, .family(.storage), fullModelTolerance),
-    (.device, .family(.tiled), fullModelTolerance),       // subgroup reductions
+    (.device, .family(.tiled), fullModelTolerance),  // subgroup reductions
     (.device, .family(.fp16), 2e-2),
     (.device, .family(.fp16math), 2e-2),
 ]
 
-@Test("T0 and T1 match the CPU reference in every kernel family and under the spec's minimum limits (64x64, batch 2)",
-      arguments: ["bossnet_T0", "bossnet_T1"])
+@Test(
+    "T0 and T1 match the CPU reference in every kernel family and under the spec's minimum limits (64x64, batch 2)",
+    arguments: ["bossnet_T0", "bossnet_T1"])
 func kernelFamiliesAndMinimumLimits(name: String) throws {
     let model = try Model(name: name)
     let graph = try model.graph(batch: 2, inputSize: 64, weights: try SyntheticWeights(calibratedFor: model))
@@ -86,16 +93,22 @@ func kernelFamiliesAndMinimumLimits(name: String) throws {
     let input = smoothImages(batch: 2, size: 64, &random)
     let expected = CPUExecutor.run(graph, input: input)
     for run in plannerRuns {
-        let (logits, statistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, limits: run.limits)) { device in
-            let session = try InferenceSession(graph: graph, device: device, options: SessionOptions(kernels: run.kernels))
+        let (logits, statistics) = try withValidatedDevice(
+            options: DeviceOptions(pipelineCacheDirectory: nil, limits: run.limits)
+        ) { device in
+            let session = try InferenceSession(
+                graph: graph, device: device, options: SessionOptions(kernels: run.kernels))
             return (try session.run(input), session.statistics)
         }
         let comparison = Comparison(logits, expected)
-        #expect(comparison.nonFinite.isEmpty && comparison.relativeL2 <= run.tolerance,
-                "\(name) \(run.limits) \(run.kernels): \(comparison)")
+        #expect(
+            comparison.nonFinite.isEmpty && comparison.relativeL2 <= run.tolerance,
+            "\(name) \(run.limits) \(run.kernels): \(comparison)")
         if run.limits == .minimum && run.kernels == .automatic {
             // The stem's output (2 x 64 x 32 x 32 values) passes 65,536 texels: that node reads storage buffers.
-            #expect((statistics.dataPaths["storage"] ?? 0) > 0 && (statistics.dataPaths["texel"] ?? 0) > 0, "\(statistics.dataPaths)")
+            #expect(
+                (statistics.dataPaths["storage"] ?? 0) > 0 && (statistics.dataPaths["texel"] ?? 0) > 0,
+                "\(statistics.dataPaths)")
         }
     }
 }
@@ -111,12 +124,17 @@ func microBatches() throws {
     }
     // Weights plus one image's activations, but not three.
     let oneImage = try withValidatedDevice { device in
-        try InferenceSession(graph: graph.withBatch(1), device: device, options: SessionOptions(kernels: .family(.texel)))
-            .statistics
+        try InferenceSession(
+            graph: graph.withBatch(1), device: device, options: SessionOptions(kernels: .family(.texel))
+        )
+        .statistics
     }
     let budget = oneImage.weightBytes + oneImage.activationBytes * 3 / 2
-    let (split, statistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: budget)) { device in
-        let session = try InferenceSession(graph: graph, device: device, options: SessionOptions(kernels: .family(.texel)))
+    let (split, statistics) = try withValidatedDevice(
+        options: DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: budget)
+    ) { device in
+        let session = try InferenceSession(
+            graph: graph, device: device, options: SessionOptions(kernels: .family(.texel)))
         return (try session.run(input), session.statistics)
     }
     #expect(statistics.microBatch == 1)

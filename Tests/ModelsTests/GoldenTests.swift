@@ -3,11 +3,12 @@ import Images
 import Kernels
 import Models
 import NetworkGraph
-import Testing
 import TestSupport
+import Testing
 
 func fixture(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").appendingPathComponent(name)
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        .appendingPathComponent(name)
 }
 
 /// gradient.png through the evaluation transform at 64.
@@ -22,7 +23,9 @@ func gradientInput() throws -> [Float] {
 /// formula documented on SyntheticWeights.
 let goldenModels = ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"]
 
-@Test("the authors' models' logits on Vulkan, from .npy and through the PNG preprocessing (64x64)", arguments: goldenModels)
+@Test(
+    "the authors' models' logits on Vulkan, from .npy and through the PNG preprocessing (64x64)",
+    arguments: goldenModels)
 func golden(name: String) throws {
     let model = try Model(name: name)
     let graph = try model.graph(batch: 2, inputSize: 64, weights: SyntheticWeights(calibratedFor: model))
@@ -31,9 +34,12 @@ func golden(name: String) throws {
     let expectedNPY = try NumPyArray(contentsOf: fixture("\(name)_logits_64.npy")).values
     let expectedPNG = try NumPyArray(contentsOf: fixture("\(name)_png_logits_64.npy")).values
     let logits = try withValidatedDevice { device in try InferenceSession(graph: graph, device: device).run(npy + png) }
-    let fromNPY = Comparison(Array(logits[..<1000]), expectedNPY), fromPNG = Comparison(Array(logits[1000...]), expectedPNG)
+    let fromNPY = Comparison(Array(logits[..<1000]), expectedNPY),
+        fromPNG = Comparison(Array(logits[1000...]), expectedPNG)
     #expect(fromNPY.relativeL2 < 1e-4, "\(name), .npy input: \(fromNPY)")
-    #expect(fromPNG.relativeL2 < 1e-4, "\(name), PNG input (PIL-exact preprocessing leaves only float rounding): \(fromPNG)")
+    #expect(
+        fromPNG.relativeL2 < 1e-4, "\(name), PNG input (PIL-exact preprocessing leaves only float rounding): \(fromPNG)"
+    )
     // The weights keep the input alive to the logits: two different images give logits far apart.
     let between = Comparison(expectedPNG, expectedNPY).relativeL2
     #expect(between > 0.1, "\(name): two different inputs' logits differ by only \(between) relative")
@@ -64,19 +70,23 @@ func attentionSpreads(_ graph: Graph, input: [Float]) -> [String: Double] {
     return spreads
 }
 
-@Test("the synthetic weights make every ResAtt layer's attention peaked, as the authors' model computes it", arguments: goldenModels)
+@Test(
+    "the synthetic weights make every ResAtt layer's attention peaked, as the authors' model computes it",
+    arguments: goldenModels)
 func attentionIsPeaked(name: String) throws {
     let model = try Model(name: name)
     let graph = try model.graph(batch: 1, inputSize: 64, weights: SyntheticWeights(calibratedFor: model))
     let spreads = attentionSpreads(graph, input: try NumPyArray(contentsOf: fixture("input_64.npy")).values)
-    let recorded = try JSONDecoder().decode([String: [String: Double]].self, from: Data(contentsOf: fixture("attention_spread.json")))
+    let recorded = try JSONDecoder().decode(
+        [String: [String: Double]].self, from: Data(contentsOf: fixture("attention_spread.json")))
     let expected = try #require(recorded[name])
     #expect(spreads.count == 9 && Set(spreads.keys) == Set(expected.keys), "\(spreads.keys.sorted())")
     for (layer, spread) in spreads {
         // Several units: attention far from uniform, where attn and its transpose differ.
         #expect(spread >= 2, "\(name) \(layer): logit spread \(spread)")
         let theirs = try #require(expected[layer])
-        #expect(abs(spread - theirs) < 1e-3 * theirs, "\(name) \(layer): \(spread) here, \(theirs) in the authors' model")
+        #expect(
+            abs(spread - theirs) < 1e-3 * theirs, "\(name) \(layer): \(spread) here, \(theirs) in the authors' model")
     }
 }
 

@@ -1,42 +1,61 @@
 import Foundation
 import Kernels
-@testable import NetworkGraph
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
+
+@testable import NetworkGraph
 
 /// A small residual network by hand: conv . pointwise(+residual) . SE . attention . pooling . linear.
 func smallGraph(batch: Int = 2, seed: UInt64 = 1) -> Graph {
     var random = SeededRandom(seed: seed)
     func conv(_ count: Int, _ channels: Int) -> ConvParameters {
-        ConvParameters(weights: random.floats(count, in: -0.3...0.3), scale: random.floats(channels, in: 0.5...1.5),
-                       shift: random.floats(channels, in: -0.2...0.2))
+        ConvParameters(
+            weights: random.floats(count, in: -0.3...0.3), scale: random.floats(channels, in: 0.5...1.5),
+            shift: random.floats(channels, in: -0.2...0.2))
     }
     var graph = Graph(input: TensorShape(batch: batch, channels: 3, height: 16, width: 16))
-    let stem = Conv2D(batch: batch, inChannels: 3, height: 16, width: 16, outChannels: 64, kernelSize: 3, stride: 2, padding: 1,
-                      epilogue: Epilogue(activation: .relu))
-    let a = graph.add("stem", .conv2d(stem, conv(64 * 27, 64)), inputs: [graph.input],
-                      output: TensorShape(batch: batch, channels: 64, height: 8, width: 8))
-    let pw = Pointwise(batch: batch, inChannels: 64, pixels: 64, outChannels: 64, epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let stem = Conv2D(
+        batch: batch, inChannels: 3, height: 16, width: 16, outChannels: 64, kernelSize: 3, stride: 2, padding: 1,
+        epilogue: Epilogue(activation: .relu))
+    let a = graph.add(
+        "stem", .conv2d(stem, conv(64 * 27, 64)), inputs: [graph.input],
+        output: TensorShape(batch: batch, channels: 64, height: 8, width: 8))
+    let pw = Pointwise(
+        batch: batch, inChannels: 64, pixels: 64, outChannels: 64,
+        epilogue: Epilogue(activation: .silu, hasResidual: true))
     let b = graph.add("pw", .pointwise(pw, conv(64 * 64, 64)), inputs: [a, a], output: graph.shapes[a])
-    let se = SqueezeExcite(batch: batch, channels: 64, pixels: 64, reduced: 4, innerActivation: .relu,
-                           epilogue: Epilogue(activation: .silu, hasResidual: true))
-    let c = graph.add("se", .squeezeExcite(se, SqueezeExciteParameters(w1: random.floats(256, in: -0.3...0.3), b1: random.floats(4),
-                                                                       w2: random.floats(256, in: -0.3...0.3), b2: random.floats(64))),
-                      inputs: [b, a], output: graph.shapes[a])
+    let se = SqueezeExcite(
+        batch: batch, channels: 64, pixels: 64, reduced: 4, innerActivation: .relu,
+        epilogue: Epilogue(activation: .silu, hasResidual: true))
+    let c = graph.add(
+        "se",
+        .squeezeExcite(
+            se,
+            SqueezeExciteParameters(
+                w1: random.floats(256, in: -0.3...0.3), b1: random.floats(4),
+                w2: random.floats(256, in: -0.3...0.3), b2: random.floats(64))),
+        inputs: [b, a], output: graph.shapes[a])
     let qkvOp = Pointwise(batch: batch, inChannels: 64, pixels: 64, outChannels: 192)
-    let qkv = graph.add("qkv", .pointwise(qkvOp, conv(64 * 192, 192)), inputs: [c],
-                        output: TensorShape(batch: batch, channels: 192, height: 8, width: 8))
+    let qkv = graph.add(
+        "qkv", .pointwise(qkvOp, conv(64 * 192, 192)), inputs: [c],
+        output: TensorShape(batch: batch, channels: 192, height: 8, width: 8))
     let attention = Attention(batch: batch, heads: 1, tokens: 64, activation: .silu)
-    let d = graph.add("attention", .attention(attention, AffineParameters(scale: random.floats(64, in: 0.5...1.5), shift: random.floats(64))),
-                      inputs: [qkv], output: graph.shapes[a])
-    let sum = graph.add("add", .add(Add(count: graph.shapes[a].count, activation: .relu)), inputs: [d, c], output: graph.shapes[a])
-    let pooled = graph.add("pool", .avgPool(AvgPool(batch: batch, channels: 64, height: 8, width: 8)), inputs: [sum],
-                           output: TensorShape(batch: batch, channels: 64, height: 4, width: 4))
-    let gap = graph.add("gap", .globalAvgPool(GlobalAvgPool(batch: batch, channels: 64, pixels: 16)), inputs: [pooled],
-                        output: TensorShape(batch: batch, channels: 64, height: 1, width: 1))
-    graph.add("fc", .pointwise(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), conv(640, 10)), inputs: [gap],
-              output: TensorShape(batch: batch, channels: 10, height: 1, width: 1))
+    let d = graph.add(
+        "attention",
+        .attention(attention, AffineParameters(scale: random.floats(64, in: 0.5...1.5), shift: random.floats(64))),
+        inputs: [qkv], output: graph.shapes[a])
+    let sum = graph.add(
+        "add", .add(Add(count: graph.shapes[a].count, activation: .relu)), inputs: [d, c], output: graph.shapes[a])
+    let pooled = graph.add(
+        "pool", .avgPool(AvgPool(batch: batch, channels: 64, height: 8, width: 8)), inputs: [sum],
+        output: TensorShape(batch: batch, channels: 64, height: 4, width: 4))
+    let gap = graph.add(
+        "gap", .globalAvgPool(GlobalAvgPool(batch: batch, channels: 64, pixels: 16)), inputs: [pooled],
+        output: TensorShape(batch: batch, channels: 64, height: 1, width: 1))
+    graph.add(
+        "fc", .pointwise(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), conv(640, 10)), inputs: [gap],
+        output: TensorShape(batch: batch, channels: 10, height: 1, width: 1))
     return graph
 }
 
@@ -92,7 +111,9 @@ func smallGraphRuns() throws {
         // A second input through the same recording.
         let other = input.map { -$0 }
         #expect(Comparison(try session.run(other), CPUExecutor.run(graph, input: other)).passes)
-        #expect(throws: SessionError.inputSizeMismatch(given: 3, expected: graph.shapes[graph.input])) { try session.run([1, 2, 3]) }
+        #expect(throws: SessionError.inputSizeMismatch(given: 3, expected: graph.shapes[graph.input])) {
+            try session.run([1, 2, 3])
+        }
     }
 }
 
@@ -102,7 +123,9 @@ func checkNamesTheFaultyNode() throws {
     var faulty = graph
     // Plant a fault on the device side: the SE node gets other weights than the reference has.
     guard case let .squeezeExcite(op, p) = graph.nodes[2].op else { Issue.record("node 2 is not SE"); return }
-    faulty.replaceOp(ofNode: 2, with: .squeezeExcite(op, SqueezeExciteParameters(w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2.map { $0 + 0.5 })))
+    faulty.replaceOp(
+        ofNode: 2,
+        with: .squeezeExcite(op, SqueezeExciteParameters(w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2.map { $0 + 0.5 })))
     var random = SeededRandom(seed: 5)
     let input = random.floats(graph.shapes[graph.input].count)
     try withValidatedDevice { device in
@@ -112,19 +135,25 @@ func checkNamesTheFaultyNode() throws {
     }
 }
 
-@Test("a small device: tensors past the storage range run in smaller submissions, buffers split by the allocation limit, same results")
+@Test(
+    "a small device: tensors past the storage range run in smaller submissions, buffers split by the allocation limit, same results"
+)
 func smallDeviceLimits() throws {
     let graph = smallGraph(batch: 6)
     var random = SeededRandom(seed: 3)
     let input = random.floats(graph.shapes[graph.input].count)
     let texel = SessionOptions(kernels: .family(.texel))
-    let whole = try withValidatedDevice { device in try InferenceSession(graph: graph, device: device, options: texel).run(input) }
+    let whole = try withValidatedDevice { device in
+        try InferenceSession(graph: graph, device: device, options: texel).run(input)
+    }
     #expect(Comparison(whole, CPUExecutor.run(graph, input: input)).passes)
 
     // The storage range holds the largest weights (the qkv layer's, 48 KiB) and two images' qkv output, not six.
     var range = DeviceLimits.vulkanMinimum
     range.maxStorageBufferRange = 100 * 1024
-    let (ranged, rangedStatistics) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: range)) { device in
+    let (ranged, rangedStatistics) = try withValidatedDevice(
+        options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: range)
+    ) { device in
         let session = try InferenceSession(graph: graph, device: device, options: texel)
         return (try session.run(input), session.statistics)
     }
@@ -136,13 +165,16 @@ func smallDeviceLimits() throws {
     var allocation = DeviceLimits.vulkanMinimum
     allocation.maxMemoryAllocationSize = 64 * 1024
     allocation.maxBufferSize = 64 * 1024
-    let (split, splitStatistics, arenas) = try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: allocation)) { device in
+    let (split, splitStatistics, arenas) = try withValidatedDevice(
+        options: DeviceOptions(pipelineCacheDirectory: nil, clampLimits: allocation)
+    ) { device in
         let session = try InferenceSession(graph: graph, device: device, options: texel)
         return (try session.run(input), session.statistics, session.plan.arenas)
     }
     // 80 KiB of weights need two buffers; the activations need at least two arenas, none past the limit.
-    #expect(splitStatistics.weightBytes > 64 * 1024 && arenas.count >= 2 && splitStatistics.buffers >= arenas.count + 2,
-            "\(splitStatistics)")
+    #expect(
+        splitStatistics.weightBytes > 64 * 1024 && arenas.count >= 2 && splitStatistics.buffers >= arenas.count + 2,
+        "\(splitStatistics)")
     #expect(arenas.allSatisfy { $0 <= 64 * 1024 }, "\(arenas)")
     #expect(split == whole)
 

@@ -17,7 +17,8 @@ private let assetPath = "/v0.1/BossNet-T0-80_8.pth"
 
 /// A fresh, empty cache folder, removed by the caller.
 private func emptyFolder() -> URL {
-    FileManager.default.temporaryDirectory.appendingPathComponent("bossnet-weights-\(UUID().uuidString)", isDirectory: true)
+    FileManager.default.temporaryDirectory.appendingPathComponent(
+        "bossnet-weights-\(UUID().uuidString)", isDirectory: true)
 }
 
 /// Collects a cache's events.
@@ -25,17 +26,25 @@ private final class Events: @unchecked Sendable {
     private let lock = NSLock()
     private var events: [DownloadEvent] = []
     func add(_ event: DownloadEvent) { lock.withLock { events.append(event) } }
-    var retries: [Int64] { lock.withLock { events.compactMap { if case let .retrying(received, _) = $0 { received } else { nil } } } }
-    var resumptions: [Int64] { lock.withLock { events.compactMap { if case let .started(_, _, from) = $0 { from } else { nil } } } }
+    var retries: [Int64] {
+        lock.withLock { events.compactMap { if case let .retrying(received, _) = $0 { received } else { nil } } }
+    }
+    var resumptions: [Int64] {
+        lock.withLock { events.compactMap { if case let .started(_, _, from) = $0 { from } else { nil } } }
+    }
     var finished: Bool { lock.withLock { events.contains { if case .finished = $0 { true } else { false } } } }
 }
 
 private let model = try! Model(name: "bossnet_T0")
 
-@Test("the published checkpoint downloads once (through a redirect, as GitHub serves it), binds, and is then read from the cache")
+@Test(
+    "the published checkpoint downloads once (through a redirect, as GitHub serves it), binds, and is then read from the cache"
+)
 func downloadsOnce() throws {
-    let server = try LoopbackHTTPServer(routes: [assetPath: [.redirect(to: "assets/BossNet-T0-80_8.pth")],
-                                                 "/assets/BossNet-T0-80_8.pth": [.serve(checkpointBytes)]])
+    let server = try LoopbackHTTPServer(routes: [
+        assetPath: [.redirect(to: "assets/BossNet-T0-80_8.pth")],
+        "/assets/BossNet-T0-80_8.pth": [.serve(checkpointBytes)],
+    ])
     defer { server.stop() }
     let folder = emptyFolder()
     defer { try? FileManager.default.removeItem(at: folder) }
@@ -43,10 +52,13 @@ func downloadsOnce() throws {
     let events = Events()
 
     let weights = try cache.weights(for: model, progress: events.add)
-    let direct = try CheckpointWeights(state: TorchCheckpoint.stateDict(at: fixture("BossNet-T0-80_8.pth")), model: model)
+    let direct = try CheckpointWeights(
+        state: TorchCheckpoint.stateDict(at: fixture("BossNet-T0-80_8.pth")), model: model)
     #expect(weights.state.tensors.map(\.values) == direct.state.tensors.map(\.values))
     #expect(try Data(contentsOf: cache.path(of: PublishedCheckpoint.of(model: "bossnet_T0"))) == checkpointBytes)
-    #expect(!FileManager.default.fileExists(atPath: cache.partialPath(of: try PublishedCheckpoint.of(model: "bossnet_T0")).path))
+    #expect(
+        !FileManager.default.fileExists(
+            atPath: cache.partialPath(of: try PublishedCheckpoint.of(model: "bossnet_T0")).path))
     #expect(events.finished && events.resumptions == [0])
     #expect(server.requests.map(\.path) == [assetPath, "/assets/BossNet-T0-80_8.pth"])
 
@@ -56,7 +68,9 @@ func downloadsOnce() throws {
 
 @Test("a transfer cut off midway resumes from where it stopped with a Range request, in the same call")
 func resumesInTheSameCall() throws {
-    let server = try LoopbackHTTPServer(routes: [assetPath: [.interrupt(checkpointBytes, afterBytes: 50_000), .serve(checkpointBytes)]])
+    let server = try LoopbackHTTPServer(routes: [
+        assetPath: [.interrupt(checkpointBytes, afterBytes: 50_000), .serve(checkpointBytes)]
+    ])
     defer { server.stop() }
     let folder = emptyFolder()
     defer { try? FileManager.default.removeItem(at: folder) }
@@ -69,16 +83,23 @@ func resumesInTheSameCall() throws {
 
 @Test("a transfer cut off on every attempt keeps what arrived, says so, and the next call resumes from there")
 func resumesInALaterCall() throws {
-    let server = try LoopbackHTTPServer(routes: [assetPath: [.interrupt(checkpointBytes, afterBytes: 40_000),
-                                                             .interrupt(checkpointBytes, afterBytes: 30_000)]])
+    let server = try LoopbackHTTPServer(routes: [
+        assetPath: [
+            .interrupt(checkpointBytes, afterBytes: 40_000),
+            .interrupt(checkpointBytes, afterBytes: 30_000),
+        ]
+    ])
     defer { server.stop() }
     let folder = emptyFolder()
     defer { try? FileManager.default.removeItem(at: folder) }
     var cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     cache.attempts = 2
     let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
-    #expect(throws: PublishedWeightsError.interrupted(url: checkpoint.url(source: server.url("v0.1/")), received: 70_000,
-                                                      expected: Int64(checkpointBytes.count), partialPath: cache.partialPath(of: checkpoint))) {
+    #expect(
+        throws: PublishedWeightsError.interrupted(
+            url: checkpoint.url(source: server.url("v0.1/")), received: 70_000,
+            expected: Int64(checkpointBytes.count), partialPath: cache.partialPath(of: checkpoint))
+    ) {
         _ = try cache.weights(for: model)
     }
     #expect(try Data(contentsOf: cache.partialPath(of: checkpoint)) == checkpointBytes.prefix(70_000))
@@ -123,7 +144,9 @@ func wrongFile() throws {
             #expect(url == checkpoint.url(source: server.url("v0.1/")) && name == "bossnet_T0")
             #expect(reason.contains(expected), "\(reason)")
         }
-        #expect(!cache.isCached(checkpoint) && !FileManager.default.fileExists(atPath: cache.partialPath(of: checkpoint).path))
+        #expect(
+            !cache.isCached(checkpoint)
+                && !FileManager.default.fileExists(atPath: cache.partialPath(of: checkpoint).path))
     }
 }
 
@@ -139,11 +162,16 @@ func serverErrorAndOffline() throws {
     #expect(throws: PublishedWeightsError.httpStatus(url: url, status: 500, cachePath: cache.path(of: checkpoint))) {
         _ = try cache.weights(for: model)
     }
-    #expect(throws: PublishedWeightsError.httpStatus(url: checkpoint.url(source: server.url("elsewhere/")), status: 404,
-                                                     cachePath: cache.path(of: checkpoint))) {
+    #expect(
+        throws: PublishedWeightsError.httpStatus(
+            url: checkpoint.url(source: server.url("elsewhere/")), status: 404,
+            cachePath: cache.path(of: checkpoint))
+    ) {
         _ = try WeightsCache(directory: folder, source: server.url("elsewhere/")).weights(for: model)
     }
-    #expect(!FileManager.default.fileExists(atPath: cache.partialPath(of: checkpoint).path), "no empty partial file is left")
+    #expect(
+        !FileManager.default.fileExists(atPath: cache.partialPath(of: checkpoint).path), "no empty partial file is left"
+    )
 
     // A port nothing listens on: the connection is refused, as offline.
     let closed = try LoopbackHTTPServer(routes: [:])
@@ -159,7 +187,9 @@ func serverErrorAndOffline() throws {
     }
 }
 
-@Test("a file placed in the cache by hand is used without a request; a bad one is named; an architecture has no published weights")
+@Test(
+    "a file placed in the cache by hand is used without a request; a bad one is named; an architecture has no published weights"
+)
 func placedByHand() throws {
     let server = try LoopbackHTTPServer(routes: [:])
     defer { server.stop() }
@@ -177,14 +207,18 @@ func placedByHand() throws {
     #expect(server.requests.isEmpty, "a bad file in the cache is reported, not replaced")
 
     let architecture = Model(try Architecture.parse("hytra:1-1-11101-000100001"))
-    #expect(throws: PublishedWeightsError.notPublished(model: architecture.name, published: ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])) {
+    #expect(
+        throws: PublishedWeightsError.notPublished(
+            model: architecture.name, published: ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])
+    ) {
         _ = try cache.weights(for: architecture)
     }
 }
 
 @Test("the registry names the authors' release assets")
 func registry() throws {
-    #expect(try PublishedCheckpoint.of(model: "bossnet_T1").url().absoluteString
+    #expect(
+        try PublishedCheckpoint.of(model: "bossnet_T1").url().absoluteString
             == "https://github.com/changlin31/BossNAS/releases/download/v0.1/BossNet-T1-81_9.pth")
     #expect(PublishedCheckpoint.all.map(\.model) == ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])
 }

@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A small HTTP/1.1 server on 127.0.0.1 (a free port), for testing downloads without a network: each path answers
@@ -52,7 +53,9 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(fd, 16) == 0 else {
             close(fd)
@@ -120,7 +123,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         var headers: [String: String] = [:]
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         let request = Request(path: path, headers: headers)
         let behaviour: Behaviour? = lock.withLock {
@@ -132,7 +136,8 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         switch behaviour {
         case nil: respond(connection, status: 404, body: Data("not found".utf8))
         case let .status(code): respond(connection, status: code, body: Data("status \(code)".utf8))
-        case let .redirect(target): respond(connection, status: 302, headers: ["Location": url(target).absoluteString], body: Data())
+        case let .redirect(target):
+            respond(connection, status: 302, headers: ["Location": url(target).absoluteString], body: Data())
         case let .serveIgnoringRange(data): respond(connection, status: 200, body: data)
         case let .serve(data): serve(data, range: request.range, on: connection, cutAfter: nil)
         case let .interrupt(data, cut): serve(data, range: request.range, on: connection, cutAfter: cut)
@@ -140,7 +145,9 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     }
 
     private func serve(_ data: Data, range: String?, on connection: Int32, cutAfter: Int?) {
-        guard let range, range.hasPrefix("bytes="), let start = Int(range.dropFirst("bytes=".count).prefix { $0 != "-" }) else {
+        guard let range, range.hasPrefix("bytes="),
+            let start = Int(range.dropFirst("bytes=".count).prefix { $0 != "-" })
+        else {
             respond(connection, status: 200, body: data, announced: data.count, cutAfter: cutAfter)
             return
         }
@@ -149,12 +156,15 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             return
         }
         let body = data.subdata(in: start..<data.count)
-        respond(connection, status: 206, headers: ["Content-Range": "bytes \(start)-\(data.count - 1)/\(data.count)"],
-                body: body, announced: body.count, cutAfter: cutAfter)
+        respond(
+            connection, status: 206, headers: ["Content-Range": "bytes \(start)-\(data.count - 1)/\(data.count)"],
+            body: body, announced: body.count, cutAfter: cutAfter)
     }
 
-    private func respond(_ connection: Int32, status: Int, headers: [String: String] = [:], body: Data,
-                         announced: Int? = nil, cutAfter: Int? = nil) {
+    private func respond(
+        _ connection: Int32, status: Int, headers: [String: String] = [:], body: Data,
+        announced: Int? = nil, cutAfter: Int? = nil
+    ) {
         var text = "HTTP/1.1 \(status) Status\r\nContent-Length: \(announced ?? body.count)\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n"
@@ -164,9 +174,9 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
             var sent = 0
             while sent < raw.count {
                 #if canImport(Glibc)
-                let count = send(connection, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                    let count = send(connection, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
                 #else
-                let count = send(connection, raw.baseAddress! + sent, raw.count - sent, 0)
+                    let count = send(connection, raw.baseAddress! + sent, raw.count - sent, 0)
                 #endif
                 guard count > 0 else { return }
                 sent += count

@@ -37,7 +37,9 @@ public func validationMessages(during body: (VulkanDevice) throws -> Void) throw
 }
 
 // In a function of its own so that the device is released (and destroyed) before the messages are read.
-private func openAndRun<R>(_ instance: VulkanInstance, _ options: DeviceOptions, _ body: (VulkanDevice) throws -> R) throws -> R {
+private func openAndRun<R>(_ instance: VulkanInstance, _ options: DeviceOptions, _ body: (VulkanDevice) throws -> R)
+    throws -> R
+{
     let device = try VulkanDevice(instance: instance, options: options)
     return try body(device)
 }

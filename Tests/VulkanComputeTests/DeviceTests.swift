@@ -1,8 +1,9 @@
 import CVulkan
 import Foundation
 import Kernels
-import Testing
 import TestSupport
+import Testing
+
 @testable import VulkanCompute
 
 @Test("the loader finds a Vulkan device (CI must have one: no skipping)")
@@ -37,7 +38,8 @@ func errorsNameTheCall() {
 
 @Test("the device-type preference is discrete > integrated > virtual > CPU")
 func deviceTypeOrder() {
-    #expect([DeviceType.cpu, .discrete, .virtual, .integrated].sorted(by: >) == [.discrete, .integrated, .virtual, .cpu])
+    #expect(
+        [DeviceType.cpu, .discrete, .virtual, .integrated].sorted(by: >) == [.discrete, .integrated, .virtual, .cpu])
 }
 
 @Test("buffers round-trip data in device-local and staging memory", arguments: [BufferMemory.deviceLocal, .staging])
@@ -47,7 +49,10 @@ func bufferRoundTrip(memory: BufferMemory) throws {
         let buffer = try VulkanBuffer(device: device, size: 4000 + 64, memory: memory)
         try buffer.upload(values, at: 64)
         #expect(try buffer.download(Float.self, count: 1000, from: 64) == values)
-        #expect(throws: VulkanSetupError.badRange(buffer: "buffer", offset: 128, bytes: 4000, bufferBytes: 4064, alignment: 1)) {
+        #expect(
+            throws: VulkanSetupError.badRange(
+                buffer: "buffer", offset: 128, bytes: 4000, bufferBytes: 4064, alignment: 1)
+        ) {
             try buffer.upload(values, at: 128)
         }
     }
@@ -96,8 +101,10 @@ func timestamps() throws {
 func halfConversions() {
     let seed = testSeed()
     var random = SeededRandom(seed: seed)
-    var values: [Float] = [0, -0, 1, -1, 65504, 65519, 65520, -65520, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, 6.09e-5, .infinity, -.infinity,
-                           1 + 1 / 2048, 1 + 3 / 2048, 0.1, 31337]
+    var values: [Float] = [
+        0, -0, 1, -1, 65504, 65519, 65520, -65520, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, 6.09e-5, .infinity, -.infinity,
+        1 + 1 / 2048, 1 + 3 / 2048, 0.1, 31337,
+    ]
     for _ in 0..<20_000 {
         values.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &random)))
     }

@@ -1,7 +1,8 @@
 import Foundation
 import Kernels
-import Testing
 import TestSupport
+import Testing
+
 @testable import VulkanCompute
 
 private func temporaryDirectory() throws -> URL {
@@ -17,12 +18,23 @@ func headerCheck() {
         func le(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
         return le(size) + le(version) + le(vendor) + le(device) + uuid + [1, 2, 3]
     }
-    #expect(PipelineCacheFile.headerMatches(header(vendor: 5, device: 6, uuid: uuid), vendorID: 5, deviceID: 6, uuid: uuid))
-    #expect(!PipelineCacheFile.headerMatches(header(vendor: 4, device: 6, uuid: uuid), vendorID: 5, deviceID: 6, uuid: uuid))
-    #expect(!PipelineCacheFile.headerMatches(header(vendor: 5, device: 7, uuid: uuid), vendorID: 5, deviceID: 6, uuid: uuid))
-    #expect(!PipelineCacheFile.headerMatches(header(vendor: 5, device: 6, uuid: uuid.reversed()), vendorID: 5, deviceID: 6, uuid: uuid))
-    #expect(!PipelineCacheFile.headerMatches(header(vendor: 5, device: 6, uuid: uuid, version: 2), vendorID: 5, deviceID: 6, uuid: uuid))
-    #expect(!PipelineCacheFile.headerMatches(header(vendor: 5, device: 6, uuid: uuid, size: 4000), vendorID: 5, deviceID: 6, uuid: uuid))
+    #expect(
+        PipelineCacheFile.headerMatches(header(vendor: 5, device: 6, uuid: uuid), vendorID: 5, deviceID: 6, uuid: uuid))
+    #expect(
+        !PipelineCacheFile.headerMatches(header(vendor: 4, device: 6, uuid: uuid), vendorID: 5, deviceID: 6, uuid: uuid)
+    )
+    #expect(
+        !PipelineCacheFile.headerMatches(header(vendor: 5, device: 7, uuid: uuid), vendorID: 5, deviceID: 6, uuid: uuid)
+    )
+    #expect(
+        !PipelineCacheFile.headerMatches(
+            header(vendor: 5, device: 6, uuid: uuid.reversed()), vendorID: 5, deviceID: 6, uuid: uuid))
+    #expect(
+        !PipelineCacheFile.headerMatches(
+            header(vendor: 5, device: 6, uuid: uuid, version: 2), vendorID: 5, deviceID: 6, uuid: uuid))
+    #expect(
+        !PipelineCacheFile.headerMatches(
+            header(vendor: 5, device: 6, uuid: uuid, size: 4000), vendorID: 5, deviceID: 6, uuid: uuid))
     #expect(!PipelineCacheFile.headerMatches([1, 2, 3], vendorID: 5, deviceID: 6, uuid: uuid))
 }
 

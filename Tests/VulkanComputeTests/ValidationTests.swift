@@ -1,6 +1,6 @@
 import Kernels
-import Testing
 import TestSupport
+import Testing
 import VulkanCompute
 
 /// The tests' zero-message check only means something if the layer is really watching: a read-after-write with no

@@ -23,34 +23,37 @@ struct CompileShaders: BuildToolPlugin {
         }
 
         let tool = try context.tool(named: "ShaderEmbed").url
-        let outputDirectory = context.pluginWorkDirectoryURL.appending(path: "EmbeddedShaders", directoryHint: .isDirectory)
+        let outputDirectory = context.pluginWorkDirectoryURL.appending(
+            path: "EmbeddedShaders", directoryHint: .isDirectory)
 
         var commands: [Command] = []
         for source in sources {
             let stem = source.deletingPathExtension().lastPathComponent
             let output = outputDirectory.appending(path: "Shader_\(stem).swift")
-            commands.append(.buildCommand(
-                displayName: "Compiling shader \(source.lastPathComponent)",
-                executable: tool,
-                arguments: [
-                    "compile",
-                    "--source", source.path(percentEncoded: false),
-                    "--include-dir", shaderDirectory.path(percentEncoded: false),
-                    "--output", output.path(percentEncoded: false),
-                ],
-                inputFiles: [source] + includes,
-                outputFiles: [output]
-            ))
+            commands.append(
+                .buildCommand(
+                    displayName: "Compiling shader \(source.lastPathComponent)",
+                    executable: tool,
+                    arguments: [
+                        "compile",
+                        "--source", source.path(percentEncoded: false),
+                        "--include-dir", shaderDirectory.path(percentEncoded: false),
+                        "--output", output.path(percentEncoded: false),
+                    ],
+                    inputFiles: [source] + includes,
+                    outputFiles: [output]
+                ))
         }
         let index = outputDirectory.appending(path: "ShaderIndex.swift")
-        commands.append(.buildCommand(
-            displayName: "Indexing \(sources.count) shaders",
-            executable: tool,
-            arguments: ["index", "--output", index.path(percentEncoded: false)]
-                + sources.map { $0.path(percentEncoded: false) },
-            inputFiles: sources,
-            outputFiles: [index]
-        ))
+        commands.append(
+            .buildCommand(
+                displayName: "Indexing \(sources.count) shaders",
+                executable: tool,
+                arguments: ["index", "--output", index.path(percentEncoded: false)]
+                    + sources.map { $0.path(percentEncoded: false) },
+                inputFiles: sources,
+                outputFiles: [index]
+            ))
         return commands
     }
 }

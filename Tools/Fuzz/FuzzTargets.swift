@@ -35,7 +35,8 @@ let fuzzTargets: [String: @Sendable (Data) -> Void] = [
 /// One scratch file per process for the targets that read files (in shared memory where there is some).
 let scratchFile: URL = {
     let folder = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-    return URL(fileURLWithPath: folder).appendingPathComponent("bossnet-fuzz-\(ProcessInfo.processInfo.processIdentifier).pth")
+    return URL(fileURLWithPath: folder).appendingPathComponent(
+        "bossnet-fuzz-\(ProcessInfo.processInfo.processIdentifier).pth")
 }()
 
 func preprocess(_ image: RGBImage) {
@@ -44,53 +45,59 @@ func preprocess(_ image: RGBImage) {
 }
 
 #if FUZZING
-/// The target chosen by BOSSNET_FUZZ_TARGET, looked up once.
-let chosenTarget: @Sendable (Data) -> Void = {
-    let name = ProcessInfo.processInfo.environment["BOSSNET_FUZZ_TARGET"] ?? ""
-    guard let target = fuzzTargets[name] else {
-        FileHandle.standardError.write(Data("BOSSNET_FUZZ_TARGET must be one of: \(fuzzTargets.keys.sorted().joined(separator: ", "))\n".utf8))
-        exit(2)
+    /// The target chosen by BOSSNET_FUZZ_TARGET, looked up once.
+    let chosenTarget: @Sendable (Data) -> Void = {
+        let name = ProcessInfo.processInfo.environment["BOSSNET_FUZZ_TARGET"] ?? ""
+        guard let target = fuzzTargets[name] else {
+            FileHandle.standardError.write(
+                Data("BOSSNET_FUZZ_TARGET must be one of: \(fuzzTargets.keys.sorted().joined(separator: ", "))\n".utf8))
+            exit(2)
+        }
+        return target
+    }()
+
+    @_cdecl("LLVMFuzzerTestOneInput")
+    public func fuzzOne(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
+        chosenTarget(bytes.map { Data(bytes: $0, count: count) } ?? Data())
+        return 0
     }
-    return target
-}()
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ bytes: UnsafePointer<UInt8>?, _ count: Int) -> Int32 {
-    chosenTarget(bytes.map { Data(bytes: $0, count: count) } ?? Data())
-    return 0
-}
+    /// libFuzzer's driver, for a program that keeps its own entry point.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runFuzzerDriver(
+        _ argc: UnsafeMutablePointer<Int32>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+    ) -> Int32
 
-/// libFuzzer's driver, for a program that keeps its own entry point.
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                     _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
-
-/// The entry point SwiftPM links an executable target to (its main is `<module>_main`): libFuzzer's driver.
-@_cdecl("bossnet_fuzz_main")
-public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return runFuzzerDriver(&count, &arguments, fuzzOne)
-}
+    /// The entry point SwiftPM links an executable target to (its main is `<module>_main`): libFuzzer's driver.
+    @_cdecl("bossnet_fuzz_main")
+    public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+        var count = argc
+        var arguments = argv
+        return runFuzzerDriver(&count, &arguments, fuzzOne)
+    }
 #else
-@main
-enum FuzzReplay {
-    static func main() {
-        let arguments = CommandLine.arguments.dropFirst()
-        guard let name = arguments.first, let target = fuzzTargets[name] else {
-            print("usage: bossnet-fuzz TARGET FILE...   (targets: \(fuzzTargets.keys.sorted().joined(separator: ", ")))")
-            exit(arguments.first == nil ? 0 : 2)
-        }
-        var count = 0
-        for path in arguments.dropFirst() {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                print("cannot read \(path)")
-                exit(1)
+    @main
+    enum FuzzReplay {
+        static func main() {
+            let arguments = CommandLine.arguments.dropFirst()
+            guard let name = arguments.first, let target = fuzzTargets[name] else {
+                print(
+                    "usage: bossnet-fuzz TARGET FILE...   (targets: \(fuzzTargets.keys.sorted().joined(separator: ", ")))"
+                )
+                exit(arguments.first == nil ? 0 : 2)
             }
-            target(data)
-            count += 1
+            var count = 0
+            for path in arguments.dropFirst() {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    print("cannot read \(path)")
+                    exit(1)
+                }
+                target(data)
+                count += 1
+            }
+            print("\(name): \(count) inputs, no crash")
         }
-        print("\(name): \(count) inputs, no crash")
     }
-}
 #endif

@@ -34,7 +34,8 @@ func variants(ofShaderAt path: String) throws -> [Variant] {
         guard trimmed.hasPrefix("// @variant") else { continue }
         let words = trimmed.dropFirst("// @variant".count).split(separator: " ").map(String.init)
         guard let suffix = words.first else {
-            throw Failure(description: "\(path):\(number + 1): error: '@variant' needs a name, e.g. '// @variant tiled TILE=8'")
+            throw Failure(
+                description: "\(path):\(number + 1): error: '@variant' needs a name, e.g. '// @variant tiled TILE=8'")
         }
         let name = "\(stem)_\(suffix)"
         try checkIdentifier(name, source: "\(path):\(number + 1)")
@@ -42,11 +43,16 @@ func variants(ofShaderAt path: String) throws -> [Variant] {
     }
     // `// @datapaths storage fp16` limits a shader to some data paths (kernels no family runs on the others).
     var paths = dataPaths
-    if let line = text.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix("// @datapaths") }) {
-        let names = line.trimmingCharacters(in: .whitespaces).dropFirst("// @datapaths".count).split(separator: " ").map(String.init)
+    if let line = text.split(separator: "\n").first(where: {
+        $0.trimmingCharacters(in: .whitespaces).hasPrefix("// @datapaths")
+    }) {
+        let names = line.trimmingCharacters(in: .whitespaces).dropFirst("// @datapaths".count).split(separator: " ")
+            .map(String.init)
         paths = dataPaths.filter { names.contains($0.name) }
         guard !paths.isEmpty, names.allSatisfy({ name in dataPaths.contains { $0.name == name } }) else {
-            throw Failure(description: "\(path): error: '@datapaths' takes some of \(dataPaths.map(\.name).joined(separator: ", "))")
+            throw Failure(
+                description:
+                    "\(path): error: '@datapaths' takes some of \(dataPaths.map(\.name).joined(separator: ", "))")
         }
     }
     return result.flatMap { variant in
@@ -62,7 +68,8 @@ let dataPaths: [(name: String, suffix: String, defines: [String])] = [
 ]
 
 func checkIdentifier(_ name: String, source: String) throws {
-    let valid = name.first.map { $0.isLetter || $0 == "_" } == true
+    let valid =
+        name.first.map { $0.isLetter || $0 == "_" } == true
         && name.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "_" }
     if !valid {
         throw Failure(description: "\(source): error: kernel name '\(name)' must be letters, digits and '_' only")
@@ -77,8 +84,9 @@ func findProgram(_ name: String) throws -> URL {
         let candidate = URL(fileURLWithPath: folder).appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
     }
-    throw Failure(description: "error: '\(name)' was not found on PATH. Install the shader tools first "
-        + "(Debian/Ubuntu: apt-get install glslang-tools spirv-tools; or run Tools/setup.sh).")
+    throw Failure(
+        description: "error: '\(name)' was not found on PATH. Install the shader tools first "
+            + "(Debian/Ubuntu: apt-get install glslang-tools spirv-tools; or run Tools/setup.sh).")
 }
 
 /// Runs a program and returns its exit status and everything it printed.
@@ -107,15 +115,19 @@ func compile(source: String, includeDirectory: String, output: String) throws {
     swift += "extension ShaderLibrary {\n"
     for variant in try variants(ofShaderAt: source) {
         let spv = temporary.appendingPathComponent("\(variant.name).spv").path
-        let compiled = try run(glslang, ["-V", "--target-env", "vulkan1.1", "-I\(includeDirectory)"]
-            + variant.defines.map { "-D\($0)" } + ["-o", spv, source])
+        let compiled = try run(
+            glslang,
+            ["-V", "--target-env", "vulkan1.1", "-I\(includeDirectory)"]
+                + variant.defines.map { "-D\($0)" } + ["-o", spv, source])
         if compiled.status != 0 {
-            let what = variant.defines.isEmpty ? "" : " (variant \(variant.name): \(variant.defines.joined(separator: " ")))"
+            let what =
+                variant.defines.isEmpty ? "" : " (variant \(variant.name): \(variant.defines.joined(separator: " ")))"
             throw Failure(description: "glslangValidator failed on \(source)\(what):\n\(compiled.output)")
         }
         let validated = try run(spirvVal, ["--target-env", "vulkan1.1", spv])
         if validated.status != 0 {
-            throw Failure(description: "spirv-val rejected the SPIR-V of \(variant.name) from \(source):\n\(validated.output)")
+            throw Failure(
+                description: "spirv-val rejected the SPIR-V of \(variant.name) from \(source):\n\(validated.output)")
         }
         let words = try Data(contentsOf: URL(fileURLWithPath: spv))
         swift += "    static let spirv_\(variant.name) = \"\(words.base64EncodedString())\"\n"
@@ -146,15 +158,17 @@ do {
     let arguments = Array(CommandLine.arguments.dropFirst())
     switch arguments.first {
     case "compile":
-        try compile(source: value(of: "--source", in: arguments),
-                    includeDirectory: value(of: "--include-dir", in: arguments),
-                    output: value(of: "--output", in: arguments))
+        try compile(
+            source: value(of: "--source", in: arguments),
+            includeDirectory: value(of: "--include-dir", in: arguments),
+            output: value(of: "--output", in: arguments))
     case "index":
         let output = try value(of: "--output", in: arguments)
         let sources = arguments.dropFirst().filter { $0.hasSuffix(".comp") }
         try index(sources: Array(sources), output: output)
     default:
-        throw Failure(description: "usage: ShaderEmbed compile --source S --include-dir D --output O | index --output O S...")
+        throw Failure(
+            description: "usage: ShaderEmbed compile --source S --include-dir D --output O | index --output O S...")
     }
 } catch {
     FileHandle.standardError.write(Data("\(error)\n".utf8))
