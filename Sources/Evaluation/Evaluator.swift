@@ -129,13 +129,13 @@ public struct Evaluator: Sendable {
                     } catch let error as ImageError {
                         return (index, .failure(error))
                     } catch {
-                        return (index, .failure(ImageError("\(error)")))
+                        return (index, .failure(ImageError(.undecodable, "\(error)", path: image.path)))
                     }
                 }
             }
             var results = [Result<[Float], ImageError>?](repeating: nil, count: images.count)
             for await (index, result) in group { results[index] = result }
-            return results.map { $0 ?? .failure(ImageError("not decoded")) }
+            return results.map { $0 ?? .failure(ImageError(.undecodable, "not decoded")) }
         }
     }
 }

@@ -18,16 +18,16 @@ public struct NumPyArray: Sendable, Equatable {
 
     /// Reads a version 1, 2 or 3 `.npy` file of float16, float32 or float64.
     public init(contentsOf url: URL) throws {
-        guard let data = try? Data(contentsOf: url) else { throw ImageError("cannot read \(url.path)") }
-        do { try self.init(data: data) } catch let error as ImageError {
-            throw ImageError("\(url.lastPathComponent): \(error.description)")
+        guard let data = try? Data(contentsOf: url) else {
+            throw ImageError(.unreadable, "cannot read", path: url.path)
         }
+        do { try self.init(data: data) } catch let error as ImageError { throw error.about(url.path) }
     }
 
     public init(data: Data) throws {
         let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes.starts(with: Self.magic) else {
-            throw ImageError("not a NumPy .npy file (bad magic)")
+            throw ImageError(.badArray, "not a NumPy .npy file (bad magic)")
         }
         let major = bytes[6]
         let headerLength: Int, headerStart: Int
@@ -36,29 +36,32 @@ public struct NumPyArray: Sendable, Equatable {
             headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
             headerStart = 10
         case 2, 3:
-            guard bytes.count >= 12 else { throw ImageError("truncated .npy header") }
+            guard bytes.count >= 12 else { throw ImageError(.badArray, "truncated .npy header") }
             headerLength = bytes[8..<12].reversed().reduce(0) { $0 << 8 | Int($1) }
             headerStart = 12
         default:
-            throw ImageError(".npy version \(major) is not supported")
+            throw ImageError(.badArray, ".npy version \(major) is not supported")
         }
-        guard headerLength <= bytes.count - headerStart else { throw ImageError("truncated .npy header") }
+        guard headerLength <= bytes.count - headerStart else { throw ImageError(.badArray, "truncated .npy header") }
         let header = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
         guard let descr = Self.field("descr", in: header), let order = Self.field("fortran_order", in: header),
             let shapeText = Self.field("shape", in: header)
         else {
-            throw ImageError("the .npy header lacks descr, fortran_order or shape: \(header)")
+            throw ImageError(.badArray, "the .npy header lacks descr, fortran_order or shape: \(header)")
         }
         guard let type = ElementType(descr: descr) else {
             throw ImageError(
+                .badArray,
                 "the array's dtype is \(descr); float16, float32 and float64 (either byte order) are supported")
         }
         guard order == "False" || order == "True" else {
-            throw ImageError("bad fortran_order \(order) in the .npy header")
+            throw ImageError(.badArray, "bad fortran_order \(order) in the .npy header")
         }
         let shape = try shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() ")).split(separator: ",")
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text -> Int in
-                guard let value = Int(text), value >= 0 else { throw ImageError("bad .npy shape \(shapeText)") }
+                guard let value = Int(text), value >= 0 else {
+                    throw ImageError(.badArray, "bad .npy shape \(shapeText)")
+                }
                 return value
             }
         let dataStart = headerStart + headerLength
@@ -66,12 +69,13 @@ public struct NumPyArray: Sendable, Equatable {
         for dimension in shape {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
             guard !overflow, product <= bytes.count else {
-                throw ImageError("the .npy shape \(shape) is larger than the file")
+                throw ImageError(.badArray, "the .npy shape \(shape) is larger than the file")
             }
             count = product
         }
         guard count <= (bytes.count - dataStart) / type.size else {
             throw ImageError(
+                .badArray,
                 "the file holds \((bytes.count - dataStart) / type.size) values; its shape \(shape) needs \(count) (truncated?)"
             )
         }

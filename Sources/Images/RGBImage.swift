@@ -16,10 +16,46 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
-/// An image that could not be read.
-public struct ImageError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// An image or array file that could not be read: what went wrong (``Kind``), the file when there is one, and the
+/// decoder's own words.
+public struct ImageError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// What went wrong.
+    public enum Kind: String, Sendable, Equatable {
+        /// No file at the path.
+        case missing
+        /// The file exists but cannot be read.
+        case unreadable
+        /// Neither a PNG nor a JPEG (a NumPy array, or unknown bytes).
+        case notAnImage
+        /// A PNG or JPEG its decoder refuses: damaged, truncated, or past the size limits.
+        case undecodable
+        /// A NumPy `.npy` that is malformed or holds an unsupported element type.
+        case badArray
+    }
+
+    public let kind: Kind
+    /// The file, when the error is about one.
+    public let path: String?
+    /// The decoder's or parser's own words.
+    public let detail: String
+
+    public init(_ kind: Kind, _ detail: String, path: String? = nil) {
+        self.kind = kind
+        self.detail = detail
+        self.path = path
+    }
+
+    /// The same error, about the file at `path`.
+    public func about(_ path: String) -> ImageError { ImageError(kind, detail, path: path) }
+
+    public var description: String {
+        switch (kind, path) {
+        case (.missing, let path?): "\(path) does not exist"
+        case (.unreadable, let path?): "cannot read \(path)"
+        case (_, let path?): "\(URL(fileURLWithPath: path).lastPathComponent): \(detail)"
+        case (_, nil): detail
+        }
+    }
 }
 
 extension RGBImage {
@@ -53,7 +89,7 @@ extension RGBImage {
         }
         guard status == 0, let pixels else {
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw ImageError("cannot decode the \(kind): \(text.isEmpty ? "unknown error" : text)")
+            throw ImageError(.undecodable, "cannot decode the \(kind): \(text.isEmpty ? "unknown error" : text)")
         }
         defer { free(pixels) }
         let count = Int(width) * Int(height) * 3
@@ -73,18 +109,20 @@ extension RGBImage {
         switch ImageFormat(signature: data) {
         case .png: try self.init(png: data)
         case .jpeg: try self.init(jpeg: data)
-        case .npy: throw ImageError("this is a NumPy array (.npy), not an image")
-        case nil: throw ImageError("not a PNG or JPEG image (unrecognised first bytes)")
+        case .npy: throw ImageError(.notAnImage, "this is a NumPy array (.npy), not an image")
+        case nil: throw ImageError(.notAnImage, "not a PNG or JPEG image (unrecognised first bytes)")
         }
     }
 
     /// Reads and decodes a PNG or JPEG file, whatever its name.
     public init(contentsOf url: URL) throws {
-        guard FileManager.default.fileExists(atPath: url.path) else { throw ImageError("\(url.path) does not exist") }
-        guard let data = try? Data(contentsOf: url) else { throw ImageError("cannot read \(url.path)") }
-        do { try self.init(encoded: data) } catch let error as ImageError {
-            throw ImageError("\(url.lastPathComponent): \(error.description)")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ImageError(.missing, "no such file", path: url.path)
         }
+        guard let data = try? Data(contentsOf: url) else {
+            throw ImageError(.unreadable, "cannot read", path: url.path)
+        }
+        do { try self.init(encoded: data) } catch let error as ImageError { throw error.about(url.path) }
     }
 }
 

@@ -157,9 +157,21 @@ func jpegSignatureAndErrors() throws {
         _ = try RGBImage(contentsOf: fixture("truncated.jpg"))
     } catch let error as ImageError {
         #expect(error.description.contains("truncated"), "\(error)")
+        #expect(error.kind == .undecodable && error.path == fixture("truncated.jpg").path)
     }
-    #expect(throws: ImageError.self) { try RGBImage(contentsOf: fixture("png_expected.json")) }
-    #expect(throws: ImageError.self) { try RGBImage(contentsOf: fixture("no such file.jpg")) }
+    // Each failure says what went wrong and about which file.
+    func kind(_ read: () throws -> Any) -> (ImageError.Kind, String?)? {
+        do { _ = try read() } catch let error as ImageError { return (error.kind, error.path) } catch { return nil }
+        return nil
+    }
+    let json = fixture("png_expected.json"), missing = fixture("no such file.jpg")
+    #expect(kind { try RGBImage(contentsOf: json) } ?? (.missing, nil) == (.notAnImage, json.path))
+    #expect(kind { try RGBImage(contentsOf: missing) } ?? (.undecodable, nil) == (.missing, missing.path))
+    #expect(
+        kind { try RGBImage(contentsOf: fixture("float64.npy")) } ?? (.missing, nil) == (
+            .notAnImage, fixture("float64.npy").path
+        ))
+    #expect(kind { try NumPyArray(contentsOf: json) } ?? (.missing, nil) == (.badArray, json.path))
     // Every prefix and many single-byte corruptions of a JPEG: an error or an image, never a crash.
     let original = try Data(contentsOf: fixture("progressive.jpg"))
     for length in stride(from: 0, to: original.count, by: 7) {
