@@ -73,14 +73,13 @@ public enum VulkanSetupError: Error, CustomStringConvertible, Equatable {
         case .noDevice:
             return "No Vulkan device was found. Install a Vulkan driver: on Debian or Ubuntu, "
                 + "`apt-get install mesa-vulkan-drivers` gives lavapipe, a Vulkan device that runs on the CPU "
-                + "(Tools/setup.sh installs everything this project needs); on a machine with a GPU, install its vendor's driver."
+                + "on a machine with a GPU, install its vendor's driver."
         case let .deviceIndexOutOfRange(index, count):
             return
-                "Device \(index) does not exist: this machine has \(count) Vulkan device(s), numbered 0 to \(count - 1). "
-                + "Run `bossnet devices` to list them."
+                "Device \(index) does not exist: this machine has \(count) Vulkan device(s), numbered 0 to \(count - 1)."
         case .validationLayerMissing:
             return "VK_LAYER_KHRONOS_validation is not installed, but validation was asked for "
-                + "(BOSSNET_VALIDATION=1 or a test). On Debian or Ubuntu: `apt-get install vulkan-validationlayers`."
+                + "(ValidationMode.required). On Debian or Ubuntu: `apt-get install vulkan-validationlayers`."
         case let .noSuitableMemoryType(what):
             return "No Vulkan memory type fits \(what)."
         case let .noComputeQueue(device):
