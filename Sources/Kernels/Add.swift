@@ -47,3 +47,20 @@ public struct Add: Hashable, Sendable, Codable {
 extension Add: KernelOperation {
     public static let name = "add"
 }
+
+// MARK: - Check
+
+extension Add {
+    public var shapeDescription: String { "\(count) elements \(activation)" }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
+            let a = runner.stored(random.floats(count, in: -4...4)), b = runner.stored(random.floats(count, in: -4...4))
+            let y = try runner.output(count)
+            runner.add(steps(a: try runner.input(a), b: try runner.input(b), output: y, config: runner.config))
+            try runner.run()
+            return Comparison(try runner.read(y), reference(a, b))
+        }
+    }
+}

@@ -141,3 +141,28 @@ public struct Attention: Hashable, Sendable, Codable {
 extension Attention: KernelOperation {
     public static let name = "attention"
 }
+
+// MARK: - Check
+
+extension Attention {
+    public var shapeDescription: String { "n\(batch) heads \(heads) tokens \(tokens) \(activation)" }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
+            // Spread-out logits (a standard deviation of about 3 units, as a trained network's), so the softmax is
+            // far from uniform, attention and its transpose differ, and the softmax's stability matters.
+            let qkv = runner.stored(random.floats(inputCount, in: -3...3))
+            let (scale, shift) = randomAffine(channels, &random, runner)
+            let y = try runner.output(outputCount)
+            let scratch = scratchCount(runner.config)
+            runner.add(
+                steps(
+                    qkv: try runner.input(qkv), rows: scratch > 0 ? try runner.output(scratch) : nil,
+                    affine: try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), output: y,
+                    config: runner.config))
+            try runner.run()
+            return Comparison(try runner.read(y), reference(qkv: qkv, scale: scale, shift: shift))
+        }
+    }
+}

@@ -139,3 +139,23 @@ public struct Conv2D: Hashable, Sendable, Codable {
 extension Conv2D: KernelOperation {
     public static let name = "conv2d"
 }
+
+// MARK: - Check
+
+extension Conv2D {
+    public var shapeDescription: String {
+        "n\(batch) c\(inChannels) \(height)x\(width) -> \(outChannels) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
+    }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        convolutionCheck(
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
+            channels: outChannels,
+            weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue,
+            pack: packWeights,
+            scratchCount: scratchCount,
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
+            reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
+    }
+}

@@ -107,3 +107,21 @@ public struct Depthwise: Hashable, Sendable, Codable {
 extension Depthwise: KernelOperation {
     public static let name = "depthwise"
 }
+
+// MARK: - Check
+
+extension Depthwise {
+    public var shapeDescription: String {
+        "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding) \(epilogue.summary)"
+    }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        convolutionCheck(
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
+            channels: channels,
+            weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue, pack: { $0 },
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, config: $6) },
+            reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import VulkanCompute
 
 /// What a producing kernel does to each output after accumulating it: `act(acc * scale[c] + shift[c])`, or with a
 /// residual `act(acc * scale[c] + shift[c] + residual)`. Scale and shift are a folded BatchNorm, or 1 and a bias.
@@ -58,4 +59,9 @@ public func packWeightsForGEMM(_ weights: [Float], outputs m: Int, reduction k: 
 /// The output side of a convolution or pooling window: floor((size + 2 padding - kernel) / stride) + 1.
 public func windowOutputSize(_ size: Int, kernel: Int, stride: Int, padding: Int) -> Int {
     (size + 2 * padding - kernel) / stride + 1
+}
+
+extension Epilogue {
+    /// "relu", "silu+res", ... for shape descriptions.
+    public var summary: String { "\(activation)" + (hasResidual ? "+res" : "") }
 }

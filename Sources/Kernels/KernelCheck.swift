@@ -129,3 +129,44 @@ public struct KernelCheck: Sendable {
         return result
     }
 }
+
+// The pieces several operations' checks share (each op's own check is in its file, beside its launch and reference).
+
+/// Random scale and shift of order one, as a folded BatchNorm gives.
+func randomAffine(_ channels: Int, _ random: inout SeededRandom, _ runner: KernelRunner) -> (
+    scale: [Float], shift: [Float]
+) {
+    (runner.stored(random.floats(channels, in: 0.5...1.5)), runner.stored(random.floats(channels, in: -0.5...0.5)))
+}
+
+/// The check the three convolution kernels share: they differ in shapes, weight packing, steps and reference.
+func convolutionCheck(
+    op: String, shape: String, inputCount: Int, outputCount: Int, channels: Int, weightCount: Int, fanIn: Int,
+    epilogue: Epilogue, pack: @escaping @Sendable ([Float]) -> [Float],
+    scratchCount: @escaping @Sendable (KernelConfig) -> Int = { _ in 0 },
+    steps:
+        @escaping @Sendable (
+            _ input: VulkanBuffer, _ weights: VulkanBuffer, _ affine: VulkanBuffer, _ residual: VulkanBuffer?,
+            _ output: VulkanBuffer, _ scratch: VulkanBuffer?, _ config: KernelConfig
+        ) -> [KernelStep<VulkanBuffer>],
+    reference:
+        @escaping @Sendable (
+            _ input: [Float], _ weights: [Float], _ scale: [Float], _ shift: [Float], _ residual: [Float]?
+        ) -> [Float]
+) -> KernelCheck {
+    KernelCheck(op: op, shape: shape) { runner, random in
+        let input = runner.stored(random.floats(inputCount))
+        let weights = runner.stored(random.weights(weightCount, fanIn: fanIn))
+        let (scale, shift) = randomAffine(channels, &random, runner)
+        let residual = epilogue.hasResidual ? runner.stored(random.floats(outputCount)) : nil
+        let y = try runner.output(outputCount)
+        let scratch = scratchCount(runner.config)
+        runner.add(
+            steps(
+                try runner.input(input), try runner.input(pack(weights)),
+                try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), try residual.map(runner.input), y,
+                scratch > 0 ? try runner.output(scratch) : nil, runner.config))
+        try runner.run()
+        return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
+    }
+}

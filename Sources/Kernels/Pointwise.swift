@@ -158,3 +158,24 @@ public struct Pointwise: Hashable, Sendable, Codable {
 extension Pointwise: KernelOperation {
     public static let name = "pointwise"
 }
+
+// MARK: - Check
+
+extension Pointwise {
+    public var shapeDescription: String {
+        pixels == 1
+            ? "n\(batch) \(inChannels) -> \(outChannels) (linear) \(epilogue.summary)"
+            : "n\(batch) c\(inChannels) \(pixels)px -> \(outChannels) \(epilogue.summary)"
+    }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        convolutionCheck(
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
+            channels: outChannels,
+            weightCount: weightCount, fanIn: inChannels, epilogue: epilogue, pack: packWeights,
+            scratchCount: scratchCount,
+            steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
+            reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
+    }
+}

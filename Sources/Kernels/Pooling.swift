@@ -217,3 +217,60 @@ extension AvgPool: KernelOperation {
 extension GlobalAvgPool: KernelOperation {
     public static let name = "global_avgpool"
 }
+
+// MARK: - Check
+
+extension MaxPool {
+    public var shapeDescription: String {
+        "n\(batch) c\(channels) \(height)x\(width) k\(kernelSize) s\(stride) p\(padding)"
+    }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
+            // All negative: a zero from padding would win.
+            let input = runner.stored(random.floats(inputCount, in: -4...(-1)))
+            let y = try runner.output(outputCount)
+            runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input))
+        }
+    }
+}
+
+// MARK: - Check
+
+extension AvgPool {
+    public var shapeDescription: String { "n\(batch) c\(channels) \(height)x\(width) 2x2 s2 ceil" }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
+            // All positive: counting padding in would show.
+            let input = runner.stored(random.floats(inputCount, in: 1...3))
+            let y = try runner.output(outputCount)
+            runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input))
+        }
+    }
+}
+
+// MARK: - Check
+
+extension GlobalAvgPool {
+    public var shapeDescription: String { "n\(batch) c\(channels) \(pixels)px" }
+
+    /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
+            // Post-activation values, as the pooled features are (SiLU's range): a mean near zero would make the
+            // relative error of a long float32 sum meaningless.
+            let input = runner.stored(random.floats(inputCount, in: -0.25...2))
+            let y = try runner.output(outputCount)
+            runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
+            try runner.run()
+            return Comparison(try runner.read(y), reference(input: input))
+        }
+    }
+}

@@ -129,3 +129,34 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
 extension SqueezeExcite: KernelOperation {
     public static let name = "squeeze_excite"
 }
+
+// MARK: - Check
+
+extension SqueezeExcite {
+    public var shapeDescription: String {
+        "n\(batch) c\(channels) \(pixels)px r\(reduced) inner \(innerActivation) \(epilogue.summary)"
+    }
+
+    /// Compares the three steps together (squeeze, excite, scale) with the CPU reference at this shape, on random
+    /// inputs (see ``KernelCheck``).
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
+            let input = runner.stored(random.floats(count))
+            let w1 = runner.stored(random.weights(reduced * channels, fanIn: channels))
+            let b1 = runner.stored(random.floats(reduced, in: -0.2...0.2))
+            let w2 = runner.stored(random.weights(channels * reduced, fanIn: reduced))
+            let b2 = runner.stored(random.floats(channels, in: -0.2...0.2))
+            let residual = epilogue.hasResidual ? runner.stored(random.floats(count)) : nil
+            let y = try runner.output(count)
+            runner.add(
+                steps(
+                    input: try runner.input(input), w1: try runner.input(w1), b1: try runner.input(b1),
+                    w2: try runner.input(w2), b2: try runner.input(b2), means: try runner.output(batch * channels),
+                    gates: try runner.output(batch * channels), residual: try residual.map(runner.input), output: y,
+                    config: runner.config))
+            try runner.run()
+            return Comparison(
+                try runner.read(y), reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual))
+        }
+    }
+}
