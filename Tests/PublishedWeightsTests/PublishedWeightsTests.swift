@@ -15,10 +15,19 @@ private func fixture(_ name: String, target: String = "PublishedWeightsTests") -
 private let checkpointBytes = try! Data(contentsOf: fixture("BossNet-T0-80_8.pth"))
 private let assetPath = "/v0.1/BossNet-T0-80_8.pth"
 
-/// A fresh, empty cache folder, removed by the caller.
-private func emptyFolder() -> URL {
-    FileManager.default.temporaryDirectory.appendingPathComponent(
+/// A loopback server answering `routes`, and a fresh cache folder (not yet created) for a cache to download into.
+private struct Setup {
+    let server: LoopbackHTTPServer
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
         "bossnet-weights-\(UUID().uuidString)", isDirectory: true)
+
+    init(routes: [String: [LoopbackHTTPServer.Behaviour]]) throws { server = try LoopbackHTTPServer(routes: routes) }
+
+    /// Stops the server and removes the folder.
+    func close() {
+        server.stop()
+        try? FileManager.default.removeItem(at: folder)
+    }
 }
 
 /// Collects a cache's events.
@@ -41,13 +50,12 @@ private let model = try! Model(name: "bossnet_T0")
     "the published checkpoint downloads once (through a redirect, as GitHub serves it), binds, and is then read from the cache"
 )
 func downloadsOnce() throws {
-    let server = try LoopbackHTTPServer(routes: [
+    let setup = try Setup(routes: [
         assetPath: [.redirect(to: "assets/BossNet-T0-80_8.pth")],
         "/assets/BossNet-T0-80_8.pth": [.serve(checkpointBytes)],
     ])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     let events = Events()
 
@@ -68,12 +76,11 @@ func downloadsOnce() throws {
 
 @Test("a transfer cut off midway resumes from where it stopped with a Range request, in the same call")
 func resumesInTheSameCall() throws {
-    let server = try LoopbackHTTPServer(routes: [
+    let setup = try Setup(routes: [
         assetPath: [.interrupt(checkpointBytes, afterBytes: 50_000), .serve(checkpointBytes)]
     ])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     let events = Events()
     _ = try WeightsCache(directory: folder, source: server.url("v0.1/")).weights(for: model, progress: events.add)
     #expect(server.requests.map(\.range) == [nil, "bytes=50000-"])
@@ -83,15 +90,14 @@ func resumesInTheSameCall() throws {
 
 @Test("a transfer cut off on every attempt keeps what arrived, says so, and the next call resumes from there")
 func resumesInALaterCall() throws {
-    let server = try LoopbackHTTPServer(routes: [
+    let setup = try Setup(routes: [
         assetPath: [
             .interrupt(checkpointBytes, afterBytes: 40_000),
             .interrupt(checkpointBytes, afterBytes: 30_000),
         ]
     ])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     var cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     cache.attempts = 2
     let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
@@ -113,10 +119,9 @@ func resumesInALaterCall() throws {
 
 @Test("a server that ignores the Range request sends the whole file, which replaces the partial one")
 func serverIgnoringRange() throws {
-    let server = try LoopbackHTTPServer(routes: [assetPath: [.serveIgnoringRange(checkpointBytes)]])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    let setup = try Setup(routes: [assetPath: [.serveIgnoringRange(checkpointBytes)]])
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -130,10 +135,9 @@ func serverIgnoringRange() throws {
 func wrongFile() throws {
     let other = try Data(contentsOf: fixture("tensors.pth", target: "CheckpointTests"))
     let png = try Data(contentsOf: fixture("gradient.png", target: "ImagesTests"))
-    let server = try LoopbackHTTPServer(routes: [assetPath: [.serve(other), .serve(png)]])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    let setup = try Setup(routes: [assetPath: [.serve(other), .serve(png)]])
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
     for expected in ["does not fit model bossnet_T0", "not a PyTorch checkpoint"] {
@@ -152,10 +156,9 @@ func wrongFile() throws {
 
 @Test("a server error and an unreachable server name the URL and where to place the file by hand")
 func serverErrorAndOffline() throws {
-    let server = try LoopbackHTTPServer(routes: [assetPath: [.status(500)]])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    let setup = try Setup(routes: [assetPath: [.status(500)]])
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
     let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     let url = checkpoint.url(source: server.url("v0.1/"))
@@ -191,10 +194,9 @@ func serverErrorAndOffline() throws {
     "a file placed in the cache by hand is used without a request; a bad one is named; an architecture has no published weights"
 )
 func placedByHand() throws {
-    let server = try LoopbackHTTPServer(routes: [:])
-    defer { server.stop() }
-    let folder = emptyFolder()
-    defer { try? FileManager.default.removeItem(at: folder) }
+    let setup = try Setup(routes: [:])
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
     let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
     let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
