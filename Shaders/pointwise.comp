@@ -69,7 +69,21 @@ void main() {
             base[j] = int((col / p.pixels) * p.in_channels * p.pixels + col % p.pixels);
         }
         const int step = int(p.pixels);
-        for (uint c = 0u; c < p.in_channels; ++c) {
+        // Four channels a step, as in the vec4 path: lavapipe blends every value carried around a loop once per
+        // iteration, so fewer, longer iterations keep more of the time in the multiply-adds.
+        uint c = 0u;
+        for (; c + 4u <= p.in_channels; c += 4u) {
+            for (uint u = 0u; u < 4u; ++u) {
+                const int offset = int(c + u) * step;
+                const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
+                                     LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
+                const vec4 w0 = LOAD4(w, int(c + u) * w_row + w_column);
+                const vec4 w1 = LOAD4(w, int(c + u) * w_row + w_column + 1);
+                acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
+                acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+            }
+        }
+        for (; c < p.in_channels; ++c) {
             const int offset = int(c) * step;
             const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
                                  LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
