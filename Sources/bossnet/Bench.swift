@@ -196,25 +196,41 @@ enum BenchTables {
             "Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)\([device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ").isEmpty ? "" : ", " + [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " "))), synthetic weights"
         )
         out.append("")
+        // With several kernel families, each row's steptime over the first family's for the same model, size and
+        // batch: the side-by-side comparison in one run.
+        let compared = Set(report.rows.map(\.kernels)).count > 1
+        func ratio(_ r: BenchmarkResult) -> String {
+            guard
+                let first = report.rows.first(where: {
+                    $0.label == r.label && $0.input_size == r.input_size && $0.batch == r.batch
+                }), first.ms_per_batch.median > 0
+            else { return "-" }
+            return String(format: "%.2fx %@", r.ms_per_batch.median / first.ms_per_batch.median, first.kernels)
+        }
         var rows = [
             [
                 "model", "input", "batch", "kernels", "MAdds", "params", "top-1*", "steptime*", "ms/batch (min-max)",
                 "ms/image",
                 "images/s", "GFLOP/s", "device ms",
-            ]
+            ] + (compared ? ["vs first"] : [])
         ]
         for r in report.rows {
-            rows.append([
-                r.label, "\(r.input_size)", "\(r.batch)", r.kernels, formatGiga(r.madds),
-                String(format: "%.1f M", Double(r.parameters) / 1e6),
-                r.published.map { String(format: "%.1f%%", $0.top1) } ?? "-",
-                r.published.map { String(format: "%.0f ms", $0.steptime_ms) } ?? "-",
-                String(format: "%.1f (%.1f-%.1f)", r.ms_per_batch.median, r.ms_per_batch.min, r.ms_per_batch.max),
-                String(format: "%.1f", r.ms_per_image.median), String(format: "%.2f", r.images_per_second.median),
-                String(format: "%.1f", r.gflops.median), r.device_ms.map { String(format: "%.1f", $0.median) } ?? "-",
-            ])
+            rows.append(
+                [
+                    r.label, "\(r.input_size)", "\(r.batch)", r.kernels, formatGiga(r.madds),
+                    String(format: "%.1f M", Double(r.parameters) / 1e6),
+                    r.published.map { String(format: "%.1f%%", $0.top1) } ?? "-",
+                    r.published.map { String(format: "%.0f ms", $0.steptime_ms) } ?? "-",
+                    String(format: "%.1f (%.1f-%.1f)", r.ms_per_batch.median, r.ms_per_batch.min, r.ms_per_batch.max),
+                    String(format: "%.1f", r.ms_per_image.median), String(format: "%.2f", r.images_per_second.median),
+                    String(format: "%.1f", r.gflops.median),
+                    r.device_ms.map { String(format: "%.1f", $0.median) } ?? "-",
+                ] + (compared ? [ratio(r)] : []))
         }
         out.append(formatTable(rows))
+        if compared {
+            out.append("vs first: ms per batch over the first kernel family's for the same model, input and batch.")
+        }
         out.append(
             "* top-1 and steptime as the authors published them; the steptime is most likely BoTNet's protocol (a training step of batch 32 on TPU-v3): not comparable with the figures measured here."
         )

@@ -213,3 +213,27 @@ func librariesReadNoEnvironment() throws {
     }.map { $0.path.replacingOccurrences(of: root.path + "/", with: "") }
     #expect(readers == ["Sources/bossnet/DeviceOptions.swift"], "\(readers)")
 }
+
+@Test("bench with several kernel families prints each row's steptime over the first family's, from the rows themselves")
+func benchComparesFamilies() throws {
+    let result = try run([
+        "bench", "--arch", "hytra:0-1-1-1", "--input-size", "32", "--batch", "1", "--kernels", "texel", "storage",
+        "--iterations", "1", "--warmup", "0", "--check-size", "32",
+    ])
+    #expect(result.status == 0, "\(result.error)")
+    let lines = result.output.components(separatedBy: "\n")
+    let header = try #require(lines.first { $0.hasPrefix("model") && $0.contains("ms/batch") })
+    #expect(header.hasSuffix("vs first"))
+    // Columns are separated by two or more spaces; ms/batch is "median (min-max)".
+    func columns(_ line: String) -> [String] {
+        line.components(separatedBy: "  ").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+    let rows = lines.filter { $0.hasPrefix("hytra") }.prefix(2).map(columns)
+    #expect(rows.count == 2)
+    guard rows.count == 2, let texel = Double(rows[0][8].split(separator: " ")[0]),
+        let storage = Double(rows[1][8].split(separator: " ")[0]), texel > 0
+    else { return }
+    #expect(rows[0].last == "1.00x texel")
+    let printed = try #require(Double(rows[1].last?.split(separator: "x").first ?? ""))
+    #expect(abs(printed - storage / texel) <= 0.01 + 0.06 * storage / texel, "\(rows[1]) vs \(storage / texel)")
+}
