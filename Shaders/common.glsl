@@ -48,6 +48,16 @@
 #define STORE4(name, i, value) name##_v[i] = ELEMENT4(value)
 #define STORE1_F32(name, i, value) name##_s[i] = float(value)
 
+// The register tiles of the GEMM-like kernels (pointwise, conv2d): acc[0 .. ROWS) += W[START + q] * XV for the
+// ROWS / 4 packed vec4s of weights starting at START (ROWS, a specialization constant, is the tile's output
+// channels; the kernel includes GL_EXT_control_flow_attributes).
+#define ACCUMULATE_ROWS(W, START, XV)                                                                                  \
+    [[unroll]] for (uint q_ = 0u; q_ < ROWS / 4u; ++q_) {                                                            \
+        const vec4 wq_ = LOAD4(W, (START) + int(q_));                                                              \
+        acc[4u * q_] += wq_.x * (XV); acc[4u * q_ + 1u] += wq_.y * (XV);                                             \
+        acc[4u * q_ + 2u] += wq_.z * (XV); acc[4u * q_ + 3u] += wq_.w * (XV);                                        \
+    }
+
 // Activation codes; the Swift mirror is Kernels.Activation.
 #define ACT_IDENTITY 0u
 #define ACT_RELU 1u

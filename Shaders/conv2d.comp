@@ -9,8 +9,8 @@
 // Dense convolution (groups = 1), k x k, stride s, zero padding, with the fused epilogue:
 //   y[n][m][oy][ox] = epilogue( sum_{c,ky,kx} w[m][c][ky][kx] * x[n][c][oy*s - pad + ky][ox*s - pad + kx] )
 // as an implicit GEMM: M = output channels, columns = batch * OH * OW output pixels, K = C * k * k.
-// Each invocation computes an 8 (channels) x 4 (columns) register tile; a workgroup's invocations share their 8
-// channels (so weight fetches are uniform) and cover consecutive columns.
+// Each invocation computes a ROWS (channels: 8 or 16) x 4 (columns) register tile; a workgroup's invocations share
+// their channels (so weight fetches are uniform) and cover consecutive columns.
 // Weights come packed as [K][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled): one fetch, four channels.
 // Loops over the window and the tile are unrolled (lavapipe ends an invocation after 65535 loop iterations in all).
 
@@ -19,6 +19,9 @@ layout(constant_id = 1) const uint KSIZE = 3;
 layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 4) const bool HAS_RESIDUAL = false;
+// Output channels per invocation: 8, or 16 where M is a multiple of 16 (each gathered input feeds twice the
+// multiply-adds; the weight fetches are uniform across the workgroup).
+layout(constant_id = 5) const uint ROWS = 8;
 
 INPUT(0, x)  // R32F, NCHW input
 INPUT(1, w)  // RGBA32F, packed weights
@@ -37,7 +40,7 @@ void main() {
     const uint columns = p.batch * out_pixels;
     const uint col0 = gl_GlobalInvocationID.x * 4u;
     if (col0 >= columns) return;
-    const uint m0 = gl_WorkGroupID.y * 8u;
+    const uint m0 = gl_WorkGroupID.y * ROWS;
     const uint in_pixels = p.in_height * p.in_width;
     const int pad = int(p.padding);
 
@@ -51,8 +54,8 @@ void main() {
         ix0[j] = int(r % p.out_width * STRIDE) - pad;
     }
 
-    vec4 acc[8];
-    for (uint i = 0u; i < 8u; ++i) acc[i] = vec4(0.0);
+    vec4 acc[ROWS];
+    [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
     const uint w_column = m0 / 4u;
     for (uint c = 0u; c < p.in_channels; ++c) {
         const int channel = int(c * in_pixels);
@@ -66,15 +69,12 @@ void main() {
                     xv[j] = inside ? v : 0.0;
                 }
                 const int k = int((c * KSIZE + ky) * KSIZE + kx);
-                const vec4 w0 = LOAD4(w, k * int(p.m_vec4) + int(w_column));
-                const vec4 w1 = LOAD4(w, k * int(p.m_vec4) + int(w_column) + 1);
-                acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
-                acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+                ACCUMULATE_ROWS(w, k * int(p.m_vec4) + int(w_column), xv)
             }
         }
     }
 
-    for (uint i = 0u; i < 8u; ++i) {
+    for (uint i = 0u; i < ROWS; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
         const float scale = LOAD_SMALL(affine, int(m));

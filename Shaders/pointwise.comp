@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // @datapaths texel storage
@@ -8,8 +9,8 @@
 // Pointwise (1x1, stride 1) convolution, and the linear layer (a 1x1 convolution over 1x1 images), as a GEMM with
 // the fused epilogue:
 //   y[n][m][p] = epilogue( sum_c w[m][c] * x[n][c][p] )      for p < pixels (= H * W, 1 for linear)
-// Columns are the batch's pixels, n * pixels + p. Each invocation computes an 8 (channels) x 4 (columns) register
-// tile; a workgroup's invocations share their 8 channels and cover consecutive columns.
+// Columns are the batch's pixels, n * pixels + p. Each invocation computes a ROWS (channels) x 4 (columns) register
+// tile; a workgroup's invocations share their channels (weight fetches uniform) and cover consecutive columns.
 // With VEC4_INPUT (only when pixels % 4 == 0, so four columns never straddle two images) x is an RGBA32F view and
 // one fetch brings the four columns; otherwise x is R32F and each column is fetched alone.
 // Weights come packed as [C][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled).
@@ -18,6 +19,10 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool VEC4_INPUT = false;
 layout(constant_id = 2) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 3) const bool HAS_RESIDUAL = false;
+// Output channels per invocation: 8, or 16 where M is a multiple of 16 (each input fetch then feeds twice the
+// multiply-adds; the weight fetches are uniform across the workgroup).
+layout(constant_id = 4) const uint ROWS = 8;
+
 
 INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
 INPUT(1, w)  // RGBA32F, packed weights
@@ -34,11 +39,11 @@ void main() {
     const uint columns = p.batch * p.pixels;
     const uint col0 = gl_GlobalInvocationID.x * 4u;
     if (col0 >= columns) return;
-    const uint m0 = gl_WorkGroupID.y * 8u;
+    const uint m0 = gl_WorkGroupID.y * ROWS;
     const int w_row = int(p.m_vec4), w_column = int(m0 / 4u);
 
-    vec4 acc[8];
-    for (uint i = 0u; i < 8u; ++i) acc[i] = vec4(0.0);
+    vec4 acc[ROWS];
+    [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
 
     if (VEC4_INPUT) {
         // Four columns of one image: x[n][c][p0 .. p0+3] is texel ((n * C + c) * pixels + p0) / 4.
@@ -49,18 +54,12 @@ void main() {
         for (; c + 4u <= p.in_channels; c += 4u) {
             for (uint u = 0u; u < 4u; ++u) {
                 const vec4 xv = LOAD4(x, first + int(c + u) * step);
-                const vec4 w0 = LOAD4(w, int(c + u) * w_row + w_column);
-                const vec4 w1 = LOAD4(w, int(c + u) * w_row + w_column + 1);
-                acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
-                acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+                ACCUMULATE_ROWS(w, int(c + u) * w_row + w_column, xv)
             }
         }
         for (; c < p.in_channels; ++c) {
             const vec4 xv = LOAD4(x, first + int(c) * step);
-            const vec4 w0 = LOAD4(w, int(c) * w_row + w_column);
-            const vec4 w1 = LOAD4(w, int(c) * w_row + w_column + 1);
-            acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
-            acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+            ACCUMULATE_ROWS(w, int(c) * w_row + w_column, xv)
         }
     } else {
         int base[4];
@@ -77,24 +76,18 @@ void main() {
                 const int offset = int(c + u) * step;
                 const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
                                      LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
-                const vec4 w0 = LOAD4(w, int(c + u) * w_row + w_column);
-                const vec4 w1 = LOAD4(w, int(c + u) * w_row + w_column + 1);
-                acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
-                acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+                ACCUMULATE_ROWS(w, int(c + u) * w_row + w_column, xv)
             }
         }
         for (; c < p.in_channels; ++c) {
             const int offset = int(c) * step;
             const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
                                  LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
-            const vec4 w0 = LOAD4(w, int(c) * w_row + w_column);
-            const vec4 w1 = LOAD4(w, int(c) * w_row + w_column + 1);
-            acc[0] += w0.x * xv; acc[1] += w0.y * xv; acc[2] += w0.z * xv; acc[3] += w0.w * xv;
-            acc[4] += w1.x * xv; acc[5] += w1.y * xv; acc[6] += w1.z * xv; acc[7] += w1.w * xv;
+            ACCUMULATE_ROWS(w, int(c) * w_row + w_column, xv)
         }
     }
 
-    for (uint i = 0u; i < 8u; ++i) {
+    for (uint i = 0u; i < ROWS; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
         const float scale = LOAD_SMALL(affine, int(m));

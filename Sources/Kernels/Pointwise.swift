@@ -144,14 +144,15 @@ public struct Pointwise: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         let columnTiles = (batch * pixels + 3) / 4
         let local = min(64, Grid.roundUp(columnTiles, to: 8))
+        let rows = Conv2D.tileRows(outChannels: outChannels)
         return KernelLaunch(
             kernel: Self.name,
             specialization: [
                 0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
-                3: .bool(epilogue.hasResidual),
+                3: .bool(epilogue.hasResidual), 4: .uint(UInt32(rows)),
             ],
             pushConstants: pushConstants,
-            groups: ((columnTiles + local - 1) / local, (outChannels + 7) / 8, 1))
+            groups: ((columnTiles + local - 1) / local, (outChannels + rows - 1) / rows, 1))
     }
 }
 

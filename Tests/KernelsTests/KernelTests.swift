@@ -79,6 +79,13 @@ func conv2d() throws {
                 epilogue: Epilogue(activation: .sigmoid)),
             Conv2D(
                 batch: 1, inChannels: 6, height: 15, width: 15, outChannels: 12, kernelSize: 3, stride: 2, padding: 1),
+            // Multiples of 16 output channels: the 16-channel register tile (Conv2D.tileRows).
+            Conv2D(
+                batch: 2, inChannels: 9, height: 7, width: 7, outChannels: 48, kernelSize: 3, stride: 1, padding: 1,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
+            Conv2D(
+                batch: 1, inChannels: 3, height: 17, width: 17, outChannels: 32, kernelSize: 7, stride: 2, padding: 3,
+                epilogue: Epilogue(activation: .relu)),
         ].map { $0.check() })
 }
 
@@ -96,6 +103,12 @@ func pointwise() throws {
                 epilogue: Epilogue(activation: .identity, hasResidual: true)),
             Pointwise.linear(batch: 3, inFeatures: 67, outFeatures: 37),
             Pointwise.linear(batch: 1, inFeatures: 128, outFeatures: 100),
+            // Multiples of 16 output channels (the 16-channel register tile), by columns and by vec4 reads.
+            Pointwise(
+                batch: 2, inChannels: 21, pixels: 49, outChannels: 48,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
+            Pointwise(batch: 3, inChannels: 18, pixels: 16, outChannels: 32, epilogue: Epilogue(activation: .relu)),
+            Pointwise.linear(batch: 8, inFeatures: 40, outFeatures: 64),
         ].map { $0.check() })
 }
 
