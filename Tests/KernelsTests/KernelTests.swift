@@ -109,6 +109,13 @@ func pointwise() throws {
                 epilogue: Epilogue(activation: .silu, hasResidual: true)),
             Pointwise(batch: 3, inChannels: 18, pixels: 16, outChannels: 32, epilogue: Epilogue(activation: .relu)),
             Pointwise.linear(batch: 8, inFeatures: 40, outFeatures: 64),
+            // Pixels not a multiple of 4 (1, 2 and 3 past one), channels a multiple of 4, several images.
+            Pointwise(
+                batch: 3, inChannels: 20, pixels: 49, outChannels: 32,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
+            Pointwise(batch: 2, inChannels: 12, pixels: 6, outChannels: 24, epilogue: Epilogue(activation: .relu)),
+            Pointwise(batch: 5, inChannels: 8, pixels: 7, outChannels: 16),
+            Pointwise(batch: 1, inChannels: 36, pixels: 9, outChannels: 8, epilogue: Epilogue(activation: .sigmoid)),
         ].map { $0.check() })
 }
 
