@@ -109,7 +109,7 @@ func pointwise() throws {
                 epilogue: Epilogue(activation: .silu, hasResidual: true)),
             Pointwise(batch: 3, inChannels: 18, pixels: 16, outChannels: 32, epilogue: Epilogue(activation: .relu)),
             Pointwise.linear(batch: 8, inFeatures: 40, outFeatures: 64),
-            // Pixels not a multiple of 4 (1, 2 and 3 past one), channels a multiple of 4, several images.
+            // Pixels 1, 2 and 3 past a multiple of 4 (49, 6, 7, 9), channels a multiple of 4, several images.
             Pointwise(
                 batch: 3, inChannels: 20, pixels: 49, outChannels: 32,
                 epilogue: Epilogue(activation: .silu, hasResidual: true)),
