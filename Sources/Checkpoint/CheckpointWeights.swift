@@ -8,7 +8,7 @@ public struct CheckpointWeights: ParameterSource, Sendable {
 
     /// Binds `state` to `model`, or throws a ``BindingError`` listing every missing, unexpected and misshapen entry.
     public init(state: StateDict, model: Model) throws {
-        let declared = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }
+        let declared = try model.boundEntries()
         let expected = Dictionary(uniqueKeysWithValues: declared.map { ($0.name, $0.shape) })
         let present = state.tensors.filter { !$0.name.hasSuffix("num_batches_tracked") }
         let missing = declared.filter { state[$0.name] == nil }.map { "\($0.name) \($0.shape)" }
@@ -51,5 +51,23 @@ public struct BindingError: Error, CustomStringConvertible {
         ].compactMap { $0 }
         return "The checkpoint does not fit model \(model):\n" + parts.joined(separator: "\n")
             + "\nIs it a checkpoint of another model? Choose it with --model or --arch."
+    }
+}
+
+extension Model {
+    /// The state-dict entries a checkpoint must hold for this model (`num_batches_tracked` aside).
+    func boundEntries() throws -> [ParameterDeclaration] {
+        try stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }
+    }
+}
+
+extension StateDict {
+    /// The state dict of `model` with the values `weights` gives, under the authors' names: what a checkpoint of
+    /// these weights holds (to write with ``SafeTensors/write(_:to:)``).
+    public init(model: Model, weights: any ParameterSource) throws {
+        try self.init(
+            model.boundEntries().map {
+                NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
+            })
     }
 }

@@ -120,26 +120,19 @@ public struct Conv2D: Hashable, Sendable, Codable {
     /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
     public func launch() -> KernelLaunch {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "conv2d: kernel 1...7 and stride 1...2")
-        let columnTiles = (batch * outHeight * outWidth + 3) / 4
-        let local = min(64, Grid.roundUp(columnTiles, to: 8))
-        let rows = Self.tileRows(outChannels: outChannels)
+        let tiles = RegisterTiles(outputs: outChannels, columns: batch * outHeight * outWidth)
         return KernelLaunch(
             kernel: Self.name,
             specialization: [
-                0: .uint(UInt32(local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
-                3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual), 5: .uint(UInt32(rows)),
+                0: .uint(UInt32(tiles.local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
+                3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual), 5: .uint(UInt32(tiles.rows)),
             ],
             pushConstants: PushConstants(
                 batch: UInt32(batch), inChannels: UInt32(inChannels), inHeight: UInt32(height), inWidth: UInt32(width),
                 outChannels: UInt32(outChannels), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),
                 padding: UInt32(padding), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4)),
-            groups: ((columnTiles + local - 1) / local, (outChannels + rows - 1) / rows, 1))
+            groups: tiles.groups)
     }
-
-    /// Output channels per invocation of the register-tiled GEMMs (conv2d, pointwise): 16 where they divide M, else 8.
-    /// On lavapipe 16 is 0.83 of 8's time for BossNet-T0 (each gathered input feeds twice the multiply-adds); 32
-    /// spills registers and is slower than 8 (BENCHMARKS.md).
-    public static func tileRows(outChannels: Int) -> Int { outChannels % 16 == 0 ? 16 : 8 }
 }
 
 extension Conv2D: KernelOperation {

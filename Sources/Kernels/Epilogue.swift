@@ -56,6 +56,26 @@ public func packWeightsForGEMM(_ weights: [Float], outputs m: Int, reduction k: 
     return packed
 }
 
+/// How the register-tiled GEMMs (Shaders/conv2d.comp, Shaders/pointwise.comp) cover an `outputs` x `columns` result:
+/// each invocation a tile of `rows` output channels by 4 columns, a workgroup's `local` invocations sharing their
+/// channels over consecutive columns.
+public struct RegisterTiles: Sendable {
+    /// Output channels per invocation: 16 where they divide M, else 8. On lavapipe 16 is 0.83 of 8's time for
+    /// BossNet-T0 (each gathered input feeds twice the multiply-adds); 32 spills registers and is slower than 8
+    /// (BENCHMARKS.md).
+    public let rows: Int
+    /// Invocations per workgroup (local size x).
+    public let local: Int
+    public let groups: (x: Int, y: Int, z: Int)
+
+    public init(outputs: Int, columns: Int) {
+        let columnTiles = (columns + 3) / 4
+        rows = outputs % 16 == 0 ? 16 : 8
+        local = min(64, Grid.roundUp(columnTiles, to: 8))
+        groups = ((columnTiles + local - 1) / local, (outputs + rows - 1) / rows, 1)
+    }
+}
+
 /// The output side of a convolution or pooling window: floor((size + 2 padding - kernel) / stride) + 1.
 public func windowOutputSize(_ size: Int, kernel: Int, stride: Int, padding: Int) -> Int {
     (size + 2 * padding - kernel) / stride + 1

@@ -170,3 +170,20 @@ func convolutionCheck(
         return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
     }
 }
+
+/// The check the pooling kernels share: one input of random values in `range`, one output.
+func singleInputCheck(
+    op: String, shape: String, inputCount: Int, outputCount: Int, range: ClosedRange<Float>,
+    steps:
+        @escaping @Sendable (_ input: VulkanBuffer, _ output: VulkanBuffer, _ config: KernelConfig) ->
+        [KernelStep<VulkanBuffer>],
+    reference: @escaping @Sendable (_ input: [Float]) -> [Float]
+) -> KernelCheck {
+    KernelCheck(op: op, shape: shape) { runner, random in
+        let input = runner.stored(random.floats(inputCount, in: range))
+        let y = try runner.output(outputCount)
+        runner.add(steps(try runner.input(input), y, runner.config))
+        try runner.run()
+        return Comparison(try runner.read(y), reference(input))
+    }
+}

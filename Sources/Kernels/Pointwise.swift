@@ -142,17 +142,15 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
     public func launch() -> KernelLaunch {
-        let columnTiles = (batch * pixels + 3) / 4
-        let local = min(64, Grid.roundUp(columnTiles, to: 8))
-        let rows = Conv2D.tileRows(outChannels: outChannels)
+        let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels)
         return KernelLaunch(
             kernel: Self.name,
             specialization: [
-                0: .uint(UInt32(local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
-                3: .bool(epilogue.hasResidual), 4: .uint(UInt32(rows)),
+                0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
+                3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)),
             ],
             pushConstants: pushConstants,
-            groups: ((columnTiles + local - 1) / local, (outChannels + rows - 1) / rows, 1))
+            groups: tiles.groups)
     }
 }
 

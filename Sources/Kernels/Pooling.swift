@@ -227,14 +227,10 @@ extension MaxPool {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
-            // All negative: a zero from padding would win.
-            let input = runner.stored(random.floats(inputCount, in: -4...(-1)))
-            let y = try runner.output(outputCount)
-            runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
-            try runner.run()
-            return Comparison(try runner.read(y), reference(input: input))
-        }
+        // All negative: a zero from padding would win.
+        singleInputCheck(
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, range: -4...(-1),
+            steps: { steps(input: $0, output: $1, config: $2) }, reference: { reference(input: $0) })
     }
 }
 
@@ -245,14 +241,10 @@ extension AvgPool {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
-            // All positive: counting padding in would show.
-            let input = runner.stored(random.floats(inputCount, in: 1...3))
-            let y = try runner.output(outputCount)
-            runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
-            try runner.run()
-            return Comparison(try runner.read(y), reference(input: input))
-        }
+        // All positive: counting padding in would show.
+        singleInputCheck(
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, range: 1...3,
+            steps: { steps(input: $0, output: $1, config: $2) }, reference: { reference(input: $0) })
     }
 }
 
@@ -263,14 +255,10 @@ extension GlobalAvgPool {
 
     /// Compares the kernel with its CPU reference at this shape, on random inputs (see ``KernelCheck``).
     public func check() -> KernelCheck {
-        KernelCheck(op: Self.name, shape: shapeDescription) { runner, random in
-            // Post-activation values, as the pooled features are (SiLU's range): a mean near zero would make the
-            // relative error of a long float32 sum meaningless.
-            let input = runner.stored(random.floats(inputCount, in: -0.25...2))
-            let y = try runner.output(outputCount)
-            runner.add(steps(input: try runner.input(input), output: y, config: runner.config))
-            try runner.run()
-            return Comparison(try runner.read(y), reference(input: input))
-        }
+        // Post-activation values, as the pooled features are (SiLU's range): a mean near zero would make the
+        // relative error of a long float32 sum meaningless.
+        singleInputCheck(
+            op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount, range: -0.25...2,
+            steps: { steps(input: $0, output: $1, config: $2) }, reference: { reference(input: $0) })
     }
 }

@@ -85,13 +85,16 @@ extension Op {
 }
 
 extension Graph {
-    /// One check per distinct operation and shape in the graph, in graph order, each labelled with the first node
-    /// that has it: what `bossnet validate` runs, so that a new model or kernel needs nothing written there.
-    public var distinctChecks: [(node: String, check: KernelCheck)] {
+    /// One check per distinct operation and shape in the graphs, in graph order, each labelled with the graph and the
+    /// first node that has it (an operation and shape met in an earlier graph is not repeated): what `bossnet
+    /// validate` runs, so that a new model or kernel needs nothing written there.
+    public static func distinctChecks(of graphs: [Graph]) -> [(graph: Int, node: String, check: KernelCheck)] {
         var seen: Set<String> = []
-        return nodes.compactMap { node in
-            let check = node.op.check
-            return seen.insert("\(check.op) \(check.shape)").inserted ? (node.name, check) : nil
+        return graphs.enumerated().flatMap { index, graph in
+            graph.nodes.compactMap { node in
+                let check = node.op.check
+                return seen.insert("\(check.op) \(check.shape)").inserted ? (index, node.name, check) : nil
+            }
         }
     }
 }

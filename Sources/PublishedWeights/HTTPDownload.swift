@@ -43,6 +43,8 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
     private var expected: Int64?
     private var failure: Failure?
     private var transportError: String?
+    /// The partial file does not fit what the server has (it changed, or a mirror serves another): start over.
+    private var restart = false
     private var started = Date()
     private var lastReport = Date.distantPast
 
@@ -79,9 +81,7 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         if received > 0 { request.setValue("bytes=\(received)-", forHTTPHeaderField: "Range") }
         request.setValue("bossnet", forHTTPHeaderField: "User-Agent")
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
+        let session = URLSession(configuration: .ephemeral, delegate: self, delegateQueue: nil)
         started = Date()
         session.dataTask(with: request).resume()
         done.wait()
@@ -89,6 +89,7 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
 
         let result: Result<Outcome, Failure> = lock.withLock {
             if let failure { return .failure(failure) }
+            if restart { return .success(.interrupted(received: 0, expected: nil)) }
             if let expected, received >= expected { return .success(.complete(size: received)) }
             if expected == nil && transportError == nil { return .success(.complete(size: received)) }
             if receivedThisAttempt == 0, let transportError { return .failure(.unreachable(transportError)) }
@@ -112,7 +113,7 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
                 // The whole file from its start (a server that ignores ranges answers so too).
                 if received > 0 {
                     do { try handle?.truncate(atOffset: 0) } catch {
-                        failure = .file("cannot rewrite \(destination.path)")
+                        failure = .file(WeightsCache.describe(error))
                         return .cancel
                     }
                     received = 0
@@ -121,12 +122,7 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
                 return .allow
             case 206:
                 let range = Self.contentRange(http.value(forHTTPHeaderField: "Content-Range"))
-                guard range?.start == received else {
-                    failure = .file(
-                        "the server resumed at another offset than asked (\(http.value(forHTTPHeaderField: "Content-Range") ?? "no Content-Range"))"
-                    )
-                    return .cancel
-                }
+                guard range?.start == received else { return startOver() }
                 expected = range?.total ?? length.map { received + $0 }
                 return .allow
             case 416 where received > 0:
@@ -135,10 +131,9 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
                     total == received
                 {
                     expected = total
-                } else {
-                    failure = .file("the partial file is longer than the server's")
+                    return .cancel
                 }
-                return .cancel
+                return startOver()
             default:
                 failure = .status(http.statusCode)
                 return .cancel
@@ -151,8 +146,7 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         let report: DownloadProgress? = lock.withLock {
             guard failure == nil, let handle else { return nil }
             do { try handle.write(contentsOf: data) } catch {
-                failure = .file("cannot write \(destination.path): \(error.localizedDescription)")
-                dataTask.cancel()
+                failure = .file(WeightsCache.describe(error))
                 return nil
             }
             received += Int64(data.count)
@@ -165,7 +159,18 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
                 received: received, total: expected,
                 bytesPerSecond: seconds > 0 ? Double(receivedThisAttempt) / seconds : 0)
         }
-        if let report { progress(report) }
+        if let report { progress(report) } else if lock.withLock({ failure != nil }) { dataTask.cancel() }
+    }
+
+    /// Empties the partial file and ends this attempt so that the next one asks for the whole file (under the lock).
+    private func startOver() -> URLSession.ResponseDisposition {
+        do { try handle?.truncate(atOffset: 0) } catch {
+            failure = .file(WeightsCache.describe(error))
+            return .cancel
+        }
+        received = 0
+        restart = true
+        return .cancel
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {

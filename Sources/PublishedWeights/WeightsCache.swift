@@ -74,9 +74,16 @@ public struct WeightsCache: Sendable {
     ) throws -> CheckpointWeights {
         let checkpoint = try PublishedCheckpoint.of(model: model.name)
         let file = path(of: checkpoint)
-        if !isCached(checkpoint) { try download(checkpoint, model: model, progress: progress) }
+        // A fresh download was read and bound to check it: those weights serve, unless the EMA ones are asked for.
+        if !isCached(checkpoint), let verified = try fetch(checkpoint, model: model, progress: progress).weights, !ema {
+            return verified
+        }
         do {
             return try CheckpointWeights(state: TorchCheckpoint.stateDict(at: file, ema: ema), model: model)
+        } catch let error as CheckpointError {
+            // A checkpoint without `model_ema` is not a bad file: say so as it is.
+            if case .noStateDict = error { throw error }
+            throw PublishedWeightsError.cachedFileInvalid(path: file, model: model.name, reason: "\(error)")
         } catch {
             throw PublishedWeightsError.cachedFileInvalid(path: file, model: model.name, reason: "\(error)")
         }
@@ -89,6 +96,14 @@ public struct WeightsCache: Sendable {
         _ checkpoint: PublishedCheckpoint, model: Model,
         progress: @escaping @Sendable (DownloadEvent) -> Void = { _ in }
     ) throws -> URL {
+        try fetch(checkpoint, model: model, progress: progress).path
+    }
+
+    /// ``download(_:model:progress:)``, also giving the weights it bound to check the file (nil when another process
+    /// had already put the file in place).
+    func fetch(
+        _ checkpoint: PublishedCheckpoint, model: Model, progress: @escaping @Sendable (DownloadEvent) -> Void
+    ) throws -> (path: URL, weights: CheckpointWeights?) {
         let file = path(of: checkpoint), partial = partialPath(of: checkpoint), url = checkpoint.url(source: source)
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -97,9 +112,10 @@ public struct WeightsCache: Sendable {
         }
         let lock = try FileLock(directory.appendingPathComponent(checkpoint.file + ".lock", isDirectory: false))
         defer { lock.unlock() }
-        if isCached(checkpoint) { return file }  // another process finished it while this one waited
+        if isCached(checkpoint) { return (file, nil) }  // another process finished it while this one waited
 
         var attempt = 1
+        var bytes: Int64 = 0
         while true {
             let resumingFrom = Self.size(of: partial)
             progress(.started(url: url, destination: file, resumingFrom: resumingFrom))
@@ -117,7 +133,10 @@ public struct WeightsCache: Sendable {
                 case let .file(reason): throw PublishedWeightsError.cacheUnwritable(path: partial, reason: reason)
                 }
             }
-            guard case let .interrupted(received, expected) = outcome else { break }
+            guard case let .interrupted(received, expected) = outcome else {
+                if case let .complete(size) = outcome { bytes = size }
+                break
+            }
             guard attempt < attempts else {
                 throw PublishedWeightsError.interrupted(
                     url: url, received: received, expected: expected, partialPath: partial)
@@ -127,8 +146,9 @@ public struct WeightsCache: Sendable {
         }
 
         progress(.verifying)
+        let weights: CheckpointWeights
         do {
-            _ = try CheckpointWeights(state: TorchCheckpoint.stateDict(at: partial), model: model)
+            weights = try CheckpointWeights(state: TorchCheckpoint.stateDict(at: partial), model: model)
         } catch {
             try? FileManager.default.removeItem(at: partial)
             throw PublishedWeightsError.verificationFailed(url: url, model: model.name, reason: "\(error)")
@@ -138,8 +158,13 @@ public struct WeightsCache: Sendable {
         } catch {
             throw PublishedWeightsError.cacheUnwritable(path: file, reason: Self.describe(error))
         }
-        progress(.finished(path: file, bytes: Self.size(of: file)))
-        return file
+        progress(.finished(path: file, bytes: bytes))
+        return (file, weights)
+    }
+
+    /// The size of `checkpoint`'s file in the cache, or nil when it is not there.
+    public func cachedSize(of checkpoint: PublishedCheckpoint) -> Int64? {
+        isCached(checkpoint) ? Self.size(of: path(of: checkpoint)) : nil
     }
 
     static func size(of url: URL) -> Int64 {

@@ -21,15 +21,8 @@ struct Bench: ParsableCommand {
     @OptionGroup var selection: DeviceSelection
     @OptionGroup var kernels: KernelFamilyList
 
-    @Option(
-        name: .customLong("model"), parsing: .upToNextOption,
-        help: "A model to benchmark (repeatable): bossnet_T0, bossnet_T0_nose, bossnet_T1.")
-    var models: [String] = []
-
-    @Option(
-        name: .customLong("arch"), parsing: .upToNextOption,
-        help: "An architecture to benchmark (repeatable), in the syntax of `bossnet info --help`.")
-    var architectures: [String] = []
+    /// Default: the published rows.
+    @OptionGroup var modelList: ModelList
 
     @Option(help: "Input size for --model/--arch rows (default 224; the published rows use their own sizes).")
     var inputSize: Int?
@@ -76,20 +69,14 @@ struct Bench: ParsableCommand {
     }
 
     func baseCases() throws -> [BenchmarkCase] {
-        if models.isEmpty && architectures.isEmpty {
+        if modelList.isEmpty {
             if inputSize != nil {
                 throw ValidationError(
                     "--input-size applies to --model or --arch rows; the published rows have their own sizes.")
             }
             return try BenchmarkCase.publishedTable(batches: batches)
         }
-        var chosen: [Model] = []
-        do {
-            chosen += try models.map { try Model(name: $0) }
-            chosen += try architectures.map { Model(try Architecture.parse($0)) }
-        } catch let error as ArchitectureError {
-            throw ValidationError(error.description)
-        }
+        let chosen = try modelList.resolve()
         let published = try BenchmarkCase.publishedTable(batches: [1])
         return chosen.flatMap { model in
             batches.map { batch in

@@ -29,6 +29,31 @@ struct ModelSelection: ParsableArguments {
     }
 }
 
+/// `--model NAME...` and `--arch TEXT...`, shared by the commands that take several models (bench, validate).
+struct ModelList: ParsableArguments {
+    @Option(
+        name: .customLong("model"), parsing: .upToNextOption,
+        help: "Models: bossnet_T0, bossnet_T0_nose, bossnet_T1 (--model A B or --model A --model B).")
+    var names: [String] = []
+
+    @Option(
+        name: .customLong("arch"), parsing: .upToNextOption,
+        help: "Architectures, in the syntax of `bossnet info --help` (several, like --model).")
+    var architectures: [String] = []
+
+    /// Whether neither option was given.
+    var isEmpty: Bool { names.isEmpty && architectures.isEmpty }
+
+    /// The named models, then the architectures.
+    func resolve() throws -> [Model] {
+        do {
+            return try names.map { try Model(name: $0) } + architectures.map { Model(try Architecture.parse($0)) }
+        } catch let error as ArchitectureError {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
 /// Checks an input size the way every command does, naming the option the user gave.
 func validateInputSize(_ size: Int, option: String = "--input-size") throws {
     guard size >= Model.minimumInputSize && size <= Model.maximumInputSize else {

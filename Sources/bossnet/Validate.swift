@@ -25,15 +25,8 @@ struct Validate: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
-    @Option(
-        name: .customLong("model"), parsing: .upToNextOption,
-        help: "Models whose layers to check: bossnet_T0, bossnet_T0_nose, bossnet_T1 (default: bossnet_T0 bossnet_T1).")
-    var models: [String] = []
-
-    @Option(
-        name: .customLong("arch"), parsing: .upToNextOption,
-        help: "Architectures whose layers to check, in the syntax of `bossnet info --help`.")
-    var architectures: [String] = []
+    /// Default: bossnet_T0 and bossnet_T1.
+    @OptionGroup var modelList: ModelList
 
     @Option(help: "Input image size the layer shapes are taken from.")
     var inputSize = 224
@@ -53,27 +46,14 @@ struct Validate: ParsableCommand {
 
     /// The models asked for, bossnet_T0 and bossnet_T1 by default.
     func chosenModels() throws -> [Model] {
-        do {
-            let named = try (models.isEmpty && architectures.isEmpty ? ["bossnet_T0", "bossnet_T1"] : models).map {
-                try Model(name: $0)
-            }
-            return try named + architectures.map { Model(try Architecture.parse($0)) }
-        } catch let error as ArchitectureError {
-            throw ValidationError(error.description)
-        }
+        modelList.isEmpty ? [try Model(name: "bossnet_T0"), try Model(name: "bossnet_T1")] : try modelList.resolve()
     }
 
     /// Every distinct operation of the chosen models' graphs, each once, labelled "model: first node with it".
     func distinctChecks() throws -> [(String, KernelCheck)] {
-        var seen: Set<String> = []
-        var checks: [(String, KernelCheck)] = []
-        for model in try chosenModels() {
-            let graph = try model.graph(batch: batch, inputSize: inputSize, weights: ZeroWeights())
-            for (node, check) in graph.distinctChecks where seen.insert("\(check.op) \(check.shape)").inserted {
-                checks.append(("\(model.name): \(node)", check))
-            }
-        }
-        return checks
+        let models = try chosenModels()
+        let graphs = try models.map { try $0.graph(batch: batch, inputSize: inputSize, weights: ZeroWeights()) }
+        return Graph.distinctChecks(of: graphs).map { ("\(models[$0.graph].name): \($0.node)", $0.check) }
     }
 
     func run() throws {

@@ -116,15 +116,11 @@ struct Weights: ParsableCommand {
                         top1: Double, top5: Double
                 }
                 let rows = PublishedCheckpoint.all.map { checkpoint in
-                    let path = cache.path(of: checkpoint)
-                    let cached = cache.isCached(checkpoint)
+                    let bytes = cache.cachedSize(of: checkpoint)
                     return Row(
                         model: checkpoint.model, file: checkpoint.file,
                         url: checkpoint.url(source: cache.source).absoluteString,
-                        path: path.path, cached: cached,
-                        bytes: cached
-                            ? (try? FileManager.default.attributesOfItem(atPath: path.path)[.size] as? NSNumber)?
-                                .int64Value : nil,
+                        path: cache.path(of: checkpoint).path, cached: bytes != nil, bytes: bytes,
                         top1: checkpoint.top1, top5: checkpoint.top5)
                 }
                 if json {
@@ -150,10 +146,8 @@ struct Weights: ParsableCommand {
         var model: [String] = []
 
         func validate() throws {
-            for name in model where (try? PublishedCheckpoint.of(model: name)) == nil {
-                throw ValidationError(
-                    "--model \(name) has no published checkpoint; the authors publish \(PublishedCheckpoint.all.map(\.model).joined(separator: ", "))."
-                )
+            for name in model {
+                do { _ = try PublishedCheckpoint.of(model: name) } catch { throw ValidationError("--model: \(error)") }
             }
         }
 

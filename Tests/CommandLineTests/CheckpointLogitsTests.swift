@@ -26,13 +26,9 @@ final class SyntheticCheckpoint: @unchecked Sendable {
         try lock.withLock {
             if let written { return written }
             let model = try Model(name: "bossnet_T0")
-            let weights = try SyntheticWeights(calibratedFor: model)
-            let tensors = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }.map {
-                NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
-            }
             let url = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "bossnet-cli-t0-synthetic-\(ProcessInfo.processInfo.processIdentifier).safetensors")
-            try SafeTensors.write(try StateDict(tensors), to: url)
+            try SafeTensors.write(StateDict(model: model, weights: SyntheticWeights(calibratedFor: model)), to: url)
             written = url
             return url
         }

@@ -24,14 +24,10 @@ func gettingStarted() throws {
 
     // A checkpoint of calibrated synthetic weights, and a PNG from the image fixtures; 64 px keeps the debug build quick.
     let model = try Model(name: "bossnet_T0")
-    let synthetic = try SyntheticWeights(calibratedFor: model)
-    let tensors = try model.stateDictEntries().filter { !$0.name.hasSuffix("num_batches_tracked") }.map {
-        NamedTensor(name: $0.name, shape: $0.shape, values: try synthetic.values(for: $0.name, shape: $0.shape))
-    }
     let checkpoint = FileManager.default.temporaryDirectory.appendingPathComponent(
         "getting-started-\(UUID().uuidString).safetensors")
     defer { try? FileManager.default.removeItem(at: checkpoint) }
-    try SafeTensors.write(try StateDict(tensors), to: checkpoint)
+    try SafeTensors.write(StateDict(model: model, weights: SyntheticWeights(calibratedFor: model)), to: checkpoint)
     let photo = root.appendingPathComponent("Tests/ImagesTests/Fixtures/gradient.png")
 
     let best = try classifyAndBenchmark(checkpoint: checkpoint, photo: photo, inputSize: 64)

@@ -79,7 +79,7 @@ func conv2d() throws {
                 epilogue: Epilogue(activation: .sigmoid)),
             Conv2D(
                 batch: 1, inChannels: 6, height: 15, width: 15, outChannels: 12, kernelSize: 3, stride: 2, padding: 1),
-            // Multiples of 16 output channels: the 16-channel register tile (Conv2D.tileRows).
+            // Multiples of 16 output channels: the 16-channel register tile (RegisterTiles).
             Conv2D(
                 batch: 2, inChannels: 9, height: 7, width: 7, outChannels: 48, kernelSize: 3, stride: 1, padding: 1,
                 epilogue: Epilogue(activation: .silu, hasResidual: true)),

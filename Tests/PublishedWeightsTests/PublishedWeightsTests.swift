@@ -30,6 +30,14 @@ private struct Setup {
     }
 }
 
+/// Collects errors from several threads.
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [String] = []
+    func add(_ error: Error) { lock.withLock { errors.append("\(error)") } }
+    var all: [String] { lock.withLock { errors } }
+}
+
 /// Collects a cache's events.
 private final class Events: @unchecked Sendable {
     private let lock = NSLock()
@@ -131,6 +139,49 @@ func serverIgnoringRange() throws {
     #expect(try Data(contentsOf: cache.path(of: checkpoint)) == checkpointBytes)
 }
 
+@Test(
+    "a partial file that already holds the whole file is finished with one request; one longer than the server's starts over"
+)
+func partialFileAtOrPastTheEnd() throws {
+    let setup = try Setup(routes: [assetPath: [.serve(checkpointBytes)]])
+    defer { setup.close() }
+    let (server, folder) = (setup.server, setup.folder)
+    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
+    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+
+    // Whole: the server answers 416 with its size, which is the file's.
+    try checkpointBytes.write(to: cache.partialPath(of: checkpoint))
+    _ = try cache.weights(for: model)
+    #expect(server.requests.map(\.range) == ["bytes=\(checkpointBytes.count)-"])
+    #expect(try Data(contentsOf: cache.path(of: checkpoint)) == checkpointBytes)
+
+    // Longer (the file changed on the server, or another mirror): emptied, and the whole file asked for again.
+    try FileManager.default.removeItem(at: cache.path(of: checkpoint))
+    try (checkpointBytes + Data(repeating: 7, count: 100)).write(to: cache.partialPath(of: checkpoint))
+    _ = try cache.weights(for: model)
+    #expect(server.requests.dropFirst().map(\.range) == ["bytes=\(checkpointBytes.count + 100)-", nil])
+    #expect(try Data(contentsOf: cache.path(of: checkpoint)) == checkpointBytes)
+}
+
+@Test("two callers sharing a cache take turns: one downloads, the other uses its file")
+func sharedCacheDownloadsOnce() throws {
+    let setup = try Setup(routes: [assetPath: [.serve(checkpointBytes)]])
+    defer { setup.close() }
+    let cache = WeightsCache(directory: setup.folder, source: setup.server.url("v0.1/"))
+    let group = DispatchGroup()
+    let failures = Failures()
+    for _ in 0..<2 {
+        DispatchQueue.global().async(group: group) {
+            do { _ = try cache.weights(for: model) } catch { failures.add(error) }
+        }
+    }
+    group.wait()
+    #expect(failures.all.isEmpty, "\(failures.all)")
+    #expect(setup.server.requests.count == 1, "the second caller waited for the first one's file")
+    #expect(try Data(contentsOf: cache.path(of: PublishedCheckpoint.of(model: "bossnet_T0"))) == checkpointBytes)
+}
+
 @Test("a wrong file (a torch.save archive of another model, a PNG) is refused, deleted and never cached")
 func wrongFile() throws {
     let other = try Data(contentsOf: fixture("tensors.pth", target: "CheckpointTests"))
@@ -205,7 +256,12 @@ func placedByHand() throws {
     #expect(server.requests.isEmpty)
 
     try Data("not a checkpoint".utf8).write(to: cache.path(of: checkpoint))
-    #expect(throws: PublishedWeightsError.self) { _ = try cache.weights(for: model) }
+    do {
+        _ = try cache.weights(for: model)
+        Issue.record("a bad cached file gave weights")
+    } catch let PublishedWeightsError.cachedFileInvalid(path, name, _) {
+        #expect(path == cache.path(of: checkpoint) && name == "bossnet_T0")
+    }
     #expect(server.requests.isEmpty, "a bad file in the cache is reported, not replaced")
 
     let architecture = Model(try Architecture.parse("hytra:1-1-11101-000100001"))

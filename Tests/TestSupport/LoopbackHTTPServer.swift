@@ -38,7 +38,6 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var routes: [String: [Behaviour]]
     private var received: [Request] = []
-    private var thread: Thread?
     private var stopped = false
 
     /// Starts serving `routes` (path to behaviours, e.g. "/v0.1/file.pth").
@@ -67,9 +66,7 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         }
         port = UInt16(bigEndian: address.sin_port)
         listener = fd
-        let thread = Thread { [self] in serve() }
-        self.thread = thread
-        thread.start()
+        Thread { [self] in serve() }.start()
     }
 
     /// `http://127.0.0.1:<port>/` followed by `path`.
@@ -85,7 +82,9 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         lock.withLock { routes[path] = behaviours }
     }
 
-    /// Stops listening; the serving thread ends. (The thread holds the server until then: call this when done.)
+    /// Stops listening: wakes the serving thread, which closes the socket as it ends (closing it here could hand
+    /// its number to another test's server while this thread still accepts on it). Call this when done: the thread
+    /// holds the server until then.
     public func stop() {
         let first = lock.withLock { () -> Bool in
             defer { stopped = true }
@@ -93,11 +92,11 @@ public final class LoopbackHTTPServer: @unchecked Sendable {
         }
         guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 
     private func serve() {
-        while true {
+        defer { close(listener) }
+        while !lock.withLock({ stopped }) {
             let connection = accept(listener, nil, nil)
             guard connection >= 0 else {
                 if errno == EINTR { continue }
