@@ -111,13 +111,7 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
             switch http.statusCode {
             case 200:
                 // The whole file from its start (a server that ignores ranges answers so too).
-                if received > 0 {
-                    do { try handle?.truncate(atOffset: 0) } catch {
-                        failure = .file(WeightsCache.describe(error))
-                        return .cancel
-                    }
-                    received = 0
-                }
+                if received > 0 && !emptyFile() { return .cancel }
                 expected = length
                 return .allow
             case 206:
@@ -164,13 +158,18 @@ final class HTTPDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable 
 
     /// Empties the partial file and ends this attempt so that the next one asks for the whole file (under the lock).
     private func startOver() -> URLSession.ResponseDisposition {
+        restart = emptyFile()
+        return .cancel
+    }
+
+    /// Truncates the partial file to nothing (under the lock); false, with the failure recorded, when it cannot be.
+    private func emptyFile() -> Bool {
         do { try handle?.truncate(atOffset: 0) } catch {
             failure = .file(WeightsCache.describe(error))
-            return .cancel
+            return false
         }
         received = 0
-        restart = true
-        return .cancel
+        return true
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
