@@ -25,7 +25,7 @@ public final class VulkanBuffer {
     /// A name for error messages and debugging.
     public let label: String
 
-    /// Creates a buffer usable as a storage buffer, a uniform texel buffer and a transfer source and destination.
+    /// Creates a buffer usable as a storage buffer, a uniform or storage texel buffer and a transfer source and destination.
     public init(device: VulkanDevice, size: Int, memory kind: BufferMemory = .deviceLocal, label: String = "buffer")
         throws
     {
@@ -41,6 +41,7 @@ public final class VulkanBuffer {
         info.size = VkDeviceSize(size)
         info.usage = VkBufferUsageFlags(
             VK_BUFFER_USAGE_STORAGE_BUFFER_BIT.rawValue | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT.rawValue
+                | VK_BUFFER_USAGE_STORAGE_TEXEL_BUFFER_BIT.rawValue
                 | VK_BUFFER_USAGE_TRANSFER_SRC_BIT.rawValue | VK_BUFFER_USAGE_TRANSFER_DST_BIT.rawValue)
         info.sharingMode = VK_SHARING_MODE_EXCLUSIVE
         var buffer: VkBuffer?

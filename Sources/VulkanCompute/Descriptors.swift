@@ -5,9 +5,16 @@ import Foundation
 public enum DescriptorResource {
     /// A range of a buffer as a storage buffer (the rest of the buffer when `range` is `nil`).
     case buffer(VulkanBuffer, offset: Int = 0, range: Int? = nil)
-    /// A texel view, as a uniform texel buffer.
+    /// A texel view, as a uniform or a storage texel buffer (whichever the binding is).
     case texels(TexelBufferView)
 
+    /// Whether this resource can be bound where a shader declares `kind`.
+    func fits(_ kind: BindingKind) -> Bool {
+        if case .buffer = self { return kind == .storageBuffer }
+        return kind.takesTexelView
+    }
+
+    /// The kind this resource is most often bound as (for error messages).
     var kind: BindingKind {
         if case .buffer = self { return .storageBuffer }
         return .uniformTexelBuffer
@@ -21,8 +28,13 @@ public final class DescriptorPool {
     public let device: VulkanDevice
     let handle: VkDescriptorPool
 
-    /// Makes a pool for `maxSets` sets holding at most `storageBuffers` and `texelBuffers` descriptors in all.
-    public init(device: VulkanDevice, maxSets: Int, storageBuffers: Int, texelBuffers: Int) throws {
+    /// Makes a pool for `maxSets` sets holding at most `storageBuffers`, `texelBuffers` (uniform) and
+    /// `storageTexelBuffers` descriptors in all.
+    public init(
+        device: VulkanDevice, maxSets: Int, storageBuffers: Int, texelBuffers: Int, storageTexelBuffers: Int = 0
+    )
+        throws
+    {
         self.device = device
         var sizes: [VkDescriptorPoolSize] = []
         if storageBuffers > 0 {
@@ -33,6 +45,11 @@ public final class DescriptorPool {
             sizes.append(
                 VkDescriptorPoolSize(
                     type: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, descriptorCount: UInt32(texelBuffers)))
+        }
+        if storageTexelBuffers > 0 {
+            sizes.append(
+                VkDescriptorPoolSize(
+                    type: VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, descriptorCount: UInt32(storageTexelBuffers)))
         }
         var pool: VkDescriptorPool?
         try sizes.withUnsafeBufferPointer { list in
@@ -55,7 +72,8 @@ public final class DescriptorPool {
         try self.init(
             device: device, maxSets: pipelines.count,
             storageBuffers: kinds.filter { $0 == .storageBuffer }.count,
-            texelBuffers: kinds.filter { $0 == .uniformTexelBuffer }.count)
+            texelBuffers: kinds.filter { $0 == .uniformTexelBuffer }.count,
+            storageTexelBuffers: kinds.filter { $0 == .storageTexelBuffer }.count)
     }
 
     deinit { vkDestroyDescriptorPool(device.handle, handle, nil) }
@@ -75,7 +93,9 @@ public final class DescriptorSet {
 
     init(pool: DescriptorPool, pipeline: ComputePipeline, resources: [DescriptorResource]) throws {
         let device = pool.device
-        guard resources.map(\.kind) == pipeline.bindings else {
+        guard resources.count == pipeline.bindings.count,
+            zip(resources, pipeline.bindings).allSatisfy({ $0.fits($1) })
+        else {
             throw VulkanSetupError.kernelInterfaceMismatch(
                 kernel: pipeline.name, .bindings(shader: pipeline.bindings, given: resources.map(\.kind)))
         }
@@ -134,8 +154,8 @@ public final class DescriptorSet {
                     write.dstSet = set
                     write.dstBinding = UInt32(binding)
                     write.descriptorCount = 1
-                    write.descriptorType = resource.kind.descriptorType
-                    if resource.kind == .storageBuffer {
+                    write.descriptorType = pipeline.bindings[binding].descriptorType
+                    if pipeline.bindings[binding] == .storageBuffer {
                         write.pBufferInfo = bufferList.baseAddress.map { $0 + bufferIndex }
                         bufferIndex += 1
                     } else {

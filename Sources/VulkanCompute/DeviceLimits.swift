@@ -32,10 +32,14 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
     public var maxPerStageDescriptorStorageBuffers: Int = 4
     /// Sampled images, uniform texel buffers among them, one shader stage may bind (16 on the smallest devices).
     public var maxPerStageDescriptorSampledImages: Int = 16
+    /// Storage images, storage texel buffers among them, one shader stage may bind (4 on the smallest devices).
+    public var maxPerStageDescriptorStorageImages: Int = 4
     /// Invocations in one subgroup (a warp or wavefront).
     public var subgroupSize: Int
     /// Whether compute shaders may use subgroup arithmetic (subgroupAdd and the like).
     public var subgroupArithmetic: Bool
+    /// Whether compute shaders may use subgroup shuffles (subgroupShuffle).
+    public var subgroupShuffle = false
 
     /// The least every Vulkan 1.1 device guarantees (the spec's table of required limits; alignments at their largest
     /// allowed value, no subgroup arithmetic, subgroups of one).
@@ -44,7 +48,8 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
         maxComputeWorkGroupInvocations: 128, maxComputeWorkGroupSize: [128, 128, 64],
         maxComputeWorkGroupCount: [65_535, 65_535, 65_535], maxPushConstantsSize: 128, maxMemoryAllocationSize: 1 << 30,
         maxBufferSize: 1 << 30, minStorageBufferOffsetAlignment: 256, minTexelBufferOffsetAlignment: 256,
-        maxPerStageDescriptorStorageBuffers: 4, maxPerStageDescriptorSampledImages: 16, subgroupSize: 1,
+        maxPerStageDescriptorStorageBuffers: 4, maxPerStageDescriptorSampledImages: 16,
+        maxPerStageDescriptorStorageImages: 4, subgroupSize: 1,
         subgroupArithmetic: false)
 
     /// These limits, each no larger than `other`'s (alignments no smaller, features only where both have them).
@@ -66,8 +71,11 @@ public struct DeviceLimits: Sendable, Codable, Equatable {
                 maxPerStageDescriptorStorageBuffers, other.maxPerStageDescriptorStorageBuffers),
             maxPerStageDescriptorSampledImages: min(
                 maxPerStageDescriptorSampledImages, other.maxPerStageDescriptorSampledImages),
+            maxPerStageDescriptorStorageImages: min(
+                maxPerStageDescriptorStorageImages, other.maxPerStageDescriptorStorageImages),
             subgroupSize: min(subgroupSize, other.subgroupSize),
-            subgroupArithmetic: subgroupArithmetic && other.subgroupArithmetic)
+            subgroupArithmetic: subgroupArithmetic && other.subgroupArithmetic,
+            subgroupShuffle: subgroupShuffle && other.subgroupShuffle)
     }
 
     /// The largest single buffer the engine may make: the lower of the allocation and buffer limits.
@@ -97,6 +105,8 @@ extension DeviceLimits {
         let computeStage = subgroup.supportedStages & VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue) != 0
         let arithmetic =
             subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_ARITHMETIC_BIT.rawValue) != 0
+        let shuffle =
+            subgroup.supportedOperations & VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_SHUFFLE_BIT.rawValue) != 0
         let allocation = Int(clamping: maintenance3.maxMemoryAllocationSize)
         self.init(
             maxTexelBufferElements: Int(limits.maxTexelBufferElements),
@@ -116,8 +126,10 @@ extension DeviceLimits {
             minTexelBufferOffsetAlignment: Int(max(1, limits.minTexelBufferOffsetAlignment)),
             maxPerStageDescriptorStorageBuffers: Int(limits.maxPerStageDescriptorStorageBuffers),
             maxPerStageDescriptorSampledImages: Int(limits.maxPerStageDescriptorSampledImages),
+            maxPerStageDescriptorStorageImages: Int(limits.maxPerStageDescriptorStorageImages),
             subgroupSize: Int(max(1, subgroup.subgroupSize)),
-            subgroupArithmetic: computeStage && arithmetic)
+            subgroupArithmetic: computeStage && arithmetic,
+            subgroupShuffle: computeStage && shuffle)
     }
 }
 

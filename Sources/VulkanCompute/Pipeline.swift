@@ -7,10 +7,19 @@ public enum BindingKind: Sendable, Equatable {
     case storageBuffer
     /// `samplerBuffer` / `uniform textureBuffer` in GLSL, read with texelFetch.
     case uniformTexelBuffer
+    /// `imageBuffer` in GLSL (a storage texel buffer), read with imageLoad.
+    case storageTexelBuffer
 
     var descriptorType: VkDescriptorType {
-        self == .storageBuffer ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+        switch self {
+        case .storageBuffer: VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+        case .uniformTexelBuffer: VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+        case .storageTexelBuffer: VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER
+        }
     }
+
+    /// Whether a binding of this kind takes a texel view.
+    public var takesTexelView: Bool { self != .storageBuffer }
 }
 
 /// A value for a specialization constant (`layout(constant_id = N) const ...` in GLSL); all are 32 bits wide.
@@ -86,6 +95,12 @@ public final class ComputePipeline {
             throw VulkanSetupError.limitExceeded(
                 limit: "maxPerStageDescriptorSampledImages", requested: texelBuffers,
                 allowed: device.limits.maxPerStageDescriptorSampledImages, by: "kernel '\(name)'")
+        }
+        let storageTexelBuffers = bindings.filter { $0 == .storageTexelBuffer }.count
+        guard storageTexelBuffers <= device.limits.maxPerStageDescriptorStorageImages else {
+            throw VulkanSetupError.limitExceeded(
+                limit: "maxPerStageDescriptorStorageImages", requested: storageTexelBuffers,
+                allowed: device.limits.maxPerStageDescriptorStorageImages, by: "kernel '\(name)'")
         }
         self.device = device
         self.name = name

@@ -93,8 +93,10 @@ public struct SPIRVReflection: Sendable, Equatable {
                     image.sampled == 1
                 {
                     kind = .uniformTexelBuffer
+                } else if let image = images[pointer.pointee], image.dim == 5, image.sampled == 2 {
+                    kind = .storageTexelBuffer
                 } else {
-                    throw ReflectionError("binding \(binding) is neither a storage buffer nor a uniform texel buffer")
+                    throw ReflectionError("binding \(binding) is neither a storage buffer nor a texel buffer")
                 }
                 if let earlier = kinds[Int(binding)], earlier != kind {
                     throw ReflectionError("binding \(binding) is declared as two different kinds")
@@ -132,12 +134,15 @@ public struct KernelNeeds: Sendable, Equatable, CustomStringConvertible {
     public var subgroupArithmetic = false
     /// Cooperative matrices (CooperativeMatrixNV or CooperativeMatrixKHR).
     public var cooperativeMatrix = false
+    /// Subgroup shuffles (GroupNonUniformShuffle).
+    public var subgroupShuffle = false
 
     init(capabilities: Set<UInt32>) {
         float16Storage = capabilities.contains(4433)
         float16Arithmetic = capabilities.contains(9)
         subgroupArithmetic = capabilities.contains(63)
         cooperativeMatrix = capabilities.contains(5357) || capabilities.contains(6022)
+        subgroupShuffle = capabilities.contains(65)
     }
 
     /// What of this `features` and `limits` lack, by name (empty when the kernel can run).
@@ -147,6 +152,7 @@ public struct KernelNeeds: Sendable, Equatable, CustomStringConvertible {
         if float16Arithmetic && !features.float16Arithmetic { missing.append("shaderFloat16") }
         if subgroupArithmetic && !limits.subgroupArithmetic { missing.append("subgroup arithmetic") }
         if cooperativeMatrix && !features.cooperativeMatrix { missing.append("cooperative matrix") }
+        if subgroupShuffle && !limits.subgroupShuffle { missing.append("subgroup shuffle") }
         return missing
     }
 
@@ -154,7 +160,7 @@ public struct KernelNeeds: Sendable, Equatable, CustomStringConvertible {
         [
             float16Storage ? "fp16-storage" : nil, float16Arithmetic ? "fp16" : nil,
             subgroupArithmetic ? "subgroup-arithmetic" : nil,
-            cooperativeMatrix ? "cooperative-matrix" : nil,
+            cooperativeMatrix ? "cooperative-matrix" : nil, subgroupShuffle ? "subgroup-shuffle" : nil,
         ].compactMap { $0 }.joined(separator: ", ")
     }
 }
