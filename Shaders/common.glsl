@@ -48,12 +48,40 @@
 #define STORE4(name, i, value) name##_v[i] = ELEMENT4(value)
 #define STORE1_F32(name, i, value) name##_s[i] = float(value)
 
+// Inputs read through storage texel buffers (imageBuffer of a fixed format: r32f or rgba32f) on the texel path, and
+// storage buffers on the others: lavapipe inlines imageLoad, where every texelFetch is a call (and a call amid the
+// multiply-adds makes its compiler save and restore every live register). The host binds them with readImage.
+#if defined(STORAGE_BUFFERS)
+#define IMAGE_INPUT(b, name, format) INPUT(b, name)
+#define LOAD_IMAGE1(name, i) LOAD1(name, i)
+#define LOAD_IMAGE4(name, i) LOAD4(name, i)
+#else
+#define IMAGE_INPUT(b, name, format) layout(binding = b, format) uniform readonly imageBuffer name;
+#define LOAD_IMAGE1(name, i) imageLoad(name, int(i)).x
+#define LOAD_IMAGE4(name, i) imageLoad(name, int(i))
+#endif
+// The packed weights of the GEMM-like kernels (pointwise, conv2d): [K][Mpad/4] vec4s.
+#define WEIGHTS(b, name) IMAGE_INPUT(b, name, rgba32f)
+#define LOAD_WEIGHTS4(name, i) LOAD_IMAGE4(name, i)
+
 // The register tiles of the GEMM-like kernels (pointwise, conv2d): acc[0 .. ROWS) += W[START + q] * XV for the
 // ROWS / 4 packed vec4s of weights starting at START (ROWS, a specialization constant, is the tile's output
 // channels; the kernel includes GL_EXT_control_flow_attributes).
 #define ACCUMULATE_ROWS(W, START, XV)                                                                                  \
     [[unroll]] for (uint q_ = 0u; q_ < ROWS / 4u; ++q_) {                                                            \
-        const vec4 wq_ = LOAD4(W, (START) + int(q_));                                                              \
+        const vec4 wq_ = LOAD_WEIGHTS4(W, (START) + int(q_));                                                      \
+        acc[4u * q_] += wq_.x * (XV); acc[4u * q_ + 1u] += wq_.y * (XV);                                             \
+        acc[4u * q_ + 2u] += wq_.z * (XV); acc[4u * q_ + 3u] += wq_.w * (XV);                                        \
+    }
+
+// The same with weights already fetched across the first 8 lanes of the subgroup (SHUFFLE_WEIGHTS kernels): lane
+// FIRST + q holds the vec4 q of this step's ROWS / 4, and each reaches every lane by a shuffle. Weights are the same
+// for every lane of a workgroup, so the lanes fetch 8 different vec4s at once (8 / (ROWS / 4) reduction steps) and
+// share them, instead of each lane fetching the same ROWS / 4: on lavapipe a fetch is per lane and a constant-index
+// shuffle is one instruction.
+#define ACCUMULATE_SHUFFLED(WV, FIRST, XV)                                                                             \
+    [[unroll]] for (uint q_ = 0u; q_ < ROWS / 4u; ++q_) {                                                            \
+        const vec4 wq_ = subgroupShuffle(WV, (FIRST) + q_);                                                          \
         acc[4u * q_] += wq_.x * (XV); acc[4u * q_ + 1u] += wq_.y * (XV);                                             \
         acc[4u * q_ + 2u] += wq_.z * (XV); acc[4u * q_ + 3u] += wq_.w * (XV);                                        \
     }

@@ -1,9 +1,13 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#if defined(SHUFFLE_WEIGHTS)
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #include "common.glsl"
 
 // @datapaths texel storage
+// @variant shuffle SHUFFLE_WEIGHTS
 // (No fp16 build: the 16-bit families run the tiled kernels instead.)
 
 // Dense convolution (groups = 1), k x k, stride s, zero padding, with the fused epilogue:
@@ -13,6 +17,8 @@
 // their channels (so weight fetches are uniform) and cover consecutive columns.
 // Weights come packed as [K][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled): one fetch, four channels.
 // Loops over the window and the tile are unrolled (lavapipe ends an invocation after 65535 loop iterations in all).
+// conv2d_shuffle (SHUFFLE_WEIGHTS; subgroups of at least 8 with shuffles) fetches the weights across lanes and shares
+// them by subgroupShuffle (ACCUMULATE_SHUFFLED in common.glsl).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3;
@@ -23,8 +29,8 @@ layout(constant_id = 4) const bool HAS_RESIDUAL = false;
 // multiply-adds; the weight fetches are uniform across the workgroup).
 layout(constant_id = 5) const uint ROWS = 8;
 
-INPUT(0, x)  // R32F, NCHW input
-INPUT(1, w)  // RGBA32F, packed weights
+IMAGE_INPUT(0, x, r32f)  // R32F, NCHW input
+WEIGHTS(1, w)  // RGBA32F, packed weights
 INPUT_SMALL(2, affine)  // R32F, scale[0..M) then shift[0..M)
 INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
 OUTPUT(4, y)
@@ -39,7 +45,13 @@ void main() {
     const uint out_pixels = p.out_height * p.out_width;
     const uint columns = p.batch * out_pixels;
     const uint col0 = gl_GlobalInvocationID.x * 4u;
+#if defined(SHUFFLE_WEIGHTS)
+    // Every lane takes part in the shuffles: a lane past the end computes the last tile again and stores nothing.
+    const uint tile0 = min(col0, (columns - 1u) / 4u * 4u);
+#else
     if (col0 >= columns) return;
+    const uint tile0 = col0;
+#endif
     const uint m0 = gl_WorkGroupID.y * ROWS;
     const uint in_pixels = p.in_height * p.in_width;
     const int pad = int(p.padding);
@@ -47,7 +59,7 @@ void main() {
     // Where each of the 4 columns reads from (columns past the end repeat the last one; they are not stored).
     int base[4], iy0[4], ix0[4];
     for (uint j = 0u; j < 4u; ++j) {
-        const uint c = min(col0 + j, columns - 1u);
+        const uint c = min(tile0 + j, columns - 1u);
         const uint n = c / out_pixels, r = c % out_pixels;
         base[j] = int(n * p.in_channels * in_pixels);
         iy0[j] = int(r / p.out_width * STRIDE) - pad;
@@ -57,6 +69,14 @@ void main() {
     vec4 acc[ROWS];
     [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
     const uint w_column = m0 / 4u;
+#if defined(SHUFFLE_WEIGHTS)
+    // Lane l (of the first 8) fetches vec4 l % G of reduction step k + l / G: G vec4s a step, 8 / G steps a fetch
+    // (a fetch may run into the next channel's steps; the last channel's is clamped to the last step).
+    const uint G = ROWS / 4u, PER_FETCH = 8u / G;
+    const uint lane = gl_SubgroupInvocationID & 7u;
+    const uint last_k = p.in_channels * KSIZE * KSIZE - 1u;
+    vec4 wv;
+#endif
     for (uint c = 0u; c < p.in_channels; ++c) {
         const int channel = int(c * in_pixels);
         [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
@@ -65,15 +85,25 @@ void main() {
                 [[unroll]] for (uint j = 0u; j < 4u; ++j) {
                     const int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
                     const bool inside = iy >= 0 && iy < int(p.in_height) && ix >= 0 && ix < int(p.in_width);
-                    const float v = LOAD1(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0);
+                    const float v = LOAD_IMAGE1(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0);
                     xv[j] = inside ? v : 0.0;
                 }
-                const int k = int((c * KSIZE + ky) * KSIZE + kx);
+                const uint t = ky * KSIZE + kx;
+#if defined(SHUFFLE_WEIGHTS)
+                if (t % PER_FETCH == 0u) {
+                    const uint k = min(c * KSIZE * KSIZE + t + lane / G, last_k);
+                    wv = LOAD_WEIGHTS4(w, int(k * p.m_vec4 + w_column + lane % G));
+                }
+                ACCUMULATE_SHUFFLED(wv, (t % PER_FETCH) * G, xv)
+#else
+                const int k = int(c * KSIZE * KSIZE + t);
                 ACCUMULATE_ROWS(w, k * int(p.m_vec4) + int(w_column), xv)
+#endif
             }
         }
     }
 
+    if (col0 >= columns) return;
     for (uint i = 0u; i < ROWS; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;

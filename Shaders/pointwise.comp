@@ -1,9 +1,13 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
+#if defined(SHUFFLE_WEIGHTS)
+#extension GL_KHR_shader_subgroup_shuffle : require
+#endif
 #include "common.glsl"
 
 // @datapaths texel storage
+// @variant shuffle SHUFFLE_WEIGHTS
 // (No fp16 build: the 16-bit families run the tiled kernels instead.)
 
 // Pointwise (1x1, stride 1) convolution, and the linear layer (a 1x1 convolution over 1x1 images), as a GEMM with
@@ -14,6 +18,8 @@
 // With VEC4_INPUT (only when pixels % 4 == 0, so four columns never straddle two images) x is an RGBA32F view and
 // one fetch brings the four columns; otherwise x is R32F and each column is fetched alone.
 // Weights come packed as [C][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled).
+// pointwise_shuffle (SHUFFLE_WEIGHTS; subgroups of at least 8 with shuffles) fetches the weights across lanes and
+// shares them by subgroupShuffle (ACCUMULATE_SHUFFLED in common.glsl).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool VEC4_INPUT = false;
@@ -25,7 +31,7 @@ layout(constant_id = 4) const uint ROWS = 8;
 
 
 INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
-INPUT(1, w)  // RGBA32F, packed weights
+WEIGHTS(1, w)  // RGBA32F, packed weights
 INPUT_SMALL(2, affine)  // R32F, scale[0..M) then shift[0..M)
 INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
 OUTPUT(4, y)
@@ -35,58 +41,78 @@ layout(push_constant) uniform Push {
     uint m_vec4;  // Mpad / 4
 } p;
 
+// Where channel 0 of the tile's four columns is: with VEC4_INPUT one texel (first; a channel is step texels on),
+// else four values (base[j]; a channel is step values on).
+int first, step, base[4];
+
+// The tile's four columns of input channel c.
+vec4 fetch_columns(uint c) {
+    if (VEC4_INPUT) return LOAD4(x, first + int(c) * step);
+    const int offset = int(c) * step;
+    return vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset), LOAD1(x, base[2] + offset),
+                LOAD1(x, base[3] + offset));
+}
+
 void main() {
     const uint columns = p.batch * p.pixels;
     const uint col0 = gl_GlobalInvocationID.x * 4u;
+#if defined(SHUFFLE_WEIGHTS)
+    // Every lane takes part in the shuffles: a lane past the end computes the last tile again and stores nothing.
+    const uint tile0 = min(col0, (columns - 1u) / 4u * 4u);
+#else
     if (col0 >= columns) return;
+    const uint tile0 = col0;
+#endif
     const uint m0 = gl_WorkGroupID.y * ROWS;
     const int w_row = int(p.m_vec4), w_column = int(m0 / 4u);
+
+    if (VEC4_INPUT) {
+        // Four columns of one image: x[n][c][p0 .. p0+3] is texel ((n * C + c) * pixels + p0) / 4.
+        const uint n = tile0 / p.pixels, p0 = tile0 % p.pixels;
+        first = int((n * p.in_channels * p.pixels + p0) / 4u);
+        step = int(p.pixels / 4u);
+    } else {
+        for (uint j = 0u; j < 4u; ++j) {
+            const uint col = min(tile0 + j, columns - 1u);
+            base[j] = int((col / p.pixels) * p.in_channels * p.pixels + col % p.pixels);
+        }
+        step = int(p.pixels);
+    }
 
     vec4 acc[ROWS];
     [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
 
-    if (VEC4_INPUT) {
-        // Four columns of one image: x[n][c][p0 .. p0+3] is texel ((n * C + c) * pixels + p0) / 4.
-        const uint n = col0 / p.pixels, p0 = col0 % p.pixels;
-        const int first = int((n * p.in_channels * p.pixels + p0) / 4u);
-        const int step = int(p.pixels / 4u);
-        uint c = 0u;
-        for (; c + 4u <= p.in_channels; c += 4u) {
-            for (uint u = 0u; u < 4u; ++u) {
-                const vec4 xv = LOAD4(x, first + int(c + u) * step);
-                ACCUMULATE_ROWS(w, int(c + u) * w_row + w_column, xv)
-            }
-        }
-        for (; c < p.in_channels; ++c) {
-            const vec4 xv = LOAD4(x, first + int(c) * step);
-            ACCUMULATE_ROWS(w, int(c) * w_row + w_column, xv)
-        }
-    } else {
-        int base[4];
-        for (uint j = 0u; j < 4u; ++j) {
-            const uint col = min(col0 + j, columns - 1u);
-            base[j] = int((col / p.pixels) * p.in_channels * p.pixels + col % p.pixels);
-        }
-        const int step = int(p.pixels);
-        // Four channels a step, as in the vec4 path: lavapipe blends every value carried around a loop once per
-        // iteration, so fewer, longer iterations keep more of the time in the multiply-adds.
-        uint c = 0u;
-        for (; c + 4u <= p.in_channels; c += 4u) {
-            for (uint u = 0u; u < 4u; ++u) {
-                const int offset = int(c + u) * step;
-                const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
-                                     LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
-                ACCUMULATE_ROWS(w, int(c + u) * w_row + w_column, xv)
-            }
-        }
-        for (; c < p.in_channels; ++c) {
-            const int offset = int(c) * step;
-            const vec4 xv = vec4(LOAD1(x, base[0] + offset), LOAD1(x, base[1] + offset),
-                                 LOAD1(x, base[2] + offset), LOAD1(x, base[3] + offset));
-            ACCUMULATE_ROWS(w, int(c) * w_row + w_column, xv)
+    // Four channels a step: lavapipe blends every value carried around a loop once per iteration, so fewer, longer
+    // iterations keep more of the time in the multiply-adds.
+    uint c = 0u;
+#if defined(SHUFFLE_WEIGHTS)
+    // Lane l (of the first 8) fetches vec4 l % G of channel c + l / G: G vec4s a channel, 8 / G channels a fetch.
+    const uint G = ROWS / 4u, PER_FETCH = 8u / G;
+    const uint lane = gl_SubgroupInvocationID & 7u;
+    const int w_lane = int(lane / G) * w_row + w_column + int(lane % G);
+    for (; c + 4u <= p.in_channels; c += 4u) {
+        // All fetches first, then the arithmetic: on lavapipe a texelFetch is a call, and a call between
+        // multiply-adds makes the compiler save and restore the accumulators around it.
+        vec4 xv[4], wv[4];
+        [[unroll]] for (uint u = 0u; u < 4u; ++u) xv[u] = fetch_columns(c + u);
+        [[unroll]] for (uint u = 0u; u < 4u; u += PER_FETCH) wv[u] = LOAD_WEIGHTS4(w, int(c + u) * w_row + w_lane);
+        [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+            ACCUMULATE_SHUFFLED(wv[u - u % PER_FETCH], (u % PER_FETCH) * G, xv[u])
         }
     }
+#else
+    for (; c + 4u <= p.in_channels; c += 4u) {
+        vec4 xv[4];
+        [[unroll]] for (uint u = 0u; u < 4u; ++u) xv[u] = fetch_columns(c + u);
+        [[unroll]] for (uint u = 0u; u < 4u; ++u) ACCUMULATE_ROWS(w, int(c + u) * w_row + w_column, xv[u])
+    }
+#endif
+    for (; c < p.in_channels; ++c) {
+        const vec4 xv = fetch_columns(c);
+        ACCUMULATE_ROWS(w, int(c) * w_row + w_column, xv)
+    }
 
+    if (col0 >= columns) return;
     for (uint i = 0u; i < ROWS; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;

@@ -108,21 +108,23 @@ public struct Conv2D: Hashable, Sendable, Codable {
         }
         return [
             KernelStep(
-                launch(),
+                launch(config.limits),
                 [
-                    .read(input), .read(weights, .rgba32Float), .readSmall(affine), .read(residual ?? input),
+                    .readImage(input, .r32Float), .readImage(weights, .rgba32Float), .readSmall(affine),
+                    .read(residual ?? input),
                     .write(output),
                 ]
             ).on(config.dataPath)
         ]
     }
 
-    /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
-    public func launch() -> KernelLaunch {
+    /// The register-tiled dispatch on a device with `limits` (see
+    /// ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
+    public func launch(_ limits: DeviceLimits) -> KernelLaunch {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "conv2d: kernel 1...7 and stride 1...2")
-        let tiles = RegisterTiles(outputs: outChannels, columns: batch * outHeight * outWidth)
+        let tiles = RegisterTiles(outputs: outChannels, columns: batch * outHeight * outWidth, limits: limits)
         return KernelLaunch(
-            kernel: Self.name,
+            kernel: tiles.kernel(Self.name),
             specialization: [
                 0: .uint(UInt32(tiles.local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
                 3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual), 5: .uint(UInt32(tiles.rows)),

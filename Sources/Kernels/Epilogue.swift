@@ -68,7 +68,16 @@ public struct RegisterTiles: Sendable {
     public let local: Int
     public let groups: (x: Int, y: Int, z: Int)
 
-    public init(outputs: Int, columns: Int) {
+    /// Whether the lanes fetch the weights together and share them by subgroup shuffles (the `_shuffle` kernels):
+    /// where compute shaders have shuffles and subgroups of at least 8 lanes. On lavapipe this is 0.7 of the time of
+    /// every lane fetching the same weights (BENCHMARKS.md).
+    public let sharesWeights: Bool
+
+    /// The kernel to run: `name`, or its `_shuffle` variant where ``sharesWeights``.
+    public func kernel(_ name: String) -> String { sharesWeights ? name + "_shuffle" : name }
+
+    public init(outputs: Int, columns: Int, limits: DeviceLimits) {
+        sharesWeights = limits.subgroupShuffle && limits.subgroupSize >= 8
         let columnTiles = (columns + 3) / 4
         rows = outputs % 16 == 0 ? 16 : 8
         local = min(64, Grid.roundUp(columnTiles, to: 8))

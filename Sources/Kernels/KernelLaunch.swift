@@ -74,6 +74,9 @@ public struct KernelBinding<Resource> {
     /// Read through a texel buffer on every path (INPUT_SMALL: per-channel scales, shifts and biases), so that no
     /// kernel needs more than the 4 storage buffers per stage every device allows.
     public var alwaysTexel = false
+    /// Read through a storage texel buffer (`imageBuffer`, imageLoad) on the texel path: lavapipe inlines imageLoad
+    /// where each texelFetch is a call (the GEMM kernels' weights).
+    public var image = false
 
     /// Read (through a texel view of `format` on the texel path).
     public static func read(_ resource: Resource, _ format: TexelFormat = .r32Float) -> KernelBinding {
@@ -85,6 +88,13 @@ public struct KernelBinding<Resource> {
     public static func readSmall(_ resource: Resource) -> KernelBinding {
         var binding = KernelBinding(resource: resource, access: .read, format: .r32Float, alwaysFloat32: true)
         binding.alwaysTexel = true
+        return binding
+    }
+
+    /// Read as an `imageBuffer` of `format` on the texel path (a storage buffer on the others).
+    public static func readImage(_ resource: Resource, _ format: TexelFormat) -> KernelBinding {
+        var binding = KernelBinding(resource: resource, access: .read, format: format, alwaysFloat32: false)
+        binding.image = true
         return binding
     }
 
@@ -103,9 +113,13 @@ public struct KernelBinding<Resource> {
         KernelBinding(resource: resource, access: .write, format: .r32Float, alwaysFloat32: true)
     }
 
-    /// The descriptor kind this binding takes on `path`: texel reads are uniform texel buffers, all else storage.
+    /// The descriptor kind this binding takes on `path`: texel reads are uniform texel buffers (storage texel
+    /// buffers where ``image``), all else storage buffers.
     public func kind(on path: DataPath) -> BindingKind {
-        access == .read && (path == .texel || alwaysTexel) ? .uniformTexelBuffer : .storageBuffer
+        guard access == .read else { return .storageBuffer }
+        if alwaysTexel { return .uniformTexelBuffer }
+        guard path == .texel else { return .storageBuffer }
+        return image ? .storageTexelBuffer : .uniformTexelBuffer
     }
 
     /// Bytes of one value on `path`.

@@ -56,7 +56,7 @@ public final class KernelRunner {
         let limit = device.limits.maxTexelBufferElements
         self.steps += steps.map { step in
             let fits = step.bindings.allSatisfy { binding in
-                binding.kind(on: step.dataPath) != .uniformTexelBuffer
+                !binding.kind(on: step.dataPath).takesTexelView
                     || binding.resource.size / binding.format.bytes <= limit
             }
             return fits ? step : step.on(.storage)
@@ -99,7 +99,7 @@ public final class KernelRunner {
             try pool.makeSet(
                 for: pipeline,
                 step.bindings.map { binding -> DescriptorResource in
-                    guard binding.kind(on: step.dataPath) == .uniformTexelBuffer else {
+                    guard binding.kind(on: step.dataPath).takesTexelView else {
                         return .buffer(binding.resource)
                     }
                     return .texels(try TexelBufferView(buffer: binding.resource, format: binding.format))

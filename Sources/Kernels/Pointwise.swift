@@ -131,20 +131,21 @@ public struct Pointwise: Hashable, Sendable, Codable {
         }
         return [
             KernelStep(
-                launch(),
+                launch(config.limits),
                 [
-                    .read(input, vec4Input ? .rgba32Float : .r32Float), .read(weights, .rgba32Float),
+                    .read(input, vec4Input ? .rgba32Float : .r32Float), .readImage(weights, .rgba32Float),
                     .readSmall(affine), .read(residual ?? input), .write(output),
                 ]
             ).on(config.dataPath)
         ]
     }
 
-    /// The register-tiled dispatch (see ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
-    public func launch() -> KernelLaunch {
-        let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels)
+    /// The register-tiled dispatch on a device with `limits` (see
+    /// ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
+    public func launch(_ limits: DeviceLimits) -> KernelLaunch {
+        let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels, limits: limits)
         return KernelLaunch(
-            kernel: Self.name,
+            kernel: tiles.kernel(Self.name),
             specialization: [
                 0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
                 3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)),

@@ -273,7 +273,7 @@ public final class InferenceSession: @unchecked Sendable {
                 for: pipeline,
                 step.kernel.bindings.map { binding -> DescriptorResource in
                     let (buffer, offset, bytes) = location(binding.resource)
-                    guard binding.kind(on: step.kernel.dataPath) == .uniformTexelBuffer else {
+                    guard binding.kind(on: step.kernel.dataPath).takesTexelView else {
                         return .buffer(buffer, offset: offset, range: bytes)
                     }
                     let format = binding.format

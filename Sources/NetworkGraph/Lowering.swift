@@ -135,7 +135,7 @@ struct Lowering: Sendable {
     private func fitsTexelViews(_ steps: [KernelStep<PlanResource>], limit: Int) -> Bool {
         steps.allSatisfy { step in
             step.bindings.allSatisfy { binding in
-                binding.kind(on: .texel) != .uniformTexelBuffer
+                !binding.kind(on: .texel).takesTexelView
                     || bytes(of: binding.resource) / binding.format.bytes <= limit
             }
         }

@@ -53,6 +53,8 @@ func stepsMatchShaders() throws {
     let se = SqueezeExcite(batch: 1, channels: 8, pixels: 4, reduced: 2, innerActivation: .relu)
     var subgroups = DeviceLimits.vulkanMinimum
     subgroups.subgroupArithmetic = true
+    subgroups.subgroupShuffle = true
+    subgroups.subgroupSize = 8
     var steps: [KernelStep<Int>] = []
     for (family, limits) in KernelFamily.allCases.flatMap({ family in
         [(family, DeviceLimits.vulkanMinimum), (family, subgroups)]
@@ -99,13 +101,16 @@ func stepsMatchShaders() throws {
         #expect(reflection.pushConstantSize == step.launch.pushConstants.count, "\(name)")
         #expect(step.launch.pushConstants.count <= 128, "\(name)")
         #expect(reflection.bindings == step.bindings.map { $0.kind(on: step.dataPath) }, "\(name)")
-        // Within what every device allows a shader stage: 4 storage buffers, 16 texel buffers.
+        // Within what every device allows a shader stage: 4 storage buffers, 16 uniform and 4 storage texel buffers.
         #expect(
             reflection.bindings.filter { $0 == .storageBuffer }.count
                 <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorStorageBuffers, "\(name)")
         #expect(
             reflection.bindings.filter { $0 == .uniformTexelBuffer }.count
                 <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorSampledImages, "\(name)")
+        #expect(
+            reflection.bindings.filter { $0 == .storageTexelBuffer }.count
+                <= DeviceLimits.vulkanMinimum.maxPerStageDescriptorStorageImages, "\(name)")
     }
 }
 
