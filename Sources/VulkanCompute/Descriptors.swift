@@ -148,7 +148,7 @@ public final class DescriptorSet {
                 var bufferIndex = 0
                 var viewIndex = 0
                 var writes: [VkWriteDescriptorSet] = []
-                for (binding, resource) in resources.enumerated() {
+                for binding in resources.indices {
                     var write = VkWriteDescriptorSet()
                     write.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET
                     write.dstSet = set
