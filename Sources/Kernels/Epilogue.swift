@@ -60,9 +60,10 @@ public func packWeightsForGEMM(_ weights: [Float], outputs m: Int, reduction k: 
 /// each invocation a tile of `rows` output channels by 4 columns, a workgroup's `local` invocations sharing their
 /// channels over consecutive columns.
 public struct RegisterTiles: Sendable {
-    /// Output channels per invocation: 16 where they divide M, else 8. On lavapipe 16 is 0.83 of 8's time for
-    /// BossNet-T0 (each gathered input feeds twice the multiply-adds); 32 spills registers and is slower than 8
-    /// (BENCHMARKS.md).
+    /// Output channels per invocation: 16 where they divide M, else 8; 32 where they divide M, the kernel allows it
+    /// and the weights are shared by shuffles. On lavapipe 16 is 0.83 of 8's time for BossNet-T0 (each gathered input
+    /// feeds twice the multiply-adds); 32 spills registers: slower than 8 where every lane fetches its own weights,
+    /// 0.92 of 16's time for pointwise layers with shared weights, 1.3x slower for conv2d's (BENCHMARKS.md).
     public let rows: Int
     /// Invocations per workgroup (local size x).
     public let local: Int
@@ -76,10 +77,12 @@ public struct RegisterTiles: Sendable {
     /// The kernel to run: `name`, or its `_shuffle` variant where ``sharesWeights``.
     public func kernel(_ name: String) -> String { sharesWeights ? name + "_shuffle" : name }
 
-    public init(outputs: Int, columns: Int, limits: DeviceLimits) {
+    /// `maxRows` (16 or 32) caps ``rows``.
+    public init(outputs: Int, columns: Int, limits: DeviceLimits, maxRows: Int = 16) {
         sharesWeights = limits.subgroupShuffle && limits.subgroupSize >= 8
         let columnTiles = (columns + 3) / 4
-        rows = outputs % 16 == 0 ? 16 : 8
+        rows =
+            sharesWeights && maxRows >= 32 && outputs % 32 == 0 ? 32 : outputs % 16 == 0 && maxRows >= 16 ? 16 : 8
         local = min(64, Grid.roundUp(columnTiles, to: 8))
         groups = ((columnTiles + local - 1) / local, (outputs + rows - 1) / rows, 1)
     }

@@ -143,7 +143,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
     /// The register-tiled dispatch on a device with `limits` (see
     /// ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
     public func launch(_ limits: DeviceLimits) -> KernelLaunch {
-        let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels, limits: limits)
+        let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels, limits: limits, maxRows: 32)
         return KernelLaunch(
             kernel: tiles.kernel(Self.name),
             specialization: [
