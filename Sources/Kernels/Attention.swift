@@ -13,7 +13,8 @@ import VulkanCompute
 /// Input: the to_qkv output `[N][3 * heads * 64][T]`, channels `[q | k | v]` each head-major; output
 /// `[N][heads * 64][T]`, passed through the fused per-channel scale, shift and activation of the BatchNorm and
 /// activation that follow attention in a ResAtt block (no residual).
-/// Kernels: Shaders/attention_rows.comp (each softmax row's log-sum-exp), then Shaders/attention.comp.
+/// Kernels: Shaders/attention_rows.comp (each softmax row's log-sum-exp), then Shaders/attention.comp (their
+/// `_shuffle` variants where subgroups can share the fetched keys and values), or Shaders/attention_tiled.comp.
 public struct Attention: Hashable, Sendable, Codable {
     public var batch: Int
     public var heads: Int
@@ -119,22 +120,33 @@ public struct Attention: Hashable, Sendable, Codable {
                 pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
             return [KernelStep(launch, [.read(qkv), .readSmall(affine), .write(output)]).on(config.dataPath)]
         }
+        let shares = Self.sharesKeys(config.limits)
+        let input: KernelBinding<Resource> = shares ? .readImage(qkv, .r32Float) : .read(qkv)
         return [
-            KernelStep(rowsLaunch(), [.read(qkv), .writeFloat32(rows)]),
-            KernelStep(launch(), [.read(qkv), .readFloat32(rows), .readSmall(affine), .write(output)]),
+            KernelStep(launch(Self.name + "_rows", specialization: [:], shares: shares), [input, .writeFloat32(rows)]),
+            KernelStep(
+                launch(Self.name, specialization: [1: .uint(activation.rawValue)], shares: shares),
+                [input, .readFloat32(rows), .readSmall(affine), .write(output)]),
         ].map { $0.on(config.dataPath) }
     }
 
-    func rowsLaunch() -> KernelLaunch {
-        KernelLaunch(
-            kernel: Self.name + "_rows", specialization: [0: .uint(64)], pushConstants: pushConstants,
-            groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
-    }
+    /// Whether the untiled kernels share each fetched key and value across a subgroup by shuffles (the `_shuffle`
+    /// kernels): where compute shaders have shuffles and subgroups of at least 8 lanes. On lavapipe, where every
+    /// lane otherwise fetches the same key, this is a fraction of the time (BENCHMARKS.md).
+    static func sharesKeys(_ limits: DeviceLimits) -> Bool { limits.subgroupShuffle && limits.subgroupSize >= 8 }
 
-    func launch() -> KernelLaunch {
-        KernelLaunch(
-            kernel: Self.name, specialization: [0: .uint(64), 1: .uint(activation.rawValue)],
-            pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
+    /// One of the two untiled dispatches: one invocation per (image, head, query token); with `shares`, workgroups
+    /// of query tokens of one (image, head) each (workgroup y), a multiple of 8 lanes.
+    private func launch(_ kernel: String, specialization: [UInt32: SpecializationValue], shares: Bool) -> KernelLaunch {
+        guard shares else {
+            return KernelLaunch(
+                kernel: kernel, specialization: specialization.merging([0: .uint(64)]) { $1 },
+                pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
+        }
+        let local = min(64, Grid.roundUp(tokens, to: 8))
+        return KernelLaunch(
+            kernel: kernel + "_shuffle", specialization: specialization.merging([0: .uint(UInt32(local))]) { $1 },
+            pushConstants: pushConstants, groups: ((tokens + local - 1) / local, batch * heads, 1))
     }
 }
 

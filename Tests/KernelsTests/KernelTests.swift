@@ -109,10 +109,15 @@ private let sharedWeightShapes = (
     ]
 )
 
-@Test("without subgroup shuffles (the spec's minimum limits) conv2d and pointwise run their plain kernels, correctly")
-func gemmWithoutShuffles() throws {
+@Test(
+    "without subgroup shuffles (the spec's minimum limits) conv2d, pointwise and attention run their plain kernels, correctly"
+)
+func withoutShuffles() throws {
     try expectAllPass(
-        (sharedWeightShapes.convolutions.map { $0.check() } + sharedWeightShapes.pointwise.map { $0.check() }),
+        sharedWeightShapes.convolutions.map { $0.check() } + sharedWeightShapes.pointwise.map { $0.check() } + [
+            Attention(batch: 3, heads: 2, tokens: 49, activation: .silu).check(),
+            Attention(batch: 1, heads: 1, tokens: 7).check(),
+        ],
         families: [.texel, .storage], limits: .minimum)
 }
 
