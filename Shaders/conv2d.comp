@@ -26,7 +26,7 @@ layout(constant_id = 2) const uint STRIDE = 1;
 layout(constant_id = 3) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 4) const bool HAS_RESIDUAL = false;
 // Output channels per invocation: 8, or 16 where M is a multiple of 16 (each gathered input feeds twice the
-// multiply-adds; the weight fetches are uniform across the workgroup).
+// multiply-adds).
 layout(constant_id = 5) const uint ROWS = 8;
 
 IMAGE_INPUT(0, x, r32f)  // R32F, NCHW input

@@ -25,8 +25,8 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool VEC4_INPUT = false;
 layout(constant_id = 2) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 3) const bool HAS_RESIDUAL = false;
-// Output channels per invocation: 8, or 16 where M is a multiple of 16 (each input fetch then feeds twice the
-// multiply-adds; the weight fetches are uniform across the workgroup).
+// Output channels per invocation: 8, 16 where M is a multiple of 16 (each input fetch then feeds twice the
+// multiply-adds), 32 where M is a multiple of 32 in pointwise_shuffle (RegisterTiles in Epilogue.swift).
 layout(constant_id = 4) const uint ROWS = 8;
 
 
