@@ -64,27 +64,25 @@
 #define WEIGHTS(b, name) IMAGE_INPUT(b, name, rgba32f)
 #define LOAD_WEIGHTS4(name, i) LOAD_IMAGE4(name, i)
 
-// The register tiles of the GEMM-like kernels (pointwise, conv2d): acc[0 .. ROWS) += W[START + q] * XV for the
-// ROWS / 4 packed vec4s of weights starting at START (ROWS, a specialization constant, is the tile's output
-// channels; the kernel includes GL_EXT_control_flow_attributes).
-#define ACCUMULATE_ROWS(W, START, XV)                                                                                  \
+// The register tiles of the GEMM-like kernels (pointwise, conv2d): acc[0 .. ROWS) += weights * XV, one reduction
+// step, where WQ (an expression of q_) is the vec4 q_ of the step's ROWS / 4 vec4s of weights (ROWS, a
+// specialization constant, is the tile's output channels; the kernel includes GL_EXT_control_flow_attributes).
+#define ACCUMULATE_WITH(WQ, XV)                                                                                        \
     [[unroll]] for (uint q_ = 0u; q_ < ROWS / 4u; ++q_) {                                                            \
-        const vec4 wq_ = LOAD_WEIGHTS4(W, (START) + int(q_));                                                      \
+        const vec4 wq_ = WQ;                                                                                         \
         acc[4u * q_] += wq_.x * (XV); acc[4u * q_ + 1u] += wq_.y * (XV);                                             \
         acc[4u * q_ + 2u] += wq_.z * (XV); acc[4u * q_ + 3u] += wq_.w * (XV);                                        \
     }
 
-// The same with weights already fetched across the first 8 lanes of the subgroup (SHUFFLE_WEIGHTS kernels): lane
-// FIRST + q holds the vec4 q of this step's ROWS / 4, and each reaches every lane by a shuffle. Weights are the same
-// for every lane of a workgroup, so the lanes fetch 8 different vec4s at once (8 / (ROWS / 4) reduction steps) and
-// share them, instead of each lane fetching the same ROWS / 4: on lavapipe a fetch is per lane and a constant-index
-// shuffle is one instruction.
-#define ACCUMULATE_SHUFFLED(WV, FIRST, XV)                                                                             \
-    [[unroll]] for (uint q_ = 0u; q_ < ROWS / 4u; ++q_) {                                                            \
-        const vec4 wq_ = subgroupShuffle(WV, (FIRST) + q_);                                                          \
-        acc[4u * q_] += wq_.x * (XV); acc[4u * q_ + 1u] += wq_.y * (XV);                                             \
-        acc[4u * q_ + 2u] += wq_.z * (XV); acc[4u * q_ + 3u] += wq_.w * (XV);                                        \
-    }
+// Each lane fetching the step's weights: the packed vec4s starting at START.
+#define ACCUMULATE_ROWS(W, START, XV) ACCUMULATE_WITH(LOAD_WEIGHTS4(W, (START) + int(q_)), XV)
+
+// The weights already fetched across the first 8 lanes of the subgroup (SHUFFLE_WEIGHTS kernels): lane FIRST + q
+// holds the step's vec4 q, and it reaches every lane by a shuffle. Weights are the same for every lane of a
+// workgroup, so the lanes fetch 8 different vec4s at once (8 / (ROWS / 4) reduction steps) and share them, instead of
+// each lane fetching the same ROWS / 4: on lavapipe a fetch is per lane and a constant-index shuffle is one
+// instruction.
+#define ACCUMULATE_SHUFFLED(WV, FIRST, XV) ACCUMULATE_WITH(subgroupShuffle(WV, (FIRST) + q_), XV)
 
 // Activation codes; the Swift mirror is Kernels.Activation.
 #define ACT_IDENTITY 0u

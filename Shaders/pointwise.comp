@@ -56,13 +56,9 @@ vec4 fetch_columns(uint c) {
 void main() {
     const uint columns = p.batch * p.pixels;
     const uint col0 = gl_GlobalInvocationID.x * 4u;
-#if defined(SHUFFLE_WEIGHTS)
-    // Every lane takes part in the shuffles: a lane past the end computes the last tile again and stores nothing.
+    // A lane past the end computes the last tile again and stores nothing (in the _shuffle kernels every lane takes
+    // part in the shuffles).
     const uint tile0 = min(col0, (columns - 1u) / 4u * 4u);
-#else
-    if (col0 >= columns) return;
-    const uint tile0 = col0;
-#endif
     const uint m0 = gl_WorkGroupID.y * ROWS;
     const int w_row = int(p.m_vec4), w_column = int(m0 / 4u);
 

@@ -120,32 +120,31 @@ public struct Attention: Hashable, Sendable, Codable {
                 pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
             return [KernelStep(launch, [.read(qkv), .readSmall(affine), .write(output)]).on(config.dataPath)]
         }
-        let shares = Self.sharesKeys(config.limits)
-        let input: KernelBinding<Resource> = shares ? .readImage(qkv, .r32Float) : .read(qkv)
+        // The `_shuffle` kernels share each fetched key and value across a subgroup.
+        let input: KernelBinding<Resource> =
+            config.limits.sharesFetchesAcrossSubgroup ? .readImage(qkv, .r32Float) : .read(qkv)
         return [
-            KernelStep(launch(Self.name + "_rows", specialization: [:], shares: shares), [input, .writeFloat32(rows)]),
+            KernelStep(launch(Self.name + "_rows", specialization: [:], config.limits), [input, .writeFloat32(rows)]),
             KernelStep(
-                launch(Self.name, specialization: [1: .uint(activation.rawValue)], shares: shares),
+                launch(Self.name, specialization: [1: .uint(activation.rawValue)], config.limits),
                 [input, .readFloat32(rows), .readSmall(affine), .write(output)]),
         ].map { $0.on(config.dataPath) }
     }
 
-    /// Whether the untiled kernels share each fetched key and value across a subgroup by shuffles (the `_shuffle`
-    /// kernels): where compute shaders have shuffles and subgroups of at least 8 lanes. On lavapipe, where every
-    /// lane otherwise fetches the same key, this is a fraction of the time (BENCHMARKS.md).
-    static func sharesKeys(_ limits: DeviceLimits) -> Bool { limits.subgroupShuffle && limits.subgroupSize >= 8 }
-
-    /// One of the two untiled dispatches: one invocation per (image, head, query token); with `shares`, workgroups
-    /// of query tokens of one (image, head) each (workgroup y), a multiple of 8 lanes.
-    private func launch(_ kernel: String, specialization: [UInt32: SpecializationValue], shares: Bool) -> KernelLaunch {
-        guard shares else {
+    /// One of the two untiled dispatches: one invocation per (image, head, query token); in the `_shuffle` kernels,
+    /// workgroups of query tokens of one (image, head) each (workgroup y), a multiple of 8 lanes.
+    private func launch(_ kernel: String, specialization: [UInt32: SpecializationValue], _ limits: DeviceLimits)
+        -> KernelLaunch
+    {
+        guard limits.sharesFetchesAcrossSubgroup else {
             return KernelLaunch(
                 kernel: kernel, specialization: specialization.merging([0: .uint(64)]) { $1 },
                 pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
         }
         let local = min(64, Grid.roundUp(tokens, to: 8))
         return KernelLaunch(
-            kernel: kernel + "_shuffle", specialization: specialization.merging([0: .uint(UInt32(local))]) { $1 },
+            kernel: limits.shuffleVariant(of: kernel),
+            specialization: specialization.merging([0: .uint(UInt32(local))]) { $1 },
             pushConstants: pushConstants, groups: ((tokens + local - 1) / local, batch * heads, 1))
     }
 }

@@ -124,7 +124,7 @@ public struct Conv2D: Hashable, Sendable, Codable {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "conv2d: kernel 1...7 and stride 1...2")
         let tiles = RegisterTiles(outputs: outChannels, columns: batch * outHeight * outWidth, limits: limits)
         return KernelLaunch(
-            kernel: tiles.kernel(Self.name),
+            kernel: limits.shuffleVariant(of: Self.name),
             specialization: [
                 0: .uint(UInt32(tiles.local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
                 3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual), 5: .uint(UInt32(tiles.rows)),

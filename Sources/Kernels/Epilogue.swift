@@ -69,20 +69,12 @@ public struct RegisterTiles: Sendable {
     public let local: Int
     public let groups: (x: Int, y: Int, z: Int)
 
-    /// Whether the lanes fetch the weights together and share them by subgroup shuffles (the `_shuffle` kernels):
-    /// where compute shaders have shuffles and subgroups of at least 8 lanes. On lavapipe this is 0.7 of the time of
-    /// every lane fetching the same weights (BENCHMARKS.md).
-    public let sharesWeights: Bool
-
-    /// The kernel to run: `name`, or its `_shuffle` variant where ``sharesWeights``.
-    public func kernel(_ name: String) -> String { sharesWeights ? name + "_shuffle" : name }
-
     /// `maxRows` (16 or 32) caps ``rows``.
     public init(outputs: Int, columns: Int, limits: DeviceLimits, maxRows: Int = 16) {
-        sharesWeights = limits.subgroupShuffle && limits.subgroupSize >= 8
         let columnTiles = (columns + 3) / 4
         rows =
-            sharesWeights && maxRows >= 32 && outputs % 32 == 0 ? 32 : outputs % 16 == 0 && maxRows >= 16 ? 16 : 8
+            limits.sharesFetchesAcrossSubgroup && maxRows >= 32 && outputs % 32 == 0
+            ? 32 : outputs % 16 == 0 && maxRows >= 16 ? 16 : 8
         local = min(64, Grid.roundUp(columnTiles, to: 8))
         groups = ((columnTiles + local - 1) / local, (outputs + rows - 1) / rows, 1)
     }

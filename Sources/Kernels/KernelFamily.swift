@@ -108,3 +108,16 @@ public enum KernelChoice: Sendable, Equatable, CustomStringConvertible {
 public protocol KernelOperation {
     static var name: String { get }
 }
+
+extension DeviceLimits {
+    /// Whether the `_shuffle` kernels can run here: their lanes fetch different values (weights, keys) and share them
+    /// by subgroup shuffles from the first 8 lanes, so compute shaders need shuffles and subgroups of at least 8.
+    /// On lavapipe, where every lane otherwise fetches the same value, they take a fraction of the time
+    /// (BENCHMARKS.md).
+    public var sharesFetchesAcrossSubgroup: Bool { subgroupShuffle && subgroupSize >= 8 }
+
+    /// `kernel`, or its `_shuffle` variant where ``sharesFetchesAcrossSubgroup``.
+    public func shuffleVariant(of kernel: String) -> String {
+        sharesFetchesAcrossSubgroup ? kernel + "_shuffle" : kernel
+    }
+}

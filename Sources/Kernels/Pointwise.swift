@@ -145,7 +145,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
     public func launch(_ limits: DeviceLimits) -> KernelLaunch {
         let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels, limits: limits, maxRows: 32)
         return KernelLaunch(
-            kernel: tiles.kernel(Self.name),
+            kernel: limits.shuffleVariant(of: Self.name),
             specialization: [
                 0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
                 3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)),
