@@ -8,17 +8,18 @@ public enum DescriptorResource {
     /// A texel view, as a uniform or a storage texel buffer (whichever the binding is).
     case texels(TexelBufferView)
 
+    /// "storage buffer" or "texel view", for error messages.
+    var description: String {
+        if case .buffer = self { return "storage buffer" }
+        return "texel view"
+    }
+
     /// Whether this resource can be bound where a shader declares `kind`.
     func fits(_ kind: BindingKind) -> Bool {
         if case .buffer = self { return kind == .storageBuffer }
         return kind.takesTexelView
     }
 
-    /// The kind this resource is most often bound as (for error messages).
-    var kind: BindingKind {
-        if case .buffer = self { return .storageBuffer }
-        return .uniformTexelBuffer
-    }
 }
 
 /// A pool that descriptor sets are allocated from; freeing the pool frees its sets.
@@ -97,7 +98,7 @@ public final class DescriptorSet {
             zip(resources, pipeline.bindings).allSatisfy({ $0.fits($1) })
         else {
             throw VulkanSetupError.kernelInterfaceMismatch(
-                kernel: pipeline.name, .bindings(shader: pipeline.bindings, given: resources.map(\.kind)))
+                kernel: pipeline.name, .bindings(shader: pipeline.bindings, given: resources.map(\.description)))
         }
         let limits = device.limits
         var bufferInfos: [VkDescriptorBufferInfo] = []

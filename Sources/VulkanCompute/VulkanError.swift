@@ -187,8 +187,8 @@ func vulkanVersion(_ major: UInt32, _ minor: UInt32, _ patch: UInt32 = 0) -> UIn
 public enum KernelMismatch: Sendable, Equatable, CustomStringConvertible {
     /// The push-constant block's size in the shader and the bytes Swift gives.
     case pushConstantSize(shader: Int, given: Int)
-    /// The shader's bindings and the resources Swift binds.
-    case bindings(shader: [BindingKind], given: [BindingKind])
+    /// The shader's bindings and the resources Swift binds ("storage buffer" or "texel view").
+    case bindings(shader: [BindingKind], given: [String])
     /// SPIR-V the reflection cannot read.
     case invalidSPIRV(String)
     /// A texel view of a buffer made on another device.

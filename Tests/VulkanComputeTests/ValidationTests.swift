@@ -55,3 +55,23 @@ func barrierSilencesTheHazard() throws {
     }
     #expect(result.allSatisfy { $0 == 5 })
 }
+
+@Test("a resource of the wrong kind for a binding is an error that names what the shader takes and what it was given")
+func bindingKindMismatch() throws {
+    try withValidatedDevice { device in
+        let buffer = try VulkanBuffer(device: device, size: 1024 * 4)
+        let add = Add(count: 1024).launch()
+        let pipeline = try KernelPipelines(device: device).pipeline(for: add)
+        let pool = try DescriptorPool(device: device, forSetsOf: [pipeline])
+        let view = try TexelBufferView(buffer: buffer, format: .rgba32Float)
+        #expect(
+            throws: VulkanSetupError.kernelInterfaceMismatch(
+                kernel: pipeline.name,
+                .bindings(
+                    shader: [.uniformTexelBuffer, .uniformTexelBuffer, .storageBuffer],
+                    given: ["storage buffer", "texel view", "texel view"]))
+        ) {
+            _ = try pool.makeSet(for: pipeline, [.buffer(buffer), .texels(view), .texels(view)])
+        }
+    }
+}
