@@ -5,9 +5,11 @@ import Testing
 import VulkanCompute
 
 /// Runs each check on a validated device with fresh random inputs in every kernel family (lavapipe has what each
-/// needs), and expects it within that family's tolerance. `limits` emulates a smaller device.
+/// needs), and expects it within that family's tolerance. `limits` emulates a smaller device; where `ran` is given,
+/// every kernel a check ran must satisfy it (which variants the device gets).
 private func expectAllPass(
-    _ checks: [KernelCheck], families: [KernelFamily] = KernelFamily.allCases, limits: LimitsMode = .device
+    _ checks: [KernelCheck], families: [KernelFamily] = KernelFamily.allCases, limits: LimitsMode = .device,
+    ran: ((String) -> Bool)? = nil
 ) throws {
     try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, limits: limits)) { device in
         let pipelines = KernelPipelines(device: device)
@@ -19,6 +21,9 @@ private func expectAllPass(
                     comparison.passes,
                     "\(family) \(check.op) \(check.shape) BOSSNET_TEST_SEED=\(seed): \(comparison) \(comparison.kernels)"
                 )
+                if let ran {
+                    #expect(comparison.kernels.allSatisfy(ran), "\(family) \(check.shape): \(comparison.kernels)")
+                }
             }
         }
     }
@@ -66,7 +71,7 @@ func tiledGEMM() throws {
 @Test("conv2d matches the CPU reference: k 1/3/5/7, stride 1/2, odd sizes, batch 1 and 3")
 func conv2d() throws {
     try expectAllPass(
-        ([
+        [
             Conv2D(
                 batch: 1, inChannels: 3, height: 13, width: 11, outChannels: 10, kernelSize: 7, stride: 2, padding: 3,
                 epilogue: Epilogue(activation: .relu)),
@@ -88,43 +93,49 @@ func conv2d() throws {
             Conv2D(
                 batch: 1, inChannels: 3, height: 17, width: 17, outChannels: 32, kernelSize: 7, stride: 2, padding: 3,
                 epilogue: Epilogue(activation: .relu)),
-        ] + sharedWeightShapes.convolutions).map { $0.check() })
+        ].map { $0.check() })
 }
 
-/// Shapes for the kernels that share weights across a subgroup by shuffles (conv2d_shuffle, pointwise_shuffle, on
-/// devices with subgroup shuffles): two workgroups of columns, the second ragged (its last lanes past the end still
-/// take part in the shuffles), and 8- and 16-channel tiles (two and four reduction steps a fetch, an odd window).
-private let sharedWeightShapes = (
-    convolutions: [
-        Conv2D(
-            batch: 1, inChannels: 5, height: 20, width: 20, outChannels: 16, kernelSize: 3, stride: 1, padding: 1,
-            epilogue: Epilogue(activation: .relu, hasResidual: true)),
-        Conv2D(batch: 2, inChannels: 3, height: 15, width: 15, outChannels: 24, kernelSize: 3, stride: 1, padding: 1),
-    ],
-    pointwise: [
-        Pointwise(batch: 3, inChannels: 24, pixels: 100, outChannels: 32, epilogue: Epilogue(activation: .silu)),
-        Pointwise(
-            batch: 7, inChannels: 30, pixels: 49, outChannels: 40,
-            epilogue: Epilogue(activation: .relu, hasResidual: true)),
-    ]
-)
+/// Checks for the kernels that share fetches across a subgroup by shuffles (conv2d_shuffle, pointwise_shuffle,
+/// attention_rows_shuffle, attention_shuffle): two workgroups of columns, the second ragged (its last lanes past the
+/// end still take part in the shuffles); 8-, 16- and 32-channel tiles (four, two and one reduction steps a fetch, an
+/// odd window); token counts below 8 and past a multiple of 8.
+private let shuffleChecks = [
+    Conv2D(
+        batch: 1, inChannels: 5, height: 20, width: 20, outChannels: 16, kernelSize: 3, stride: 1, padding: 1,
+        epilogue: Epilogue(activation: .relu, hasResidual: true)
+    ).check(),
+    Conv2D(batch: 2, inChannels: 3, height: 15, width: 15, outChannels: 24, kernelSize: 3, stride: 1, padding: 1)
+        .check(),
+    Pointwise(batch: 3, inChannels: 24, pixels: 100, outChannels: 32, epilogue: Epilogue(activation: .silu)).check(),
+    Pointwise(
+        batch: 7, inChannels: 30, pixels: 49, outChannels: 40, epilogue: Epilogue(activation: .relu, hasResidual: true)
+    ).check(),
+    Attention(batch: 3, heads: 2, tokens: 49, activation: .silu).check(),
+    Attention(batch: 1, heads: 1, tokens: 7).check(),
+]
+
+@Test(
+    "with subgroup shuffles (lavapipe has them) conv2d, pointwise and attention run their _shuffle kernels, correctly")
+func withShuffles() throws {
+    try withValidatedDevice { device in
+        #expect(device.limits.sharesFetchesAcrossSubgroup, "\(device.limits)")
+    }
+    try expectAllPass(shuffleChecks, families: [.texel, .storage], ran: { $0.contains("_shuffle") })
+}
 
 @Test(
     "without subgroup shuffles (the spec's minimum limits) conv2d, pointwise and attention run their plain kernels, correctly"
 )
 func withoutShuffles() throws {
     try expectAllPass(
-        sharedWeightShapes.convolutions.map { $0.check() } + sharedWeightShapes.pointwise.map { $0.check() } + [
-            Attention(batch: 3, heads: 2, tokens: 49, activation: .silu).check(),
-            Attention(batch: 1, heads: 1, tokens: 7).check(),
-        ],
-        families: [.texel, .storage], limits: .minimum)
+        shuffleChecks, families: [.texel, .storage], limits: .minimum, ran: { !$0.contains("_shuffle") })
 }
 
 @Test("pointwise and linear match the CPU reference: odd channels, pixels with and without vec4 reads")
 func pointwise() throws {
     try expectAllPass(
-        ([
+        [
             Pointwise(batch: 1, inChannels: 13, pixels: 49, outChannels: 19, epilogue: Epilogue(activation: .silu)),
             Pointwise(
                 batch: 3, inChannels: 16, pixels: 36, outChannels: 24,
@@ -148,7 +159,7 @@ func pointwise() throws {
             Pointwise(batch: 2, inChannels: 12, pixels: 6, outChannels: 24, epilogue: Epilogue(activation: .relu)),
             Pointwise(batch: 5, inChannels: 8, pixels: 7, outChannels: 16),
             Pointwise(batch: 1, inChannels: 36, pixels: 9, outChannels: 8, epilogue: Epilogue(activation: .sigmoid)),
-        ] + sharedWeightShapes.pointwise).map { $0.check() })
+        ].map { $0.check() })
 }
 
 @Test("depthwise matches the CPU reference: 3x3, 5x5, 7x7, stride 1 and 2 on odd sizes")
