@@ -80,10 +80,9 @@ public struct WeightsCache: Sendable {
         }
         do {
             return try CheckpointWeights(state: TorchCheckpoint.stateDict(at: file, ema: ema), model: model)
-        } catch let error as CheckpointError {
+        } catch CheckpointError.noStateDict(let reason) {
             // A checkpoint without `model_ema` is not a bad file: say so as it is.
-            if case .noStateDict = error { throw error }
-            throw PublishedWeightsError.cachedFileInvalid(path: file, model: model.name, reason: "\(error)")
+            throw CheckpointError.noStateDict(reason)
         } catch {
             throw PublishedWeightsError.cachedFileInvalid(path: file, model: model.name, reason: "\(error)")
         }

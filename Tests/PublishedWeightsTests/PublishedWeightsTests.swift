@@ -15,13 +15,25 @@ private func fixture(_ name: String, target: String = "PublishedWeightsTests") -
 private let checkpointBytes = try! Data(contentsOf: fixture("BossNet-T0-80_8.pth"))
 private let assetPath = "/v0.1/BossNet-T0-80_8.pth"
 
-/// A loopback server answering `routes`, and a fresh cache folder (not yet created) for a cache to download into.
+/// A loopback server answering `routes`, a fresh cache folder (not yet created) and a cache that downloads into it
+/// from the server's v0.1/, and the checkpoint the tests fetch (BossNet-T0's).
 private struct Setup {
     let server: LoopbackHTTPServer
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
         "bossnet-weights-\(UUID().uuidString)", isDirectory: true)
+    let checkpoint: PublishedCheckpoint
 
-    init(routes: [String: [LoopbackHTTPServer.Behaviour]]) throws { server = try LoopbackHTTPServer(routes: routes) }
+    init(routes: [String: [LoopbackHTTPServer.Behaviour]]) throws {
+        server = try LoopbackHTTPServer(routes: routes)
+        checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
+    }
+
+    var cache: WeightsCache { WeightsCache(directory: folder, source: server.url("v0.1/")) }
+
+    /// Creates the cache folder, for a test that places files in it first.
+    func createFolder() throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
 
     /// Stops the server and removes the folder.
     func close() {
@@ -63,18 +75,18 @@ func downloadsOnce() throws {
         "/assets/BossNet-T0-80_8.pth": [.serve(checkpointBytes)],
     ])
     defer { setup.close() }
-    let (server, folder) = (setup.server, setup.folder)
-    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
+    let server = setup.server
+    let cache = setup.cache
     let events = Events()
 
     let weights = try cache.weights(for: model, progress: events.add)
     let direct = try CheckpointWeights(
         state: TorchCheckpoint.stateDict(at: fixture("BossNet-T0-80_8.pth")), model: model)
     #expect(weights.state.tensors.map(\.values) == direct.state.tensors.map(\.values))
-    #expect(try Data(contentsOf: cache.path(of: PublishedCheckpoint.of(model: "bossnet_T0"))) == checkpointBytes)
+    #expect(try Data(contentsOf: cache.path(of: setup.checkpoint)) == checkpointBytes)
     #expect(
         !FileManager.default.fileExists(
-            atPath: cache.partialPath(of: try PublishedCheckpoint.of(model: "bossnet_T0")).path))
+            atPath: cache.partialPath(of: setup.checkpoint).path))
     #expect(events.finished && events.resumptions == [0])
     #expect(server.requests.map(\.path) == [assetPath, "/assets/BossNet-T0-80_8.pth"])
 
@@ -90,7 +102,7 @@ func resumesInTheSameCall() throws {
     defer { setup.close() }
     let (server, folder) = (setup.server, setup.folder)
     let events = Events()
-    _ = try WeightsCache(directory: folder, source: server.url("v0.1/")).weights(for: model, progress: events.add)
+    _ = try setup.cache.weights(for: model, progress: events.add)
     #expect(server.requests.map(\.range) == [nil, "bytes=50000-"])
     #expect(events.retries == [50_000] && events.resumptions == [0, 50_000])
     #expect(try Data(contentsOf: folder.appendingPathComponent("BossNet-T0-80_8.pth")) == checkpointBytes)
@@ -105,10 +117,10 @@ func resumesInALaterCall() throws {
         ]
     ])
     defer { setup.close() }
-    let (server, folder) = (setup.server, setup.folder)
-    var cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
+    let server = setup.server
+    var cache = setup.cache
     cache.attempts = 2
-    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
+    let checkpoint = setup.checkpoint
     #expect(
         throws: PublishedWeightsError.interrupted(
             url: checkpoint.url(source: server.url("v0.1/")), received: 70_000,
@@ -129,10 +141,10 @@ func resumesInALaterCall() throws {
 func serverIgnoringRange() throws {
     let setup = try Setup(routes: [assetPath: [.serveIgnoringRange(checkpointBytes)]])
     defer { setup.close() }
-    let (server, folder) = (setup.server, setup.folder)
-    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
-    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let server = setup.server
+    let cache = setup.cache
+    let checkpoint = setup.checkpoint
+    try setup.createFolder()
     try Data(repeating: 0xAB, count: 1000).write(to: cache.partialPath(of: checkpoint))
     _ = try cache.weights(for: model)
     #expect(server.requests.map(\.range) == ["bytes=1000-"])
@@ -145,10 +157,10 @@ func serverIgnoringRange() throws {
 func partialFileAtOrPastTheEnd() throws {
     let setup = try Setup(routes: [assetPath: [.serve(checkpointBytes)]])
     defer { setup.close() }
-    let (server, folder) = (setup.server, setup.folder)
-    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
-    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let server = setup.server
+    let cache = setup.cache
+    let checkpoint = setup.checkpoint
+    try setup.createFolder()
 
     // Whole: the server answers 416 with its size, which is the file's.
     try checkpointBytes.write(to: cache.partialPath(of: checkpoint))
@@ -168,7 +180,7 @@ func partialFileAtOrPastTheEnd() throws {
 func sharedCacheDownloadsOnce() throws {
     let setup = try Setup(routes: [assetPath: [.serve(checkpointBytes)]])
     defer { setup.close() }
-    let cache = WeightsCache(directory: setup.folder, source: setup.server.url("v0.1/"))
+    let cache = setup.cache
     let group = DispatchGroup()
     let failures = Failures()
     for _ in 0..<2 {
@@ -179,7 +191,7 @@ func sharedCacheDownloadsOnce() throws {
     group.wait()
     #expect(failures.all.isEmpty, "\(failures.all)")
     #expect(setup.server.requests.count == 1, "the second caller waited for the first one's file")
-    #expect(try Data(contentsOf: cache.path(of: PublishedCheckpoint.of(model: "bossnet_T0"))) == checkpointBytes)
+    #expect(try Data(contentsOf: cache.path(of: setup.checkpoint)) == checkpointBytes)
 }
 
 @Test("a wrong file (a torch.save archive of another model, a PNG) is refused, deleted and never cached")
@@ -188,9 +200,9 @@ func wrongFile() throws {
     let png = try Data(contentsOf: fixture("gradient.png", target: "ImagesTests"))
     let setup = try Setup(routes: [assetPath: [.serve(other), .serve(png)]])
     defer { setup.close() }
-    let (server, folder) = (setup.server, setup.folder)
-    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
-    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
+    let server = setup.server
+    let cache = setup.cache
+    let checkpoint = setup.checkpoint
     for expected in ["does not fit model bossnet_T0", "not a PyTorch checkpoint"] {
         do {
             _ = try cache.weights(for: model)
@@ -210,8 +222,8 @@ func serverErrorAndOffline() throws {
     let setup = try Setup(routes: [assetPath: [.status(500)]])
     defer { setup.close() }
     let (server, folder) = (setup.server, setup.folder)
-    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
-    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
+    let checkpoint = setup.checkpoint
+    let cache = setup.cache
     let url = checkpoint.url(source: server.url("v0.1/"))
     #expect(throws: PublishedWeightsError.httpStatus(url: url, status: 500, cachePath: cache.path(of: checkpoint))) {
         _ = try cache.weights(for: model)
@@ -247,10 +259,10 @@ func serverErrorAndOffline() throws {
 func placedByHand() throws {
     let setup = try Setup(routes: [:])
     defer { setup.close() }
-    let (server, folder) = (setup.server, setup.folder)
-    let cache = WeightsCache(directory: folder, source: server.url("v0.1/"))
-    let checkpoint = try PublishedCheckpoint.of(model: "bossnet_T0")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let server = setup.server
+    let cache = setup.cache
+    let checkpoint = setup.checkpoint
+    try setup.createFolder()
     try checkpointBytes.write(to: cache.path(of: checkpoint))
     _ = try cache.weights(for: model)
     #expect(server.requests.isEmpty)
