@@ -23,15 +23,19 @@ for tool in perf gdb python3; do
 done
 [ -x "$bossnet" ] || { echo "error: no bossnet at $bossnet (swift build -c release first)" >&2; exit 2; }
 
+pid=""
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$bossnet" bench "${args[@]}" --iterations 1000 --warmup 1 >/dev/null 2>&1 &
 pid=$!
 echo "sampling bossnet bench ${args[*]} (pid $pid) after 15 s of warm-up ..." >&2
 sleep 15
-perf record -F 4000 -p "$pid" -o "$work/perf.data" -- sleep 8 >/dev/null 2>&1
+kill -0 "$pid" 2>/dev/null || { echo "error: the bench ended early (run it alone to see why)" >&2; exit 1; }
+# perf's own messages stay visible: a permission error says which sysctl to change.
+perf record -F 4000 -p "$pid" -o "$work/perf.data" -- sleep 8 >/dev/null
 perf script -i "$work/perf.data" -F ip 2>/dev/null >"$work/ips"
+[ -s "$work/ips" ] || { echo "error: perf recorded no samples" >&2; exit 1; }
 
 # The hottest 256-byte windows, then each disassembled with per-instruction counts.
 python3 - "$work/ips" >"$work/windows" <<'EOF'

@@ -229,10 +229,10 @@ func benchComparesFamilies() throws {
         line.components(separatedBy: "  ").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
     let rows = lines.filter { $0.hasPrefix("hytra") }.prefix(2).map(columns)
-    #expect(rows.count == 2)
-    guard rows.count == 2, let texel = Double(rows[0][8].split(separator: " ")[0]),
-        let storage = Double(rows[1][8].split(separator: " ")[0]), texel > 0
-    else { return }
+    try #require(rows.count == 2 && rows.allSatisfy { $0.count > 8 }, "\(rows)")
+    let texel = try #require(Double(rows[0][8].split(separator: " ")[0]))
+    let storage = try #require(Double(rows[1][8].split(separator: " ")[0]))
+    try #require(texel > 0)
     #expect(rows[0].last == "1.00x texel")
     let printed = try #require(Double(rows[1].last?.split(separator: "x").first ?? ""))
     // The printed medians are rounded to 0.1 ms and the ratio to 0.01: that much and no more may separate them.
