@@ -78,21 +78,22 @@ void main() {
     vec4 acc[ROWS];
     [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
 
-    // Four channels a step: lavapipe blends every value carried around a loop once per iteration, so fewer, longer
-    // iterations keep more of the time in the multiply-adds.
+    // Four channels a step (eight with shared weights): lavapipe blends every value carried around a loop once per
+    // iteration, so fewer, longer iterations keep more of the time in the multiply-adds (sixteen made LLVM's code 1.4x
+    // slower).
     uint c = 0u;
 #if defined(SHUFFLE_WEIGHTS)
     // Lane l (of the first 8) fetches vec4 l % G of channel c + l / G: G vec4s a channel, 8 / G channels a fetch.
-    const uint G = ROWS / 4u, PER_FETCH = 8u / G;
+    const uint G = ROWS / 4u, PER_FETCH = 8u / G, STEP = 8u;
     const uint lane = gl_SubgroupInvocationID & 7u;
     const int w_lane = int(lane / G) * w_row + w_column + int(lane % G);
-    for (; c + 4u <= p.in_channels; c += 4u) {
+    for (; c + STEP <= p.in_channels; c += STEP) {
         // All fetches first, then the arithmetic: on lavapipe a texelFetch is a call, and a call between
         // multiply-adds makes the compiler save and restore the accumulators around it.
-        vec4 xv[4], wv[4];
-        [[unroll]] for (uint u = 0u; u < 4u; ++u) xv[u] = fetch_columns(c + u);
-        [[unroll]] for (uint u = 0u; u < 4u; u += PER_FETCH) wv[u] = LOAD_WEIGHTS4(w, int(c + u) * w_row + w_lane);
-        [[unroll]] for (uint u = 0u; u < 4u; ++u) {
+        vec4 xv[STEP], wv[STEP];
+        [[unroll]] for (uint u = 0u; u < STEP; ++u) xv[u] = fetch_columns(c + u);
+        [[unroll]] for (uint u = 0u; u < STEP; u += PER_FETCH) wv[u] = LOAD_WEIGHTS4(w, int(c + u) * w_row + w_lane);
+        [[unroll]] for (uint u = 0u; u < STEP; ++u) {
             ACCUMULATE_SHUFFLED(wv[u - u % PER_FETCH], (u % PER_FETCH) * G, xv[u])
         }
     }
