@@ -28,6 +28,9 @@ layout(constant_id = 3) const bool HAS_RESIDUAL = false;
 // Output channels per invocation: 8, 16 where M is a multiple of 16 (each input fetch then feeds twice the
 // multiply-adds), 32 where M is a multiple of 32 in pointwise_shuffle (RegisterTiles in Epilogue.swift).
 layout(constant_id = 4) const uint ROWS = 8;
+// The Winograd products (Sources/Kernels/Winograd.swift): workgroup z runs GEMM z of a stack (its own weights, input
+// and output, one after another in their buffers, batch 1) and stores the sums as they are, without the epilogue.
+layout(constant_id = 5) const bool PRODUCTS = false;
 
 
 INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
@@ -60,17 +63,19 @@ void main() {
     // part in the shuffles).
     const uint tile0 = min(col0, (columns - 1u) / 4u * 4u);
     const uint m0 = gl_WorkGroupID.y * ROWS;
-    const int w_row = int(p.m_vec4), w_column = int(m0 / 4u);
+    // GEMM z of a PRODUCTS stack starts z matrices on in each buffer.
+    const uint z = PRODUCTS ? gl_WorkGroupID.z : 0u;
+    const int w_row = int(p.m_vec4), w_column = int(z * p.in_channels * p.m_vec4 + m0 / 4u);
 
     if (VEC4_INPUT) {
         // Four columns of one image: x[n][c][p0 .. p0+3] is texel ((n * C + c) * pixels + p0) / 4.
         const uint n = tile0 / p.pixels, p0 = tile0 % p.pixels;
-        first = int((n * p.in_channels * p.pixels + p0) / 4u);
+        first = int(((z + n) * p.in_channels * p.pixels + p0) / 4u);
         step = int(p.pixels / 4u);
     } else {
         for (uint j = 0u; j < 4u; ++j) {
             const uint col = min(tile0 + j, columns - 1u);
-            base[j] = int((col / p.pixels) * p.in_channels * p.pixels + col % p.pixels);
+            base[j] = int((z + col / p.pixels) * p.in_channels * p.pixels + col % p.pixels);
         }
         step = int(p.pixels);
     }
@@ -113,14 +118,16 @@ void main() {
     for (uint i = 0u; i < ROWS; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
-        const float scale = LOAD_SMALL(affine, int(m));
-        const float shift = LOAD_SMALL(affine, int(p.out_channels + m));
+        const float scale = PRODUCTS ? 1.0 : LOAD_SMALL(affine, int(m));
+        const float shift = PRODUCTS ? 0.0 : LOAD_SMALL(affine, int(p.out_channels + m));
         for (uint j = 0u; j < 4u; ++j) {
             const uint col = col0 + j;
             if (col >= columns) break;
-            const uint o = ((col / p.pixels) * p.out_channels + m) * p.pixels + col % p.pixels;
+            const uint o = ((z + col / p.pixels) * p.out_channels + m) * p.pixels + col % p.pixels;
             const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
-            STORE1(y, o, epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
+            // (The products are stored through this same code: a separate store loop for them, with a `continue`
+            // past the epilogue, made lavapipe run the whole kernel ten times slower.)
+            STORE1(y, o, PRODUCTS ? acc[i][j] : epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
         }
     }
 }

@@ -74,9 +74,22 @@ public struct Conv2D: Hashable, Sendable, Codable {
             residual: residual, epilogue: epilogue)
     }
 
-    /// OIHW weights packed for the kernel (see ``packWeightsForGEMM(_:outputs:reduction:)``).
-    public func packWeights(_ weights: [Float]) -> [Float] {
-        packWeightsForGEMM(weights, outputs: outChannels, reduction: inChannels * kernelSize * kernelSize)
+    /// OIHW weights packed for the kernels `config` runs: transformed for ``Winograd`` where it runs, else as the
+    /// GEMM kernels read them (see ``packWeightsForGEMM(_:outputs:reduction:)``).
+    public func packWeights(_ weights: [Float], config: KernelConfig) -> [Float] {
+        if let winograd = winograd(config) { return winograd.packWeights(weights) }
+        return packWeightsForGEMM(weights, outputs: outChannels, reduction: inChannels * kernelSize * kernelSize)
+    }
+
+    /// Values ``packWeights(_:config:)`` gives.
+    public func packedWeightCount(_ config: KernelConfig) -> Int {
+        winograd(config)?.weightCount ?? Grid.roundUp(outChannels, to: 8) * reduction
+    }
+
+    /// How the register-tiled families run this convolution where it is 3x3 with stride 1 (`nil` elsewhere and in
+    /// the tiled families, whose GEMM tiles are already shaped for GPUs).
+    public func winograd(_ config: KernelConfig) -> Winograd? {
+        config.family.isTiled ? nil : Winograd(self)
     }
 
     struct PushConstants: BitwiseCopyable {
@@ -90,21 +103,32 @@ public struct Conv2D: Hashable, Sendable, Codable {
         config.family.isTiled ? TiledConvolution(self, config: config) : nil
     }
 
-    /// Floats of scratch the dispatches need under `config` (split-K's partial sums).
-    public func scratchCount(_ config: KernelConfig) -> Int { tiled(config)?.partialCount ?? 0 }
+    /// Floats of each scratch buffer the dispatches need under `config`: split-K's partial sums, or Winograd's
+    /// transformed input and products.
+    public func scratchCounts(_ config: KernelConfig) -> [Int] {
+        if let winograd = winograd(config) { return [winograd.transformedCount, winograd.productCount] }
+        let partials = tiled(config)?.partialCount ?? 0
+        return partials > 0 ? [partials] : []
+    }
 
-    /// The dispatches and their bindings: the input, the weights packed by ``packWeights(_:)``, the affine packed by
-    /// ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one), the output, and scratch of
-    /// ``scratchCount(_:)`` floats when that is not zero.
+    /// The dispatches and their bindings: the input, the weights packed by ``packWeights(_:config:)``, the affine
+    /// packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the epilogue has one), the output, and one
+    /// scratch buffer for each of ``scratchCounts(_:)``.
     public func steps<Resource>(
         input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
-        scratch: Resource? = nil,
+        scratch: [Resource] = [],
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         if let tiled = tiled(config) {
             return tiled.steps(
                 input: input, weights: weights, affine: affine, residual: residual, output: output,
-                partials: scratch, dataPath: config.dataPath)
+                partials: scratch.first, dataPath: config.dataPath)
+        }
+        if let winograd = winograd(config) {
+            precondition(scratch.count == 2, "Winograd needs two scratch buffers (see scratchCounts(_:))")
+            return winograd.steps(
+                input: input, weights: weights, affine: affine, residual: residual, output: output,
+                transformed: scratch[0], products: scratch[1], config: config)
         }
         return [
             KernelStep(
@@ -155,7 +179,7 @@ extension Conv2D {
             channels: outChannels,
             weightCount: weightCount, fanIn: inChannels * kernelSize * kernelSize, epilogue: epilogue,
             pack: packWeights,
-            scratchCount: scratchCount,
+            scratchCounts: scratchCounts,
             steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }

@@ -107,7 +107,7 @@ public struct TiledConvolution: Hashable, Sendable {
         let groups = ((columns + tile.bn - 1) / tile.bn, (c.outChannels + tile.bm - 1) / tile.bm, splits)
         let kernel = Conv2D.name + "_tiled" + (halfProducts ? "_fp16math" : "")
         precondition(
-            splits == 1 || partials != nil, "split-K needs scratch for its partial sums (see scratchCount(_:))")
+            splits == 1 || partials != nil, "split-K needs scratch for its partial sums (see scratchCounts(_:))")
         guard splits > 1, let partials else {
             let launch = KernelLaunch(
                 kernel: kernel, specialization: specialization, pushConstants: push, groups: groups)

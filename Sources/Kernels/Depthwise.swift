@@ -120,7 +120,8 @@ extension Depthwise {
         convolutionCheck(
             op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
             channels: channels,
-            weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue, pack: { $0 },
+            weightCount: weightCount, fanIn: kernelSize * kernelSize, epilogue: epilogue,
+            pack: { weights, _ in weights },
             steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }

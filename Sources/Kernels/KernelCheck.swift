@@ -142,12 +142,12 @@ func randomAffine(_ channels: Int, _ random: inout SeededRandom, _ runner: Kerne
 /// The check the three convolution kernels share: they differ in shapes, weight packing, steps and reference.
 func convolutionCheck(
     op: String, shape: String, inputCount: Int, outputCount: Int, channels: Int, weightCount: Int, fanIn: Int,
-    epilogue: Epilogue, pack: @escaping @Sendable ([Float]) -> [Float],
-    scratchCount: @escaping @Sendable (KernelConfig) -> Int = { _ in 0 },
+    epilogue: Epilogue, pack: @escaping @Sendable (_ weights: [Float], _ config: KernelConfig) -> [Float],
+    scratchCounts: @escaping @Sendable (KernelConfig) -> [Int] = { _ in [] },
     steps:
         @escaping @Sendable (
             _ input: VulkanBuffer, _ weights: VulkanBuffer, _ affine: VulkanBuffer, _ residual: VulkanBuffer?,
-            _ output: VulkanBuffer, _ scratch: VulkanBuffer?, _ config: KernelConfig
+            _ output: VulkanBuffer, _ scratch: [VulkanBuffer], _ config: KernelConfig
         ) -> [KernelStep<VulkanBuffer>],
     reference:
         @escaping @Sendable (
@@ -160,12 +160,12 @@ func convolutionCheck(
         let (scale, shift) = randomAffine(channels, &random, runner)
         let residual = epilogue.hasResidual ? runner.stored(random.floats(outputCount)) : nil
         let y = try runner.output(outputCount)
-        let scratch = scratchCount(runner.config)
+        let scratch = try scratchCounts(runner.config).map(runner.output)
         runner.add(
             steps(
-                try runner.input(input), try runner.input(pack(weights)),
+                try runner.input(input), try runner.input(pack(weights, runner.config)),
                 try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), try residual.map(runner.input), y,
-                scratch > 0 ? try runner.output(scratch) : nil, runner.config))
+                scratch, runner.config))
         try runner.run()
         return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
     }

@@ -89,17 +89,17 @@ public struct Pointwise: Hashable, Sendable, Codable {
     /// The most images the GEMV kernel takes (its accumulators are sized for them).
     static let gemvMaxBatch = 4
 
-    /// Floats of scratch the dispatches need under `config` (split-K's partial sums).
-    public func scratchCount(_ config: KernelConfig) -> Int {
-        usesGEMV(config) ? 0 : asConvolution.scratchCount(config)
+    /// Floats of each scratch buffer the dispatches need under `config` (split-K's partial sums).
+    public func scratchCounts(_ config: KernelConfig) -> [Int] {
+        usesGEMV(config) ? [] : asConvolution.scratchCounts(config)
     }
 
     /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
     /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
-    /// epilogue has one), the output, and scratch of ``scratchCount(_:)`` floats when that is not zero.
+    /// epilogue has one), the output, and one scratch buffer for each of ``scratchCounts(_:)``.
     public func steps<Resource>(
         input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
-        scratch: Resource? = nil,
+        scratch: [Resource] = [],
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         if usesGEMV(config) {
@@ -141,17 +141,20 @@ public struct Pointwise: Hashable, Sendable, Codable {
     }
 
     /// The register-tiled dispatch on a device with `limits` (see
-    /// ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings).
-    public func launch(_ limits: DeviceLimits) -> KernelLaunch {
+    /// ``steps(input:weights:affine:residual:output:scratch:config:)`` for its bindings). With `products` above 0, a
+    /// stack of that many GEMMs of this shape at batch 1 (``Winograd``'s): GEMM z reads input, weights and output z
+    /// matrices on in their buffers, and stores its sums without the epilogue.
+    public func launch(_ limits: DeviceLimits, products: Int = 0) -> KernelLaunch {
+        precondition(products == 0 || batch == 1, "a stack of GEMMs runs at batch 1")
         let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels, limits: limits, maxRows: 32)
         return KernelLaunch(
             kernel: limits.shuffleVariant(of: Self.name),
             specialization: [
                 0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
-                3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)),
+                3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)), 5: .bool(products > 0),
             ],
             pushConstants: pushConstants,
-            groups: tiles.groups)
+            groups: (tiles.groups.x, tiles.groups.y, max(1, products)))
     }
 }
 
@@ -173,8 +176,9 @@ extension Pointwise {
         convolutionCheck(
             op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
             channels: outChannels,
-            weightCount: weightCount, fanIn: inChannels, epilogue: epilogue, pack: packWeights,
-            scratchCount: scratchCount,
+            weightCount: weightCount, fanIn: inChannels, epilogue: epilogue,
+            pack: { weights, _ in packWeights(weights) },
+            scratchCounts: scratchCounts,
             steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })
     }

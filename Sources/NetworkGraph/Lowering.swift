@@ -144,7 +144,7 @@ struct Lowering: Sendable {
     /// The tile and split of a GEMM-shaped node under `config`, for the profile.
     private static func tiling(_ op: Op, _ config: KernelConfig) -> String? {
         switch op {
-        case let .conv2d(conv, _): conv.tiled(config)?.summary
+        case let .conv2d(conv, _): conv.tiled(config)?.summary ?? (conv.winograd(config) != nil ? "winograd" : nil)
         case let .pointwise(pointwise, _):
             pointwise.usesGEMV(config) ? "gemv" : pointwise.asConvolution.tiled(config)?.summary
         case .depthwise, .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .attention, .add: nil
@@ -159,19 +159,17 @@ struct Lowering: Sendable {
         let activation = elementBytes
         switch node.op {
         case let .conv2d(op, p):
-            let partials = op.scratchCount(config)
             return op.steps(
                 input: x,
-                weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.reduction),
+                weights: weight(op.packWeights(p.weights, config: config), count: op.packedWeightCount(config)),
                 affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
-                scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
+                scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
         case let .pointwise(op, p):
-            let partials = op.scratchCount(config)
             return op.steps(
                 input: x,
                 weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.inChannels),
                 affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
-                scratch: partials > 0 ? scratch(index, bytes: 4 * partials) : nil, config: config)
+                scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
         case let .depthwise(op, p):
             return op.steps(
                 input: x, weights: weight(p.weights, count: p.weights.count),

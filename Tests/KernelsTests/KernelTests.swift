@@ -101,11 +101,12 @@ func conv2d() throws {
 /// end still take part in the shuffles); 8-, 16- and 32-channel tiles (four, two and one reduction steps a fetch, an
 /// odd window); token counts below 8 and past a multiple of 8.
 private let shuffleChecks = [
+    // (3x3 at stride 1 runs as Winograd, whose GEMMs are pointwise_shuffle; these run conv2d_shuffle.)
     Conv2D(
-        batch: 1, inChannels: 5, height: 20, width: 20, outChannels: 16, kernelSize: 3, stride: 1, padding: 1,
+        batch: 1, inChannels: 5, height: 39, width: 39, outChannels: 16, kernelSize: 3, stride: 2, padding: 1,
         epilogue: Epilogue(activation: .relu, hasResidual: true)
     ).check(),
-    Conv2D(batch: 2, inChannels: 3, height: 15, width: 15, outChannels: 24, kernelSize: 3, stride: 1, padding: 1)
+    Conv2D(batch: 2, inChannels: 3, height: 15, width: 15, outChannels: 24, kernelSize: 5, stride: 1, padding: 2)
         .check(),
     Pointwise(batch: 3, inChannels: 24, pixels: 100, outChannels: 32, epilogue: Epilogue(activation: .silu)).check(),
     Pointwise(
@@ -130,6 +131,60 @@ func withShuffles() throws {
 func withoutShuffles() throws {
     try expectAllPass(
         shuffleChecks, families: [.texel, .storage], limits: .minimum, ran: { !$0.contains("_shuffle") })
+}
+
+/// Winograd F(2x2, 3x3) for every 3x3, stride-1 convolution of the register-tiled families: output sides odd and
+/// even (a last tile half outside the image), padding 0, 1 and 2, batch 1 to 3, 8-, 16- and 32-channel tiles of the
+/// products' GEMMs (with shuffles on lavapipe; without under the minimum limits), a ragged second workgroup of
+/// columns, residuals and activations.
+private let winogradChecks = [
+    Conv2D(
+        batch: 3, inChannels: 5, height: 9, width: 9, outChannels: 17, kernelSize: 3, padding: 1,
+        epilogue: Epilogue(activation: .relu, hasResidual: true)),
+    Conv2D(
+        batch: 2, inChannels: 9, height: 7, width: 7, outChannels: 48, kernelSize: 3, padding: 1,
+        epilogue: Epilogue(activation: .silu, hasResidual: true)),
+    Conv2D(batch: 1, inChannels: 16, height: 13, width: 10, outChannels: 32, kernelSize: 3, padding: 0),
+    Conv2D(
+        batch: 1, inChannels: 3, height: 6, width: 5, outChannels: 8, kernelSize: 3, padding: 2,
+        epilogue: Epilogue(activation: .sigmoid)),
+    Conv2D(batch: 1, inChannels: 12, height: 40, width: 40, outChannels: 64, kernelSize: 3, padding: 1),
+]
+
+@Test("3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) in the texel and storage families and match the reference")
+func winograd() throws {
+    let isWinograd: (String) -> Bool = { $0.hasPrefix("winograd_") || $0.hasPrefix("pointwise") }
+    try expectAllPass(winogradChecks.map { $0.check() }, families: [.texel, .storage], ran: isWinograd)
+    try expectAllPass(
+        winogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
+        ran: { isWinograd($0) && !$0.contains("_shuffle") })
+    // Each check ran all three steps; the tiled families keep their implicit GEMM.
+    let conv = winogradChecks[0]
+    let texel = KernelConfig(family: .texel, limits: .vulkanMinimum)
+    #expect(
+        conv.steps(input: 0, weights: 1, affine: 2, residual: 3, output: 4, scratch: [5, 6], config: texel)
+            .map(\.launch.kernel) == ["winograd_input", "pointwise", "winograd_output"])
+    #expect(conv.winograd(texel.with(.tiled)) == nil && conv.scratchCounts(texel.with(.tiled)).isEmpty)
+    #expect(
+        Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, stride: 2, padding: 1)
+            .winograd(texel) == nil)
+}
+
+@Test("Winograd's filter transform: a 3x3 filter of ones becomes a a^T with a = G (1, 1, 1) = (1, 1.5, 0.5, 1)")
+func winogradFilterTransform() throws {
+    let conv = Conv2D(batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 1, kernelSize: 3, padding: 1)
+    let winograd = try #require(Winograd(conv))
+    #expect((winograd.tilesX, winograd.tilesY, winograd.columns, winograd.paddedColumns) == (2, 2, 4, 4))
+    let packed = winograd.packWeights([Float](repeating: 1, count: 9))
+    // 16 positions, each a [C = 1][Mpad = 8] matrix: the filter's value first, zeros in the padding.
+    #expect(packed.count == winograd.weightCount && packed.count == 16 * 8)
+    let a: [Float] = [1, 1.5, 0.5, 1]
+    for i in 0..<4 {
+        for j in 0..<4 {
+            #expect(packed[(4 * i + j) * 8] == a[i] * a[j], "U[\(i)][\(j)]")
+            #expect(packed[((4 * i + j) * 8 + 1)..<((4 * i + j) * 8 + 8)].allSatisfy { $0 == 0 })
+        }
+    }
 }
 
 @Test("pointwise and linear match the CPU reference: odd channels, pixels with and without vec4 reads")

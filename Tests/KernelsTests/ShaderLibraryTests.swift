@@ -62,11 +62,14 @@ func stepsMatchShaders() throws {
         let config = KernelConfig(family: family, limits: limits)
         steps +=
             Add(count: 5).steps(a: 0, b: 1, output: 2, config: config)
+            // 3x3, stride 1: Winograd in the register-tiled families; stride 2: the direct kernel.
             + Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, padding: 1)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: [4, 5], config: config)
+            + Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, stride: 2, padding: 1)
             .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, config: config)
             // A long reduction on a small grid: split-K in the tiled families.
             + Conv2D(batch: 1, inChannels: 512, height: 2, width: 2, outChannels: 64, kernelSize: 3, padding: 1)
-            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: 4, config: config)
+            .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: [4, 5], config: config)
             + Pointwise(batch: 1, inChannels: 8, pixels: 4, outChannels: 8).steps(
                 input: 0, weights: 1, affine: 2, residual: 3,
                 output: 4, config: config)
