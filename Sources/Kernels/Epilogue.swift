@@ -75,7 +75,10 @@ public struct RegisterTiles: Sendable {
         rows =
             limits.sharesFetchesAcrossSubgroup && maxRows >= 32 && outputs % 32 == 0
             ? 32 : outputs % 16 == 0 && maxRows >= 16 ? 16 : 8
-        local = min(64, Grid.roundUp(columnTiles, to: 8))
+        // As few workgroups of columns as 64 lanes allow, the tiles spread evenly over them (to whole groups of 8
+        // lanes): 98 tiles (stage 4 at batch 8) take two workgroups of 56 lanes, not 64 and 34 idle.
+        let columnGroups = (columnTiles + 63) / 64
+        local = Grid.roundUp((columnTiles + columnGroups - 1) / columnGroups, to: 8)
         groups = ((columnTiles + local - 1) / local, (outputs + rows - 1) / rows, 1)
     }
 }
