@@ -2,7 +2,9 @@ import Foundation
 import VulkanCompute
 
 /// Dense convolution (groups = 1), k x k with k in 1...7, stride 1 or 2, zero padding, and the fused ``Epilogue``.
-/// Kernel: Shaders/conv2d.comp. Pointwise convolutions should use ``Pointwise``, which is faster.
+/// Kernel: Shaders/conv2d.comp; 3x3 stride-1 convolutions run as ``Winograd`` in the register-tiled families, and
+/// every convolution as a ``TiledConvolution`` in the tiled ones. Pointwise convolutions should use ``Pointwise``,
+/// which is faster.
 public struct Conv2D: Hashable, Sendable, Codable {
     public var batch: Int
     public var inChannels: Int
