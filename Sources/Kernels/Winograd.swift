@@ -37,8 +37,6 @@ public struct Winograd: Hashable, Sendable {
     public var productCount: Int { 16 * conv.outChannels * paddedColumns }
     /// Floats of the packed, transformed weights: 16 GEMM weight matrices of `[C][Mpad]`.
     public var weightCount: Int { 16 * conv.inChannels * Grid.roundUp(conv.outChannels, to: 8) }
-    /// Multiply-adds of the 16 GEMMs (the direct convolution's ``Conv2D/madds`` is 2.25x this on even sides).
-    public var madds: Int { 16 * conv.outChannels * conv.inChannels * columns }
 
     /// The filters transformed, U = G g G^T for each (output, input) channel pair, where
     /// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], and packed as the GEMMs read them: for each of
