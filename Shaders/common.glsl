@@ -60,9 +60,14 @@
 #define LOAD_IMAGE1(name, i) imageLoad(name, int(i)).x
 #define LOAD_IMAGE4(name, i) imageLoad(name, int(i))
 #endif
-// The packed weights of the GEMM-like kernels (pointwise, conv2d): [K][Mpad/4] vec4s.
+// The packed weights of the register-tiled kernels (pointwise, conv2d): blocks of WEIGHT_BLOCK output channels, each
+// [K][WEIGHT_BLOCK / 4] vec4s (GEMMWeights in Epilogue.swift), so that a workgroup's weights are one contiguous range.
 #define WEIGHTS(b, name) IMAGE_INPUT(b, name, rgba32f)
 #define LOAD_WEIGHTS4(name, i) LOAD_IMAGE4(name, i)
+#define WEIGHT_BLOCK 32u
+// The vec4 of output channels m .. m + 3 (m a multiple of 4) at reduction step k of K; step k + 1 is WEIGHT_BLOCK / 4
+// vec4s on.
+#define WEIGHT_INDEX(k, m, K) int(((m) / WEIGHT_BLOCK * (K) + (k)) * (WEIGHT_BLOCK / 4u) + (m) % WEIGHT_BLOCK / 4u)
 
 // The register tiles of the GEMM-like kernels (pointwise, conv2d): acc[0 .. ROWS) += weights * XV, one reduction
 // step, where WQ (an expression of q_) is the vec4 q_ of the step's ROWS / 4 vec4s of weights (ROWS, a

@@ -15,7 +15,7 @@
 // as an implicit GEMM: M = output channels, columns = batch * OH * OW output pixels, K = C * k * k.
 // Each invocation computes a ROWS (channels: 8 or 16) x 4 (columns) register tile; a workgroup's invocations share
 // their channels (so weight fetches are uniform) and cover consecutive columns.
-// Weights come packed as [K][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled): one fetch, four channels.
+// Weights come packed in blocks of WEIGHT_BLOCK channels (common.glsl), zero-filled: one fetch, four channels.
 // Loops over the window and the tile are unrolled (lavapipe ends an invocation after 65535 loop iterations in all).
 // conv2d_shuffle (SHUFFLE_WEIGHTS; subgroups of at least 8 with shuffles) fetches the weights across lanes and shares
 // them by subgroupShuffle (ACCUMULATE_SHUFFLED in common.glsl).
@@ -38,7 +38,6 @@ OUTPUT(4, y)
 layout(push_constant) uniform Push {
     uint batch, in_channels, in_height, in_width;
     uint out_channels, out_height, out_width, padding;
-    uint m_vec4;  // Mpad / 4: vec4s per row of packed weights
 } p;
 
 void main() {
@@ -64,7 +63,9 @@ void main() {
 
     vec4 acc[ROWS];
     [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
-    const uint w_column = m0 / 4u;
+    // The tile's weights: reduction step k's vec4 q is at w_column + k * W_ROW + q (blocked; see common.glsl).
+    const uint W_ROW = WEIGHT_BLOCK / 4u;
+    const int w_column = WEIGHT_INDEX(0u, m0, p.in_channels * KSIZE * KSIZE);
 #if defined(SHUFFLE_WEIGHTS)
     // Lane l (of the first 8) fetches vec4 l % G of reduction step k + l / G: G vec4s a step, 8 / G steps a fetch
     // (a fetch may run into the next channel's steps; the last channel's is clamped to the last step).
@@ -88,12 +89,12 @@ void main() {
 #if defined(SHUFFLE_WEIGHTS)
                 if (t % PER_FETCH == 0u) {
                     const uint k = min(c * KSIZE * KSIZE + t + lane / G, last_k);
-                    wv = LOAD_WEIGHTS4(w, int(k * p.m_vec4 + w_column + lane % G));
+                    wv = LOAD_WEIGHTS4(w, int(k * W_ROW + lane % G) + w_column);
                 }
                 ACCUMULATE_SHUFFLED(wv, (t % PER_FETCH) * G, xv)
 #else
                 const int k = int(c * KSIZE * KSIZE + t);
-                ACCUMULATE_ROWS(w, k * int(p.m_vec4) + int(w_column), xv)
+                ACCUMULATE_ROWS(w, k * int(W_ROW) + w_column, xv)
 #endif
             }
         }

@@ -17,7 +17,7 @@
 // tile; a workgroup's invocations share their channels (weight fetches uniform) and cover consecutive columns.
 // With VEC4_INPUT (only when pixels % 4 == 0, so four columns never straddle two images) x is an RGBA32F view and
 // one fetch brings the four columns; otherwise x is R32F and each column is fetched alone.
-// Weights come packed as [C][Mpad/4] vec4s (Mpad = M rounded up to 8, zero-filled).
+// Weights come packed in blocks of WEIGHT_BLOCK channels (common.glsl); Mpad = M rounded up to a whole block.
 // pointwise_shuffle (SHUFFLE_WEIGHTS; subgroups of at least 8 with shuffles) fetches the weights across lanes and
 // shares them by subgroupShuffle (ACCUMULATE_SHUFFLED in common.glsl).
 
@@ -41,7 +41,7 @@ OUTPUT(4, y)
 
 layout(push_constant) uniform Push {
     uint batch, in_channels, pixels, out_channels;
-    uint m_vec4;  // Mpad / 4
+    uint m_vec4;  // Mpad / 4: a PRODUCTS stack's GEMMs are K * m_vec4 vec4s of weights apart
 } p;
 
 // Where channel 0 of the tile's four columns is: with VEC4_INPUT one texel (first; a channel is step texels on),
@@ -65,7 +65,7 @@ void main() {
     const uint m0 = gl_WorkGroupID.y * ROWS;
     // GEMM z of a PRODUCTS stack starts z matrices on in each buffer.
     const uint z = PRODUCTS ? gl_WorkGroupID.z : 0u;
-    const int w_row = int(p.m_vec4), w_column = int(z * p.in_channels * p.m_vec4 + m0 / 4u);
+    const int w_row = int(WEIGHT_BLOCK / 4u), w_column = int(z * p.in_channels * p.m_vec4) + WEIGHT_INDEX(0u, m0, p.in_channels);
 
     if (VEC4_INPUT) {
         // Four columns of one image: x[n][c][p0 .. p0+3] is texel ((n * C + c) * pixels + p0) / 4.

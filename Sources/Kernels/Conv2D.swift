@@ -77,15 +77,15 @@ public struct Conv2D: Hashable, Sendable, Codable {
     }
 
     /// OIHW weights packed for the kernels `config` runs: transformed for ``Winograd`` where it runs, else as the
-    /// GEMM kernels read them (see ``packWeightsForGEMM(_:outputs:reduction:)``).
+    /// GEMM kernels read them (see ``GEMMWeights``).
     public func packWeights(_ weights: [Float], config: KernelConfig) -> [Float] {
         if let winograd = winograd(config) { return winograd.packWeights(weights) }
-        return packWeightsForGEMM(weights, outputs: outChannels, reduction: inChannels * kernelSize * kernelSize)
+        return GEMMWeights(outputs: outChannels, reduction: reduction, config: config).pack(weights)
     }
 
     /// Values ``packWeights(_:config:)`` gives.
     public func packedWeightCount(_ config: KernelConfig) -> Int {
-        winograd(config)?.weightCount ?? Grid.roundUp(outChannels, to: 8) * reduction
+        winograd(config)?.weightCount ?? GEMMWeights(outputs: outChannels, reduction: reduction, config: config).count
     }
 
     /// How the register-tiled families run this convolution where it is 3x3 with stride 1 (`nil` elsewhere and in
@@ -97,7 +97,6 @@ public struct Conv2D: Hashable, Sendable, Codable {
     struct PushConstants: BitwiseCopyable {
         var batch, inChannels, inHeight, inWidth: UInt32
         var outChannels, outHeight, outWidth, padding: UInt32
-        var mVec4: UInt32
     }
 
     /// How the tiled family runs this convolution (`nil` for the other families).
@@ -158,7 +157,7 @@ public struct Conv2D: Hashable, Sendable, Codable {
             pushConstants: PushConstants(
                 batch: UInt32(batch), inChannels: UInt32(inChannels), inHeight: UInt32(height), inWidth: UInt32(width),
                 outChannels: UInt32(outChannels), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth),
-                padding: UInt32(padding), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4)),
+                padding: UInt32(padding)),
             groups: tiles.groups)
     }
 }

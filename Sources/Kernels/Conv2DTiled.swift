@@ -97,7 +97,9 @@ public struct TiledConvolution: Hashable, Sendable {
             batch: UInt32(c.batch), inChannels: UInt32(c.inChannels), inHeight: UInt32(c.height),
             inWidth: UInt32(c.width),
             outChannels: UInt32(c.outChannels), outHeight: UInt32(c.outHeight), outWidth: UInt32(c.outWidth),
-            padding: UInt32(c.padding), mVec4: UInt32(Grid.roundUp(c.outChannels, to: 8) / 4), kSplit: UInt32(kPerSplit)
+            padding: UInt32(c.padding),
+            mVec4: UInt32(GEMMWeights.oneBlock(outputs: c.outChannels, reduction: c.reduction).paddedOutputs / 4),
+            kSplit: UInt32(kPerSplit)
         )
         let specialization: [UInt32: SpecializationValue] = [
             0: .uint(UInt32(tile.lanes)), 1: .uint(UInt32(c.kernelSize)), 2: .uint(UInt32(c.stride)),

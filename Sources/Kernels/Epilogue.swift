@@ -43,17 +43,62 @@ public struct Epilogue: Hashable, Sendable, Codable {
     }
 }
 
-/// Packs a weight matrix `[M][K]` (output channels by reduction; OIHW convolution weights are this with
-/// K = C * kh * kw) as the GEMM kernels read it: `[K][Mpad]`, Mpad = M rounded up to 8, zeros in the padding, so one
-/// vec4 fetch brings four output channels.
-public func packWeightsForGEMM(_ weights: [Float], outputs m: Int, reduction k: Int) -> [Float] {
-    precondition(weights.count == m * k, "weights hold \(weights.count) values, expected \(m) x \(k)")
-    let padded = Grid.roundUp(m, to: 8)
-    var packed = [Float](repeating: 0, count: k * padded)
-    for row in 0..<m {
-        for column in 0..<k { packed[column * padded + row] = weights[row * k + column] }
+/// How the GEMM kernels find their weights: a weight matrix `[M][K]` (output channels by reduction; OIHW
+/// convolution weights are this with K = C * kh * kw) packed in blocks of ``rows`` output channels,
+/// `[Mpad / rows][K][rows]`, Mpad = M rounded up to a whole block, zeros in the padding. One vec4 fetch brings four
+/// output channels.
+///
+/// The register-tiled kernels (Shaders/pointwise.comp, Shaders/conv2d.comp) read blocks of
+/// ``RegisterTiles/weightBlock`` channels (`WEIGHT_BLOCK` in Shaders/common.glsl), so that a workgroup's weights (its up
+/// to 32 channels over the whole reduction) are one contiguous range. Packed as one block of all M, they were K
+/// slices of 128 bytes, Mpad * 4 bytes apart: 8 KB apart for M = 2048, which maps them onto a few cache sets, and
+/// each group of lanes fetched them again from memory (BENCHMARKS.md, "Weights in blocks"). The tiled kernels'
+/// workgroups read rows of every channel, so they keep one block of all M rounded up to 8, `[K][Mpad]`.
+public struct GEMMWeights: Sendable, Equatable {
+    /// Output channels per block (a multiple of 8).
+    public let rows: Int
+    /// M rounded up to a whole block.
+    public let paddedOutputs: Int
+    public let outputs: Int
+    public let reduction: Int
+
+    /// The layout the kernels of `config` read.
+    public init(outputs: Int, reduction: Int, config: KernelConfig) {
+        self =
+            config.family.isTiled
+            ? .oneBlock(outputs: outputs, reduction: reduction)
+            : GEMMWeights(outputs: outputs, reduction: reduction, rows: RegisterTiles.weightBlock)
     }
-    return packed
+
+    /// One block of every channel, `[K][Mpad]` with Mpad = M rounded up to 8: the tiled kernels' layout.
+    public static func oneBlock(outputs: Int, reduction: Int) -> GEMMWeights {
+        GEMMWeights(outputs: outputs, reduction: reduction, rows: Grid.roundUp(outputs, to: 8))
+    }
+
+    /// Blocks of `rows` channels (a multiple of 8).
+    public init(outputs: Int, reduction: Int, rows: Int) {
+        precondition(rows > 0 && rows % 8 == 0, "a block of weights is a multiple of 8 channels")
+        self.outputs = outputs
+        self.reduction = reduction
+        self.rows = rows
+        paddedOutputs = Grid.roundUp(outputs, to: rows)
+    }
+
+    /// Floats of the packed matrix.
+    public var count: Int { paddedOutputs * reduction }
+
+    /// Packs `weights`, `[M][K]`.
+    public func pack(_ weights: [Float]) -> [Float] {
+        precondition(
+            weights.count == outputs * reduction,
+            "weights hold \(weights.count) values, expected \(outputs) x \(reduction)")
+        var packed = [Float](repeating: 0, count: count)
+        for row in 0..<outputs {
+            let start = row / rows * reduction * rows + row % rows
+            for column in 0..<reduction { packed[start + column * rows] = weights[row * reduction + column] }
+        }
+        return packed
+    }
 }
 
 /// How the register-tiled GEMMs (Shaders/conv2d.comp, Shaders/pointwise.comp) cover an `outputs` x `columns` result:
@@ -68,6 +113,10 @@ public struct RegisterTiles: Sendable {
     /// Invocations per workgroup (local size x).
     public let local: Int
     public let groups: (x: Int, y: Int, z: Int)
+
+    /// Output channels per block of the packed weights (``GEMMWeights``): the largest tile's, so that every tile's
+    /// weights lie in one block.
+    public static let weightBlock = 32
 
     /// `maxRows` (16 or 32) caps ``rows``.
     public init(outputs: Int, columns: Int, limits: DeviceLimits, maxRows: Int = 16) {

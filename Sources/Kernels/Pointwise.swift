@@ -57,19 +57,28 @@ public struct Pointwise: Hashable, Sendable, Codable {
             residual: residual, epilogue: epilogue)
     }
 
-    public func packWeights(_ weights: [Float]) -> [Float] {
-        packWeightsForGEMM(weights, outputs: outChannels, reduction: inChannels)
+    /// How the kernels of `config` read the weights.
+    public func weightLayout(_ config: KernelConfig) -> GEMMWeights {
+        GEMMWeights(outputs: outChannels, reduction: inChannels, config: config)
     }
+
+    /// `[outChannels][inChannels]` weights packed as the kernels of `config` read them (see ``GEMMWeights``).
+    public func packWeights(_ weights: [Float], config: KernelConfig) -> [Float] {
+        weightLayout(config).pack(weights)
+    }
+
+    /// Values ``packWeights(_:config:)`` gives.
+    public func packedWeightCount(_ config: KernelConfig) -> Int { weightLayout(config).count }
 
     struct PushConstants: BitwiseCopyable {
         var batch, inChannels, pixels, outChannels, mVec4: UInt32
     }
 
-    /// The push constants of Shaders/pointwise.comp and Shaders/pointwise_gemv.comp.
-    private var pushConstants: PushConstants {
+    /// The push constants of Shaders/pointwise.comp and Shaders/pointwise_gemv.comp, for weights packed as `layout`.
+    private func pushConstants(_ layout: GEMMWeights) -> PushConstants {
         PushConstants(
             batch: UInt32(batch), inChannels: UInt32(inChannels), pixels: UInt32(pixels),
-            outChannels: UInt32(outChannels), mVec4: UInt32(Grid.roundUp(outChannels, to: 8) / 4))
+            outChannels: UInt32(outChannels), mVec4: UInt32(layout.paddedOutputs / 4))
     }
 
     /// This layer as the 1x1 convolution it is (each image's pixels as one column of height `pixels`), which the
@@ -95,7 +104,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
     }
 
     /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
-    /// ``packWeights(_:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
+    /// ``packWeights(_:config:)``, the affine packed by ``Epilogue/packAffine(scale:shift:)``, the residual (when the
     /// epilogue has one), the output, and one scratch buffer for each of ``scratchCounts(_:)``.
     public func steps<Resource>(
         input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
@@ -112,8 +121,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
                     0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
                     3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch)),
                 ],
-                pushConstants: pushConstants,
-                groups: ((Grid.roundUp(outChannels, to: 8) / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
+                pushConstants: pushConstants(weightLayout(config)),
+                groups: ((weightLayout(config).paddedOutputs / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
             return [
                 KernelStep(
                     launch,
@@ -153,7 +162,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
                 0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
                 3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)), 5: .bool(products > 0),
             ],
-            pushConstants: pushConstants,
+            pushConstants: pushConstants(
+                GEMMWeights(outputs: outChannels, reduction: inChannels, rows: RegisterTiles.weightBlock)),
             groups: (tiles.groups.x, tiles.groups.y, max(1, products)))
     }
 }
@@ -177,7 +187,7 @@ extension Pointwise {
             op: Self.name, shape: shapeDescription, inputCount: inputCount, outputCount: outputCount,
             channels: outChannels,
             weightCount: weightCount, fanIn: inChannels, epilogue: epilogue,
-            pack: { weights, _ in packWeights(weights) },
+            pack: packWeights,
             scratchCounts: scratchCounts,
             steps: { steps(input: $0, weights: $1, affine: $2, residual: $3, output: $4, scratch: $5, config: $6) },
             reference: { reference(input: $0, weights: $1, scale: $2, shift: $3, residual: $4) })

@@ -35,12 +35,17 @@ public struct Winograd: Hashable, Sendable {
     public var transformedCount: Int { 16 * conv.inChannels * paddedColumns }
     /// Floats of the GEMMs' products, `[16][M][paddedColumns]`.
     public var productCount: Int { 16 * conv.outChannels * paddedColumns }
-    /// Floats of the packed, transformed weights: 16 GEMM weight matrices of `[C][Mpad]`.
-    public var weightCount: Int { 16 * conv.inChannels * Grid.roundUp(conv.outChannels, to: 8) }
+    /// How each of the 16 GEMMs' weight matrices is packed (as ``Pointwise`` reads them in the register-tiled
+    /// families).
+    var weightLayout: GEMMWeights {
+        GEMMWeights(outputs: conv.outChannels, reduction: conv.inChannels, rows: RegisterTiles.weightBlock)
+    }
+    /// Floats of the packed, transformed weights: 16 GEMM weight matrices.
+    public var weightCount: Int { 16 * weightLayout.count }
 
     /// The filters transformed, U = G g G^T for each (output, input) channel pair, where
     /// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], and packed as the GEMMs read them: for each of
-    /// the 16 positions of U, its `[M][C]` matrix packed by ``packWeightsForGEMM(_:outputs:reduction:)``.
+    /// the 16 positions of U, its `[M][C]` matrix packed as ``GEMMWeights`` says.
     /// `weights` is OIHW.
     public func packWeights(_ weights: [Float]) -> [Float] {
         let (m, c) = (conv.outChannels, conv.inChannels)
@@ -59,7 +64,7 @@ public struct Winograd: Hashable, Sendable {
                 }
             }
         }
-        return positions.flatMap { packWeightsForGEMM($0, outputs: m, reduction: c) }
+        return positions.flatMap(weightLayout.pack)
     }
 
     struct InputPushConstants: BitwiseCopyable {

@@ -167,7 +167,7 @@ struct Lowering: Sendable {
         case let .pointwise(op, p):
             return op.steps(
                 input: x,
-                weights: weight(op.packWeights(p.weights), count: Grid.roundUp(op.outChannels, to: 8) * op.inChannels),
+                weights: weight(op.packWeights(p.weights, config: config), count: op.packedWeightCount(config)),
                 affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
                 scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
         case let .depthwise(op, p):

@@ -93,6 +93,10 @@ func conv2d() throws {
             Conv2D(
                 batch: 1, inChannels: 3, height: 17, width: 17, outChannels: 32, kernelSize: 7, stride: 2, padding: 3,
                 epilogue: Epilogue(activation: .relu)),
+            // Three blocks of packed weights (GEMMWeights), the last one half empty.
+            Conv2D(
+                batch: 1, inChannels: 4, height: 9, width: 9, outChannels: 80, kernelSize: 5, stride: 2, padding: 2,
+                epilogue: Epilogue(activation: .relu)),
         ].map { $0.check() })
 }
 
@@ -109,6 +113,8 @@ private let shuffleChecks = [
     Conv2D(batch: 2, inChannels: 3, height: 15, width: 15, outChannels: 24, kernelSize: 5, stride: 1, padding: 2)
         .check(),
     Pointwise(batch: 3, inChannels: 24, pixels: 100, outChannels: 32, epilogue: Epilogue(activation: .silu)).check(),
+    // 32-channel tiles in three blocks of packed weights (GEMMWeights).
+    Pointwise(batch: 1, inChannels: 19, pixels: 36, outChannels: 96).check(),
     Pointwise(
         batch: 7, inChannels: 30, pixels: 49, outChannels: 40, epilogue: Epilogue(activation: .relu, hasResidual: true)
     ).check(),
@@ -176,13 +182,14 @@ func winogradFilterTransform() throws {
     let winograd = try #require(Winograd(conv))
     #expect((winograd.tilesX, winograd.tilesY, winograd.columns, winograd.paddedColumns) == (2, 2, 4, 4))
     let packed = winograd.packWeights([Float](repeating: 1, count: 9))
-    // 16 positions, each a [C = 1][Mpad = 8] matrix: the filter's value first, zeros in the padding.
-    #expect(packed.count == winograd.weightCount && packed.count == 16 * 8)
+    // 16 positions, each one block of 32 channels over C = 1: the filter's value first, zeros in the padding.
+    let block = RegisterTiles.weightBlock
+    #expect(packed.count == winograd.weightCount && packed.count == 16 * block)
     let a: [Float] = [1, 1.5, 0.5, 1]
     for i in 0..<4 {
         for j in 0..<4 {
-            #expect(packed[(4 * i + j) * 8] == a[i] * a[j], "U[\(i)][\(j)]")
-            #expect(packed[((4 * i + j) * 8 + 1)..<((4 * i + j) * 8 + 8)].allSatisfy { $0 == 0 })
+            #expect(packed[(4 * i + j) * block] == a[i] * a[j], "U[\(i)][\(j)]")
+            #expect(packed[((4 * i + j) * block + 1)..<((4 * i + j) * block + block)].allSatisfy { $0 == 0 })
         }
     }
 }
