@@ -12,7 +12,7 @@
 #   --out FILE     where the JSON goes (default: gpu-check.json).
 #   --quick        batch 1 and 8 only, 3 timed iterations: about a third of the time.
 #
-# Synthetic weights throughout: speed does not depend on the values, and the numerics are checked against the CPU.
+# Synthetic weights and smooth synthetic images throughout (as fast as real ones), numerics checked against the CPU.
 set -u -o pipefail
 
 binary=.build/release/bossnet

@@ -8,7 +8,8 @@
 
 PATH is a checkout of the authors' repository, changlin31/BossNAS (see Tools/make_fixtures.py): the network is their
 own model code under the calibrated synthetic weights of make_fixtures.py (calibrated on its calibration image at the
-input size, so activations stay in range; steptime does not depend on weight values). Needs torch 2.x, timm 0.9.x,
+input size, so activations stay in range; its inputs are the calibration image and rolled copies of it, smooth like
+`bossnet bench`'s: on lavapipe random noise runs slower, through subnormal products). Needs torch 2.x, timm 0.9.x,
 numpy, pillow and the ncnn and pnnx wheels:
 
     pip install torch "timm==0.9.16" numpy pillow ncnn pnnx
