@@ -123,4 +123,9 @@ float epilogue(float acc, float scale, float shift, float residual_value, bool h
     return activate(has_residual ? v + residual_value : v, act);
 }
 
+vec4 epilogue(vec4 acc, float scale, float shift, vec4 residual_value, bool has_residual, uint act) {
+    vec4 v = acc * scale + shift;
+    return activate(has_residual ? v + residual_value : v, act);
+}
+
 #endif

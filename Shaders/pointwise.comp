@@ -36,7 +36,7 @@ layout(constant_id = 5) const bool PRODUCTS = false;
 INPUT(0, x)  // NCHW input, RGBA32F or R32F (see VEC4_INPUT)
 WEIGHTS(1, w)  // RGBA32F, packed weights
 INPUT_SMALL(2, affine)  // R32F, scale[0..M) then shift[0..M)
-INPUT(3, residual)  // R32F, same shape as y (bound to x when unused)
+INPUT(3, residual)  // same shape as y, RGBA32F with VEC4_INPUT, else R32F (bound to x when unused)
 OUTPUT(4, y)
 
 layout(push_constant) uniform Push {
@@ -115,19 +115,32 @@ void main() {
     }
 
     if (col0 >= columns) return;
+    // Where each column of the tile goes in output channel 0 (channel m is m * pixels on); columns past the end repeat
+    // the last one and are not stored.
+    uint out0[4];
+    for (uint j = 0u; j < 4u; ++j) {
+        const uint col = min(col0 + j, columns - 1u);
+        out0[j] = (z + col / p.pixels) * p.out_channels * p.pixels + col % p.pixels;
+    }
     for (uint i = 0u; i < ROWS; ++i) {
         const uint m = m0 + i;
         if (m >= p.out_channels) break;
         const float scale = PRODUCTS ? 1.0 : LOAD_SMALL(affine, int(m));
         const float shift = PRODUCTS ? 0.0 : LOAD_SMALL(affine, int(p.out_channels + m));
-        for (uint j = 0u; j < 4u; ++j) {
-            const uint col = col0 + j;
-            if (col >= columns) break;
-            const uint o = ((z + col / p.pixels) * p.out_channels + m) * p.pixels + col % p.pixels;
-            const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
-            // (The products are stored through this same code: a separate store loop for them, with a `continue`
-            // past the epilogue, made lavapipe run the whole kernel ten times slower.)
-            STORE1(y, o, PRODUCTS ? acc[i][j] : epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
+        // (The products are stored through this same code: a separate store loop for them, with a `continue` past the
+        // epilogue, made lavapipe run the whole kernel ten times slower.)
+        if (VEC4_INPUT) {
+            // Four consecutive pixels of one image, at a multiple of 4: one vec4 (the residual too, RGBA32F).
+            const uint o4 = (out0[0] + m * p.pixels) / 4u;
+            const vec4 res = HAS_RESIDUAL ? LOAD4(residual, int(o4)) : vec4(0.0);
+            STORE4(y, o4, PRODUCTS ? acc[i] : epilogue(acc[i], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
+        } else {
+            for (uint j = 0u; j < 4u; ++j) {
+                if (col0 + j >= columns) break;
+                const uint o = out0[j] + m * p.pixels;
+                const float res = HAS_RESIDUAL ? LOAD1(residual, int(o)) : 0.0;
+                STORE1(y, o, PRODUCTS ? acc[i][j] : epilogue(acc[i][j], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
+            }
         }
     }
 }

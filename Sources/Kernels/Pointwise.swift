@@ -143,7 +143,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
                 launch(config.limits),
                 [
                     .read(input, vec4Input ? .rgba32Float : .r32Float), .readImage(weights, .rgba32Float),
-                    .readSmall(affine), .read(residual ?? input), .write(output),
+                    .readSmall(affine), .read(residual ?? input, vec4Input ? .rgba32Float : .r32Float),
+                    .write(output),
                 ]
             ).on(config.dataPath)
         ]
