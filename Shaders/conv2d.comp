@@ -43,11 +43,11 @@ layout(push_constant) uniform Push {
 void main() {
     const uint out_pixels = p.out_height * p.out_width;
     const uint columns = p.batch * out_pixels;
-    const uint col0 = gl_GlobalInvocationID.x * 4u;
+    const uint col0 = (gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * 4u;
     // A lane past the end computes the last tile again and stores nothing (in the _shuffle kernels every lane takes
     // part in the shuffles).
     const uint tile0 = min(col0, (columns - 1u) / 4u * 4u);
-    const uint m0 = gl_WorkGroupID.y * ROWS;
+    const uint m0 = gl_WorkGroupID.x * ROWS;
     const uint in_pixels = p.in_height * p.in_width;
     const int pad = int(p.padding);
 

@@ -58,11 +58,11 @@ vec4 fetch_columns(uint c) {
 
 void main() {
     const uint columns = p.batch * p.pixels;
-    const uint col0 = gl_GlobalInvocationID.x * 4u;
+    const uint col0 = (gl_WorkGroupID.y * gl_WorkGroupSize.x + gl_LocalInvocationID.x) * 4u;
     // A lane past the end computes the last tile again and stores nothing (in the _shuffle kernels every lane takes
     // part in the shuffles).
     const uint tile0 = min(col0, (columns - 1u) / 4u * 4u);
-    const uint m0 = gl_WorkGroupID.y * ROWS;
+    const uint m0 = gl_WorkGroupID.x * ROWS;
     // GEMM z of a PRODUCTS stack starts z matrices on in each buffer.
     const uint z = PRODUCTS ? gl_WorkGroupID.z : 0u;
     const int w_row = int(WEIGHT_BLOCK / 4u), w_column = int(z * p.in_channels * p.m_vec4) + WEIGHT_INDEX(0u, m0, p.in_channels);

@@ -128,7 +128,7 @@ public struct RegisterTiles: Sendable {
         // lanes): 98 tiles (stage 4 at batch 8) take two workgroups of 56 lanes, not 64 and 34 idle.
         let columnGroups = (columnTiles + 63) / 64
         local = Grid.roundUp((columnTiles + columnGroups - 1) / columnGroups, to: 8)
-        groups = ((columnTiles + local - 1) / local, (outputs + rows - 1) / rows, 1)
+        groups = ((outputs + rows - 1) / rows, (columnTiles + local - 1) / local, 1)
     }
 }
 
