@@ -112,6 +112,9 @@ public struct RegisterTiles: Sendable {
     public let rows: Int
     /// Invocations per workgroup (local size x).
     public let local: Int
+    /// Workgroups: groups of ``rows`` output channels on x, groups of columns on y. Row groups first, so that the
+    /// workgroups reading one block of input columns run one after another and find it in cache (lavapipe runs them
+    /// in order, x fastest): 0.92 of pointwise's time at batch 8 against columns first.
     public let groups: (x: Int, y: Int, z: Int)
 
     /// Output channels per block of the packed weights (``GEMMWeights``): the largest tile's, so that every tile's
