@@ -88,10 +88,10 @@ public struct Conv2D: Hashable, Sendable, Codable {
         winograd(config)?.weightCount ?? GEMMWeights(outputs: outChannels, reduction: reduction, config: config).count
     }
 
-    /// How the register-tiled families run this convolution where it is 3x3 with stride 1 (`nil` elsewhere and in
-    /// the tiled families, whose GEMM tiles are already shaped for GPUs).
+    /// How the register-tiled families run this convolution where it is 3x3 with stride 1 (`nil` elsewhere, in the
+    /// tiled families, whose GEMM tiles are already shaped for GPUs, and in the direct family, the baseline).
     public func winograd(_ config: KernelConfig) -> Winograd? {
-        config.family.isTiled ? nil : Winograd(self)
+        config.family.isTiled || config.family == .direct ? nil : Winograd(self)
     }
 
     struct PushConstants: BitwiseCopyable {

@@ -21,7 +21,7 @@ public enum Tolerance {
     /// The bound for kernels of `family`.
     public static func relativeL2(for family: KernelFamily) -> Double {
         switch family {
-        case .texel, .storage, .tiled: float32RelativeL2
+        case .texel, .direct, .storage, .tiled: float32RelativeL2
         case .fp16: float16StorageRelativeL2
         case .fp16math: float16ArithmeticRelativeL2
         }

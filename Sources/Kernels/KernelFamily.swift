@@ -6,6 +6,9 @@ import VulkanCompute
 public enum KernelFamily: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
     /// Register-tiled kernels reading through texel buffers: the fastest on lavapipe, within the device's texel limit.
     case texel
+    /// The texel family with every convolution on the direct kernel, none as ``Winograd``: what `bench --kernels texel
+    /// direct` measures Winograd against, side by side.
+    case direct
     /// The same kernels reading through storage buffers: any size up to the storage range.
     case storage
     /// Shared-memory tiled GEMM and implicit-GEMM convolution (tile sizes per layer shape and device, split-K for long
@@ -21,7 +24,7 @@ public enum KernelFamily: String, Sendable, Codable, CaseIterable, CustomStringC
     /// The data path its kernels are built for.
     public var dataPath: DataPath {
         switch self {
-        case .texel: .texel
+        case .texel, .direct: .texel
         case .storage, .tiled: .storage
         case .fp16, .fp16math: .fp16
         }
@@ -34,7 +37,7 @@ public enum KernelFamily: String, Sendable, Codable, CaseIterable, CustomStringC
     /// the texel limit, so it always runs).
     public func isSupported(by features: OptionalFeatures) -> Bool {
         switch self {
-        case .texel, .storage, .tiled: true
+        case .texel, .direct, .storage, .tiled: true
         case .fp16: features.float16Storage
         case .fp16math: features.float16Storage && features.float16Arithmetic
         }

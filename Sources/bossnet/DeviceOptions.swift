@@ -25,7 +25,7 @@ struct KernelFamilyList: ParsableArguments {
     @Option(
         name: .customLong("kernels"), parsing: .upToNextOption,
         help: ArgumentHelp(
-            "Kernel families to run side by side: auto (the planner's choice per node for the device), texel, storage, tiled, fp16, fp16math, or all.",
+            "Kernel families to run side by side: auto (the planner's choice per node for the device), texel, direct, storage, tiled, fp16, fp16math, or all.",
             valueName: "family"))
     var names: [String] = []
 
@@ -56,7 +56,7 @@ struct KernelFamilyOption: ParsableArguments {
     @Option(
         name: .customLong("kernels"),
         help: ArgumentHelp(
-            "Which kernels run: auto (the planner's choice per node for the device), texel, storage, tiled, fp16 or fp16math.",
+            "Which kernels run: auto (the planner's choice per node for the device), texel, direct, storage, tiled, fp16 or fp16math.",
             valueName: "family"))
     var name: String = "auto"
 

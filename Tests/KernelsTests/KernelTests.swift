@@ -164,6 +164,8 @@ func winograd() throws {
     try expectAllPass(
         winogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
         ran: { isWinograd($0) && !$0.contains("_shuffle") })
+    // The direct family runs them on the direct kernel.
+    try expectAllPass(winogradChecks.map { $0.check() }, families: [.direct], ran: { $0.hasPrefix("conv2d") })
     // Each check ran all three steps; the tiled families keep their implicit GEMM.
     let conv = winogradChecks[0]
     let texel = KernelConfig(family: .texel, limits: .vulkanMinimum)
@@ -171,6 +173,7 @@ func winograd() throws {
         conv.steps(input: 0, weights: 1, affine: 2, residual: 3, output: 4, scratch: [5, 6], config: texel)
             .map(\.launch.kernel) == ["winograd_input", "pointwise", "winograd_output"])
     #expect(conv.winograd(texel.with(.tiled)) == nil && conv.scratchCounts(texel.with(.tiled)).isEmpty)
+    #expect(conv.winograd(texel.with(.direct)) == nil && conv.scratchCounts(texel.with(.direct)).isEmpty)
     #expect(
         Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, stride: 2, padding: 1)
             .winograd(texel) == nil)
