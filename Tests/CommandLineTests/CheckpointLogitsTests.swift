@@ -26,15 +26,21 @@ final class SyntheticCheckpoint: @unchecked Sendable {
         try lock.withLock {
             if let written { return written }
             let model = try Model(name: "bossnet_T0")
-            let url = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "bossnet-cli-t0-synthetic-\(ProcessInfo.processInfo.processIdentifier).safetensors")
+            let url = Self.path
             try SafeTensors.write(StateDict(model: model, weights: SyntheticWeights(calibratedFor: model)), to: url)
             written = url
+            // A static instance is never deinitialised: the file goes when the process exits (each run left 150 MB in
+            // the temporary directory before).
+            atexit { try? FileManager.default.removeItem(at: SyntheticCheckpoint.path) }
             return url
         }
     }
 
-    deinit { if let written { try? FileManager.default.removeItem(at: written) } }
+    /// This process's file.
+    private static var path: URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bossnet-cli-t0-synthetic-\(ProcessInfo.processInfo.processIdentifier).safetensors")
+    }
 }
 
 @Test(
