@@ -1,66 +1,94 @@
 import Foundation
 import VulkanCompute
 
-/// How the register-tiled families run a 3x3, stride-1 convolution: Winograd's minimal filtering F(2x2, 3x3) (Lavin
-/// and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Each 2x2 tile of the output becomes 16
-/// products of transformed 4x4 input patches and transformed 3x3 filters, so the convolution is 16 GEMMs with a
-/// reduction of C (in place of one GEMM with a reduction of 9C over four times the columns): 16 multiply-adds where
-/// the direct convolution does 36, 2.25x fewer.
+/// How the register-tiled families run a 3x3, stride-1 convolution: Winograd's minimal filtering F(2x2, 3x3) or
+/// F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Each ``tile`` x ``tile``
+/// tile of the output becomes ``positions`` products of transformed input patches (``tile`` + 2 on a side) and
+/// transformed 3x3 filters, so the convolution is ``positions`` GEMMs with a reduction of C: per output and input
+/// channel, 4 multiply-adds for F(2x2, 3x3) and 2.25 for F(4x4, 3x3), where the direct convolution does 9.
 ///
-/// Three dispatches: the input transform (Shaders/winograd_input.comp), the 16 GEMMs as one pointwise dispatch over
+/// Three dispatches: the input transform (Shaders/winograd_input.comp), the GEMMs as one pointwise dispatch over
 /// workgroup z (Shaders/pointwise.comp with PRODUCTS), the output transform with the fused epilogue
 /// (Shaders/winograd_output.comp). The filters are transformed once, when the weights are packed.
 ///
-/// The transforms add and subtract (B, A) and halve (G) values, so the result differs from the direct sum by
-/// float32 rounding only; `bossnet validate` measures it against the CPU reference at every layer shape.
+/// F(4x4, 3x3) runs where its GEMMs have columns enough for a subgroup of lanes (a batch of 4x4 tiles of at least 32
+/// columns); on smaller outputs (stage 3 and 4 of BossNet at batch 1) the lanes would idle, and F(2x2, 3x3) runs.
+/// The transforms' coefficients are small integers and fractions (1/4, 1/6, 1/12, 1/24 in G), so the result differs
+/// from the direct sum by float32 rounding only; `bossnet validate` measures it against the CPU reference at every
+/// layer shape.
 public struct Winograd: Hashable, Sendable {
     public let conv: Conv2D
+    /// Output tile side: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3).
+    public let tile: Int
 
-    /// The Winograd form of `conv`, or `nil` unless it is 3x3 with stride 1 (any padding).
+    /// The Winograd form of `conv`, or `nil` unless it is 3x3 with stride 1 (any padding): F(4x4, 3x3) where its
+    /// GEMMs have at least 32 columns, else F(2x2, 3x3).
     public init?(_ conv: Conv2D) {
         guard conv.kernelSize == 3, conv.stride == 1 else { return nil }
         self.conv = conv
+        let largeTileColumns = conv.batch * ((conv.outWidth + 3) / 4) * ((conv.outHeight + 3) / 4)
+        tile = largeTileColumns >= Self.minimumColumnsForLargeTiles ? 4 : 2
     }
 
-    /// Output tiles per row and per column: the output's sides halved, rounded up.
-    public var tilesX: Int { (conv.outWidth + 1) / 2 }
-    public var tilesY: Int { (conv.outHeight + 1) / 2 }
+    /// The Winograd form of `conv` with output tiles of `tile` (2 or 4), or `nil` unless `conv` is 3x3 with stride 1.
+    public init?(_ conv: Conv2D, tile: Int) {
+        guard conv.kernelSize == 3, conv.stride == 1, tile == 2 || tile == 4 else { return nil }
+        self.conv = conv
+        self.tile = tile
+    }
+
+    /// The fewest GEMM columns for which F(4x4, 3x3) runs: one subgroup of 8 lanes, four columns each.
+    static let minimumColumnsForLargeTiles = 32
+
+    /// Side of the transformed patches: ``tile`` + 2.
+    public var patch: Int { tile + 2 }
+    /// Values of a transformed patch, and GEMMs: ``patch`` squared (16 or 36).
+    public var positions: Int { patch * patch }
+    /// Output tiles per row and per column: the output's sides over ``tile``, rounded up.
+    public var tilesX: Int { (conv.outWidth + tile - 1) / tile }
+    public var tilesY: Int { (conv.outHeight + tile - 1) / tile }
     /// Tiles per image.
     public var tiles: Int { tilesX * tilesY }
     /// The GEMMs' columns: every tile of the batch.
     public var columns: Int { conv.batch * tiles }
     /// Columns rounded up to 4, so that the GEMMs read four columns per fetch.
     public var paddedColumns: Int { Grid.roundUp(columns, to: 4) }
-    /// Floats of the transformed input, `[16][C][paddedColumns]`.
-    public var transformedCount: Int { 16 * conv.inChannels * paddedColumns }
-    /// Floats of the GEMMs' products, `[16][M][paddedColumns]`.
-    public var productCount: Int { 16 * conv.outChannels * paddedColumns }
-    /// How each of the 16 GEMMs' weight matrices is packed (as ``Pointwise`` reads them in the register-tiled
+    /// Floats of the transformed input, `[positions][C][paddedColumns]`.
+    public var transformedCount: Int { positions * conv.inChannels * paddedColumns }
+    /// Floats of the GEMMs' products, `[positions][M][paddedColumns]`.
+    public var productCount: Int { positions * conv.outChannels * paddedColumns }
+    /// How each of the GEMMs' weight matrices is packed (as ``Pointwise`` reads them in the register-tiled
     /// families).
     var weightLayout: GEMMWeights {
         GEMMWeights(outputs: conv.outChannels, reduction: conv.inChannels, rows: RegisterTiles.weightBlock)
     }
-    /// Floats of the packed, transformed weights: 16 GEMM weight matrices.
-    public var weightCount: Int { 16 * weightLayout.count }
+    /// Floats of the packed, transformed weights: ``positions`` GEMM weight matrices.
+    public var weightCount: Int { positions * weightLayout.count }
 
-    /// The filters transformed, U = G g G^T for each (output, input) channel pair, where
-    /// G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]], and packed as the GEMMs read them: for each of
-    /// the 16 positions of U, its `[M][C]` matrix packed as ``GEMMWeights`` says.
-    /// `weights` is OIHW.
+    /// G, ``patch`` x 3: the filter transform.
+    private var g: [[Double]] { tile == 2 ? Self.g2 : Self.g4 }
+    private static let g2: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+    private static let g4: [[Double]] = [
+        [0.25, 0, 0], [-1 / 6.0, -1 / 6.0, -1 / 6.0], [-1 / 6.0, 1 / 6.0, -1 / 6.0],
+        [1 / 24.0, 1 / 12.0, 1 / 6.0], [1 / 24.0, -1 / 12.0, 1 / 6.0], [0, 0, 1],
+    ]
+
+    /// The filters transformed, U = G g G^T for each (output, input) channel pair, and packed as the GEMMs read them:
+    /// for each of the ``positions`` of U, its `[M][C]` matrix packed as ``GEMMWeights`` says. `weights` is OIHW.
     public func packWeights(_ weights: [Float]) -> [Float] {
         let (m, c) = (conv.outChannels, conv.inChannels)
         precondition(weights.count == m * c * 9, "weights hold \(weights.count) values, expected \(m) x \(c) x 3 x 3")
-        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-        var positions = [[Float]](repeating: [Float](repeating: 0, count: m * c), count: 16)
+        let (g, patch) = (g, patch)
+        var positions = [[Float]](repeating: [Float](repeating: 0, count: m * c), count: self.positions)
         for pair in 0..<(m * c) {
             let filter = weights[(pair * 9)..<(pair * 9 + 9)].map(Double.init)
-            for i in 0..<4 {
-                for j in 0..<4 {
+            for i in 0..<patch {
+                for j in 0..<patch {
                     var sum = 0.0
                     for ky in 0..<3 {
                         for kx in 0..<3 { sum += g[i][ky] * filter[ky * 3 + kx] * g[j][kx] }
                     }
-                    positions[4 * i + j][pair] = Float(sum)
+                    positions[patch * i + j][pair] = Float(sum)
                 }
             }
         }
@@ -84,17 +112,18 @@ public struct Winograd: Hashable, Sendable {
     ) -> [KernelStep<Resource>] {
         let c = conv
         let lanes = config.lanes
+        let suffix = tile == 4 ? "_f4" : ""
         let inputTransform = KernelLaunch(
-            kernel: Self.name + "_input", specialization: [0: .uint(UInt32(lanes))],
+            kernel: Self.name + "_input" + suffix, specialization: [0: .uint(UInt32(lanes))],
             pushConstants: InputPushConstants(
                 channels: UInt32(c.inChannels), height: UInt32(c.height), width: UInt32(c.width),
                 padding: UInt32(c.padding), tilesX: UInt32(tilesX), tiles: UInt32(tiles), columns: UInt32(columns),
                 paddedColumns: UInt32(paddedColumns)),
             groups: Grid.flat(items: c.inChannels * paddedColumns, localSize: lanes))
         let gemm = Pointwise(batch: 1, inChannels: c.inChannels, pixels: paddedColumns, outChannels: c.outChannels)
-            .launch(config.limits, products: 16)
+            .launch(config.limits, products: positions)
         let outputTransform = KernelLaunch(
-            kernel: Self.name + "_output",
+            kernel: Self.name + "_output" + suffix,
             specialization: [
                 0: .uint(UInt32(lanes)), 1: .uint(c.epilogue.activation.rawValue), 2: .bool(c.epilogue.hasResidual),
             ],
@@ -121,7 +150,7 @@ public struct Winograd: Hashable, Sendable {
 }
 
 extension Winograd: KernelOperation {
-    /// The stem of its two transform kernels' names (`winograd_input`, `winograd_output`); it has no op of its own in
-    /// graphs (it is how ``Conv2D`` runs).
+    /// The stem of its transform kernels' names (`winograd_input`, `winograd_output`, and their `_f4` variants); it has
+    /// no op of its own in graphs (it is how ``Conv2D`` runs).
     public static let name = "winograd"
 }

@@ -157,13 +157,40 @@ private let winogradChecks = [
     Conv2D(batch: 1, inChannels: 12, height: 40, width: 40, outChannels: 64, kernelSize: 3, padding: 1),
 ]
 
-@Test("3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) in the texel and storage families and match the reference")
+/// F(4x4, 3x3), for convolutions with 32 GEMM columns or more: output sides 1, 2 and 3 past a multiple of 4 and
+/// exact, padding 0, 1 and 2, batch 1 to 4, 8-, 16- and 32-channel tiles, a ragged second workgroup of columns (75
+/// column tiles in two workgroups of 40 lanes), residuals and activations.
+private let largeTileWinogradChecks = [
+    Conv2D(
+        batch: 4, inChannels: 5, height: 9, width: 9, outChannels: 17, kernelSize: 3, padding: 1,
+        epilogue: Epilogue(activation: .relu, hasResidual: true)),
+    Conv2D(
+        batch: 2, inChannels: 9, height: 18, width: 14, outChannels: 48, kernelSize: 3, padding: 1,
+        epilogue: Epilogue(activation: .silu, hasResidual: true)),
+    Conv2D(batch: 1, inChannels: 16, height: 30, width: 23, outChannels: 32, kernelSize: 3, padding: 0),
+    Conv2D(
+        batch: 3, inChannels: 3, height: 10, width: 11, outChannels: 8, kernelSize: 3, padding: 2,
+        epilogue: Epilogue(activation: .sigmoid)),
+    Conv2D(batch: 3, inChannels: 4, height: 40, width: 40, outChannels: 16, kernelSize: 3, padding: 1),
+]
+
+@Test(
+    "3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) or F(4x4, 3x3) in the texel and storage families and match the reference"
+)
 func winograd() throws {
     let isWinograd: (String) -> Bool = { $0.hasPrefix("winograd_") || $0.hasPrefix("pointwise") }
     try expectAllPass(winogradChecks.map { $0.check() }, families: [.texel, .storage], ran: isWinograd)
     try expectAllPass(
         winogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
         ran: { isWinograd($0) && !$0.contains("_shuffle") })
+    // F(2x2, 3x3) for the small ones above (fewer than 32 columns of 4x4 tiles), F(4x4, 3x3) for these.
+    #expect(winogradChecks.map { Winograd($0)?.tile } == [2, 2, 2, 2, 4])
+    #expect(largeTileWinogradChecks.allSatisfy { Winograd($0)?.tile == 4 })
+    let isLargeTile: (String) -> Bool = { $0.hasPrefix("winograd_") ? $0.contains("_f4") : $0.hasPrefix("pointwise") }
+    try expectAllPass(largeTileWinogradChecks.map { $0.check() }, families: [.texel, .storage], ran: isLargeTile)
+    try expectAllPass(
+        largeTileWinogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
+        ran: { isLargeTile($0) && !$0.contains("_shuffle") })
     // The direct family runs them on the direct kernel.
     try expectAllPass(winogradChecks.map { $0.check() }, families: [.direct], ran: { $0.hasPrefix("conv2d") })
     // Each check ran all three steps; the tiled families keep their implicit GEMM.
@@ -193,6 +220,25 @@ func winogradFilterTransform() throws {
         for j in 0..<4 {
             #expect(packed[(4 * i + j) * block] == a[i] * a[j], "U[\(i)][\(j)]")
             #expect(packed[((4 * i + j) * block + 1)..<((4 * i + j) * block + block)].allSatisfy { $0 == 0 })
+        }
+    }
+}
+
+@Test("F(4x4, 3x3)'s filter transform: a 3x3 filter of ones becomes a a^T with a = G (1, 1, 1)")
+func largeTileWinogradFilterTransform() throws {
+    let conv = Conv2D(batch: 2, inChannels: 1, height: 16, width: 16, outChannels: 1, kernelSize: 3, padding: 1)
+    let winograd = try #require(Winograd(conv))
+    #expect((winograd.tile, winograd.positions, winograd.tilesX, winograd.columns) == (4, 36, 4, 32))
+    let packed = winograd.packWeights([Float](repeating: 1, count: 9))
+    let block = RegisterTiles.weightBlock
+    #expect(packed.count == winograd.weightCount && packed.count == 36 * block)
+    // G's rows summed: 1/4, -3/6, -1/6, 7/24, 1/8, 1.
+    let a: [Double] = [0.25, -0.5, -1.0 / 6, 7.0 / 24, 0.125, 1]
+    for i in 0..<6 {
+        for j in 0..<6 {
+            let value = Double(packed[(6 * i + j) * block])
+            #expect(abs(value - a[i] * a[j]) <= 1e-7 * max(1, abs(a[i] * a[j])), "U[\(i)][\(j)] = \(value)")
+            #expect(packed[((6 * i + j) * block + 1)..<((6 * i + j) * block + block)].allSatisfy { $0 == 0 })
         }
     }
 }
