@@ -11,8 +11,10 @@ import VulkanCompute
 /// workgroup z (Shaders/pointwise.comp with PRODUCTS), the output transform with the fused epilogue
 /// (Shaders/winograd_output.comp). The filters are transformed once, when the weights are packed.
 ///
-/// F(4x4, 3x3) runs where its GEMMs have columns enough for a subgroup of lanes (a batch of 4x4 tiles of at least 32
-/// columns); on smaller outputs (stage 3 and 4 of BossNet at batch 1) the lanes would idle, and F(2x2, 3x3) runs.
+/// F(4x4, 3x3) runs where an image has at least 16 output tiles of 4x4 (outputs of 13x13 and more: BossNet's stages
+/// 1-3); on 7x7 (stage 4) its GEMMs would have 4 columns an image and their lanes would idle (at batch 1 it took twice
+/// F(2x2, 3x3)'s time), so F(2x2, 3x3) runs. The choice depends on the image's size, not on the batch: an image's
+/// outputs are the same bits whatever batch it runs in, however a session splits it into submissions.
 /// The transforms' coefficients are small integers and fractions (1/4, 1/6, 1/12, 1/24 in G), so the result differs
 /// from the direct sum by float32 rounding only; `bossnet validate` measures it against the CPU reference at every
 /// layer shape.
@@ -21,13 +23,13 @@ public struct Winograd: Hashable, Sendable {
     /// Output tile side: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3).
     public let tile: Int
 
-    /// The Winograd form of `conv`, or `nil` unless it is 3x3 with stride 1 (any padding): F(4x4, 3x3) where its
-    /// GEMMs have at least 32 columns, else F(2x2, 3x3).
+    /// The Winograd form of `conv`, or `nil` unless it is 3x3 with stride 1 (any padding): F(4x4, 3x3) where an image
+    /// has at least ``minimumLargeTilesPerImage`` tiles of 4x4, else F(2x2, 3x3).
     public init?(_ conv: Conv2D) {
         guard conv.kernelSize == 3, conv.stride == 1 else { return nil }
         self.conv = conv
-        let largeTileColumns = conv.batch * ((conv.outWidth + 3) / 4) * ((conv.outHeight + 3) / 4)
-        tile = largeTileColumns >= Self.minimumColumnsForLargeTiles ? 4 : 2
+        let largeTiles = ((conv.outWidth + 3) / 4) * ((conv.outHeight + 3) / 4)
+        tile = largeTiles >= Self.minimumLargeTilesPerImage ? 4 : 2
     }
 
     /// The Winograd form of `conv` with output tiles of `tile` (2 or 4), or `nil` unless `conv` is 3x3 with stride 1.
@@ -37,8 +39,8 @@ public struct Winograd: Hashable, Sendable {
         self.tile = tile
     }
 
-    /// The fewest GEMM columns for which F(4x4, 3x3) runs: one subgroup of 8 lanes, four columns each.
-    static let minimumColumnsForLargeTiles = 32
+    /// The fewest 4x4 tiles an image needs for F(4x4, 3x3) to run.
+    public static let minimumLargeTilesPerImage = 16
 
     /// Side of the transformed patches: ``tile`` + 2.
     public var patch: Int { tile + 2 }

@@ -157,19 +157,19 @@ private let winogradChecks = [
     Conv2D(batch: 1, inChannels: 12, height: 40, width: 40, outChannels: 64, kernelSize: 3, padding: 1),
 ]
 
-/// F(4x4, 3x3), for convolutions with 32 GEMM columns or more: output sides 1, 2 and 3 past a multiple of 4 and
+/// F(4x4, 3x3), for outputs of at least 16 tiles of 4x4 an image: output sides 1, 2 and 3 past a multiple of 4 and
 /// exact, padding 0, 1 and 2, batch 1 to 4, 8-, 16- and 32-channel tiles, a ragged second workgroup of columns (75
 /// column tiles in two workgroups of 40 lanes), residuals and activations.
 private let largeTileWinogradChecks = [
     Conv2D(
-        batch: 4, inChannels: 5, height: 9, width: 9, outChannels: 17, kernelSize: 3, padding: 1,
+        batch: 4, inChannels: 5, height: 13, width: 13, outChannels: 17, kernelSize: 3, padding: 1,
         epilogue: Epilogue(activation: .relu, hasResidual: true)),
     Conv2D(
         batch: 2, inChannels: 9, height: 18, width: 14, outChannels: 48, kernelSize: 3, padding: 1,
         epilogue: Epilogue(activation: .silu, hasResidual: true)),
     Conv2D(batch: 1, inChannels: 16, height: 30, width: 23, outChannels: 32, kernelSize: 3, padding: 0),
     Conv2D(
-        batch: 3, inChannels: 3, height: 10, width: 11, outChannels: 8, kernelSize: 3, padding: 2,
+        batch: 3, inChannels: 3, height: 13, width: 17, outChannels: 8, kernelSize: 3, padding: 2,
         epilogue: Epilogue(activation: .sigmoid)),
     Conv2D(batch: 3, inChannels: 4, height: 40, width: 40, outChannels: 16, kernelSize: 3, padding: 1),
 ]
@@ -183,9 +183,19 @@ func winograd() throws {
     try expectAllPass(
         winogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
         ran: { isWinograd($0) && !$0.contains("_shuffle") })
-    // F(2x2, 3x3) for the small ones above (fewer than 32 columns of 4x4 tiles), F(4x4, 3x3) for these.
+    // F(2x2, 3x3) for the small ones above (fewer than 16 tiles of 4x4 an image), F(4x4, 3x3) for these; an
+    // image's choice, and so its outputs' bits, do not depend on the batch.
     #expect(winogradChecks.map { Winograd($0)?.tile } == [2, 2, 2, 2, 4])
     #expect(largeTileWinogradChecks.allSatisfy { Winograd($0)?.tile == 4 })
+    func tiles(_ conv: Conv2D) -> Set<Int?> {
+        Set(
+            (1...8).map { batch in
+                var conv = conv
+                conv.batch = batch
+                return Winograd(conv)?.tile
+            })
+    }
+    #expect(tiles(winogradChecks[0]) == [2] && tiles(largeTileWinogradChecks[0]) == [4])
     let isLargeTile: (String) -> Bool = { $0.hasPrefix("winograd_") ? $0.contains("_f4") : $0.hasPrefix("pointwise") }
     try expectAllPass(largeTileWinogradChecks.map { $0.check() }, families: [.texel, .storage], ran: isLargeTile)
     try expectAllPass(

@@ -65,7 +65,7 @@ func stepsMatchShaders() throws {
             // 3x3, stride 1: Winograd F(2x2, 3x3) in the register-tiled families; stride 2: the direct kernel.
             + Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, padding: 1)
             .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: [4, 5], config: config)
-            // F(4x4, 3x3) where its GEMMs have 32 columns.
+            // F(4x4, 3x3) where an image has 16 tiles of 4x4.
             + Conv2D(batch: 2, inChannels: 3, height: 16, width: 16, outChannels: 8, kernelSize: 3, padding: 1)
             .steps(input: 0, weights: 1, affine: 2, residual: nil, output: 3, scratch: [4, 5], config: config)
             + Conv2D(batch: 1, inChannels: 3, height: 8, width: 8, outChannels: 8, kernelSize: 3, stride: 2, padding: 1)
