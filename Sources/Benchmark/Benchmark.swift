@@ -184,8 +184,9 @@ public final class Benchmarker {
 
         // Smooth images, as the calibration and the check use (a distinct one per image of the batch), not random
         // noise: on CPU devices steptime depends on the values. Noise through weights calibrated on an image left
-        // values near 1e-30 in stage 4 whose products with the weights are subnormal, and lavapipe ran it 7% slower
-        // than on the authors' weights and a photograph (BENCHMARKS.md, "Benchmark input").
+        // values near 1e-30 in stage 4 whose products with the weights are subnormal: lavapipe took 1.06x the time
+        // these images take, and these run as fast as the authors' weights on a photograph (BENCHMARKS.md, "The
+        // benchmark's input").
         let input = (0..<benchmark.batch).flatMap {
             SyntheticWeights.smoothImage(size: benchmark.inputSize, variant: $0)
         }

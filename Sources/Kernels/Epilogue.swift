@@ -66,8 +66,13 @@ public struct GEMMWeights: Sendable, Equatable {
     public init(outputs: Int, reduction: Int, config: KernelConfig) {
         self =
             config.family.isTiled
-            ? .oneBlock(outputs: outputs, reduction: reduction)
-            : GEMMWeights(outputs: outputs, reduction: reduction, rows: RegisterTiles.weightBlock)
+            ? .oneBlock(outputs: outputs, reduction: reduction) : .registerTiled(outputs: outputs, reduction: reduction)
+    }
+
+    /// Blocks of ``RegisterTiles/weightBlock`` channels: the register-tiled kernels' layout (pointwise and conv2d,
+    /// Winograd's products).
+    public static func registerTiled(outputs: Int, reduction: Int) -> GEMMWeights {
+        GEMMWeights(outputs: outputs, reduction: reduction, rows: RegisterTiles.weightBlock)
     }
 
     /// One block of every channel, `[K][Mpad]` with Mpad = M rounded up to 8: the tiled kernels' layout.

@@ -163,8 +163,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
                 0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
                 3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)), 5: .bool(products > 0),
             ],
-            pushConstants: pushConstants(
-                GEMMWeights(outputs: outChannels, reduction: inChannels, rows: RegisterTiles.weightBlock)),
+            pushConstants: pushConstants(.registerTiled(outputs: outChannels, reduction: inChannels)),
             groups: (tiles.groups.x, tiles.groups.y, max(1, products)))
     }
 }

@@ -32,13 +32,6 @@ public struct Winograd: Hashable, Sendable {
         tile = largeTiles >= Self.minimumLargeTilesPerImage ? 4 : 2
     }
 
-    /// The Winograd form of `conv` with output tiles of `tile` (2 or 4), or `nil` unless `conv` is 3x3 with stride 1.
-    public init?(_ conv: Conv2D, tile: Int) {
-        guard conv.kernelSize == 3, conv.stride == 1, tile == 2 || tile == 4 else { return nil }
-        self.conv = conv
-        self.tile = tile
-    }
-
     /// The fewest 4x4 tiles an image needs for F(4x4, 3x3) to run.
     public static let minimumLargeTilesPerImage = 16
 
@@ -61,9 +54,7 @@ public struct Winograd: Hashable, Sendable {
     public var productCount: Int { positions * conv.outChannels * paddedColumns }
     /// How each of the GEMMs' weight matrices is packed (as ``Pointwise`` reads them in the register-tiled
     /// families).
-    var weightLayout: GEMMWeights {
-        GEMMWeights(outputs: conv.outChannels, reduction: conv.inChannels, rows: RegisterTiles.weightBlock)
-    }
+    var weightLayout: GEMMWeights { .registerTiled(outputs: conv.outChannels, reduction: conv.inChannels) }
     /// Floats of the packed, transformed weights: ``positions`` GEMM weight matrices.
     public var weightCount: Int { positions * weightLayout.count }
 

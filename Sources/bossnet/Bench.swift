@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
             are shown beside, not compared: they most likely follow BoTNet's protocol (a training step of batch 32 on \
             TPU-v3). Each model is also run once at a small input on the CPU reference and its relative error printed. \
             Weights are synthetic, calibrated so that activations stay near unit scale, and the input is smooth \
-            synthetic images: on CPU devices steptime depends on the values (random noise ran 7% slower on lavapipe), \
+            synthetic images: on CPU devices steptime depends on the values (random noise took 1.06x the time on lavapipe), \
             and these run as fast as the authors' weights on a photograph.
             """)
 

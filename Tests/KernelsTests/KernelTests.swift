@@ -174,15 +174,20 @@ private let largeTileWinogradChecks = [
     Conv2D(batch: 3, inChannels: 4, height: 40, width: 40, outChannels: 16, kernelSize: 3, padding: 1),
 ]
 
+/// `convolutions` pass in the texel and storage families, with subgroup shuffles (lavapipe) and without (the spec's
+/// minimum limits), having run only kernels that `ran` accepts (and, without shuffles, no `_shuffle` kernel).
+private func expectWinogradPasses(_ convolutions: [Conv2D], ran: @escaping (String) -> Bool) throws {
+    let checks = convolutions.map { $0.check() }
+    try expectAllPass(checks, families: [.texel, .storage], ran: ran)
+    try expectAllPass(
+        checks, families: [.texel, .storage], limits: .minimum, ran: { ran($0) && !$0.contains("_shuffle") })
+}
+
 @Test(
     "3x3 stride-1 convolutions run as Winograd F(2x2, 3x3) or F(4x4, 3x3) in the texel and storage families and match the reference"
 )
 func winograd() throws {
-    let isWinograd: (String) -> Bool = { $0.hasPrefix("winograd_") || $0.hasPrefix("pointwise") }
-    try expectAllPass(winogradChecks.map { $0.check() }, families: [.texel, .storage], ran: isWinograd)
-    try expectAllPass(
-        winogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
-        ran: { isWinograd($0) && !$0.contains("_shuffle") })
+    try expectWinogradPasses(winogradChecks) { $0.hasPrefix("winograd_") || $0.hasPrefix("pointwise") }
     // F(2x2, 3x3) for the small ones above (fewer than 16 tiles of 4x4 an image), F(4x4, 3x3) for these; an
     // image's choice, and so its outputs' bits, do not depend on the batch.
     #expect(winogradChecks.map { Winograd($0)?.tile } == [2, 2, 2, 2, 4])
@@ -196,11 +201,9 @@ func winograd() throws {
             })
     }
     #expect(tiles(winogradChecks[0]) == [2] && tiles(largeTileWinogradChecks[0]) == [4])
-    let isLargeTile: (String) -> Bool = { $0.hasPrefix("winograd_") ? $0.contains("_f4") : $0.hasPrefix("pointwise") }
-    try expectAllPass(largeTileWinogradChecks.map { $0.check() }, families: [.texel, .storage], ran: isLargeTile)
-    try expectAllPass(
-        largeTileWinogradChecks.map { $0.check() }, families: [.texel, .storage], limits: .minimum,
-        ran: { isLargeTile($0) && !$0.contains("_shuffle") })
+    try expectWinogradPasses(largeTileWinogradChecks) {
+        $0.hasPrefix("winograd_") ? $0.contains("_f4") : $0.hasPrefix("pointwise")
+    }
     // The direct family runs them on the direct kernel.
     try expectAllPass(winogradChecks.map { $0.check() }, families: [.direct], ran: { $0.hasPrefix("conv2d") })
     // Each check ran all three steps; the tiled families keep their implicit GEMM.
@@ -216,39 +219,31 @@ func winograd() throws {
             .winograd(texel) == nil)
 }
 
-@Test("Winograd's filter transform: a 3x3 filter of ones becomes a a^T with a = G (1, 1, 1) = (1, 1.5, 0.5, 1)")
+@Test("Winograd's filter transform: a 3x3 filter of ones becomes a a^T with a = G (1, 1, 1)")
 func winogradFilterTransform() throws {
-    let conv = Conv2D(batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 1, kernelSize: 3, padding: 1)
-    let winograd = try #require(Winograd(conv))
-    #expect((winograd.tilesX, winograd.tilesY, winograd.columns, winograd.paddedColumns) == (2, 2, 4, 4))
-    let packed = winograd.packWeights([Float](repeating: 1, count: 9))
-    // 16 positions, each one block of 32 channels over C = 1: the filter's value first, zeros in the padding.
-    let block = RegisterTiles.weightBlock
-    #expect(packed.count == winograd.weightCount && packed.count == 16 * block)
-    let a: [Float] = [1, 1.5, 0.5, 1]
-    for i in 0..<4 {
-        for j in 0..<4 {
-            #expect(packed[(4 * i + j) * block] == a[i] * a[j], "U[\(i)][\(j)]")
-            #expect(packed[((4 * i + j) * block + 1)..<((4 * i + j) * block + block)].allSatisfy { $0 == 0 })
-        }
-    }
+    // F(2x2, 3x3): a = (1, 1.5, 0.5, 1).
+    let small = Conv2D(batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 1, kernelSize: 3, padding: 1)
+    let f2 = try #require(Winograd(small))
+    #expect((f2.tile, f2.tilesX, f2.tilesY, f2.columns, f2.paddedColumns) == (2, 2, 2, 4, 4))
+    expectFilterOfOnes(f2, a: [1, 1.5, 0.5, 1])
+    // F(4x4, 3x3): G's rows summed, 1/4, -3/6, -1/6, 7/24, 1/8, 1.
+    let large = Conv2D(batch: 2, inChannels: 1, height: 16, width: 16, outChannels: 1, kernelSize: 3, padding: 1)
+    let f4 = try #require(Winograd(large))
+    #expect((f4.tile, f4.positions, f4.tilesX, f4.columns) == (4, 36, 4, 32))
+    expectFilterOfOnes(f4, a: [0.25, -0.5, -1.0 / 6, 7.0 / 24, 0.125, 1])
 }
 
-@Test("F(4x4, 3x3)'s filter transform: a 3x3 filter of ones becomes a a^T with a = G (1, 1, 1)")
-func largeTileWinogradFilterTransform() throws {
-    let conv = Conv2D(batch: 2, inChannels: 1, height: 16, width: 16, outChannels: 1, kernelSize: 3, padding: 1)
-    let winograd = try #require(Winograd(conv))
-    #expect((winograd.tile, winograd.positions, winograd.tilesX, winograd.columns) == (4, 36, 4, 32))
+/// The packed transform of a 3x3 filter of ones: each of the positions one block of 32 channels over C = 1, a[i] a[j]
+/// first (within float32's rounding of it: values a float holds exactly must match exactly), zeros in the padding.
+private func expectFilterOfOnes(_ winograd: Winograd, a: [Double]) {
     let packed = winograd.packWeights([Float](repeating: 1, count: 9))
-    let block = RegisterTiles.weightBlock
-    #expect(packed.count == winograd.weightCount && packed.count == 36 * block)
-    // G's rows summed: 1/4, -3/6, -1/6, 7/24, 1/8, 1.
-    let a: [Double] = [0.25, -0.5, -1.0 / 6, 7.0 / 24, 0.125, 1]
-    for i in 0..<6 {
-        for j in 0..<6 {
-            let value = Double(packed[(6 * i + j) * block])
-            #expect(abs(value - a[i] * a[j]) <= 1e-7 * max(1, abs(a[i] * a[j])), "U[\(i)][\(j)] = \(value)")
-            #expect(packed[((6 * i + j) * block + 1)..<((6 * i + j) * block + block)].allSatisfy { $0 == 0 })
+    let (block, patch) = (RegisterTiles.weightBlock, winograd.patch)
+    #expect(packed.count == winograd.weightCount && packed.count == patch * patch * block)
+    for i in 0..<patch {
+        for j in 0..<patch {
+            let start = (patch * i + j) * block, exact = a[i] * a[j]
+            #expect(abs(Double(packed[start]) - exact) <= abs(exact) * 0x1p-24, "U[\(i)][\(j)] = \(packed[start])")
+            #expect(packed[(start + 1)..<(start + block)].allSatisfy { $0 == 0 })
         }
     }
 }
