@@ -222,3 +222,41 @@ public struct Graph: Sendable {
         return last
     }
 }
+
+extension Graph {
+    /// Each node's level: one more than the highest level among the nodes it reads; nodes reading only the graph's
+    /// input are level 1. Nodes of one level never read each other's outputs.
+    public var levels: [Int] {
+        var level = [Int](repeating: 0, count: shapes.count)
+        for node in nodes { level[node.output] = 1 + (node.inputs.map { level[$0] }.max() ?? 0) }
+        return nodes.map { level[$0.output] }
+    }
+
+    /// For each node, the first and last index of the run of consecutive nodes with its level: nodes that can run
+    /// side by side without a barrier between them (see ``inLevelOrder()``).
+    public var levelRuns: [ClosedRange<Int>] {
+        let levels = levels
+        var runs: [ClosedRange<Int>] = []
+        var start = 0
+        for index in levels.indices where index + 1 == levels.count || levels[index + 1] != levels[index] {
+            runs += Array(repeating: start...index, count: index - start + 1)
+            start = index + 1
+        }
+        return runs
+    }
+
+    /// The same network with every node moved as early as its inputs allow, the order otherwise kept: nodes sorted by
+    /// ``levels``, then by their place in `self`. Tensor IDs do not change.
+    ///
+    /// The session records dispatches in node order and places a barrier only before a dispatch that reads (or
+    /// overwrites) what an earlier dispatch since the last barrier wrote. Independent branches, such as a block's
+    /// shortcut (average pool, 1x1 convolution) and its main path (conv1, the depthwise conv), then run in pairs under
+    /// one barrier instead of one after another behind a barrier each; ``MemoryPlan`` keeps the tensors of one run of
+    /// a level apart, so that no reuse of memory puts a barrier back between them.
+    public func inLevelOrder() -> Graph {
+        let levels = levels
+        var graph = self
+        graph.nodes = nodes.indices.sorted { (levels[$0], $0) < (levels[$1], $1) }.map { nodes[$0] }
+        return graph
+    }
+}

@@ -69,7 +69,7 @@ public struct SessionStatistics: Sendable, Codable {
 /// let logits = try session.run(pixels)   // [batch * 1000]
 /// ```
 public final class InferenceSession: @unchecked Sendable {
-    /// The graph as given (its batch is what ``run(_:)`` takes).
+    /// The graph as given, its nodes in level order (``Graph/inLevelOrder()``); its batch is what ``run(_:)`` takes.
     public let graph: Graph
     /// The graph one submission runs: ``graph`` at ``SessionStatistics/microBatch`` images.
     public let executed: Graph
@@ -99,6 +99,8 @@ public final class InferenceSession: @unchecked Sendable {
         graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil,
         options: SessionOptions = SessionOptions()
     ) throws {
+        // Independent branches side by side, so they share barriers (see `Graph.inLevelOrder()`).
+        let graph = graph.inLevelOrder()
         self.graph = graph
         self.device = device
         self.options = options

@@ -3,7 +3,8 @@ import Foundation
 /// Where activations live: every intermediate tensor (and each node's scratch) gets a byte range in one pooled
 /// "arena" buffer, and tensors whose lifetimes do not overlap share memory.
 ///
-/// Lifetimes come from the node order: a tensor lives from the node that writes it to the last node that reads it.
+/// Lifetimes come from the node order: a tensor lives from the node that writes it to the last node that reads it,
+/// widened to whole runs of a level (``Graph/levelRuns``), whose nodes run with no barrier between them.
 /// Placement is greedy best-offset in decreasing size (the arena planners of TFLite and ncnn work alike): each tensor
 /// takes the lowest aligned offset that does not overlap, in both time and space, a tensor placed before it.
 /// The graph's input and output get buffers of their own, so the host can write and read them between runs.
@@ -44,15 +45,24 @@ public struct MemoryPlan: Sendable {
             var scratch: (node: Int, index: Int)?
         }
         let lastUse = graph.lastUse
+        // Nodes of one level run side by side, with no barrier between them: memory lives from the start of its
+        // writer's run to the end of its last reader's, so that no node writes where another of its run reads.
+        let runs = graph.levelRuns
         var items: [Item] = []
         for (index, node) in graph.nodes.enumerated() where node.output != graph.output {
             let bytes = Self.padded(graph.shapes[node.output].count * elementBytes)
             // A tensor nobody reads still lives through the node that writes it.
-            items.append(Item(bytes: bytes, first: index, last: lastUse[node.output] ?? index, tensor: node.output))
+            items.append(
+                Item(
+                    bytes: bytes, first: runs[index].lowerBound,
+                    last: runs[lastUse[node.output] ?? index].upperBound, tensor: node.output))
         }
         for (node, sizes) in scratchBytes.enumerated() {
             for (index, bytes) in sizes.enumerated() {
-                items.append(Item(bytes: Self.padded(bytes), first: node, last: node, scratch: (node, index)))
+                items.append(
+                    Item(
+                        bytes: Self.padded(bytes), first: runs[node].lowerBound, last: runs[node].upperBound,
+                        scratch: (node, index)))
             }
         }
 

@@ -211,3 +211,71 @@ func memoryPlanArenas() throws {
         }
     }
 }
+
+/// A downsampling block's two branches, built the way the model reads (shortcut first): the shortcut's average pool
+/// and 1x1 convolution, then the main path's 1x1 convolution and strided depthwise convolution, joined by a 1x1
+/// convolution whose epilogue adds the shortcut.
+func branchingGraph(batch: Int = 2) -> Graph {
+    var random = SeededRandom(seed: 3)
+    func parameters(_ count: Int, _ channels: Int) -> ConvParameters {
+        ConvParameters(
+            weights: random.floats(count, in: -0.3...0.3), scale: random.floats(channels, in: 0.5...1.5),
+            shift: random.floats(channels, in: -0.2...0.2))
+    }
+    var graph = Graph(input: TensorShape(batch: batch, channels: 16, height: 8, width: 8))
+    let x = graph.input
+    let small = TensorShape(batch: batch, channels: 16, height: 4, width: 4)
+    let pooled = graph.add(
+        "shortcut.0", .avgPool(AvgPool(batch: batch, channels: 16, height: 8, width: 8)), inputs: [x], output: small)
+    let shortcut = graph.add(
+        "shortcut.1",
+        .pointwise(Pointwise(batch: batch, inChannels: 16, pixels: 16, outChannels: 32), parameters(512, 32)),
+        inputs: [pooled], output: TensorShape(batch: batch, channels: 32, height: 4, width: 4))
+    let conv1 = graph.add(
+        "conv1",
+        .pointwise(
+            Pointwise(batch: batch, inChannels: 16, pixels: 64, outChannels: 16, epilogue: Epilogue(activation: .relu)),
+            parameters(256, 16)), inputs: [x], output: graph.shapes[x])
+    let peg = graph.add(
+        "peg",
+        .depthwise(
+            Depthwise(batch: batch, channels: 16, height: 8, width: 8, kernelSize: 3, stride: 2, padding: 1),
+            parameters(144, 16)), inputs: [conv1], output: small)
+    graph.add(
+        "conv3",
+        .pointwise(
+            Pointwise(
+                batch: batch, inChannels: 16, pixels: 16, outChannels: 32,
+                epilogue: Epilogue(activation: .relu, hasResidual: true)), parameters(512, 32)),
+        inputs: [peg, shortcut], output: graph.shapes[shortcut])
+    return graph
+}
+
+@Test("independent branches run side by side: level order, memory kept apart within a level, one barrier per level")
+func branchesShareBarriers() throws {
+    let graph = branchingGraph()
+    let ordered = graph.inLevelOrder()
+    #expect(ordered.nodes.map(\.name) == ["shortcut.0", "conv1", "shortcut.1", "peg", "conv3"])
+    #expect(ordered.levelRuns == [0...1, 0...1, 2...3, 2...3, 4...4])
+    #expect(graph.levelRuns == [0...0, 1...1, 2...2, 3...3, 4...4])  // levels 1, 2, 1, 2, 3: no two side by side
+    // No tensor shares memory with one that another node of its run still reads or writes.
+    let plan = MemoryPlan(graph: ordered, scratchBytes: Array(repeating: [], count: ordered.nodes.count))
+    let lastUse = ordered.lastUse, runs = ordered.levelRuns
+    let lives = ordered.nodes.enumerated().compactMap { index, node -> (MemoryPlan.Region, ClosedRange<Int>)? in
+        plan.tensors[node.output].map { ($0, runs[index].lowerBound...runs[lastUse[node.output] ?? index].upperBound) }
+    }
+    for (i, a) in lives.enumerated() {
+        for b in lives[(i + 1)...] where a.1.overlaps(b.1) {
+            #expect(a.0.end <= b.0.offset || b.0.end <= a.0.offset, "tensors live in one run share memory")
+        }
+    }
+    var random = SeededRandom(seed: testSeed())
+    let input = random.floats(graph.shapes[graph.input].count)
+    try withValidatedDevice { device in
+        let session = try InferenceSession(graph: graph, device: device)
+        #expect(Comparison(try session.run(input), CPUExecutor.run(graph, input: input)).passes)
+        // Three levels, so two barriers (in the order as built: three, the pool alone before the shortcut's conv).
+        #expect(session.statistics.dispatches == 5)
+        #expect(session.statistics.barriers == 2)
+    }
+}
