@@ -97,6 +97,9 @@ public struct AvgPool: Hashable, Sendable, Codable {
     public var outWidth: Int { (width + 1) / 2 }
     public var inputCount: Int { batch * channels * height * width }
     public var outputCount: Int { batch * channels * outHeight * outWidth }
+    /// Whether the kernel reads four values per fetch (the input then bound as an RGBA32F view): every window whole
+    /// (even sides) and every input row whole texels (W % 4 == 0).
+    public var vec4Input: Bool { height % 2 == 0 && width % 4 == 0 }
 
     /// The CPU reference.
     public func reference(input: [Float]) -> [Float] {
@@ -125,18 +128,21 @@ public struct AvgPool: Hashable, Sendable, Codable {
         var planes, inHeight, inWidth, outHeight, outWidth: UInt32
     }
 
-    /// The dispatch and its bindings: the input, the output.
+    /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the output.
     public func steps<Resource>(input: Resource, output: Resource, config: KernelConfig = .texel) -> [KernelStep<
         Resource
     >] {
-        [KernelStep(launch(), [.read(input), .write(output)]).on(config.dataPath)]
+        [
+            KernelStep(launch(), [.read(input, vec4Input ? .rgba32Float : .r32Float), .write(output)]).on(
+                config.dataPath)
+        ]
     }
 
     /// The dispatch alone.
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: Self.name, specialization: [0: .uint(64)],
+            kernel: Self.name, specialization: [0: .uint(64), 1: .bool(vec4Input)],
             pushConstants: PushConstants(
                 planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
                 outHeight: UInt32(outHeight), outWidth: UInt32(outWidth)),

@@ -306,6 +306,11 @@ func pooling() throws {
         AvgPool(batch: 3, channels: 2, height: 8, width: 6).check(),
         AvgPool(batch: 1, channels: 5, height: 5, width: 9).check(),
         AvgPool(batch: 2, channels: 2, height: 1, width: 1).check(),
+        // Four values a fetch: output rows of whole vec4s (W % 8 == 0), and of 4k + 2 (W = 12, 28: the last group of a
+        // row has two outputs).
+        AvgPool(batch: 2, channels: 3, height: 8, width: 16).check(),
+        AvgPool(batch: 1, channels: 2, height: 6, width: 12).check(),
+        AvgPool(batch: 2, channels: 1, height: 4, width: 28).check(),
         GlobalAvgPool(batch: 1, channels: 5, pixels: 49).check(),
         GlobalAvgPool(batch: 3, channels: 7, pixels: 36).check(),
         GlobalAvgPool(batch: 2, channels: 3, pixels: 1).check(),
