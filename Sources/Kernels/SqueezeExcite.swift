@@ -93,16 +93,29 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         return squeeze.steps(input: input, output: means, config: config)
             + [
                 KernelStep(
-                    exciteLaunch(), [.read(means), .read(w1), .readSmall(b1), .read(w2), .readSmall(b2), .write(gates)]),
+                    exciteLaunch(),
+                    [
+                        .read(means, fc1Format), .read(w1, fc1Format), .readSmall(b1), .read(w2, fc2Format),
+                        .readSmall(b2), .write(gates),
+                    ]),
                 KernelStep(
                     scaleLaunch(),
                     [.read(input, scaled), .read(gates), .read(residual ?? input, scaled), .write(output)]),
             ].map { $0.on(config.dataPath) }
     }
 
+    /// How the excitation reads the means and fc1's weights (four channels a fetch when C % 4 == 0), and fc2's
+    /// weights (four reduced channels a fetch when R % 4 == 0).
+    var fc1Format: TexelFormat { channels % 4 == 0 ? .rgba32Float : .r32Float }
+    var fc2Format: TexelFormat { reduced % 4 == 0 ? .rgba32Float : .r32Float }
+
     func exciteLaunch() -> KernelLaunch {
         KernelLaunch(
-            kernel: Self.name + "_gates", specialization: [0: .uint(64), 1: .uint(innerActivation.rawValue)],
+            kernel: Self.name + "_gates",
+            specialization: [
+                0: .uint(64), 1: .uint(innerActivation.rawValue), 2: .bool(fc1Format == .rgba32Float),
+                3: .bool(fc2Format == .rgba32Float),
+            ],
             pushConstants: ExcitePushConstants(channels: UInt32(channels), reduced: UInt32(reduced)),
             groups: (batch, 1, 1))
     }

@@ -328,6 +328,9 @@ func squeezeExcite() throws {
             SqueezeExcite(
                 batch: 2, channels: 33, pixels: 9, reduced: 5, innerActivation: .relu,
                 epilogue: Epilogue(activation: .relu, hasResidual: true)),
+            // fc1 a value a fetch and fc2 four; both four, with more reduced channels than lanes (BossNet's stage 4).
+            SqueezeExcite(batch: 1, channels: 18, pixels: 16, reduced: 8, innerActivation: .relu),
+            SqueezeExcite(batch: 2, channels: 512, pixels: 4, reduced: 128, innerActivation: .relu),
         ].map { $0.check() })
 }
 
