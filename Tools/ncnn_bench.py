@@ -4,7 +4,7 @@
     python3 Tools/ncnn_bench.py --bossnas PATH                                   # ncnn alone, batch 1 and 8
     python3 Tools/ncnn_bench.py --bossnas PATH --bossnet .build/release/bossnet --json bench.json
                                   # also `bossnet bench` on the same model, batches and iterations: ours/ncnn
-    python3 Tools/ncnn_bench.py --bossnas PATH --attention sdpa matmul --batch 1 --iterations 3 --work DIR
+    python3 Tools/ncnn_bench.py --bossnas PATH --attention sdpa matmul --batch 1 --iterations 3 --rounds 1 --work DIR
 
 PATH is a checkout of the authors' repository, changlin31/BossNAS (see Tools/make_fixtures.py): the network is their
 own model code under the calibrated synthetic weights of make_fixtures.py (calibrated on its calibration image at the
@@ -33,16 +33,19 @@ and arithmetic unless --fp16 (ncnn's own default where the device supports fp16)
 batch: each image's input handed in (uploaded), the network run, the logits read back into NumPy, as `bossnet bench`
 times it. The first run checks ncnn's logits against the authors' model in float64 on the same images (relative L2);
 over --tolerance (1e-3, or 2e-2 with --fp16) the script stops with exit status 1 before timing anything. Then --warmup
-runs less that first one (at least none), then --iterations timed runs: median, min and max per batch, per image, and
-the effective GFLOP/s = 2 · MAdds · batch / seconds, MAdds counted on the model (its convolutions, its classifier and
-each attention's two products: 3,442,978,304 for BossNet-T0 at 224, as `bossnet bench` counts them).
-
-With --bossnet, then runs `BOSSNET bench --model MODEL --input-size S --batch B... --iterations N --warmup W --json`
-and prints ours/ncnn per batch and attention variant (ms per batch, medians; under 1: ours is faster).
+runs less that first one (at least none). Then --rounds rounds (3): in each, --iterations timed runs of every batch on
+ncnn, then (with --bossnet) `BOSSNET bench --model MODEL --input-size S --batch B... --iterations N --warmup W --json`.
+The engines take turns so that both are timed in the same minutes: this machine's speed drifts by a quarter over a few
+minutes (lavapipe shares the CPU with everything else), which timing one engine after the other puts into the ratio.
+ncnn's figures are the median, min and max per batch and per image over all rounds' runs, and the effective
+GFLOP/s = 2 · MAdds · batch / seconds, MAdds counted on the model (its convolutions, its classifier and each
+attention's two products: 3,442,978,304 for BossNet-T0 at 224, as `bossnet bench` counts them). bossnet's are the
+median of its rounds' medians. ours/ncnn, per batch and attention variant, is the median of the rounds' ratios (each
+round's medians divided; under 1: ours is faster), printed with every round's.
 
 Prints a table on stdout (progress on stderr); --json FILE writes every figure: versions, the device, each ncnn
-row (ms per batch and per image, GFLOP/s, error against torch, CPU-side layers), bossnet's rows and the ratios.
-The machine's load shows in the figures: lavapipe shares the CPU with everything else.
+row (ms per batch and per image, GFLOP/s, error against torch, CPU-side layers, each round's median), bossnet's rows
+and the ratios with each round's.
 """
 import argparse
 import collections
@@ -203,26 +206,39 @@ def relative_l2(a, b):
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def bench_ncnn(ncnn, net, images, reference, batch, args, tolerance, madds):
+def check_ncnn(ncnn, net, images, reference, batch, args, tolerance):
+    """The first run, checked against torch, then the warm-up runs: the batch's row, whether it passed, its inputs."""
     mats = [ncnn.Mat(np.ascontiguousarray(image)).clone() for image in images[:batch]]
     first, logits = run_batch(ncnn, net, mats)
     error = relative_l2(logits, reference[:batch]) if np.all(np.isfinite(logits)) else float("inf")
-    row = {"batch": batch, "rel_error": error, "tolerance": tolerance, "first_run_ms": first * 1e3}
+    row = {"batch": batch, "rel_error": error, "tolerance": tolerance, "first_run_ms": first * 1e3, "rounds": []}
     log(f"    relative L2 error against torch (float64): {error:.3e}")
     if not error <= tolerance:
-        return row, False
+        return row, False, mats
     for _ in range(max(args.warmup - 1, 0)):
         run_batch(ncnn, net, mats)
+    return row, True, mats
+
+
+def time_ncnn(ncnn, net, mats, batch, args, label):
+    """--iterations timed runs of one batch: their seconds."""
     times = []
     for i in range(args.iterations):
         seconds, _ = run_batch(ncnn, net, mats)
         times.append(seconds)
-        log(f"    batch {batch} run {i + 1}/{args.iterations}: {seconds * 1e3:.1f} ms")
+        log(f"    {label} batch {batch} run {i + 1}/{args.iterations}: {seconds * 1e3:.1f} ms")
+    return times
+
+
+def finish_ncnn_row(row, madds):
+    """Medians, minima and maxima over every round's timed runs, and each round's median."""
+    times = [t for round_times in row["rounds"] for t in round_times]
+    batch = row["batch"]
     row["ms_per_batch"] = summary([t * 1e3 for t in times])
     row["ms_per_image"] = summary([t * 1e3 / batch for t in times])
     gflops = [2 * madds * batch / t / 1e9 for t in times]
     row["gflops"] = {"median": statistics.median(gflops), "max": max(gflops), "min": min(gflops)}
-    return row, True
+    row["round_medians_ms"] = [statistics.median(r) * 1e3 for r in row.pop("rounds")]
 
 
 # ---------------------------------------------------------------------------------------------------------- bossnet
@@ -267,6 +283,43 @@ def bench_bossnet(args):
             "rows": [found[b] for b in sorted(found)]}
 
 
+def combine_bossnet_rounds(rounds):
+    """One row per batch over the rounds: the median of the rounds' medians, the least minimum, each round's median."""
+    first = rounds[0]
+    if "error" in rounds[-1]:
+        return rounds[-1]
+    rows = []
+    for row in first["rows"]:
+        batch = row["batch"]
+        medians = [r["ms_per_batch_median"] for rnd in rounds for r in rnd["rows"] if r["batch"] == batch]
+        minima = [r["row"].get("ms_per_batch", {}).get("min") for rnd in rounds for r in rnd["rows"]
+                  if r["batch"] == batch and isinstance(r["row"].get("ms_per_batch"), dict)]
+        combined = dict(row["row"])
+        combined["ms_per_batch"] = {"median": statistics.median(medians),
+                                    "min": min((m for m in minima if m is not None), default=None)}
+        rows.append({"batch": batch, "ms_per_batch_median": statistics.median(medians), "round_medians_ms": medians,
+                     "row": combined})
+    return {"command": first["command"], "device": first["device"], "rows": rows}
+
+
+def ratios(ncnn_rows, bossnet_rounds):
+    """ours/ncnn per attention and batch: each round's medians divided, and the median of those ratios."""
+    result = []
+    for row in ncnn_rows:
+        if "round_medians_ms" not in row:
+            continue
+        ours = [next((r["ms_per_batch_median"] for r in rnd["rows"] if r["batch"] == row["batch"]), None)
+                for rnd in bossnet_rounds]
+        per_round = [o / n for o, n in zip(ours, row["round_medians_ms"]) if o is not None]
+        if not per_round:
+            continue
+        result.append({"attention": row["attention"], "batch": row["batch"],
+                       "ours_ms": statistics.median(o for o in ours if o is not None),
+                       "ncnn_ms": row["ms_per_batch"]["median"], "per_round": per_round,
+                       "ours_over_ncnn": statistics.median(per_round)})
+    return result
+
+
 # ------------------------------------------------------------------------------------------------------------- main
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -276,6 +329,8 @@ def main():
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
     parser.add_argument("--iterations", type=int, default=5, help="timed runs per batch (default: 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first, the checked one included")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of --iterations runs, the engines taking turns (default: 3)")
     parser.add_argument("--attention", nargs="+", default=["sdpa"], choices=ATTENTIONS,
                         help="how the attention is traced for pnnx (default: sdpa)")
     parser.add_argument("--fp16", action="store_true", help="let ncnn store and compute in fp16")
@@ -285,8 +340,8 @@ def main():
     parser.add_argument("--bossnet", help="our bossnet binary: also run its bench and print ours/ncnn")
     parser.add_argument("--json", type=pathlib.Path, help="write every figure here")
     args = parser.parse_args()
-    if min(args.batch) < 1 or args.iterations < 1 or args.warmup < 0:
-        parser.error("batches and --iterations must be positive, --warmup not negative")
+    if min(args.batch) < 1 or args.iterations < 1 or args.rounds < 1 or args.warmup < 0:
+        parser.error("batches, --iterations and --rounds must be positive, --warmup not negative")
     precision = "fp16" if args.fp16 else "fp32"
     tolerance = args.tolerance if args.tolerance is not None else TOLERANCE[precision]
 
@@ -311,22 +366,25 @@ def main():
                 "timm": importlib.metadata.version("timm"), "numpy": np.__version__,
                 "python": platform.python_version()}
     results = {"model": args.model, "input_size": size, "madds": madds, "precision": precision,
-               "iterations": args.iterations, "warmup": args.warmup, "versions": versions, "device": device,
+               "iterations": args.iterations, "rounds": args.rounds, "warmup": args.warmup, "versions": versions,
+               "device": device,
                "ncnn": []}
     failed = False
     with contextlib.ExitStack() as stack:
         folder = args.work or pathlib.Path(stack.enter_context(tempfile.TemporaryDirectory()))
         folder.mkdir(parents=True, exist_ok=True)
+        checked = []  # (attention, net, row, mats) of every batch that passed its check
         for attention in args.attention:
             param, weights, convert_s = convert(model32, args.model, size, attention, folder,
                                                args.reconvert)
             net, load_ms = load_net(ncnn, param, weights, args.fp16)
+            stack.callback(net.clear)
             layers = net.layers()
             off_device = collections.Counter(layer.type for layer in layers if not layer.support_vulkan)
             log(f"ncnn {attention}: {len(layers)} layers, off the Vulkan device: {dict(off_device) or 'none'}")
             for batch in args.batch:
-                log(f"  ncnn {attention} batch {batch} ...")
-                row, ok = bench_ncnn(ncnn, net, images, reference, batch, args, tolerance, madds)
+                log(f"  ncnn {attention} batch {batch}: first run, checked ...")
+                row, ok, mats = check_ncnn(ncnn, net, images, reference, batch, args, tolerance)
                 row.update({"attention": attention, "layers": len(layers), "cpu_layers": dict(off_device),
                             "convert_s": convert_s, "load_ms": load_ms, "num_threads": net.opt.num_threads})
                 results["ncnn"].append(row)
@@ -335,18 +393,31 @@ def main():
                         "not timed")
                     failed = True
                     break
-            net.clear()
+                checked.append((attention, net, row, mats))
             if failed:
                 break
 
-    if not failed and args.bossnet:
-        results["bossnet"] = bench_bossnet(args)
-        failed = "error" in results["bossnet"]
-        ours = {row["batch"]: row["ms_per_batch_median"] for row in results["bossnet"]["rows"]}
-        results["ratios"] = [{"attention": row["attention"], "batch": row["batch"], "ours_ms": ours[row["batch"]],
-                              "ncnn_ms": row["ms_per_batch"]["median"],
-                              "ours_over_ncnn": ours[row["batch"]] / row["ms_per_batch"]["median"]}
-                             for row in results["ncnn"] if row["batch"] in ours]
+        # Rounds: each engine in turn, so that both see the machine as it is in those minutes.
+        bossnet_rounds = []
+        for round_index in range(args.rounds if not failed else 0):
+            label = f"round {round_index + 1}/{args.rounds}"
+            for attention, net, row, mats in checked:
+                log(f"  {label}: ncnn {attention} batch {row['batch']} ...")
+                row["rounds"].append(time_ncnn(ncnn, net, mats, row["batch"], args, label))
+            if args.bossnet:
+                log(f"  {label}: bossnet ...")
+                bossnet_rounds.append(bench_bossnet(args))
+                if "error" in bossnet_rounds[-1]:
+                    failed = True
+                    break
+        for row in results["ncnn"]:
+            if row.get("rounds"):
+                finish_ncnn_row(row, madds)
+
+    if args.bossnet and bossnet_rounds:
+        results["bossnet"] = combine_bossnet_rounds(bossnet_rounds)
+        failed = failed or "error" in results["bossnet"]
+        results["ratios"] = ratios(results["ncnn"], bossnet_rounds)
 
     print_table(results)
     if args.json:
@@ -382,8 +453,9 @@ def print_table(results):
     for ratio in results.get("ratios", []):
         r = ratio["ours_over_ncnn"]
         verdict = f"ours {1 / r:.2f}x faster" if r < 1 else f"ncnn {r:.2f}x faster"
-        print(f"ours/ncnn {ratio['attention']:6} batch {ratio['batch']}: {ratio['ours_ms']:.1f} / "
-              f"{ratio['ncnn_ms']:.1f} ms = {r:.3f} ({verdict})")
+        rounds = ", ".join(f"{x:.3f}" for x in ratio["per_round"])
+        print(f"ours/ncnn {ratio['attention']:6} batch {ratio['batch']}: {r:.3f}, the median of the rounds' ratios "
+              f"({rounds}); medians {ratio['ours_ms']:.1f} / {ratio['ncnn_ms']:.1f} ms ({verdict})")
 
 
 if __name__ == "__main__":
