@@ -28,6 +28,11 @@ layout(constant_id = 4) const bool HAS_RESIDUAL = false;
 // Output channels per invocation: 8, or 16 where M is a multiple of 16 (each gathered input feeds twice the
 // multiply-adds).
 layout(constant_id = 5) const uint ROWS = 8;
+// Where the output's width is a multiple of 4 a tile's four columns are neighbours in one output row, and the window
+// rows they read overlap: each (channel, ky) fetches the SPAN inputs under all four once (13 for the 7x7 stride-2
+// stem, against 28 fetched per column and kx), with one test of the row for all.
+layout(constant_id = 6) const bool ROW_TILE = false;
+const uint SPAN = 3u * STRIDE + KSIZE;
 
 IMAGE_INPUT(0, x, r32f)  // R32F, NCHW input
 WEIGHTS(1, w)  // RGBA32F, packed weights
@@ -77,13 +82,29 @@ void main() {
     for (uint c = 0u; c < p.in_channels; ++c) {
         const int channel = int(c * in_pixels);
         [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
+            float span[SPAN];
+            if (ROW_TILE) {
+                const int iy = iy0[0] + int(ky);
+                const bool row_inside = iy >= 0 && iy < int(p.in_height);
+                const int row = base[0] + channel + iy * int(p.in_width);
+                [[unroll]] for (uint q = 0u; q < SPAN; ++q) {
+                    const int ix = ix0[0] + int(q);
+                    const bool inside = row_inside && ix >= 0 && ix < int(p.in_width);
+                    const float v = LOAD_IMAGE1(x, inside ? row + ix : 0);
+                    span[q] = inside ? v : 0.0;
+                }
+            }
             [[unroll]] for (uint kx = 0u; kx < KSIZE; ++kx) {
                 vec4 xv;
-                [[unroll]] for (uint j = 0u; j < 4u; ++j) {
-                    const int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
-                    const bool inside = iy >= 0 && iy < int(p.in_height) && ix >= 0 && ix < int(p.in_width);
-                    const float v = LOAD_IMAGE1(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0);
-                    xv[j] = inside ? v : 0.0;
+                if (ROW_TILE) {
+                    xv = vec4(span[kx], span[STRIDE + kx], span[2u * STRIDE + kx], span[3u * STRIDE + kx]);
+                } else {
+                    [[unroll]] for (uint j = 0u; j < 4u; ++j) {
+                        const int iy = iy0[j] + int(ky), ix = ix0[j] + int(kx);
+                        const bool inside = iy >= 0 && iy < int(p.in_height) && ix >= 0 && ix < int(p.in_width);
+                        const float v = LOAD_IMAGE1(x, inside ? base[j] + channel + iy * int(p.in_width) + ix : 0);
+                        xv[j] = inside ? v : 0.0;
+                    }
                 }
                 const uint t = ky * KSIZE + kx;
 #if defined(SHUFFLE_WEIGHTS)

@@ -153,6 +153,7 @@ public struct Conv2D: Hashable, Sendable, Codable {
             specialization: [
                 0: .uint(UInt32(tiles.local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
                 3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual), 5: .uint(UInt32(tiles.rows)),
+                6: .bool(outWidth % 4 == 0),
             ],
             pushConstants: PushConstants(
                 batch: UInt32(batch), inChannels: UInt32(inChannels), inHeight: UInt32(height), inWidth: UInt32(width),

@@ -97,6 +97,16 @@ func conv2d() throws {
             Conv2D(
                 batch: 1, inChannels: 4, height: 9, width: 9, outChannels: 80, kernelSize: 5, stride: 2, padding: 2,
                 epilogue: Epilogue(activation: .relu)),
+            // Output widths of whole tiles (the row-window path): the stem's 7x7 stride 2 over two images, a 5x5 at
+            // stride 1, a 3x3 at stride 2 over three images, each with padding on every side.
+            Conv2D(
+                batch: 2, inChannels: 3, height: 16, width: 16, outChannels: 32, kernelSize: 7, stride: 2, padding: 3,
+                epilogue: Epilogue(activation: .relu)),
+            Conv2D(
+                batch: 1, inChannels: 5, height: 12, width: 8, outChannels: 16, kernelSize: 5, stride: 1, padding: 2),
+            Conv2D(
+                batch: 3, inChannels: 4, height: 8, width: 16, outChannels: 8, kernelSize: 3, stride: 2, padding: 1,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
         ].map { $0.check() })
 }
 
