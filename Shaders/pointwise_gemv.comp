@@ -3,12 +3,11 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
-// @datapaths storage fp16
-// (No texel-buffer build: no family runs this kernel on the texel path.)
+// @datapaths texel storage fp16
 
 // The linear layer at small batch (a GEMV per image), a faster path of pointwise.comp for pixels == 1, with the same
 // bindings, push constants, packed weights and fused epilogue:
-//   y[n][m] = epilogue( sum_k w[m][k] * x[n][k] )      for n < batch (1 .. MAX_BATCH), m < M, k < K
+//   y[n][m] = epilogue( sum_k w[m][k] * x[n][k] )      for n < batch, m < M, k < K
 // with M = out_channels, K = in_channels, and epilogue(v) = act(v * scale[m] + shift[m] (+ residual[n][m])) from
 // common.glsl. Sums are float32 on every data path.
 //
@@ -29,11 +28,12 @@
 // and store, skipping channels m >= M (the zero padding of Mpad, and groups past m_vec4 in the last workgroup) and
 // images n >= batch.
 //
-// Requirements (the host's presets meet them): K_SLICES divides the workgroup size; batch <= MAX_BATCH (images past
-// MAX_BATCH are not computed); shared memory (LANES - GROUPS) * MAX_BATCH * 16 bytes <= 16384.
+// Requirements (the host's presets meet them): K_SLICES divides the workgroup size; shared memory
+// (LANES - GROUPS) * MAX_BATCH * 16 bytes <= 16384.
 //   Presets (64 lanes, MAX_BATCH 4):  K_SLICES 4: 16 groups (64 channels) a workgroup, 3072 bytes of shared memory;
 //                                     K_SLICES 8:  8 groups (32 channels) a workgroup, 3584 bytes.
-// Grid: x = ceil(m_vec4 / GROUPS) = ceil((Mpad / 4) / (LANES / K_SLICES)); y = z = 1.
+// Grid: x = ceil(m_vec4 / GROUPS) = ceil((Mpad / 4) / (LANES / K_SLICES)); y = ceil(batch / MAX_BATCH): workgroup Y
+// takes images Y * MAX_BATCH .. + MAX_BATCH - 1, each summed in the same order whatever the batch; z = 1.
 // Only the loop over k is a real loop (at most ceil(K / K_SLICES) / 4 + 3 iterations a lane, K <= 4608 here); every
 // loop over images, slices or vector components is unrolled (lavapipe ends an invocation after 65535 loop iterations
 // in all).
@@ -67,7 +67,8 @@ void main() {
     const uint q = gl_WorkGroupID.x * GROUPS + g;  // this lane's channel group: channels 4q .. 4q+3
     const bool in_range = q < p.m_vec4;  // lanes past the last group still take part in the barrier
     const uint K = p.in_channels, M = p.out_channels;
-    const uint batch = min(p.batch, MAX_BATCH);
+    const uint n0 = gl_WorkGroupID.y * MAX_BATCH;  // this workgroup's first image
+    const uint batch = min(p.batch - n0, MAX_BATCH);
 
     vec4 acc[MAX_BATCH];
     [[unroll]] for (uint n = 0u; n < MAX_BATCH; ++n) acc[n] = vec4(0.0);
@@ -81,14 +82,14 @@ void main() {
             [[unroll]] for (uint u = 0u; u < 4u; ++u) wv[u] = LOAD4(w, (k + u * K_SLICES) * w_row + q);
             [[unroll]] for (uint n = 0u; n < MAX_BATCH; ++n) {
                 if (n < batch) {
-                    [[unroll]] for (uint u = 0u; u < 4u; ++u) acc[n] += LOAD1(x, n * K + k + u * K_SLICES) * wv[u];
+                    [[unroll]] for (uint u = 0u; u < 4u; ++u) acc[n] += LOAD1(x, (n0 + n) * K + k + u * K_SLICES) * wv[u];
                 }
             }
         }
         for (; k < K; k += K_SLICES) {
             const vec4 wv = LOAD4(w, k * w_row + q);
             [[unroll]] for (uint n = 0u; n < MAX_BATCH; ++n) {
-                if (n < batch) acc[n] += LOAD1(x, n * K + k) * wv;
+                if (n < batch) acc[n] += LOAD1(x, (n0 + n) * K + k) * wv;
             }
         }
     }
@@ -111,7 +112,7 @@ void main() {
             const float shift = LOAD_SMALL(affine, M + m);
             [[unroll]] for (uint n = 0u; n < MAX_BATCH; ++n) {
                 if (n < batch) {
-                    const uint o = n * M + m;
+                    const uint o = (n0 + n) * M + m;
                     const float res = HAS_RESIDUAL ? LOAD1(residual, o) : 0.0;
                     STORE1(y, o, epilogue(acc[n][i], scale, shift, res, HAS_RESIDUAL, ACTIVATION));
                 }

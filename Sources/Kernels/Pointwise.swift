@@ -59,7 +59,9 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// How the kernels of `config` read the weights.
     public func weightLayout(_ config: KernelConfig) -> GEMMWeights {
-        GEMMWeights(outputs: outChannels, reduction: inChannels, config: config)
+        usesGEMV(config)
+            ? .oneBlock(outputs: outChannels, reduction: inChannels)
+            : GEMMWeights(outputs: outChannels, reduction: inChannels, config: config)
     }
 
     /// `[outChannels][inChannels]` weights packed as the kernels of `config` read them (see ``GEMMWeights``).
@@ -89,14 +91,16 @@ public struct Pointwise: Hashable, Sendable, Codable {
             stride: 1, padding: 0, epilogue: epilogue)
     }
 
-    /// Whether `config` runs this layer as a GEMV (Shaders/pointwise_gemv.comp): a linear layer at batch 1 to 4 in a
-    /// tiled family, where a GEMM tile would leave all but a few of its columns idle.
+    /// Whether `config` runs this layer as a GEMV (Shaders/pointwise_gemv.comp): every linear layer (one pixel), in
+    /// every family, where a GEMM tile would leave all but a few of its columns idle. At every batch, so that an
+    /// image's logits are the same bits whatever batch it runs in. (T0's classifier at batch 1 on lavapipe: 13.9 ms in
+    /// the texel GEMM, 2.7 as a GEMV on storage buffers, 2.4 on texel buffers: BENCHMARKS.md.)
     public func usesGEMV(_ config: KernelConfig) -> Bool {
-        config.family.isTiled && pixels == 1 && batch <= Self.gemvMaxBatch
+        pixels == 1
     }
 
-    /// The most images the GEMV kernel takes (its accumulators are sized for them).
-    static let gemvMaxBatch = 4
+    /// Images a GEMV workgroup takes (its accumulators are sized for them); more take more workgroups on y.
+    static let gemvImages = 4
 
     /// Floats of each scratch buffer the dispatches need under `config` (split-K's partial sums).
     public func scratchCounts(_ config: KernelConfig) -> [Int] {
@@ -119,10 +123,13 @@ public struct Pointwise: Hashable, Sendable, Codable {
                 kernel: Self.name + "_gemv",
                 specialization: [
                     0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
-                    3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvMaxBatch)),
+                    3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvImages)),
                 ],
                 pushConstants: pushConstants(weightLayout(config)),
-                groups: ((weightLayout(config).paddedOutputs / 4 + lanes / slices - 1) / (lanes / slices), 1, 1))
+                groups: (
+                    (weightLayout(config).paddedOutputs / 4 + lanes / slices - 1) / (lanes / slices),
+                    (batch + Self.gemvImages - 1) / Self.gemvImages, 1
+                ))
             return [
                 KernelStep(
                     launch,

@@ -46,10 +46,10 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
 /// The dry pass: chooses each node's kernels for a device profile, turns the node into its dispatches, and collects
 /// the weight arrays (packed as the kernels read them) and each node's scratch sizes. Nothing here touches a device.
 ///
-/// The choice per node: one family throughout when ``KernelChoice/family(_:)`` names one; automatically, texel reads
-/// on CPU devices (lavapipe, where they are 2-3x faster than storage reads) but the GEMV for linear layers at batch 1
-/// to 4 (5x faster there too), and the tiled family on GPUs. Wherever a texel view would hold more than the device's
-/// `maxTexelBufferElements`, that node reads storage buffers instead.
+/// The choice: one family throughout when ``KernelChoice/family(_:)`` names one; automatically, texel reads on CPU
+/// devices (lavapipe, where they are 2-3x faster than storage reads) and the tiled family on GPUs. Each family runs
+/// linear layers as a GEMV (``Pointwise/usesGEMV(_:)``). Wherever a texel view would hold more than
+/// the device's `maxTexelBufferElements`, that node reads storage buffers instead.
 struct Lowering: Sendable {
     private(set) var steps: [Step] = []
     private(set) var weights: [[Float]] = []
@@ -87,14 +87,7 @@ struct Lowering: Sendable {
         let config = KernelConfig(family: family, limits: profile.limits)
         for (index, node) in graph.nodes.enumerated() {
             currentNode = index
-            var nodeConfig = config
-            if choice == .automatic, family == .texel, case let .pointwise(op, _) = node.op,
-                op.usesGEMV(config.with(.tiled))
-            {
-                // T0's classifier at batch 1 on lavapipe: 2.8 ms as a GEMV, 13.9 ms in the texel GEMM (BENCHMARKS.md).
-                nodeConfig = config.with(.tiled)
-            }
-            var nodeSteps = lower(node, index: index, config: nodeConfig)
+            var nodeSteps = lower(node, index: index, config: config)
             if config.dataPath == .texel && !fitsTexelViews(nodeSteps, limit: profile.limits.maxTexelBufferElements) {
                 nodeSteps = nodeSteps.map { $0.on(.storage) }
             }
@@ -104,7 +97,7 @@ struct Lowering: Sendable {
             steps += nodeSteps.map { Step(node: index, kernel: $0) }
             variants[index] =
                 nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
-                + (Self.tiling(node.op, nodeConfig).map { " (\($0))" } ?? "")
+                + (Self.tiling(node.op, config).map { " (\($0))" } ?? "")
         }
     }
 

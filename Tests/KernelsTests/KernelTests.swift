@@ -62,7 +62,7 @@ func tiledGEMM() throws {
         batch: 4, inChannels: 37, pixels: 1, outChannels: 70, epilogue: Epilogue(activation: .silu, hasResidual: true))
     #expect(
         gemv.usesGEMV(config) && gemv4.usesGEMV(config)
-            && !Pointwise.linear(batch: 5, inFeatures: 8, outFeatures: 8).usesGEMV(config))
+            && !Pointwise(batch: 1, inChannels: 8, pixels: 2, outChannels: 8).usesGEMV(config))
     try expectAllPass(
         [small.check(), medium.check(), large.check(), split.check(), gemv.check(), gemv4.check()],
         families: [.tiled, .fp16, .fp16math])
@@ -270,8 +270,13 @@ func pointwise() throws {
             Pointwise(
                 batch: 3, inChannels: 7, pixels: 9, outChannels: 5,
                 epilogue: Epilogue(activation: .identity, hasResidual: true)),
+            // Linear layers run as a GEMV in every family, four images a workgroup: here one to three workgroups of
+            // images, the last one ragged, with an epilogue.
             Pointwise.linear(batch: 3, inFeatures: 67, outFeatures: 37),
             Pointwise.linear(batch: 1, inFeatures: 128, outFeatures: 100),
+            Pointwise(
+                batch: 9, inChannels: 37, pixels: 1, outChannels: 70,
+                epilogue: Epilogue(activation: .silu, hasResidual: true)),
             // Multiples of 16 output channels (the 16-channel register tile), by columns and by vec4 reads.
             Pointwise(
                 batch: 2, inChannels: 21, pixels: 49, outChannels: 48,
