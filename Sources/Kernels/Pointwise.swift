@@ -92,8 +92,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
     }
 
     /// Whether `config` runs this layer as a GEMV (Shaders/pointwise_gemv.comp): every linear layer (one pixel), in
-    /// every family, where a GEMM tile would leave all but a few of its columns idle. At every batch, so that an
-    /// image's logits are the same bits whatever batch it runs in. (T0's classifier at batch 1 on lavapipe: 13.9 ms in
+    /// every family, where a GEMM tile would leave all but a few of its columns idle. At every batch, so that the
+    /// order of its sums does not change with the batch. (T0's classifier at batch 1 on lavapipe: 13.9 ms in
     /// the texel GEMM, 2.7 as a GEMV on storage buffers, 2.4 on texel buffers: BENCHMARKS.md.)
     public func usesGEMV(_ config: KernelConfig) -> Bool {
         pixels == 1
