@@ -59,7 +59,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// How the kernels of `config` read the weights.
     public func weightLayout(_ config: KernelConfig) -> GEMMWeights {
-        usesGEMV(config)
+        usesGEMV
             ? .oneBlock(outputs: outChannels, reduction: inChannels)
             : GEMMWeights(outputs: outChannels, reduction: inChannels, config: config)
     }
@@ -91,20 +91,18 @@ public struct Pointwise: Hashable, Sendable, Codable {
             stride: 1, padding: 0, epilogue: epilogue)
     }
 
-    /// Whether `config` runs this layer as a GEMV (Shaders/pointwise_gemv.comp): every linear layer (one pixel), in
-    /// every family, where a GEMM tile would leave all but a few of its columns idle. At every batch, so that the
-    /// order of its sums does not change with the batch. (T0's classifier at batch 1 on lavapipe: 13.9 ms in
-    /// the texel GEMM, 2.7 as a GEMV on storage buffers, 2.4 on texel buffers: BENCHMARKS.md.)
-    public func usesGEMV(_ config: KernelConfig) -> Bool {
-        pixels == 1
-    }
+    /// Whether this layer runs as a GEMV (Shaders/pointwise_gemv.comp): every linear layer (one pixel), in every
+    /// family, where a GEMM tile would leave all but a few of its columns idle. At every batch, so that the order of
+    /// its sums does not change with the batch. (T0's classifier at batch 1 on lavapipe: 13.9 ms in the texel GEMM,
+    /// 2.7 as a GEMV on storage buffers, 2.4 on texel buffers: BENCHMARKS.md.)
+    public var usesGEMV: Bool { pixels == 1 }
 
     /// Images a GEMV workgroup takes (its accumulators are sized for them); more take more workgroups on y.
     static let gemvImages = 4
 
     /// Floats of each scratch buffer the dispatches need under `config` (split-K's partial sums).
     public func scratchCounts(_ config: KernelConfig) -> [Int] {
-        usesGEMV(config) ? [] : asConvolution.scratchCounts(config)
+        usesGEMV ? [] : asConvolution.scratchCounts(config)
     }
 
     /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
@@ -115,7 +113,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
         scratch: [Resource] = [],
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        if usesGEMV(config) {
+        if usesGEMV {
             // Lanes in 8 slices of the reduction, each slice reading consecutive vec4s of four channels: 32 channels a
             // workgroup, so the 1000 classes spread over 32 workgroups.
             let lanes = config.lanes, slices = 8

@@ -48,7 +48,7 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
 ///
 /// The choice: one family throughout when ``KernelChoice/family(_:)`` names one; automatically, texel reads on CPU
 /// devices (lavapipe, where they are 2-3x faster than storage reads) and the tiled family on GPUs. Each family runs
-/// linear layers as a GEMV (``Pointwise/usesGEMV(_:)``). Wherever a texel view would hold more than
+/// linear layers as a GEMV (``Pointwise/usesGEMV``). Wherever a texel view would hold more than
 /// the device's `maxTexelBufferElements`, that node reads storage buffers instead.
 struct Lowering: Sendable {
     private(set) var steps: [Step] = []
@@ -139,7 +139,7 @@ struct Lowering: Sendable {
         switch op {
         case let .conv2d(conv, _): conv.tiled(config)?.summary ?? (conv.winograd(config) != nil ? "winograd" : nil)
         case let .pointwise(pointwise, _):
-            pointwise.usesGEMV(config) ? "gemv" : pointwise.asConvolution.tiled(config)?.summary
+            pointwise.usesGEMV ? "gemv" : pointwise.asConvolution.tiled(config)?.summary
         case .depthwise, .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .attention, .add: nil
         }
     }

@@ -61,8 +61,8 @@ func tiledGEMM() throws {
     let gemv4 = Pointwise(
         batch: 4, inChannels: 37, pixels: 1, outChannels: 70, epilogue: Epilogue(activation: .silu, hasResidual: true))
     #expect(
-        gemv.usesGEMV(config) && gemv4.usesGEMV(config)
-            && !Pointwise(batch: 1, inChannels: 8, pixels: 2, outChannels: 8).usesGEMV(config))
+        gemv.usesGEMV && gemv4.usesGEMV
+            && !Pointwise(batch: 1, inChannels: 8, pixels: 2, outChannels: 8).usesGEMV)
     try expectAllPass(
         [small.check(), medium.check(), large.check(), split.check(), gemv.check(), gemv4.check()],
         families: [.tiled, .fp16, .fp16math])
