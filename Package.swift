@@ -35,6 +35,11 @@ let package = Package(
             providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
         ),
         .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        .systemLibrary(
             name: "CJPEG",
             pkgConfig: "libjpeg",
             providers: [.apt(["libjpeg62-turbo-dev"]), .brew(["jpeg-turbo"])]
@@ -56,8 +61,8 @@ let package = Package(
         // The BossNet-T family and the MBConv space: architectures, PyTorch parameter names, counting, graph building.
         .target(name: "Models", dependencies: ["NetworkGraph", "Kernels"]),
 
-        // Real weights: PyTorch .pth (zip + pickle) and safetensors reading, strict binding to a model.
-        .target(name: "Checkpoint", dependencies: ["Models", "ZIPFoundation"]),
+        // Real weights: .pth and safetensors reading, binding to a model, and their SHA-256 (OpenSSL's libcrypto).
+        .target(name: "Checkpoint", dependencies: ["Models", "ZIPFoundation", "COpenSSL"]),
 
         // The authors' published checkpoints by model name: downloaded once (resumably), checked, cached.
         .target(name: "PublishedWeights", dependencies: ["Checkpoint", "Models"]),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what this project needs on a fresh Debian 12 (or Ubuntu) machine: the Vulkan loader and headers, the
-# shader compiler and validator, libpng, lavapipe (Mesa's Vulkan device on the CPU) and the Khronos validation layer.
+# shader compiler and validator, libpng, libjpeg-turbo, OpenSSL's libcrypto, libcurl (for the static build), lavapipe
+# (Mesa's Vulkan device on the CPU) and the Khronos validation layer.
 # Safe to run again: it installs only what is missing. The Swift toolchain itself (6.0 or later) must already be there.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ packages=(
     spirv-tools              # spirv-val: checks every compiled kernel
     libpng-dev               # PNG decoding (pkg-config libpng)
     libjpeg62-turbo-dev      # JPEG decoding with libjpeg-turbo, as PIL decodes (pkg-config libjpeg)
+    libssl-dev               # SHA-256 of the weights, with OpenSSL's libcrypto (pkg-config libcrypto)
+    libcurl4-openssl-dev     # what --static-swift-stdlib links FoundationNetworking against (-lcurl)
     mesa-vulkan-drivers      # lavapipe: a Vulkan device on the CPU, for machines without a GPU and for CI
     vulkan-validationlayers  # VK_LAYER_KHRONOS_validation, on in every test
     pkg-config

@@ -237,15 +237,9 @@ public final class Benchmarker {
             profile: profile ? Self.summarize(profiles: profiles, wall: wall) : nil)
     }
 
-    /// Relative L2 error allowed between the whole network on the device and on the CPU reference: 1e-4 for the
-    /// float32 families; for the 16-bit ones, where every activation is rounded to 11 significant bits at each of
-    /// some 120 layers, 2e-2 (measured 2e-3 to 6e-3 for T0 and T1 at 64 px on lavapipe).
-    public static func checkTolerance(_ kernels: KernelChoice) -> Double {
-        switch kernels {
-        case .family(.fp16), .family(.fp16math): 2e-2
-        case .automatic, .family: 1e-4
-        }
-    }
+    /// Relative L2 error allowed between the whole network on the device and on the CPU reference
+    /// (``Tolerance/networkRelativeL2(for:)``).
+    public static func checkTolerance(_ kernels: KernelChoice) -> Double { Tolerance.networkRelativeL2(for: kernels) }
 
     /// Creates every pipeline of `graph` on a fresh device with an empty cache, then on another that starts from the
     /// cache the first one saved; the user's own cache is not touched.

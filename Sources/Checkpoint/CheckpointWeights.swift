@@ -5,8 +5,11 @@ import Models
 /// shape, and the checkpoint must hold nothing else (`num_batches_tracked` aside, which inference ignores).
 public struct CheckpointWeights: ParameterSource, Sendable {
     public let state: StateDict
+    /// The SHA-256 of the values bound, which identifies these weights in reports and predictions files.
+    public let digest: WeightsDigest
 
     /// Binds `state` to `model`, or throws a ``BindingError`` listing every missing, unexpected and misshapen entry.
+    /// It does not look at the model the file names (see ``bind(_:requested:allowOtherModel:)``).
     public init(state: StateDict, model: Model) throws {
         let declared = try model.boundEntries()
         let expected = Dictionary(uniqueKeysWithValues: declared.map { ($0.name, $0.shape) })
@@ -21,6 +24,7 @@ public struct CheckpointWeights: ParameterSource, Sendable {
             throw BindingError(model: model.name, missing: missing, unexpected: unexpected, misshapen: misshapen)
         }
         self.state = state
+        digest = try WeightsDigest(declared.compactMap { state[$0.name] })
     }
 
     public func values(for name: String, shape: [Int]) throws -> [Float] {
@@ -63,11 +67,11 @@ extension Model {
 
 extension StateDict {
     /// The state dict of `model` with the values `weights` gives, under the authors' names: what a checkpoint of
-    /// these weights holds (to write with ``SafeTensors/write(_:to:)``).
+    /// these weights holds (to write with ``SafeTensors/write(_:to:)``), naming the model in its metadata.
     public init(model: Model, weights: any ParameterSource) throws {
         try self.init(
             model.boundEntries().map {
                 NamedTensor(name: $0.name, shape: $0.shape, values: try weights.values(for: $0.name, shape: $0.shape))
-            })
+            }, metadata: [StateDict.modelKey: model.name])
     }
 }

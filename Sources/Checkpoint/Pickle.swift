@@ -13,8 +13,9 @@ public indirect enum PickleValue: Sendable {
     case dict(PickleDict)
     /// A class or function named by module and name (GLOBAL, STACK_GLOBAL).
     case global(module: String, name: String)
-    /// Anything else the pickle builds (argparse.Namespace, ...): what built it, kept but not interpreted.
-    case object(callable: PickleValue, arguments: [PickleValue])
+    /// Anything else the pickle builds (argparse.Namespace, ...): what built it and the state BUILD set on it (an
+    /// argparse.Namespace's attributes are a dict of its state), kept but not interpreted.
+    case object(callable: PickleValue, arguments: [PickleValue], state: PickleValue?)
     /// A tensor: `torch._utils._rebuild_tensor_v2` and `_rebuild_parameter`, resolved.
     case tensor(TensorReference)
     /// A storage, named by a persistent id.
@@ -36,7 +37,7 @@ public indirect enum PickleValue: Sendable {
         case .list: "list"
         case .dict: "dict"
         case let .global(module, name): "\(module).\(name)"
-        case let .object(callable, _): "object built by \(callable.kind)"
+        case let .object(callable, _, _): "object built by \(callable.kind)"
         case .tensor: "tensor"
         case .storage: "storage"
         }
@@ -157,7 +158,8 @@ public struct Unpickler {
                 case let .list(list): found.append(list)
                 case let .dict(dict): found.append(dict)
                 case let .tuple(items): pending += items
-                case let .object(callable, arguments): pending += [callable] + arguments
+                case let .object(callable, arguments, built):
+                    pending += [callable] + arguments + (built.map { [$0] } ?? [])
                 default: break
                 }
             }
@@ -409,16 +411,22 @@ public struct Unpickler {
                 }
                 let result =
                     opcode == 0x52
-                    ? try reduce(callable.value, list) : .object(callable: callable.value, arguments: list)
+                    ? try reduce(callable.value, list) : .object(callable: callable.value, arguments: list, state: nil)
                 if case let .dict(dict) = result { _ = made(dict) }
                 if case .object = result {
                     try push(result, containing: [arguments, callable])
                 } else {
                     try push(result)
                 }
-            case 0x62:  // BUILD: the state is set on the object; nothing here needs it
-                _ = try popEntry()
-                _ = try top()
+            case 0x62:  // BUILD: the state is kept on an object; on anything else nothing here needs it
+                let state = try popEntry(), object = try popEntry()
+                if case let .object(callable, arguments, nil) = object.value {
+                    try push(
+                        .object(callable: callable, arguments: arguments, state: state.value),
+                        containing: [object, state])
+                } else {
+                    stack.append(object)
+                }
             case 0x51:  // BINPERSID
                 try push(try persistentLoad(try pop()))
             default:
@@ -429,7 +437,7 @@ public struct Unpickler {
 
     private func reduce(_ callable: PickleValue, _ arguments: [PickleValue]) throws -> PickleValue {
         guard case let .global(module, name) = callable else {
-            return .object(callable: callable, arguments: arguments)
+            return .object(callable: callable, arguments: arguments, state: nil)
         }
         switch (module, name) {
         case ("collections", "OrderedDict"):
@@ -460,7 +468,7 @@ public struct Unpickler {
             guard let data = arguments.first else { throw PickleError("\(name) without data") }
             return data
         default:
-            return .object(callable: callable, arguments: arguments)
+            return .object(callable: callable, arguments: arguments, state: nil)
         }
     }
 

@@ -74,12 +74,14 @@ public enum SafeTensors {
             }
             tensors.append((begin, NamedTensor(name: name, shape: shape, values: values, storedType: dtype)))
         }
-        return try StateDict(tensors.sorted { $0.offset < $1.offset }.map(\.tensor))
+        let metadata = (header["__metadata__"] as? [String: Any])?.compactMapValues { $0 as? String } ?? [:]
+        return try StateDict(tensors.sorted { $0.offset < $1.offset }.map(\.tensor), metadata: metadata)
     }
 
-    /// Writes `state` as float32 safetensors, names and order kept.
-    public static func write(_ state: StateDict, to url: URL, metadata: [String: String] = ["format": "pt"]) throws {
-        var header: [String: Any] = ["__metadata__": metadata]
+    /// Writes `state` as float32 safetensors, names and order kept, with its metadata (and `format: pt`, which
+    /// other readers expect) as the header's `__metadata__`.
+    public static func write(_ state: StateDict, to url: URL) throws {
+        var header: [String: Any] = ["__metadata__": ["format": "pt"].merging(state.metadata) { $1 }]
         var offset = 0
         for tensor in state.tensors {
             let bytes = tensor.values.count * 4

@@ -21,8 +21,18 @@ public struct NamedTensor: Sendable {
 public struct StateDict: Sendable {
     public let tensors: [NamedTensor]
     private let index: [String: Int]
+    /// What the file says about the weights besides the tensors: safetensors' `__metadata__`, or from a .pth the
+    /// training arguments' `model` (`args.model` in the authors' layout). ``modelKey`` names the model they are for.
+    public let metadata: [String: String]
 
-    public init(_ tensors: [NamedTensor]) throws {
+    /// The metadata key naming the model (a registry name such as `bossnet_T0`, or an architecture's text).
+    public static let modelKey = "model"
+
+    /// The model the file names, if it names one.
+    public var model: String? { metadata[Self.modelKey] }
+
+    public init(_ tensors: [NamedTensor], metadata: [String: String] = [:]) throws {
+        self.metadata = metadata
         var index: [String: Int] = [:]
         for (position, tensor) in tensors.enumerated() {
             guard index[tensor.name] == nil else {

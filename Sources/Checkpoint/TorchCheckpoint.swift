@@ -66,7 +66,17 @@ public enum TorchCheckpoint {
             }
             tensors.append(try storages.tensor(reference, name: name))
         }
-        return try StateDict(tensors)
+        return try StateDict(tensors, metadata: trainingModel(top).map { [StateDict.modelKey: $0] } ?? [:])
+    }
+
+    /// The model named by the training arguments saved beside the weights: `args.model`, whether `args` is an
+    /// argparse.Namespace (the authors' main.py) or a plain dict.
+    static func trainingModel(_ top: PickleDict) -> String? {
+        switch top["args"] {
+        case let .dict(arguments)?: return arguments["model"]?.string
+        case let .object(_, _, .dict(attributes)?)?: return attributes["model"]?.string
+        default: return nil
+        }
     }
 
     static func describe(_ dict: PickleDict) -> String {

@@ -59,9 +59,12 @@ public struct ImageFailure: Codable, Sendable, Equatable {
 
 /// The first line of a predictions file: what run the lines belong to, so a resumed run or a merge can check it.
 public struct PredictionsHeader: Codable, Sendable, Equatable {
-    public var format = "bossnet-eval-predictions-1"
+    public var format = Self.currentFormat
     public let model: String
+    /// The weights as the user named them (a path, a published file's name, or `synthetic`).
     public let weights: String
+    /// The SHA-256 of the weights as bound: what tells two runs of same-named weights apart.
+    public let weights_sha256: String
     public let ema: Bool
     public let input_size: Int
     public let shard: Int
@@ -71,9 +74,16 @@ public struct PredictionsHeader: Codable, Sendable, Equatable {
     /// Images in the whole set.
     public let set_images: Int
 
-    public init(model: String, weights: String, ema: Bool, inputSize: Int, shard: Shard, images: Int, setImages: Int) {
+    /// The format this version writes and reads.
+    public static let currentFormat = "bossnet-eval-predictions-2"
+
+    public init(
+        model: String, weights: String, weightsSHA256: String, ema: Bool, inputSize: Int, shard: Shard, images: Int,
+        setImages: Int
+    ) {
         self.model = model
         self.weights = weights
+        weights_sha256 = weightsSHA256
         self.ema = ema
         input_size = inputSize
         self.shard = shard.index
@@ -82,8 +92,27 @@ public struct PredictionsHeader: Codable, Sendable, Equatable {
         set_images = setImages
     }
 
-    /// Whether two headers describe the same run (the same model, weights and set, the same shard).
-    func sameRun(as other: PredictionsHeader) -> Bool { self == other }
+    /// What differs between this run and `other`, each as "what: this (here) vs that (there)"; empty for the
+    /// same run. Weights are compared by their digest alone: the same weights under another path are the same run. With `shard: false`, the shard's own number and size are not compared (shards of one run differ).
+    public func differences(from other: PredictionsHeader, here: String, there: String, shard: Bool = true)
+        -> [String]
+    {
+        var found: [String] = []
+        func compare<T: Equatable>(_ what: String, _ mine: T, _ theirs: T, _ show: (T) -> String = { "\($0)" }) {
+            if mine != theirs { found.append("\(what): \(show(mine)) (\(here)) vs \(show(theirs)) (\(there))") }
+        }
+        compare("model", model, other.model)
+        compare("weights", weights_sha256, other.weights_sha256) { "sha256 \($0.prefix(12))" }
+        compare("EMA", ema, other.ema)
+        compare("input size", input_size, other.input_size)
+        compare("set size", set_images, other.set_images) { "\($0) images" }
+        compare("shards", shards, other.shards)
+        if shard {
+            compare("shard", self.shard, other.shard)
+            compare("shard size", images, other.images) { "\($0) images" }
+        }
+        return found
+    }
 }
 
 /// Predictions files (JSON Lines): a ``PredictionsHeader`` line, then one ``PredictionRecord`` per image.
@@ -110,11 +139,7 @@ public enum PredictionsFile {
             number += 1
             let line = data[start..<newline]
             if header == nil {
-                guard let parsed = try? decoder.decode(PredictionsHeader.self, from: line) else {
-                    throw ImageSetError(
-                        "\(url.path) is not a predictions file of bossnet eval (its first line is not the header)")
-                }
-                header = parsed
+                header = try parseHeader(line, url: url)
             } else {
                 guard let record = try? decoder.decode(PredictionRecord.self, from: line) else {
                     throw ImageSetError("\(url.path) line \(number) is not a prediction record")
@@ -126,6 +151,24 @@ public enum PredictionsFile {
         }
         guard let header else { throw ImageSetError("\(url.path) is empty: no header line") }
         return Contents(header: header, records: records, completeLength: complete)
+    }
+
+    /// The header line, or an error that says what the file is instead.
+    static func parseHeader(_ line: Data, url: URL) throws -> PredictionsHeader {
+        struct Format: Decodable { let format: String }
+        if let parsed = try? JSONDecoder().decode(PredictionsHeader.self, from: line),
+            parsed.format == PredictionsHeader.currentFormat
+        {
+            return parsed
+        }
+        if let other = try? JSONDecoder().decode(Format.self, from: line),
+            other.format.hasPrefix("bossnet-eval-predictions-")
+        {
+            throw ImageSetError(
+                "\(url.path) was written by another version of bossnet (format \(other.format), this one reads \(PredictionsHeader.currentFormat)): run the evaluation again into a new file"
+            )
+        }
+        throw ImageSetError("\(url.path) is not a predictions file of bossnet eval (its first line is not the header)")
     }
 
     /// One JSON line (with its newline) for a header or a record.
@@ -146,13 +189,11 @@ public enum PredictionsFile {
         var accuracy = AccuracyAccumulator()
         for (url, file) in zip(urls, contents) {
             let h = file.header
-            guard h.model == first.model, h.weights == first.weights, h.ema == first.ema,
-                h.input_size == first.input_size,
-                h.shards == first.shards, h.set_images == first.set_images
-            else {
+            let differences = h.differences(from: first, here: url.path, there: urls[0].path, shard: false)
+            guard differences.isEmpty else {
                 throw ImageSetError(
-                    "\(url.path) is from another run than \(urls[0].path) (model, weights, input size, set or shard count differ)"
-                )
+                    "\(url.path) is from another run than \(urls[0].path); they differ in "
+                        + differences.joined(separator: "; "))
             }
             if let other = byShard[h.shard] {
                 throw ImageSetError("shard \(h.shard)/\(h.shards) is given twice: \(other.path) and \(url.path)")

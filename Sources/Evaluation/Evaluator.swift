@@ -75,9 +75,9 @@ public struct Evaluator: Sendable {
                                 ready.images.append(image)
                                 ready.tensors.append(tensor)
                             case let .failure(error):
-                                if strict { throw ImageSetError("\(image.path): \(error.description) (--strict)") }
+                                if strict { throw ImageSetError("\(image.path): \(error.reason) (--strict)") }
                                 try await sink.add([
-                                    PredictionRecord(path: image.path, label: image.label, error: error.description)
+                                    PredictionRecord(path: image.path, label: image.label, error: error.reason)
                                 ])
                             }
                         }

@@ -52,8 +52,17 @@ public struct ImageError: Error, CustomStringConvertible, Equatable, Sendable {
         switch (kind, path) {
         case (.missing, let path?): "\(path) does not exist"
         case (.unreadable, let path?): "cannot read \(path)"
-        case (_, let path?): "\(URL(fileURLWithPath: path).lastPathComponent): \(detail)"
+        case (_, let path?): "\(path): \(detail)"
         case (_, nil): detail
+        }
+    }
+
+    /// What went wrong, without the path (for reports that show the path beside it).
+    public var reason: String {
+        switch kind {
+        case .missing: "does not exist"
+        case .unreadable: "cannot be read"
+        default: detail
         }
     }
 }

@@ -66,6 +66,49 @@ public enum GraphCheck {
     }
 }
 
+/// What `BOSSNET_CHECK=1` found: the first node that diverges from its own CPU reference, and how far the whole
+/// network's output is from the CPU reference run end to end. Every node can pass its own check while the output
+/// still diverges (rounding amplified through the network), so both are judged.
+public struct CheckVerdict: Sendable, CustomStringConvertible {
+    /// The first node that fails its check, or nil.
+    public let firstDivergence: NodeComparison?
+    /// The output on the device against the CPU reference run of the whole graph from the same input.
+    public let endToEnd: Comparison
+
+    /// Whether every node and the output are within their tolerances.
+    public var passes: Bool { firstDivergence == nil && endToEnd.passes }
+
+    public var description: String {
+        let output = String(
+            format: "the output is %.2g from the CPU reference run end to end (tolerance %.0e)",
+            endToEnd.relativeL2, endToEnd.tolerance)
+        if let node = firstDivergence {
+            return "first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error "
+                + "\(node.relativeL2); \(output)"
+        }
+        return endToEnd.passes
+            ? "every node matches its CPU reference and \(output)"
+            : "every node matches its own CPU reference, but \(output): rounding is amplified through the "
+                + "network (with synthetic weights, a sign that they are ill-conditioned for this input)"
+    }
+}
+
+extension GraphCheck {
+    /// Checks every node (``compare(graph:device:input:reference:pipelines:kernels:)``) and the whole network's
+    /// output for the first image of `input` against the CPU reference (``Tolerance/networkRelativeL2(for:)``).
+    public static func run(graph: Graph, device: VulkanDevice, input: [Float], kernels: KernelChoice = .automatic)
+        throws -> CheckVerdict
+    {
+        let nodes = try compare(graph: graph, device: device, input: input, kernels: kernels)
+        let single = graph.withBatch(1)
+        let image = Array(input.prefix(single.shapes[single.input].count))
+        let session = try InferenceSession(graph: single, device: device, options: SessionOptions(kernels: kernels))
+        var endToEnd = Comparison(try session.run(image), CPUExecutor.run(single, input: image))
+        endToEnd.tolerance = Tolerance.networkRelativeL2(for: kernels)
+        return CheckVerdict(firstDivergence: nodes.first { !$0.pass }, endToEnd: endToEnd)
+    }
+}
+
 extension Op {
     /// The operation's kernel check at its shape: its kernels on random inputs against its CPU reference (see
     /// ``KernelCheck``; the weights are drawn afresh, not this node's).

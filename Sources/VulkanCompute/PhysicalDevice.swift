@@ -82,6 +82,57 @@ public struct DeviceInfo: Sendable, Codable, Equatable {
     public let features: OptionalFeatures
     /// The device extensions it offers.
     public let extensions: [String]
+
+    /// Set to `true` in a `JSONEncoder`'s `userInfo` to encode ``extensions``; without it the JSON leaves out the
+    /// extension names (about a hundred on most drivers), which a report about something else does not need.
+    public static let encodesExtensions = CodingUserInfoKey(rawValue: "VulkanCompute.DeviceInfo.extensions")!
+}
+
+extension DeviceInfo {
+    private enum CodingKeys: String, CodingKey {
+        case index, name, type, vendorID, deviceID, apiVersion, driverVersion, driverName, driverInfo, memoryHeaps
+        case limits, timestampPeriodNanoseconds, unifiedMemory, features, extensions
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(index, forKey: .index)
+        try container.encode(name, forKey: .name)
+        try container.encode(type, forKey: .type)
+        try container.encode(vendorID, forKey: .vendorID)
+        try container.encode(deviceID, forKey: .deviceID)
+        try container.encode(apiVersion, forKey: .apiVersion)
+        try container.encode(driverVersion, forKey: .driverVersion)
+        try container.encodeIfPresent(driverName, forKey: .driverName)
+        try container.encodeIfPresent(driverInfo, forKey: .driverInfo)
+        try container.encode(memoryHeaps, forKey: .memoryHeaps)
+        try container.encode(limits, forKey: .limits)
+        try container.encode(timestampPeriodNanoseconds, forKey: .timestampPeriodNanoseconds)
+        try container.encode(unifiedMemory, forKey: .unifiedMemory)
+        try container.encode(features, forKey: .features)
+        if encoder.userInfo[Self.encodesExtensions] as? Bool == true {
+            try container.encode(extensions, forKey: .extensions)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        index = try container.decode(Int.self, forKey: .index)
+        name = try container.decode(String.self, forKey: .name)
+        type = try container.decode(DeviceType.self, forKey: .type)
+        vendorID = try container.decode(UInt32.self, forKey: .vendorID)
+        deviceID = try container.decode(UInt32.self, forKey: .deviceID)
+        apiVersion = try container.decode(String.self, forKey: .apiVersion)
+        driverVersion = try container.decode(String.self, forKey: .driverVersion)
+        driverName = try container.decodeIfPresent(String.self, forKey: .driverName)
+        driverInfo = try container.decodeIfPresent(String.self, forKey: .driverInfo)
+        memoryHeaps = try container.decode([MemoryHeap].self, forKey: .memoryHeaps)
+        limits = try container.decode(DeviceLimits.self, forKey: .limits)
+        timestampPeriodNanoseconds = try container.decode(Float.self, forKey: .timestampPeriodNanoseconds)
+        unifiedMemory = try container.decode(Bool.self, forKey: .unifiedMemory)
+        features = try container.decode(OptionalFeatures.self, forKey: .features)
+        extensions = try container.decodeIfPresent([String].self, forKey: .extensions) ?? []
+    }
 }
 
 /// A Vulkan physical device and its ``DeviceInfo``.

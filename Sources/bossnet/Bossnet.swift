@@ -12,6 +12,17 @@ struct Bossnet: AsyncParsableCommand {
             Bench.self, Classify.self, Eval.self, Info.self, Convert.self, Devices.self, Validate.self, Weights.self,
         ]
     )
+
+    /// Runs the command line, with `bossnet eval --help` (and `-h`, `help eval`) showing the options of `eval run`,
+    /// the default subcommand that users type as `bossnet eval DIR`.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments == ["help", "eval"] { arguments = ["eval", "--help"] }
+        if arguments.count == 2, arguments[0] == "eval", ["--help", "-h"].contains(arguments[1]) {
+            arguments = ["eval", "run", "--help"]
+        }
+        await main(arguments)
+    }
 }
 
 /// The tool's version: `bossnet --version`.

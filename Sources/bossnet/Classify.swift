@@ -35,6 +35,9 @@ struct Classify: ParsableCommand {
     @Flag(help: "Print JSON instead of text.")
     var json = false
 
+    @Flag(help: "With --json, include the device's extension names.")
+    var verbose = false
+
     @Option(help: "Also write every input's 1000 raw logits to this .npy file (float32, shape [inputs, 1000]).")
     var logits: String?
 
@@ -55,12 +58,20 @@ struct Classify: ParsableCommand {
         guard !inputs.isEmpty else {
             throw ValidationError("Give at least one INPUT (a PNG or JPEG image, or an .npy file).")
         }
+        for input in inputs {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ValidationError(
+                    "\(input) is a folder: classify takes image and .npy files (give them, e.g. \(input)/*.jpg). To measure accuracy over a labelled folder, use `bossnet eval \(input)`."
+                )
+            }
+        }
         guard (1...1000).contains(top) else { throw ValidationError("--top must be between 1 and 1000.") }
         guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256.") }
         if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
         _ = try kernels.choice()
         if let logits { try checkOutput(logits, option: "--logits", kind: .npy, inputs: inputs) }
-        try weightsSelection.validate(model: try modelSelection.resolve())
+        try weightsSelection.validate(requested: try modelSelection.requested())
     }
 
     func run() throws {
@@ -68,21 +79,52 @@ struct Classify: ParsableCommand {
     }
 
     private func classify() throws {
-        let model = try modelSelection.resolve()
-        let source: any ParameterSource
-        if let loaded = try weightsSelection.load(for: model) {
-            source = loaded
-        } else {
-            FileHandle.standardError.write(
-                Data(
-                    """
-                    WARNING: no --weights given: the weights are SYNTHETIC and the classes below mean nothing.
-                             Pass --weights published (the authors' checkpoint, downloaded once) or a checkpoint file.\n
-                    """.utf8))
-            source = try SyntheticWeights(calibratedFor: model)
+        // The inputs first: a file that cannot be read is reported before any weights are made or read.
+        let (images, failed) = readInputs()
+        guard !images.isEmpty else {
+            note("error: none of the \(inputs.count) inputs could be read; nothing to classify.")
+            throw ExitCode(1)
+        }
+        let loaded = try weightsSelection.load(requested: try modelSelection.requested())
+        let model = loaded.model
+        let graph = try model.graph(batch: min(batch, images.count), inputSize: inputSize, weights: loaded.weights)
+        let device = cpu ? nil : try deviceSelection.open()
+        let classifier = try Classifier(graph: graph, device: device, kernels: try kernels.choice())
+        let tensors = images.map(\.tensor)
+        if Environment.check, let device {
+            try checkAgainstReference(graph: graph, device: device, classifier: classifier, tensors: tensors)
+        }
+        let allLogits = try classifier.logits(all: tensors) { done, total in progress("classified \(done) of \(total)")
+        }
+        progressDone()
+        var logitsWritten = true
+        if let logits {
+            let array = NumPyArray(shape: [images.count, classifier.classes], values: allLogits.flatMap { $0 })
+            logitsWritten = saveKeepingResults(array, to: logits)
+            if logitsWritten, !failed.isEmpty {
+                note("--logits \(logits): \(images.count) rows, for the inputs that could be read")
+            }
         }
 
-        // Every input as one or more preprocessed images; an input that cannot be read is reported and skipped.
+        let results = zip(images, allLogits).map { image, row in
+            ClassifyResult(input: image.name, top: Classifier.predictions(row, top: top))
+        }
+        if let device, !reportValidation(device.instance) { throw ExitCode(1) }
+        if json {
+            try printJSON(
+                ClassifyOutput(
+                    model: model.name, weights: loaded.label, weights_sha256: loaded.digest.hex,
+                    synthetic_weights: loaded.isSynthetic, input_size: inputSize,
+                    device: device?.info, results: results, errors: failed),
+                verbose: verbose)
+        } else {
+            printResults(results, loaded: loaded)
+        }
+        if !failed.isEmpty || !logitsWritten { throw ExitCode(1) }
+    }
+
+    /// Every input as one or more preprocessed images, and the inputs that could not be read (each reported).
+    private func readInputs() -> ([InputFile.Image], [InputFailure]) {
         var images: [InputFile.Image] = []
         var failed: [InputFailure] = []
         let nonFinite: InputFile.NonFinite =
@@ -98,65 +140,24 @@ struct Classify: ParsableCommand {
                     if case .nonFinite = error as? InputError {
                         "; fix the input, or pass --allow-nonfinite to run anyway"
                     } else { "" }
-                FileHandle.standardError.write(Data("error: \(error)\(hint)\n".utf8))
+                note("error: \(error)\(hint)")
                 failed.append(InputFailure(input: path, reason: "\(error)"))
             }
         }
-        guard !images.isEmpty else { throw ExitCode(1) }
+        return (images, failed)
+    }
 
-        let graph = try model.graph(batch: min(batch, images.count), inputSize: inputSize, weights: source)
-        let device = cpu ? nil : try deviceSelection.open()
-        let classifier = try Classifier(graph: graph, device: device, kernels: try kernels.choice())
-        let tensors = images.map(\.tensor)
-        if Environment.check, let device {
-            let first = try classifier.batchInput(Array(tensors.prefix(classifier.batch)))
-            if let node = try GraphCheck.firstDivergence(
-                graph: graph, device: device, input: first, kernels: try kernels.choice())
-            {
-                FileHandle.standardError.write(
-                    Data(
-                        "BOSSNET_CHECK: first divergence at \(node.name) (\(node.op) \(node.shape)): relative L2 error \(node.relativeL2)\n"
-                            .utf8))
-                throw ExitCode(1)
-            }
-            FileHandle.standardError.write(Data("BOSSNET_CHECK: every node matches its CPU reference.\n".utf8))
-        }
-        let allLogits = try classifier.logits(all: tensors) { done, total in progress("classified \(done) of \(total)")
-        }
-        progressDone()
-        if let logits {
-            try writing(logits) {
-                try NumPyArray(shape: [images.count, classifier.classes], values: allLogits.flatMap { $0 }).write(
-                    to: URL(fileURLWithPath: logits))
-            }
-            if !failed.isEmpty { note("--logits \(logits): \(images.count) rows, for the inputs that could be read") }
-        }
+    /// BOSSNET_CHECK: the first batch node by node against the CPU reference, then end to end.
+    private func checkAgainstReference(
+        graph: Graph, device: VulkanDevice, classifier: Classifier, tensors: [[Float]]
+    ) throws {
+        let first = try classifier.batchInput(Array(tensors.prefix(classifier.batch)))
+        let verdict = try GraphCheck.run(graph: graph, device: device, input: first, kernels: try kernels.choice())
+        note("BOSSNET_CHECK: \(verdict)")
+        if !verdict.passes { throw ExitCode(1) }
+    }
 
-        struct Result: Encodable { let input: String; let top: [Prediction] }
-        let results = zip(images, allLogits).map { image, row in
-            Result(input: image.name, top: Classifier.predictions(row, top: top))
-        }
-        if let device, !reportValidation(device.instance) { throw ExitCode(1) }
-        let weightsLabel = weightsSelection.label(for: model)
-        if json {
-            struct Output: Encodable {
-                let model: String
-                let weights: String?
-                let synthetic_weights: Bool
-                let input_size: Int
-                /// As `bossnet devices --json` shows it; null on the CPU reference.
-                let device: DeviceInfo?
-                let results: [Result]
-                let errors: [InputFailure]
-            }
-            try printJSON(
-                Output(
-                    model: model.name, weights: weightsLabel, synthetic_weights: weightsLabel == nil,
-                    input_size: inputSize,
-                    device: device?.info, results: results, errors: failed))
-            if !failed.isEmpty { throw ExitCode(1) }
-            return
-        }
+    private func printResults(_ results: [ClassifyResult], loaded: LoadedWeights) {
         for result in results {
             print(result.input)
             for prediction in result.top {
@@ -166,14 +167,30 @@ struct Classify: ParsableCommand {
                         prediction.label))
             }
         }
-        if weightsLabel == nil { print("(synthetic weights: these classes mean nothing)") }
-        if !failed.isEmpty {
-            note(
-                "\(failed.count) of \(inputs.count) inputs could not be read: \(failed.map(\.input).joined(separator: ", "))"
-            )
-            throw ExitCode(1)
-        }
+        let weights = loaded.label.map { "weights \($0)" } ?? "synthetic weights: these classes mean nothing"
+        print("(\(loaded.model.name), \(weights), \(loaded.digest))")
     }
+}
+
+/// One input's classes, as `classify` prints them.
+struct ClassifyResult: Encodable {
+    let input: String
+    let top: [Prediction]
+}
+
+/// What `classify --json` prints.
+struct ClassifyOutput: Encodable {
+    let model: String
+    /// The weights file as given, or the published file's name; null for synthetic weights.
+    let weights: String?
+    /// The SHA-256 of the weights as bound (``WeightsDigest``).
+    let weights_sha256: String
+    let synthetic_weights: Bool
+    let input_size: Int
+    /// As `bossnet devices --json` shows it; null on the CPU reference.
+    let device: DeviceInfo?
+    let results: [ClassifyResult]
+    let errors: [InputFailure]
 }
 
 /// An input that could not be read, and why.

@@ -12,6 +12,9 @@ struct Devices: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(help: "With --json, include each device's extension names.")
+    var verbose = false
+
     func run() throws {
         let devices: [DeviceInfo]
         let chosen: Int
@@ -28,10 +31,7 @@ struct Devices: ParsableCommand {
                 let defaultDevice: Int
                 let devices: [DeviceInfo]
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(Listing(defaultDevice: chosen, devices: devices))
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(Listing(defaultDevice: chosen, devices: devices), verbose: verbose)
             return
         }
         for device in devices {

@@ -18,6 +18,10 @@ struct EvalRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Evaluate DIR: `bossnet eval --model NAME --weights FILE DIR` (run is the default).",
+        usage: """
+            bossnet eval [run] --model NAME --weights FILE|published|synthetic [<options>] DIR
+            bossnet eval merge [--json] SHARD.jsonl ...
+            """,
         discussion: """
             DIR is in torchvision's ImageFolder layout (one subfolder per class, classes numbered in sorted order, \
             every .jpg/.jpeg/.png/... file below it an image), or any folder with --labels FILE of \
@@ -58,6 +62,9 @@ struct EvalRun: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Flag(help: "With --json, include each device's extension names.")
+    var verbose = false
+
     @Option(help: "Devices to run on side by side, by their numbers in `bossnet devices`, e.g. 0,1 (one session each).")
     var devices: String?
 
@@ -81,17 +88,24 @@ struct EvalRun: AsyncParsableCommand {
         _ = try kernels.choice()
         guard weightsSelection.weights != nil else {
             throw ValidationError(
-                "Give --weights: a .pth or .safetensors checkpoint, or 'published' for the authors' checkpoint of --model."
+                "Give --weights: a .pth or .safetensors checkpoint, 'published' for the authors' checkpoint of --model, or 'synthetic' to try the command without one."
             )
         }
-        try weightsSelection.validate(model: try modelSelection.resolve())
+        try weightsSelection.validate(requested: try modelSelection.requested())
+        if let predictions { try checkWritable(predictions, option: "--predictions") }
     }
 
     func deviceIndices() throws -> [Int?] {
         guard let devices else { return [deviceSelection.device] }
-        let parts = devices.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = devices.split(separator: ",", omittingEmptySubsequences: false).map {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
         guard !parts.isEmpty, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else {
             throw ValidationError("--devices takes device numbers separated by commas, e.g. 0,1; got '\(devices)'.")
+        }
+        guard Set(parts).count == parts.count else {
+            throw ValidationError(
+                "--devices names a device twice ('\(devices)'): each device runs one session; give each number once.")
         }
         return parts
     }
@@ -101,27 +115,27 @@ struct EvalRun: AsyncParsableCommand {
     }
 
     private func evaluate() async throws {
-        let model = try modelSelection.resolve()
         let root = URL(fileURLWithPath: directory)
         let shard = try shard.map(Shard.init(parsing:)) ?? .whole
         let whole =
             try labels.map { try ImageSet(root: root, labelsFile: URL(fileURLWithPath: $0)) }
             ?? ImageSet(imageFolder: root)
         let set = whole.shard(shard)
-        let weightsLabel = weightsSelection.label(for: model) ?? ""
+        let loaded = try weightsSelection.load(requested: try modelSelection.requested())
+        let model = loaded.model
         let header = PredictionsHeader(
-            model: model.name, weights: weightsLabel, ema: weightsSelection.ema,
-            inputSize: inputSize, shard: shard, images: set.images.count, setImages: whole.images.count)
+            model: model.name, weights: loaded.label ?? "synthetic", weightsSHA256: loaded.digest.hex,
+            ema: weightsSelection.ema, inputSize: inputSize, shard: shard, images: set.images.count,
+            setImages: whole.images.count)
 
         // The predictions file: checked (and resumed) before any work.
         var resumed: [PredictionRecord] = []
         var output: FileHandle?
         if let predictions {
-            let url = URL(fileURLWithPath: predictions)
-            (resumed, output) = try openPredictions(url, header: header, set: set)
+            (resumed, output) = try openPredictions(URL(fileURLWithPath: predictions), header: header, set: set)
         }
-        guard let source = try weightsSelection.load(for: model) else { throw ValidationError("Give --weights.") }
-        let graph = try model.graph(batch: min(batch, max(set.images.count, 1)), inputSize: inputSize, weights: source)
+        let graph = try model.graph(
+            batch: min(batch, max(set.images.count, 1)), inputSize: inputSize, weights: loaded.weights)
         let factories: [DeviceFactory] =
             cpu
             ? [{ nil }]
@@ -134,25 +148,43 @@ struct EvalRun: AsyncParsableCommand {
 
         let writer = output.map(LineWriter.init)
         let reporter = ProgressReporter(total: set.images.count - resumed.count)
+        let interrupt = onInterrupt { [predictions, resumed = resumed.count, total = set.images.count] in
+            reporter.finish()
+            let done = resumed + reporter.done
+            note(
+                predictions.map {
+                    "interrupted: \(done) of \(total) images are in \($0); run the same command again to resume from there."
+                }
+                    ?? "interrupted after \(done) of \(total) images; nothing was kept. Pass --predictions FILE to make a run resumable."
+            )
+        }
         let evaluator = Evaluator(set: set, graph: graph, strict: strict)
         let start = Date()
         let result = try await evaluator.run(
             devices: factories, kernels: try kernels.choice(), resumed: resumed,
             record: { record in try writer?.write(record) },
             progress: { reporter.update($0) })
+        interrupt.cancel()
         reporter.finish()
         try output?.close()
         let seconds = Date().timeIntervalSince(start)
         let accuracy = result.accuracy
         let newImages = accuracy.images + accuracy.errors.count - resumed.count
         let summary = EvalSummary(
-            model: model.name, weights: weightsSelection.isPublished ? weightsLabel : (weightsSelection.weights ?? ""),
+            model: model.name, weights: header.weights, weights_sha256: loaded.digest.hex,
             ema: weightsSelection.ema, input_size: inputSize, shard: shard.description,
             images: accuracy.images, top1: accuracy.top1, top5: accuracy.top5, errors: accuracy.errors,
             resumed: resumed.count, seconds: seconds, images_per_second: seconds > 0 ? Double(newImages) / seconds : 0,
             devices: result.devices, predictions: predictions)
         guard reportValidation(result.validationMessages) else { throw ExitCode(1) }
-        if json { try printJSON(summary) } else { summary.print() }
+        if json { try printJSON(summary, verbose: verbose) } else { summary.print() }
+        if accuracy.images == 0 {
+            note(
+                set.images.isEmpty
+                    ? "error: \(shard == .whole ? directory : "shard \(shard) of \(directory)") holds no images: nothing was evaluated."
+                    : "error: none of the \(set.images.count) images could be read: nothing was evaluated.")
+            throw ExitCode(1)
+        }
     }
 
     /// Opens the predictions file for appending: a new one gets the header; an existing one must be of this run, and
@@ -160,18 +192,13 @@ struct EvalRun: AsyncParsableCommand {
     private func openPredictions(_ url: URL, header: PredictionsHeader, set: ImageSet) throws -> (
         [PredictionRecord], FileHandle
     ) {
-        let manager = FileManager.default
-        let folder = url.deletingLastPathComponent()
-        var isDirectory: ObjCBool = false
-        guard manager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ImageSetError("--predictions: the folder \(folder.path) does not exist")
-        }
-        if manager.fileExists(atPath: url.path) {
+        if FileManager.default.fileExists(atPath: url.path) {
             let contents = try PredictionsFile.read(url)
-            guard contents.header == header else {
+            let differences = contents.header.differences(from: header, here: url.path, there: "this run")
+            guard differences.isEmpty else {
                 throw ImageSetError(
-                    "--predictions: \(url.path) holds another run's predictions (model, weights, input size, set or shard differ); remove it or give another file"
-                )
+                    "--predictions: \(url.path) holds another run's predictions; they differ in "
+                        + differences.joined(separator: "; ") + ". Remove it or give another file.")
             }
             let paths = Set(set.images.map(\.path))
             guard contents.records.allSatisfy({ paths.contains($0.path) }) else {
@@ -182,12 +209,14 @@ struct EvalRun: AsyncParsableCommand {
             try handle.seekToEnd()
             return (contents.records, handle)
         }
-        guard manager.createFile(atPath: url.path, contents: try PredictionsFile.line(header)) else {
-            throw ImageSetError("--predictions: cannot create \(url.path)")
+        do {
+            try PredictionsFile.line(header).write(to: url)
+            let handle = try FileHandle(forWritingTo: url)
+            try handle.seekToEnd()
+            return ([], handle)
+        } catch {
+            throw WriteError(path: url.path, error)
         }
-        let handle = try FileHandle(forWritingTo: url)
-        try handle.seekToEnd()
-        return ([], handle)
     }
 }
 
@@ -213,7 +242,8 @@ struct EvalMerge: ParsableCommand {
         do {
             let (header, accuracy) = try PredictionsFile.merge(files.map { URL(fileURLWithPath: $0) })
             let summary = EvalSummary(
-                model: header.model, weights: header.weights, ema: header.ema, input_size: header.input_size,
+                model: header.model, weights: header.weights, weights_sha256: header.weights_sha256, ema: header.ema,
+                input_size: header.input_size,
                 shard: "\(header.shards) shards merged", images: accuracy.images, top1: accuracy.top1,
                 top5: accuracy.top5,
                 errors: accuracy.errors, resumed: 0, seconds: nil, images_per_second: nil, devices: nil,
@@ -227,6 +257,8 @@ struct EvalMerge: ParsableCommand {
 struct EvalSummary: Encodable {
     let model: String
     let weights: String
+    /// The SHA-256 of the weights as bound (``WeightsDigest``).
+    let weights_sha256: String
     let ema: Bool
     let input_size: Int
     let shard: String
@@ -244,7 +276,7 @@ struct EvalSummary: Encodable {
 
     func print() {
         Swift.print(
-            "\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : "")"
+            "\(model) at \(input_size)x\(input_size), weights \(weights)\(ema ? " (EMA)" : "") (sha256:\(weights_sha256.prefix(12)))"
                 + (shard == Shard.whole.description ? "" : ", shard \(shard)"))
         Swift.print(String(format: "top-1 %.2f%%  top-5 %.2f%%  over %d images", top1 * 100, top5 * 100, images))
         if let seconds, let rate = images_per_second, let devices {
@@ -278,11 +310,16 @@ final class ProgressReporter: @unchecked Sendable {
     private let lock = NSLock()
     private var lastLine = Date.distantPast
     private var shown = false
+    private var finished = 0
 
     init(total: Int) { self.total = total }
 
+    /// Images finished so far in this run.
+    var done: Int { lock.withLock { finished } }
+
     func update(_ progress: EvaluationProgress) {
         lock.withLock {
+            finished = progress.done
             let rate = String(format: "%.1f img/s", progress.imagesPerSecond)
             let left = progress.secondsLeft.map { "ETA \(Self.duration($0))" } ?? "ETA -"
             let top1 = String(format: "top-1 %.2f%%", progress.accuracy.top1 * 100)

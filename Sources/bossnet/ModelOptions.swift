@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import VulkanCompute
 
 /// `--model NAME` or `--arch TEXT`, shared by the commands that build a network.
 struct ModelSelection: ParsableArguments {
@@ -19,10 +20,15 @@ struct ModelSelection: ParsableArguments {
 
     /// The model chosen, bossnet_T0 when neither option is given.
     func resolve(default name: String = "bossnet_T0") throws -> Model {
+        try requested() ?? Model(name: name)
+    }
+
+    /// The model given with --model or --arch, nil when neither is given.
+    func requested() throws -> Model? {
         if model != nil && arch != nil { throw ValidationError("Give --model or --arch, not both.") }
         do {
             if let arch { return Model(try Architecture.parse(arch)) }
-            return try Model(name: model ?? name)
+            return try model.map { try Model(name: $0) }
         } catch let error as ArchitectureError {
             throw ValidationError(error.description)
         }
@@ -76,9 +82,11 @@ func formatThousands(_ value: Int) -> String {
     return result
 }
 
-/// Writes an Encodable value as pretty, key-sorted JSON on standard output (slashes in paths left as they are).
-func printJSON<T: Encodable>(_ value: T) throws {
+/// Writes an Encodable value as pretty, key-sorted JSON on standard output (slashes in paths left as they are);
+/// `verbose` includes each device's extension names.
+func printJSON<T: Encodable>(_ value: T, verbose: Bool = false) throws {
     let encoder = JSONEncoder()
+    encoder.userInfo[DeviceInfo.encodesExtensions] = verbose
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     encoder.nonConformingFloatEncodingStrategy = .convertToString(
         positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")

@@ -35,7 +35,18 @@ func checkOutput(_ path: String, option: String, kind: OutputKind, inputs: [Stri
     for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.resolvingSymlinksInPath() == target {
         throw ValidationError("\(option) \(path) is also an input; it would be overwritten. Name another file.")
     }
+    try checkWritable(path, option: option)
+    if FileManager.default.fileExists(atPath: target.path), !kind.matches(firstBytes(of: target)) {
+        throw ValidationError(
+            "\(option) \(path) exists and is not a \(kind.rawValue) file; not replacing it. Name another file.")
+    }
+}
+
+/// Checks, before any work, that a file can be written at `path`: its folder exists and takes new files (tried by
+/// creating and removing one), and an existing file there is a writable file, not a folder.
+func checkWritable(_ path: String, option: String) throws {
     let manager = FileManager.default
+    let target = URL(fileURLWithPath: path).standardizedFileURL
     var isDirectory: ObjCBool = false
     let folder = target.deletingLastPathComponent()
     guard manager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -43,10 +54,39 @@ func checkOutput(_ path: String, option: String, kind: OutputKind, inputs: [Stri
     }
     if manager.fileExists(atPath: target.path, isDirectory: &isDirectory) {
         guard !isDirectory.boolValue else { throw ValidationError("\(option) \(path) is a folder.") }
-        guard kind.matches(firstBytes(of: target)) else {
-            throw ValidationError(
-                "\(option) \(path) exists and is not a \(kind.rawValue) file; not replacing it. Name another file.")
+        guard manager.isWritableFile(atPath: target.path) else {
+            throw ValidationError("\(option) \(path) exists and cannot be written (permission denied).")
         }
+        return
+    }
+    let probe = folder.appendingPathComponent(".bossnet-write-check-\(getpid())")
+    let descriptor = open(probe.path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    guard descriptor >= 0 else {
+        let reason = String(cString: strerror(errno))
+        throw ValidationError(
+            "\(option) \(path): cannot create files in \(folder.path) (\(reason)). Name another place.")
+    }
+    close(descriptor)
+    unlink(probe.path)
+}
+
+/// Writes `array` to `path`; where that fails after the work is done, writes it to the temporary folder instead and
+/// says where, so no result is lost. Returns whether `path` was written.
+func saveKeepingResults(_ array: NumPyArray, to path: String) -> Bool {
+    do {
+        try writing(path) { try array.write(to: URL(fileURLWithPath: path)) }
+        return true
+    } catch {
+        let fallback = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "bossnet-\(getpid())-" + URL(fileURLWithPath: path).lastPathComponent)
+        if (try? array.write(to: fallback)) != nil {
+            note("error: \(error); the results were written to \(fallback.path) instead.")
+        } else {
+            note(
+                "error: \(error), and the temporary folder \(fallback.deletingLastPathComponent().path) refused them too."
+            )
+        }
+        return false
     }
 }
 

@@ -139,6 +139,7 @@ func safetensorsRoundTrip() throws {
     try SafeTensors.write(state, to: url)
     let back = try WeightsFile.read(url)
     #expect(back.names == state.names)
+    #expect(back.model == "bossnet_T0", "the model the .pth names is kept in the safetensors metadata")
     for tensor in state.tensors {
         #expect(back[tensor.name]?.shape == tensor.shape)
         #expect(back[tensor.name]?.values == tensor.values)
@@ -157,6 +158,35 @@ func stateDict(for model: Model, dropping: String? = nil, adding: NamedTensor? =
     }
     if let adding { tensors.append(adding) }
     return try StateDict(tensors)
+}
+
+@Test("a checkpoint names its model (args.model, as torch.save pickles argparse.Namespace); binding follows it")
+func checkpointNamesItsModel() throws {
+    // tensors.pth holds 'args': argparse.Namespace(lr=0.1, model="bossnet_T0"), written by torch.save.
+    #expect(try TorchCheckpoint.stateDict(at: fixture("tensors.pth")).model == "bossnet_T0")
+    #expect(try TorchCheckpoint.stateDict(at: fixture("bare.pth")).model == nil)
+
+    let t0 = try Model(name: "bossnet_T0"), t1 = try Model(name: "bossnet_T1")
+    let unnamed = try stateDict(for: t0)
+    #expect(throws: ModelChoiceError.ambiguous(["bossnet_T0", "bossnet_T1"])) {
+        try CheckpointWeights.bind(unnamed, requested: nil)
+    }
+    let named = try StateDict(unnamed.tensors, metadata: [StateDict.modelKey: "bossnet_T1"])
+    #expect(try CheckpointWeights.bind(named, requested: nil).model.name == "bossnet_T1")
+    #expect(throws: ModelChoiceError.otherModel(named: "bossnet_T1", requested: "bossnet_T0")) {
+        try CheckpointWeights.bind(named, requested: t0)
+    }
+    #expect(try CheckpointWeights.bind(named, requested: t0, allowOtherModel: true).model.name == "bossnet_T0")
+
+    // The digest is of the values bound: the same for the same values under any name, another for one value changed.
+    let a = try CheckpointWeights(state: unnamed, model: t0), b = try CheckpointWeights(state: named, model: t1)
+    #expect(a.digest == b.digest && a.digest.hex.count == 64)
+    let changed = try StateDict(
+        unnamed.tensors.map { tensor in
+            tensor.name != "fc.bias"
+                ? tensor : NamedTensor(name: tensor.name, shape: tensor.shape, values: [0] + tensor.values.dropFirst())
+        })
+    #expect(try CheckpointWeights(state: changed, model: t0).digest != a.digest)
 }
 
 @Test("binding is strict: missing, unexpected and misshapen tensors are listed by name and shape")

@@ -126,7 +126,8 @@ func shardsAndDevices() async throws {
             "bossnet-shard-\(UUID().uuidString).jsonl")
         var data = try PredictionsFile.line(
             PredictionsHeader(
-                model: "bossnet_T0", weights: "synthetic", ema: false, inputSize: 64, shard: shard,
+                model: "bossnet_T0", weights: "synthetic", weightsSHA256: String(repeating: "0", count: 64), ema: false,
+                inputSize: 64, shard: shard,
                 images: part.images.count, setImages: set.images.count))
         for record in records { data += try PredictionsFile.line(record) }
         try data.write(to: url)
