@@ -36,7 +36,7 @@ Tests/ImagesTests/Fixtures/
                        arrays as NumPy writes them, each with NAME.expected.npy: astype(float32) in C order
     nan.npy            a float32 array with a NaN at [1, 2]
 Tests/ModelsTests/Fixtures/
-    input_64.npy       the calibration image of SyntheticWeights, [1, 3, 64, 64]
+    input_64.npy       the first calibration image of SyntheticWeights (the smooth one), [1, 3, 64, 64]
     MODEL_logits_64.npy      the authors' MODEL (bossnet_T0, bossnet_T0_nose, bossnet_T1) in float64 under the
                              calibrated synthetic weights, for input_64.npy
     MODEL_png_logits_64.npy  the same for gradient.png through the evaluation transform at 64
@@ -54,7 +54,8 @@ Tests/PublishedWeightsTests/Fixtures/
 
 The synthetic weights follow the formula documented on SyntheticWeights in Sources/Models/Parameters.swift,
 calibrated the same way: each BatchNorm's statistics scale with the mean square of what reaches it when the
-calibration image runs through the model, earlier BatchNorms already calibrated.
+calibration batch (the smooth image and a photo-like one) runs through the model, earlier BatchNorms already
+calibrated.
 """
 import argparse
 import collections
@@ -109,7 +110,7 @@ def synthetic(name, shape, m=1.0):
     elif name.endswith("running_var"):
         v = m + (0.5 * m) * (u * u)
     elif name.endswith("weight") and len(shape) == 1:
-        f = 0.5 if name.endswith("bn3.weight") else 0.3 if name.endswith("net.5.weight") else 1.0
+        f = 0.1 if name.endswith("bn3.weight") else 0.05 if name.endswith("net.5.weight") else 1.0
         v = f + (0.25 * f) * u
     elif name.endswith("weight"):
         fan = int(np.prod(shape[1:]))
@@ -126,6 +127,21 @@ def calibration_image(size=64):
     return (np.sin(k * 0.001) * 1.5 + np.cos(k * 0.0137) * 0.5).astype(np.float32).reshape(1, 3, size, size)
 
 
+def photo_like_image(size=64):
+    """SyntheticWeights.photoLikeImage: regions, a disc's edge and fine texture, the same picture at every size."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    u, v = x * (224 / size), y * (224 / size)
+    red = np.sin(u / 23) * np.cos(v / 31) + 0.35 * np.sin((u + 2 * v) / 5)
+    green = np.sin((u - v) / 41) + 0.25 * np.cos(u * v / 900)
+    blue = np.where((u - 112) * (u - 112) + (v - 112) * (v - 112) < 75 * 75, 1.2, -0.8) + 0.3 * np.sin(v / 3)
+    return (1.2 * np.stack([red, green, blue])).astype(np.float32).reshape(1, 3, size, size)
+
+
+def calibration_images(size=64):
+    """SyntheticWeights.calibrationImages: the smooth image, then the photo-like one."""
+    return np.concatenate([calibration_image(size), photo_like_image(size)])
+
+
 def authors_model(bossnas, name):
     """The authors' own model, from their checkout's retraining_hytra/boss_models.py."""
     folder = str(pathlib.Path(bossnas).resolve() / "retraining_hytra")
@@ -137,8 +153,9 @@ def authors_model(bossnas, name):
     return getattr(boss_models, name)().eval()
 
 
-def calibrated(model, image):
-    """Loads the synthetic weights into `model` (float64 afterwards), each BatchNorm calibrated on `image` in turn."""
+def calibrated(model, images):
+    """Loads the synthetic weights into `model` (float64 afterwards), each BatchNorm calibrated in turn on `images`
+    (the calibration batch: the mean square over all of it)."""
     state = {name: synthetic(name, tuple(t.shape)) if t.is_floating_point() else t
              for name, t in model.state_dict().items()}
     model.load_state_dict(state)
@@ -156,7 +173,7 @@ def calibrated(model, image):
     hooks = [module.register_forward_pre_hook(calibrate) for module in model.modules()
              if isinstance(module, torch.nn.BatchNorm2d)]
     with torch.no_grad():
-        model(torch.from_numpy(np.asarray(image, dtype=np.float64)))
+        model(torch.from_numpy(np.asarray(images, dtype=np.float64)))
     for hook in hooks:
         hook.remove()
     return model
@@ -371,7 +388,7 @@ def golden_fixtures(folder, images, bossnas):
     png = np.load(images / "gradient_64.npy")[None]
     spreads = {}
     for name in MODELS:
-        model = calibrated(authors_model(bossnas, name), x)
+        model = calibrated(authors_model(bossnas, name), calibration_images())
         with torch.no_grad():
             for suffix, data in (("logits_64", x), ("png_logits_64", png)):
                 logits = model(torch.from_numpy(data.astype(np.float64))).numpy()
@@ -410,7 +427,7 @@ def evaluation_fixtures(folder, bossnas):
     files["dog/broken.jpg"] = 1
     (root / "fish/README.txt").write_text("not an image: ImageFolder skips it\n")
 
-    model = calibrated(authors_model(bossnas, "bossnet_T0"), calibration_image())
+    model = calibrated(authors_model(bossnas, "bossnet_T0"), calibration_images())
     predictions = {}
     for path in sorted(files):
         if path == "dog/broken.jpg":
