@@ -135,6 +135,23 @@ func checkNamesTheFaultyNode() throws {
     }
 }
 
+@Test("BOSSNET_CHECK judges the output end to end too: every node within its tolerance is not enough")
+func checkJudgesTheOutput() throws {
+    let graph = smallGraph()
+    var random = SeededRandom(seed: 5)
+    let input = random.floats(graph.shapes[graph.input].count)
+    let verdict = try withValidatedDevice { try GraphCheck.run(graph: graph, device: $0, input: input) }
+    #expect(verdict.passes && verdict.endToEnd.relativeL2 < 1e-5, "\(verdict)")
+    #expect(verdict.endToEnd.tolerance == Tolerance.networkRelativeL2(for: .automatic))
+    // Every node passes, but the output is 1e-2 from the reference (rounding amplified through a network).
+    let reference = CPUExecutor.run(graph.withBatch(1), input: Array(input.prefix(input.count / 2)))
+    var amplified = Comparison(reference.map { $0 * 1.01 }, reference)
+    amplified.tolerance = verdict.endToEnd.tolerance
+    let failing = CheckVerdict(firstDivergence: nil, endToEnd: amplified)
+    #expect(!failing.passes)
+    #expect("\(failing)".contains("every node matches its own CPU reference, but the output is 0.01"), "\(failing)")
+}
+
 @Test(
     "a small device: tensors past the storage range run in smaller submissions, buffers split by the allocation limit, same results"
 )
