@@ -128,7 +128,7 @@ let package = Package(
             name: "EvaluationTests",
             dependencies: [
                 "Evaluation", "Models", "NetworkGraph", "VulkanCompute", "Images",
-                "Checkpoint", "Benchmark",
+                "Checkpoint", "Benchmark", "Kernels", "TestSupport",
             ],
             exclude: ["Fixtures"]),
         .testTarget(

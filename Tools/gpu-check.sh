@@ -13,6 +13,7 @@
 #   --quick        batch 1 and 8 only, 3 timed iterations: about a third of the time.
 #
 # Synthetic weights and smooth synthetic images throughout (as fast as real ones), numerics checked against the CPU.
+# Interrupted (Ctrl-C, SIGTERM), it runs no further step and writes what it has (steps not run are null); exit 130.
 set -u -o pipefail
 
 binary=.build/release/bossnet
@@ -35,16 +36,22 @@ fi
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+# bossnet exits 130 on Ctrl-C rather than dying of the signal, so the shell would go on to the next step: stop here.
+interrupted=0
+trap 'interrupted=1' INT TERM
 batch_args=()
 for b in "${batches[@]}"; do batch_args+=(--batch "$b"); done
 
 # step NAME COMMAND...: runs one step, its JSON to $scratch/NAME.json, its exit status to $scratch/NAME.status.
 step() {
     local name="$1"; shift
+    [ $interrupted = 0 ] || return 0
     echo "gpu-check: $name: $*" >&2
     local start=$SECONDS
     "$@" >"$scratch/$name.json" 2>"$scratch/$name.log"
-    echo $? >"$scratch/$name.status"
+    local status=$?
+    echo $status >"$scratch/$name.status"
+    [ $status != 130 ] || interrupted=1
     echo "gpu-check: $name: exit $(cat "$scratch/$name.status") after $((SECONDS - start)) s" >&2
     tail -n 5 "$scratch/$name.log" >&2
 }
@@ -66,10 +73,14 @@ step minimum env BOSSNET_LIMITS=minimum "$binary" bench --model bossnet_T0 --mod
         first=0
         printf '"%s": ' "$name"
         if [ -s "$scratch/$name.json" ]; then cat "$scratch/$name.json"; else printf 'null'; fi
-        printf ',\n"%s_status": %s' "$name" "$(cat "$scratch/$name.status")"
+        printf ',\n"%s_status": %s' "$name" "$(cat "$scratch/$name.status" 2>/dev/null || echo null)"
     done
     echo "}"
 } >"$out"
+if [ $interrupted = 1 ]; then
+    echo "gpu-check: interrupted; wrote the steps it finished to $out" >&2
+    exit 130
+fi
 echo "gpu-check: wrote $out" >&2
 failed=0
 for name in devices validate bench minimum; do [ "$(cat "$scratch/$name.status")" = 0 ] || failed=1; done

@@ -112,15 +112,22 @@ struct Bench: ParsableCommand {
             try? Self.printReport(BenchmarkReport(device: info, rows: finished.rows), json: json, profile: profile)
         }
         defer { interrupt.cancel() }
+        if cases.count > 1 {
+            note(
+                "bench: \(cases.count) rows on \(info.name); the time left shows after each row (Ctrl-C prints those done)"
+            )
+        }
+        let started = Date()
         for (index, benchmark) in cases.enumerated() {
             do {
                 let result = try benchmarker.run(benchmark)
                 finished.append(result)
                 progressDone()
-                FileHandle.standardError.write(
-                    Data(
-                        "[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch\n"
-                            .utf8))
+                let left = Date().timeIntervalSince(started) / Double(index + 1) * Double(cases.count - index - 1)
+                note(
+                    "[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) "
+                        + "kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch"
+                        + (index + 1 < cases.count ? ", about \(ProgressReporter.duration(left)) left" : ""))
             } catch {
                 progressDone()
                 throw report(error)

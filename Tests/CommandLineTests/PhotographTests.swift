@@ -1,6 +1,7 @@
 // The synthetic weights on photographs: the device and the CPU reference agree as they do under trained weights.
 import Foundation
 import Images
+import TestSupport
 import Testing
 
 /// The relative L2 distance of each row of `a` from the same row of `b` (both `[rows, columns]`).
@@ -26,6 +27,7 @@ func photographsDeviceMatchesCPU() throws {
     }
     let device = temporary("device.npy"), cpu = temporary("cpu.npy")
     defer { for url in [device, cpu] { try? FileManager.default.removeItem(at: url) } }
+    let start = Date()
     for (flags, output) in [([String](), device), (["--cpu"], cpu)] {
         let result = try run(
             [
@@ -34,6 +36,7 @@ func photographsDeviceMatchesCPU() throws {
             ]
                 + flags + photos)
         #expect(result.status == 0, "\(result.error)")
+        testProgress("photographs at 224 px: \(flags.isEmpty ? "the device" : "the CPU reference") done", since: start)
     }
     let (onDevice, reference) = (try NumPyArray(contentsOf: device), try NumPyArray(contentsOf: cpu))
     #expect(onDevice.shape == [2, 1000] && reference.shape == [2, 1000])

@@ -2,7 +2,11 @@
 import Checkpoint
 import Evaluation
 import Foundation
+import Images
+import Kernels
 import Models
+import NetworkGraph
+import TestSupport
 import Testing
 
 @Test("the getting-started article's code runs: five classes for a PNG, a benchmark row; the article shows this code")
@@ -36,4 +40,26 @@ func gettingStarted() throws {
     #expect(
         best.allSatisfy { ImageNetLabels.names.contains($0.label) }
             && best.reduce(0) { $0 + $1.probability } <= 1 + 1e-9)
+}
+
+@Test("the README's library snippet compiles as shown and its logits match the CPU reference (64 px)")
+func readmeLibrarySnippet() throws {
+    let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    let root = here.deletingLastPathComponent().deletingLastPathComponent()
+    let source = try String(contentsOf: here.appendingPathComponent("ReadmeLibrary.swift"), encoding: .utf8)
+    let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+    let code = try #require(
+        source.components(separatedBy: "// BEGIN readme-library\n").last?.components(
+            separatedBy: "// END readme-library"
+        ).first)
+    let shown = readme.contains("<!-- Tests/EvaluationTests/ReadmeLibrary.swift -->\n```swift\n\(code)```")
+    #expect(shown, "README.md's library snippet and ReadmeLibrary.swift differ: edit both")
+
+    let photo = root.appendingPathComponent("Tests/ImagesTests/Fixtures/gradient.png")
+    let logits = try withValidatedDevice { try bossNetT0Logits(photo: photo, device: $0, inputSize: 64) }
+    let model = try Model(name: "bossnet_T0")
+    let graph = try model.graph(batch: 1, inputSize: 64, weights: try SyntheticWeights(calibratedFor: model))
+    let pixels = Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: 64)
+    let comparison = Comparison(logits, CPUExecutor.run(graph, input: pixels))
+    #expect(logits.count == 1000 && comparison.relativeL2 <= 1e-4, "\(comparison)")
 }

@@ -40,7 +40,9 @@ func expectVulkanMatchesCPU(_ model: Model, inputSize: Int = 64, batch: Int = 2)
     var random = SeededRandom(seed: testSeed())
     let seed = random.state
     let input = smoothImages(batch: batch, size: inputSize, &random)
+    let start = Date()
     let expected = CPUExecutor.run(graph, input: input)
+    testProgress("\(model.name): the CPU reference at \(inputSize) px, batch \(batch); now the device", since: start)
     let logits = try withValidatedDevice { device in
         let session = try InferenceSession(graph: graph, device: device)
         let first = try session.run(input)
@@ -91,8 +93,10 @@ func kernelFamiliesAndMinimumLimits(name: String) throws {
     let graph = try model.graph(batch: 2, inputSize: 64, weights: try SyntheticWeights(calibratedFor: model))
     var random = SeededRandom(seed: 11)
     let input = smoothImages(batch: 2, size: 64, &random)
+    let start = Date()
     let expected = CPUExecutor.run(graph, input: input)
-    for run in plannerRuns {
+    testProgress("\(name): the CPU reference at 64 px, then \(plannerRuns.count) device runs", since: start)
+    for (index, run) in plannerRuns.enumerated() {
         let (logits, statistics) = try withValidatedDevice(
             options: DeviceOptions(pipelineCacheDirectory: nil, limits: run.limits)
         ) { device in
@@ -104,6 +108,9 @@ func kernelFamiliesAndMinimumLimits(name: String) throws {
         #expect(
             comparison.nonFinite.isEmpty && comparison.relativeL2 <= run.tolerance,
             "\(name) \(run.limits) \(run.kernels): \(comparison)")
+        testProgress(
+            "\(name): run \(index + 1) of \(plannerRuns.count), \(run.kernels) within \(run.limits) limits: "
+                + "relative L2 \(String(format: "%.1e", comparison.relativeL2))", since: start)
         if run.limits == .minimum && run.kernels == .automatic {
             // The stem's output (2 x 64 x 32 x 32 values) passes 65,536 texels: that node reads storage buffers.
             #expect(
