@@ -99,3 +99,41 @@ func evalStrict() throws {
     ])
     #expect(strict.status == 1 && strict.error.contains("dog/broken.jpg"), "\(strict.error)")
 }
+
+/// Standard error of a running process, read as it comes.
+private final class StreamedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func append(_ more: Data) { lock.withLock { data.append(more) } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+}
+
+@Test("an interrupted eval says how many images its predictions file holds and how to resume; exit status 130")
+func evalInterrupted() throws {
+    let predictions = temporary("interrupted.jsonl")
+    defer { try? FileManager.default.removeItem(at: predictions) }
+    let process = Process()
+    process.executableURL = try bossnet()
+    // The CPU reference, one image a batch: slow enough (seconds an image in debug) to be interrupted mid-run.
+    process.arguments = [
+        "eval", "--model", "bossnet_T0", "--weights", "synthetic", "--input-size", "64", "--batch", "1", "--cpu",
+        "--predictions", predictions.path, evaluationFixture("set").path,
+    ]
+    let error = Pipe(), stderr = StreamedText()
+    process.standardError = error
+    process.standardOutput = Pipe()
+    error.fileHandleForReading.readabilityHandler = { stderr.append($0.availableData) }
+    try process.run()
+    // The first progress line comes once the first image is classified, with the interrupt handler in place.
+    let deadline = Date().addingTimeInterval(300)
+    while !stderr.text.contains("eval: ") && process.isRunning && Date() < deadline { usleep(100_000) }
+    process.interrupt()
+    process.waitUntilExit()
+    error.fileHandleForReading.readabilityHandler = nil
+    let text = stderr.text
+    #expect(process.terminationStatus == 130, "\(text)")
+    #expect(
+        text.contains("of 14 images are in \(predictions.path); run the same command again to resume"), "\(text)")
+    let lines = try String(contentsOf: predictions, encoding: .utf8).split(separator: "\n")
+    #expect(lines.count >= 2 && lines.count < 15, "a header and the images done: \(lines.count) lines")
+}
