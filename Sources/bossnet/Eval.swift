@@ -121,6 +121,13 @@ struct EvalRun: AsyncParsableCommand {
             try labels.map { try ImageSet(root: root, labelsFile: URL(fileURLWithPath: $0)) }
             ?? ImageSet(imageFolder: root)
         let set = whole.shard(shard)
+        if whole.images.isEmpty {
+            // Before any work: no weights loaded, no device opened, no summary of 0 images.
+            note(
+                "error: \(directory) holds no images (files named .\(ImageSet.imageExtensions.sorted().joined(separator: ", ."))"
+                    + "\(labels == nil ? " in class folders" : " listed in \(labels ?? "")")): nothing to evaluate.")
+            throw ExitCode(1)
+        }
         let loaded = try weightsSelection.load(requested: try modelSelection.requested())
         let model = loaded.model
         let header = PredictionsHeader(

@@ -129,6 +129,7 @@ func honestMessages() throws {
     }
     let none = try run(["eval", "--arch", tiny, "--weights", "synthetic", "--input-size", "32", empty.path])
     #expect(none.status == 1 && none.error.contains("holds no images"), "\(none.error)")
+    #expect(!none.output.contains("top-1") && !none.error.contains("SYNTHETIC"), "refused before any work")
 
     let help = try run(["eval", "--help"])
     #expect(help.status == 0 && help.output.contains("--predictions") && help.output.contains("--shard"))
