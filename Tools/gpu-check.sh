@@ -52,7 +52,7 @@ step() {
     local status=$?
     echo $status >"$scratch/$name.status"
     [ $status != 130 ] || interrupted=1
-    echo "gpu-check: $name: exit $(cat "$scratch/$name.status") after $((SECONDS - start)) s" >&2
+    echo "gpu-check: $name: exit $status after $((SECONDS - start)) s" >&2
     tail -n 5 "$scratch/$name.log" >&2
 }
 

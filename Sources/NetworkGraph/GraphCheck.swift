@@ -25,6 +25,17 @@ public enum GraphCheck {
         graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, pipelines: KernelPipelines? = nil,
         kernels: KernelChoice = .automatic
     ) throws -> [NodeComparison] {
+        try check(
+            graph: graph, device: device, input: input, reference: reference, pipelines: pipelines, kernels: kernels
+        ).nodes
+    }
+
+    /// ``compare(graph:device:input:reference:pipelines:kernels:)``, and the graph's output on the device for the
+    /// first image, read from the same run.
+    static func check(
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph?, pipelines: KernelPipelines?,
+        kernels: KernelChoice
+    ) throws -> (nodes: [NodeComparison], output: [Float]) {
         let graph = graph.withBatch(1)
         let reference = (reference ?? graph).withBatch(1)
         precondition(reference.nodes.count == graph.nodes.count, "the reference graph has other nodes")
@@ -45,7 +56,7 @@ public enum GraphCheck {
             values[id] = read
             return read
         }
-        return try reference.nodes.enumerated().map { index, node in
+        let nodes = try reference.nodes.enumerated().map { index, node in
             let expected = CPUExecutor.evaluate(node, inputs: try node.inputs.map(value))
             var comparison = Comparison(try value(graph.nodes[index].output), expected)
             comparison.tolerance = tolerance
@@ -54,6 +65,7 @@ public enum GraphCheck {
                 shape: graph.shapes[node.output].description, relativeL2: comparison.relativeL2,
                 maxAbsolute: comparison.maxAbsolute, pass: comparison.passes)
         }
+        return (nodes, try value(graph.output))
     }
 
     /// The first node that fails ``compare(graph:device:input:reference:pipelines:kernels:)``, or `nil` when all pass.
@@ -95,15 +107,17 @@ public struct CheckVerdict: Sendable, CustomStringConvertible {
 
 extension GraphCheck {
     /// Checks every node (``compare(graph:device:input:reference:pipelines:kernels:)``) and the whole network's
-    /// output for the first image of `input` against the CPU reference (``Tolerance/networkRelativeL2(for:)``).
-    public static func run(graph: Graph, device: VulkanDevice, input: [Float], kernels: KernelChoice = .automatic)
-        throws -> CheckVerdict
-    {
-        let nodes = try compare(graph: graph, device: device, input: input, kernels: kernels)
-        let single = graph.withBatch(1)
+    /// output for the first image of `input` against the CPU reference run end to end
+    /// (``Tolerance/networkRelativeL2(for:)``); one device run serves both. `reference` defaults to `graph`; a
+    /// different one lets tests plant a fault.
+    public static func run(
+        graph: Graph, device: VulkanDevice, input: [Float], reference: Graph? = nil, kernels: KernelChoice = .automatic
+    ) throws -> CheckVerdict {
+        let (nodes, output) = try check(
+            graph: graph, device: device, input: input, reference: reference, pipelines: nil, kernels: kernels)
+        let single = (reference ?? graph).withBatch(1)
         let image = Array(input.prefix(single.shapes[single.input].count))
-        let session = try InferenceSession(graph: single, device: device, options: SessionOptions(kernels: kernels))
-        var endToEnd = Comparison(try session.run(image), CPUExecutor.run(single, input: image))
+        var endToEnd = Comparison(output, CPUExecutor.run(single, input: image))
         endToEnd.tolerance = Tolerance.networkRelativeL2(for: kernels)
         return CheckVerdict(firstDivergence: nodes.first { !$0.pass }, endToEnd: endToEnd)
     }

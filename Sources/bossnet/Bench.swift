@@ -127,7 +127,7 @@ struct Bench: ParsableCommand {
                 note(
                     "[\(index + 1)/\(cases.count)] \(result.label) \(result.input_size)px batch \(result.batch) "
                         + "kernels \(result.kernels): \(String(format: "%.1f", result.ms_per_batch.median)) ms per batch"
-                        + (index + 1 < cases.count ? ", about \(ProgressReporter.duration(left)) left" : ""))
+                        + (index + 1 < cases.count ? ", about \(clockDuration(left)) left" : ""))
             } catch {
                 progressDone()
                 throw report(error)
@@ -186,18 +186,28 @@ final class InterruptHandler: @unchecked Sendable {
 /// The human-readable tables of a benchmark report.
 enum BenchTables {
     static func render(_ report: BenchmarkReport, profile: Bool) -> String {
-        var out: [String] = []
         let device = report.device
-        out.append(
-            "Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)\([device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ").isEmpty ? "" : ", " + [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " "))), synthetic weights"
-        )
+        let driver = [device.driverName, device.driverInfo].compactMap { $0 }.joined(separator: " ")
+        var out = [
+            "Steptime on \(device.name) (\(device.type.rawValue), Vulkan \(device.apiVersion)"
+                + (driver.isEmpty ? "" : ", " + driver) + "), synthetic weights", "",
+        ]
+        out += steptimeTable(report.rows)
         out.append("")
+        out += setupTable(report.rows)
+        if profile { out += report.rows.flatMap(profileTable) }
+        return out.joined(separator: "\n")
+    }
+
+    /// Steptime, throughput and the published figures; with several kernel families, each row over the first's.
+    static func steptimeTable(_ results: [BenchmarkResult]) -> [String] {
+        var out: [String] = []
         // With several kernel families, each row's steptime over the first family's for the same model, size and
         // batch: the side-by-side comparison in one run.
-        let compared = Set(report.rows.map(\.kernels)).count > 1
+        let compared = Set(results.map(\.kernels)).count > 1
         func ratio(_ r: BenchmarkResult) -> String {
             guard
-                let first = report.rows.first(where: {
+                let first = results.first(where: {
                     $0.label == r.label && $0.input_size == r.input_size && $0.batch == r.batch
                 }), first.ms_per_batch.median > 0
             else { return "-" }
@@ -210,7 +220,7 @@ enum BenchTables {
                 "images/s", "GFLOP/s", "device ms",
             ] + (compared ? ["vs first"] : [])
         ]
-        for r in report.rows {
+        for r in results {
             rows.append(
                 [
                     r.label, "\(r.input_size)", "\(r.batch)", r.kernels, formatGiga(r.madds),
@@ -230,7 +240,12 @@ enum BenchTables {
         out.append(
             "* top-1 and steptime as the authors published them; the steptime is most likely BoTNet's protocol (a training step of batch 32 on TPU-v3): not comparable with the figures measured here."
         )
-        out.append("")
+        return out
+    }
+
+    /// Each row's data paths, memory, dispatches, pipeline and setup times, and its check against the CPU reference.
+    static func setupTable(_ results: [BenchmarkResult]) -> [String] {
+        var out: [String] = []
         var setup = [
             [
                 "model", "input", "batch", "kernels", "data paths", "weights", "activations", "peak memory",
@@ -238,7 +253,7 @@ enum BenchTables {
                 "barriers", "pipelines", "cold", "warm", "setup", "check",
             ]
         ]
-        for r in report.rows {
+        for r in results {
             let paths =
                 r.data_paths.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 + (r.micro_batch < r.batch ? "; \(r.micro_batch) per submission" : "")
@@ -257,30 +272,28 @@ enum BenchTables {
         out.append(
             "cold/warm: creating every pipeline with an empty pipeline cache, then with the cache that left; setup: planning, weight upload and recording; check: relative L2 error of the logits against the CPU reference."
         )
-        for r in report.rows {
+        for r in results {
             if let divergence = r.check_first_divergence {
                 out.append("BOSSNET_CHECK: \(r.label) first diverges at \(divergence)")
             }
         }
-        if profile {
-            for r in report.rows {
-                guard let entries = r.profile else { continue }
-                out.append("")
-                out.append(
-                    "Profile: \(r.label) \(r.input_size)px batch \(r.batch) kernels \(r.kernels) (the median run, slowest first)"
-                )
-                var table = [["node", "op", "kernel", "shape", "ms", "share", "GFLOP/s", "GB/s"]]
-                for e in entries {
-                    table.append([
-                        e.node, e.op, e.kernel, e.shape, String(format: "%.3f", e.ms),
-                        String(format: "%.1f%%", e.share * 100),
-                        e.gflops.map { String(format: "%.1f", $0) } ?? "-",
-                        String(format: "%.2f", e.gigabytes_per_second),
-                    ])
-                }
-                out.append(formatTable(table))
-            }
+        return out
+    }
+
+    /// One row's profile (the median run, slowest node first); nothing without one.
+    static func profileTable(_ r: BenchmarkResult) -> [String] {
+        guard let entries = r.profile else { return [] }
+        var table = [["node", "op", "kernel", "shape", "ms", "share", "GFLOP/s", "GB/s"]]
+        for e in entries {
+            table.append([
+                e.node, e.op, e.kernel, e.shape, String(format: "%.3f", e.ms), String(format: "%.1f%%", e.share * 100),
+                e.gflops.map { String(format: "%.1f", $0) } ?? "-", String(format: "%.2f", e.gigabytes_per_second),
+            ])
         }
-        return out.joined(separator: "\n")
+        return [
+            "",
+            "Profile: \(r.label) \(r.input_size)px batch \(r.batch) kernels \(r.kernels) (the median run, slowest first)",
+            formatTable(table),
+        ]
     }
 }

@@ -173,6 +173,13 @@ func reportValidation(_ messages: [String]) -> Bool {
 /// Whether standard error is a terminal, so progress lines are worth printing.
 var standardErrorIsTerminal: Bool { isatty(2) != 0 }
 
+/// Seconds as a clock shows them: `m:ss`, or `h:mm:ss` from an hour.
+func clockDuration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return s >= 3600
+        ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
 /// Writes a progress line over the previous one on a terminal; nothing elsewhere.
 func progress(_ text: String) {
     guard standardErrorIsTerminal else { return }

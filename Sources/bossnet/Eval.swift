@@ -123,9 +123,9 @@ struct EvalRun: AsyncParsableCommand {
         let set = whole.shard(shard)
         if whole.images.isEmpty {
             // Before any work: no weights loaded, no device opened, no summary of 0 images.
-            note(
-                "error: \(directory) holds no images (files named .\(ImageSet.imageExtensions.sorted().joined(separator: ", ."))"
-                    + "\(labels == nil ? " in class folders" : " listed in \(labels ?? "")")): nothing to evaluate.")
+            let extensions = ImageSet.imageExtensions.sorted().map { "." + $0 }.joined(separator: ", ")
+            let place = labels.map { "listed in \($0)" } ?? "in class folders"
+            note("error: \(directory) holds no images (files named \(extensions) \(place)): nothing to evaluate.")
             throw ExitCode(1)
         }
         let loaded = try weightsSelection.load(requested: try modelSelection.requested())
@@ -186,9 +186,10 @@ struct EvalRun: AsyncParsableCommand {
         guard reportValidation(result.validationMessages) else { throw ExitCode(1) }
         if json { try printJSON(summary, verbose: verbose) } else { summary.print() }
         if accuracy.images == 0 {
+            // The whole set has images (checked before any work), so an empty set here is an empty shard.
             note(
                 set.images.isEmpty
-                    ? "error: \(shard == .whole ? directory : "shard \(shard) of \(directory)") holds no images: nothing was evaluated."
+                    ? "error: shard \(shard) of \(directory) holds no images: nothing was evaluated."
                     : "error: none of the \(set.images.count) images could be read: nothing was evaluated.")
             throw ExitCode(1)
         }
@@ -328,7 +329,7 @@ final class ProgressReporter: @unchecked Sendable {
         lock.withLock {
             finished = progress.done
             let rate = String(format: "%.1f img/s", progress.imagesPerSecond)
-            let left = progress.secondsLeft.map { "ETA \(Self.duration($0))" } ?? "ETA -"
+            let left = progress.secondsLeft.map { "ETA \(clockDuration($0))" } ?? "ETA -"
             let top1 = String(format: "top-1 %.2f%%", progress.accuracy.top1 * 100)
             if standardErrorIsTerminal {
                 let width = 30, filled = total > 0 ? width * progress.done / total : width
@@ -346,11 +347,6 @@ final class ProgressReporter: @unchecked Sendable {
 
     func finish() { lock.withLock { if shown { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) } } }
 
-    static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600
-            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
-    }
 }
 
 /// A line on standard error.

@@ -140,9 +140,22 @@ func checkJudgesTheOutput() throws {
     let graph = smallGraph()
     var random = SeededRandom(seed: 5)
     let input = random.floats(graph.shapes[graph.input].count)
-    let verdict = try withValidatedDevice { try GraphCheck.run(graph: graph, device: $0, input: input) }
-    #expect(verdict.passes && verdict.endToEnd.relativeL2 < 1e-5, "\(verdict)")
+    // A fault planted in the classifier's bias on the device side moves the output, not only its node.
+    var faulty = graph
+    let last = graph.nodes.count - 1
+    guard case let .pointwise(op, p) = graph.nodes[last].op else { Issue.record("the last node is not linear"); return }
+    faulty.replaceOp(
+        ofNode: last,
+        with: .pointwise(op, ConvParameters(weights: p.weights, scale: p.scale, shift: p.shift.map { $0 + 1 })))
+    let (verdict, planted) = try withValidatedDevice { device in
+        (
+            try GraphCheck.run(graph: graph, device: device, input: input),
+            try GraphCheck.run(graph: faulty, device: device, input: input, reference: graph)
+        )
+    }
+    #expect(verdict.passes && verdict.endToEnd.relativeL2 > 0 && verdict.endToEnd.relativeL2 < 1e-5, "\(verdict)")
     #expect(verdict.endToEnd.tolerance == Tolerance.networkRelativeL2(for: .automatic))
+    #expect(!planted.passes && planted.endToEnd.relativeL2 > 1e-2, "\(planted)")
     // Every node passes, but the output is 1e-2 from the reference (rounding amplified through a network).
     let reference = CPUExecutor.run(graph.withBatch(1), input: Array(input.prefix(input.count / 2)))
     var amplified = Comparison(reference.map { $0 * 1.01 }, reference)
