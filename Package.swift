@@ -58,11 +58,12 @@ let package = Package(
         // The graph IR, memory planner and executors (Vulkan and the CPU reference); knows no particular network.
         .target(name: "NetworkGraph", dependencies: ["Kernels", "VulkanCompute"]),
 
-        // The BossNet-T family and the MBConv space: architectures, PyTorch parameter names, counting, graph building.
-        .target(name: "Models", dependencies: ["NetworkGraph", "Kernels"]),
+        // The BossNet-T family and the MBConv space: architectures, PyTorch parameter names, counting, graph building,
+        // binding a checkpoint's tensors to a model by name.
+        .target(name: "Models", dependencies: ["NetworkGraph", "Kernels", "Checkpoint"]),
 
-        // Real weights: .pth and safetensors reading, binding to a model, and their SHA-256 (OpenSSL's libcrypto).
-        .target(name: "Checkpoint", dependencies: ["Models", "ZIPFoundation", "COpenSSL"]),
+        // Weights files: .pth and safetensors reading and writing, and the SHA-256 of weights (OpenSSL's libcrypto).
+        .target(name: "Checkpoint", dependencies: ["ZIPFoundation", "COpenSSL"]),
 
         // The authors' published checkpoints by model name: downloaded once (resumably), checked, cached.
         .target(name: "PublishedWeights", dependencies: ["Checkpoint", "Models"]),
@@ -77,7 +78,10 @@ let package = Package(
         .target(name: "Images", dependencies: ["PNGDecoder", "JPEGDecoder"]),
 
         // Labelled image sets: listing, sharding, the decode-and-classify pipeline, accuracy, predictions files.
-        .target(name: "Evaluation", dependencies: ["Images", "Models", "NetworkGraph", "VulkanCompute"]),
+        // The ImageNet class names are a text resource embedded in the binary.
+        .target(
+            name: "Evaluation", dependencies: ["Images", "Models", "NetworkGraph", "VulkanCompute"],
+            resources: [.embedInCode("Resources/imagenet_classes.txt")]),
 
         // Steptime measurement: the benchmark's cases, timing, statistics and report.
         .target(name: "Benchmark", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute"]),

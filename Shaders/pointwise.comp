@@ -83,9 +83,8 @@ void main() {
     vec4 acc[ROWS];
     [[unroll]] for (uint i = 0u; i < ROWS; ++i) acc[i] = vec4(0.0);
 
-    // Four channels a step (eight with shared weights): lavapipe blends every value carried around a loop once per
-    // iteration, so fewer, longer iterations keep more of the time in the multiply-adds (sixteen made LLVM's code 1.4x
-    // slower).
+    // Four channels a step (eight with shared weights): fewer, longer iterations keep more of the time in the
+    // multiply-adds where a compiler blends every value carried around a loop once per iteration (BENCHMARKS.md).
     uint c = 0u;
 #if defined(SHUFFLE_WEIGHTS)
     // Lane l (of the first 8) fetches vec4 l % G of channel c + l / G: G vec4s a channel, 8 / G channels a fetch.

@@ -83,7 +83,8 @@ public struct BenchmarkResult: Sendable, Codable {
     public let warmup: Int
     public let weight_bytes: Int
     public let activation_bytes: Int
-    /// Weights plus activations: what the session holds on the device.
+    /// Device memory the session's buffers hold, as the driver sized their allocations: weights, activations,
+    /// input and output, and staging where the device needs it.
     public let peak_device_bytes: Int
     public let dispatches: Int
     public let barriers: Int
@@ -177,16 +178,16 @@ public final class Benchmarker {
             pipelineTimes[key] = try timePipelineCreation(graph, kernels: benchmark.kernels)
         }
         let setupStart = DispatchTime.now()
+        let allocatedBefore = device.allocatedBytes
         let session = try InferenceSession(
             graph: graph, device: device, pipelines: pipelines,
             options: SessionOptions(profile: profile, kernels: benchmark.kernels))
         let setup = milliseconds(since: setupStart)
+        let sessionBytes = device.allocatedBytes - allocatedBefore
 
         // Smooth images, as the calibration and the check use (a distinct one per image of the batch), not random
-        // noise: on CPU devices steptime depends on the values. Noise through weights calibrated on an image left
-        // values near 1e-30 in stage 4 whose products with the weights are subnormal: lavapipe took 1.06x the time
-        // these images take, and these run as fast as the authors' weights on a photograph (BENCHMARKS.md, "The
-        // benchmark's input").
+        // noise: on CPU devices steptime depends on the values, and noise leaves subnormal products in stage 4 that
+        // real photographs do not (BENCHMARKS.md, "The benchmark's input").
         let input = (0..<benchmark.batch).flatMap {
             SyntheticWeights.smoothImage(size: benchmark.inputSize, variant: $0)
         }
@@ -228,7 +229,7 @@ public final class Benchmarker {
             gflops: times.map { flopsPerBatch / ($0 / 1000) / 1e9 },
             device_ms: deviceTimes.isEmpty ? nil : Statistic(deviceTimes), iterations: iterations, warmup: warmup,
             weight_bytes: statistics.weightBytes, activation_bytes: statistics.activationBytes,
-            peak_device_bytes: statistics.weightBytes + statistics.activationBytes,
+            peak_device_bytes: sessionBytes,
             dispatches: statistics.dispatches, barriers: statistics.barriers, pipelines: statistics.pipelines,
             pipelines_cold_ms: pipelineTime.cold, pipelines_warm_ms: pipelineTime.warm, setup_ms: setup,
             check_input_size: checkInputSize, check_batch: checkBatch, check_rel_error: check.error,

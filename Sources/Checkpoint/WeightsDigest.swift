@@ -25,7 +25,7 @@ public struct WeightsDigest: Hashable, Sendable, Codable, CustomStringConvertibl
     }
 
     /// The digest of `tensors`, in the order given (see the type's documentation).
-    init(_ tensors: [NamedTensor]) throws {
+    public init(_ tensors: [NamedTensor]) throws {
         precondition(UInt32(1).littleEndian == 1, "the digest hashes float32 as this machine stores it: little-endian")
         guard let context = EVP_MD_CTX_new() else { throw DigestError("OpenSSL could not allocate a digest context") }
         defer { EVP_MD_CTX_free(context) }

@@ -111,15 +111,14 @@ public struct GEMMWeights: Sendable, Equatable {
 /// channels over consecutive columns.
 public struct RegisterTiles: Sendable {
     /// Output channels per invocation: 16 where they divide M, else 8; 32 where they divide M, the kernel allows it
-    /// and the weights are shared by shuffles. On lavapipe 16 is 0.83 of 8's time for BossNet-T0 (each gathered input
-    /// feeds twice the multiply-adds); 32 spills registers: slower than 8 where every lane fetches its own weights,
-    /// 0.92 of 16's time for pointwise layers with shared weights, 1.3x slower for conv2d's (BENCHMARKS.md).
+    /// and the weights are shared by shuffles (each gathered input then feeds more multiply-adds; why 32 is kept to
+    /// shared weights: BENCHMARKS.md, "32 output channels per invocation").
     public let rows: Int
     /// Invocations per workgroup (local size x).
     public let local: Int
     /// Workgroups: groups of ``rows`` output channels on x, groups of columns on y. Row groups first, so that the
-    /// workgroups reading one block of input columns run one after another and find it in cache (lavapipe runs them
-    /// in order, x fastest): 0.92 of pointwise's time at batch 8 against columns first.
+    /// workgroups reading one block of input columns run one after another and find it in cache on devices that run
+    /// them in order, x fastest (BENCHMARKS.md, "Weights in blocks, row groups first").
     public let groups: (x: Int, y: Int, z: Int)
 
     /// Output channels per block of the packed weights (``GEMMWeights``): the largest tile's, so that every tile's

@@ -51,16 +51,9 @@ public final class KernelRunner {
     }
 
     /// Adds an operation's steps; steps run in the order added, each seeing the writes of those before it. As the
-    /// planner does, a step whose texel views would pass the device's texel limit reads storage buffers instead.
+    /// planner does, an operation whose texel views would pass the device's texel limit reads storage buffers instead.
     public func add(_ steps: [KernelStep<VulkanBuffer>]) {
-        let limit = device.limits.maxTexelBufferElements
-        self.steps += steps.map { step in
-            let fits = step.bindings.allSatisfy { binding in
-                !binding.kind(on: step.dataPath).takesTexelView
-                    || binding.resource.size / binding.format.bytes <= limit
-            }
-            return fits ? step : step.on(.storage)
-        }
+        self.steps += steps.fittingTexelViews(limit: device.limits.maxTexelBufferElements, bytes: \.size)
     }
 
     /// The embedded kernels the steps added so far run, in order.
@@ -77,7 +70,7 @@ public final class KernelRunner {
     }
 
     /// Writes every input's values and every output's poison and guards in the type its kernels use, records every
-    /// step with barriers between them, runs them, and waits.
+    /// step with the barriers its data dependencies need (``StepRecorder``), runs them, and waits.
     public func run() throws {
         let buffers = Dictionary(
             steps.flatMap(\.bindings).map { (ObjectIdentifier($0.resource), $0.resource) },
@@ -93,23 +86,9 @@ public final class KernelRunner {
                 try buffer.upload(all)
             }
         }
-        let pipelines = try steps.map { try self.pipelines.pipeline(for: $0.launch) }
-        let pool = try DescriptorPool(device: device, forSetsOf: pipelines)
-        let sets = try zip(steps, pipelines).map { step, pipeline in
-            try pool.makeSet(
-                for: pipeline,
-                step.bindings.map { binding -> DescriptorResource in
-                    guard binding.kind(on: step.dataPath).takesTexelView else {
-                        return .buffer(binding.resource)
-                    }
-                    return .texels(try TexelBufferView(buffer: binding.resource, format: binding.format))
-                })
-        }
+        let recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
         try device.run { commands in
-            for (index, step) in steps.enumerated() {
-                if index > 0 { commands.barrier(.computeReadWrite, before: .computeReadWrite) }
-                try step.launch.record(commands, set: sets[index])
-            }
+            try recorder.record(into: commands)
             commands.barrier(.computeWrite, before: .hostRead)
         }
     }

@@ -93,8 +93,7 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// Whether this layer runs as a GEMV (Shaders/pointwise_gemv.comp): every linear layer (one pixel), in every
     /// family, where a GEMM tile would leave all but a few of its columns idle. At every batch, so that the order of
-    /// its sums does not change with the batch. (T0's classifier at batch 1 on lavapipe: 13.9 ms in the texel GEMM,
-    /// 2.7 as a GEMV on storage buffers, 2.4 on texel buffers: BENCHMARKS.md.)
+    /// its sums does not change with the batch (the measurements: BENCHMARKS.md, "Kernel families side by side").
     public var usesGEMV: Bool { pixels == 1 }
 
     /// Images a GEMV workgroup takes (its accumulators are sized for them); more take more workgroups on y.

@@ -73,25 +73,22 @@ public struct MBConvArchitecture: Hashable, Sendable, Codable {
     }
 }
 
-/// Any network this engine builds.
-public enum Architecture: Hashable, Sendable {
-    case hytra(HyTraArchitecture)
-    case mbconv(MBConvArchitecture)
+/// Any network this engine builds: a member of one of the registered ``families``.
+public struct Architecture: Hashable, Sendable {
+    public let family: any ModelFamily
+
+    public init(_ family: any ModelFamily) { self.family = family }
+
+    /// Every family this engine builds, in one place: their text prefixes, published models and builds.
+    public static let families: [any ModelFamily.Type] = [HyTraArchitecture.self, MBConvArchitecture.self]
 
     /// The published models, by the authors' registry names.
-    public static let named: [String: Architecture] = [
-        "bossnet_T0": .hytra(
-            HyTraArchitecture(
-                stages: HyTraArchitecture.bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 2)),
-        "bossnet_T0_nose": .hytra(
-            HyTraArchitecture(
-                stages: HyTraArchitecture.bossNetTEncoding, activation: .relu, squeezeExcite: false, lastStride: 2)),
-        "bossnet_T1": .hytra(
-            HyTraArchitecture(
-                stages: HyTraArchitecture.bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 1)),
-    ]
+    public static let named: [String: Architecture] = Dictionary(
+        uniqueKeysWithValues: families.flatMap { family in
+            family.published.map { ($0.key, Architecture($0.value)) }
+        })
 
-    /// A model by registry name or by the text syntax of ``parse(_:)``.
+    /// A model by registry name.
     public static func named(_ name: String) throws -> Architecture {
         if let architecture = named[name] { return architecture }
         throw ArchitectureError(
@@ -99,7 +96,7 @@ public enum Architecture: Hashable, Sendable {
                 + "or describe one with --arch (see `bossnet info --help`).")
     }
 
-    /// Parses the text syntax:
+    /// Parses the text syntax `<prefix>:<family's text>` (a registry name is accepted too):
     ///
     /// - `hytra:<stage1>-<stage2>-<stage3>-<stage4>[,act=relu|silu][,se=yes|no][,last-stride=1|2]`, each stage a string
     ///   of block digits (1 = ResConv, 0 = ResAtt) or `_` for an empty stage. Defaults: act=silu, se=yes,
@@ -109,91 +106,24 @@ public enum Architecture: Hashable, Sendable {
     ///   `mbconv:6x3,6x3,6x5,...`.
     public static func parse(_ text: String) throws -> Architecture {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        if trimmed.hasPrefix("hytra:") { return try parseHyTra(String(trimmed.dropFirst(6))) }
-        if trimmed.hasPrefix("mbconv:") { return try parseMBConv(String(trimmed.dropFirst(7))) }
+        for family in families where trimmed.hasPrefix(family.prefix + ":") {
+            return Architecture(try family.parse(String(trimmed.dropFirst(family.prefix.count + 1))))
+        }
         if let architecture = named[trimmed] { return architecture }
+        let prefixes = families.map { "'\($0.prefix):'" }.joined(separator: " or ")
         throw ArchitectureError(
-            "Cannot read architecture '\(text)': it must start with 'hytra:' or 'mbconv:', or be a model name "
+            "Cannot read architecture '\(text)': it must start with \(prefixes), or be a model name "
                 + "(\(named.keys.sorted().joined(separator: ", "))).")
     }
 
-    private static func parseHyTra(_ text: String) throws -> Architecture {
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        let stageTexts = parts[0].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
-        guard stageTexts.count == 4 else {
-            throw ArchitectureError(
-                "A hytra encoding has 4 stages separated by '-', like 1-1-11101-000100000; got '\(parts[0])'.")
-        }
-        let stages = try stageTexts.map { stage -> [HyTraArchitecture.Block] in
-            if stage == "_" { return [] }
-            guard !stage.isEmpty else { throw ArchitectureError("An empty stage is written '_'.") }
-            guard stage.count <= HyTraArchitecture.maximumBlocksPerStage else {
-                throw ArchitectureError(
-                    "A stage has \(stage.count) blocks; at most \(HyTraArchitecture.maximumBlocksPerStage) are accepted (BossNet-T has 9 at most)."
-                )
-            }
-            return try stage.map { character -> HyTraArchitecture.Block in
-                switch character {
-                case "1": return .convolution
-                case "0": return .attention
-                default:
-                    throw ArchitectureError(
-                        "Stage '\(stage)': blocks are 1 (ResConv) or 0 (ResAtt), not '\(character)'.")
-                }
-            }
-        }
-        var architecture = HyTraArchitecture(stages: stages, activation: .silu, squeezeExcite: true, lastStride: 2)
-        for option in parts.dropFirst() {
-            let pair = option.split(separator: "=", maxSplits: 1).map {
-                String($0).trimmingCharacters(in: .whitespaces)
-            }
-            guard pair.count == 2 else { throw ArchitectureError("Option '\(option)' must look like name=value.") }
-            switch (pair[0], pair[1]) {
-            case ("act", "relu"): architecture.activation = .relu
-            case ("act", "silu"): architecture.activation = .silu
-            case ("se", "yes"), ("se", "on"), ("se", "1"): architecture.squeezeExcite = true
-            case ("se", "no"), ("se", "off"), ("se", "0"): architecture.squeezeExcite = false
-            case ("last-stride", "1"): architecture.lastStride = 1
-            case ("last-stride", "2"): architecture.lastStride = 2
-            default:
-                throw ArchitectureError(
-                    "Unknown option '\(option)'. Options: act=relu|silu, se=yes|no, last-stride=1|2.")
-            }
-        }
-        return .hytra(architecture)
-    }
-
-    private static func parseMBConv(_ text: String) throws -> Architecture {
-        let tokens = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard tokens.count == MBConvArchitecture.layerCount else {
-            throw ArchitectureError(
-                "The MBConv space has \(MBConvArchitecture.layerCount) layers; got \(tokens.count) choices.")
-        }
-        let choices = try tokens.map { token in
-            guard let choice = MBConvArchitecture.Choice(rawValue: token) else {
-                throw ArchitectureError(
-                    "MBConv choice '\(token)' must be one of 6x3, 6x5, 3x3, 3x5 (expansion x kernel).")
-            }
-            return choice
-        }
-        return .mbconv(MBConvArchitecture(choices: choices))
-    }
-
     /// The text form that ``parse(_:)`` reads back.
-    public var text: String {
-        switch self {
-        case let .hytra(a):
-            let stages = a.stages.map { $0.isEmpty ? "_" : $0.map { String($0.rawValue) }.joined() }.joined(
-                separator: "-")
-            return
-                "hytra:\(stages),act=\(a.activation),se=\(a.squeezeExcite ? "yes" : "no"),last-stride=\(a.lastStride)"
-        case let .mbconv(a):
-            return "mbconv:" + a.choices.map(\.rawValue).joined(separator: ",")
-        }
-    }
+    public var text: String { "\(type(of: family).prefix):\(family.text)" }
 
     /// The smallest input side the network takes and the multiple input sides must be of to keep every stage exact.
     public var inputMultiple: Int { 32 }
+
+    public static func == (a: Architecture, b: Architecture) -> Bool { a.text == b.text }
+    public func hash(into hasher: inout Hasher) { hasher.combine(text) }
 }
 
 /// An architecture that cannot be read or built.

@@ -5,6 +5,88 @@ import NetworkGraph
 // The HyTra space (BossNet-T), following retraining_hytra/boss_models.py and boss_candidates/ of the authors'
 // repository: module names, and so state-dict names, are theirs.
 
+extension HyTraArchitecture: ModelFamily {
+    public static let prefix = "hytra"
+
+    public static let published: [String: HyTraArchitecture] = [
+        "bossnet_T0": HyTraArchitecture(
+            stages: bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 2),
+        "bossnet_T0_nose": HyTraArchitecture(
+            stages: bossNetTEncoding, activation: .relu, squeezeExcite: false, lastStride: 2),
+        "bossnet_T1": HyTraArchitecture(
+            stages: bossNetTEncoding, activation: .silu, squeezeExcite: true, lastStride: 1),
+    ]
+
+    public static func parse(_ text: String) throws -> HyTraArchitecture {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        let stageTexts = parts[0].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        guard stageTexts.count == 4 else {
+            throw ArchitectureError(
+                "A hytra encoding has 4 stages separated by '-', like 1-1-11101-000100000; got '\(parts[0])'.")
+        }
+        let stages = try stageTexts.map { stage -> [Block] in
+            if stage == "_" { return [] }
+            guard !stage.isEmpty else { throw ArchitectureError("An empty stage is written '_'.") }
+            guard stage.count <= maximumBlocksPerStage else {
+                throw ArchitectureError(
+                    "A stage has \(stage.count) blocks; at most \(maximumBlocksPerStage) are accepted (BossNet-T has 9 at most)."
+                )
+            }
+            return try stage.map { character -> Block in
+                switch character {
+                case "1": return .convolution
+                case "0": return .attention
+                default:
+                    throw ArchitectureError(
+                        "Stage '\(stage)': blocks are 1 (ResConv) or 0 (ResAtt), not '\(character)'.")
+                }
+            }
+        }
+        var architecture = HyTraArchitecture(stages: stages, activation: .silu, squeezeExcite: true, lastStride: 2)
+        for option in parts.dropFirst() {
+            let pair = option.split(separator: "=", maxSplits: 1).map {
+                String($0).trimmingCharacters(in: .whitespaces)
+            }
+            guard pair.count == 2 else { throw ArchitectureError("Option '\(option)' must look like name=value.") }
+            switch (pair[0], pair[1]) {
+            case ("act", "relu"): architecture.activation = .relu
+            case ("act", "silu"): architecture.activation = .silu
+            case ("se", "yes"), ("se", "on"), ("se", "1"): architecture.squeezeExcite = true
+            case ("se", "no"), ("se", "off"), ("se", "0"): architecture.squeezeExcite = false
+            case ("last-stride", "1"): architecture.lastStride = 1
+            case ("last-stride", "2"): architecture.lastStride = 2
+            default:
+                throw ArchitectureError(
+                    "Unknown option '\(option)'. Options: act=relu|silu, se=yes|no, last-stride=1|2.")
+            }
+        }
+        return architecture
+    }
+
+    public var text: String {
+        let stages = stages.map { $0.isEmpty ? "_" : $0.map { String($0.rawValue) }.joined() }.joined(separator: "-")
+        return "\(stages),act=\(activation),se=\(squeezeExcite ? "yes" : "no"),last-stride=\(lastStride)"
+    }
+
+    public func graph(batch: Int, inputSize: Int) throws -> Graph {
+        var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch)
+        try builder.buildHyTra(self)
+        return builder.graph
+    }
+
+    /// `layer1` to `layer4`; `head` for the pooling and classifier; `stem` before the stages.
+    public func stage(of name: String) -> String {
+        let first = name.split(separator: ".").first.map(String.init) ?? ""
+        if first.hasPrefix("layer") { return first }
+        return ["fc", "global_pool"].contains(first) ? "head" : "stem"
+    }
+
+    /// The last BatchNorm of a ResConv (`bn3`, 0.1) and of a ResAtt (`net.5`, 0.05) branch; attention's `to_qkv` (12).
+    public var syntheticGains: SyntheticGains {
+        SyntheticGains(batchNorm: ["bn3": 0.1, "net.5": 0.05], weight: ["to_qkv": 12])
+    }
+}
+
 extension GraphBuilder {
     mutating func buildHyTra(_ architecture: HyTraArchitecture) throws {
         let act = architecture.activation

@@ -2,105 +2,40 @@ import Foundation
 import Kernels
 import NetworkGraph
 
-/// Builds a ``Graph`` layer by layer the way the PyTorch model is written, declaring every parameter by its
-/// state-dict name, folding each BatchNorm into the operation before it and fusing activations and residual adds
-/// into the operation that produces them.
+/// Builds a ``Graph`` layer by layer the way the PyTorch model is written: shapes only, every parameter declared by its
+/// state-dict name and read by name by the operation that uses it (each BatchNorm kept whole; inference folds it when
+/// the graph is lowered), activations and residual adds fused into the operation that produces them.
 struct GraphBuilder {
     private(set) var graph: Graph
-    private(set) var declarations: [ParameterDeclaration] = []
-    let source: any ParameterSource
     let batch: Int
-    /// When calibrating synthetic weights: every tensor's value so far on the calibration input (CPU reference).
-    private var calibrationValues: [[Float]]?
-    /// When calibrating: the mean square of each BatchNorm's input, by module name (see ``SyntheticWeights``).
-    private(set) var calibratedScales: [String: Double] = [:]
-    /// BatchNorm's epsilon (PyTorch's default).
-    static let epsilon = 1e-5
 
-    /// A builder taking weights from `source`; with `calibrationInput`, one that runs that input through each node on
-    /// the CPU reference as it adds it and calibrates each BatchNorm of ``SyntheticWeights`` on what reaches it.
-    init(inputChannels: Int, inputSize: Int, batch: Int, source: any ParameterSource, calibrationInput: [Float]? = nil)
-    {
+    init(inputChannels: Int, inputSize: Int, batch: Int) {
         graph = Graph(input: TensorShape(batch: batch, channels: inputChannels, height: inputSize, width: inputSize))
-        self.source = source
         self.batch = batch
-        if let calibrationInput {
-            precondition(
-                calibrationInput.count == graph.shapes[graph.input].count, "calibration input has the wrong size")
-            calibrationValues = [calibrationInput]
-        }
     }
 
-    mutating func build(_ architecture: Architecture) throws {
-        switch architecture {
-        case let .hytra(a): try buildHyTra(a)
-        case let .mbconv(a): try buildMBConv(a)
-        }
-    }
-
-    /// Adds a node to the graph and, when calibrating, records its output: `computed` when the caller already has it,
-    /// else the CPU reference's.
-    private mutating func add(
-        _ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape, computed: [Float]? = nil
-    ) -> TensorID {
-        let id = graph.add(name, op, inputs: inputs, output: shape)
-        if let values = calibrationValues {
-            calibrationValues = values + [computed ?? CPUExecutor.evaluate(op, inputs: inputs.map { values[$0] })]
-        }
-        return id
-    }
-
-    /// When calibrating: runs `op` (the operation before the BatchNorm `norm`, without it) on the CPU reference, records
-    /// the mean square of what reaches the BatchNorm, and returns those values; nil when not calibrating.
-    private mutating func calibrate(_ norm: String, preNorm op: Op, input: TensorID) -> [Float]? {
-        guard let values = calibrationValues else { return nil }
-        let raw = CPUExecutor.evaluate(op, inputs: [values[input]])
-        var sum = 0.0
-        for value in raw { sum += Double(value) * Double(value) }
-        let meanSquare = sum / Double(max(raw.count, 1))
-        calibratedScales[norm] = meanSquare > 0 && meanSquare.isFinite ? meanSquare : 1
-        return raw
-    }
-
-    /// When calibrating: the output of a node whose operation, before its BatchNorm, gave `raw`: the BatchNorm's scale
-    /// and shift, the residual and the activation applied the reference way (not the whole operation run again).
-    private func normalized(
-        _ raw: [Float]?, bn: (scale: [Float], shift: [Float]), output: TensorShape, residual: TensorID?,
-        epilogue: Epilogue
-    ) -> [Float]? {
-        guard let raw, let values = calibrationValues else { return nil }
-        return Epilogue.referenceApply(
-            raw.map(Double.init), channels: output.channels, pixels: output.pixels, scale: bn.scale,
-            shift: bn.shift, residual: residual.map { values[$0] }, epilogue: epilogue)
+    private mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape) -> TensorID {
+        graph.add(name, op, inputs: inputs, output: shape)
     }
 
     func shape(_ tensor: TensorID) -> TensorShape { graph.shapes[tensor] }
 
-    /// Declares a parameter and fetches its values.
-    mutating func parameter(_ name: String, _ shape: [Int], trainable: Bool = true) throws -> [Float] {
-        declarations.append(ParameterDeclaration(name: name, shape: shape, trainable: trainable))
-        let source = calibrationValues == nil ? source : SyntheticWeights(batchNormScales: calibratedScales)
-        let values = try source.values(for: name, shape: shape)
-        guard values.count == shape.reduce(1, *) else {
-            throw ArchitectureError("Parameter \(name) has \(values.count) values; the model needs shape \(shape).")
-        }
-        return values
+    /// Declares a parameter and returns its name.
+    @discardableResult
+    mutating func parameter(_ name: String, _ shape: [Int], trainable: Bool = true) -> String {
+        graph.declare(name, shape: shape, trainable: trainable)
+        return name
     }
 
-    /// Declares the five state-dict entries of a BatchNorm and returns it as a per-channel scale and shift.
-    mutating func batchNorm(_ name: String, channels: Int) throws -> (scale: [Float], shift: [Float]) {
-        let gamma = try parameter("\(name).weight", [channels])
-        let beta = try parameter("\(name).bias", [channels])
-        let mean = try parameter("\(name).running_mean", [channels], trainable: false)
-        let variance = try parameter("\(name).running_var", [channels], trainable: false)
-        declarations.append(ParameterDeclaration(name: "\(name).num_batches_tracked", shape: [], trainable: false))
-        var scale = [Float](repeating: 0, count: channels), shift = scale
-        for c in 0..<channels {
-            let s = Double(gamma[c]) / (Double(variance[c]) + Self.epsilon).squareRoot()
-            scale[c] = Float(s)
-            shift[c] = Float(Double(beta[c]) - Double(mean[c]) * s)
-        }
-        return (scale, shift)
+    /// Declares the five state-dict entries of a BatchNorm.
+    mutating func batchNorm(_ name: String, channels: Int) -> BatchNorm {
+        let norm = BatchNorm(name)
+        parameter(norm.gamma, [channels])
+        parameter(norm.beta, [channels])
+        parameter(norm.runningMean, [channels], trainable: false)
+        parameter(norm.runningVariance, [channels], trainable: false)
+        parameter("\(name).num_batches_tracked", [], trainable: false)
+        return norm
     }
 
     /// A convolution (`name.weight`, and `name.bias` when `bias`), optionally followed by the BatchNorm `norm`, an
@@ -113,68 +48,45 @@ struct GraphBuilder {
         node: String? = nil
     ) throws -> TensorID {
         let input = shape(x)
-        let inPerGroup = depthwise ? 1 : input.channels
-        let weights = try parameter("\(name).weight", [out, inPerGroup, kernel, kernel])
-        let biasValues = bias ? try parameter("\(name).bias", [out]) : [Float](repeating: 0, count: out)
-        let label = node ?? name
-        /// The operation with this epilogue and these per-channel scale and shift, and its output's shape.
-        func make(_ epilogue: Epilogue, scale: [Float], shift: [Float]) -> (Op, TensorShape) {
-            let parameters = ConvParameters(weights: weights, scale: scale, shift: shift)
-            if depthwise {
-                precondition(out == input.channels, "\(name): depthwise keeps the channel count")
-                let op = Depthwise(
-                    batch: batch, channels: out, height: input.height, width: input.width, kernelSize: kernel,
-                    stride: stride, padding: padding, epilogue: epilogue)
-                return (
-                    .depthwise(op, parameters),
-                    TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth)
-                )
-            }
-            if kernel == 1 && stride == 1 && padding == 0 {
-                let op = Pointwise(
-                    batch: batch, inChannels: input.channels, pixels: input.pixels, outChannels: out, epilogue: epilogue
-                )
-                return (
-                    .pointwise(op, parameters),
-                    TensorShape(batch: batch, channels: out, height: input.height, width: input.width)
-                )
-            }
-            let op = Conv2D(
-                batch: batch, inChannels: input.channels, height: input.height, width: input.width, outChannels: out,
-                kernelSize: kernel, stride: stride, padding: padding, epilogue: epilogue)
-            return (
-                .conv2d(op, parameters),
-                TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth)
-            )
-        }
-        var scale = [Float](repeating: 1, count: out), shift = biasValues
+        let weight = parameter("\(name).weight", [out, depthwise ? 1 : input.channels, kernel, kernel])
+        let biasName = bias ? parameter("\(name).bias", [out]) : nil
+        let weights = ConvWeights(
+            weight: weight, bias: biasName, norm: norm.map { batchNorm($0, channels: out) })
         let epilogue = Epilogue(activation: activation, hasResidual: residual != nil)
-        var computed: [Float]?
-        if let norm {
-            let raw = calibrate(norm, preNorm: make(Epilogue(), scale: scale, shift: shift).0, input: x)
-            let bn = try batchNorm(norm, channels: out)
-            for c in 0..<out {
-                scale[c] = bn.scale[c]
-                shift[c] = Float(Double(biasValues[c]) * Double(bn.scale[c]) + Double(bn.shift[c]))
-            }
-            computed = normalized(
-                raw, bn: bn, output: make(epilogue, scale: scale, shift: shift).1, residual: residual,
-                epilogue: epilogue)
+        let inputs = [x] + (residual.map { [$0] } ?? [])
+        if depthwise {
+            precondition(out == input.channels, "\(name): depthwise keeps the channel count")
+            let op = Depthwise(
+                batch: batch, channels: out, height: input.height, width: input.width, kernelSize: kernel,
+                stride: stride, padding: padding, epilogue: epilogue)
+            return add(
+                node ?? name, .depthwise(op, weights), inputs: inputs,
+                output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
         }
-        let (op, output) = make(epilogue, scale: scale, shift: shift)
-        return add(label, op, inputs: [x] + (residual.map { [$0] } ?? []), output: output, computed: computed)
+        if kernel == 1 && stride == 1 && padding == 0 {
+            let op = Pointwise(
+                batch: batch, inChannels: input.channels, pixels: input.pixels, outChannels: out, epilogue: epilogue)
+            return add(
+                node ?? name, .pointwise(op, weights), inputs: inputs,
+                output: TensorShape(batch: batch, channels: out, height: input.height, width: input.width))
+        }
+        let op = Conv2D(
+            batch: batch, inChannels: input.channels, height: input.height, width: input.width, outChannels: out,
+            kernelSize: kernel, stride: stride, padding: padding, epilogue: epilogue)
+        return add(
+            node ?? name, .conv2d(op, weights), inputs: inputs,
+            output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
     }
 
     /// The classifier: `name.weight` `[out, in]` and `name.bias`, on `[N, C, 1, 1]`.
     mutating func linear(_ x: TensorID, _ name: String, out: Int) throws -> TensorID {
         let input = shape(x)
-        let weights = try parameter("\(name).weight", [out, input.channels])
-        let bias = try parameter("\(name).bias", [out])
+        let weights = ConvWeights(
+            weight: parameter("\(name).weight", [out, input.channels]), bias: parameter("\(name).bias", [out]))
         let op = Pointwise.linear(batch: batch, inFeatures: input.channels, outFeatures: out)
         return add(
-            name,
-            .pointwise(op, ConvParameters(weights: weights, scale: [Float](repeating: 1, count: out), shift: bias)),
-            inputs: [x], output: TensorShape(batch: batch, channels: out, height: 1, width: 1))
+            name, .pointwise(op, weights), inputs: [x],
+            output: TensorShape(batch: batch, channels: out, height: 1, width: 1))
     }
 
     mutating func maxPool(_ x: TensorID, _ name: String) -> TensorID {
@@ -209,16 +121,15 @@ struct GraphBuilder {
     ) throws -> TensorID {
         let input = shape(x)
         let c = input.channels
-        let w1 = try parameter("\(name).\(names.0).weight", [reduced, c, 1, 1])
-        let b1 = try parameter("\(name).\(names.0).bias", [reduced])
-        let w2 = try parameter("\(name).\(names.1).weight", [c, reduced, 1, 1])
-        let b2 = try parameter("\(name).\(names.1).bias", [c])
+        let weights = SqueezeExciteWeights(reduce: "\(name).\(names.0)", expand: "\(name).\(names.1)")
+        parameter("\(weights.reduce).weight", [reduced, c, 1, 1])
+        parameter("\(weights.reduce).bias", [reduced])
+        parameter("\(weights.expand).weight", [c, reduced, 1, 1])
+        parameter("\(weights.expand).bias", [c])
         let op = SqueezeExcite(
             batch: batch, channels: c, pixels: input.pixels, reduced: reduced, innerActivation: inner,
             epilogue: Epilogue(activation: activation, hasResidual: residual != nil))
-        return add(
-            name, .squeezeExcite(op, SqueezeExciteParameters(w1: w1, b1: b1, w2: w2, b2: b2)),
-            inputs: [x] + (residual.map { [$0] } ?? []), output: input)
+        return add(name, .squeezeExcite(op, weights), inputs: [x] + (residual.map { [$0] } ?? []), output: input)
     }
 
     /// Attention over a to_qkv output, followed by the BatchNorm `norm` and an activation.
@@ -229,20 +140,9 @@ struct GraphBuilder {
         let channels = heads * Attention.headChannels
         precondition(
             input.channels == 3 * channels, "\(name): qkv has \(input.channels) channels, expected \(3 * channels)")
-        let unnormalized = Attention(batch: batch, heads: heads, tokens: input.pixels)
-        let raw = calibrate(
-            norm,
-            preNorm: .attention(
-                unnormalized,
-                AffineParameters(
-                    scale: [Float](repeating: 1, count: channels),
-                    shift: [Float](repeating: 0, count: channels))), input: qkv)
-        let bn = try batchNorm(norm, channels: channels)
         let op = Attention(batch: batch, heads: heads, tokens: input.pixels, activation: activation)
-        let output = TensorShape(batch: batch, channels: channels, height: input.height, width: input.width)
         return add(
-            name, .attention(op, AffineParameters(scale: bn.scale, shift: bn.shift)), inputs: [qkv], output: output,
-            computed: normalized(raw, bn: bn, output: output, residual: nil, epilogue: Epilogue(activation: activation))
-        )
+            name, .attention(op, batchNorm(norm, channels: channels)), inputs: [qkv],
+            output: TensorShape(batch: batch, channels: channels, height: input.height, width: input.width))
     }
 }

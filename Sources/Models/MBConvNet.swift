@@ -6,6 +6,51 @@ import NetworkGraph
 // checkpoint exists for it here, so its state-dict names follow timm's EfficientNet (conv_stem, blocks.S.L.conv_pw,
 // ...), with the residual's pooling and projection under blocks.S.L.shortcut.{0,1,2}.
 
+extension MBConvArchitecture: ModelFamily {
+    public static let prefix = "mbconv"
+    /// None: no checkpoint of the space is published.
+    public static let published: [String: MBConvArchitecture] = [:]
+
+    public static func parse(_ text: String) throws -> MBConvArchitecture {
+        let tokens = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard tokens.count == layerCount else {
+            throw ArchitectureError(
+                "The MBConv space has \(layerCount) layers; got \(tokens.count) choices.")
+        }
+        let choices = try tokens.map { token in
+            guard let choice = Choice(rawValue: token) else {
+                throw ArchitectureError(
+                    "MBConv choice '\(token)' must be one of 6x3, 6x5, 3x3, 3x5 (expansion x kernel).")
+            }
+            return choice
+        }
+        return MBConvArchitecture(choices: choices)
+    }
+
+    public var text: String { choices.map(\.rawValue).joined(separator: ",") }
+
+    public func graph(batch: Int, inputSize: Int) throws -> Graph {
+        var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch)
+        try builder.buildMBConv(self)
+        return builder.graph
+    }
+
+    /// `blocks.0` to `blocks.6`; `head` for conv_head, its BatchNorm (`bn2`), the pooling and the classifier; `stem`
+    /// before the blocks.
+    public func stage(of name: String) -> String {
+        let parts = name.split(separator: ".").map(String.init)
+        guard let first = parts.first else { return "stem" }
+        if first == "blocks", parts.count > 1 { return "blocks.\(parts[1])" }
+        if ["classifier", "global_pool", "conv_head"].contains(first) || (first == "bn2" && parts.count == 2) {
+            return "head"
+        }
+        return "stem"
+    }
+
+    /// The last BatchNorm of each inverted residual (`bn3`, 0.1).
+    public var syntheticGains: SyntheticGains { SyntheticGains(batchNorm: ["bn3": 0.1]) }
+}
+
 extension GraphBuilder {
     mutating func buildMBConv(_ architecture: MBConvArchitecture) throws {
         var x = try conv(

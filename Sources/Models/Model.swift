@@ -30,28 +30,31 @@ public struct Model: Sendable {
     /// The largest input side accepted (stage-1 attention at 1024 already has 65536 tokens).
     public static let maximumInputSize = 1024
 
-    /// Builds the graph for `batch` images of `inputSize` x `inputSize` pixels, with BatchNorm folded and
-    /// activations and residual adds fused, taking weights from `weights`.
+    /// Builds the graph for `batch` images of `inputSize` x `inputSize` pixels, with activations and residual adds
+    /// fused, and its parameters' values from `weights` (each BatchNorm kept whole; inference folds it when it lowers
+    /// the graph).
     public func graph(batch: Int, inputSize: Int, weights: any ParameterSource) throws -> Graph {
-        try build(batch: batch, inputSize: inputSize, weights: weights).graph
+        var graph = try graph(batch: batch, inputSize: inputSize)
+        graph.parameters = try ParameterStore(graph.declarations, source: weights)
+        return graph
     }
 
-    func build(batch: Int, inputSize: Int, weights: any ParameterSource) throws -> GraphBuilder {
+    /// Builds the graph for shapes only: every operation and parameter declaration, no values (for counting, listing
+    /// and planning).
+    public func graph(batch: Int, inputSize: Int) throws -> Graph {
         guard batch >= 1 else { throw ArchitectureError("The batch size must be at least 1; got \(batch).") }
         guard inputSize >= Self.minimumInputSize && inputSize <= Self.maximumInputSize else {
             throw ArchitectureError(
                 "The input size must be between \(Self.minimumInputSize) and \(Self.maximumInputSize) pixels; got \(inputSize)."
             )
         }
-        var builder = GraphBuilder(inputChannels: 3, inputSize: inputSize, batch: batch, source: weights)
-        try builder.build(architecture)
-        return builder
+        return try architecture.family.graph(batch: batch, inputSize: inputSize)
     }
 
     /// Every state-dict entry of the PyTorch model, in module order (BatchNorm statistics and
     /// `num_batches_tracked` included).
     public func stateDictEntries() throws -> [ParameterDeclaration] {
-        try build(batch: 1, inputSize: Self.minimumInputSize, weights: ZeroWeights()).declarations
+        try graph(batch: 1, inputSize: Self.minimumInputSize).declarations
     }
 
     /// The number of learned parameters (what PyTorch's `sum(p.numel() for p in model.parameters())` gives).

@@ -29,9 +29,8 @@ public struct ModelInfo: Sendable, Codable {
 
     /// Counts `model` at `inputSize` (batch 1).
     public init(model: Model, inputSize: Int) throws {
-        let builder = try model.build(batch: 1, inputSize: inputSize, weights: ZeroWeights())
-        let graph = builder.graph
-        let declarations = builder.declarations
+        let graph = try model.graph(batch: 1, inputSize: inputSize)
+        let declarations = graph.declarations
         self.model = model.name
         architecture = model.architecture.text
         input_size = inputSize
@@ -48,14 +47,14 @@ public struct ModelInfo: Sendable, Codable {
         var lastOutput: [String: TensorID] = [:]
         var stageMAdds: [String: Int] = [:]
         for node in graph.nodes {
-            let stage = Self.stage(of: node.name)
+            let stage = model.architecture.family.stage(of: node.name)
             if stageMAdds[stage] == nil { order.append(stage) }
             stageMAdds[stage, default: 0] += node.op.madds
             lastOutput[stage] = node.output
         }
         var stageParameters: [String: Int] = [:]
         for declaration in declarations where declaration.trainable {
-            stageParameters[Self.stage(of: declaration.name), default: 0] += declaration.count
+            stageParameters[model.architecture.family.stage(of: declaration.name), default: 0] += declaration.count
         }
         for name in order {
             stages.append(
@@ -64,17 +63,5 @@ public struct ModelInfo: Sendable, Codable {
                     madds: stageMAdds[name] ?? 0))
         }
         self.stages = stages
-    }
-
-    /// The stage a module belongs to: layerN or blocks.N, else stem (before the stages) or head (after).
-    static func stage(of name: String) -> String {
-        let parts = name.split(separator: ".")
-        guard let first = parts.first else { return "stem" }
-        if first.hasPrefix("layer") { return String(first) }
-        if first == "blocks", parts.count > 1 { return "blocks.\(parts[1])" }
-        if ["fc", "classifier", "global_pool", "conv_head"].contains(first) || (first == "bn2" && parts.count == 2) {
-            return "head"
-        }
-        return "stem"
     }
 }

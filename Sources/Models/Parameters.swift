@@ -1,23 +1,6 @@
 import Foundation
+import Kernels
 import NetworkGraph
-
-/// A parameter or buffer of the PyTorch model, by its state-dict name.
-public struct ParameterDeclaration: Hashable, Sendable, Codable {
-    public let name: String
-    /// PyTorch shape (`[]` for a scalar such as `num_batches_tracked`).
-    public let shape: [Int]
-    /// Whether it is a learned parameter (counted in the parameter count) or a buffer (BatchNorm statistics).
-    public let trainable: Bool
-
-    public var count: Int { shape.reduce(1, *) }
-}
-
-/// Where a model's weights come from: a checkpoint, or synthetic values.
-public protocol ParameterSource {
-    /// The values of the parameter `name` (a PyTorch state-dict name), which must have `shape`, in PyTorch's
-    /// (row-major) order.
-    func values(for name: String, shape: [Int]) throws -> [Float]
-}
 
 /// Deterministic synthetic weights, the same on every machine and reproducible outside Swift
 /// (Tools/make_fixtures.py), made to behave like a trained network's where the tests need it: activations stay
@@ -38,15 +21,15 @@ public protocol ParameterSource {
 /// |---|---|
 /// | `running_mean` | 0.1 u sqrt(m) |
 /// | `running_var` | (1 + 0.5 u^2) m |
-/// | `weight`, rank 1 (BatchNorm) | f (1 + 0.25 u); f = 0.1 for a residual branch's last BatchNorm (`bn3`, `bn3` of MBConv), 0.05 for ResAtt's (`net.5`), 1 otherwise |
-/// | `weight`, rank >= 2 (convolution, linear) | u sqrt(3 g / fanIn), fanIn = product of all dimensions but the first; g = 12 for `to_qkv`, 1 for a rank-2 (linear) weight, 2 otherwise |
+/// | `weight`, rank 1 (BatchNorm) | f (1 + 0.25 u); f from the family's ``SyntheticGains`` (a residual branch's last BatchNorm: 0.1 for `bn3` of HyTra and MBConv, 0.05 for HyTra's `net.5`), 1 otherwise |
+/// | `weight`, rank >= 2 (convolution, linear) | u sqrt(3 g / fanIn), fanIn = product of all dimensions but the first; g from the family's gains (12 for HyTra's `to_qkv`), else 1 for a rank-2 (linear) weight, 2 otherwise |
 /// | `bias` | 0.1 u |
 ///
 /// `m` is the BatchNorm's calibrated scale: the mean square (over batch, channels and pixels) of the BatchNorm's
 /// input when the model runs the ``calibrationImages`` (a smooth image and a photo-like one), with every earlier
 /// BatchNorm already calibrated (the CPU reference computes it in one pass, layer by layer;
 /// ``init(calibratedFor:inputSize:)``). Like a trained network's statistics, this keeps each stage's activations near
-/// unit scale whatever the architecture. Uncalibrated (``init()``), m = 1.
+/// unit scale whatever the architecture. Uncalibrated (``init(gains:)``), m = 1.
 ///
 /// The small gains of the residual branches' last BatchNorms keep the network well conditioned on inputs unlike the
 /// calibration images, as a trained network is: on photographs at 224 and 288 px, PyTorch's own float32 stays within
@@ -56,27 +39,69 @@ public protocol ParameterSource {
 public struct SyntheticWeights: ParameterSource, Sendable {
     /// The calibrated mean square of each BatchNorm's input, by the BatchNorm's module name (`layer1.0.bn1`).
     public let batchNormScales: [String: Double]
+    /// The family's gains for its residual branches and attention.
+    public let gains: SyntheticGains
 
-    /// Uncalibrated weights (every BatchNorm scale 1): the same for every model, for counting, planning and timing.
-    public init() { batchNormScales = [:] }
+    /// Uncalibrated weights (every BatchNorm scale 1) with a family's gains.
+    public init(gains: SyntheticGains) {
+        batchNormScales = [:]
+        self.gains = gains
+    }
 
-    /// Weights with these BatchNorm scales.
-    public init(batchNormScales: [String: Double]) { self.batchNormScales = batchNormScales }
+    /// Weights with these BatchNorm scales and gains.
+    public init(batchNormScales: [String: Double], gains: SyntheticGains) {
+        self.batchNormScales = batchNormScales
+        self.gains = gains
+    }
 
     /// Weights calibrated for `model` (see the type's documentation): the model runs the calibration batch,
     /// ``calibrationImages(size:)`` of side `inputSize`, on the CPU reference once per process, architecture and
     /// size; later calls reuse the scales. Weights calibrated at 64 px stay well conditioned at other sizes.
     public init(calibratedFor model: Model, inputSize: Int = calibrationSize) throws {
+        gains = model.architecture.family.syntheticGains
         if let known = Self.cache.scales(model.architecture, inputSize) {
             batchNormScales = known
             return
         }
-        var builder = GraphBuilder(
-            inputChannels: 3, inputSize: inputSize, batch: 2, source: SyntheticWeights(),
-            calibrationInput: Self.calibrationImages(size: inputSize))
-        try builder.build(model.architecture)
-        batchNormScales = builder.calibratedScales
+        batchNormScales = try Self.calibrate(
+            model.graph(batch: 2, inputSize: inputSize), input: Self.calibrationImages(size: inputSize), gains: gains)
         Self.cache.store(batchNormScales, for: model.architecture, inputSize)
+    }
+
+    /// The calibration pass over a graph built for shapes only: runs `input` through the nodes in order on the CPU
+    /// reference, and for each BatchNorm records the mean square of what reaches it (the operation before it run
+    /// without it), every earlier BatchNorm already calibrated; then applies the calibrated BatchNorm, the residual
+    /// and the activation to those values, the reference way, for the nodes after it.
+    static func calibrate(_ graph: Graph, input: [Float], gains: SyntheticGains) throws -> [String: Double] {
+        var scales: [String: Double] = [:]
+        var values = [[Float]](repeating: [], count: graph.shapes.count)
+        values[graph.input] = input
+        for node in graph.nodes {
+            let inputs = node.inputs.map { values[$0] }
+            guard let norm = node.op.batchNorm else {
+                let store = try SyntheticWeights(batchNormScales: scales, gains: gains).store(for: node.op, in: graph)
+                values[node.output] = CPUExecutor.evaluate(node.op, inputs: inputs, parameters: store)
+                continue
+            }
+            let before = node.op.beforeNorm
+            var store = try SyntheticWeights(batchNormScales: scales, gains: gains).store(for: before, in: graph)
+            let raw = CPUExecutor.evaluate(before, inputs: [inputs[0]], parameters: store)
+            let meanSquare = raw.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(raw.count, 1))
+            scales[norm.name] = meanSquare > 0 && meanSquare.isFinite ? meanSquare : 1
+            store = try SyntheticWeights(batchNormScales: scales, gains: gains).store(for: node.op, in: graph)
+            let shape = graph.shapes[node.output]
+            let bn = store.folded(norm, channels: shape.channels)
+            values[node.output] = Epilogue.referenceApply(
+                raw.map(Double.init), channels: shape.channels, pixels: shape.pixels, scale: bn.scale, shift: bn.shift,
+                residual: inputs.count > 1 ? inputs[1] : nil, epilogue: node.op.epilogue)
+        }
+        return scales
+    }
+
+    /// The values of the parameters `op` reads, as declared in `graph`.
+    private func store(for op: Op, in graph: Graph) throws -> ParameterStore {
+        let names = Set(op.parameterNames)
+        return try ParameterStore(graph.declarations.filter { names.contains($0.name) }, source: self)
     }
 
     /// The side of the calibration image.
@@ -136,11 +161,11 @@ public struct SyntheticWeights: ParameterSource, Sendable {
         } else if name.hasSuffix("running_var") {
             (multiplier, offset, squared) = (0.5 * m, m, true)
         } else if name.hasSuffix("weight") && shape.count == 1 {
-            let f = name.hasSuffix("bn3.weight") ? 0.1 : name.hasSuffix("net.5.weight") ? 0.05 : 1
+            let f = gains.gain(name, in: gains.batchNorm) ?? 1
             (multiplier, offset, squared) = (0.25 * f, f, false)
         } else if name.hasSuffix("weight") {
             let fanIn = shape.dropFirst().reduce(1, *)
-            let gain: Double = name.hasSuffix("to_qkv.weight") ? 12 : shape.count == 2 ? 1 : 2
+            let gain: Double = gains.gain(name, in: gains.weight) ?? (shape.count == 2 ? 1 : 2)
             (multiplier, offset, squared) = ((3 * gain / Double(max(fanIn, 1))).squareRoot(), 0, false)
         } else {
             (multiplier, offset, squared) = (0.1, 0, false)
@@ -187,13 +212,5 @@ private final class CalibrationCache: @unchecked Sendable {
     }
     func store(_ scales: [String: Double], for architecture: Architecture, _ size: Int) {
         lock.withLock { entries["\(architecture.text)@\(size)"] = scales }
-    }
-}
-
-/// Zeros of the right shape: for building a graph only to count or plan it.
-public struct ZeroWeights: ParameterSource, Sendable {
-    public init() {}
-    public func values(for name: String, shape: [Int]) throws -> [Float] {
-        [Float](repeating: 0, count: shape.reduce(1, *))
     }
 }

@@ -5,58 +5,23 @@ import VulkanCompute
 /// A tensor's index in its ``Graph``.
 public typealias TensorID = Int
 
-/// Weights of a convolution as the kernels take them: OIHW (or `[C][k][k]` depthwise, `[M][K]` pointwise) weights, and
-/// the per-output-channel scale and shift of the folded BatchNorm and bias.
-public struct ConvParameters: Sendable {
-    public var weights: [Float]
-    public var scale: [Float]
-    public var shift: [Float]
-
-    public init(weights: [Float], scale: [Float], shift: [Float]) {
-        self.weights = weights
-        self.scale = scale
-        self.shift = shift
-    }
-}
-
-/// Weights of squeeze-excite: fc1 `[R][C]` with bias, fc2 `[C][R]` with bias.
-public struct SqueezeExciteParameters: Sendable {
-    public var w1: [Float], b1: [Float], w2: [Float], b2: [Float]
-
-    public init(w1: [Float], b1: [Float], w2: [Float], b2: [Float]) {
-        self.w1 = w1
-        self.b1 = b1
-        self.w2 = w2
-        self.b2 = b2
-    }
-}
-
-/// A per-channel scale and shift (a folded BatchNorm).
-public struct AffineParameters: Sendable {
-    public var scale: [Float], shift: [Float]
-
-    public init(scale: [Float], shift: [Float]) {
-        self.scale = scale
-        self.shift = shift
-    }
-}
-
-/// One operation of the graph: a kernel family from the Kernels module with its static shape, and its weights.
-/// Each case has the same name as its Swift type in Kernels and its shader in Shaders/.
+/// One operation of the graph: a kernel family from the Kernels module with its static shape, and the names of the
+/// parameters it reads (their values live in a ``ParameterStore``). Each case has the same name as its Swift type in
+/// Kernels and its shader in Shaders/.
 public enum Op: Sendable {
     /// Inputs: x, then the residual when the epilogue has one.
-    case conv2d(Conv2D, ConvParameters)
+    case conv2d(Conv2D, ConvWeights)
     /// Inputs: x, then the residual when the epilogue has one. Also the linear layer (1x1 images).
-    case pointwise(Pointwise, ConvParameters)
+    case pointwise(Pointwise, ConvWeights)
     /// Inputs: x, then the residual when the epilogue has one.
-    case depthwise(Depthwise, ConvParameters)
+    case depthwise(Depthwise, ConvWeights)
     case maxPool(MaxPool)
     case avgPool(AvgPool)
     case globalAvgPool(GlobalAvgPool)
     /// Inputs: x, then the residual when the epilogue has one.
-    case squeezeExcite(SqueezeExcite, SqueezeExciteParameters)
-    /// Input: the to_qkv output.
-    case attention(Attention, AffineParameters)
+    case squeezeExcite(SqueezeExcite, SqueezeExciteWeights)
+    /// Input: the to_qkv output; the BatchNorm after it (none: scale 1, shift 0).
+    case attention(Attention, BatchNorm?)
     /// Inputs: a, b.
     case add(Add)
 
@@ -87,14 +52,67 @@ public enum Op: Sendable {
         }
     }
 
-    /// Bytes of weights the operation reads.
+    /// Bytes of weights the operation reads as inference runs it (BatchNorm and bias folded into a scale and shift).
     public var weightBytes: Int {
         switch self {
-        case let .conv2d(_, p), let .pointwise(_, p), let .depthwise(_, p):
-            4 * (p.weights.count + p.scale.count + p.shift.count)
-        case let .squeezeExcite(_, p): 4 * (p.w1.count + p.b1.count + p.w2.count + p.b2.count)
-        case let .attention(_, p): 4 * (p.scale.count + p.shift.count)
+        case let .conv2d(op, _):
+            4 * (op.outChannels * op.inChannels * op.kernelSize * op.kernelSize + 2 * op.outChannels)
+        case let .pointwise(op, _): 4 * (op.outChannels * op.inChannels + 2 * op.outChannels)
+        case let .depthwise(op, _): 4 * (op.channels * op.kernelSize * op.kernelSize + 2 * op.channels)
+        case let .squeezeExcite(op, _): 4 * (2 * op.reduced * op.channels + op.reduced + op.channels)
+        case let .attention(op, _): 4 * 2 * op.channels
         case .maxPool, .avgPool, .globalAvgPool, .add: 0
+        }
+    }
+
+    /// The state-dict names of every array the operation reads.
+    public var parameterNames: [String] {
+        switch self {
+        case let .conv2d(_, w), let .pointwise(_, w), let .depthwise(_, w): w.arrays
+        case let .squeezeExcite(_, w): w.arrays
+        case let .attention(_, norm): norm?.arrays ?? []
+        case .maxPool, .avgPool, .globalAvgPool, .add: []
+        }
+    }
+
+    /// The BatchNorm the operation ends with, if any.
+    public var batchNorm: BatchNorm? {
+        switch self {
+        case let .conv2d(_, w), let .pointwise(_, w), let .depthwise(_, w): w.norm
+        case let .attention(_, norm): norm
+        case .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .add: nil
+        }
+    }
+
+    /// What the operation applies after its BatchNorm: the residual add and activation of its epilogue (attention:
+    /// its activation).
+    public var epilogue: Epilogue {
+        switch self {
+        case let .conv2d(op, _): op.epilogue
+        case let .pointwise(op, _): op.epilogue
+        case let .depthwise(op, _): op.epilogue
+        case let .squeezeExcite(op, _): op.epilogue
+        case let .attention(op, _): Epilogue(activation: op.activation)
+        case .maxPool, .avgPool, .globalAvgPool, .add: Epilogue()
+        }
+    }
+
+    /// The operation up to its BatchNorm: without the BatchNorm, and without the residual add and activation after it.
+    public var beforeNorm: Op {
+        switch self {
+        case .conv2d(var op, let w):
+            op.epilogue = Epilogue()
+            return .conv2d(op, ConvWeights(weight: w.weight, bias: w.bias))
+        case .pointwise(var op, let w):
+            op.epilogue = Epilogue()
+            return .pointwise(op, ConvWeights(weight: w.weight, bias: w.bias))
+        case .depthwise(var op, let w):
+            op.epilogue = Epilogue()
+            return .depthwise(op, ConvWeights(weight: w.weight, bias: w.bias))
+        case .attention(var op, _):
+            op.activation = .identity
+            return .attention(op, nil)
+        case .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .add: return self
         }
     }
 
@@ -134,11 +152,17 @@ public struct Node: Sendable {
     public var output: TensorID
 }
 
-/// A network as a list of fused operations with static shapes, in an order that respects their dependencies.
-/// Made for one batch size and input size; both executors (Vulkan and the CPU reference) run it.
+/// A network as a list of fused operations with static shapes, in an order that respects their dependencies, and the
+/// parameters they read: declared by state-dict name and shape, their values in ``parameters``, apart from the
+/// operations. Made for one batch size and input size; both executors (Vulkan and the CPU reference) run it.
 public struct Graph: Sendable {
     public private(set) var shapes: [TensorShape] = []
     public private(set) var nodes: [Node] = []
+    /// Every state-dict entry of the model, in the order the model declares them (BatchNorm statistics and
+    /// `num_batches_tracked` included).
+    public private(set) var declarations: [ParameterDeclaration] = []
+    /// The values of the declared parameters; empty in a graph built for shapes only (counting, planning).
+    public var parameters = ParameterStore()
     /// The input image tensor.
     public let input: TensorID
     /// The tensor the graph computes (logits for a classifier).
@@ -169,16 +193,29 @@ public struct Graph: Sendable {
         return id
     }
 
-    /// Replaces a node's operation by another of the same kind and shape (new weights, say).
-    public mutating func replaceOp(ofNode index: Int, with op: Op) {
-        precondition(op.name == nodes[index].op.name, "replaceOp keeps the node's kind of operation")
-        nodes[index].op = op
+    /// Declares a state-dict entry of the model.
+    public mutating func declare(_ name: String, shape: [Int], trainable: Bool = true) {
+        declarations.append(ParameterDeclaration(name: name, shape: shape, trainable: trainable))
+    }
+
+    /// Declares a parameter and stores its values (for graphs made by hand).
+    public mutating func declare(_ name: String, shape: [Int], values: [Float]) throws {
+        declare(name, shape: shape)
+        try parameters.set(name, values, shape.reduce(1, *))
+    }
+
+    /// Replaces the values of a declared parameter (new weights, or a planted fault).
+    public mutating func setParameter(_ name: String, _ values: [Float]) throws {
+        guard let declaration = declarations.first(where: { $0.name == name }) else {
+            throw ParameterError("The graph declares no parameter \(name).")
+        }
+        try parameters.set(name, values, declaration.count)
     }
 
     /// Multiply-adds of the whole graph, for the whole batch.
     public var madds: Int { nodes.reduce(0) { $0 + $1.op.madds } }
 
-    /// Bytes of weights all nodes read.
+    /// Bytes of weights all nodes read as inference runs them.
     public var weightBytes: Int { nodes.reduce(0) { $0 + $1.op.weightBytes } }
 
     /// Every dispatch the graph needs on a device like `profile` with `kernels`, in order (what an

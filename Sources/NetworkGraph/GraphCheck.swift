@@ -57,7 +57,8 @@ public enum GraphCheck {
             return read
         }
         let nodes = try reference.nodes.enumerated().map { index, node in
-            let expected = CPUExecutor.evaluate(node, inputs: try node.inputs.map(value))
+            let expected = CPUExecutor.evaluate(
+                node, inputs: try node.inputs.map(value), parameters: reference.parameters)
             var comparison = Comparison(try value(graph.nodes[index].output), expected)
             comparison.tolerance = tolerance
             return NodeComparison(

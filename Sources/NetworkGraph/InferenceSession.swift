@@ -79,12 +79,7 @@ public final class InferenceSession: @unchecked Sendable {
     /// Each node's kernels, as ``NodeTime/kernel`` names them.
     public let variants: [String]
     private let options: SessionOptions
-    private let arenas: [VulkanBuffer]
-    private let inputBuffer: VulkanBuffer
-    private let inputStaging: VulkanBuffer?
-    private let outputBuffer: VulkanBuffer
-    private let outputStaging: VulkanBuffer?
-    private let weights: [VulkanBuffer]
+    private let buffers: SessionBuffers
     private let commands: CommandBuffer
     private let timestamps: TimestampQueries?
     private let nodeBytes: [Int]
@@ -104,259 +99,74 @@ public final class InferenceSession: @unchecked Sendable {
         self.graph = graph
         self.device = device
         self.options = options
-        let pipelines = pipelines ?? KernelPipelines(device: device)
-        let limits = device.limits
-        let share = !options.keepIntermediates
-
-        // The largest batch per submission that fits the binding range, the buffer limit and the memory budget.
-        var micro = graph.batch
-        var executed = graph
-        // The search lowers dry (sizes only); the weights are packed once, for the plan that is kept.
-        var lowering = try Lowering(graph: graph, profile: device.profile, choice: options.kernels, weights: false)
-        var plan: MemoryPlan
-        var weightEnd = 0
-        var weightOffsets: [(buffer: Int, offset: Int)] = []
-        var weightBufferSizes: [Int] = []
-        // Buffers and ranges as the descriptors bind them: 16-byte padded, and arenas in whole 256-byte blocks (a limit
-        // such as 0xFFFFFFFC must not be passed by the alignment of the last region).
-        let rangeLimit = min(limits.maxStorageBufferRange, limits.maxSingleBuffer)
-        let bufferLimit = limits.maxSingleBuffer / MemoryPlan.alignment * MemoryPlan.alignment
-        // Weights do not shrink with the batch: one array past the range is the end of it.
-        if let index = lowering.weightCounts.indices.max(by: { lowering.weightCounts[$0] < lowering.weightCounts[$1] }),
-            MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index]) > rangeLimit
-        {
-            throw PlanError.weightsTooLarge(
-                node: graph.nodes[lowering.weightNodes[index]].name,
-                bytes: lowering.weightCounts[index] * lowering.weightElementBytes[index], limit: rangeLimit)
-        }
-        while true {
-            let elementBytes = lowering.elementBytes
-            let largest =
-                (executed.shapes.map { $0.count * elementBytes } + lowering.scratchBytes.flatMap { $0 })
-                .map(MemoryPlan.padded).max() ?? 0
-            plan = MemoryPlan(
-                graph: executed, scratchBytes: lowering.scratchBytes, elementBytes: elementBytes, share: share,
-                capacity: bufferLimit)
-            // A dispatch's grid grows with the batch too (the tiled GEMM's columns): past the device's workgroup count
-            // it must be split like a tensor past the range.
-            let groupLimits = limits.maxComputeWorkGroupCount
-            let widestGrid =
-                lowering.steps.map { step -> Double in
-                    let groups = step.kernel.launch.groups
-                    return [
-                        Double(groups.x) / Double(groupLimits[0]), Double(groups.y) / Double(groupLimits[1]),
-                        Double(groups.z) / Double(groupLimits[2]),
-                    ].max() ?? 0
-                }.max() ?? 0
-            // Weights: packed one after another, a new buffer whenever the next array would pass the limit.
-            weightOffsets = []
-            weightBufferSizes = [0]
-            for (count, valueBytes) in zip(lowering.weightCounts, lowering.weightElementBytes) {
-                let bytes = MemoryPlan.padded(count * valueBytes)
-                if weightBufferSizes[weightBufferSizes.count - 1] + bytes > bufferLimit && weightBufferSizes.last != 0 {
-                    weightBufferSizes.append(0)
-                }
-                weightOffsets.append((weightBufferSizes.count - 1, weightBufferSizes[weightBufferSizes.count - 1]))
-                weightBufferSizes[weightBufferSizes.count - 1] = MemoryPlan.aligned(
-                    weightBufferSizes[weightBufferSizes.count - 1] + bytes)
-            }
-            weightEnd = weightBufferSizes.reduce(0, +)
-            let io =
-                MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
-                + MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
-            let needed = plan.arenaBytes + io + max(weightEnd, MemoryPlan.alignment)
-            if largest <= rangeLimit && needed <= device.memoryBudgetBytes && widestGrid <= 1 { break }
-            guard micro > 1 else {
-                if let step = lowering.steps.first(where: { step in
-                    let groups = step.kernel.launch.groups
-                    return groups.x > groupLimits[0] || groups.y > groupLimits[1] || groups.z > groupLimits[2]
-                }) {
-                    let groups = step.kernel.launch.groups
-                    throw VulkanSetupError.workgroupCountOutOfRange(
-                        kernel: step.kernel.launch.spirvName, groups: [groups.x, groups.y, groups.z],
-                        limits: groupLimits)
-                }
-                if largest > rangeLimit {
-                    let node = executed.nodes.first {
-                        $0.output
-                            == executed.shapes.indices.max { executed.shapes[$0].count < executed.shapes[$1].count }
-                    }
-                    throw PlanError.tensorTooLarge(node: node?.name ?? "?", bytes: largest, limit: rangeLimit)
-                }
-                throw VulkanSetupError.outOfDeviceMemory(
-                    neededBytes: needed, availableBytes: device.memoryBudgetBytes,
-                    batch: graph.batch, largestBatch: 0)
-            }
-            // Activations grow with the batch; shrink in proportion to the worse overrun, at least by one.
-            let byRange = min(
-                largest > rangeLimit ? Double(rangeLimit) / Double(largest) : 1, widestGrid > 1 ? 1 / widestGrid : 1)
-            let budgetForActivations = Double(device.memoryBudgetBytes - max(weightEnd, MemoryPlan.alignment))
-            let byMemory =
-                needed > device.memoryBudgetBytes ? max(0, budgetForActivations) / Double(plan.arenaBytes + io) : 1
-            micro = max(1, min(micro - 1, Int(Double(micro) * min(byRange, byMemory))))
-            executed = graph.withBatch(micro)
-            lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels, weights: false)
-        }
-        lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels)
-        self.plan = plan
+        // The batch search lowers dry (sizes only); the weights are packed once, for the plan that is kept.
+        let batchPlan = try BatchPlan(
+            graph: graph, device: device, choice: options.kernels, share: !options.keepIntermediates)
+        let executed = batchPlan.executed
+        let lowering = try Lowering(graph: executed, profile: device.profile, choice: options.kernels)
+        plan = batchPlan.memory
         self.executed = executed
-        self.variants = lowering.variants
-        let elementBytes = lowering.elementBytes
-        self.elementBytes = elementBytes
-
-        let inputBytes = MemoryPlan.padded(executed.shapes[executed.input].count * elementBytes)
-        let outputBytes = MemoryPlan.padded(executed.shapes[executed.output].count * elementBytes)
-        let arenas = try plan.arenas.enumerated().map { index, bytes in
-            try VulkanBuffer(
-                device: device, size: bytes, label: plan.arenas.count > 1 ? "activations \(index)" : "activations")
-        }
-        let inputBuffer = try VulkanBuffer(device: device, size: inputBytes, label: "input")
-        let inputStaging =
-            inputBuffer.isHostVisible
-            ? nil : try VulkanBuffer(device: device, size: inputBytes, memory: .staging, label: "input staging")
-        let outputBuffer = try VulkanBuffer(device: device, size: outputBytes, label: "output")
-        let outputStaging =
-            outputBuffer.isHostVisible
-            ? nil : try VulkanBuffer(device: device, size: outputBytes, memory: .staging, label: "output staging")
-
-        let weights = try weightBufferSizes.enumerated().map { index, bytes in
-            try VulkanBuffer(
-                device: device, size: max(bytes, MemoryPlan.alignment),
-                label: weightBufferSizes.count > 1 ? "weights \(index)" : "weights")
-        }
-        // Each array straight into its buffer (or that buffer's one staging buffer), as float32 or as halves; the
-        // padding between arrays stays zero.
-        for (index, buffer) in weights.enumerated() {
-            try buffer.write { pool in
-                pool.initializeMemory(as: UInt8.self, repeating: 0)
-                for (arrayIndex, (array, place)) in zip(lowering.weights, weightOffsets).enumerated()
-                where place.buffer == index {
-                    if lowering.weightElementBytes[arrayIndex] == 2 {
-                        array.map(Half.bits).withUnsafeBytes {
-                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)])
-                                .copyMemory(from: $0)
-                        }
-                    } else {
-                        array.withUnsafeBytes {
-                            UnsafeMutableRawBufferPointer(rebasing: pool[place.offset..<(place.offset + $0.count)])
-                                .copyMemory(from: $0)
-                        }
-                    }
-                }
-            }
-        }
-
-        // Where each binding's resource lives.
-        func location(_ resource: PlanResource) -> (buffer: VulkanBuffer, offset: Int, bytes: Int) {
-            switch resource {
-            case let .tensor(id) where id == executed.input: return (inputBuffer, 0, inputBytes)
-            case let .tensor(id) where id == executed.output: return (outputBuffer, 0, outputBytes)
-            case let .tensor(id):
-                guard let region = plan.tensors[id] else { preconditionFailure("tensor \(id) has no memory") }
-                return (arenas[region.arena], region.offset, region.bytes)
-            case let .scratch(node, index):
-                let region = plan.scratch[node][index]
-                return (arenas[region.arena], region.offset, region.bytes)
-            case let .weight(index):
-                let place = weightOffsets[index]
-                return (
-                    weights[place.buffer], place.offset,
-                    MemoryPlan.padded(lowering.weightCounts[index] * lowering.weightElementBytes[index])
-                )
-            }
-        }
-
-        // Pipelines, views and descriptor sets for every step (the views are shared between steps).
-        let stepPipelines = try lowering.steps.map { try pipelines.pipeline(for: $0.kernel.launch) }
-        let pool = try DescriptorPool(device: device, forSetsOf: stepPipelines)
-        var views: [String: TexelBufferView] = [:]
-        let sets = try zip(lowering.steps, stepPipelines).map { step, pipeline in
-            try pool.makeSet(
-                for: pipeline,
-                step.kernel.bindings.map { binding -> DescriptorResource in
-                    let (buffer, offset, bytes) = location(binding.resource)
-                    guard binding.kind(on: step.kernel.dataPath).takesTexelView else {
-                        return .buffer(buffer, offset: offset, range: bytes)
-                    }
-                    let format = binding.format
-                    let key = "\(binding.resource)/\(format)"
-                    if let view = views[key] { return .texels(view) }
-                    let view = try TexelBufferView(
-                        buffer: buffer, format: format, offset: offset, range: bytes / format.bytes * format.bytes)
-                    views[key] = view
-                    return .texels(view)
-                })
-        }
-
-        // Record once.
-        let commands = try CommandBuffer(device: device)
-        let timestamps =
+        variants = lowering.variants
+        elementBytes = lowering.elementBytes
+        let buffers = try SessionBuffers(
+            executed, plan: plan, parameters: batchPlan.parameters, lowering: lowering, device: device)
+        let recorder = try StepRecorder(
+            lowering.steps.map(\.kernel), pipelines: pipelines ?? KernelPipelines(device: device),
+            locate: buffers.region)
+        timestamps =
             device.timestampValidBits > 0
             ? try TimestampQueries(device: device, count: options.profile ? executed.nodes.count + 1 : 2) : nil
+        commands = try CommandBuffer(device: device)
+        let barriers = try Self.record(
+            recorder, nodes: lowering.steps.map(\.node), buffers: buffers, into: commands, timestamps: timestamps,
+            options: options)
+        self.buffers = buffers
+        nodeBytes = executed.nodes.map { node in
+            lowering.elementBytes
+                * (node.inputs.reduce(0) { $0 + executed.shapes[$1].count } + executed.shapes[node.output].count
+                    + node.op.weightBytes / 4)
+        }
+        statistics = SessionStatistics(
+            lowering: lowering, buffers: buffers, plan: plan, barriers: barriers,
+            pipelines: Set(recorder.pipelines.map(ObjectIdentifier.init)).count, microBatch: executed.batch)
+    }
+
+    /// Records one run: the input copied in, every step with the barriers it needs, the output copied out, timestamps
+    /// around the whole run or after every node. Returns the number of barriers between steps.
+    private static func record(
+        _ recorder: StepRecorder, nodes: [Int], buffers: SessionBuffers, into commands: CommandBuffer,
+        timestamps: TimestampQueries?, options: SessionOptions
+    ) throws -> Int {
         try commands.begin()
         if let timestamps { commands.resetQueries(timestamps) }
         // Order this run after the previous run's use of the same memory.
         commands.barrier(.computeReadWrite, before: .computeReadWrite)
-        if let inputStaging {
-            commands.barrier(.computeRead, before: .transferWrite, buffers: [inputBuffer])
-            commands.copy(from: inputStaging, to: inputBuffer, size: inputBytes)
-            commands.barrier(.transferWrite, before: .computeRead, buffers: [inputBuffer])
+        if let staging = buffers.inputStaging {
+            commands.barrier(.computeRead, before: .transferWrite, buffers: [buffers.input])
+            commands.copy(from: staging, to: buffers.input, size: buffers.inputBytes)
+            commands.barrier(.transferWrite, before: .computeRead, buffers: [buffers.input])
         }
         if let timestamps { commands.writeTimestamp(timestamps, index: 0) }
-
-        var hazards = HazardTracker()
-        var barriers = 0
-        for (index, step) in lowering.steps.enumerated() {
-            let bindings = step.kernel.bindings
-            let reads = bindings.filter { $0.access == .read }.map { Access(location($0.resource)) }
-            let writes = bindings.filter { $0.access == .write }.map { Access(location($0.resource)) }
-            if hazards.needsBarrier(reads: reads, writes: writes) {
-                commands.barrier(.computeReadWrite, before: .computeReadWrite)
-                hazards.reset()
-                barriers += 1
+        let barriers = try recorder.record(into: commands) { index in
+            let lastOfNode = index + 1 == nodes.count || nodes[index + 1] != nodes[index]
+            if let timestamps, lastOfNode, options.profile {
+                commands.writeTimestamp(timestamps, index: nodes[index] + 1)
             }
-            hazards.record(reads: reads, writes: writes)
-            try step.kernel.launch.record(commands, set: sets[index])
-            let lastOfNode = index + 1 == lowering.steps.count || lowering.steps[index + 1].node != step.node
-            if let timestamps, lastOfNode, options.profile { commands.writeTimestamp(timestamps, index: step.node + 1) }
         }
         if let timestamps, !options.profile { commands.writeTimestamp(timestamps, index: 1) }
-        if let outputStaging {
-            commands.barrier(.computeWrite, before: .transferRead, buffers: [outputBuffer])
-            commands.copy(from: outputBuffer, to: outputStaging, size: outputBytes)
-            commands.barrier(.transferWrite, before: .hostRead, buffers: [outputStaging])
+        if let staging = buffers.outputStaging {
+            commands.barrier(.computeWrite, before: .transferRead, buffers: [buffers.output])
+            commands.copy(from: buffers.output, to: staging, size: buffers.outputBytes)
+            commands.barrier(.transferWrite, before: .hostRead, buffers: [staging])
         } else {
-            commands.barrier(.computeWrite, before: .hostRead, buffers: [outputBuffer])
+            commands.barrier(.computeWrite, before: .hostRead, buffers: [buffers.output])
         }
         if options.keepIntermediates {
             commands.barrier(.computeWrite, before: .hostRead)
             commands.barrier(.computeWrite, before: .transferRead)
         }
         try commands.end()
-
-        self.arenas = arenas
-        self.inputBuffer = inputBuffer
-        self.inputStaging = inputStaging
-        self.outputBuffer = outputBuffer
-        self.outputStaging = outputStaging
-        self.weights = weights
-        self.commands = commands
-        self.timestamps = timestamps
-        nodeBytes = executed.nodes.map { node in
-            elementBytes
-                * (node.inputs.reduce(0) { $0 + executed.shapes[$1].count } + executed.shapes[node.output].count)
-                + node.op.weightBytes / 4 * elementBytes
-        }
-        // Each node's data path is its first step's.
-        var nodePaths: [Int: DataPath] = [:]
-        for step in lowering.steps where nodePaths[step.node] == nil { nodePaths[step.node] = step.kernel.dataPath }
-        let paths = Dictionary(grouping: nodePaths.values, by: \.rawValue).mapValues(\.count)
-        statistics = SessionStatistics(
-            activationBytes: plan.arenaBytes + inputBytes + outputBytes,
-            unsharedActivationBytes: plan.unsharedBytes + inputBytes + outputBytes,
-            weightBytes: weights.reduce(0) { $0 + $1.size }, dispatches: lowering.steps.count, barriers: barriers,
-            pipelines: Set(stepPipelines.map(ObjectIdentifier.init)).count, microBatch: micro,
-            buffers: arenas.count + weights.count, dataPaths: paths)
+        return barriers
     }
 
     /// Runs the graph on `input` (the input tensor's values, NCHW) and returns the output tensor's values.
@@ -382,10 +192,10 @@ public final class InferenceSession: @unchecked Sendable {
                 var chunk = Array(input[(first * inPerImage)..<((first + images) * inPerImage)])
                 // The last submission may be short: the rest of its batch is zeros, and its outputs are dropped.
                 if images < micro { chunk += [Float](repeating: 0, count: (micro - images) * inPerImage) }
-                try upload(chunk, to: inputStaging ?? inputBuffer)
+                try upload(chunk, to: buffers.inputStaging ?? buffers.input)
                 try device.submitAndWait(commands)
                 hasRun = true
-                output += try download(outPerImage * micro, from: outputStaging ?? outputBuffer).prefix(
+                output += try download(outPerImage * micro, from: buffers.outputStaging ?? buffers.output).prefix(
                     images * outPerImage)
                 if let timestamps {
                     let times = try timestamps.nanoseconds()
@@ -442,49 +252,12 @@ public final class InferenceSession: @unchecked Sendable {
     /// been overwritten).
     public func tensor(_ id: TensorID) throws -> [Float] {
         let count = executed.shapes[id].count
-        if id == executed.output { return try download(count, from: outputStaging ?? outputBuffer) }
-        if id == executed.input { return try download(count, from: inputBuffer) }
+        if id == executed.output { return try download(count, from: buffers.outputStaging ?? buffers.output) }
+        if id == executed.input { return try download(count, from: buffers.input) }
         guard options.keepIntermediates, let region = plan.tensors[id] else {
             throw SessionError.tensorNotKept(id)
         }
-        return try download(count, from: arenas[region.arena], at: region.offset)
-    }
-}
-
-/// A byte range of one buffer that a dispatch reads or writes.
-private struct Access {
-    let buffer: ObjectIdentifier
-    let range: Range<Int>
-
-    init(_ location: (buffer: VulkanBuffer, offset: Int, bytes: Int)) {
-        buffer = ObjectIdentifier(location.buffer)
-        range = location.offset..<(location.offset + location.bytes)
-    }
-
-    func overlaps(_ other: Access) -> Bool { buffer == other.buffer && range.overlaps(other.range) }
-}
-
-/// Tracks what dispatches since the last barrier read and wrote, to place a barrier exactly where a read-after-write,
-/// write-after-read or write-after-write would otherwise race.
-private struct HazardTracker {
-    private var reads: [Access] = []
-    private var writes: [Access] = []
-
-    func needsBarrier(reads newReads: [Access], writes newWrites: [Access]) -> Bool {
-        newReads.contains { read in writes.contains(where: read.overlaps) }
-            || newWrites.contains { write in
-                writes.contains(where: write.overlaps) || reads.contains(where: write.overlaps)
-            }
-    }
-
-    mutating func record(reads newReads: [Access], writes newWrites: [Access]) {
-        reads += newReads
-        writes += newWrites
-    }
-
-    mutating func reset() {
-        reads.removeAll()
-        writes.removeAll()
+        return try download(count, from: buffers.arenas[region.arena], at: region.offset)
     }
 }
 

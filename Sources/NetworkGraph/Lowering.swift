@@ -23,6 +23,8 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
     case tensorTooLarge(node: String, bytes: Int, limit: Int)
     /// A node's weights are larger than one storage range or buffer allows.
     case weightsTooLarge(node: String, bytes: Int, limit: Int)
+    /// The graph has no values for a parameter a node reads (it was built for shapes only).
+    case parameterMissing(node: String, parameter: String)
 
     public var description: String {
         switch self {
@@ -36,6 +38,9 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
             return
                 "Node \(node) has \(bytes) bytes of weights in one array; this device binds at most \(limit) bytes at once "
                 + "(maxStorageBufferRange / maxBufferSize), so this model cannot run on it."
+        case let .parameterMissing(node, parameter):
+            return "Node \(node) reads parameter \(parameter), which the graph has no values for: build the graph with "
+                + "weights (Model.graph(batch:inputSize:weights:)) before running it."
         case let .tensorTooLarge(node, bytes, limit):
             return "Node \(node) writes \(bytes) bytes for one image; this device binds at most \(limit) bytes at once "
                 + "(maxStorageBufferRange / maxBufferSize). Use a smaller input size."
@@ -47,30 +52,24 @@ public enum PlanError: Error, CustomStringConvertible, Equatable {
 /// the weight arrays (packed as the kernels read them) and each node's scratch sizes. Nothing here touches a device.
 ///
 /// The choice: one family throughout when ``KernelChoice/family(_:)`` names one; automatically, texel reads on CPU
-/// devices (lavapipe, where they are 2-3x faster than storage reads) and the tiled family on GPUs. Each family runs
+/// devices (lavapipe, where they are faster than storage reads: shared/LAVAPIPE.md) and the tiled family on GPUs. Each family runs
 /// linear layers as a GEMV (``Pointwise/usesGEMV``). Wherever a texel view would hold more than
 /// the device's `maxTexelBufferElements`, that node reads storage buffers instead.
 struct Lowering: Sendable {
     private(set) var steps: [Step] = []
-    private(set) var weights: [[Float]] = []
-    /// Values in each weight array (kept when the arrays themselves are not).
-    private(set) var weightCounts: [Int] = []
+    /// The parameter arrays the steps bind (``PlanResource/weight(_:)`` indexes them), packed as the kernels read them.
+    private(set) var parameters: [PackedParameter] = []
     private(set) var scratchBytes: [[Int]]
-    /// Bytes of one value of each weight array: the activations' size, or 4 for the float32 per-channel arrays.
-    private(set) var weightElementBytes: [Int] = []
-    /// The node each weight array belongs to.
-    private(set) var weightNodes: [Int] = []
     /// Each node's kernels as they run: "pointwise_storage", "conv2d_tiled_storage (tiled medium split 4)".
     private(set) var variants: [String]
     /// Bytes of one activation value: 2 for the 16-bit families, else 4.
     let elementBytes: Int
 
     private let keepWeights: Bool
-    private var currentNode = 0
     private let shapes: [TensorShape]
 
     /// Lowers every node for `profile` with the kernels `choice` asks for; with `weights` false the weight arrays are
-    /// left empty (for listing dispatches only).
+    /// left empty (for listing dispatches and sizing the plan), and the graph needs no parameter values.
     init(graph: Graph, profile: DeviceProfile = .minimum, choice: KernelChoice = .family(.texel), weights: Bool = true)
         throws
     {
@@ -78,6 +77,12 @@ struct Lowering: Sendable {
         shapes = graph.shapes
         scratchBytes = Array(repeating: [], count: graph.nodes.count)
         variants = Array(repeating: "", count: graph.nodes.count)
+        if weights,
+            let node = graph.nodes.first(where: { $0.op.parameterNames.contains { graph.parameters[$0] == nil } }),
+            let name = node.op.parameterNames.first(where: { graph.parameters[$0] == nil })
+        {
+            throw PlanError.parameterMissing(node: node.name, parameter: name)
+        }
         let family = choice.family(on: profile.type)
         guard family.isSupported(by: profile.features) else {
             throw PlanError.familyUnsupported(
@@ -86,27 +91,16 @@ struct Lowering: Sendable {
         elementBytes = family.dataPath.elementBytes
         let config = KernelConfig(family: family, limits: profile.limits)
         for (index, node) in graph.nodes.enumerated() {
-            currentNode = index
-            var nodeSteps = lower(node, index: index, config: config)
-            if config.dataPath == .texel && !fitsTexelViews(nodeSteps, limit: profile.limits.maxTexelBufferElements) {
-                nodeSteps = nodeSteps.map { $0.on(.storage) }
-            }
+            let nodeSteps = lower(node, index: index, store: graph.parameters, config: config).fittingTexelViews(
+                limit: profile.limits.maxTexelBufferElements, bytes: bytes(of:))
             for binding in nodeSteps.flatMap(\.bindings) where binding.alwaysFloat32 {
-                if case let .weight(array) = binding.resource { weightElementBytes[array] = 4 }
+                if case let .weight(array) = binding.resource { parameters[array].elementBytes = 4 }
             }
             steps += nodeSteps.map { Step(node: index, kernel: $0) }
             variants[index] =
                 nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
                 + (Self.tiling(node.op, config).map { " (\($0))" } ?? "")
         }
-    }
-
-    private mutating func weight(_ values: @autoclosure () -> [Float], count: Int) -> PlanResource {
-        weights.append(keepWeights ? values() : [])
-        weightCounts.append(count)
-        weightElementBytes.append(elementBytes)
-        weightNodes.append(currentNode)
-        return .weight(weights.count - 1)
     }
 
     /// A node's scratch, registered with its size in bytes.
@@ -120,17 +114,7 @@ struct Lowering: Sendable {
         switch resource {
         case let .tensor(id): shapes[id].count * elementBytes
         case let .scratch(node, index): scratchBytes[node][index]
-        case let .weight(index): weightCounts[index] * weightElementBytes[index]
-        }
-    }
-
-    /// Whether every texel view the steps read fits the device's texel limit.
-    private func fitsTexelViews(_ steps: [KernelStep<PlanResource>], limit: Int) -> Bool {
-        steps.allSatisfy { step in
-            step.bindings.allSatisfy { binding in
-                !binding.kind(on: .texel).takesTexelView
-                    || bytes(of: binding.resource) / binding.format.bytes <= limit
-            }
+        case let .weight(index): parameters[index].bytes
         }
     }
 
@@ -145,52 +129,76 @@ struct Lowering: Sendable {
     }
 
     /// Each operation's own steps, with the graph's tensors, the node's scratch and the packed weights as resources.
-    private mutating func lower(_ node: Node, index: Int, config: KernelConfig) -> [KernelStep<PlanResource>] {
+    /// Folding each BatchNorm and bias into a per-channel scale and shift happens here, as the weights are packed.
+    private mutating func lower(_ node: Node, index: Int, store: ParameterStore, config: KernelConfig)
+        -> [KernelStep<PlanResource>]
+    {
         let x = PlanResource.tensor(node.inputs[0])
         let residual = node.inputs.count > 1 ? PlanResource.tensor(node.inputs[1]) : nil
         let output = PlanResource.tensor(node.output)
         let activation = elementBytes
+        let keep = keepWeights
         switch node.op {
-        case let .conv2d(op, p):
+        case let .conv2d(op, w):
+            let p = keep ? store.folded(w, channels: op.outChannels) : nil
             return op.steps(
                 input: x,
-                weights: weight(op.packWeights(p.weights, config: config), count: op.packedWeightCount(config)),
-                affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
-                scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
-        case let .pointwise(op, p):
-            return op.steps(
-                input: x,
-                weights: weight(op.packWeights(p.weights, config: config), count: op.packedWeightCount(config)),
-                affine: weight(Self.affine(p), count: 2 * op.outChannels), residual: residual, output: output,
-                scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
-        case let .depthwise(op, p):
-            return op.steps(
-                input: x, weights: weight(p.weights, count: p.weights.count),
-                affine: weight(Self.affine(p), count: 2 * op.channels), residual: residual, output: output,
+                weights: weight(
+                    p.map { op.packWeights($0.weights, config: config) }, count: op.packedWeightCount(config),
+                    node: index),
+                affine: weight(p.map(Self.affine), count: 2 * op.outChannels, node: index), residual: residual,
+                output: output, scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) },
                 config: config)
+        case let .pointwise(op, w):
+            let p = keep ? store.folded(w, channels: op.outChannels) : nil
+            return op.steps(
+                input: x,
+                weights: weight(
+                    p.map { op.packWeights($0.weights, config: config) }, count: op.packedWeightCount(config),
+                    node: index),
+                affine: weight(p.map(Self.affine), count: 2 * op.outChannels, node: index), residual: residual,
+                output: output, scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) },
+                config: config)
+        case let .depthwise(op, w):
+            let p = keep ? store.folded(w, channels: op.channels) : nil
+            return op.steps(
+                input: x, weights: weight(p?.weights, count: op.channels * op.kernelSize * op.kernelSize, node: index),
+                affine: weight(p.map(Self.affine), count: 2 * op.channels, node: index), residual: residual,
+                output: output, config: config)
         case let .maxPool(op):
             return op.steps(input: x, output: output, config: config)
         case let .avgPool(op):
             return op.steps(input: x, output: output, config: config)
         case let .globalAvgPool(op):
             return op.steps(input: x, output: output, config: config)
-        case let .squeezeExcite(op, p):
+        case let .squeezeExcite(op, w):
+            let p = keep ? store.squeezeExcite(w) : nil
+            let (c, r) = (op.channels, op.reduced)
             return op.steps(
-                input: x, w1: weight(p.w1, count: p.w1.count), b1: weight(p.b1, count: p.b1.count),
-                w2: weight(p.w2, count: p.w2.count), b2: weight(p.b2, count: p.b2.count),
+                input: x, w1: weight(p?.w1, count: r * c, node: index), b1: weight(p?.b1, count: r, node: index),
+                w2: weight(p?.w2, count: c * r, node: index), b2: weight(p?.b2, count: c, node: index),
                 means: scratch(index, bytes: activation * op.batch * op.channels),
                 gates: scratch(index, bytes: activation * op.batch * op.channels), residual: residual, output: output,
                 config: config)
-        case let .attention(op, p):
+        case let .attention(op, norm):
             let rows = op.scratchCount(config)
+            let p = keep ? store.attentionAffine(norm, channels: op.channels) : nil
             return op.steps(
                 qkv: x, rows: rows > 0 ? scratch(index, bytes: 4 * rows) : nil,
-                affine: weight(Epilogue.packAffine(scale: p.scale, shift: p.shift), count: 2 * op.channels),
-                output: output, config: config)
+                affine: weight(
+                    p.map { Epilogue.packAffine(scale: $0.scale, shift: $0.shift) }, count: 2 * op.channels,
+                    node: index), output: output, config: config)
         case let .add(op):
             return op.steps(a: x, b: .tensor(node.inputs[1]), output: output, config: config)
         }
     }
 
     private static func affine(_ p: ConvParameters) -> [Float] { Epilogue.packAffine(scale: p.scale, shift: p.shift) }
+
+    /// Registers a parameter array of `count` values (`values` nil in a dry lowering) for `node`.
+    private mutating func weight(_ values: [Float]?, count: Int, node: Int) -> PlanResource {
+        parameters.append(
+            PackedParameter(values: values ?? [], count: count, elementBytes: elementBytes, node: node))
+        return .weight(parameters.count - 1)
+    }
 }

@@ -22,6 +22,8 @@ public final class VulkanBuffer {
     public let size: Int
     /// The host address of the buffer's memory when it is host-visible (mapped once, for the buffer's life).
     let mapped: UnsafeMutableRawPointer?
+    /// Bytes of the buffer's memory allocation (its size rounded up as the driver requires).
+    let allocationBytes: Int
     /// A name for error messages and debugging.
     public let label: String
 
@@ -100,12 +102,15 @@ public final class VulkanBuffer {
         self.handle = buffer
         self.memory = memory
         self.mapped = mapped
+        allocationBytes = Int(requirements.size)
+        device.countAllocation(allocationBytes)
     }
 
     deinit {
         if mapped != nil { vkUnmapMemory(device.handle, memory) }
         vkDestroyBuffer(device.handle, handle, nil)
         vkFreeMemory(device.handle, memory, nil)
+        device.countAllocation(-allocationBytes)
     }
 
     /// Whether the host can read and write this buffer directly.
@@ -201,8 +206,8 @@ public enum TexelFormat: Sendable {
 
 /// A view of a buffer as a uniform texel buffer (`samplerBuffer` / `texelFetch` in GLSL).
 ///
-/// Reading inputs and weights through texel buffers is 2-3x faster than storage buffers on lavapipe
-/// (shared/LAVAPIPE.md) and at least as fast on GPUs.
+/// The texel family reads inputs and weights through these (the measurements behind that: shared/LAVAPIPE.md and
+/// BENCHMARKS.md).
 public final class TexelBufferView {
     public let buffer: VulkanBuffer
     let handle: VkBufferView

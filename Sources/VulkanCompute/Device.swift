@@ -71,6 +71,14 @@ public final class VulkanDevice {
     public let limitsMode: LimitsMode
     /// Whether the queue belongs to a family for compute without graphics (an asynchronous compute queue).
     public let dedicatedComputeQueue: Bool
+    private let allocationLock = NSLock()
+    private var liveAllocationBytes = 0
+
+    /// Bytes of device memory the buffers made on this device hold now, as the driver sized their allocations.
+    public var allocatedBytes: Int { allocationLock.withLock { liveAllocationBytes } }
+
+    /// Counts an allocation of `bytes` (negative when one is freed).
+    func countAllocation(_ bytes: Int) { allocationLock.withLock { liveAllocationBytes += bytes } }
 
     /// Opens `physical` for compute.
     public init(instance: VulkanInstance, physical: PhysicalDevice, options: DeviceOptions = DeviceOptions()) throws {

@@ -52,7 +52,7 @@ struct Validate: ParsableCommand {
     /// Every distinct operation of the chosen models' graphs, each once, labelled "model: first node with it".
     func distinctChecks() throws -> [(String, KernelCheck)] {
         let models = try chosenModels()
-        let graphs = try models.map { try $0.graph(batch: batch, inputSize: inputSize, weights: ZeroWeights()) }
+        let graphs = try models.map { try $0.graph(batch: batch, inputSize: inputSize) }
         return Graph.distinctChecks(of: graphs).map { ("\(models[$0.graph].name): \($0.node)", $0.check) }
     }
 

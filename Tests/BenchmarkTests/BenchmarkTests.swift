@@ -42,12 +42,16 @@ func benchmarkArithmeticAndSchema() throws {
     #expect(abs(result.images_per_second.median - batch * 1000 / steptime.median) < 1e-9)
     #expect(abs(result.gflops.median - 2 * Double(result.madds) * batch / (steptime.median / 1000) / 1e9) < 1e-9)
     #expect(abs(result.gflops.max - 2 * Double(result.madds) * batch / (steptime.min / 1000) / 1e9) < 1e-9)
-    #expect(result.peak_device_bytes == result.weight_bytes + result.activation_bytes)
+    // The session's memory as the device counted its allocations: at least the planned weights and activations, and
+    // no more than the driver's rounding of a few buffers (and, on a discrete GPU, the input and output staging) above.
+    let planned = result.weight_bytes + result.activation_bytes
+    #expect(result.peak_device_bytes >= planned && result.peak_device_bytes <= 2 * planned + 65536)
+    #expect(result.activation_bytes > 0 && result.weight_bytes >= 4 * result.parameters)
     #expect(result.madds == (try ModelInfo(model: model, inputSize: 32)).madds)
     #expect(result.check_pass && result.check_rel_error < 1e-4)
     // The profile covers every node, and its shares add up to one.
     let profile = try #require(result.profile)
-    #expect(profile.count == (try model.graph(batch: 2, inputSize: 32, weights: ZeroWeights())).nodes.count)
+    #expect(profile.count == (try model.graph(batch: 2, inputSize: 32)).nodes.count)
     #expect(abs(profile.reduce(0) { $0 + $1.share } - 1) < 1e-9)
 
     let rows = try #require(json["rows"] as? [[String: Any]])

@@ -200,7 +200,9 @@ func strictBinding() throws {
         Issue.record("the stem is not a conv2d")
         return
     }
-    #expect(stem.weights == state["conv1.weight"]?.values)
+    #expect(stem.weight == "conv1.weight" && stem.norm?.name == "bn1")
+    #expect(graph.parameters["conv1.weight"] == state["conv1.weight"]?.values)
+    #expect(graph.parameters["bn1.running_var"] == state["bn1.running_var"]?.values)
 
     let missing = #expect(throws: BindingError.self) {
         try CheckpointWeights(state: stateDict(for: model, dropping: "layer3.3.net.1.to_qkv.weight"), model: model)

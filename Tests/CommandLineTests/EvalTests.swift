@@ -18,12 +18,17 @@ struct ExpectedLabels: Decodable {
     let labels: Accuracy
 }
 
-/// Runs `bossnet eval` on the fixture set with its labels file at 64x64 and returns the JSON summary.
+/// A tiny HyTra network for the command's mechanics (the accuracy of the authors' model over the same set is checked
+/// in EvaluationTests, through the same library).
+let tinyEvalArch = "hytra:1-_-0-_,act=relu,se=yes"
+
+/// Runs `bossnet eval` with the tiny network on the fixture set with its labels file at 32x32 and returns the JSON
+/// summary.
 func evalJSON(_ extra: [String]) throws -> (EvalOutput, String) {
     let result = try run(
         [
-            "eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
-            evaluationFixture("labels.txt").path, "--input-size", "64", "--batch", "4", "--json",
+            "eval", "--arch", tinyEvalArch, "--weights", "synthetic", "--labels", evaluationFixture("labels.txt").path,
+            "--input-size", "32", "--batch", "4", "--json",
         ]
             + extra + [evaluationFixture("set").path])
     #expect(result.status == 0, "\(result.error)")
@@ -34,7 +39,7 @@ func recordLines(_ url: URL) throws -> [String] {
     try String(contentsOf: url, encoding: .utf8).split(separator: "\n").dropFirst().map(String.init).sorted()
 }
 
-@Test("bossnet eval: the authors' accuracies, predictions, a resumed run equal to an uninterrupted one, shards merged")
+@Test("bossnet eval: the set's summary, predictions, a resumed run equal to an uninterrupted one, shards merged")
 func evalCommand() throws {
     let want = try JSONDecoder().decode(ExpectedLabels.self, from: Data(contentsOf: evaluationFixture("expected.json")))
         .labels
@@ -43,7 +48,7 @@ func evalCommand() throws {
     defer { for url in cleanup { try? FileManager.default.removeItem(at: url) } }
 
     let (whole, log) = try evalJSON(["--predictions", predictions.path])
-    #expect(whole.top1 == want.top1 && whole.top5 == want.top5 && whole.images == want.images, "\(whole)")
+    #expect(whole.images == want.images && (0...1).contains(whole.top1) && whole.top5 >= whole.top1, "\(whole)")
     #expect(whole.errors.map(\.path) == ["dog/broken.jpg"] && whole.resumed == 0)
     #expect(log.contains("eval: 14/14 images"), "progress lines on a pipe: \(log)")
     let lines = try recordLines(predictions)
@@ -64,9 +69,8 @@ func evalCommand() throws {
 
     // Another run's file is refused before any work.
     let other = try run([
-        "eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
-        evaluationFixture("labels.txt").path, "--input-size", "96", "--predictions", predictions.path,
-        evaluationFixture("set").path,
+        "eval", "--arch", tinyEvalArch, "--weights", "synthetic", "--labels", evaluationFixture("labels.txt").path,
+        "--input-size", "64", "--predictions", predictions.path, evaluationFixture("set").path,
     ])
     #expect(other.status == 1 && other.error.contains("another run"), "\(other.error)")
 
@@ -94,8 +98,8 @@ func evalCommand() throws {
 func evalStrict() throws {
     // (Two sessions side by side are checked in EvaluationTests, with two factories of one device.)
     let strict = try run([
-        "eval", "--model", "bossnet_T0", "--weights", try syntheticCheckpoint().path, "--labels",
-        evaluationFixture("labels.txt").path, "--input-size", "64", "--strict", evaluationFixture("set").path,
+        "eval", "--arch", tinyEvalArch, "--weights", "synthetic", "--labels", evaluationFixture("labels.txt").path,
+        "--input-size", "32", "--strict", evaluationFixture("set").path,
     ])
     #expect(strict.status == 1 && strict.error.contains("dog/broken.jpg"), "\(strict.error)")
 }

@@ -74,7 +74,8 @@ func actionableErrors() throws {
     try "not an image".write(to: text, atomically: true, encoding: .utf8)
     // One bad input among several: reported, the others still classified, a non-zero status at the end.
     let mixed = try run([
-        "classify", "--input-size", "32", "--json", folder.appendingPathComponent("missing.png").path, text.path,
+        "classify", "--arch", tinyEvalArch, "--input-size", "32", "--json",
+        folder.appendingPathComponent("missing.png").path, text.path,
         sharedImage("gradient.png").path,
     ])
     #expect(mixed.status == 1)
@@ -93,7 +94,7 @@ func actionableErrors() throws {
         refused.status == 1 && refused.error.contains("element [1, 5, 7] is nan")
             && refused.error.contains("--allow-nonfinite"),
         "\(refused.error)")
-    let allowed = try run(["classify", "--input-size", "32", "--allow-nonfinite", padded.path])
+    let allowed = try run(["classify", "--arch", tinyEvalArch, "--input-size", "32", "--allow-nonfinite", padded.path])
     #expect(allowed.status == 0 && allowed.error.contains("warning"), "\(allowed.error)")
     #expect(FileManager.default.fileExists(atPath: nan.path))
 

@@ -30,12 +30,21 @@ func expected() throws -> Expected {
 /// A session on the default device with the validation layer required (its messages come back from the run).
 let validatedDevice: DeviceFactory = { try VulkanDevice(instance: VulkanInstance(validation: .required)) }
 
-/// Runs the set (or a shard of it) through BossNet-T0 at 64x64 with the calibrated synthetic weights.
-func evaluate(_ set: ImageSet, devices: [DeviceFactory] = [validatedDevice], batch: Int = 4) async throws
-    -> (accuracy: AccuracyAccumulator, records: [PredictionRecord])
-{
-    let model = try Model(name: "bossnet_T0")
-    let graph = try model.graph(batch: batch, inputSize: 64, weights: SyntheticWeights(calibratedFor: model))
+/// A tiny HyTra network (`hytra:1-_-0-_,act=relu`), for the mechanics of evaluation (shards, merging, sessions).
+let tinyModel = Model(
+    Architecture(
+        HyTraArchitecture(
+            stages: [[.convolution], [], [.attention], []], activation: .relu, squeezeExcite: true, lastStride: 2)))
+
+/// Runs the set (or a shard of it) through `model` (BossNet-T0 by default) at `inputSize` with the calibrated
+/// synthetic weights.
+func evaluate(
+    _ set: ImageSet, model: Model? = nil, inputSize: Int = 64, devices: [DeviceFactory] = [validatedDevice],
+    batch: Int = 4
+) async throws -> (accuracy: AccuracyAccumulator, records: [PredictionRecord]) {
+    let model = try model ?? Model(name: "bossnet_T0")
+    let graph = try model.graph(
+        batch: batch, inputSize: inputSize, weights: SyntheticWeights(calibratedFor: model))
     let collected = Collected()
     let result = try await Evaluator(set: set, graph: graph).run(devices: devices, record: { collected.append($0) })
     #expect(result.validationMessages.isEmpty, "\(result.validationMessages)")
@@ -115,19 +124,19 @@ func accuracyMatchesAuthors() async throws {
 @Test("two shards merged equal the whole run; two sessions on one device equal one")
 func shardsAndDevices() async throws {
     let set = try ImageSet(root: fixture("set"), labelsFile: fixture("labels.txt"))
-    let (whole, wholeRecords) = try await evaluate(set)
+    let (whole, wholeRecords) = try await evaluate(set, model: tinyModel, inputSize: 32)
     var files: [URL] = []
     defer { for file in files { try? FileManager.default.removeItem(at: file) } }
     for index in 0..<2 {
         let shard = try Shard(index: index, count: 2)
         let part = set.shard(shard)
-        let (_, records) = try await evaluate(part, batch: 3)
+        let (_, records) = try await evaluate(part, model: tinyModel, inputSize: 32, batch: 3)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent(
             "bossnet-shard-\(UUID().uuidString).jsonl")
         var data = try PredictionsFile.line(
             PredictionsHeader(
-                model: "bossnet_T0", weights: "synthetic", weightsSHA256: String(repeating: "0", count: 64), ema: false,
-                inputSize: 64, shard: shard,
+                model: tinyModel.name, weights: "synthetic", weightsSHA256: String(repeating: "0", count: 64),
+                ema: false, inputSize: 32, shard: shard,
                 images: part.images.count, setImages: set.images.count))
         for record in records { data += try PredictionsFile.line(record) }
         try data.write(to: url)
@@ -141,8 +150,16 @@ func shardsAndDevices() async throws {
     #expect(throws: ImageSetError.self) { try PredictionsFile.merge([files[0]]) }  // shard 1/2 missing
     #expect(throws: ImageSetError.self) { try PredictionsFile.merge([files[0], files[0], files[1]]) }  // given twice
 
-    let (pair, pairRecords) = try await evaluate(set, devices: [validatedDevice, validatedDevice], batch: 2)
+    let (pair, pairRecords) = try await evaluate(
+        set, model: tinyModel, inputSize: 32, devices: [validatedDevice, validatedDevice], batch: 2)
     #expect(pair == whole)
     #expect(pairRecords.map(\.path) == wholeRecords.map(\.path))
     #expect(pairRecords.map(\.top5) == wholeRecords.map(\.top5))
+}
+
+@Test("the embedded ImageNet class names are the 1000 of shared/data/imagenet_classes.txt, in class order")
+func imageNetLabels() {
+    let names = ImageNetLabels.names
+    #expect(names.count == 1000 && Set(names).count == 1000)
+    #expect(names.first == "tench" && names[1] == "goldfish" && names[281] == "tabby" && names.last == "toilet tissue")
 }

@@ -10,7 +10,9 @@ import Models
 import VulkanCompute
 
 /// Classifies a photo with BossNet-T0 and measures the model's steptime on the same device.
-func classifyAndBenchmark(checkpoint: URL, photo: URL, inputSize: Int = 224) throws -> [Prediction] {
+func classifyAndBenchmark(checkpoint: URL, photo: URL, inputSize: Int = 224) throws
+    -> (best: [Prediction], benchmark: BenchmarkResult)
+{
     // 1. A device: the most capable one. DeviceOptions chooses the rest: the validation layer (on the instance), a
     //    pipeline cache folder, and `limits: .minimum` to run within the smallest GPU the Vulkan spec allows.
     let device = try VulkanDevice(
@@ -34,6 +36,6 @@ func classifyAndBenchmark(checkpoint: URL, photo: URL, inputSize: Int = 224) thr
     let result = try benchmark.run(BenchmarkCase(model: model, inputSize: inputSize, batch: 1))
     print("\(result.label): \(result.ms_per_image.median) ms/image, logits within \(result.check_rel_error) of the CPU")
 
-    return best
+    return (best, result)
 }
 // END getting-started

@@ -11,7 +11,7 @@ import VulkanCompute
 /// `try VulkanDevice(instance: VulkanInstance())`).
 func bossNetT0Logits(photo: URL, device: VulkanDevice, inputSize: Int = 224) throws -> [Float] {
     let model = try Model(name: "bossnet_T0")
-    let weights = try SyntheticWeights(calibratedFor: model)  // or CheckpointWeights (module Checkpoint): a .pth file
+    let weights = try SyntheticWeights(calibratedFor: model)  // or CheckpointWeights(state:model:): a .pth file
     let graph = try model.graph(batch: 1, inputSize: inputSize, weights: weights)
     let session = try InferenceSession(graph: graph, device: device)  // plans, uploads and records once
     let pixels = Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: inputSize)  // [3, S, S]

@@ -123,10 +123,11 @@ func transposedAggregationIsCaught() throws {
     values[graph.input] = input
     for node in graph.nodes {
         let inputs = node.inputs.map { values[$0] }
-        if case let .attention(op, p) = node.op {
+        if case let .attention(op, norm) = node.op {
+            let p = graph.parameters.attentionAffine(norm, channels: op.channels)
             values[node.output] = transposedAttention(op, qkv: inputs[0], scale: p.scale, shift: p.shift)
         } else {
-            values[node.output] = CPUExecutor.evaluate(node, inputs: inputs)
+            values[node.output] = CPUExecutor.evaluate(node, inputs: inputs, parameters: graph.parameters)
         }
     }
     let wrong = Comparison(values[graph.output], expected)

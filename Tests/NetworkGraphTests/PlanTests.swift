@@ -6,45 +6,62 @@ import VulkanCompute
 
 @testable import NetworkGraph
 
-/// A small residual network by hand: conv . pointwise(+residual) . SE . attention . pooling . linear.
-func smallGraph(batch: Int = 2, seed: UInt64 = 1) -> Graph {
-    var random = SeededRandom(seed: seed)
-    func conv(_ count: Int, _ channels: Int) -> ConvParameters {
-        ConvParameters(
-            weights: random.floats(count, in: -0.3...0.3), scale: random.floats(channels, in: 0.5...1.5),
-            shift: random.floats(channels, in: -0.2...0.2))
+/// Declares a layer's random weight of `shape` under `name`, and after it a random bias, or a BatchNorm
+/// (``randomNorm(_:_:channels:random:)``), and returns their names.
+func randomLayer(
+    _ graph: inout Graph, _ name: String, weight shape: [Int], random: inout SeededRandom, norm: Bool = true
+) throws -> ConvWeights {
+    let channels = shape[0]
+    try graph.declare("\(name).weight", shape: shape, values: random.floats(shape.reduce(1, *), in: -0.3...0.3))
+    guard norm else {
+        try graph.declare("\(name).bias", shape: [channels], values: random.floats(channels, in: -0.2...0.2))
+        return ConvWeights(weight: "\(name).weight", bias: "\(name).bias")
     }
+    return ConvWeights(
+        weight: "\(name).weight", norm: try randomNorm(&graph, "\(name).bn", channels: channels, random: &random))
+}
+
+/// Declares a BatchNorm with random gamma, beta and running statistics (so the session's folding is checked too).
+func randomNorm(_ graph: inout Graph, _ name: String, channels: Int, random: inout SeededRandom) throws -> BatchNorm {
+    let bn = BatchNorm(name)
+    try graph.declare(bn.gamma, shape: [channels], values: random.floats(channels, in: 0.5...1.5))
+    try graph.declare(bn.beta, shape: [channels], values: random.floats(channels, in: -0.2...0.2))
+    try graph.declare(bn.runningMean, shape: [channels], values: random.floats(channels, in: -0.2...0.2))
+    try graph.declare(bn.runningVariance, shape: [channels], values: random.floats(channels, in: 0.5...1.5))
+    return bn
+}
+
+/// A small residual network by hand: conv . pointwise(+residual) . SE . attention . pooling . linear.
+func smallGraph(batch: Int = 2, seed: UInt64 = 1) throws -> Graph {
+    var random = SeededRandom(seed: seed)
     var graph = Graph(input: TensorShape(batch: batch, channels: 3, height: 16, width: 16))
     let stem = Conv2D(
         batch: batch, inChannels: 3, height: 16, width: 16, outChannels: 64, kernelSize: 3, stride: 2, padding: 1,
         epilogue: Epilogue(activation: .relu))
     let a = graph.add(
-        "stem", .conv2d(stem, conv(64 * 27, 64)), inputs: [graph.input],
-        output: TensorShape(batch: batch, channels: 64, height: 8, width: 8))
+        "stem", .conv2d(stem, try randomLayer(&graph, "stem", weight: [64, 3, 3, 3], random: &random)),
+        inputs: [graph.input], output: TensorShape(batch: batch, channels: 64, height: 8, width: 8))
     let pw = Pointwise(
         batch: batch, inChannels: 64, pixels: 64, outChannels: 64,
         epilogue: Epilogue(activation: .silu, hasResidual: true))
-    let b = graph.add("pw", .pointwise(pw, conv(64 * 64, 64)), inputs: [a, a], output: graph.shapes[a])
+    let b = graph.add(
+        "pw", .pointwise(pw, try randomLayer(&graph, "pw", weight: [64, 64, 1, 1], random: &random)), inputs: [a, a],
+        output: graph.shapes[a])
     let se = SqueezeExcite(
         batch: batch, channels: 64, pixels: 64, reduced: 4, innerActivation: .relu,
         epilogue: Epilogue(activation: .silu, hasResidual: true))
+    _ = try randomLayer(&graph, "se.fc1", weight: [4, 64, 1, 1], random: &random, norm: false)
+    _ = try randomLayer(&graph, "se.fc2", weight: [64, 4, 1, 1], random: &random, norm: false)
     let c = graph.add(
-        "se",
-        .squeezeExcite(
-            se,
-            SqueezeExciteParameters(
-                w1: random.floats(256, in: -0.3...0.3), b1: random.floats(4),
-                w2: random.floats(256, in: -0.3...0.3), b2: random.floats(64))),
-        inputs: [b, a], output: graph.shapes[a])
+        "se", .squeezeExcite(se, SqueezeExciteWeights(reduce: "se.fc1", expand: "se.fc2")), inputs: [b, a],
+        output: graph.shapes[a])
     let qkvOp = Pointwise(batch: batch, inChannels: 64, pixels: 64, outChannels: 192)
     let qkv = graph.add(
-        "qkv", .pointwise(qkvOp, conv(64 * 192, 192)), inputs: [c],
-        output: TensorShape(batch: batch, channels: 192, height: 8, width: 8))
+        "qkv", .pointwise(qkvOp, try randomLayer(&graph, "qkv", weight: [192, 64, 1, 1], random: &random)),
+        inputs: [c], output: TensorShape(batch: batch, channels: 192, height: 8, width: 8))
     let attention = Attention(batch: batch, heads: 1, tokens: 64, activation: .silu)
-    let d = graph.add(
-        "attention",
-        .attention(attention, AffineParameters(scale: random.floats(64, in: 0.5...1.5), shift: random.floats(64))),
-        inputs: [qkv], output: graph.shapes[a])
+    let norm = try randomNorm(&graph, "attention.bn", channels: 64, random: &random)
+    let d = graph.add("attention", .attention(attention, norm), inputs: [qkv], output: graph.shapes[a])
     let sum = graph.add(
         "add", .add(Add(count: graph.shapes[a].count, activation: .relu)), inputs: [d, c], output: graph.shapes[a])
     let pooled = graph.add(
@@ -53,15 +70,16 @@ func smallGraph(batch: Int = 2, seed: UInt64 = 1) -> Graph {
     let gap = graph.add(
         "gap", .globalAvgPool(GlobalAvgPool(batch: batch, channels: 64, pixels: 16)), inputs: [pooled],
         output: TensorShape(batch: batch, channels: 64, height: 1, width: 1))
+    let fc = try randomLayer(&graph, "fc", weight: [10, 64], random: &random, norm: false)
     graph.add(
-        "fc", .pointwise(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), conv(640, 10)), inputs: [gap],
+        "fc", .pointwise(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), fc), inputs: [gap],
         output: TensorShape(batch: batch, channels: 10, height: 1, width: 1))
     return graph
 }
 
 @Test("the memory plan never lets two live tensors overlap, and shares memory between dead ones")
 func memoryPlanIsSound() throws {
-    let graph = smallGraph()
+    let graph = try smallGraph()
     let scratch = try Lowering(graph: graph, weights: false).scratchBytes
     #expect(scratch.contains { !$0.isEmpty })  // SE and attention need scratch
     let plan = MemoryPlan(graph: graph, scratchBytes: scratch)
@@ -89,7 +107,7 @@ func memoryPlanIsSound() throws {
 
 @Test("a hand-made graph runs on Vulkan like on the CPU, with fewer barriers than dispatches")
 func smallGraphRuns() throws {
-    let graph = smallGraph()
+    let graph = try smallGraph()
     let seed = testSeed()
     var random = SeededRandom(seed: seed)
     let input = random.floats(graph.shapes[graph.input].count)
@@ -119,13 +137,10 @@ func smallGraphRuns() throws {
 
 @Test("the check names the first node whose output diverges")
 func checkNamesTheFaultyNode() throws {
-    let graph = smallGraph()
+    let graph = try smallGraph()
     var faulty = graph
     // Plant a fault on the device side: the SE node gets other weights than the reference has.
-    guard case let .squeezeExcite(op, p) = graph.nodes[2].op else { Issue.record("node 2 is not SE"); return }
-    faulty.replaceOp(
-        ofNode: 2,
-        with: .squeezeExcite(op, SqueezeExciteParameters(w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2.map { $0 + 0.5 })))
+    try faulty.setParameter("se.fc2.bias", try #require(graph.parameters["se.fc2.bias"]).map { $0 + 0.5 })
     var random = SeededRandom(seed: 5)
     let input = random.floats(graph.shapes[graph.input].count)
     try withValidatedDevice { device in
@@ -137,16 +152,12 @@ func checkNamesTheFaultyNode() throws {
 
 @Test("BOSSNET_CHECK judges the output end to end too: every node within its tolerance is not enough")
 func checkJudgesTheOutput() throws {
-    let graph = smallGraph()
+    let graph = try smallGraph()
     var random = SeededRandom(seed: 5)
     let input = random.floats(graph.shapes[graph.input].count)
     // A fault planted in the classifier's bias on the device side moves the output, not only its node.
     var faulty = graph
-    let last = graph.nodes.count - 1
-    guard case let .pointwise(op, p) = graph.nodes[last].op else { Issue.record("the last node is not linear"); return }
-    faulty.replaceOp(
-        ofNode: last,
-        with: .pointwise(op, ConvParameters(weights: p.weights, scale: p.scale, shift: p.shift.map { $0 + 1 })))
+    try faulty.setParameter("fc.bias", try #require(graph.parameters["fc.bias"]).map { $0 + 1 })
     let (verdict, planted) = try withValidatedDevice { device in
         (
             try GraphCheck.run(graph: graph, device: device, input: input),
@@ -169,7 +180,7 @@ func checkJudgesTheOutput() throws {
     "a small device: tensors past the storage range run in smaller submissions, buffers split by the allocation limit, same results"
 )
 func smallDeviceLimits() throws {
-    let graph = smallGraph(batch: 6)
+    let graph = try smallGraph(batch: 6)
     var random = SeededRandom(seed: 3)
     let input = random.floats(graph.shapes[graph.input].count)
     let texel = SessionOptions(kernels: .family(.texel))
@@ -224,7 +235,7 @@ func smallDeviceLimits() throws {
 
 @Test("the memory plan keeps every arena within its capacity and live tensors apart")
 func memoryPlanArenas() throws {
-    let graph = smallGraph(batch: 4)
+    let graph = try smallGraph(batch: 4)
     let scratch = try Lowering(graph: graph, weights: false).scratchBytes
     // Room for the largest tensor (the qkv output) in an arena, not for everything.
     let capacity = MemoryPlan.padded(graph.shapes.map(\.count).max() ?? 0) * 4
@@ -245,13 +256,8 @@ func memoryPlanArenas() throws {
 /// A downsampling block's two branches, built the way the model reads (shortcut first): the shortcut's average pool
 /// and 1x1 convolution, then the main path's 1x1 convolution and strided depthwise convolution, joined by a 1x1
 /// convolution whose epilogue adds the shortcut.
-func branchingGraph(batch: Int = 2) -> Graph {
+func branchingGraph(batch: Int = 2) throws -> Graph {
     var random = SeededRandom(seed: 3)
-    func parameters(_ count: Int, _ channels: Int) -> ConvParameters {
-        ConvParameters(
-            weights: random.floats(count, in: -0.3...0.3), scale: random.floats(channels, in: 0.5...1.5),
-            shift: random.floats(channels, in: -0.2...0.2))
-    }
     var graph = Graph(input: TensorShape(batch: batch, channels: 16, height: 8, width: 8))
     let x = graph.input
     let small = TensorShape(batch: batch, channels: 16, height: 4, width: 4)
@@ -259,31 +265,35 @@ func branchingGraph(batch: Int = 2) -> Graph {
         "shortcut.0", .avgPool(AvgPool(batch: batch, channels: 16, height: 8, width: 8)), inputs: [x], output: small)
     let shortcut = graph.add(
         "shortcut.1",
-        .pointwise(Pointwise(batch: batch, inChannels: 16, pixels: 16, outChannels: 32), parameters(512, 32)),
+        .pointwise(
+            Pointwise(batch: batch, inChannels: 16, pixels: 16, outChannels: 32),
+            try randomLayer(&graph, "shortcut.1", weight: [32, 16, 1, 1], random: &random)),
         inputs: [pooled], output: TensorShape(batch: batch, channels: 32, height: 4, width: 4))
     let conv1 = graph.add(
         "conv1",
         .pointwise(
             Pointwise(batch: batch, inChannels: 16, pixels: 64, outChannels: 16, epilogue: Epilogue(activation: .relu)),
-            parameters(256, 16)), inputs: [x], output: graph.shapes[x])
+            try randomLayer(&graph, "conv1", weight: [16, 16, 1, 1], random: &random)), inputs: [x],
+        output: graph.shapes[x])
     let peg = graph.add(
         "peg",
         .depthwise(
             Depthwise(batch: batch, channels: 16, height: 8, width: 8, kernelSize: 3, stride: 2, padding: 1),
-            parameters(144, 16)), inputs: [conv1], output: small)
+            try randomLayer(&graph, "peg", weight: [16, 1, 3, 3], random: &random)), inputs: [conv1], output: small)
     graph.add(
         "conv3",
         .pointwise(
             Pointwise(
                 batch: batch, inChannels: 16, pixels: 16, outChannels: 32,
-                epilogue: Epilogue(activation: .relu, hasResidual: true)), parameters(512, 32)),
+                epilogue: Epilogue(activation: .relu, hasResidual: true)),
+            try randomLayer(&graph, "conv3", weight: [32, 16, 1, 1], random: &random)),
         inputs: [peg, shortcut], output: graph.shapes[shortcut])
     return graph
 }
 
 @Test("independent branches run side by side: level order, memory kept apart within a level, one barrier per level")
 func branchesShareBarriers() throws {
-    let graph = branchingGraph()
+    let graph = try branchingGraph()
     let ordered = graph.inLevelOrder()
     #expect(ordered.nodes.map(\.name) == ["shortcut.0", "conv1", "shortcut.1", "peg", "conv3"])
     #expect(ordered.levelRuns == [0...1, 0...1, 2...3, 2...3, 4...4])

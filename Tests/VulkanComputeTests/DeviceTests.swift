@@ -59,6 +59,20 @@ func bufferRoundTrip(memory: BufferMemory) throws {
     }
 }
 
+@Test("the device counts the memory its buffers hold, and forgets a buffer once it is freed")
+func allocationCount() throws {
+    try withValidatedDevice { device in
+        let before = device.allocatedBytes
+        var buffers = [try VulkanBuffer(device: device, size: 4000), try VulkanBuffer(device: device, size: 100_000)]
+        let held = device.allocatedBytes - before
+        #expect(held >= 104_000 && held < 104_000 + 2 * 65536, "counted \(held) bytes for 104,000")
+        buffers.removeLast()
+        #expect(device.allocatedBytes - before >= 4000 && device.allocatedBytes - before < 100_000)
+        buffers.removeAll()
+        #expect(device.allocatedBytes == before)
+    }
+}
+
 @Test("a copy between buffers on the queue, with barriers, arrives intact")
 func queueCopy() throws {
     try withValidatedDevice { device in

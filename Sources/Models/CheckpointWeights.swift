@@ -1,5 +1,6 @@
+import Checkpoint
 import Foundation
-import Models
+import NetworkGraph
 
 /// A checkpoint bound to a model: every parameter the model declares must be in the checkpoint with the model's
 /// shape, and the checkpoint must hold nothing else (`num_batches_tracked` aside, which inference ignores).

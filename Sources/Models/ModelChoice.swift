@@ -1,5 +1,6 @@
+import Checkpoint
 import Foundation
-import Models
+import NetworkGraph
 
 extension CheckpointWeights {
     /// Binds `state` to the model it is for, so that weights never run as another network whose shapes they happen
