@@ -1,6 +1,9 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/add.comp, by name.
+private typealias AddSpec = ShaderConstants.add
+
 /// Elementwise add with a fused activation: `y[i] = act(a[i] + b[i])`. Kernel: Shaders/add.comp.
 public struct Add: Hashable, Sendable, Codable {
     /// Elements.
@@ -38,7 +41,10 @@ public struct Add: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         KernelLaunch(
             kernel: Self.name,
-            specialization: [0: .uint(64), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.vec4PerInvocation))],
+            specialization: [
+                AddSpec.LOCAL_SIZE_X: .uint(64), AddSpec.ACTIVATION: .uint(activation.rawValue),
+                AddSpec.VEC4_PER_INVOCATION: .uint(UInt32(Self.vec4PerInvocation)),
+            ],
             pushConstants: PushConstants(count: UInt32(count)),
             groups: (max(1, ((count + 3) / 4 + 64 * Self.vec4PerInvocation - 1) / (64 * Self.vec4PerInvocation)), 1, 1))
     }

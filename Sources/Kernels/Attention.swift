@@ -1,6 +1,9 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/attention_tiled.comp, by name.
+private typealias TiledSpec = ShaderConstants.attention_tiled
+
 /// Multi-head self-attention as BossNet's checkpoints compute it: the BoTNet layout (64 channels per head, scale
 /// 1/8, softmax over keys), aggregated as the authors' latest `bot_op.py` does (`out = v @ attn.transpose(-2, -1)`,
 /// from their commit "fix code mismatch with old checkpoints & support EMA"): query token i gathers the values of all
@@ -115,7 +118,8 @@ public struct Attention: Hashable, Sendable, Codable {
             let launch = KernelLaunch(
                 kernel: Self.name + "_tiled",
                 specialization: [
-                    0: .uint(UInt32(lanes)), 1: .uint(activation.rawValue), 2: .uint(UInt32(Self.keyTile)),
+                    TiledSpec.LOCAL_SIZE_X: .uint(UInt32(lanes)), TiledSpec.ACTIVATION: .uint(activation.rawValue),
+                    TiledSpec.KEY_TILE: .uint(UInt32(Self.keyTile)),
                 ],
                 pushConstants: pushConstants, groups: ((tokens + lanes - 1) / lanes, batch * heads, 1))
             return [KernelStep(launch, [.read(qkv), .readSmall(affine), .write(output)]).on(config.dataPath)]
@@ -126,7 +130,9 @@ public struct Attention: Hashable, Sendable, Codable {
         return [
             KernelStep(launch(Self.name + "_rows", specialization: [:], config.limits), [input, .writeFloat32(rows)]),
             KernelStep(
-                launch(Self.name, specialization: [1: .uint(activation.rawValue)], config.limits),
+                launch(
+                    Self.name, specialization: [ShaderConstants.attention.ACTIVATION: .uint(activation.rawValue)],
+                    config.limits),
                 [input, .readFloat32(rows), .readSmall(affine), .write(output)]),
         ].map { $0.on(config.dataPath) }
     }
@@ -138,13 +144,16 @@ public struct Attention: Hashable, Sendable, Codable {
     {
         guard limits.sharesFetchesAcrossSubgroup else {
             return KernelLaunch(
-                kernel: kernel, specialization: specialization.merging([0: .uint(64)]) { $1 },
+                kernel: kernel,
+                specialization: specialization.merging([ShaderConstants.attention.LOCAL_SIZE_X: .uint(64)]) { $1 },
                 pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
         }
         let local = min(64, Grid.roundUp(tokens, to: 8))
         return KernelLaunch(
             kernel: limits.shuffleVariant(of: kernel),
-            specialization: specialization.merging([0: .uint(UInt32(local))]) { $1 },
+            specialization: specialization.merging([ShaderConstants.attention.LOCAL_SIZE_X: .uint(UInt32(local))]) {
+                $1
+            },
             pushConstants: pushConstants, groups: ((tokens + local - 1) / local, batch * heads, 1))
     }
 }

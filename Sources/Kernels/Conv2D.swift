@@ -1,6 +1,9 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/conv2d.comp, by name.
+private typealias Conv2DSpec = ShaderConstants.conv2d
+
 /// Dense convolution (groups = 1), k x k with k in 1...7, stride 1 or 2, zero padding, and the fused ``Epilogue``.
 /// Kernel: Shaders/conv2d.comp; 3x3 stride-1 convolutions run as ``Winograd`` in the register-tiled families, and
 /// every convolution as a ``TiledConvolution`` in the tiled ones. Pointwise convolutions should use ``Pointwise``,
@@ -151,9 +154,10 @@ public struct Conv2D: Hashable, Sendable, Codable {
         return KernelLaunch(
             kernel: limits.shuffleVariant(of: Self.name),
             specialization: [
-                0: .uint(UInt32(tiles.local)), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
-                3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual), 5: .uint(UInt32(tiles.rows)),
-                6: .bool(outWidth % 4 == 0),
+                Conv2DSpec.LOCAL_SIZE_X: .uint(UInt32(tiles.local)), Conv2DSpec.KSIZE: .uint(UInt32(kernelSize)),
+                Conv2DSpec.STRIDE: .uint(UInt32(stride)), Conv2DSpec.ACTIVATION: .uint(epilogue.activation.rawValue),
+                Conv2DSpec.HAS_RESIDUAL: .bool(epilogue.hasResidual), Conv2DSpec.ROWS: .uint(UInt32(tiles.rows)),
+                Conv2DSpec.ROW_TILE: .bool(outWidth % 4 == 0),
             ],
             pushConstants: PushConstants(
                 batch: UInt32(batch), inChannels: UInt32(inChannels), inHeight: UInt32(height), inWidth: UInt32(width),

@@ -1,6 +1,12 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/conv2d_tiled.comp, by name.
+private typealias TiledSpec = ShaderConstants.conv2d_tiled
+
+/// The specialization constants of Shaders/conv2d_splitk_reduce.comp, by name.
+private typealias ReduceSpec = ShaderConstants.conv2d_splitk_reduce
+
 /// The tile a workgroup of Shaders/conv2d_tiled.comp computes: `bm` output channels by `bn` columns (output pixels of
 /// the batch), stepping through the reduction `bk` at a time through shared memory; each invocation holds a `tm` by
 /// `tn` block of accumulators. Three sizes, as ggml-vulkan has, chosen per layer shape and device.
@@ -102,9 +108,12 @@ public struct TiledConvolution: Hashable, Sendable {
             kSplit: UInt32(kPerSplit)
         )
         let specialization: [UInt32: SpecializationValue] = [
-            0: .uint(UInt32(tile.lanes)), 1: .uint(UInt32(c.kernelSize)), 2: .uint(UInt32(c.stride)),
-            3: .uint(c.epilogue.activation.rawValue), 4: .bool(c.epilogue.hasResidual), 5: .uint(UInt32(tile.bm)),
-            6: .uint(UInt32(tile.bn)), 7: .uint(UInt32(tile.bk)), 8: .uint(UInt32(tile.tm)), 9: .uint(UInt32(tile.tn)),
+            TiledSpec.LOCAL_SIZE_X: .uint(UInt32(tile.lanes)), TiledSpec.KSIZE: .uint(UInt32(c.kernelSize)),
+            TiledSpec.STRIDE: .uint(UInt32(c.stride)), TiledSpec.ACTIVATION: .uint(c.epilogue.activation.rawValue),
+            TiledSpec.HAS_RESIDUAL: .bool(c.epilogue.hasResidual), TiledSpec.BM: .uint(UInt32(tile.bm)),
+            TiledSpec.BN: .uint(UInt32(tile.bn)),
+            TiledSpec.BK: .uint(UInt32(tile.bk)), TiledSpec.TM: .uint(UInt32(tile.tm)),
+            TiledSpec.TN: .uint(UInt32(tile.tn)),
         ]
         let groups = ((columns + tile.bn - 1) / tile.bn, (c.outChannels + tile.bm - 1) / tile.bm, splits)
         let kernel = Conv2D.name + "_tiled" + (halfProducts ? "_fp16math" : "")
@@ -127,7 +136,10 @@ public struct TiledConvolution: Hashable, Sendable {
             kernel: kernel + "_splitk", specialization: specialization, pushConstants: push, groups: groups)
         let reduce = KernelLaunch(
             kernel: Conv2D.name + "_splitk_reduce",
-            specialization: [0: .uint(64), 1: .uint(c.epilogue.activation.rawValue), 2: .bool(c.epilogue.hasResidual)],
+            specialization: [
+                ReduceSpec.LOCAL_SIZE_X: .uint(64), ReduceSpec.ACTIVATION: .uint(c.epilogue.activation.rawValue),
+                ReduceSpec.HAS_RESIDUAL: .bool(c.epilogue.hasResidual),
+            ],
             pushConstants: ReducePushConstants(
                 outChannels: UInt32(c.outChannels), columns: UInt32(columns),
                 pixels: UInt32(c.outHeight * c.outWidth), splits: UInt32(splits)),

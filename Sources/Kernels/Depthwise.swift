@@ -1,6 +1,9 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/depthwise.comp, by name.
+private typealias DepthwiseSpec = ShaderConstants.depthwise
+
 /// Depthwise convolution (groups = channels), k x k with k in 1...7, stride 1 or 2, zero padding, fused ``Epilogue``
 /// (a convolution bias goes into the shift). Kernel: Shaders/depthwise.comp.
 public struct Depthwise: Hashable, Sendable, Codable {
@@ -93,8 +96,10 @@ public struct Depthwise: Hashable, Sendable, Codable {
         return KernelLaunch(
             kernel: Self.name,
             specialization: [
-                0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride)),
-                3: .uint(epilogue.activation.rawValue), 4: .bool(epilogue.hasResidual),
+                DepthwiseSpec.LOCAL_SIZE_X: .uint(64), DepthwiseSpec.KSIZE: .uint(UInt32(kernelSize)),
+                DepthwiseSpec.STRIDE: .uint(UInt32(stride)),
+                DepthwiseSpec.ACTIVATION: .uint(epilogue.activation.rawValue),
+                DepthwiseSpec.HAS_RESIDUAL: .bool(epilogue.hasResidual),
             ],
             pushConstants: PushConstants(
                 batch: UInt32(batch), channels: UInt32(channels), inHeight: UInt32(height),

@@ -1,6 +1,12 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/pointwise_gemv.comp, by name.
+private typealias GEMVSpec = ShaderConstants.pointwise_gemv
+
+/// The specialization constants of Shaders/pointwise.comp, by name.
+private typealias GEMMSpec = ShaderConstants.pointwise
+
 /// Pointwise (1x1, stride 1) convolution as a matrix multiplication, with the fused ``Epilogue``. The linear layer is
 /// the same with `pixels = 1`. Kernel: Shaders/pointwise.comp.
 public struct Pointwise: Hashable, Sendable, Codable {
@@ -119,8 +125,10 @@ public struct Pointwise: Hashable, Sendable, Codable {
             let launch = KernelLaunch(
                 kernel: Self.name + "_gemv",
                 specialization: [
-                    0: .uint(UInt32(lanes)), 1: .uint(epilogue.activation.rawValue), 2: .bool(epilogue.hasResidual),
-                    3: .uint(UInt32(slices)), 4: .uint(UInt32(Self.gemvImages)),
+                    GEMVSpec.LOCAL_SIZE_X: .uint(UInt32(lanes)),
+                    GEMVSpec.ACTIVATION: .uint(epilogue.activation.rawValue),
+                    GEMVSpec.HAS_RESIDUAL: .bool(epilogue.hasResidual), GEMVSpec.K_SLICES: .uint(UInt32(slices)),
+                    GEMVSpec.MAX_BATCH: .uint(UInt32(Self.gemvImages)),
                 ],
                 pushConstants: pushConstants(weightLayout(config)),
                 groups: (
@@ -164,8 +172,10 @@ public struct Pointwise: Hashable, Sendable, Codable {
         return KernelLaunch(
             kernel: limits.shuffleVariant(of: Self.name),
             specialization: [
-                0: .uint(UInt32(tiles.local)), 1: .bool(vec4Input), 2: .uint(epilogue.activation.rawValue),
-                3: .bool(epilogue.hasResidual), 4: .uint(UInt32(tiles.rows)), 5: .bool(products > 0),
+                GEMMSpec.LOCAL_SIZE_X: .uint(UInt32(tiles.local)), GEMMSpec.VEC4_INPUT: .bool(vec4Input),
+                GEMMSpec.ACTIVATION: .uint(epilogue.activation.rawValue),
+                GEMMSpec.HAS_RESIDUAL: .bool(epilogue.hasResidual),
+                GEMMSpec.ROWS: .uint(UInt32(tiles.rows)), GEMMSpec.PRODUCTS: .bool(products > 0),
             ],
             pushConstants: pushConstants(.registerTiled(outputs: outChannels, reduction: inChannels)),
             groups: (tiles.groups.x, tiles.groups.y, max(1, products)))

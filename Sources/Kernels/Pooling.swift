@@ -70,7 +70,11 @@ public struct MaxPool: Hashable, Sendable, Codable {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
             kernel: Self.name,
-            specialization: [0: .uint(64), 1: .uint(UInt32(kernelSize)), 2: .uint(UInt32(stride))],
+            specialization: [
+                ShaderConstants.maxpool.LOCAL_SIZE_X: .uint(64),
+                ShaderConstants.maxpool.KSIZE: .uint(UInt32(kernelSize)),
+                ShaderConstants.maxpool.STRIDE: .uint(UInt32(stride)),
+            ],
             pushConstants: PushConstants(
                 planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
                 outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), padding: UInt32(padding)),
@@ -142,7 +146,10 @@ public struct AvgPool: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: Self.name, specialization: [0: .uint(64), 1: .bool(vec4Input)],
+            kernel: Self.name,
+            specialization: [
+                ShaderConstants.avgpool.LOCAL_SIZE_X: .uint(64), ShaderConstants.avgpool.VEC4_INPUT: .bool(vec4Input),
+            ],
             pushConstants: PushConstants(
                 planes: UInt32(batch * channels), inHeight: UInt32(height), inWidth: UInt32(width),
                 outHeight: UInt32(outHeight), outWidth: UInt32(outWidth)),
@@ -192,7 +199,8 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     >] {
         if usesSubgroups(config) {
             let launch = KernelLaunch(
-                kernel: Self.name + "_subgroup", specialization: [0: .uint(UInt32(config.lanes))],
+                kernel: Self.name + "_subgroup",
+                specialization: [ShaderConstants.global_avgpool_subgroup.LOCAL_SIZE_X: .uint(UInt32(config.lanes))],
                 pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
                 groups: Grid.flat(items: batch * channels, localSize: 1))
             return [KernelStep(launch, [.read(input), .write(output)]).on(config.dataPath)]
@@ -206,7 +214,11 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
-            kernel: Self.name, specialization: [0: .uint(64), 1: .bool(vec4Input)],
+            kernel: Self.name,
+            specialization: [
+                ShaderConstants.global_avgpool.LOCAL_SIZE_X: .uint(64),
+                ShaderConstants.global_avgpool.VEC4_INPUT: .bool(vec4Input),
+            ],
             pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
             groups: Grid.flat(items: batch * channels, localSize: 64))
     }

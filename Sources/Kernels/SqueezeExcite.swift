@@ -1,6 +1,12 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/squeeze_excite_gates.comp, by name.
+private typealias GatesSpec = ShaderConstants.squeeze_excite_gates
+
+/// The specialization constants of Shaders/squeeze_excite_scale.comp, by name.
+private typealias ScaleSpec = ShaderConstants.squeeze_excite_scale
+
 /// Squeeze-excite on an NCHW tensor, with the block's residual add and activation fused into its last step:
 ///
 ///     s = mean over H, W of x                 (squeeze: ``GlobalAvgPool``)
@@ -113,8 +119,9 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         KernelLaunch(
             kernel: Self.name + "_gates",
             specialization: [
-                0: .uint(64), 1: .uint(innerActivation.rawValue), 2: .bool(fc1Format == .rgba32Float),
-                3: .bool(fc2Format == .rgba32Float),
+                GatesSpec.LOCAL_SIZE_X: .uint(64), GatesSpec.ACTIVATION: .uint(innerActivation.rawValue),
+                GatesSpec.VEC4_FC1: .bool(fc1Format == .rgba32Float),
+                GatesSpec.VEC4_FC2: .bool(fc2Format == .rgba32Float),
             ],
             pushConstants: ExcitePushConstants(channels: UInt32(channels), reduced: UInt32(reduced)),
             groups: (batch, 1, 1))
@@ -131,8 +138,9 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
         KernelLaunch(
             kernel: Self.name + "_scale",
             specialization: [
-                0: .uint(64), 1: .bool(vec4Scale), 2: .uint(epilogue.activation.rawValue),
-                3: .bool(epilogue.hasResidual),
+                ScaleSpec.LOCAL_SIZE_X: .uint(64), ScaleSpec.VEC4: .bool(vec4Scale),
+                ScaleSpec.ACTIVATION: .uint(epilogue.activation.rawValue),
+                ScaleSpec.HAS_RESIDUAL: .bool(epilogue.hasResidual),
             ],
             pushConstants: ScalePushConstants(count: UInt32(count), pixels: UInt32(pixels)),
             groups: Grid.flat(items: (count + 3) / 4, localSize: 64))

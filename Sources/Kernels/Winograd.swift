@@ -1,6 +1,9 @@
 import Foundation
 import VulkanCompute
 
+/// The specialization constants of Shaders/winograd_output.comp, by name.
+private typealias OutputSpec = ShaderConstants.winograd_output
+
 /// How the register-tiled families run a 3x3, stride-1 convolution: Winograd's minimal filtering F(2x2, 3x3) or
 /// F(4x4, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Each ``tile`` x ``tile``
 /// tile of the output becomes ``positions`` products of transformed input patches (``tile`` + 2 on a side) and
@@ -107,7 +110,8 @@ public struct Winograd: Hashable, Sendable {
         let lanes = config.lanes
         let suffix = tile == 4 ? "_f4" : ""
         let inputTransform = KernelLaunch(
-            kernel: Self.name + "_input" + suffix, specialization: [0: .uint(UInt32(lanes))],
+            kernel: Self.name + "_input" + suffix,
+            specialization: [ShaderConstants.winograd_input.LOCAL_SIZE_X: .uint(UInt32(lanes))],
             pushConstants: InputPushConstants(
                 channels: UInt32(c.inChannels), height: UInt32(c.height), width: UInt32(c.width),
                 padding: UInt32(c.padding), tilesX: UInt32(tilesX), tiles: UInt32(tiles), columns: UInt32(columns),
@@ -118,7 +122,9 @@ public struct Winograd: Hashable, Sendable {
         let outputTransform = KernelLaunch(
             kernel: Self.name + "_output" + suffix,
             specialization: [
-                0: .uint(UInt32(lanes)), 1: .uint(c.epilogue.activation.rawValue), 2: .bool(c.epilogue.hasResidual),
+                OutputSpec.LOCAL_SIZE_X: .uint(UInt32(lanes)),
+                OutputSpec.ACTIVATION: .uint(c.epilogue.activation.rawValue),
+                OutputSpec.HAS_RESIDUAL: .bool(c.epilogue.hasResidual),
             ],
             pushConstants: OutputPushConstants(
                 outChannels: UInt32(c.outChannels), outHeight: UInt32(c.outHeight), outWidth: UInt32(c.outWidth),

@@ -29,6 +29,16 @@ public enum SpecializationValue: Sendable, Hashable {
     case float(Float)
     case bool(Bool)
 
+    /// The type a shader must declare for this value.
+    public var type: SpecializationType {
+        switch self {
+        case .int: .int
+        case .uint: .uint
+        case .float: .float
+        case .bool: .bool
+        }
+    }
+
     var bits: UInt32 {
         switch self {
         case let .int(value): UInt32(bitPattern: value)
@@ -66,6 +76,13 @@ public final class ComputePipeline {
         guard reflection.pushConstantSize == pushConstantSize else {
             throw VulkanSetupError.kernelInterfaceMismatch(
                 kernel: name, .pushConstantSize(shader: reflection.pushConstantSize, given: pushConstantSize))
+        }
+        if let (id, value) = specialization.sorted(by: { $0.key < $1.key }).first(where: {
+            reflection.specializationConstants[$0.key] != $0.value.type
+        }) {
+            throw VulkanSetupError.kernelInterfaceMismatch(
+                kernel: name,
+                .specialization(id: id, shader: reflection.specializationConstants[id], given: value.type))
         }
         let maxPush = device.limits.maxPushConstantsSize
         guard pushConstantSize <= maxPush else {

@@ -12,6 +12,9 @@ public struct SPIRVReflection: Sendable, Equatable {
     public let pushConstantSize: Int
     /// The optional device features the module's capabilities need.
     public let needs: KernelNeeds
+    /// The specialization constants the module declares, by constant id (`layout(constant_id = N)`; the workgroup
+    /// size's `local_size_x_id` among them), with their types.
+    public let specializationConstants: [UInt32: SpecializationType]
 
     /// Reads the interface from SPIR-V words. Throws on anything it does not understand.
     public init(spirv words: [UInt32]) throws {
@@ -26,6 +29,8 @@ public struct SPIRVReflection: Sendable, Equatable {
         var sampledImages: [UInt32: UInt32] = [:]
         var variables: [(type: UInt32, id: UInt32, storage: UInt32)] = []
         var capabilities: Set<UInt32> = []
+        var scalarTypes: [UInt32: SpecializationType] = [:]
+        var specConstants: [UInt32: SpecializationType] = [:]  // result id -> type
 
         var at = 5
         while at < words.count {
@@ -42,8 +47,14 @@ public struct SPIRVReflection: Sendable, Equatable {
                 decorations[operands[0], default: [:]][operands[1]] = operands.count > 2 ? operands[2] : 0
             case 72 where operands.count >= 4 && operands[2] == 35:  // OpMemberDecorate struct member Offset value
                 memberOffsets[operands[0], default: [:]][operands[1]] = operands[3]
-            case 21, 22:  // OpTypeInt / OpTypeFloat result width ...
+            case 20:  // OpTypeBool result
+                scalarTypes[operands[0]] = .bool
+            case 21, 22:  // OpTypeInt result width signedness / OpTypeFloat result width
                 scalarBytes[operands[0]] = Int(operands[1]) / 8
+                scalarTypes[operands[0]] =
+                    opcode == 22 ? .float : (operands.count > 2 && operands[2] == 1 ? .int : .uint)
+            case 48...50 where operands.count >= 2:  // OpSpecConstantTrue / False / OpSpecConstant type result
+                specConstants[operands[1]] = opcode == 50 ? scalarTypes[operands[0]] : .bool
             case 23:  // OpTypeVector result component count
                 vectors[operands[0]] = (operands[1], Int(operands[2]))
             case 25:  // OpTypeImage result sampledType dim depth arrayed ms sampled format
@@ -115,6 +126,25 @@ public struct SPIRVReflection: Sendable, Equatable {
             return kind
         }
         pushConstantSize = push
+        var specialization: [UInt32: SpecializationType] = [:]
+        for (id, type) in specConstants {
+            if let constantID = decorations[id]?[1] { specialization[constantID] = type }  // SpecId
+        }
+        specializationConstants = specialization
+    }
+}
+
+/// The type of a specialization constant, as the shader declares it.
+public enum SpecializationType: Sendable, Equatable, CustomStringConvertible {
+    case bool, int, uint, float
+
+    public var description: String {
+        switch self {
+        case .bool: "bool"
+        case .int: "int"
+        case .uint: "uint"
+        case .float: "float"
+        }
     }
 }
 

@@ -193,6 +193,9 @@ public enum KernelMismatch: Sendable, Equatable, CustomStringConvertible {
     case invalidSPIRV(String)
     /// A texel view of a buffer made on another device.
     case foreignView
+    /// Swift gives specialization constant `id` a value of type `given`; the shader declares it as `shader` (`nil`:
+    /// no constant has that id).
+    case specialization(id: UInt32, shader: SpecializationType?, given: SpecializationType)
 
     public var description: String {
         switch self {
@@ -201,6 +204,10 @@ public enum KernelMismatch: Sendable, Equatable, CustomStringConvertible {
         case let .bindings(shader, given): "the shader takes bindings \(shader) but was given \(given)."
         case let .invalidSPIRV(reason): "unreadable SPIR-V: \(reason)"
         case .foreignView: "a texel view belongs to another device."
+        case let .specialization(id, shader?, given):
+            "Swift gives specialization constant \(id) a \(given); the shader declares it a \(shader)."
+        case let .specialization(id, nil, given):
+            "Swift gives specialization constant \(id) a \(given); the shader declares no constant \(id)."
         }
     }
 }

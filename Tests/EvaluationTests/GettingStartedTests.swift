@@ -45,8 +45,10 @@ func gettingStarted() throws {
     let reference = Classifier.top(CPUExecutor.run(graph, input: pixels), k: 5)
     #expect(best.map(\.classIndex) == reference.indices)
     #expect(best.map(\.label) == reference.indices.map { ImageNetLabels.names[$0] })
-    let gap = zip(best.map(\.probability), reference.probabilities).map { abs($0 - $1) }.max() ?? .infinity
-    #expect(best.count == 5 && gap <= 1e-5, "probabilities differ from the CPU reference's by \(gap)")
+    // Relative to each probability (a few thousandths each under synthetic weights): float32 logits move them by
+    // about 1e-6 of their size.
+    let gap = zip(best.map(\.probability), reference.probabilities).map { abs($0 - $1) / $1 }.max() ?? .infinity
+    #expect(best.count == 5 && gap <= 1e-4, "probabilities differ from the CPU reference's by \(gap) of their size")
     // The benchmark's own check of the device against the CPU reference passed, within the network tolerance.
     #expect(benchmark.check_pass && benchmark.check_rel_error <= 1e-4, "check error \(benchmark.check_rel_error)")
 }

@@ -126,3 +126,34 @@ func unknownKernel() {
         try ShaderLibrary.spirv(named: "no_such_kernel")
     }
 }
+
+/// Specialization-constant ids are generated from the shaders (`ShaderConstants`), and a pipeline refuses a constant
+/// the shader does not declare, or one of another type, naming both.
+@Test("the SPIR-V's specialization constants are read with their types, and a pipeline refuses a wrong id or type")
+func specializationChecked() throws {
+    let add = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: "add"))
+    #expect(add.specializationConstants == [0: .uint, 1: .uint, 2: .uint])
+    let tiled = try SPIRVReflection(spirv: ShaderLibrary.spirv(named: "conv2d_tiled_storage"))
+    #expect(tiled.specializationConstants[4] == .bool && tiled.specializationConstants[9] == .uint)
+    try withValidatedDevice { device in
+        let spirv = try ShaderLibrary.spirv(named: "add")
+        let push = add.pushConstantSize
+        #expect(
+            throws: VulkanSetupError.kernelInterfaceMismatch(
+                kernel: "add", .specialization(id: 1, shader: .uint, given: .bool))
+        ) {
+            try ComputePipeline(
+                device: device, name: "add", spirv: spirv, pushConstantSize: push, specialization: [1: .bool(true)])
+        }
+        #expect(
+            throws: VulkanSetupError.kernelInterfaceMismatch(
+                kernel: "add", .specialization(id: 7, shader: nil, given: .uint))
+        ) {
+            try ComputePipeline(
+                device: device, name: "add", spirv: spirv, pushConstantSize: push, specialization: [7: .uint(1)])
+        }
+        _ = try ComputePipeline(
+            device: device, name: "add", spirv: spirv, pushConstantSize: push,
+            specialization: [0: .uint(64), 1: .uint(1), 2: .uint(4)])
+    }
+}

@@ -132,8 +132,43 @@ func compile(source: String, includeDirectory: String, output: String) throws {
         let words = try Data(contentsOf: URL(fileURLWithPath: spv))
         swift += "    static let spirv_\(variant.name) = \"\(words.base64EncodedString())\"\n"
     }
-    swift += "}\n"
+    swift += "}\n\n" + (try constantsEnum(ofShaderAt: source))
     try swift.write(toFile: output, atomically: true, encoding: .utf8)
+}
+
+/// The shader's specialization-constant ids by their GLSL names, as Swift code: `ShaderConstants.<stem>.<NAME>`, with
+/// `LOCAL_SIZE_X` for `local_size_x_id`. The launches name constants through these, so an id written in one place
+/// only; the pipeline checks each id's type against the SPIR-V when it is made.
+func constantsEnum(ofShaderAt path: String) throws -> String {
+    let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    var constants: [(name: String, id: Int)] = []
+    for line in text.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        guard line.hasPrefix("layout"), let open = line.firstIndex(of: "("), let close = line.firstIndex(of: ")")
+        else { continue }
+        let qualifiers = line[line.index(after: open)..<close].split(separator: ",").map {
+            $0.split(separator: "=").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        for pair in qualifiers where pair.count == 2 {
+            guard let id = Int(pair[1]) else { continue }
+            if pair[0] == "local_size_x_id" { constants.append(("LOCAL_SIZE_X", id)) }
+            if pair[0] == "constant_id" {
+                // layout(constant_id = N) const TYPE NAME = ...;
+                let words = line[line.index(after: close)...].split(whereSeparator: { " =;".contains($0) })
+                guard words.count >= 3, words[0] == "const" else {
+                    throw Failure(description: "\(path): error: cannot read the constant declared in '\(line)'")
+                }
+                constants.append((String(words[2]), id))
+            }
+        }
+    }
+    var swift = "extension ShaderConstants {\n"
+    swift += "    /// Specialization-constant ids of Shaders/\(stem).comp.\n"
+    swift += "    enum \(stem) {\n"
+    for constant in constants.sorted(by: { $0.id < $1.id }) {
+        swift += "        static let \(constant.name): UInt32 = \(constant.id)\n"
+    }
+    return swift + "    }\n}\n"
 }
 
 func index(sources: [String], output: String) throws {
@@ -143,7 +178,9 @@ func index(sources: [String], output: String) throws {
     swift += "    /// Every embedded kernel: its name and its SPIR-V as base64 text.\n"
     swift += "    static let embedded: [String: String] = [\n"
     for name in names { swift += "        \"\(name)\": spirv_\(name),\n" }
-    swift += "    ]\n}\n"
+    swift += "    ]\n}\n\n"
+    swift += "/// Every shader's specialization-constant ids, by shader and constant name (generated from Shaders/).\n"
+    swift += "enum ShaderConstants {}\n"
     try swift.write(toFile: output, atomically: true, encoding: .utf8)
 }
 
