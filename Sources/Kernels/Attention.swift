@@ -41,7 +41,9 @@ public struct Attention: Hashable, Sendable, Codable {
     public var outputCount: Int { batch * heads * Self.headChannels * tokens }
     /// Floats of scratch between the two kernels of the untiled families: one log-sum-exp per softmax row (the tiled
     /// kernel needs none).
-    public func scratchCount(_ config: KernelConfig) -> Int { config.family.isTiled ? 0 : batch * heads * tokens }
+    public func scratchCount(_ config: KernelConfig) -> Int {
+        config.strategy == .sharedMemoryTiled ? 0 : batch * heads * tokens
+    }
 
     /// Keys per shared-memory tile of Shaders/attention_tiled.comp (K and V tiles: 2 x 16 x 64 floats, 8 KiB).
     static let keyTile = 16
@@ -111,9 +113,9 @@ public struct Attention: Hashable, Sendable, Codable {
         qkv: Resource, rows: Resource?, affine: Resource, output: Resource, config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
         precondition(
-            config.family.isTiled || rows != nil,
+            config.strategy == .sharedMemoryTiled || rows != nil,
             "attention needs scratch for its row statistics (see scratchCount(_:))")
-        guard !config.family.isTiled, let rows else {
+        guard config.strategy == .registerTiled, let rows else {
             let lanes = config.lanes
             let launch = KernelLaunch(
                 kernel: Self.name + "_tiled",

@@ -4,11 +4,30 @@ import VulkanCompute
 /// The specialization constants of Shaders/conv2d.comp, by name.
 private typealias Conv2DSpec = ShaderConstants.conv2d
 
+/// A convolution that runs as a GEMM (``Conv2D``, ``Pointwise``): its weights packed as its kernels read them, its
+/// scratch, and its steps; the planner lowers both through this one description.
+public protocol GEMMOperation {
+    var outChannels: Int { get }
+    /// The OIHW (or `[M][K]`) weights as the kernels read them under `config`.
+    func packWeights(_ weights: [Float], config: KernelConfig) -> [Float]
+    /// Values of the packed weights under `config`.
+    func packedWeightCount(_ config: KernelConfig) -> Int
+    /// Floats of each scratch buffer the dispatches need under `config`.
+    func scratchCounts(_ config: KernelConfig) -> [Int]
+    /// How the operation runs under `config`: the one place its kernels are chosen.
+    func variant(_ config: KernelConfig) -> GEMMVariant
+    /// The dispatches and their bindings.
+    func steps<Resource>(
+        input: Resource, weights: Resource, affine: Resource, residual: Resource?, output: Resource,
+        scratch: [Resource], config: KernelConfig
+    ) -> [KernelStep<Resource>]
+}
+
 /// Dense convolution (groups = 1), k x k with k in 1...7, stride 1 or 2, zero padding, and the fused ``Epilogue``.
 /// Kernel: Shaders/conv2d.comp; 3x3 stride-1 convolutions run as ``Winograd`` in the register-tiled families, and
 /// every convolution as a ``TiledConvolution`` in the tiled ones. Pointwise convolutions should use ``Pointwise``,
 /// which is faster.
-public struct Conv2D: Hashable, Sendable, Codable {
+public struct Conv2D: GEMMOperation, Hashable, Sendable, Codable {
     public var batch: Int
     public var inChannels: Int
     public var height: Int
@@ -82,19 +101,20 @@ public struct Conv2D: Hashable, Sendable, Codable {
     /// OIHW weights packed for the kernels `config` runs: transformed for ``Winograd`` where it runs, else as the
     /// GEMM kernels read them (see ``GEMMWeights``).
     public func packWeights(_ weights: [Float], config: KernelConfig) -> [Float] {
-        if let winograd = winograd(config) { return winograd.packWeights(weights) }
+        if case let .winograd(winograd) = variant(config) { return winograd.packWeights(weights) }
         return GEMMWeights(outputs: outChannels, reduction: reduction, config: config).pack(weights)
     }
 
     /// Values ``packWeights(_:config:)`` gives.
     public func packedWeightCount(_ config: KernelConfig) -> Int {
-        winograd(config)?.weightCount ?? GEMMWeights(outputs: outChannels, reduction: reduction, config: config).count
+        if case let .winograd(winograd) = variant(config) { return winograd.weightCount }
+        return GEMMWeights(outputs: outChannels, reduction: reduction, config: config).count
     }
 
-    /// How the register-tiled families run this convolution where it is 3x3 with stride 1 (`nil` elsewhere, in the
-    /// tiled families, whose GEMM tiles are already shaped for GPUs, and in the direct family, the baseline).
+    /// The Winograd form of this convolution where ``variant(_:)`` chooses it.
     public func winograd(_ config: KernelConfig) -> Winograd? {
-        config.family.isTiled || config.family == .direct ? nil : Winograd(self)
+        if case let .winograd(winograd) = variant(config) { return winograd }
+        return nil
     }
 
     struct PushConstants: BitwiseCopyable {
@@ -102,17 +122,20 @@ public struct Conv2D: Hashable, Sendable, Codable {
         var outChannels, outHeight, outWidth, padding: UInt32
     }
 
-    /// How the tiled family runs this convolution (`nil` for the other families).
+    /// The shared-memory tiles of this convolution where ``variant(_:)`` chooses them.
     public func tiled(_ config: KernelConfig) -> TiledConvolution? {
-        config.family.isTiled ? TiledConvolution(self, config: config) : nil
+        if case let .sharedMemoryTiled(tiled) = variant(config) { return tiled }
+        return nil
     }
 
     /// Floats of each scratch buffer the dispatches need under `config`: split-K's partial sums, or Winograd's
     /// transformed input and products.
     public func scratchCounts(_ config: KernelConfig) -> [Int] {
-        if let winograd = winograd(config) { return [winograd.transformedCount, winograd.productCount] }
-        let partials = tiled(config)?.partialCount ?? 0
-        return partials > 0 ? [partials] : []
+        switch variant(config) {
+        case let .winograd(winograd): [winograd.transformedCount, winograd.productCount]
+        case let .sharedMemoryTiled(tiled): tiled.partialCount > 0 ? [tiled.partialCount] : []
+        case .registerTiled, .gemv: []
+        }
     }
 
     /// The dispatches and their bindings: the input, the weights packed by ``packWeights(_:config:)``, the affine
@@ -123,16 +146,18 @@ public struct Conv2D: Hashable, Sendable, Codable {
         scratch: [Resource] = [],
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        if let tiled = tiled(config) {
+        switch variant(config) {
+        case let .sharedMemoryTiled(tiled):
             return tiled.steps(
                 input: input, weights: weights, affine: affine, residual: residual, output: output,
                 partials: scratch.first, dataPath: config.dataPath)
-        }
-        if let winograd = winograd(config) {
+        case let .winograd(winograd):
             precondition(scratch.count == 2, "Winograd needs two scratch buffers (see scratchCounts(_:))")
             return winograd.steps(
                 input: input, weights: weights, affine: affine, residual: residual, output: output,
                 transformed: scratch[0], products: scratch[1], config: config)
+        case .registerTiled, .gemv:
+            break
         }
         return [
             KernelStep(

@@ -66,7 +66,7 @@ public struct TiledConvolution: Hashable, Sendable {
         let columns = conv.batch * conv.outHeight * conv.outWidth
         let tile = GEMMTile.choose(m: conv.outChannels, columns: columns, limits: config.limits)
         self.tile = tile
-        halfProducts = config.family == .fp16math
+        halfProducts = config.precision == .float16Products
         let k = conv.reduction
         let tiles = ((columns + tile.bn - 1) / tile.bn) * ((conv.outChannels + tile.bm - 1) / tile.bm)
         var splits = 1

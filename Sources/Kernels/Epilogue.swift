@@ -65,7 +65,7 @@ public struct GEMMWeights: Sendable, Equatable {
     /// The layout the kernels of `config` read.
     public init(outputs: Int, reduction: Int, config: KernelConfig) {
         self =
-            config.family.isTiled
+            config.strategy == .sharedMemoryTiled
             ? .oneBlock(outputs: outputs, reduction: reduction) : .registerTiled(outputs: outputs, reduction: reduction)
     }
 

@@ -30,8 +30,24 @@ public enum KernelFamily: String, Sendable, Codable, CaseIterable, CustomStringC
         }
     }
 
-    /// Whether GEMM-shaped operations, pooling and attention use the tiled kernels.
-    public var isTiled: Bool { self == .tiled || self == .fp16 || self == .fp16math }
+    /// How its GEMM-shaped operations, attention and global pooling run.
+    public var strategy: KernelStrategy {
+        self == .tiled || self == .fp16 || self == .fp16math ? .sharedMemoryTiled : .registerTiled
+    }
+
+    /// How its 3x3 stride-1 convolutions run.
+    public var convolution: ConvolutionStrategy {
+        strategy == .registerTiled && self != .direct ? .winograd : .implicitGEMM
+    }
+
+    /// Its arithmetic precision.
+    public var precision: Precision {
+        switch self {
+        case .texel, .direct, .storage, .tiled: .float32
+        case .fp16: .float16Storage
+        case .fp16math: .float16Products
+        }
+    }
 
     /// Whether the device can run this family at all (the texel family falls back to storage where a view would pass
     /// the texel limit, so it always runs).
@@ -46,9 +62,35 @@ public enum KernelFamily: String, Sendable, Codable, CaseIterable, CustomStringC
     public var description: String { rawValue }
 }
 
-/// What a kernel's launch depends on beyond its operation's shape: the family it belongs to and the device's limits
-/// (workgroup sizes, shared memory, subgroup operations).
+/// How GEMM-shaped operations, attention and global pooling run.
+public enum KernelStrategy: String, Sendable, Codable {
+    /// Register tiles per invocation (``RegisterTiles``), two-pass attention, pooling per invocation.
+    case registerTiled
+    /// Shared-memory tiles with split-K (``TiledConvolution``), flash-style attention in one pass, subgroup pooling.
+    case sharedMemoryTiled
+}
+
+/// How 3x3 stride-1 convolutions run (the others always run as an implicit GEMM).
+public enum ConvolutionStrategy: String, Sendable, Codable {
+    case implicitGEMM
+    /// Winograd F(2x2, 3x3) or F(4x4, 3x3) (``Winograd``).
+    case winograd
+}
+
+/// Where kernels round to 16 bits.
+public enum Precision: String, Sendable, Codable {
+    case float32
+    /// Activations and weights stored as 16-bit floats, float32 arithmetic.
+    case float16Storage
+    /// 16-bit storage and 16-bit products inside each tile of a GEMM's reduction (float32 across tiles).
+    case float16Products
+}
+
+/// What a kernel's launch depends on beyond its operation's shape: the orthogonal settings its family stands for
+/// (data path, strategy, convolution strategy, precision) and the device's limits (workgroup sizes, shared memory,
+/// subgroup operations). Kernels consult the setting they depend on, never the family's name.
 public struct KernelConfig: Sendable, Equatable {
+    /// The family the settings come from (for reports).
     public var family: KernelFamily
     public var limits: DeviceLimits
 
@@ -56,6 +98,13 @@ public struct KernelConfig: Sendable, Equatable {
         self.family = family
         self.limits = limits
     }
+
+    /// How GEMM-shaped operations, attention and global pooling run.
+    public var strategy: KernelStrategy { family.strategy }
+    /// How 3x3 stride-1 convolutions run.
+    public var convolution: ConvolutionStrategy { family.convolution }
+    /// Where kernels round to 16 bits.
+    public var precision: Precision { family.precision }
 
     /// The texel family within the spec's minimum limits: what the kernels were first written for.
     public static let texel = KernelConfig(family: .texel, limits: .vulkanMinimum)

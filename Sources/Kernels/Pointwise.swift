@@ -9,7 +9,7 @@ private typealias GEMMSpec = ShaderConstants.pointwise
 
 /// Pointwise (1x1, stride 1) convolution as a matrix multiplication, with the fused ``Epilogue``. The linear layer is
 /// the same with `pixels = 1`. Kernel: Shaders/pointwise.comp.
-public struct Pointwise: Hashable, Sendable, Codable {
+public struct Pointwise: GEMMOperation, Hashable, Sendable, Codable {
     public var batch: Int
     public var inChannels: Int
     /// Pixels per image (H * W); 1 for a linear layer.
@@ -65,9 +65,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// How the kernels of `config` read the weights.
     public func weightLayout(_ config: KernelConfig) -> GEMMWeights {
-        usesGEMV
-            ? .oneBlock(outputs: outChannels, reduction: inChannels)
-            : GEMMWeights(outputs: outChannels, reduction: inChannels, config: config)
+        if case .gemv = variant(config) { return .oneBlock(outputs: outChannels, reduction: inChannels) }
+        return GEMMWeights(outputs: outChannels, reduction: inChannels, config: config)
     }
 
     /// `[outChannels][inChannels]` weights packed as the kernels of `config` read them (see ``GEMMWeights``).
@@ -107,7 +106,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
 
     /// Floats of each scratch buffer the dispatches need under `config` (split-K's partial sums).
     public func scratchCounts(_ config: KernelConfig) -> [Int] {
-        usesGEMV ? [] : asConvolution.scratchCounts(config)
+        if case let .sharedMemoryTiled(tiled) = variant(config), tiled.partialCount > 0 { return [tiled.partialCount] }
+        return []
     }
 
     /// The dispatches and their bindings: the input (RGBA32F when ``vec4Input``), the weights packed by
@@ -118,7 +118,8 @@ public struct Pointwise: Hashable, Sendable, Codable {
         scratch: [Resource] = [],
         config: KernelConfig = .texel
     ) -> [KernelStep<Resource>] {
-        if usesGEMV {
+        switch variant(config) {
+        case .gemv:
             // Lanes in 8 slices of the reduction, each slice reading consecutive vec4s of four channels: 32 channels a
             // workgroup, so the 1000 classes spread over 32 workgroups.
             let lanes = config.lanes, slices = 8
@@ -144,11 +145,12 @@ public struct Pointwise: Hashable, Sendable, Codable {
                     ]
                 ).on(config.dataPath)
             ]
-        }
-        if config.family.isTiled {
-            return asConvolution.steps(
+        case let .sharedMemoryTiled(tiled):
+            return tiled.steps(
                 input: input, weights: weights, affine: affine, residual: residual, output: output,
-                scratch: scratch, config: config)
+                partials: scratch.first, dataPath: config.dataPath)
+        case .registerTiled, .winograd:
+            break
         }
         return [
             KernelStep(

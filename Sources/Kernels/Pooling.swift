@@ -190,7 +190,7 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     /// Whether `config` runs the subgroup reduction (Shaders/global_avgpool_subgroup.comp: one workgroup per plane,
     /// subgroupAdd, then shared memory across subgroups): the tiled family, where the device has subgroup arithmetic.
     public func usesSubgroups(_ config: KernelConfig) -> Bool {
-        config.family.isTiled && config.limits.subgroupArithmetic
+        config.strategy == .sharedMemoryTiled && config.limits.subgroupArithmetic
     }
 
     /// The dispatch and its bindings: the input (RGBA32F when ``vec4Input``), the output.

@@ -118,12 +118,11 @@ struct Lowering: Sendable {
         }
     }
 
-    /// The tile and split of a GEMM-shaped node under `config`, for the profile.
+    /// The variant a GEMM-shaped node runs as under `config` (its tile and split, Winograd, a GEMV), for the profile.
     private static func tiling(_ op: Op, _ config: KernelConfig) -> String? {
         switch op {
-        case let .conv2d(conv, _): conv.tiled(config)?.summary ?? (conv.winograd(config) != nil ? "winograd" : nil)
-        case let .pointwise(pointwise, _):
-            pointwise.usesGEMV ? "gemv" : pointwise.asConvolution.tiled(config)?.summary
+        case let .conv2d(conv, _): conv.variant(config).summary
+        case let .pointwise(pointwise, _): pointwise.variant(config).summary
         case .depthwise, .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .attention, .add: nil
         }
     }
@@ -140,25 +139,11 @@ struct Lowering: Sendable {
         let keep = keepWeights
         switch node.op {
         case let .conv2d(op, w):
-            let p = keep ? store.folded(w, channels: op.outChannels) : nil
-            return op.steps(
-                input: x,
-                weights: weight(
-                    p.map { op.packWeights($0.weights, config: config) }, count: op.packedWeightCount(config),
-                    node: index),
-                affine: weight(p.map(Self.affine), count: 2 * op.outChannels, node: index), residual: residual,
-                output: output, scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) },
-                config: config)
+            return lowerGEMM(
+                op, w, x: x, residual: residual, output: output, index: index, store: store, config: config)
         case let .pointwise(op, w):
-            let p = keep ? store.folded(w, channels: op.outChannels) : nil
-            return op.steps(
-                input: x,
-                weights: weight(
-                    p.map { op.packWeights($0.weights, config: config) }, count: op.packedWeightCount(config),
-                    node: index),
-                affine: weight(p.map(Self.affine), count: 2 * op.outChannels, node: index), residual: residual,
-                output: output, scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) },
-                config: config)
+            return lowerGEMM(
+                op, w, x: x, residual: residual, output: output, index: index, store: store, config: config)
         case let .depthwise(op, w):
             let p = keep ? store.folded(w, channels: op.channels) : nil
             return op.steps(
@@ -191,6 +176,20 @@ struct Lowering: Sendable {
         case let .add(op):
             return op.steps(a: x, b: .tensor(node.inputs[1]), output: output, config: config)
         }
+    }
+
+    /// A convolution or pointwise layer: its weights folded and packed for its kernels, its scratch, its steps.
+    private mutating func lowerGEMM(
+        _ op: some GEMMOperation, _ w: ConvWeights, x: PlanResource, residual: PlanResource?, output: PlanResource,
+        index: Int, store: ParameterStore, config: KernelConfig
+    ) -> [KernelStep<PlanResource>] {
+        let p = keepWeights ? store.folded(w, channels: op.outChannels) : nil
+        return op.steps(
+            input: x,
+            weights: weight(
+                p.map { op.packWeights($0.weights, config: config) }, count: op.packedWeightCount(config), node: index),
+            affine: weight(p.map(Self.affine), count: 2 * op.outChannels, node: index), residual: residual,
+            output: output, scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
     }
 
     private static func affine(_ p: ConvParameters) -> [Float] { Epilogue.packAffine(scale: p.scale, shift: p.shift) }
