@@ -39,13 +39,9 @@ extension Conv2D {
 }
 
 extension Pointwise {
-    /// The variant this layer runs as under `config`: a GEMV for a linear layer (``usesGEMV``), else the convolution
-    /// strategy's GEMM (register or shared-memory tiles; never Winograd, which is for 3x3).
+    /// The variant this layer runs as under `config`: a GEMV for a linear layer (``usesGEMV``), else its 1x1
+    /// convolution's (register or shared-memory tiles; Winograd is only for 3x3).
     public func variant(_ config: KernelConfig) -> GEMMVariant {
-        if usesGEMV { return .gemv }
-        if config.strategy == .sharedMemoryTiled {
-            return .sharedMemoryTiled(TiledConvolution(asConvolution, config: config))
-        }
-        return .registerTiled
+        usesGEMV ? .gemv : asConvolution.variant(config)
     }
 }

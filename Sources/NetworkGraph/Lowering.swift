@@ -77,11 +77,10 @@ struct Lowering: Sendable {
         shapes = graph.shapes
         scratchBytes = Array(repeating: [], count: graph.nodes.count)
         variants = Array(repeating: "", count: graph.nodes.count)
-        if weights,
-            let node = graph.nodes.first(where: { $0.op.parameterNames.contains { graph.parameters[$0] == nil } }),
-            let name = node.op.parameterNames.first(where: { graph.parameters[$0] == nil })
-        {
-            throw PlanError.parameterMissing(node: node.name, parameter: name)
+        for node in graph.nodes where weights {
+            if let name = node.op.parameterNames.first(where: { graph.parameters[$0] == nil }) {
+                throw PlanError.parameterMissing(node: node.name, parameter: name)
+            }
         }
         let family = choice.family(on: profile.type)
         guard family.isSupported(by: profile.features) else {

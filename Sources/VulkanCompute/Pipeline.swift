@@ -62,13 +62,11 @@ public final class ComputePipeline {
     let layout: VkPipelineLayout
     let handle: VkPipeline
 
-    /// Creates the pipeline from SPIR-V words. The descriptor layout is read from the SPIR-V; `pushConstantSize`
-    /// (the size of the Swift mirror of the shader's push-constant block) must equal the block's size in the SPIR-V.
-    /// The device's pipeline cache makes creating the same pipeline again (also in a later process) cheap.
-    public init(
-        device: VulkanDevice, name: String, spirv: [UInt32], pushConstantSize: Int = 0,
-        specialization: [UInt32: SpecializationValue] = [:]
-    ) throws {
+    /// The kernel's interface read from its SPIR-V, after checking that Swift's side agrees with it: the push-constant
+    /// block's size, and every specialization constant's id and type.
+    private static func checkedInterface(
+        name: String, spirv: [UInt32], pushConstantSize: Int, specialization: [UInt32: SpecializationValue]
+    ) throws -> SPIRVReflection {
         let reflection: SPIRVReflection
         do { reflection = try SPIRVReflection(spirv: spirv) } catch {
             throw VulkanSetupError.kernelInterfaceMismatch(kernel: name, .invalidSPIRV("\(error)"))
@@ -77,13 +75,25 @@ public final class ComputePipeline {
             throw VulkanSetupError.kernelInterfaceMismatch(
                 kernel: name, .pushConstantSize(shader: reflection.pushConstantSize, given: pushConstantSize))
         }
+        let declared = reflection.specializationConstants
         if let (id, value) = specialization.sorted(by: { $0.key < $1.key }).first(where: {
-            reflection.specializationConstants[$0.key] != $0.value.type
+            declared[$0.key] != $0.value.type
         }) {
             throw VulkanSetupError.kernelInterfaceMismatch(
-                kernel: name,
-                .specialization(id: id, shader: reflection.specializationConstants[id], given: value.type))
+                kernel: name, .specialization(id: id, shader: declared[id], given: value.type))
         }
+        return reflection
+    }
+
+    /// Creates the pipeline from SPIR-V words. The descriptor layout is read from the SPIR-V; `pushConstantSize`
+    /// (the size of the Swift mirror of the shader's push-constant block) must equal the block's size in the SPIR-V.
+    /// The device's pipeline cache makes creating the same pipeline again (also in a later process) cheap.
+    public init(
+        device: VulkanDevice, name: String, spirv: [UInt32], pushConstantSize: Int = 0,
+        specialization: [UInt32: SpecializationValue] = [:]
+    ) throws {
+        let reflection = try Self.checkedInterface(
+            name: name, spirv: spirv, pushConstantSize: pushConstantSize, specialization: specialization)
         let maxPush = device.limits.maxPushConstantsSize
         guard pushConstantSize <= maxPush else {
             throw VulkanSetupError.limitExceeded(

@@ -319,3 +319,14 @@ func branchesShareBarriers() throws {
         #expect(session.statistics.barriers == 2)
     }
 }
+
+@Test("a graph without its parameters' values is refused before any allocation, naming the node and the parameter")
+func missingParameters() throws {
+    var graph = try smallGraph()
+    graph.parameters = ParameterStore()
+    try withValidatedDevice { device in
+        #expect(throws: PlanError.parameterMissing(node: "stem", parameter: "stem.weight")) {
+            try InferenceSession(graph: graph, device: device)
+        }
+    }
+}
