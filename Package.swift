@@ -123,7 +123,8 @@ let package = Package(
             dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute", "Images", "TestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(
-            name: "CheckpointTests", dependencies: ["Checkpoint", "Models", "NetworkGraph"], exclude: ["Fixtures"]),
+            name: "CheckpointTests", dependencies: ["Checkpoint", "Kernels", "Models", "NetworkGraph"],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "PublishedWeightsTests", dependencies: ["PublishedWeights", "Checkpoint", "Models", "TestSupport"],
             exclude: ["Fixtures"]),

@@ -6,8 +6,19 @@ private typealias Conv2DSpec = ShaderConstants.conv2d
 
 /// A convolution that runs as a GEMM (``Conv2D``, ``Pointwise``): its weights packed as its kernels read them, its
 /// scratch, and its steps; the planner lowers both through this one description.
-public protocol GEMMOperation {
+public protocol GEMMOperation: KernelOperation, Sendable {
+    var batch: Int { get set }
     var outChannels: Int { get }
+    /// What follows the accumulation: scale and shift, the residual add, the activation.
+    var epilogue: Epilogue { get set }
+    /// Values of the unpacked weights (OIHW, or `[M][K]`).
+    var weightCount: Int { get }
+    /// Multiply-adds for the whole batch.
+    var madds: Int { get }
+    /// The CPU reference: `weights` unpacked, `scale` and `shift` per output channel.
+    func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]?) -> [Float]
+    /// Compares the kernels with the CPU reference at this shape, on random inputs (see ``KernelCheck``).
+    func check() -> KernelCheck
     /// The OIHW (or `[M][K]`) weights as the kernels read them under `config`.
     func packWeights(_ weights: [Float], config: KernelConfig) -> [Float]
     /// Values of the packed weights under `config`.

@@ -14,7 +14,9 @@ struct GraphBuilder {
         self.batch = batch
     }
 
-    private mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape) -> TensorID {
+    private mutating func add(_ name: String, _ op: any GraphOperation, inputs: [TensorID], output shape: TensorShape)
+        -> TensorID
+    {
         graph.add(name, op, inputs: inputs, output: shape)
     }
 
@@ -60,21 +62,21 @@ struct GraphBuilder {
                 batch: batch, channels: out, height: input.height, width: input.width, kernelSize: kernel,
                 stride: stride, padding: padding, epilogue: epilogue)
             return add(
-                node ?? name, .depthwise(op, weights), inputs: inputs,
+                node ?? name, DepthwiseLayer(op, weights), inputs: inputs,
                 output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
         }
         if kernel == 1 && stride == 1 && padding == 0 {
             let op = Pointwise(
                 batch: batch, inChannels: input.channels, pixels: input.pixels, outChannels: out, epilogue: epilogue)
             return add(
-                node ?? name, .pointwise(op, weights), inputs: inputs,
+                node ?? name, ConvolutionLayer(op, weights), inputs: inputs,
                 output: TensorShape(batch: batch, channels: out, height: input.height, width: input.width))
         }
         let op = Conv2D(
             batch: batch, inChannels: input.channels, height: input.height, width: input.width, outChannels: out,
             kernelSize: kernel, stride: stride, padding: padding, epilogue: epilogue)
         return add(
-            node ?? name, .conv2d(op, weights), inputs: inputs,
+            node ?? name, ConvolutionLayer(op, weights), inputs: inputs,
             output: TensorShape(batch: batch, channels: out, height: op.outHeight, width: op.outWidth))
     }
 
@@ -85,7 +87,7 @@ struct GraphBuilder {
             weight: parameter("\(name).weight", [out, input.channels]), bias: parameter("\(name).bias", [out]))
         let op = Pointwise.linear(batch: batch, inFeatures: input.channels, outFeatures: out)
         return add(
-            name, .pointwise(op, weights), inputs: [x],
+            name, ConvolutionLayer(op, weights), inputs: [x],
             output: TensorShape(batch: batch, channels: out, height: 1, width: 1))
     }
 
@@ -93,7 +95,7 @@ struct GraphBuilder {
         let input = shape(x)
         let op = MaxPool(batch: batch, channels: input.channels, height: input.height, width: input.width)
         return add(
-            name, .maxPool(op), inputs: [x],
+            name, op, inputs: [x],
             output: TensorShape(batch: batch, channels: input.channels, height: op.outHeight, width: op.outWidth))
     }
 
@@ -101,7 +103,7 @@ struct GraphBuilder {
         let input = shape(x)
         let op = AvgPool(batch: batch, channels: input.channels, height: input.height, width: input.width)
         return add(
-            name, .avgPool(op), inputs: [x],
+            name, op, inputs: [x],
             output: TensorShape(batch: batch, channels: input.channels, height: op.outHeight, width: op.outWidth))
     }
 
@@ -109,7 +111,7 @@ struct GraphBuilder {
         let input = shape(x)
         let op = GlobalAvgPool(batch: batch, channels: input.channels, pixels: input.pixels)
         return add(
-            name, .globalAvgPool(op), inputs: [x],
+            name, op, inputs: [x],
             output: TensorShape(batch: batch, channels: input.channels, height: 1, width: 1))
     }
 
@@ -129,7 +131,7 @@ struct GraphBuilder {
         let op = SqueezeExcite(
             batch: batch, channels: c, pixels: input.pixels, reduced: reduced, innerActivation: inner,
             epilogue: Epilogue(activation: activation, hasResidual: residual != nil))
-        return add(name, .squeezeExcite(op, weights), inputs: [x] + (residual.map { [$0] } ?? []), output: input)
+        return add(name, SqueezeExciteLayer(op, weights), inputs: [x] + (residual.map { [$0] } ?? []), output: input)
     }
 
     /// Attention over a to_qkv output, followed by the BatchNorm `norm` and an activation.
@@ -142,7 +144,7 @@ struct GraphBuilder {
             input.channels == 3 * channels, "\(name): qkv has \(input.channels) channels, expected \(3 * channels)")
         let op = Attention(batch: batch, heads: heads, tokens: input.pixels, activation: activation)
         return add(
-            name, .attention(op, batchNorm(norm, channels: channels)), inputs: [qkv],
+            name, AttentionLayer(op, batchNorm(norm, channels: channels)), inputs: [qkv],
             output: TensorShape(batch: batch, channels: channels, height: input.height, width: input.width))
     }
 }

@@ -99,7 +99,7 @@ public struct SyntheticWeights: ParameterSource, Sendable {
     }
 
     /// The values of the parameters `op` reads, as declared in `graph`.
-    private func store(for op: Op, in graph: Graph) throws -> ParameterStore {
+    private func store(for op: any GraphOperation, in graph: Graph) throws -> ParameterStore {
         let names = Set(op.parameterNames)
         return try ParameterStore(graph.declarations.filter { names.contains($0.name) }, source: self)
     }

@@ -28,29 +28,7 @@ public enum CPUExecutor {
 
     /// One operation's reference computation: x, then the residual or second operand where it has one. BatchNorm runs
     /// in its inference form, folded with the bias into a per-channel scale and shift as the kernels take it.
-    public static func evaluate(_ op: Op, inputs: [[Float]], parameters store: ParameterStore) -> [Float] {
-        let x = inputs[0]
-        let residual = inputs.count > 1 ? inputs[1] : nil
-        switch op {
-        case let .conv2d(op, w):
-            let p = store.folded(w, channels: op.outChannels)
-            return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
-        case let .pointwise(op, w):
-            let p = store.folded(w, channels: op.outChannels)
-            return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
-        case let .depthwise(op, w):
-            let p = store.folded(w, channels: op.channels)
-            return op.reference(input: x, weights: p.weights, scale: p.scale, shift: p.shift, residual: residual)
-        case let .maxPool(op): return op.reference(input: x)
-        case let .avgPool(op): return op.reference(input: x)
-        case let .globalAvgPool(op): return op.reference(input: x)
-        case let .squeezeExcite(op, w):
-            let p = store.squeezeExcite(w)
-            return op.reference(input: x, w1: p.w1, b1: p.b1, w2: p.w2, b2: p.b2, residual: residual)
-        case let .attention(op, norm):
-            let p = store.attentionAffine(norm, channels: op.channels)
-            return op.reference(qkv: x, scale: p.scale, shift: p.shift)
-        case let .add(op): return op.reference(x, inputs[1])
-        }
+    public static func evaluate(_ op: any GraphOperation, inputs: [[Float]], parameters: ParameterStore) -> [Float] {
+        op.reference(inputs, parameters: parameters)
     }
 }

@@ -5,149 +5,11 @@ import VulkanCompute
 /// A tensor's index in its ``Graph``.
 public typealias TensorID = Int
 
-/// One operation of the graph: a kernel family from the Kernels module with its static shape, and the names of the
-/// parameters it reads (their values live in a ``ParameterStore``). Each case has the same name as its Swift type in
-/// Kernels and its shader in Shaders/.
-public enum Op: Sendable {
-    /// Inputs: x, then the residual when the epilogue has one.
-    case conv2d(Conv2D, ConvWeights)
-    /// Inputs: x, then the residual when the epilogue has one. Also the linear layer (1x1 images).
-    case pointwise(Pointwise, ConvWeights)
-    /// Inputs: x, then the residual when the epilogue has one.
-    case depthwise(Depthwise, ConvWeights)
-    case maxPool(MaxPool)
-    case avgPool(AvgPool)
-    case globalAvgPool(GlobalAvgPool)
-    /// Inputs: x, then the residual when the epilogue has one.
-    case squeezeExcite(SqueezeExcite, SqueezeExciteWeights)
-    /// Input: the to_qkv output; the BatchNorm after it (none: scale 1, shift 0).
-    case attention(Attention, BatchNorm?)
-    /// Inputs: a, b.
-    case add(Add)
-
-    /// The operation's name, as its kernel is named.
-    public var name: String {
-        switch self {
-        case .conv2d: Conv2D.name
-        case .pointwise: Pointwise.name
-        case .depthwise: Depthwise.name
-        case .maxPool: MaxPool.name
-        case .avgPool: AvgPool.name
-        case .globalAvgPool: GlobalAvgPool.name
-        case .squeezeExcite: SqueezeExcite.name
-        case .attention: Attention.name
-        case .add: Add.name
-        }
-    }
-
-    /// Multiply-adds for the whole batch (convolutions, SE's 1x1 convolutions, attention's QK^T and AV, linear).
-    public var madds: Int {
-        switch self {
-        case let .conv2d(op, _): op.madds
-        case let .pointwise(op, _): op.madds
-        case let .depthwise(op, _): op.madds
-        case let .squeezeExcite(op, _): op.madds
-        case let .attention(op, _): op.madds
-        case .maxPool, .avgPool, .globalAvgPool, .add: 0
-        }
-    }
-
-    /// Bytes of weights the operation reads as inference runs it (BatchNorm and bias folded into a scale and shift).
-    public var weightBytes: Int {
-        switch self {
-        case let .conv2d(op, _):
-            4 * (op.outChannels * op.inChannels * op.kernelSize * op.kernelSize + 2 * op.outChannels)
-        case let .pointwise(op, _): 4 * (op.outChannels * op.inChannels + 2 * op.outChannels)
-        case let .depthwise(op, _): 4 * (op.channels * op.kernelSize * op.kernelSize + 2 * op.channels)
-        case let .squeezeExcite(op, _): 4 * (2 * op.reduced * op.channels + op.reduced + op.channels)
-        case let .attention(op, _): 4 * 2 * op.channels
-        case .maxPool, .avgPool, .globalAvgPool, .add: 0
-        }
-    }
-
-    /// The state-dict names of every array the operation reads.
-    public var parameterNames: [String] {
-        switch self {
-        case let .conv2d(_, w), let .pointwise(_, w), let .depthwise(_, w): w.arrays
-        case let .squeezeExcite(_, w): w.arrays
-        case let .attention(_, norm): norm?.arrays ?? []
-        case .maxPool, .avgPool, .globalAvgPool, .add: []
-        }
-    }
-
-    /// The BatchNorm the operation ends with, if any.
-    public var batchNorm: BatchNorm? {
-        switch self {
-        case let .conv2d(_, w), let .pointwise(_, w), let .depthwise(_, w): w.norm
-        case let .attention(_, norm): norm
-        case .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .add: nil
-        }
-    }
-
-    /// What the operation applies after its BatchNorm: the residual add and activation of its epilogue (attention:
-    /// its activation).
-    public var epilogue: Epilogue {
-        switch self {
-        case let .conv2d(op, _): op.epilogue
-        case let .pointwise(op, _): op.epilogue
-        case let .depthwise(op, _): op.epilogue
-        case let .squeezeExcite(op, _): op.epilogue
-        case let .attention(op, _): Epilogue(activation: op.activation)
-        case .maxPool, .avgPool, .globalAvgPool, .add: Epilogue()
-        }
-    }
-
-    /// The operation up to its BatchNorm: without the BatchNorm, and without the residual add and activation after it.
-    public var beforeNorm: Op {
-        switch self {
-        case .conv2d(var op, let w):
-            op.epilogue = Epilogue()
-            return .conv2d(op, ConvWeights(weight: w.weight, bias: w.bias))
-        case .pointwise(var op, let w):
-            op.epilogue = Epilogue()
-            return .pointwise(op, ConvWeights(weight: w.weight, bias: w.bias))
-        case .depthwise(var op, let w):
-            op.epilogue = Epilogue()
-            return .depthwise(op, ConvWeights(weight: w.weight, bias: w.bias))
-        case .attention(var op, _):
-            op.activation = .identity
-            return .attention(op, nil)
-        case .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .add: return self
-        }
-    }
-
-    /// The same operation over `batch` images instead of `old`.
-    func withBatch(_ batch: Int, from old: Int) -> Op {
-        switch self {
-        case .conv2d(var op, let p): op.batch = batch; return .conv2d(op, p)
-        case .pointwise(var op, let p): op.batch = batch; return .pointwise(op, p)
-        case .depthwise(var op, let p): op.batch = batch; return .depthwise(op, p)
-        case var .maxPool(op): op.batch = batch; return .maxPool(op)
-        case var .avgPool(op): op.batch = batch; return .avgPool(op)
-        case var .globalAvgPool(op): op.batch = batch; return .globalAvgPool(op)
-        case .squeezeExcite(var op, let p): op.batch = batch; return .squeezeExcite(op, p)
-        case .attention(var op, let p): op.batch = batch; return .attention(op, p)
-        case var .add(op): op.count = op.count / old * batch; return .add(op)
-        }
-    }
-
-    /// Whether the operation's epilogue adds a residual (its second input).
-    var hasResidual: Bool {
-        switch self {
-        case let .conv2d(op, _): op.epilogue.hasResidual
-        case let .pointwise(op, _): op.epilogue.hasResidual
-        case let .depthwise(op, _): op.epilogue.hasResidual
-        case let .squeezeExcite(op, _): op.epilogue.hasResidual
-        case .maxPool, .avgPool, .globalAvgPool, .attention, .add: false
-        }
-    }
-}
-
 /// One node: an operation, the tensors it reads and the tensor it writes.
 public struct Node: Sendable {
     /// A name for profiles and errors; the model's module path ("layer3.3.net.1").
     public var name: String
-    public var op: Op
+    public var op: any GraphOperation
     public var inputs: [TensorID]
     public var output: TensorID
 }
@@ -181,11 +43,13 @@ public struct Graph: Sendable {
     /// Adds a node writing a new tensor of `shape`, and returns that tensor. Checks the inputs exist and the
     /// residual, if any, has the output's shape.
     @discardableResult
-    public mutating func add(_ name: String, _ op: Op, inputs: [TensorID], output shape: TensorShape) -> TensorID {
+    public mutating func add(_ name: String, _ op: any GraphOperation, inputs: [TensorID], output shape: TensorShape)
+        -> TensorID
+    {
         precondition(inputs.allSatisfy { shapes.indices.contains($0) }, "\(name): input tensor does not exist")
         let id = shapes.count
         shapes.append(shape)
-        if op.hasResidual {
+        if op.epilogue.hasResidual {
             precondition(inputs.count == 2 && shapes[inputs[1]] == shape, "\(name): residual shape differs")
         }
         nodes.append(Node(name: name, op: op, inputs: inputs, output: id))

@@ -124,24 +124,6 @@ extension GraphCheck {
     }
 }
 
-extension Op {
-    /// The operation's kernel check at its shape: its kernels on random inputs against its CPU reference (see
-    /// ``KernelCheck``; the weights are drawn afresh, not this node's).
-    public var check: KernelCheck {
-        switch self {
-        case let .conv2d(op, _): op.check()
-        case let .pointwise(op, _): op.check()
-        case let .depthwise(op, _): op.check()
-        case let .maxPool(op): op.check()
-        case let .avgPool(op): op.check()
-        case let .globalAvgPool(op): op.check()
-        case let .squeezeExcite(op, _): op.check()
-        case let .attention(op, _): op.check()
-        case let .add(op): op.check()
-        }
-    }
-}
-
 extension Graph {
     /// One check per distinct operation and shape in the graphs, in graph order, each labelled with the graph and the
     /// first node that has it (an operation and shape met in an earlier graph is not repeated): what `bossnet
@@ -150,7 +132,7 @@ extension Graph {
         var seen: Set<String> = []
         return graphs.enumerated().flatMap { index, graph in
             graph.nodes.compactMap { node in
-                let check = node.op.check
+                let check = node.op.kernelCheck
                 return seen.insert("\(check.op) \(check.shape)").inserted ? (index, node.name, check) : nil
             }
         }

@@ -2,13 +2,6 @@ import Foundation
 import Kernels
 import VulkanCompute
 
-/// What a dispatch of the plan binds: a tensor, a node's scratch, or a weight array.
-enum PlanResource: Hashable, Sendable {
-    case tensor(TensorID)
-    case scratch(node: Int, index: Int)
-    case weight(Int)
-}
-
 /// One dispatch of the plan, and the node it belongs to.
 struct Step: Sendable {
     var node: Int
@@ -98,14 +91,8 @@ struct Lowering: Sendable {
             steps += nodeSteps.map { Step(node: index, kernel: $0) }
             variants[index] =
                 nodeSteps.map(\.launch.spirvName).joined(separator: " + ")
-                + (Self.tiling(node.op, config).map { " (\($0))" } ?? "")
+                + (node.op.variantSummary(config).map { " (\($0))" } ?? "")
         }
-    }
-
-    /// A node's scratch, registered with its size in bytes.
-    private mutating func scratch(_ node: Int, bytes: Int) -> PlanResource {
-        scratchBytes[node].append(bytes)
-        return .scratch(node: node, index: scratchBytes[node].count - 1)
     }
 
     /// Bytes a resource holds.
@@ -117,86 +104,16 @@ struct Lowering: Sendable {
         }
     }
 
-    /// The variant a GEMM-shaped node runs as under `config` (its tile and split, Winograd, a GEMV), for the profile.
-    private static func tiling(_ op: Op, _ config: KernelConfig) -> String? {
-        switch op {
-        case let .conv2d(conv, _): conv.variant(config).summary
-        case let .pointwise(pointwise, _): pointwise.variant(config).summary
-        case .depthwise, .maxPool, .avgPool, .globalAvgPool, .squeezeExcite, .attention, .add: nil
-        }
-    }
-
-    /// Each operation's own steps, with the graph's tensors, the node's scratch and the packed weights as resources.
-    /// Folding each BatchNorm and bias into a per-channel scale and shift happens here, as the weights are packed.
+    /// The node's own steps (``GraphOperation/lower(_:)``), its scratch and packed parameters registered here.
     private mutating func lower(_ node: Node, index: Int, store: ParameterStore, config: KernelConfig)
         -> [KernelStep<PlanResource>]
     {
-        let x = PlanResource.tensor(node.inputs[0])
-        let residual = node.inputs.count > 1 ? PlanResource.tensor(node.inputs[1]) : nil
-        let output = PlanResource.tensor(node.output)
-        let activation = elementBytes
-        let keep = keepWeights
-        switch node.op {
-        case let .conv2d(op, w):
-            return lowerGEMM(
-                op, w, x: x, residual: residual, output: output, index: index, store: store, config: config)
-        case let .pointwise(op, w):
-            return lowerGEMM(
-                op, w, x: x, residual: residual, output: output, index: index, store: store, config: config)
-        case let .depthwise(op, w):
-            let p = keep ? store.folded(w, channels: op.channels) : nil
-            return op.steps(
-                input: x, weights: weight(p?.weights, count: op.channels * op.kernelSize * op.kernelSize, node: index),
-                affine: weight(p.map(Self.affine), count: 2 * op.channels, node: index), residual: residual,
-                output: output, config: config)
-        case let .maxPool(op):
-            return op.steps(input: x, output: output, config: config)
-        case let .avgPool(op):
-            return op.steps(input: x, output: output, config: config)
-        case let .globalAvgPool(op):
-            return op.steps(input: x, output: output, config: config)
-        case let .squeezeExcite(op, w):
-            let p = keep ? store.squeezeExcite(w) : nil
-            let (c, r) = (op.channels, op.reduced)
-            return op.steps(
-                input: x, w1: weight(p?.w1, count: r * c, node: index), b1: weight(p?.b1, count: r, node: index),
-                w2: weight(p?.w2, count: c * r, node: index), b2: weight(p?.b2, count: c, node: index),
-                means: scratch(index, bytes: activation * op.batch * op.channels),
-                gates: scratch(index, bytes: activation * op.batch * op.channels), residual: residual, output: output,
-                config: config)
-        case let .attention(op, norm):
-            let rows = op.scratchCount(config)
-            let p = keep ? store.attentionAffine(norm, channels: op.channels) : nil
-            return op.steps(
-                qkv: x, rows: rows > 0 ? scratch(index, bytes: 4 * rows) : nil,
-                affine: weight(
-                    p.map { Epilogue.packAffine(scale: $0.scale, shift: $0.shift) }, count: 2 * op.channels,
-                    node: index), output: output, config: config)
-        case let .add(op):
-            return op.steps(a: x, b: .tensor(node.inputs[1]), output: output, config: config)
-        }
-    }
-
-    /// A convolution or pointwise layer: its weights folded and packed for its kernels, its scratch, its steps.
-    private mutating func lowerGEMM(
-        _ op: some GEMMOperation, _ w: ConvWeights, x: PlanResource, residual: PlanResource?, output: PlanResource,
-        index: Int, store: ParameterStore, config: KernelConfig
-    ) -> [KernelStep<PlanResource>] {
-        let p = keepWeights ? store.folded(w, channels: op.outChannels) : nil
-        return op.steps(
-            input: x,
-            weights: weight(
-                p.map { op.packWeights($0.weights, config: config) }, count: op.packedWeightCount(config), node: index),
-            affine: weight(p.map(Self.affine), count: 2 * op.outChannels, node: index), residual: residual,
-            output: output, scratch: op.scratchCounts(config).map { scratch(index, bytes: 4 * $0) }, config: config)
-    }
-
-    private static func affine(_ p: ConvParameters) -> [Float] { Epilogue.packAffine(scale: p.scale, shift: p.shift) }
-
-    /// Registers a parameter array of `count` values (`values` nil in a dry lowering) for `node`.
-    private mutating func weight(_ values: [Float]?, count: Int, node: Int) -> PlanResource {
-        parameters.append(
-            PackedParameter(values: values ?? [], count: count, elementBytes: elementBytes, node: node))
-        return .weight(parameters.count - 1)
+        var lowering = OperationLowering(
+            node: node, index: index, config: config, activationBytes: elementBytes,
+            parameters: keepWeights ? store : nil, firstParameter: parameters.count)
+        let steps = node.op.lower(&lowering)
+        parameters += lowering.packed
+        scratchBytes[index] = lowering.scratchBytes
+        return steps
     }
 }

@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import Kernels
 import Models
 import NetworkGraph
 import Testing
@@ -196,7 +197,7 @@ func strictBinding() throws {
     let weights = try CheckpointWeights(state: state, model: model)
     // The graph takes the checkpoint's values by name: the stem's weights are conv1.weight.
     let graph = try model.graph(batch: 1, inputSize: 32, weights: weights)
-    guard case let .conv2d(_, stem) = graph.nodes[0].op else {
+    guard let stem = (graph.nodes[0].op as? ConvolutionLayer<Conv2D>)?.weights else {
         Issue.record("the stem is not a conv2d")
         return
     }

@@ -52,7 +52,7 @@ func attentionSpreads(_ graph: Graph, input: [Float]) -> [String: Double] {
     let values = CPUExecutor.runAll(graph, input: input)
     var spreads: [String: Double] = [:]
     for node in graph.nodes {
-        guard case let .attention(op, _) = node.op else { continue }
+        guard let op = (node.op as? AttentionLayer)?.kernel else { continue }
         let qkv = values[node.inputs[0]], t = op.tokens
         var total = 0.0
         for n in 0..<op.batch {
@@ -123,8 +123,9 @@ func transposedAggregationIsCaught() throws {
     values[graph.input] = input
     for node in graph.nodes {
         let inputs = node.inputs.map { values[$0] }
-        if case let .attention(op, norm) = node.op {
-            let p = graph.parameters.attentionAffine(norm, channels: op.channels)
+        if let layer = node.op as? AttentionLayer {
+            let op = layer.kernel
+            let p = graph.parameters.attentionAffine(layer.norm, channels: op.channels)
             values[node.output] = transposedAttention(op, qkv: inputs[0], scale: p.scale, shift: p.shift)
         } else {
             values[node.output] = CPUExecutor.evaluate(node, inputs: inputs, parameters: graph.parameters)

@@ -39,13 +39,14 @@ func smallGraph(batch: Int = 2, seed: UInt64 = 1) throws -> Graph {
         batch: batch, inChannels: 3, height: 16, width: 16, outChannels: 64, kernelSize: 3, stride: 2, padding: 1,
         epilogue: Epilogue(activation: .relu))
     let a = graph.add(
-        "stem", .conv2d(stem, try randomLayer(&graph, "stem", weight: [64, 3, 3, 3], random: &random)),
+        "stem", ConvolutionLayer(stem, try randomLayer(&graph, "stem", weight: [64, 3, 3, 3], random: &random)),
         inputs: [graph.input], output: TensorShape(batch: batch, channels: 64, height: 8, width: 8))
     let pw = Pointwise(
         batch: batch, inChannels: 64, pixels: 64, outChannels: 64,
         epilogue: Epilogue(activation: .silu, hasResidual: true))
     let b = graph.add(
-        "pw", .pointwise(pw, try randomLayer(&graph, "pw", weight: [64, 64, 1, 1], random: &random)), inputs: [a, a],
+        "pw", ConvolutionLayer(pw, try randomLayer(&graph, "pw", weight: [64, 64, 1, 1], random: &random)),
+        inputs: [a, a],
         output: graph.shapes[a])
     let se = SqueezeExcite(
         batch: batch, channels: 64, pixels: 64, reduced: 4, innerActivation: .relu,
@@ -53,26 +54,26 @@ func smallGraph(batch: Int = 2, seed: UInt64 = 1) throws -> Graph {
     _ = try randomLayer(&graph, "se.fc1", weight: [4, 64, 1, 1], random: &random, norm: false)
     _ = try randomLayer(&graph, "se.fc2", weight: [64, 4, 1, 1], random: &random, norm: false)
     let c = graph.add(
-        "se", .squeezeExcite(se, SqueezeExciteWeights(reduce: "se.fc1", expand: "se.fc2")), inputs: [b, a],
+        "se", SqueezeExciteLayer(se, SqueezeExciteWeights(reduce: "se.fc1", expand: "se.fc2")), inputs: [b, a],
         output: graph.shapes[a])
     let qkvOp = Pointwise(batch: batch, inChannels: 64, pixels: 64, outChannels: 192)
     let qkv = graph.add(
-        "qkv", .pointwise(qkvOp, try randomLayer(&graph, "qkv", weight: [192, 64, 1, 1], random: &random)),
+        "qkv", ConvolutionLayer(qkvOp, try randomLayer(&graph, "qkv", weight: [192, 64, 1, 1], random: &random)),
         inputs: [c], output: TensorShape(batch: batch, channels: 192, height: 8, width: 8))
     let attention = Attention(batch: batch, heads: 1, tokens: 64, activation: .silu)
     let norm = try randomNorm(&graph, "attention.bn", channels: 64, random: &random)
-    let d = graph.add("attention", .attention(attention, norm), inputs: [qkv], output: graph.shapes[a])
+    let d = graph.add("attention", AttentionLayer(attention, norm), inputs: [qkv], output: graph.shapes[a])
     let sum = graph.add(
-        "add", .add(Add(count: graph.shapes[a].count, activation: .relu)), inputs: [d, c], output: graph.shapes[a])
+        "add", Add(count: graph.shapes[a].count, activation: .relu), inputs: [d, c], output: graph.shapes[a])
     let pooled = graph.add(
-        "pool", .avgPool(AvgPool(batch: batch, channels: 64, height: 8, width: 8)), inputs: [sum],
+        "pool", AvgPool(batch: batch, channels: 64, height: 8, width: 8), inputs: [sum],
         output: TensorShape(batch: batch, channels: 64, height: 4, width: 4))
     let gap = graph.add(
-        "gap", .globalAvgPool(GlobalAvgPool(batch: batch, channels: 64, pixels: 16)), inputs: [pooled],
+        "gap", GlobalAvgPool(batch: batch, channels: 64, pixels: 16), inputs: [pooled],
         output: TensorShape(batch: batch, channels: 64, height: 1, width: 1))
     let fc = try randomLayer(&graph, "fc", weight: [10, 64], random: &random, norm: false)
     graph.add(
-        "fc", .pointwise(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), fc), inputs: [gap],
+        "fc", ConvolutionLayer(Pointwise.linear(batch: batch, inFeatures: 64, outFeatures: 10), fc), inputs: [gap],
         output: TensorShape(batch: batch, channels: 10, height: 1, width: 1))
     return graph
 }
@@ -262,27 +263,27 @@ func branchingGraph(batch: Int = 2) throws -> Graph {
     let x = graph.input
     let small = TensorShape(batch: batch, channels: 16, height: 4, width: 4)
     let pooled = graph.add(
-        "shortcut.0", .avgPool(AvgPool(batch: batch, channels: 16, height: 8, width: 8)), inputs: [x], output: small)
+        "shortcut.0", AvgPool(batch: batch, channels: 16, height: 8, width: 8), inputs: [x], output: small)
     let shortcut = graph.add(
         "shortcut.1",
-        .pointwise(
+        ConvolutionLayer(
             Pointwise(batch: batch, inChannels: 16, pixels: 16, outChannels: 32),
             try randomLayer(&graph, "shortcut.1", weight: [32, 16, 1, 1], random: &random)),
         inputs: [pooled], output: TensorShape(batch: batch, channels: 32, height: 4, width: 4))
     let conv1 = graph.add(
         "conv1",
-        .pointwise(
+        ConvolutionLayer(
             Pointwise(batch: batch, inChannels: 16, pixels: 64, outChannels: 16, epilogue: Epilogue(activation: .relu)),
             try randomLayer(&graph, "conv1", weight: [16, 16, 1, 1], random: &random)), inputs: [x],
         output: graph.shapes[x])
     let peg = graph.add(
         "peg",
-        .depthwise(
+        DepthwiseLayer(
             Depthwise(batch: batch, channels: 16, height: 8, width: 8, kernelSize: 3, stride: 2, padding: 1),
             try randomLayer(&graph, "peg", weight: [16, 1, 3, 3], random: &random)), inputs: [conv1], output: small)
     graph.add(
         "conv3",
-        .pointwise(
+        ConvolutionLayer(
             Pointwise(
                 batch: batch, inChannels: 16, pixels: 16, outChannels: 32,
                 epilogue: Epilogue(activation: .relu, hasResidual: true)),

@@ -1,0 +1,64 @@
+import Foundation
+import Kernels
+
+// The operations without parameters run as they are in the graph: pooling (input: x) and the elementwise add (inputs:
+// a, b).
+
+extension MaxPool: GraphOperation {
+    public var name: String { nameOf(Self.self) }
+    public var madds: Int { 0 }
+    public var kernelCheck: KernelCheck { check() }
+    public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.batch, batch) }
+    public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
+    public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
+        steps(input: lowering.inputs[0], output: lowering.output, config: lowering.config)
+    }
+}
+
+extension AvgPool: GraphOperation {
+    public var name: String { nameOf(Self.self) }
+    public var madds: Int { 0 }
+    public var kernelCheck: KernelCheck { check() }
+    public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.batch, batch) }
+    public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
+    public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
+        steps(input: lowering.inputs[0], output: lowering.output, config: lowering.config)
+    }
+}
+
+extension GlobalAvgPool: GraphOperation {
+    public var name: String { nameOf(Self.self) }
+    public var madds: Int { 0 }
+    public var kernelCheck: KernelCheck { check() }
+    public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.batch, batch) }
+    public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
+    public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
+        steps(input: lowering.inputs[0], output: lowering.output, config: lowering.config)
+    }
+}
+
+extension Add: GraphOperation {
+    public var name: String { nameOf(Self.self) }
+    public var madds: Int { 0 }
+    public var kernelCheck: KernelCheck { check() }
+    /// The count covers the whole batch: it scales with it.
+    public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.count, count / old * batch) }
+    public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] {
+        reference(inputs[0], inputs[1])
+    }
+    public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
+        steps(a: lowering.inputs[0], b: lowering.inputs[1], output: lowering.output, config: lowering.config)
+    }
+}
+
+extension GraphOperation {
+    /// A copy with one property changed.
+    fileprivate func with<Value>(_ property: WritableKeyPath<Self, Value>, _ value: Value) -> Self {
+        var copy = self
+        copy[keyPath: property] = value
+        return copy
+    }
+}
+
+/// The kernel's name (`Self.name` inside these extensions would find the instance property).
+private func nameOf<Kernel: KernelOperation>(_ kernel: Kernel.Type) -> String { Kernel.name }
