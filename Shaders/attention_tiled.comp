@@ -22,15 +22,16 @@
 // running maximum m and running sum l, the tile's maximum t gives m' = max(m, t); when m grows, l and the accumulators
 // are rescaled by exp(m - m'); then for each key l += e = exp(logit - m') and acc += e * v. At the end
 // a = acc / l. Lanes whose query is past `tokens` take part in the loads and barriers but store nothing.
-// Only the loop over key tiles is a real loop (ceil(T / KEY_TILE) iterations: 196 for 3136 tokens and KEY_TILE 16);
+// Only the loop over key tiles is a real loop (ceil(T / KEY_TILE) iterations: 784 for 3136 tokens and KEY_TILE 4);
 // the loops over keys in a tile and over the 64 channels are unrolled (lavapipe ends an invocation after 65535 loop
 // iterations in all).
-// Shared memory: 2 * KEY_TILE * 64 * 4 bytes: 8192 for KEY_TILE 16, 16384 for KEY_TILE 32.
+// Shared memory: 2 * KEY_TILE * 64 * 4 bytes: 2048 for KEY_TILE 4. The unrolled body grows with KEY_TILE (2 * KEY_TILE
+// * 64 multiply-adds), and with it the time a driver takes to compile the pipeline.
 // Grid: x = ceil(tokens / W), y = batch * heads (<= 65535).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
-layout(constant_id = 2) const uint KEY_TILE = 16;
+layout(constant_id = 2) const uint KEY_TILE = 4;
 
 INPUT(0, qkv)  // R32F, [N][3 * heads * 64][T]
 INPUT_SMALL(1, affine)  // R32F, scale[0..heads*64) then shift[0..heads*64)

@@ -45,8 +45,10 @@ public struct Attention: Hashable, Sendable, Codable {
         config.strategy == .sharedMemoryTiled ? 0 : batch * heads * tokens
     }
 
-    /// Keys per shared-memory tile of Shaders/attention_tiled.comp (K and V tiles: 2 x 16 x 64 floats, 8 KiB).
-    static let keyTile = 16
+    /// Keys per shared-memory tile of Shaders/attention_tiled.comp (K and V tiles: 2 x 4 x 64 floats, 2 KiB). Each lane
+    /// does 512 multiply-adds per tile for 8 loads into shared memory, with 4 logits in registers; a longer tile
+    /// unrolls a longer body, which compiles superlinearly longer (BENCHMARKS.md, "The tiled attention's key tile").
+    static let keyTile = 4
     /// Multiply-adds of QK^T and AV.
     public var madds: Int { batch * heads * 2 * tokens * tokens * Self.headChannels }
 
