@@ -40,7 +40,7 @@ public struct Add: Hashable, Sendable, Codable {
     /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
-            kernel: Self.name,
+            kernel: KernelName.add,
             specialization: [
                 AddSpec.LOCAL_SIZE_X: .uint(64), AddSpec.ACTIVATION: .uint(activation.rawValue),
                 AddSpec.VEC4_PER_INVOCATION: .uint(UInt32(Self.vec4PerInvocation)),

@@ -120,7 +120,7 @@ public struct Attention: Hashable, Sendable, Codable {
         guard config.strategy == .registerTiled, let rows else {
             let lanes = config.lanes
             let launch = KernelLaunch(
-                kernel: Self.name + "_tiled",
+                kernel: KernelName.attention_tiled,
                 specialization: [
                     TiledSpec.LOCAL_SIZE_X: .uint(UInt32(lanes)), TiledSpec.ACTIVATION: .uint(activation.rawValue),
                     TiledSpec.KEY_TILE: .uint(UInt32(Self.keyTile)),
@@ -132,10 +132,14 @@ public struct Attention: Hashable, Sendable, Codable {
         let input: KernelBinding<Resource> =
             config.limits.sharesFetchesAcrossSubgroup ? .readImage(qkv, .r32Float) : .read(qkv)
         return [
-            KernelStep(launch(Self.name + "_rows", specialization: [:], config.limits), [input, .writeFloat32(rows)]),
             KernelStep(
                 launch(
-                    Self.name, specialization: [ShaderConstants.attention.ACTIVATION: .uint(activation.rawValue)],
+                    (KernelName.attention_rows, KernelName.attention_rows_shuffle), specialization: [:], config.limits),
+                [input, .writeFloat32(rows)]),
+            KernelStep(
+                launch(
+                    (KernelName.attention, KernelName.attention_shuffle),
+                    specialization: [ShaderConstants.attention.ACTIVATION: .uint(activation.rawValue)],
                     config.limits),
                 [input, .readFloat32(rows), .readSmall(affine), .write(output)]),
         ].map { $0.on(config.dataPath) }
@@ -143,18 +147,21 @@ public struct Attention: Hashable, Sendable, Codable {
 
     /// One of the two untiled dispatches: one invocation per (image, head, query token); in the `_shuffle` kernels,
     /// workgroups of query tokens of one (image, head) each (workgroup y), a multiple of 8 lanes.
-    private func launch(_ kernel: String, specialization: [UInt32: SpecializationValue], _ limits: DeviceLimits)
+    private func launch(
+        _ kernel: (plain: String, shuffle: String), specialization: [UInt32: SpecializationValue],
+        _ limits: DeviceLimits
+    )
         -> KernelLaunch
     {
         guard limits.sharesFetchesAcrossSubgroup else {
             return KernelLaunch(
-                kernel: kernel,
+                kernel: kernel.plain,
                 specialization: specialization.merging([ShaderConstants.attention.LOCAL_SIZE_X: .uint(64)]) { $1 },
                 pushConstants: pushConstants, groups: Grid.flat(items: batch * heads * tokens, localSize: 64))
         }
         let local = min(64, Grid.roundUp(tokens, to: 8))
         return KernelLaunch(
-            kernel: limits.shuffleVariant(of: kernel),
+            kernel: kernel.shuffle,
             specialization: specialization.merging([ShaderConstants.attention.LOCAL_SIZE_X: .uint(UInt32(local))]) {
                 $1
             },

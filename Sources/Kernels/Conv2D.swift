@@ -188,7 +188,7 @@ public struct Conv2D: GEMMOperation, Hashable, Sendable, Codable {
         precondition((1...7).contains(kernelSize) && (1...2).contains(stride), "conv2d: kernel 1...7 and stride 1...2")
         let tiles = RegisterTiles(outputs: outChannels, columns: batch * outHeight * outWidth, limits: limits)
         return KernelLaunch(
-            kernel: limits.shuffleVariant(of: Self.name),
+            kernel: limits.sharesFetchesAcrossSubgroup ? KernelName.conv2d_shuffle : KernelName.conv2d,
             specialization: [
                 Conv2DSpec.LOCAL_SIZE_X: .uint(UInt32(tiles.local)), Conv2DSpec.KSIZE: .uint(UInt32(kernelSize)),
                 Conv2DSpec.STRIDE: .uint(UInt32(stride)), Conv2DSpec.ACTIVATION: .uint(epilogue.activation.rawValue),

@@ -116,12 +116,12 @@ public struct TiledConvolution: Hashable, Sendable {
             TiledSpec.TN: .uint(UInt32(tile.tn)),
         ]
         let groups = ((columns + tile.bn - 1) / tile.bn, (c.outChannels + tile.bm - 1) / tile.bm, splits)
-        let kernel = Conv2D.name + "_tiled" + (halfProducts ? "_fp16math" : "")
         precondition(
             splits == 1 || partials != nil, "split-K needs scratch for its partial sums (see scratchCounts(_:))")
         guard splits > 1, let partials else {
             let launch = KernelLaunch(
-                kernel: kernel, specialization: specialization, pushConstants: push, groups: groups)
+                kernel: halfProducts ? KernelName.conv2d_tiled_fp16math : KernelName.conv2d_tiled,
+                specialization: specialization, pushConstants: push, groups: groups)
             return [
                 KernelStep(
                     launch,
@@ -133,9 +133,10 @@ public struct TiledConvolution: Hashable, Sendable {
             ]
         }
         let partial = KernelLaunch(
-            kernel: kernel + "_splitk", specialization: specialization, pushConstants: push, groups: groups)
+            kernel: halfProducts ? KernelName.conv2d_tiled_fp16math_splitk : KernelName.conv2d_tiled_splitk,
+            specialization: specialization, pushConstants: push, groups: groups)
         let reduce = KernelLaunch(
-            kernel: Conv2D.name + "_splitk_reduce",
+            kernel: KernelName.conv2d_splitk_reduce,
             specialization: [
                 ReduceSpec.LOCAL_SIZE_X: .uint(64), ReduceSpec.ACTIVATION: .uint(c.epilogue.activation.rawValue),
                 ReduceSpec.HAS_RESIDUAL: .bool(c.epilogue.hasResidual),

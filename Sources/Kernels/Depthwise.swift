@@ -94,7 +94,7 @@ public struct Depthwise: Hashable, Sendable, Codable {
             (1...7).contains(kernelSize) && (1...2).contains(stride), "depthwise: kernel 1...7 and stride 1...2")
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: Self.name,
+            kernel: KernelName.depthwise,
             specialization: [
                 DepthwiseSpec.LOCAL_SIZE_X: .uint(64), DepthwiseSpec.KSIZE: .uint(UInt32(kernelSize)),
                 DepthwiseSpec.STRIDE: .uint(UInt32(stride)),

@@ -167,9 +167,4 @@ extension DeviceLimits {
     /// On lavapipe, where every lane otherwise fetches the same value, they take a fraction of the time
     /// (BENCHMARKS.md).
     public var sharesFetchesAcrossSubgroup: Bool { subgroupShuffle && subgroupSize >= 8 }
-
-    /// `kernel`, or its `_shuffle` variant where ``sharesFetchesAcrossSubgroup``.
-    public func shuffleVariant(of kernel: String) -> String {
-        sharesFetchesAcrossSubgroup ? kernel + "_shuffle" : kernel
-    }
 }

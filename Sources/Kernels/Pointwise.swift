@@ -124,7 +124,7 @@ public struct Pointwise: GEMMOperation, Hashable, Sendable, Codable {
             // workgroup, so the 1000 classes spread over 32 workgroups.
             let lanes = config.lanes, slices = 8
             let launch = KernelLaunch(
-                kernel: Self.name + "_gemv",
+                kernel: KernelName.pointwise_gemv,
                 specialization: [
                     GEMVSpec.LOCAL_SIZE_X: .uint(UInt32(lanes)),
                     GEMVSpec.ACTIVATION: .uint(epilogue.activation.rawValue),
@@ -172,7 +172,7 @@ public struct Pointwise: GEMMOperation, Hashable, Sendable, Codable {
         precondition(products == 0 || batch == 1, "a stack of GEMMs runs at batch 1")
         let tiles = RegisterTiles(outputs: outChannels, columns: batch * pixels, limits: limits, maxRows: 32)
         return KernelLaunch(
-            kernel: limits.shuffleVariant(of: Self.name),
+            kernel: limits.sharesFetchesAcrossSubgroup ? KernelName.pointwise_shuffle : KernelName.pointwise,
             specialization: [
                 GEMMSpec.LOCAL_SIZE_X: .uint(UInt32(tiles.local)), GEMMSpec.VEC4_INPUT: .bool(vec4Input),
                 GEMMSpec.ACTIVATION: .uint(epilogue.activation.rawValue),

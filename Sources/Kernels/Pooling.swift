@@ -69,7 +69,7 @@ public struct MaxPool: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: Self.name,
+            kernel: KernelName.maxpool,
             specialization: [
                 ShaderConstants.maxpool.LOCAL_SIZE_X: .uint(64),
                 ShaderConstants.maxpool.KSIZE: .uint(UInt32(kernelSize)),
@@ -146,7 +146,7 @@ public struct AvgPool: Hashable, Sendable, Codable {
     public func launch() -> KernelLaunch {
         let items = batch * channels * outHeight * ((outWidth + 3) / 4)
         return KernelLaunch(
-            kernel: Self.name,
+            kernel: KernelName.avgpool,
             specialization: [
                 ShaderConstants.avgpool.LOCAL_SIZE_X: .uint(64), ShaderConstants.avgpool.VEC4_INPUT: .bool(vec4Input),
             ],
@@ -199,7 +199,7 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     >] {
         if usesSubgroups(config) {
             let launch = KernelLaunch(
-                kernel: Self.name + "_subgroup",
+                kernel: KernelName.global_avgpool_subgroup,
                 specialization: [ShaderConstants.global_avgpool_subgroup.LOCAL_SIZE_X: .uint(UInt32(config.lanes))],
                 pushConstants: PushConstants(planes: UInt32(batch * channels), pixels: UInt32(pixels)),
                 groups: Grid.flat(items: batch * channels, localSize: 1))
@@ -214,7 +214,7 @@ public struct GlobalAvgPool: Hashable, Sendable, Codable {
     /// The dispatch alone.
     public func launch() -> KernelLaunch {
         KernelLaunch(
-            kernel: Self.name,
+            kernel: KernelName.global_avgpool,
             specialization: [
                 ShaderConstants.global_avgpool.LOCAL_SIZE_X: .uint(64),
                 ShaderConstants.global_avgpool.VEC4_INPUT: .bool(vec4Input),

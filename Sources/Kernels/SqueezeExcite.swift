@@ -117,7 +117,7 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
 
     func exciteLaunch() -> KernelLaunch {
         KernelLaunch(
-            kernel: Self.name + "_gates",
+            kernel: KernelName.squeeze_excite_gates,
             specialization: [
                 GatesSpec.LOCAL_SIZE_X: .uint(64), GatesSpec.ACTIVATION: .uint(innerActivation.rawValue),
                 GatesSpec.VEC4_FC1: .bool(fc1Format == .rgba32Float),
@@ -136,7 +136,7 @@ public struct SqueezeExcite: Hashable, Sendable, Codable {
 
     func scaleLaunch() -> KernelLaunch {
         KernelLaunch(
-            kernel: Self.name + "_scale",
+            kernel: KernelName.squeeze_excite_scale,
             specialization: [
                 ScaleSpec.LOCAL_SIZE_X: .uint(64), ScaleSpec.VEC4: .bool(vec4Scale),
                 ScaleSpec.ACTIVATION: .uint(epilogue.activation.rawValue),

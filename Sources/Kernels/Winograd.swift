@@ -108,9 +108,8 @@ public struct Winograd: Hashable, Sendable {
     ) -> [KernelStep<Resource>] {
         let c = conv
         let lanes = config.lanes
-        let suffix = tile == 4 ? "_f4" : ""
         let inputTransform = KernelLaunch(
-            kernel: Self.name + "_input" + suffix,
+            kernel: tile == 4 ? KernelName.winograd_input_f4 : KernelName.winograd_input,
             specialization: [ShaderConstants.winograd_input.LOCAL_SIZE_X: .uint(UInt32(lanes))],
             pushConstants: InputPushConstants(
                 channels: UInt32(c.inChannels), height: UInt32(c.height), width: UInt32(c.width),
@@ -120,7 +119,7 @@ public struct Winograd: Hashable, Sendable {
         let gemm = Pointwise(batch: 1, inChannels: c.inChannels, pixels: paddedColumns, outChannels: c.outChannels)
             .launch(config.limits, products: positions)
         let outputTransform = KernelLaunch(
-            kernel: Self.name + "_output" + suffix,
+            kernel: tile == 4 ? KernelName.winograd_output_f4 : KernelName.winograd_output,
             specialization: [
                 OutputSpec.LOCAL_SIZE_X: .uint(UInt32(lanes)),
                 OutputSpec.ACTIVATION: .uint(c.epilogue.activation.rawValue),
