@@ -84,99 +84,18 @@ public final class VulkanDevice {
     public init(instance: VulkanInstance, physical: PhysicalDevice, options: DeviceOptions = DeviceOptions()) throws {
         self.instance = instance
         self.physical = physical
-
-        var familyCount: UInt32 = 0
-        vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, nil)
-        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
-        vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, &families)
-        let compute = VkQueueFlags(VK_QUEUE_COMPUTE_BIT.rawValue)
-        let graphics = VkQueueFlags(VK_QUEUE_GRAPHICS_BIT.rawValue)
-        // Prefer a family for compute alone (NVIDIA and AMD have one beside the graphics family) with timestamps, then
-        // any compute family with timestamps, then any compute family; the driver's order breaks ties.
-        let candidates = families.prefix(Int(familyCount)).enumerated().filter { $0.element.queueFlags & compute != 0 }
-        let dedicated = { (family: VkQueueFamilyProperties) in family.queueFlags & graphics == 0 }
-        guard
-            let chosen = candidates.first(where: { dedicated($0.element) && $0.element.timestampValidBits > 0 })
-                ?? candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first
-        else {
-            throw VulkanSetupError.noComputeQueue(device: physical.info.name)
-        }
-        queueFamily = UInt32(chosen.offset)
-        timestampValidBits = chosen.element.timestampValidBits
-        dedicatedComputeQueue = dedicated(chosen.element)
+        let chosen = try Self.queueFamily(of: physical)
+        queueFamily = chosen.index
+        timestampValidBits = chosen.timestampValidBits
+        dedicatedComputeQueue = chosen.dedicated
         limitsMode = options.limits
         let ownOrMinimum =
             options.limits == .minimum ? physical.info.limits.clamped(to: .vulkanMinimum) : physical.info.limits
         limits = options.clampLimits.map { ownOrMinimum.clamped(to: $0) } ?? ownOrMinimum
-
-        // Optional features: enable what the device has and the engine can use.
-        var enabled = OptionalFeatures()
-        var extensions: [String] = []
-        let available = Set(physical.info.extensions)
-        let version = physical.apiVersion
-        if options.enableOptionalFeatures && options.limits == .device {
-            enabled.float16Storage = physical.info.features.float16Storage
-            enabled.float16Arithmetic = physical.info.features.float16Arithmetic
-            if enabled.float16Arithmetic && version < vulkanVersion(1, 2) {
-                extensions.append("VK_KHR_shader_float16_int8")
-            }
-            enabled.subgroupSizeControl = physical.info.features.subgroupSizeControl
-            if enabled.subgroupSizeControl && version < vulkanVersion(1, 3) {
-                extensions.append("VK_EXT_subgroup_size_control")
-            }
-        }
-        if available.contains("VK_KHR_portability_subset") { extensions.append("VK_KHR_portability_subset") }
+        let (enabled, extensions) = Self.optionalFeatures(of: physical, options: options)
         enabledFeatures = enabled
-
-        var float16Int8 = VkPhysicalDeviceShaderFloat16Int8Features()
-        float16Int8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
-        float16Int8.shaderFloat16 = VkBool32(enabled.float16Arithmetic ? VK_TRUE : VK_FALSE)
-        var storage16 = VkPhysicalDevice16BitStorageFeatures()
-        storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
-        storage16.storageBuffer16BitAccess = VkBool32(enabled.float16Storage ? VK_TRUE : VK_FALSE)
-        var subgroupControl = VkPhysicalDeviceSubgroupSizeControlFeatures()
-        subgroupControl.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
-        subgroupControl.subgroupSizeControl = VkBool32(enabled.subgroupSizeControl ? VK_TRUE : VK_FALSE)
-
-        var device: VkDevice?
-        var priority: Float = 1
-        let result: VkResult = withCStringArray(extensions) { extensionNames in
-            withUnsafeMutablePointer(to: &float16Int8) { float16Pointer in
-                withUnsafeMutablePointer(to: &subgroupControl) { subgroupPointer in
-                    var tail: UnsafeMutableRawPointer? = nil
-                    if enabled.subgroupSizeControl { tail = UnsafeMutableRawPointer(subgroupPointer) }
-                    if enabled.float16Arithmetic {
-                        float16Pointer.pointee.pNext = tail
-                        tail = UnsafeMutableRawPointer(float16Pointer)
-                    }
-                    if enabled.float16Storage {
-                        storage16.pNext = tail
-                    }
-                    return withUnsafeMutablePointer(to: &storage16) { storagePointer in
-                        if enabled.float16Storage { tail = UnsafeMutableRawPointer(storagePointer) }
-                        return withUnsafePointer(to: &priority) { priorityPointer in
-                            var queueInfo = VkDeviceQueueCreateInfo()
-                            queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
-                            queueInfo.queueFamilyIndex = UInt32(chosen.offset)
-                            queueInfo.queueCount = 1
-                            queueInfo.pQueuePriorities = priorityPointer
-                            return withUnsafePointer(to: &queueInfo) { queuePointer in
-                                var info = VkDeviceCreateInfo()
-                                info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
-                                info.pNext = UnsafeRawPointer(tail)
-                                info.queueCreateInfoCount = 1
-                                info.pQueueCreateInfos = queuePointer
-                                info.enabledExtensionCount = UInt32(extensions.count)
-                                info.ppEnabledExtensionNames = extensionNames
-                                return vkCreateDevice(physical.handle, &info, nil, &device)
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        try check(result, "vkCreateDevice")
-        guard let device else { throw VulkanError(call: "vkCreateDevice", result: VK_ERROR_INITIALIZATION_FAILED) }
+        let device = try Self.createDevice(
+            physical, queueFamily: chosen.index, enabled: enabled, extensions: extensions)
         handle = device
 
         var queue: VkQueue?
@@ -210,38 +129,149 @@ public final class VulkanDevice {
         }
         self.fence = fence
 
-        // The pipeline cache: seeded from disk when a matching file is there, empty otherwise.
         let file = options.pipelineCacheDirectory.map { PipelineCacheFile(directory: $0, device: physical) }
-        let seed = file?.load()
-        var cache: VkPipelineCache?
-        var cacheResult = Self.createPipelineCache(device, seed: seed, into: &cache)
-        var loaded = seed != nil && cacheResult == VK_SUCCESS
-        if cacheResult != VK_SUCCESS && seed != nil {
-            // A driver may still refuse data that passed the header check: start empty rather than fail.
-            cacheResult = Self.createPipelineCache(device, seed: nil, into: &cache)
-            loaded = false
-        }
-        if let file, !loaded, FileManager.default.fileExists(atPath: file.url.path) {
-            pipelineCacheWarning =
-                "ignored the pipeline cache \(file.url.path): it does not fit this device and driver "
-                + "(another GPU or driver version, or a damaged file); it will be replaced"
-        } else {
-            pipelineCacheWarning = nil
-        }
-        guard cacheResult == VK_SUCCESS, let cache else {
+        let opened = Self.openPipelineCache(device, file: file)
+        guard opened.result == VK_SUCCESS, let cache = opened.cache else {
             vkDestroyFence(device, fence, nil)
             vkDestroyCommandPool(device, pool, nil)
             vkDestroyDevice(device, nil)
-            throw VulkanError(call: "vkCreatePipelineCache", result: cacheResult)
+            throw VulkanError(call: "vkCreatePipelineCache", result: opened.result)
         }
         pipelineCache = cache
         cacheFile = file
-        pipelineCacheLoaded = loaded
+        pipelineCacheLoaded = opened.loaded
+        pipelineCacheWarning = opened.warning
         submitTimeoutSeconds = options.submitTimeoutSeconds
         let largestHeap =
             physical.info.memoryHeaps.filter(\.deviceLocal).map { Int(clamping: $0.size) }.max()
             ?? physical.info.memoryHeaps.map { Int(clamping: $0.size) }.max() ?? Int.max
         memoryBudgetBytes = options.memoryBudgetBytes ?? largestHeap
+    }
+
+    /// The queue family to use: one for compute alone (NVIDIA and AMD have one beside the graphics family) with
+    /// timestamps, then any compute family with timestamps, then any compute family; the driver's order breaks ties.
+    private static func queueFamily(of physical: PhysicalDevice) throws
+        -> (index: UInt32, timestampValidBits: UInt32, dedicated: Bool)
+    {
+        var familyCount: UInt32 = 0
+        vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, nil)
+        var families = [VkQueueFamilyProperties](repeating: VkQueueFamilyProperties(), count: Int(familyCount))
+        vkGetPhysicalDeviceQueueFamilyProperties(physical.handle, &familyCount, &families)
+        let compute = VkQueueFlags(VK_QUEUE_COMPUTE_BIT.rawValue)
+        let graphics = VkQueueFlags(VK_QUEUE_GRAPHICS_BIT.rawValue)
+        let candidates = families.prefix(Int(familyCount)).enumerated().filter { $0.element.queueFlags & compute != 0 }
+        let dedicated = { (family: VkQueueFamilyProperties) in family.queueFlags & graphics == 0 }
+        guard
+            let chosen = candidates.first(where: { dedicated($0.element) && $0.element.timestampValidBits > 0 })
+                ?? candidates.first(where: { $0.element.timestampValidBits > 0 }) ?? candidates.first
+        else {
+            throw VulkanSetupError.noComputeQueue(device: physical.info.name)
+        }
+        return (UInt32(chosen.offset), chosen.element.timestampValidBits, dedicated(chosen.element))
+    }
+
+    /// The optional features to enable (what the device has and the engine can use, none within the minimum limits),
+    /// and the extensions they and the device need.
+    private static func optionalFeatures(of physical: PhysicalDevice, options: DeviceOptions)
+        -> (OptionalFeatures, [String])
+    {
+        var enabled = OptionalFeatures()
+        var extensions: [String] = []
+        let version = physical.apiVersion
+        if options.enableOptionalFeatures && options.limits == .device {
+            enabled.float16Storage = physical.info.features.float16Storage
+            enabled.float16Arithmetic = physical.info.features.float16Arithmetic
+            if enabled.float16Arithmetic && version < vulkanVersion(1, 2) {
+                extensions.append("VK_KHR_shader_float16_int8")
+            }
+            enabled.subgroupSizeControl = physical.info.features.subgroupSizeControl
+            if enabled.subgroupSizeControl && version < vulkanVersion(1, 3) {
+                extensions.append("VK_EXT_subgroup_size_control")
+            }
+        }
+        if physical.info.extensions.contains("VK_KHR_portability_subset") {
+            extensions.append("VK_KHR_portability_subset")
+        }
+        return (enabled, extensions)
+    }
+
+    /// Creates the logical device: one queue of `queueFamily`, the `enabled` features chained, `extensions` on.
+    private static func createDevice(
+        _ physical: PhysicalDevice, queueFamily: UInt32, enabled: OptionalFeatures, extensions: [String]
+    ) throws -> VkDevice {
+        var float16Int8 = VkPhysicalDeviceShaderFloat16Int8Features()
+        float16Int8.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES
+        float16Int8.shaderFloat16 = VkBool32(enabled.float16Arithmetic ? VK_TRUE : VK_FALSE)
+        var storage16 = VkPhysicalDevice16BitStorageFeatures()
+        storage16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES
+        storage16.storageBuffer16BitAccess = VkBool32(enabled.float16Storage ? VK_TRUE : VK_FALSE)
+        var subgroupControl = VkPhysicalDeviceSubgroupSizeControlFeatures()
+        subgroupControl.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES
+        subgroupControl.subgroupSizeControl = VkBool32(enabled.subgroupSizeControl ? VK_TRUE : VK_FALSE)
+
+        var device: VkDevice?
+        var priority: Float = 1
+        let result: VkResult = withCStringArray(extensions) { extensionNames in
+            withUnsafeMutablePointer(to: &float16Int8) { float16Pointer in
+                withUnsafeMutablePointer(to: &subgroupControl) { subgroupPointer in
+                    var tail: UnsafeMutableRawPointer? = nil
+                    if enabled.subgroupSizeControl { tail = UnsafeMutableRawPointer(subgroupPointer) }
+                    if enabled.float16Arithmetic {
+                        float16Pointer.pointee.pNext = tail
+                        tail = UnsafeMutableRawPointer(float16Pointer)
+                    }
+                    if enabled.float16Storage {
+                        storage16.pNext = tail
+                    }
+                    return withUnsafeMutablePointer(to: &storage16) { storagePointer in
+                        if enabled.float16Storage { tail = UnsafeMutableRawPointer(storagePointer) }
+                        return withUnsafePointer(to: &priority) { priorityPointer in
+                            var queueInfo = VkDeviceQueueCreateInfo()
+                            queueInfo.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO
+                            queueInfo.queueFamilyIndex = queueFamily
+                            queueInfo.queueCount = 1
+                            queueInfo.pQueuePriorities = priorityPointer
+                            return withUnsafePointer(to: &queueInfo) { queuePointer in
+                                var info = VkDeviceCreateInfo()
+                                info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO
+                                info.pNext = UnsafeRawPointer(tail)
+                                info.queueCreateInfoCount = 1
+                                info.pQueueCreateInfos = queuePointer
+                                info.enabledExtensionCount = UInt32(extensions.count)
+                                info.ppEnabledExtensionNames = extensionNames
+                                return vkCreateDevice(physical.handle, &info, nil, &device)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try check(result, "vkCreateDevice")
+        guard let device else { throw VulkanError(call: "vkCreateDevice", result: VK_ERROR_INITIALIZATION_FAILED) }
+        return device
+    }
+
+    /// The pipeline cache: seeded from `file` when a matching one is there, empty otherwise (a driver may still
+    /// refuse data that passed the header check: then it starts empty rather than fail), with the warning to give
+    /// when a file was there but not used.
+    private static func openPipelineCache(_ device: VkDevice, file: PipelineCacheFile?)
+        -> (result: VkResult, cache: VkPipelineCache?, loaded: Bool, warning: String?)
+    {
+        let seed = file?.load()
+        var cache: VkPipelineCache?
+        var result = createPipelineCache(device, seed: seed, into: &cache)
+        var loaded = seed != nil && result == VK_SUCCESS
+        if result != VK_SUCCESS && seed != nil {
+            result = createPipelineCache(device, seed: nil, into: &cache)
+            loaded = false
+        }
+        var warning: String? = nil
+        if let file, !loaded, FileManager.default.fileExists(atPath: file.url.path) {
+            warning =
+                "ignored the pipeline cache \(file.url.path): it does not fit this device and driver "
+                + "(another GPU or driver version, or a damaged file); it will be replaced"
+        }
+        return (result, cache, loaded, warning)
     }
 
     /// Opens the device chosen by ``VulkanInstance/chooseDevice(index:)``.

@@ -94,6 +94,74 @@ public final class ComputePipeline {
     ) throws {
         let reflection = try Self.checkedInterface(
             name: name, spirv: spirv, pushConstantSize: pushConstantSize, specialization: specialization)
+        try Self.checkFits(
+            reflection, on: device, name: name, pushConstantSize: pushConstantSize,
+            specialization: specialization)
+        let bindings = reflection.bindings
+        self.device = device
+        self.name = name
+        self.bindings = bindings
+        self.pushConstantSize = pushConstantSize
+        let vkDevice = device.handle
+
+        // Shader module (needed only while the pipeline is created).
+        var moduleInfo = VkShaderModuleCreateInfo()
+        moduleInfo.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO
+        var module: VkShaderModule?
+        try spirv.withUnsafeBufferPointer { words in
+            moduleInfo.codeSize = words.count * 4
+            moduleInfo.pCode = words.baseAddress
+            try check(vkCreateShaderModule(vkDevice, &moduleInfo, nil, &module), "vkCreateShaderModule(\(name))")
+        }
+        guard let module else {
+            throw VulkanError(call: "vkCreateShaderModule", result: VK_ERROR_INITIALIZATION_FAILED)
+        }
+        defer { vkDestroyShaderModule(vkDevice, module, nil) }
+
+        let setLayout = try Self.createSetLayout(bindings, device: vkDevice, name: name)
+
+        var pushRange = VkPushConstantRange()
+        pushRange.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
+        pushRange.size = UInt32(pushConstantSize)
+        var pipelineLayout: VkPipelineLayout?
+        var layoutInfo = VkPipelineLayoutCreateInfo()
+        layoutInfo.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO
+        var setLayouts: [VkDescriptorSetLayout?] = [setLayout]
+        let layoutResult: VkResult = setLayouts.withUnsafeMutableBufferPointer { setLayoutList in
+            withUnsafePointer(to: &pushRange) { pushPointer in
+                layoutInfo.setLayoutCount = 1
+                layoutInfo.pSetLayouts = UnsafePointer(setLayoutList.baseAddress)
+                if pushConstantSize > 0 {
+                    layoutInfo.pushConstantRangeCount = 1
+                    layoutInfo.pPushConstantRanges = pushPointer
+                }
+                return vkCreatePipelineLayout(vkDevice, &layoutInfo, nil, &pipelineLayout)
+            }
+        }
+        guard layoutResult == VK_SUCCESS, let pipelineLayout else {
+            vkDestroyDescriptorSetLayout(vkDevice, setLayout, nil)
+            throw VulkanError(call: "vkCreatePipelineLayout(\(name))", result: layoutResult)
+        }
+
+        var pipeline: VkPipeline?
+        let pipelineResult = Self.createPipeline(
+            module: module, layout: pipelineLayout, specialization: specialization, device: device, into: &pipeline)
+        guard pipelineResult == VK_SUCCESS, let pipeline else {
+            vkDestroyPipelineLayout(vkDevice, pipelineLayout, nil)
+            vkDestroyDescriptorSetLayout(vkDevice, setLayout, nil)
+            throw VulkanError(call: "vkCreateComputePipelines(\(name))", result: pipelineResult)
+        }
+        self.setLayout = setLayout
+        self.layout = pipelineLayout
+        self.handle = pipeline
+    }
+
+    /// Refuses a kernel the device cannot run: a push-constant block, workgroup or descriptor count past its limits,
+    /// or a feature it lacks.
+    private static func checkFits(
+        _ reflection: SPIRVReflection, on device: VulkanDevice, name: String, pushConstantSize: Int,
+        specialization: [UInt32: SpecializationValue]
+    ) throws {
         let maxPush = device.limits.maxPushConstantsSize
         guard pushConstantSize <= maxPush else {
             throw VulkanSetupError.limitExceeded(
@@ -129,27 +197,12 @@ public final class ComputePipeline {
                 limit: "maxPerStageDescriptorStorageImages", requested: storageTexelBuffers,
                 allowed: device.limits.maxPerStageDescriptorStorageImages, by: "kernel '\(name)'")
         }
-        self.device = device
-        self.name = name
-        self.bindings = bindings
-        self.pushConstantSize = pushConstantSize
-        let vkDevice = device.handle
+    }
 
-        // Shader module (needed only while the pipeline is created).
-        var moduleInfo = VkShaderModuleCreateInfo()
-        moduleInfo.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO
-        var module: VkShaderModule?
-        try spirv.withUnsafeBufferPointer { words in
-            moduleInfo.codeSize = words.count * 4
-            moduleInfo.pCode = words.baseAddress
-            try check(vkCreateShaderModule(vkDevice, &moduleInfo, nil, &module), "vkCreateShaderModule(\(name))")
-        }
-        guard let module else {
-            throw VulkanError(call: "vkCreateShaderModule", result: VK_ERROR_INITIALIZATION_FAILED)
-        }
-        defer { vkDestroyShaderModule(vkDevice, module, nil) }
-
-        // Descriptor set layout: binding i of set 0 is bindings[i], for the compute stage.
+    /// The descriptor set layout: binding i of set 0 is bindings[i], for the compute stage.
+    private static func createSetLayout(_ bindings: [BindingKind], device vkDevice: VkDevice, name: String) throws
+        -> VkDescriptorSetLayout
+    {
         let layoutBindings = bindings.enumerated().map { index, kind in
             var binding = VkDescriptorSetLayoutBinding()
             binding.binding = UInt32(index)
@@ -170,38 +223,23 @@ public final class ComputePipeline {
         guard let setLayout else {
             throw VulkanError(call: "vkCreateDescriptorSetLayout", result: VK_ERROR_INITIALIZATION_FAILED)
         }
+        return setLayout
 
-        var pushRange = VkPushConstantRange()
-        pushRange.stageFlags = VkShaderStageFlags(VK_SHADER_STAGE_COMPUTE_BIT.rawValue)
-        pushRange.size = UInt32(pushConstantSize)
-        var pipelineLayout: VkPipelineLayout?
-        var layoutInfo = VkPipelineLayoutCreateInfo()
-        layoutInfo.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO
-        var setLayouts: [VkDescriptorSetLayout?] = [setLayout]
-        let layoutResult: VkResult = setLayouts.withUnsafeMutableBufferPointer { setLayoutList in
-            withUnsafePointer(to: &pushRange) { pushPointer in
-                layoutInfo.setLayoutCount = 1
-                layoutInfo.pSetLayouts = UnsafePointer(setLayoutList.baseAddress)
-                if pushConstantSize > 0 {
-                    layoutInfo.pushConstantRangeCount = 1
-                    layoutInfo.pPushConstantRanges = pushPointer
-                }
-                return vkCreatePipelineLayout(vkDevice, &layoutInfo, nil, &pipelineLayout)
-            }
-        }
-        guard layoutResult == VK_SUCCESS, let pipelineLayout else {
-            vkDestroyDescriptorSetLayout(vkDevice, setLayout, nil)
-            throw VulkanError(call: "vkCreatePipelineLayout(\(name))", result: layoutResult)
-        }
+    }
 
-        // Specialization constants, sorted by id so the same request always yields the same pipeline key.
+    /// Creates the compute pipeline through the device's pipeline cache; specialization constants sorted by id, so
+    /// the same request always yields the same pipeline key.
+    private static func createPipeline(
+        module: VkShaderModule, layout pipelineLayout: VkPipelineLayout, specialization: [UInt32: SpecializationValue],
+        device: VulkanDevice, into pipeline: inout VkPipeline?
+    ) -> VkResult {
+        let vkDevice = device.handle
         let constants = specialization.sorted { $0.key < $1.key }
         let entries = constants.enumerated().map { position, constant in
             VkSpecializationMapEntry(constantID: constant.key, offset: UInt32(position * 4), size: 4)
         }
         let data = constants.map(\.value.bits)
-        var pipeline: VkPipeline?
-        let pipelineResult: VkResult = entries.withUnsafeBufferPointer { entryList in
+        return entries.withUnsafeBufferPointer { entryList in
             data.withUnsafeBytes { dataBytes in
                 var specializationInfo = VkSpecializationInfo()
                 specializationInfo.mapEntryCount = UInt32(entryList.count)
@@ -225,14 +263,6 @@ public final class ComputePipeline {
                 }
             }
         }
-        guard pipelineResult == VK_SUCCESS, let pipeline else {
-            vkDestroyPipelineLayout(vkDevice, pipelineLayout, nil)
-            vkDestroyDescriptorSetLayout(vkDevice, setLayout, nil)
-            throw VulkanError(call: "vkCreateComputePipelines(\(name))", result: pipelineResult)
-        }
-        self.setLayout = setLayout
-        self.layout = pipelineLayout
-        self.handle = pipeline
     }
 
     deinit {
