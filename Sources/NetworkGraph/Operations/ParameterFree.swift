@@ -4,7 +4,15 @@ import Kernels
 // The operations without parameters run as they are in the graph: pooling (input: x) and the elementwise add (inputs:
 // a, b).
 
-extension MaxPool: GraphOperation {
+/// A pooling kernel: one input, one output, no parameters; the three share their graph form.
+public protocol PoolingKernel: GraphOperation, KernelOperation {
+    var batch: Int { get set }
+    func reference(input: [Float]) -> [Float]
+    func steps<Resource>(input: Resource, output: Resource, config: KernelConfig) -> [KernelStep<Resource>]
+    func check() -> KernelCheck
+}
+
+extension PoolingKernel {
     public var name: String { nameOf(Self.self) }
     public var madds: Int { 0 }
     public var kernelCheck: KernelCheck { check() }
@@ -15,27 +23,9 @@ extension MaxPool: GraphOperation {
     }
 }
 
-extension AvgPool: GraphOperation {
-    public var name: String { nameOf(Self.self) }
-    public var madds: Int { 0 }
-    public var kernelCheck: KernelCheck { check() }
-    public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.batch, batch) }
-    public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
-    public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
-        steps(input: lowering.inputs[0], output: lowering.output, config: lowering.config)
-    }
-}
-
-extension GlobalAvgPool: GraphOperation {
-    public var name: String { nameOf(Self.self) }
-    public var madds: Int { 0 }
-    public var kernelCheck: KernelCheck { check() }
-    public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.batch, batch) }
-    public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
-    public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
-        steps(input: lowering.inputs[0], output: lowering.output, config: lowering.config)
-    }
-}
+extension MaxPool: PoolingKernel {}
+extension AvgPool: PoolingKernel {}
+extension GlobalAvgPool: PoolingKernel {}
 
 extension Add: GraphOperation {
     public var name: String { nameOf(Self.self) }
@@ -60,5 +50,5 @@ extension GraphOperation {
     }
 }
 
-/// The kernel's name (`Self.name` inside these extensions would find the instance property).
+/// The kernel's name (`Self.name` in these extensions would find the instance property).
 private func nameOf<Kernel: KernelOperation>(_ kernel: Kernel.Type) -> String { Kernel.name }
