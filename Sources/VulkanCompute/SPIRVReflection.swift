@@ -19,19 +19,41 @@ public struct SPIRVReflection: Sendable, Equatable {
     /// Reads the interface from SPIR-V words. Throws on anything it does not understand.
     public init(spirv words: [UInt32]) throws {
         guard words.count >= 5, words[0] == 0x0723_0203 else { throw ReflectionError("not a SPIR-V module") }
-        var decorations: [UInt32: [UInt32: UInt32]] = [:]  // id -> decoration -> first literal
-        var memberOffsets: [UInt32: [UInt32: UInt32]] = [:]  // struct -> member -> Offset
-        var scalarBytes: [UInt32: Int] = [:]  // int/float type -> bytes
-        var vectors: [UInt32: (component: UInt32, count: Int)] = [:]
-        var structs: [UInt32: [UInt32]] = [:]
-        var pointers: [UInt32: (storage: UInt32, pointee: UInt32)] = [:]
-        var images: [UInt32: (dim: UInt32, sampled: UInt32)] = [:]
-        var sampledImages: [UInt32: UInt32] = [:]
-        var variables: [(type: UInt32, id: UInt32, storage: UInt32)] = []
-        var capabilities: Set<UInt32> = []
-        var scalarTypes: [UInt32: SpecializationType] = [:]
-        var specConstants: [UInt32: SpecializationType] = [:]  // result id -> type
+        let module = try Declarations(words)
+        let kinds = try module.bindingKinds()
+        let count = (kinds.keys.max() ?? -1) + 1
+        needs = KernelNeeds(capabilities: module.capabilities)
+        bindings = try (0..<count).map { index in
+            guard let kind = kinds[index] else {
+                throw ReflectionError("bindings must be numbered 0, 1, ... without gaps; \(index) is missing")
+            }
+            return kind
+        }
+        pushConstantSize = try module.pushConstantSize()
+        var specialization: [UInt32: SpecializationType] = [:]
+        for (id, type) in module.specConstants {
+            if let constantID = module.decorations[id]?[1] { specialization[constantID] = type }  // SpecId
+        }
+        specializationConstants = specialization
+    }
+}
 
+/// What the reflection reads from a module, gathered in one pass over its instructions (words from 5 on).
+private struct Declarations {
+    var decorations: [UInt32: [UInt32: UInt32]] = [:]  // id -> decoration -> first literal
+    var memberOffsets: [UInt32: [UInt32: UInt32]] = [:]  // struct -> member -> Offset
+    var scalarBytes: [UInt32: Int] = [:]  // int/float type -> bytes
+    var vectors: [UInt32: (component: UInt32, count: Int)] = [:]
+    var structs: [UInt32: [UInt32]] = [:]
+    var pointers: [UInt32: (storage: UInt32, pointee: UInt32)] = [:]
+    var images: [UInt32: (dim: UInt32, sampled: UInt32)] = [:]
+    var sampledImages: [UInt32: UInt32] = [:]
+    var variables: [(type: UInt32, id: UInt32, storage: UInt32)] = []
+    var capabilities: Set<UInt32> = []
+    var scalarTypes: [UInt32: SpecializationType] = [:]
+    var specConstants: [UInt32: SpecializationType] = [:]  // result id -> type
+
+    init(_ words: [UInt32]) throws {
         var at = 5
         while at < words.count {
             let count = Int(words[at] >> 16)
@@ -72,65 +94,58 @@ public struct SPIRVReflection: Sendable, Equatable {
             }
             at += count
         }
+    }
 
-        func size(of type: UInt32) throws -> Int {
-            if let bytes = scalarBytes[type] { return bytes }
-            if let vector = vectors[type] { return try size(of: vector.component) * vector.count }
-            throw ReflectionError("push constants may hold only scalars and vectors")
-        }
+    func size(of type: UInt32) throws -> Int {
+        if let bytes = scalarBytes[type] { return bytes }
+        if let vector = vectors[type] { return try size(of: vector.component) * vector.count }
+        throw ReflectionError("push constants may hold only scalars and vectors")
+    }
 
-        var kinds: [Int: BindingKind] = [:]
+    /// Bytes of the push-constant block: the end of its last member (0 without one).
+    func pushConstantSize() throws -> Int {
         var push = 0
-        for variable in variables {
+        for variable in variables where variable.storage == 9 {  // PushConstant
             guard let pointer = pointers[variable.type] else { continue }
-            switch variable.storage {
-            case 9:  // PushConstant
-                guard let members = structs[pointer.pointee] else {
-                    throw ReflectionError("push constants are not a block")
-                }
-                for (index, member) in members.enumerated() {
-                    let offset = Int(memberOffsets[pointer.pointee]?[UInt32(index)] ?? 0)
-                    push = max(push, offset + (try size(of: member)))
-                }
-            case 0, 2, 12:  // UniformConstant, Uniform, StorageBuffer
-                guard let binding = decorations[variable.id]?[33] else { continue }
-                if let set = decorations[variable.id]?[34], set != 0 {
-                    throw ReflectionError("binding \(binding) is in descriptor set \(set); kernels use set 0 only")
-                }
-                let kind: BindingKind
-                if variable.storage == 12 || (variable.storage == 2 && decorations[pointer.pointee]?[3] != nil) {
-                    kind = .storageBuffer
-                } else if let image = sampledImages[pointer.pointee].flatMap({ images[$0] }), image.dim == 5,
-                    image.sampled == 1
-                {
-                    kind = .uniformTexelBuffer
-                } else if let image = images[pointer.pointee], image.dim == 5, image.sampled == 2 {
-                    kind = .storageTexelBuffer
-                } else {
-                    throw ReflectionError("binding \(binding) is neither a storage buffer nor a texel buffer")
-                }
-                if let earlier = kinds[Int(binding)], earlier != kind {
-                    throw ReflectionError("binding \(binding) is declared as two different kinds")
-                }
-                kinds[Int(binding)] = kind
-            default:
-                continue
+            guard let members = structs[pointer.pointee] else {
+                throw ReflectionError("push constants are not a block")
+            }
+            for (index, member) in members.enumerated() {
+                let offset = Int(memberOffsets[pointer.pointee]?[UInt32(index)] ?? 0)
+                push = max(push, offset + (try size(of: member)))
             }
         }
-        let count = (kinds.keys.max() ?? -1) + 1
-        needs = KernelNeeds(capabilities: capabilities)
-        bindings = try (0..<count).map { index in
-            guard let kind = kinds[index] else {
-                throw ReflectionError("bindings must be numbered 0, 1, ... without gaps; \(index) is missing")
+        return push
+    }
+
+    /// The kind of each binding of descriptor set 0, by binding number.
+    func bindingKinds() throws -> [Int: BindingKind] {
+        var kinds: [Int: BindingKind] = [:]
+        // UniformConstant, Uniform, StorageBuffer
+        for variable in variables where [0, 2, 12].contains(variable.storage) {
+            guard let pointer = pointers[variable.type] else { continue }
+            guard let binding = decorations[variable.id]?[33] else { continue }
+            if let set = decorations[variable.id]?[34], set != 0 {
+                throw ReflectionError("binding \(binding) is in descriptor set \(set); kernels use set 0 only")
             }
-            return kind
+            let kind: BindingKind
+            if variable.storage == 12 || (variable.storage == 2 && decorations[pointer.pointee]?[3] != nil) {
+                kind = .storageBuffer
+            } else if let image = sampledImages[pointer.pointee].flatMap({ images[$0] }), image.dim == 5,
+                image.sampled == 1
+            {
+                kind = .uniformTexelBuffer
+            } else if let image = images[pointer.pointee], image.dim == 5, image.sampled == 2 {
+                kind = .storageTexelBuffer
+            } else {
+                throw ReflectionError("binding \(binding) is neither a storage buffer nor a texel buffer")
+            }
+            if let earlier = kinds[Int(binding)], earlier != kind {
+                throw ReflectionError("binding \(binding) is declared as two different kinds")
+            }
+            kinds[Int(binding)] = kind
         }
-        pushConstantSize = push
-        var specialization: [UInt32: SpecializationType] = [:]
-        for (id, type) in specConstants {
-            if let constantID = decorations[id]?[1] { specialization[constantID] = type }  // SpecId
-        }
-        specializationConstants = specialization
+        return kinds
     }
 }
 
