@@ -66,7 +66,7 @@ extension Add {
             let y = try runner.output(count)
             runner.add(steps(a: try runner.input(a), b: try runner.input(b), output: y, config: runner.config))
             try runner.run()
-            return Comparison(try runner.read(y), reference(a, b))
+            return Comparison(try runner.read(y), runner.reference(reading: [a, b]) { reference(a, b) })
         }
     }
 }

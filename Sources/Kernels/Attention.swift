@@ -193,7 +193,10 @@ extension Attention {
                     affine: try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), output: y,
                     config: runner.config))
             try runner.run()
-            return Comparison(try runner.read(y), reference(qkv: qkv, scale: scale, shift: shift))
+            let expected = runner.reference(reading: [qkv, scale, shift]) {
+                reference(qkv: qkv, scale: scale, shift: shift)
+            }
+            return Comparison(try runner.read(y), expected)
         }
     }
 }

@@ -126,13 +126,16 @@ public struct KernelCheck: Sendable {
     }
 
     /// Runs the kernel on `device` (as `family` builds it, within the device's limits) and its reference on the CPU,
-    /// with inputs drawn from `seed`; the comparison carries the family's tolerance.
+    /// with inputs drawn from `seed`; the comparison carries the family's tolerance. With `references`, a reference
+    /// already computed for the same inputs (another family's run) is reused.
     public func run(
-        on device: VulkanDevice, pipelines: KernelPipelines? = nil, seed: UInt64, family: KernelFamily = .texel
+        on device: VulkanDevice, pipelines: KernelPipelines? = nil, seed: UInt64, family: KernelFamily = .texel,
+        references: ReferenceMemo? = nil
     ) throws -> Comparison {
         var random = SeededRandom(seed: seed)
         let config = KernelConfig(family: family, limits: device.limits)
-        let runner = KernelRunner(device: device, pipelines: pipelines, config: config)
+        let runner = KernelRunner(
+            device: device, pipelines: pipelines, config: config, references: references, check: "\(op) \(shape)")
         var result = try body(runner, &random)
         result.tolerance = Tolerance.relativeL2(for: family)
         result.kernels = runner.kernels
@@ -177,7 +180,10 @@ func convolutionCheck(
                 try runner.input(Epilogue.packAffine(scale: scale, shift: shift)), try residual.map(runner.input), y,
                 scratch, runner.config))
         try runner.run()
-        return Comparison(try runner.read(y), reference(input, weights, scale, shift, residual))
+        let expected = runner.reference(reading: [input, weights, scale, shift, residual]) {
+            reference(input, weights, scale, shift, residual)
+        }
+        return Comparison(try runner.read(y), expected)
     }
 }
 
@@ -194,6 +200,6 @@ func singleInputCheck(
         let y = try runner.output(outputCount)
         runner.add(steps(try runner.input(input), y, runner.config))
         try runner.run()
-        return Comparison(try runner.read(y), reference(input))
+        return Comparison(try runner.read(y), runner.reference(reading: [input]) { reference(input) })
     }
 }

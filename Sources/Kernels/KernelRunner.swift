@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VulkanCompute
 
 /// Runs a few kernel launches on buffers of their own, outside any plan: what the per-kernel tests and
@@ -12,6 +13,8 @@ public final class KernelRunner {
     /// The family and limits every operation's steps are made for (``KernelConfig``).
     public let config: KernelConfig
     private let pipelines: KernelPipelines
+    /// Where ``reference(reading:_:)`` keeps and finds results, and the check they belong to.
+    private let references: (memo: ReferenceMemo, check: String)?
     private var steps: [KernelStep<VulkanBuffer>] = []
     /// What each buffer made by ``input(_:)`` or ``output(_:)`` holds, by identity.
     private var contents: [ObjectIdentifier: (values: [Float], isOutput: Bool)] = [:]
@@ -21,11 +24,28 @@ public final class KernelRunner {
     static let guardCount = 4
 
     /// A runner on `device`, making pipelines through `pipelines` (a new cache when `nil`), for `config` (the texel
-    /// family within the device's limits when `nil`).
-    public init(device: VulkanDevice, pipelines: KernelPipelines? = nil, config: KernelConfig? = nil) {
+    /// family within the device's limits when `nil`); `references` keeps the CPU references of the check named
+    /// `check` for runs that read the same values (none kept when `nil`).
+    public init(
+        device: VulkanDevice, pipelines: KernelPipelines? = nil, config: KernelConfig? = nil,
+        references: ReferenceMemo? = nil, check: String = ""
+    ) {
         self.device = device
         self.pipelines = pipelines ?? KernelPipelines(device: device)
         self.config = config ?? KernelConfig(family: .texel, limits: device.limits)
+        self.references = references.map { ($0, check) }
+    }
+
+    /// The CPU reference `compute` gives for `inputs` (every value it reads, `nil` for an input the check lacks):
+    /// computed once per check and set of input bits while this runner shares a ``ReferenceMemo``, so the families
+    /// that read the same values (every float32 family; both 16-bit ones) share one computation.
+    public func reference(reading inputs: [[Float]?], _ compute: () -> [Float]) -> [Float] {
+        guard let (memo, check) = references else { return compute() }
+        let key = ReferenceMemo.Key(check: check, inputs: inputs)
+        if let known = memo[key] { return known }
+        let result = compute()
+        memo[key] = result
+        return result
     }
 
     /// `values` as the kernels see them: rounded to 16-bit floats on the fp16 data path, unchanged otherwise. A
@@ -115,4 +135,31 @@ public final class KernelRunner {
 public struct KernelCheckFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// CPU references kept across ``KernelCheck`` runs, by check and by the exact bits of every input the reference reads.
+/// Safe to share between threads.
+public final class ReferenceMemo: Sendable {
+    struct Key: Hashable {
+        let check: String
+        /// Each input's length, then a digest of its bit patterns (`nil` inputs count as length -1).
+        let lengths: [Int]
+        let digest: Int
+
+        init(check: String, inputs: [[Float]?]) {
+            self.check = check
+            lengths = inputs.map { $0?.count ?? -1 }
+            var hasher = Hasher()
+            for input in inputs { input?.withUnsafeBytes { hasher.combine(bytes: $0) } }
+            digest = hasher.finalize()
+        }
+    }
+    private let results = Mutex<[Key: [Float]]>([:])
+
+    public init() {}
+
+    subscript(key: Key) -> [Float]? {
+        get { results.withLock { $0[key] } }
+        set { results.withLock { $0[key] = newValue } }
+    }
 }

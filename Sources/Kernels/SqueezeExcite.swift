@@ -176,8 +176,10 @@ extension SqueezeExcite {
                     gates: try runner.output(batch * channels), residual: try residual.map(runner.input), output: y,
                     config: runner.config))
             try runner.run()
-            return Comparison(
-                try runner.read(y), reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual))
+            let expected = runner.reference(reading: [input, w1, b1, w2, b2, residual]) {
+                reference(input: input, w1: w1, b1: b1, w2: w2, b2: b2, residual: residual)
+            }
+            return Comparison(try runner.read(y), expected)
         }
     }
 }

@@ -62,6 +62,7 @@ struct Validate: ParsableCommand {
         let seed = seed ?? SeededRandom.freshSeed()
         let checks = try distinctChecks()
         let pipelines = KernelPipelines(device: device)
+        let references = ReferenceMemo()
         var families: [KernelFamily] = []
         do {
             for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })
@@ -93,7 +94,8 @@ struct Validate: ParsableCommand {
                 let tolerance = Tolerance.relativeL2(for: family)
                 do {
                     let result = try check.run(
-                        on: device, pipelines: pipelines, seed: seed &+ UInt64(index), family: family)
+                        on: device, pipelines: pipelines, seed: seed &+ UInt64(index), family: family,
+                        references: references)
                     rows.append(
                         Row(
                             layer: layer, family: family.rawValue,
