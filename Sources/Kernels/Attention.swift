@@ -85,11 +85,11 @@ public struct Attention: Hashable, Sendable, Codable {
         let q = (n * 3 * heads + h) * d * t, k = (n * 3 * heads + heads + h) * d * t
         var attn = [Double](repeating: 0, count: t * t)
         for i in 0..<t {
-            for j in 0..<t {
-                var sum = 0.0
-                for c in 0..<d { sum += Double(qkv[q + c * t + i]) * Double(qkv[k + c * t + j]) }
-                attn[i * t + j] = sum / 8
+            // Each logit sums its products in channel order; the keys are the inner loop so that it reads in order.
+            for c in 0..<d {
+                accumulateScaled(Double(qkv[q + c * t + i]), qkv, from: k + c * t, into: &attn, at: i * t, count: t)
             }
+            for j in 0..<t { attn[i * t + j] /= 8 }
             guard softmax else { continue }
             let row = (i * t)..<((i + 1) * t)
             let largest = attn[row].max() ?? 0

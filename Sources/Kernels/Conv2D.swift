@@ -79,33 +79,26 @@ public struct Conv2D: GEMMOperation, Hashable, Sendable, Codable {
         -> [Float]
     {
         precondition(input.count == inputCount && weights.count == weightCount, "conv2d: wrong input or weight size")
-        let (oh, ow, k) = (outHeight, outWidth, kernelSize)
+        let k = kernelSize
+        let window = SlidingWindow(height: height, width: width, kernel: k, stride: stride, padding: padding)
+        // Each output sums its products in (channel, ky, kx) order.
         var accumulators = [Double](repeating: 0, count: outputCount)
         for n in 0..<batch {
             for m in 0..<outChannels {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var sum = 0.0
-                        for c in 0..<inChannels {
-                            for ky in 0..<k {
-                                let iy = oy * stride - padding + ky
-                                guard iy >= 0 && iy < height else { continue }
-                                for kx in 0..<k {
-                                    let ix = ox * stride - padding + kx
-                                    guard ix >= 0 && ix < width else { continue }
-                                    sum +=
-                                        Double(weights[((m * inChannels + c) * k + ky) * k + kx])
-                                        * Double(input[((n * inChannels + c) * height + iy) * width + ix])
-                                }
-                            }
+                for c in 0..<inChannels {
+                    for ky in 0..<k {
+                        for kx in 0..<k {
+                            window.accumulateTap(
+                                Double(weights[((m * inChannels + c) * k + ky) * k + kx]), ky: ky, kx: kx,
+                                input: input, plane: (n * inChannels + c) * height * width, into: &accumulators,
+                                output: (n * outChannels + m) * outHeight * outWidth)
                         }
-                        accumulators[((n * outChannels + m) * oh + oy) * ow + ox] = sum
                     }
                 }
             }
         }
         return Epilogue.referenceApply(
-            accumulators, channels: outChannels, pixels: oh * ow, scale: scale, shift: shift,
+            accumulators, channels: outChannels, pixels: outHeight * outWidth, scale: scale, shift: shift,
             residual: residual, epilogue: epilogue)
     }
 

@@ -42,31 +42,24 @@ public struct Depthwise: Hashable, Sendable, Codable {
         -> [Float]
     {
         precondition(input.count == inputCount && weights.count == weightCount, "depthwise: wrong input or weight size")
-        let (oh, ow, k) = (outHeight, outWidth, kernelSize)
+        let k = kernelSize
+        let window = SlidingWindow(height: height, width: width, kernel: k, stride: stride, padding: padding)
+        // Each output sums its products in (ky, kx) order.
         var accumulators = [Double](repeating: 0, count: outputCount)
         for n in 0..<batch {
             for c in 0..<channels {
-                for oy in 0..<oh {
-                    for ox in 0..<ow {
-                        var sum = 0.0
-                        for ky in 0..<k {
-                            let iy = oy * stride - padding + ky
-                            guard iy >= 0 && iy < height else { continue }
-                            for kx in 0..<k {
-                                let ix = ox * stride - padding + kx
-                                guard ix >= 0 && ix < width else { continue }
-                                sum +=
-                                    Double(weights[(c * k + ky) * k + kx])
-                                    * Double(input[((n * channels + c) * height + iy) * width + ix])
-                            }
-                        }
-                        accumulators[((n * channels + c) * oh + oy) * ow + ox] = sum
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        window.accumulateTap(
+                            Double(weights[(c * k + ky) * k + kx]), ky: ky, kx: kx, input: input,
+                            plane: (n * channels + c) * height * width, into: &accumulators,
+                            output: (n * channels + c) * outHeight * outWidth)
                     }
                 }
             }
         }
         return Epilogue.referenceApply(
-            accumulators, channels: channels, pixels: oh * ow, scale: scale, shift: shift,
+            accumulators, channels: channels, pixels: outHeight * outWidth, scale: scale, shift: shift,
             residual: residual, epilogue: epilogue)
     }
 

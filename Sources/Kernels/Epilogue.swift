@@ -144,6 +144,59 @@ public func windowOutputSize(_ size: Int, kernel: Int, stride: Int, padding: Int
     (size + 2 * padding - kernel) / stride + 1
 }
 
+/// One input plane seen through a sliding window with zero padding: what the convolutions' CPU references share.
+struct SlidingWindow {
+    let height, width, stride, padding, outHeight, outWidth: Int
+
+    init(height: Int, width: Int, kernel: Int, stride: Int, padding: Int) {
+        (self.height, self.width, self.stride, self.padding) = (height, width, stride, padding)
+        outHeight = windowOutputSize(height, kernel: kernel, stride: stride, padding: padding)
+        outWidth = windowOutputSize(width, kernel: kernel, stride: stride, padding: padding)
+    }
+
+    /// Adds `weight` times the input under tap (ky, kx) to every output pixel whose tap lies inside the plane (a tap on
+    /// the padding adds nothing). The input plane starts at `input[plane]`, the output plane at `accumulators[output]`;
+    /// the output pixels are the inner loops, so a reference calling this tap by tap sums each output's products in
+    /// tap order.
+    func accumulateTap(
+        _ weight: Double, ky: Int, kx: Int, input: [Float], plane: Int, into accumulators: inout [Double], output: Int
+    ) {
+        // The output columns whose tap column ox * stride - padding + kx lies in 0..<width (none when the tap lies
+        // right of the plane for every column).
+        let reach = width - 1 + padding - kx
+        let first = max(0, (padding - kx + stride - 1) / stride), last = min(outWidth - 1, reach / stride)
+        guard reach >= 0 && first <= last else { return }
+        for oy in 0..<outHeight {
+            let iy = oy * stride - padding + ky
+            guard iy >= 0 && iy < height else { continue }
+            accumulateScaled(
+                weight, input, from: plane + iy * width + first * stride - padding + kx, stride: stride,
+                into: &accumulators, at: output + oy * outWidth + first, count: last - first + 1)
+        }
+    }
+}
+
+/// `y[at + i] += a * x[from + i * stride]` for i in 0..<count, in Double: the inner loop of the CPU references, whose
+/// ranges are checked once here rather than at every element.
+func accumulateScaled(
+    _ a: Double, _ x: [Float], from: Int, stride: Int = 1, into y: inout [Double], at: Int, count: Int
+) {
+    guard count > 0 else { return }
+    precondition(
+        from >= 0 && from + (count - 1) * stride < x.count && at >= 0 && at + count <= y.count,
+        "reference loop out of range")
+    // Wrapping arithmetic: the precondition above already holds every index in range (the loops then vectorize).
+    x.withUnsafeBufferPointer { x in
+        y.withUnsafeMutableBufferPointer { y in
+            if stride == 1 {
+                for i in 0..<count { y[at &+ i] += a * Double(x[from &+ i]) }
+            } else {
+                for i in 0..<count { y[at &+ i] += a * Double(x[from &+ i &* stride]) }
+            }
+        }
+    }
+}
+
 extension Epilogue {
     /// "relu", "silu+res", ... for shape descriptions.
     public var summary: String { "\(activation)" + (hasResidual ? "+res" : "") }

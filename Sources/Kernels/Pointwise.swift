@@ -46,15 +46,15 @@ public struct Pointwise: GEMMOperation, Hashable, Sendable, Codable {
         -> [Float]
     {
         precondition(input.count == inputCount && weights.count == weightCount, "pointwise: wrong input or weight size")
+        // Each output sums its products in channel order; the pixels are the inner loop so that it reads in order.
         var accumulators = [Double](repeating: 0, count: outputCount)
         for n in 0..<batch {
             for m in 0..<outChannels {
-                for p in 0..<pixels {
-                    var sum = 0.0
-                    for c in 0..<inChannels {
-                        sum += Double(weights[m * inChannels + c]) * Double(input[(n * inChannels + c) * pixels + p])
-                    }
-                    accumulators[(n * outChannels + m) * pixels + p] = sum
+                let output = (n * outChannels + m) * pixels
+                for c in 0..<inChannels {
+                    accumulateScaled(
+                        Double(weights[m * inChannels + c]), input, from: (n * inChannels + c) * pixels,
+                        into: &accumulators, at: output, count: pixels)
                 }
             }
         }

@@ -403,6 +403,67 @@ func referenceKnownValues() {
     #expect(abs(Double(attention[1]) - (1 * 0.5 + 3 * 0.5)) < 1e-6)
 }
 
+/// Each output of a k x k window as one sum over its taps in (channel, ky, kx) order: the form the references had
+/// before their loops were turned for speed, which they must still match bit for bit.
+private func windowSums(
+    input: [Float], weights: [Float], channels: Int, height: Int, width: Int, k: Int, stride: Int, padding: Int,
+    depthwise: Bool
+) -> [Double] {
+    let oh = windowOutputSize(height, kernel: k, stride: stride, padding: padding)
+    let ow = windowOutputSize(width, kernel: k, stride: stride, padding: padding)
+    let outputs = depthwise ? channels : 3
+    var sums: [Double] = []
+    for m in 0..<outputs {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                var sum = 0.0
+                for c in depthwise ? m..<(m + 1) : 0..<channels {
+                    for ky in 0..<k {
+                        for kx in 0..<k {
+                            let iy = oy * stride - padding + ky, ix = ox * stride - padding + kx
+                            guard (0..<height).contains(iy) && (0..<width).contains(ix) else { continue }
+                            let weight =
+                                depthwise
+                                ? weights[(c * k + ky) * k + kx] : weights[((m * channels + c) * k + ky) * k + kx]
+                            sum += Double(weight) * Double(input[(c * height + iy) * width + ix])
+                        }
+                    }
+                }
+                sums.append(sum)
+            }
+        }
+    }
+    return sums
+}
+
+@Test(
+    "convolution references equal the tap-by-tap sum bit for bit, windows wider than the plane included",
+    arguments: [(5, 7, 3, 1, 1), (6, 5, 3, 2, 1), (2, 3, 7, 1, 3), (2, 3, 7, 2, 3), (1, 1, 5, 2, 2), (9, 4, 5, 3, 2)])
+func windowReferences(height: Int, width: Int, k: Int, stride: Int, padding: Int) {
+    var random = SeededRandom(seed: UInt64(height * 1000 + width * 100 + k * 10 + stride))
+    let channels = 2, input = random.floats(channels * height * width)
+    let ones = [Float](repeating: 1, count: 3), zeros = [Float](repeating: 0, count: 3)
+    let conv = Conv2D(
+        batch: 1, inChannels: channels, height: height, width: width, outChannels: 3, kernelSize: k, stride: stride,
+        padding: padding)
+    let convWeights = random.floats(conv.weightCount)
+    #expect(
+        conv.reference(input: input, weights: convWeights, scale: ones, shift: zeros)
+            == windowSums(
+                input: input, weights: convWeights, channels: channels, height: height, width: width, k: k,
+                stride: stride, padding: padding, depthwise: false
+            ).map(Float.init))
+    let depthwise = Depthwise(
+        batch: 1, channels: channels, height: height, width: width, kernelSize: k, stride: stride, padding: padding)
+    let depthwiseWeights = random.floats(depthwise.weightCount)
+    #expect(
+        depthwise.reference(input: input, weights: depthwiseWeights, scale: ones, shift: zeros)
+            == windowSums(
+                input: input, weights: depthwiseWeights, channels: channels, height: height, width: width, k: k,
+                stride: stride, padding: padding, depthwise: true
+            ).map(Float.init))
+}
+
 @Test("grids never pass 65535 workgroups in a dimension and cover every item")
 func gridSplit() {
     for items in [1, 64, 65, 65535 * 64, 65535 * 64 + 1, 10_000_000] {
