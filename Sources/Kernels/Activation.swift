@@ -17,4 +17,15 @@ public enum Activation: UInt32, Sendable, CaseIterable, Codable {
         case .sigmoid: 1 / (1 + exp(-x))
         }
     }
+
+    /// d apply(x) / dx, in Double (ReLU's at 0 is 0, as PyTorch's).
+    public func derivative(_ x: Double) -> Double {
+        let sigmoid = 1 / (1 + exp(-x))
+        return switch self {
+        case .identity: 1
+        case .relu: x > 0 ? 1 : 0
+        case .silu: sigmoid * (1 + x * (1 - sigmoid))
+        case .sigmoid: sigmoid * (1 - sigmoid)
+        }
+    }
 }

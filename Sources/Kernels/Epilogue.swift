@@ -176,6 +176,31 @@ struct SlidingWindow {
     }
 }
 
+/// `y[at + i] += a * x[from + i]` for i in 0..<count, in Double, the ranges checked once.
+func accumulateScaled(_ a: Double, _ x: [Double], from: Int, into y: inout [Double], at: Int, count: Int) {
+    guard count > 0 else { return }
+    precondition(from >= 0 && from + count <= x.count && at >= 0 && at + count <= y.count, "loop out of range")
+    x.withUnsafeBufferPointer { x in
+        y.withUnsafeMutableBufferPointer { y in
+            for i in 0..<count { y[at &+ i] += a * x[from &+ i] }
+        }
+    }
+}
+
+/// sum_i a[aFrom + i] * b[bFrom + i] for i in 0..<count, in Double, in order, the ranges checked once.
+func dot(_ a: [Double], from aFrom: Int, _ b: [Double], from bFrom: Int, count: Int) -> Double {
+    precondition(
+        count >= 0 && aFrom >= 0 && aFrom + count <= a.count && bFrom >= 0 && bFrom + count <= b.count,
+        "loop out of range")
+    return a.withUnsafeBufferPointer { a in
+        b.withUnsafeBufferPointer { b in
+            var sum = 0.0
+            for i in 0..<count { sum += a[aFrom &+ i] * b[bFrom &+ i] }
+            return sum
+        }
+    }
+}
+
 /// `y[at + i] += a * x[from + i * stride]` for i in 0..<count, in Double: the inner loop of the CPU references, whose
 /// ranges are checked once here rather than at every element.
 func accumulateScaled(

@@ -13,6 +13,8 @@ public protocol FoldedConvolutionKernel: KernelOperation, Sendable {
     var epilogue: Epilogue { get set }
     func reference(input: [Float], weights: [Float], scale: [Float], shift: [Float], residual: [Float]?) -> [Float]
     func check() -> KernelCheck
+    /// The convolution as training computes it.
+    var geometry: ConvolutionGeometry { get }
 }
 
 extension Conv2D: FoldedConvolutionKernel {

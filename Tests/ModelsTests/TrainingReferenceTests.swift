@@ -1,0 +1,62 @@
+import Foundation
+import Kernels
+import Models
+import NetworkGraph
+import Testing
+
+/// Random values of the right kind for each array: BatchNorm gammas 0.5-1.5 (each block's last 0.1-0.3 would do as
+/// well; these are small networks), running variances 0.5-1.5, the rest uniform and scaled by fan-in.
+private struct RandomTrainingWeights: ParameterSource {
+    func values(for name: String, shape: [Int]) throws -> [Float] {
+        var random = SeededRandom(seed: name.utf8.reduce(UInt64(7)) { $0 &* 31 &+ UInt64($1) })
+        let count = shape.reduce(1, *)
+        if name.hasSuffix("running_var") { return random.floats(count, in: 0.5...1.5) }
+        if name.hasSuffix("running_mean") { return random.floats(count, in: -0.2...0.2) }
+        if shape.count == 1 && name.hasSuffix(".weight") { return random.floats(count, in: 0.5...1.5) }
+        if shape.count == 1 { return random.floats(count, in: -0.3...0.3) }
+        return random.weights(count, fanIn: shape.dropFirst().reduce(1, *))
+    }
+}
+
+/// A small hybrid network: a ResConv stage with squeeze-excite, a ResAtt stage (16 tokens), a plain conv stage, a
+/// ResConv stage, 10 classes, at 32 pixels.
+private func smallNetwork(batch: Int) throws -> Graph {
+    let architecture = HyTraArchitecture(
+        stages: [[.convolution], [.attention], [], [.convolution]], activation: .silu, squeezeExcite: true,
+        lastStride: 1, classes: 10)
+    return try Model(Architecture(architecture)).graph(batch: batch, inputSize: 32, weights: RandomTrainingWeights())
+}
+
+@Test("a training step's gradients equal finite differences of its loss, every parameter array of a hybrid network")
+func trainingStepGradients() throws {
+    var graph = try smallNetwork(batch: 2)
+    var random = SeededRandom(seed: 41)
+    let input = random.floats(graph.shapes[graph.input].count, in: -2...2)
+    let loss = CrossEntropy(batch: 2, classes: 10)
+    let targets = loss.targets(labels: [3, 8], smoothing: 0.1)
+    let step = try TrainingReference(graph).step(input: input, targets: targets)
+    #expect(step.loss.isFinite && step.loss > 0)
+
+    // One coordinate of every trainable array: the loss moved by +-h there (h exact in float32).
+    var rows: [(name: String, analytic: Double, numeric: Double)] = []
+    for declaration in graph.declarations where declaration.trainable {
+        let name = declaration.name
+        let gradient = try #require(step.gradients[name], "no gradient for \(name)")
+        let original = try #require(graph.parameters[name])
+        let index = Int(random.next() % UInt64(original.count))
+        var plus = original, minus = original
+        plus[index] += 1e-4
+        minus[index] -= 1e-4
+        try graph.setParameter(name, plus)
+        let up = try TrainingReference(graph).loss(input: input, targets: targets)
+        try graph.setParameter(name, minus)
+        let down = try TrainingReference(graph).loss(input: input, targets: targets)
+        try graph.setParameter(name, original)
+        rows.append((name, gradient[index], (up - down) / (Double(plus[index]) - Double(minus[index]))))
+    }
+    let difference = rows.reduce(0.0) { $0 + ($1.analytic - $1.numeric) * ($1.analytic - $1.numeric) }
+    let norm = rows.reduce(0.0) { $0 + $1.numeric * $1.numeric }
+    #expect(
+        (difference / norm).squareRoot() < 1e-4,
+        "\(rows.map { "\($0.name) \($0.analytic) \($0.numeric)" }.joined(separator: "\n"))")
+}
