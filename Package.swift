@@ -138,7 +138,9 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(
             name: "CommandLineTests",
-            dependencies: ["bossnet", "Images", "Models", "Checkpoint", "Kernels", "TestSupport"]),
+            dependencies: [
+                "bossnet", "Images", "Models", "Checkpoint", "Kernels", "NetworkGraph", "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -52,7 +52,7 @@ public struct NumPyArray: Sendable, Equatable {
         guard let type = ElementType(descr: descr) else {
             throw ImageError(
                 .badArray,
-                "the array's dtype is \(descr); float16, float32 and float64 (either byte order) are supported")
+                "the array's dtype is \(descr); float16, float32, float64 and int64 (either byte order) are supported")
         }
         guard order == "False" || order == "True" else {
             throw ImageError(.badArray, "bad fortran_order \(order) in the .npy header")
@@ -89,6 +89,8 @@ public struct NumPyArray: Sendable, Equatable {
     struct ElementType {
         let size: Int
         let bigEndian: Bool
+        /// int64 (class-index labels), read as the nearest float32 (exact up to 2^24).
+        var integer = false
 
         init?(descr: String) {
             let text = descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
@@ -96,6 +98,8 @@ public struct NumPyArray: Sendable, Equatable {
             case "float16": (size, bigEndian) = (2, false)
             case "float32": (size, bigEndian) = (4, false)
             case "float64": (size, bigEndian) = (8, false)
+            case "int64", "<i8", "=i8": (size, bigEndian, integer) = (8, false, true)
+            case ">i8": (size, bigEndian, integer) = (8, true, true)
             default:
                 guard text.count == 3, let order = text.first, "<>=|".contains(order), text.dropFirst().first == "f",
                     let width = Int(text.suffix(1)), [2, 4, 8].contains(width)
@@ -105,6 +109,10 @@ public struct NumPyArray: Sendable, Equatable {
         }
 
         func load(_ raw: UnsafeRawBufferPointer, at offset: Int) -> Float {
+            if integer {
+                let bits = raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+                return Float(Int64(bitPattern: bigEndian ? bits.byteSwapped : bits))
+            }
             switch size {
             case 2:
                 let bits = raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
