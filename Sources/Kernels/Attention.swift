@@ -90,14 +90,17 @@ public struct Attention: Hashable, Sendable, Codable {
                 accumulateScaled(Double(qkv[q + c * t + i]), qkv, from: k + c * t, into: &attn, at: i * t, count: t)
             }
             for j in 0..<t { attn[i * t + j] /= 8 }
-            guard softmax else { continue }
-            let row = (i * t)..<((i + 1) * t)
-            let largest = attn[row].max() ?? 0
-            for index in row { attn[index] = exp(attn[index] - largest) }
-            let total = attn[row].reduce(0, +)
-            for index in row { attn[index] /= total }
+            if softmax { Self.softmax(&attn, row: (i * t)..<((i + 1) * t)) }
         }
         return attn
+    }
+
+    /// Turns `values[row]` into its softmax, stabilised by its maximum (the references' one definition of it).
+    static func softmax(_ values: inout [Double], row: Range<Int>) {
+        let largest = values[row].max() ?? 0
+        for index in row { values[index] = exp(values[index] - largest) }
+        let total = values[row].reduce(0, +)
+        for index in row { values[index] /= total }
     }
 
     struct PushConstants: BitwiseCopyable {

@@ -21,11 +21,7 @@ extension Attention {
                 for c in 0..<d { attn[i * t + j] += qkv[q + c * t + i] * qkv[k + c * t + j] }
                 attn[i * t + j] /= 8
             }
-            let row = (i * t)..<((i + 1) * t)
-            let largest = attn[row].max() ?? 0
-            for index in row { attn[index] = exp(attn[index] - largest) }
-            let total = attn[row].reduce(0, +)
-            for index in row { attn[index] /= total }
+            Self.softmax(&attn, row: (i * t)..<((i + 1) * t))
         }
         return attn
     }
