@@ -42,26 +42,17 @@ public struct ConvolutionGeometry: Hashable, Sendable {
     }
 
     /// Calls `body(weight index, first input index, first output index, count)` for every row of products of a
-    /// depthwise forward: output pixels `output + j` read input pixels `input + j * stride` under one weight, j in 0..<count.
-    private func forEachRow(_ body: (Int, Int, Int, Int) -> Void) {
-        let (k, oh, ow) = (kernelSize, outHeight, outWidth)
+    /// depthwise forward: output pixels `output + j` read input pixels `input + j * stride` under one weight, j in
+    /// 0..<count.
+    private func forEachDepthwiseRow(_ body: (Int, Int, Int, Int) -> Void) {
+        let window = SlidingWindow(height: height, width: width, kernel: kernelSize, stride: stride, padding: padding)
         for n in 0..<batch {
-            for m in 0..<outChannels {
-                for c in sources(m) {
-                    for ky in 0..<k {
-                        for kx in 0..<k {
-                            // The output columns whose input column ox * stride - padding + kx lies in 0..<width.
-                            let reach = width - 1 + padding - kx
-                            let first = max(0, (padding - kx + stride - 1) / stride), last = min(ow - 1, reach / stride)
-                            guard reach >= 0 && first <= last else { continue }
-                            for oy in 0..<oh {
-                                let iy = oy * stride - padding + ky
-                                guard iy >= 0 && iy < height else { continue }
-                                body(
-                                    weightIndex(m, c, ky, kx),
-                                    ((n * inChannels + c) * height + iy) * width + first * stride - padding + kx,
-                                    ((n * outChannels + m) * oh + oy) * ow + first, last - first + 1)
-                            }
+            for c in 0..<inChannels {
+                let plane = (n * inChannels + c) * height * width, output = (n * outChannels + c) * outHeight * outWidth
+                for ky in 0..<kernelSize {
+                    for kx in 0..<kernelSize {
+                        window.forEachRow(ky: ky, kx: kx) { from, at, count in
+                            body(weightIndex(c, c, ky, kx), plane + from, output + at, count)
                         }
                     }
                 }
@@ -104,8 +95,8 @@ public struct ConvolutionGeometry: Hashable, Sendable {
         precondition(input.count == inputCount && weights.count == weightCount, "convolution: wrong input or weights")
         var output = [Double](repeating: 0, count: outputCount)
         if depthwise {
-            forEachRow { w, i, o, count in
-                for j in 0..<count { output[o + j] += weights[w] * input[i + j * stride] }
+            forEachDepthwiseRow { w, i, o, count in
+                accumulateScaled(weights[w], input, from: i, stride: stride, into: &output, at: o, count: count)
             }
         } else {
             let pixels = outHeight * outWidth
@@ -132,7 +123,7 @@ public struct ConvolutionGeometry: Hashable, Sendable {
         var inputGradient = [Double](repeating: 0, count: inputCount)
         var weightGradient = [Double](repeating: 0, count: weightCount)
         if depthwise {
-            forEachRow { w, i, o, count in
+            forEachDepthwiseRow { w, i, o, count in
                 for j in 0..<count {
                     inputGradient[i + j * stride] += weights[w] * outputGradient[o + j]
                     weightGradient[w] += input[i + j * stride] * outputGradient[o + j]

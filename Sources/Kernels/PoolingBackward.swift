@@ -64,8 +64,8 @@ extension AvgPool {
         return y
     }
 
-    /// Each output's gradient shared evenly among its window's inputs.
-    public func backward(outputGradient: [Double]) -> [Double] {
+    /// Each output's gradient shared evenly among its window's inputs (`x` is not needed).
+    public func backward(_ x: [Double], outputGradient: [Double]) -> [Double] {
         var dx = [Double](repeating: 0, count: inputCount)
         forEachWindow { output, inputs in
             for input in inputs { dx[input] += outputGradient[output] / Double(inputs.count) }
@@ -83,8 +83,8 @@ extension GlobalAvgPool {
         return y
     }
 
-    /// Each channel's gradient shared evenly among its pixels.
-    public func backward(outputGradient: [Double]) -> [Double] {
+    /// Each channel's gradient shared evenly among its pixels (`x` is not needed).
+    public func backward(_ x: [Double], outputGradient: [Double]) -> [Double] {
         (0..<(batch * channels * pixels)).map { outputGradient[$0 / pixels] / Double(pixels) }
     }
 }

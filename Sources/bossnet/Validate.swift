@@ -61,29 +61,40 @@ struct Validate: ParsableCommand {
         do { device = try selection.open() } catch { throw report(error) }
         let seed = seed ?? SeededRandom.freshSeed()
         let checks = try distinctChecks()
+        let families: [KernelFamily]
+        do { families = try distinctFamilies(on: device) } catch { throw report(error) }
+        let rows = runChecks(checks, families: families, on: device, seed: seed)
+        if !json { progressDone() }
+        let silent = reportValidation(device.instance)
+        if json {
+            try printJSON(
+                ValidationOutput(
+                    device: device.info, limits: device.limitsMode.rawValue, input_size: inputSize, batch: batch,
+                    seed: seed, families: families.map(\.rawValue), results: rows))
+        } else {
+            printTable(rows, families: families, device: device, seed: seed)
+        }
+        if rows.contains(where: { !$0.pass }) || !silent { throw ExitCode(1) }
+    }
+
+    /// The kernel families asked for that the device runs, each once.
+    private func distinctFamilies(on device: VulkanDevice) throws -> [KernelFamily] {
+        var families: [KernelFamily] = []
+        for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })
+        where !families.contains(family) {
+            families.append(family)
+        }
+        return families
+    }
+
+    /// Every check in every family, family by family, with progress on standard error; the families share the CPU
+    /// references of checks that read the same values.
+    private func runChecks(
+        _ checks: [(String, KernelCheck)], families: [KernelFamily], on device: VulkanDevice, seed: UInt64
+    ) -> [ValidationRow] {
         let pipelines = KernelPipelines(device: device)
         let references = ReferenceMemo()
-        var families: [KernelFamily] = []
-        do {
-            for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })
-            where !families.contains(family) {
-                families.append(family)
-            }
-        } catch { throw report(error) }
-
-        struct Row: Encodable {
-            let layer: String
-            let family: String
-            let kernels: String
-            let op: String
-            let shape: String
-            let tolerance: Double
-            let rel_error: Double
-            let max_abs_error: Double
-            let pass: Bool
-            let error: String?
-        }
-        var rows: [Row] = []
+        var rows: [ValidationRow] = []
         let total = checks.count * families.count
         for (familyIndex, family) in families.enumerated() {
             for (index, (layer, check)) in checks.enumerated() {
@@ -97,7 +108,7 @@ struct Validate: ParsableCommand {
                         on: device, pipelines: pipelines, seed: seed &+ UInt64(index), family: family,
                         references: references)
                     rows.append(
-                        Row(
+                        ValidationRow(
                             layer: layer, family: family.rawValue,
                             kernels: Set(result.kernels).sorted().joined(separator: " "),
                             op: check.op, shape: check.shape, tolerance: tolerance, rel_error: result.relativeL2,
@@ -105,52 +116,61 @@ struct Validate: ParsableCommand {
                             error: result.nonFinite.isEmpty ? nil : "non-finite outputs at \(result.nonFinite)"))
                 } catch {
                     rows.append(
-                        Row(
+                        ValidationRow(
                             layer: layer, family: family.rawValue, kernels: "", op: check.op, shape: check.shape,
                             tolerance: tolerance, rel_error: .nan, max_abs_error: .nan, pass: false, error: "\(error)"))
                 }
             }
         }
-        if !json { progressDone() }
-        let silent = reportValidation(device.instance)
-        let failed = rows.filter { !$0.pass }.count
-
-        if json {
-            struct Output: Encodable {
-                let device: DeviceInfo
-                let limits: String
-                let input_size: Int
-                let batch: Int
-                let seed: UInt64
-                let families: [String]
-                let results: [Row]
-            }
-            try printJSON(
-                Output(
-                    device: device.info, limits: device.limitsMode.rawValue, input_size: inputSize, batch: batch,
-                    seed: seed, families: families.map(\.rawValue), results: rows))
-        } else {
-            let limits = device.limitsMode == .minimum ? ", the Vulkan spec's minimum limits" : ""
-            print(
-                "Kernels against the CPU reference on \(device.info.name)\(limits), input \(inputSize), batch \(batch), seed \(seed)"
-            )
-            let table =
-                [["family", "layer", "op", "kernels", "shape", "rel error", "tolerance", "max abs error", "result"]]
-                + rows.map { row in
-                    [
-                        row.family, row.layer, row.op, row.kernels, row.shape, String(format: "%.2e", row.rel_error),
-                        String(format: "%.0e", row.tolerance), String(format: "%.2e", row.max_abs_error),
-                        row.pass ? "pass" : "FAIL" + (row.error.map { ": \($0)" } ?? ""),
-                    ]
-                }
-            print(formatTable(table))
-            print(
-                failed == 0
-                    ? "All \(rows.count) checks pass (\(families.map(\.rawValue).joined(separator: ", ")))."
-                    : "\(failed) of \(rows.count) checks FAIL.")
-        }
-        if failed > 0 || !silent { throw ExitCode(1) }
+        return rows
     }
+
+    private func printTable(_ rows: [ValidationRow], families: [KernelFamily], device: VulkanDevice, seed: UInt64) {
+        let limits = device.limitsMode == .minimum ? ", the Vulkan spec's minimum limits" : ""
+        print(
+            "Kernels against the CPU reference on \(device.info.name)\(limits), input \(inputSize), batch \(batch), seed \(seed)"
+        )
+        let table =
+            [["family", "layer", "op", "kernels", "shape", "rel error", "tolerance", "max abs error", "result"]]
+            + rows.map { row in
+                [
+                    row.family, row.layer, row.op, row.kernels, row.shape, String(format: "%.2e", row.rel_error),
+                    String(format: "%.0e", row.tolerance), String(format: "%.2e", row.max_abs_error),
+                    row.pass ? "pass" : "FAIL" + (row.error.map { ": \($0)" } ?? ""),
+                ]
+            }
+        print(formatTable(table))
+        let failed = rows.filter { !$0.pass }.count
+        print(
+            failed == 0
+                ? "All \(rows.count) checks pass (\(families.map(\.rawValue).joined(separator: ", ")))."
+                : "\(failed) of \(rows.count) checks FAIL.")
+    }
+}
+
+/// One row of `validate`'s output (the JSON keys as they are).
+private struct ValidationRow: Encodable {
+    let layer: String
+    let family: String
+    let kernels: String
+    let op: String
+    let shape: String
+    let tolerance: Double
+    let rel_error: Double
+    let max_abs_error: Double
+    let pass: Bool
+    let error: String?
+}
+
+/// `validate --json`.
+private struct ValidationOutput: Encodable {
+    let device: DeviceInfo
+    let limits: String
+    let input_size: Int
+    let batch: Int
+    let seed: UInt64
+    let families: [String]
+    let results: [ValidationRow]
 }
 
 /// Lays rows out in aligned columns, the first row as the header.

@@ -4,10 +4,12 @@ import Kernels
 // The operations without parameters run as they are in the graph: pooling (input: x) and the elementwise add (inputs:
 // a, b).
 
-/// A pooling kernel: one input, one output, no parameters; the three share their graph form.
-public protocol PoolingKernel: GraphOperation, KernelOperation {
+/// A pooling kernel: one input, one output, no parameters; the three share their graph form and training face.
+public protocol PoolingKernel: TrainableOperation, KernelOperation {
     var batch: Int { get set }
     func reference(input: [Float]) -> [Float]
+    func trainingForward(_ x: [Double]) -> [Double]
+    func backward(_ x: [Double], outputGradient: [Double]) -> [Double]
     func steps<Resource>(input: Resource, output: Resource, config: KernelConfig) -> [KernelStep<Resource>]
     func check() -> KernelCheck
 }
@@ -20,6 +22,14 @@ extension PoolingKernel {
     public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
     public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {
         steps(input: lowering.inputs[0], output: lowering.output, config: lowering.config)
+    }
+    public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
+        trainingForward(operands[0])
+    }
+    public func trainingBackward(_ operands: [[Double]], outputGradient: [Double], parameters: ParameterStore) -> (
+        operands: [[Double]], parameters: [String: [Double]]
+    ) {
+        ([backward(operands[0], outputGradient: outputGradient)], [:])
     }
 }
 

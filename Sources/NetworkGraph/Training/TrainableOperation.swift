@@ -83,42 +83,6 @@ extension SqueezeExciteLayer: TrainableOperation {
     }
 }
 
-extension MaxPool: TrainableOperation {
-    public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
-        trainingForward(operands[0])
-    }
-
-    public func trainingBackward(_ operands: [[Double]], outputGradient: [Double], parameters: ParameterStore) -> (
-        operands: [[Double]], parameters: [String: [Double]]
-    ) {
-        ([backward(operands[0], outputGradient: outputGradient)], [:])
-    }
-}
-
-extension AvgPool: TrainableOperation {
-    public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
-        trainingForward(operands[0])
-    }
-
-    public func trainingBackward(_ operands: [[Double]], outputGradient: [Double], parameters: ParameterStore) -> (
-        operands: [[Double]], parameters: [String: [Double]]
-    ) {
-        ([backward(outputGradient: outputGradient)], [:])
-    }
-}
-
-extension GlobalAvgPool: TrainableOperation {
-    public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
-        trainingForward(operands[0])
-    }
-
-    public func trainingBackward(_ operands: [[Double]], outputGradient: [Double], parameters: ParameterStore) -> (
-        operands: [[Double]], parameters: [String: [Double]]
-    ) {
-        ([backward(outputGradient: outputGradient)], [:])
-    }
-}
-
 extension Add: TrainableOperation {
     public var operandCount: Int { 2 }
     public var trainingEpilogue: Epilogue { Epilogue(activation: activation) }

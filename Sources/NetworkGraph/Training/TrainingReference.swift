@@ -41,18 +41,21 @@ public struct TrainingReference {
 
     /// The loss of the train-mode forward alone (what finite differences of a step's gradients evaluate).
     public func loss(input: [Float], targets: [Double]) -> Double {
-        var values = [[Double]](repeating: [], count: graph.shapes.count)
-        values[graph.input] = input.map(Double.init)
-        var running: [String: [Double]] = [:]
-        for node in graph.nodes { values[node.output] = forward(node, values, running: &running).0 }
-        let logits = values[graph.output]
-        return CrossEntropy(batch: graph.batch, classes: logits.count / graph.batch)
-            .lossAndGradient(logits: logits, targets: targets).loss
+        let logits = forwardPass(input).logits
+        return crossEntropy(logits).lossAndGradient(logits: logits, targets: targets).loss
     }
 
     /// One step on `input` (`[batch][3][H][W]`) with per-image target distributions `targets` (`[batch][classes]`;
     /// see ``CrossEntropy/targets(labels:smoothing:)``).
     public func step(input: [Float], targets: [Double]) -> Step {
+        let (logits, saved, running) = forwardPass(input)
+        let (value, logitGradient) = crossEntropy(logits).lossAndGradient(logits: logits, targets: targets)
+        let gradients = backward(saved, outputGradient: logitGradient)
+        return Step(loss: value, logits: logits, gradients: gradients, runningStatistics: running)
+    }
+
+    /// The train-mode forward: the logits, what each node keeps for its backward, and the new running statistics.
+    private func forwardPass(_ input: [Float]) -> (logits: [Double], saved: [Saved], running: [String: [Double]]) {
         var values = [[Double]](repeating: [], count: graph.shapes.count)
         values[graph.input] = input.map(Double.init)
         var saved: [Saved] = []
@@ -62,11 +65,11 @@ public struct TrainingReference {
             values[node.output] = output
             saved.append(kept)
         }
-        let logits = values[graph.output]
-        let loss = CrossEntropy(batch: graph.batch, classes: logits.count / graph.batch)
-        let (value, logitGradient) = loss.lossAndGradient(logits: logits, targets: targets)
-        let gradients = backward(saved, outputGradient: logitGradient)
-        return Step(loss: value, logits: logits, gradients: gradients, runningStatistics: running)
+        return (values[graph.output], saved, running)
+    }
+
+    private func crossEntropy(_ logits: [Double]) -> CrossEntropy {
+        CrossEntropy(batch: graph.batch, classes: logits.count / graph.batch)
     }
 
     /// The node's output and what its backward needs; its BatchNorm's new running statistics into `running`.
