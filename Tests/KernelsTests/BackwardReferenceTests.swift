@@ -150,13 +150,14 @@ func poolingGradients() {
     let average = AvgPool(batch: 2, channels: 3, height: 5, width: 7)
     let y = values(average.inputCount, 22), s = values(average.outputCount, 23)
     #expect(
-        relativeError(average.backward(outputGradient: s), numericGradient(y) { dot(s, average.trainingForward($0)) })
+        relativeError(
+            average.backward(y, outputGradient: s), numericGradient(y) { dot(s, average.trainingForward($0)) })
             < tolerance)
 
     let global = GlobalAvgPool(batch: 2, channels: 3, pixels: 7)
     let z = values(42, 24), t = values(6, 25)
     #expect(
-        relativeError(global.backward(outputGradient: t), numericGradient(z) { dot(t, global.trainingForward($0)) })
+        relativeError(global.backward(z, outputGradient: t), numericGradient(z) { dot(t, global.trainingForward($0)) })
             < tolerance)
 }
 

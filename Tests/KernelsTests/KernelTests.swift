@@ -472,3 +472,31 @@ func gridSplit() {
         #expect(groups.x * groups.y * 64 >= items)
     }
 }
+
+@Test("validate's shared references: computed once per check and input bits, and each family's result unchanged")
+func sharedReferences() throws {
+    try withValidatedDevice { device in
+        let memo = ReferenceMemo()
+        var computed = 0
+        func reference(_ check: String, _ inputs: [[Float]?]) -> [Float] {
+            KernelRunner(device: device, references: memo, check: check).reference(reading: inputs) {
+                computed += 1
+                return [Float(computed)]
+            }
+        }
+        #expect(reference("conv2d a", [[1, 2], nil]) == [1])
+        #expect(reference("conv2d a", [[1, 2], nil]) == [1] && computed == 1)
+        #expect(reference("conv2d a", [[1, 2.0000002], nil]) == [2])
+        #expect(reference("conv2d a", [[1, 2], []]) == [3])
+        #expect(reference("conv2d b", [[1, 2], nil]) == [4])
+
+        // A float32 family and a 16-bit one read different values: each compares with its own reference.
+        let conv = Conv2D(batch: 1, inChannels: 5, height: 6, width: 7, outChannels: 8, kernelSize: 3, padding: 1)
+        let shared = ReferenceMemo()
+        for family in [KernelFamily.texel, .fp16, .storage] {
+            let alone = try conv.check().run(on: device, seed: 3, family: family)
+            let withMemo = try conv.check().run(on: device, seed: 3, family: family, references: shared)
+            #expect(withMemo.relativeL2 == alone.relativeL2, "\(family)")
+        }
+    }
+}

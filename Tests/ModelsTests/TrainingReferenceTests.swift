@@ -37,7 +37,8 @@ func trainingStepGradients() throws {
     let step = try TrainingReference(graph).step(input: input, targets: targets)
     #expect(step.loss.isFinite && step.loss > 0)
 
-    // One coordinate of every trainable array: the loss moved by +-h there (h exact in float32).
+    // One coordinate of every trainable array: the loss moved by +-h there (h exact in float32; 1e-3 leaves a
+    // truncation error of 2e-2).
     var rows: [(name: String, analytic: Double, numeric: Double)] = []
     for declaration in graph.declarations where declaration.trainable {
         let name = declaration.name
@@ -54,9 +55,11 @@ func trainingStepGradients() throws {
         try graph.setParameter(name, original)
         rows.append((name, gradient[index], (up - down) / (Double(plus[index]) - Double(minus[index]))))
     }
-    let difference = rows.reduce(0.0) { $0 + ($1.analytic - $1.numeric) * ($1.analytic - $1.numeric) }
-    let norm = rows.reduce(0.0) { $0 + $1.numeric * $1.numeric }
-    #expect(
-        (difference / norm).squareRoot() < 1e-4,
-        "\(rows.map { "\($0.name) \($0.analytic) \($0.numeric)" }.joined(separator: "\n"))")
+    // Each array on its own: measured within 7e-8 relative (the biases before a train-mode BatchNorm, whose true
+    // gradient is 0, within 5e-18).
+    for row in rows {
+        #expect(
+            abs(row.analytic - row.numeric) <= 1e-6 * abs(row.numeric) + 1e-12,
+            "\(row.name): analytic \(row.analytic), finite differences \(row.numeric)")
+    }
 }
