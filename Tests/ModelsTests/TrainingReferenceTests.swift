@@ -1,4 +1,5 @@
 import Foundation
+import Images
 import Kernels
 import Models
 import NetworkGraph
@@ -62,4 +63,59 @@ func trainingStepGradients() throws {
             abs(row.analytic - row.numeric) <= 1e-6 * abs(row.numeric) + 1e-12,
             "\(row.name): analytic \(row.analytic), finite differences \(row.numeric)")
     }
+}
+
+/// A tensor as the fixtures summarise it: its L2 norm, its sum and its values at a few indices.
+private struct TensorSummary: Decodable {
+    let norm: Double
+    let sum: Double
+    let indices: [Int]
+    let values: [Double]
+}
+
+/// One training step of the authors' model in float64 (Tools/make_training_fixtures.py).
+private struct TrainingFixture: Decodable {
+    let loss: Double
+    let gradients: [String: TensorSummary]
+    let running: [String: TensorSummary]
+}
+
+/// The largest difference between `values` and `summary`, relative to the tensor's norm (its RMS value for the
+/// sampled entries), over the norm, the sum and the samples; the norm taken as at least `floor` (a bias before a
+/// train-mode BatchNorm has a true gradient of 0, so only rounding, 1e-18, is left of it).
+private func worstDifference(_ values: [Double], _ summary: TensorSummary, floor: Double = 0) -> Double {
+    let norm = values.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+    let scale = max(summary.norm, floor, 1e-300)
+    let rms = scale / Double(values.count).squareRoot()
+    let sampled = zip(summary.indices, summary.values).map { abs(values[$0] - $1) / rms }.max() ?? 0
+    return max(abs(norm - summary.norm) / scale, abs(values.reduce(0, +) - summary.sum) / scale, sampled)
+}
+
+@Test(
+    "a training step equals the authors' model in float64: loss, every gradient, the running statistics",
+    arguments: ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])
+func trainingStepMatchesAuthors(name: String) throws {
+    let expected = try JSONDecoder().decode(
+        TrainingFixture.self, from: Data(contentsOf: fixture("\(name)_training_64.json")))
+    let input = try NumPyArray(contentsOf: fixture("training_input_64.npy"))
+    let labels = try NumPyArray(contentsOf: fixture("training_labels.npy")).values.compactMap { Int(exactly: $0) }
+    let model = try Model(name: name)
+    let graph = try model.graph(
+        batch: 4, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
+    let targets = CrossEntropy(batch: 4, classes: 1000).targets(labels: labels, smoothing: 0.1)
+    let step = try TrainingReference(graph).step(input: input.values, targets: targets)
+
+    #expect(abs(step.loss - expected.loss) <= 1e-12 * expected.loss, "loss \(step.loss) against \(expected.loss)")
+    #expect(Set(step.gradients.keys) == Set(expected.gradients.keys))
+    var worst = (difference: 0.0, name: "")
+    let total = expected.gradients.values.reduce(0.0) { $0 + $1.norm * $1.norm }.squareRoot()
+    for (parameter, summary) in expected.gradients {
+        let difference = worstDifference(try #require(step.gradients[parameter]), summary, floor: 1e-6 * total)
+        if difference > worst.difference { worst = (difference, parameter) }
+    }
+    for (buffer, summary) in expected.running {
+        let difference = worstDifference(try #require(step.runningStatistics[buffer], "\(buffer)"), summary)
+        if difference > worst.difference { worst = (difference, buffer) }
+    }
+    #expect(worst.difference <= 1e-9, "\(name): \(worst.name) differs by \(worst.difference) of its norm")
 }

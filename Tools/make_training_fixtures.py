@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Makes the training fixtures from the authors' own model code, so that CI never needs PyTorch.
+
+    python3 Tools/make_training_fixtures.py --bossnas PATH
+
+PATH is a checkout of changlin31/BossNAS at its latest commit (bb8b26a); the models come from its
+retraining_hytra/boss_models.py, as in Tools/make_fixtures.py (whose synthetic weights this reuses). Needs torch 2.x,
+timm 0.9.x, numpy and pillow. timm imports torchvision for its data pipeline and FrozenBatchNorm2d, neither of which
+these models use; where no torchvision matches the installed torch (a CPU-only torch beside PyPI's torchvision), a
+stand-in module is put in its place for the import.
+
+For bossnet_T0, bossnet_T0_nose and bossnet_T1 at 64 px, batch 4, with the uncalibrated synthetic weights
+(SyntheticWeights(gains:): BatchNorm gammas near 1, each residual branch's last near 0.1 or 0.05, to_qkv at gain 12,
+so that train mode is well conditioned and attention peaked), in model.train() and float64: one forward on
+training_input_64.npy, cross-entropy with label smoothing 0.1 against training_labels.npy, one backward. Writes
+Tests/ModelsTests/Fixtures/:
+
+    training_input_64.npy     float32 [4, 3, 64, 64], NumPy's default_rng(2025).standard_normal
+    training_labels.npy       int64 [4]
+    MODEL_training_64.json    the loss; for every trainable parameter its gradient's L2 norm, sum and the values at
+                              8 indices; the same for every BatchNorm's running_mean and running_var after the step;
+                              and PyTorch float32's own error on the same step (relative L2 over all gradients
+                              together, and the worst single parameter's), the yardstick for float32 engines.
+
+Every file is the same on every run.
+"""
+import argparse
+import json
+import pathlib
+import sys
+import types
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "Tests" / "ModelsTests" / "Fixtures"
+MODELS = ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"]
+LABELS = [1, 207, 511, 999]
+SMOOTHING = 0.1
+SAMPLES = 8
+
+
+def stand_in_torchvision():
+    """Puts a module that answers every name in place of torchvision, for timm's imports only."""
+    try:
+        import torchvision  # noqa: F401
+        return
+    except Exception:
+        pass
+
+    class Anything(type):
+        def __getattr__(cls, name):
+            return Anything(name, (), {})
+
+    class Module(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Anything(name, (), {})
+
+    names = ["torchvision", "torchvision.transforms", "torchvision.transforms.functional", "torchvision.ops",
+             "torchvision.ops.misc", "torchvision.datasets", "torchvision.models",
+             "torchvision.models.feature_extraction"]
+    for name in names:
+        for key in [k for k in sys.modules if k == name]:
+            del sys.modules[key]
+        sys.modules[name] = Module(name)
+    for name in names[1:]:
+        parent, _, child = name.rpartition(".")
+        setattr(sys.modules[parent], child, sys.modules[name])
+
+
+def sample_indices(count):
+    """8 indices spread over a tensor of `count` values (Knuth's multiplicative hash of 0..7), the same in Swift."""
+    return [(i * 2654435761 + 12345) % count for i in range(SAMPLES)]
+
+
+def summary(values):
+    flat = values.detach().reshape(-1).double()
+    indices = sample_indices(flat.numel())
+    return {"norm": float(flat.norm()), "sum": float(flat.sum()), "indices": indices,
+            "values": [float(flat[i]) for i in indices]}
+
+
+def training_step(model, images, labels, dtype):
+    """One train-mode step in `dtype`: the loss, every trainable parameter's gradient, the running statistics."""
+    import torch
+    import torch.nn.functional as F
+
+    model = model.to(dtype).train()
+    model.zero_grad()
+    logits = model(torch.from_numpy(images).to(dtype))
+    loss = F.cross_entropy(logits, torch.from_numpy(labels), label_smoothing=SMOOTHING)
+    loss.backward()
+    gradients = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+    running = {name: b.detach().clone() for name, b in model.named_buffers() if "running_" in name}
+    return float(loss.detach()), gradients, running
+
+
+def fixture(bossnas, name, images, labels):
+    import torch
+    import make_fixtures
+
+    model = make_fixtures.authors_model(bossnas, name)
+    state = {key: make_fixtures.synthetic(key, tuple(t.shape)) if t.is_floating_point() else t
+             for key, t in model.state_dict().items()}
+    model.load_state_dict(state)
+    loss, gradients, running = training_step(model, images, labels, torch.float64)
+    model.load_state_dict(state)
+    loss32, gradients32, _ = training_step(model, images, labels, torch.float32)
+
+    def error(a, b):
+        return float((a.double() - b).norm() / b.norm()) if float(b.norm()) > 0 else 0.0
+
+    together = torch.cat([g.reshape(-1) for g in gradients.values()])
+    together32 = torch.cat([gradients32[k].reshape(-1) for k in gradients])
+    worst = max((error(gradients32[k], g), k) for k, g in gradients.items() if float(g.norm()) > 1e-9 * float(together.norm()))
+    return {
+        "model": name, "input_size": 64, "batch": len(labels), "labels": labels.tolist(), "smoothing": SMOOTHING,
+        "loss": loss,
+        "gradients": {k: summary(g) for k, g in gradients.items()},
+        "running": {k: summary(b) for k, b in running.items()},
+        "torch_float32": {"loss_relative_error": abs(loss32 - loss) / abs(loss),
+                          "gradients_relative_l2": error(together32, together),
+                          "worst_parameter": worst[1], "worst_parameter_relative_l2": worst[0]},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bossnas", type=pathlib.Path, required=True)
+    args = parser.parse_args()
+    if not (args.bossnas / "retraining_hytra" / "boss_models.py").exists():
+        parser.error(f"{args.bossnas} is not a checkout of changlin31/BossNAS (no retraining_hytra/boss_models.py)")
+    stand_in_torchvision()
+    sys.path.insert(0, str(ROOT / "Tools"))
+    import torch
+    torch.manual_seed(0)
+
+    images = np.random.default_rng(2025).standard_normal((4, 3, 64, 64)).astype(np.float32)
+    labels = np.array(LABELS, dtype=np.int64)
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    np.save(FIXTURES / "training_input_64.npy", images)
+    np.save(FIXTURES / "training_labels.npy", labels)
+    for name in MODELS:
+        result = fixture(args.bossnas, name, images, labels)
+        (FIXTURES / f"{name}_training_64.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        t = result["torch_float32"]
+        print(f"{name}: loss {result['loss']:.6f}; PyTorch float32 against float64: gradients {t['gradients_relative_l2']:.2e} "
+              f"together, worst {t['worst_parameter']} {t['worst_parameter_relative_l2']:.2e}, "
+              f"loss {t['loss_relative_error']:.1e}")
+
+
+if __name__ == "__main__":
+    main()
