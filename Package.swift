@@ -114,7 +114,8 @@ let package = Package(
         // Tests: one target per module, sharing the validated-device helper and the tolerances in TestSupport.
         .target(name: "TestSupport", dependencies: ["VulkanCompute"], path: "Tests/TestSupport"),
         .testTarget(name: "VulkanComputeTests", dependencies: ["VulkanCompute", "Kernels", "TestSupport", "CVulkan"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"]),
+        .testTarget(
+            name: "KernelsTests", dependencies: ["Kernels", "VulkanCompute", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "NetworkGraphTests", dependencies: ["NetworkGraph", "Kernels", "VulkanCompute", "TestSupport"]),
         .testTarget(name: "BenchmarkTests", dependencies: ["Benchmark", "Models", "VulkanCompute", "TestSupport"]),

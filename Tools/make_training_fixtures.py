@@ -22,6 +22,13 @@ Tests/ModelsTests/Fixtures/:
                               and PyTorch float32's own error on the same step (relative L2 over all gradients
                               together, and the worst single parameter's), the yardstick for float32 engines.
 
+Tests/KernelsTests/Fixtures/:
+
+    optimizers.json           torch.optim.AdamW (lr 1e-3, weight decay 0.05) and SGD (lr 0.1, momentum 0.9, weight
+                              decay 1e-4, plain and Nesterov) over three steps in float64 on five small parameters,
+                              grouped as timm's add_weight_decay groups them (no decay on 1-d parameters and biases);
+                              torch.nn.utils.clip_grad_norm_ (max norm 1); one model-EMA update (decay 0.99996).
+
 Every file is the same on every run.
 """
 import argparse
@@ -126,6 +133,50 @@ def fixture(bossnas, name, images, labels):
     }
 
 
+def optimizer_fixture():
+    """Three steps of each optimizer from the same start, the gradients drawn afresh each step."""
+    import torch
+
+    rng = np.random.default_rng(7)
+    shapes = {"layer.conv.weight": [3, 2, 2, 2], "layer.bn.weight": [5], "layer.bn.bias": [5], "fc.weight": [3, 4],
+              "fc.bias": [3]}
+    start = {k: rng.standard_normal(v) for k, v in shapes.items()}
+    gradients = [{k: rng.standard_normal(v) for k, v in shapes.items()} for _ in range(3)]
+
+    def run(make):
+        params = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in start.items()}
+        decay = [p for k, p in params.items() if not (len(shapes[k]) <= 1 or k.endswith(".bias"))]
+        rest = [p for k, p in params.items() if len(shapes[k]) <= 1 or k.endswith(".bias")]
+        optimizer = make([{"params": decay}, {"params": rest, "weight_decay": 0.0}])
+        for step in gradients:
+            for k, p in params.items():
+                p.grad = torch.tensor(step[k], dtype=torch.float64)
+            optimizer.step()
+        return {k: p.detach().reshape(-1).tolist() for k, p in params.items()}
+
+    adamw = run(lambda groups: torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.05, foreach=False))
+    sgd = run(lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4, foreach=False))
+    nesterov = run(lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=True,
+                                                  foreach=False))
+    clipped = [torch.tensor(gradients[0][k], dtype=torch.float64) for k in shapes]
+    for tensor in clipped:
+        tensor.requires_grad_(False)
+    holders = [torch.zeros_like(t, requires_grad=True) for t in clipped]
+    for holder, tensor in zip(holders, clipped):
+        holder.grad = tensor.clone()
+    norm = float(torch.nn.utils.clip_grad_norm_(holders, max_norm=1.0, foreach=False))
+    ema = start["fc.weight"] * 0.99996 + (1 - 0.99996) * gradients[0]["fc.weight"]
+    return {
+        "shapes": shapes, "start": {k: v.reshape(-1).tolist() for k, v in start.items()},
+        "gradients": [{k: v.reshape(-1).tolist() for k, v in g.items()} for g in gradients],
+        "adamw": {"lr": 1e-3, "weight_decay": 0.05, "after": adamw},
+        "sgd": {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "after": sgd, "nesterov_after": nesterov},
+        "clip": {"max_norm": 1.0, "norm": norm, "clipped": {k: h.grad.reshape(-1).tolist() for k, h in zip(shapes, holders)}},
+        "ema": {"decay": 0.99996, "average": start["fc.weight"].reshape(-1).tolist(),
+                "values": gradients[0]["fc.weight"].reshape(-1).tolist(), "after": ema.reshape(-1).tolist()},
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bossnas", type=pathlib.Path, required=True)
@@ -142,6 +193,9 @@ def main():
     FIXTURES.mkdir(parents=True, exist_ok=True)
     np.save(FIXTURES / "training_input_64.npy", images)
     np.save(FIXTURES / "training_labels.npy", labels)
+    kernels = ROOT / "Tests" / "KernelsTests" / "Fixtures"
+    kernels.mkdir(parents=True, exist_ok=True)
+    (kernels / "optimizers.json").write_text(json.dumps(optimizer_fixture(), indent=1, sort_keys=True) + "\n")
     for name in MODELS:
         result = fixture(args.bossnas, name, images, labels)
         (FIXTURES / f"{name}_training_64.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
