@@ -14,7 +14,7 @@ struct Grad: ParsableCommand {
             unbiased running variance updated with momentum 0.1), the cross-entropy loss with label smoothing or soft \
             targets, and the backward. Writes float32 safetensors: `loss`, `grad.<name>` for every trainable \
             parameter and `<bn>.running_mean` / `<bn>.running_var` after the step, under the authors' state-dict \
-            names. This release computes the step with the CPU reference (--cpu, in float64); the device's training \
+            names; with --step, the parameters after one optimizer step from these weights as `param.<name>`. This release computes the step with the CPU reference (--cpu, in float64); the device's training \
             kernels come next.
             """)
 
@@ -30,6 +30,16 @@ struct Grad: ParsableCommand {
     @Option(help: "Label smoothing for class-index labels (the authors train with 0.1).")
     var smoothing = 0.0
 
+    @Option(
+        help: "Also take one optimizer step from these weights (fresh state) and write `param.<name>`: adamw or sgd.")
+    var step: OptimizerChoice?
+
+    @Option(help: "The optimizer's learning rate.")
+    var lr = 5e-4
+
+    @Option(help: "The optimizer's weight decay (none on 1-d parameters and biases, as timm groups them).")
+    var weightDecay = 0.05
+
     @Flag(help: "Compute the step with the CPU reference (required in this release).")
     var cpu = false
 
@@ -40,6 +50,9 @@ struct Grad: ParsableCommand {
         guard cpu else {
             throw ValidationError(
                 "grad runs on the CPU reference in this release: add --cpu (the device's training kernels come next).")
+        }
+        guard lr > 0 && lr.isFinite && weightDecay >= 0 && weightDecay.isFinite else {
+            throw ValidationError("--lr must be positive and --weight-decay at least 0; got \(lr) and \(weightDecay).")
         }
         guard (0..<1).contains(smoothing) else {
             throw ValidationError("--smoothing must be in [0, 1); got \(smoothing).")
@@ -83,10 +96,21 @@ struct Grad: ParsableCommand {
         return loss.targets(labels: labels, smoothing: smoothing)
     }
 
-    /// `loss`, then `grad.<name>` in declaration order, then the running statistics.
+    /// `loss`, then in declaration order `grad.<name>` (and `param.<name>` after the optimizer's step, with --step)
+    /// and the running statistics.
     private func tensors(_ step: TrainingReference.Step, graph: Graph) -> [NamedTensor] {
         var tensors = [NamedTensor(name: "loss", shape: [], values: [Float(step.loss)])]
         for declaration in graph.declarations {
+            if let optimizer = self.step, let gradient = step.gradients[declaration.name],
+                let values = graph.parameters[declaration.name]
+            {
+                let updated = optimizer.step(
+                    values.map(Double.init), gradient: gradient, learningRate: lr, weightDecay: weightDecay,
+                    decays: takesWeightDecay(name: declaration.name, shape: declaration.shape))
+                tensors.append(
+                    NamedTensor(
+                        name: "param.\(declaration.name)", shape: declaration.shape, values: updated.map(Float.init)))
+            }
             if let gradient = step.gradients[declaration.name] {
                 tensors.append(
                     NamedTensor(
@@ -98,5 +122,28 @@ struct Grad: ParsableCommand {
             }
         }
         return tensors
+    }
+}
+
+/// The optimizers `grad --step` takes.
+enum OptimizerChoice: String, ExpressibleByArgument, CaseIterable {
+    case adamw, sgd
+
+    /// `parameter` after this optimizer's first step with `gradient` (SGD with momentum 0.9).
+    func step(_ parameter: [Double], gradient: [Double], learningRate: Double, weightDecay: Double, decays: Bool)
+        -> [Double]
+    {
+        var parameter = parameter
+        switch self {
+        case .adamw:
+            var state = AdamW.State(count: parameter.count)
+            AdamW(learningRate: learningRate, weightDecay: weightDecay)
+                .step(&parameter, gradient: gradient, state: &state, decays: decays)
+        case .sgd:
+            var buffer: [Double]?
+            SGD(learningRate: learningRate, weightDecay: weightDecay)
+                .step(&parameter, gradient: gradient, buffer: &buffer, decays: decays)
+        }
+        return parameter
     }
 }

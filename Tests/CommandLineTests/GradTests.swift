@@ -30,7 +30,7 @@ func gradCommand() throws {
 
     let result = try run([
         "grad", "--arch", arch, "--weights", "synthetic", "--input", inputFile.path, "--labels", labelFile.path,
-        "--smoothing", "0.1", "--cpu", "--output", output.path,
+        "--smoothing", "0.1", "--cpu", "--step", "adamw", "--lr", "1e-3", "--output", output.path,
     ])
     #expect(result.status == 0, "\(result.error)")
     let written = try SafeTensors.read(output)
@@ -43,6 +43,13 @@ func gradCommand() throws {
         let tensor = try #require(written["grad.\(declaration.name)"], "no grad.\(declaration.name)")
         #expect(tensor.shape == declaration.shape)
         #expect(tensor.values == step.gradients[declaration.name]?.map(Float.init), "grad.\(declaration.name)")
+        // One AdamW step from the weights (weight decay 0.05 where timm's groups give it).
+        var parameter = try #require(graph.parameters[declaration.name]).map(Double.init)
+        var state = AdamW.State(count: parameter.count)
+        AdamW(learningRate: 1e-3, weightDecay: 0.05).step(
+            &parameter, gradient: try #require(step.gradients[declaration.name]), state: &state,
+            decays: takesWeightDecay(name: declaration.name, shape: declaration.shape))
+        #expect(written["param.\(declaration.name)"]?.values == parameter.map(Float.init), "param.\(declaration.name)")
     }
     for (name, running) in step.runningStatistics {
         #expect(written[name]?.values == running.map(Float.init), "\(name)")
