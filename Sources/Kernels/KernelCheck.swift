@@ -51,6 +51,8 @@ public struct Comparison: CustomStringConvertible, Sendable {
     public var tolerance = Tolerance.float32RelativeL2
     /// The embedded kernels that ran, in order.
     public var kernels: [String] = []
+    /// Which of a check's outputs this is, where it has several (``worst(_:)``).
+    public var output: String?
 
     public init(_ actual: [Float], _ expected: [Float]) {
         countMismatch = actual.count != expected.count
@@ -75,8 +77,20 @@ public struct Comparison: CustomStringConvertible, Sendable {
     /// Same length, no unexpected NaN or infinity, relative L2 error within ``tolerance``.
     public var passes: Bool { !countMismatch && nonFinite.isEmpty && relativeL2 <= tolerance }
 
+    /// A check with several outputs (a backward's input, weight and bias gradients), each compared with its own
+    /// reference so that a small one is not hidden by a large one: the comparison furthest from passing, named.
+    public static func worst(_ outputs: KeyValuePairs<String, Comparison>) -> Comparison {
+        let named = outputs.map { name, comparison in
+            var comparison = comparison
+            comparison.output = name
+            return comparison
+        }
+        let broken = named.first { $0.countMismatch || !$0.nonFinite.isEmpty }
+        return broken ?? named.max { $0.relativeL2 < $1.relativeL2 } ?? Comparison([], [])
+    }
+
     public var description: String {
-        "relative L2 error \(relativeL2), max abs error \(maxAbsolute)"
+        (output.map { "\($0): " } ?? "") + "relative L2 error \(relativeL2), max abs error \(maxAbsolute)"
             + (nonFinite.isEmpty ? "" : ", non-finite at \(nonFinite)") + (countMismatch ? ", lengths differ" : "")
     }
 }

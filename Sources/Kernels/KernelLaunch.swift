@@ -62,8 +62,13 @@ public struct KernelLaunch: Sendable {
 
 /// One binding of a dispatch: a resource, named however the caller names buffers, and how the kernel uses it.
 public struct KernelBinding<Resource> {
-    /// Whether a kernel reads or writes a binding.
-    public enum Access: Sendable { case read, write }
+    /// Whether a kernel reads a binding, writes it, or updates it in place (reads, then writes the same elements).
+    public enum Access: Sendable { case read, write, readWrite }
+
+    /// Whether the kernel reads the binding's values (``Access/read`` or ``Access/readWrite``).
+    public var reads: Bool { access != .write }
+    /// Whether the kernel writes the binding (``Access/write`` or ``Access/readWrite``).
+    public var writes: Bool { access != .read }
 
     public let resource: Resource
     public let access: Access
@@ -106,6 +111,12 @@ public struct KernelBinding<Resource> {
     /// Written as a storage buffer.
     public static func write(_ resource: Resource) -> KernelBinding {
         KernelBinding(resource: resource, access: .write, format: .r32Float, alwaysFloat32: false)
+    }
+
+    /// Read and written in place as a float32 storage buffer on every data path (optimizer state, parameters under
+    /// update, gradients that several kernels add to).
+    public static func readWrite(_ resource: Resource) -> KernelBinding {
+        KernelBinding(resource: resource, access: .readWrite, format: .r32Float, alwaysFloat32: true)
     }
 
     /// Written as a storage buffer, float32 on every data path.

@@ -64,9 +64,15 @@ public final class KernelRunner {
 
     /// A buffer for `count` outputs: NaN, then guard values.
     public func output(_ count: Int) throws -> VulkanBuffer {
-        let total = Grid.roundUp(count + Self.guardCount, to: 4)
+        try inputOutput([Float](repeating: .nan, count: count))
+    }
+
+    /// A buffer the kernels update in place: `values`, then guard values; ``read(_:)`` gives what it holds after the
+    /// run.
+    public func inputOutput(_ values: [Float]) throws -> VulkanBuffer {
+        let total = Grid.roundUp(values.count + Self.guardCount, to: 4)
         let buffer = try VulkanBuffer(device: device, size: total * 4, label: "output")
-        contents[ObjectIdentifier(buffer)] = ([Float](repeating: .nan, count: count), true)
+        contents[ObjectIdentifier(buffer)] = (values, true)
         return buffer
     }
 
@@ -116,7 +122,7 @@ public final class KernelRunner {
     /// The first `count` values of an output made by ``output(_:)``, after checking that its guard values survived.
     public func read(_ buffer: VulkanBuffer) throws -> [Float] {
         guard let (values, isOutput) = contents[ObjectIdentifier(buffer)], isOutput else {
-            throw KernelCheckFailure("read() takes a buffer made by output()")
+            throw KernelCheckFailure("read() takes a buffer made by output() or inputOutput()")
         }
         let count = values.count
         let read: [Float] =

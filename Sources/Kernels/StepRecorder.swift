@@ -74,8 +74,8 @@ public final class StepRecorder {
                     return .texels(view)
                 })
         }
-        reads = steps.map { $0.bindings.filter { $0.access == .read }.map { locate($0.resource) } }
-        writes = steps.map { $0.bindings.filter { $0.access == .write }.map { locate($0.resource) } }
+        reads = steps.map { $0.bindings.filter(\.reads).map { locate($0.resource) } }
+        writes = steps.map { $0.bindings.filter(\.writes).map { locate($0.resource) } }
         launches = steps.map(\.launch)
         self.pipelines = pipelines
     }

@@ -1,0 +1,37 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// @datapaths storage
+
+// Each channel's sum over the batch and the pixels, sums[c] = sum_{n, q} x[n][c][q] (plus what sums holds where
+// ACCUMULATE is 1): a bias's gradient. One workgroup per channel; its lanes stride over the channel's values, then
+// add their partial sums in shared memory, lane 0 writing.
+
+layout(local_size_x_id = 0) in;  // a power of two, at most 128
+layout(constant_id = 1) const uint ACCUMULATE = 0u;
+
+layout(binding = 0) readonly buffer X { float x[]; };
+layout(binding = 1) buffer Sums { float sums[]; };
+
+layout(push_constant) uniform Push {
+    uint batch, channels, pixels;
+} p;
+
+shared float partial[128];
+
+void main() {
+    const uint c = gl_WorkGroupID.x, lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
+    float sum = 0.0;
+    for (uint n = 0u; n < p.batch; ++n) {
+        const uint plane = (n * p.channels + c) * p.pixels;
+        for (uint q = lane; q < p.pixels; q += lanes) sum += x[plane + q];
+    }
+    partial[lane] = sum;
+    barrier();
+    for (uint half_ = lanes / 2u; half_ > 0u; half_ /= 2u) {
+        if (lane < half_) partial[lane] += partial[lane + half_];
+        barrier();
+    }
+    if (lane == 0u) sums[c] = partial[0] + (ACCUMULATE == 1u ? sums[c] : 0.0);
+}

@@ -1,0 +1,213 @@
+import Foundation
+import VulkanCompute
+
+// The convolution gradients on the device (the references are in ConvolutionBackward.swift). A dense convolution's
+// weight gradient is one product of the output gradient with the patches its outputs read (im2col), reducing over
+// images and pixels at once; its input gradient is the weights' transpose times the output gradient, folded back
+// from patches to pixels (col2im). A 1x1, stride-1 convolution without padding reads its input as its patches, so it
+// needs neither. Depthwise convolutions gather per element. Biases are channel sums of the output gradient.
+
+/// Where a convolution's backward reads and writes.
+public struct ConvolutionGradients<Resource> {
+    public var input: Resource
+    public var weights: Resource
+    public var outputGradient: Resource
+    /// Where the input gradient goes; `nil` where nothing needs it (the network's first layer).
+    public var inputGradient: Resource?
+    public var weightGradient: Resource
+    public var biasGradient: Resource?
+    /// Buffers of ``ConvolutionGeometry/backwardScratchCounts`` floats.
+    public var scratch: [Resource]
+    /// Adds the input gradient to what ``inputGradient`` holds (an input with several consumers).
+    public var accumulateInput = false
+
+    public init(
+        input: Resource, weights: Resource, outputGradient: Resource, inputGradient: Resource?,
+        weightGradient: Resource, biasGradient: Resource?, scratch: [Resource], accumulateInput: Bool = false
+    ) {
+        (self.input, self.weights, self.outputGradient, self.inputGradient) =
+            (input, weights, outputGradient, inputGradient)
+        (self.weightGradient, self.biasGradient, self.scratch, self.accumulateInput) =
+            (weightGradient, biasGradient, scratch, accumulateInput)
+    }
+}
+
+extension ConvolutionGeometry {
+    /// Whether the input is its own patch matrix (1x1, stride 1, no padding): no im2col or col2im.
+    private var readsInputAsPatches: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
+
+    private var patchSize: Int { inChannels * kernelSize * kernelSize }
+    private var outPixels: Int { outHeight * outWidth }
+
+    /// Floats of scratch the backward needs: a dense convolution's patches and their gradient.
+    public var backwardScratchCounts: [Int] {
+        depthwise || readsInputAsPatches ? [] : [batch * patchSize * outPixels, batch * patchSize * outPixels]
+    }
+
+    /// The backward's dispatches.
+    public func backwardSteps<Resource>(_ g: ConvolutionGradients<Resource>) -> [KernelStep<Resource>] {
+        let bias =
+            g.biasGradient.map {
+                ChannelSums(batch: batch, channels: outChannels, pixels: outPixels).steps(
+                    values: g.outputGradient, sums: $0)
+            } ?? []
+        return (depthwise ? depthwiseSteps(g) : denseSteps(g)) + bias
+    }
+
+    /// The shape push constants of the im2col, col2im and depthwise backward kernels; mirrors their `Push`.
+    struct WindowPush: BitwiseCopyable {
+        var batch, channels, height, width, outHeight, outWidth, stride, pad: UInt32
+    }
+
+    private var windowPush: WindowPush {
+        WindowPush(
+            batch: UInt32(batch), channels: UInt32(inChannels), height: UInt32(height), width: UInt32(width),
+            outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), stride: UInt32(stride), pad: UInt32(padding))
+    }
+
+    /// A launch of one of the window kernels (im2col, col2im, the depthwise backward), `items` workgroups of `lanes`.
+    private func windowLaunch(
+        _ kernel: String, _ specialization: [UInt32: SpecializationValue], items: Int, lanes: Int = 64
+    ) -> KernelLaunch {
+        KernelLaunch(
+            kernel: kernel, specialization: specialization, pushConstants: windowPush,
+            groups: Grid.flat(items: items, localSize: lanes))
+    }
+
+    /// The specialization of a window kernel whose constants are LOCAL_SIZE_X, KSIZE and (where given) ACCUMULATE.
+    private func windowConstants(_ ids: (local: UInt32, size: UInt32, accumulate: UInt32?), accumulate: Bool = false)
+        -> [UInt32: SpecializationValue]
+    {
+        var constants: [UInt32: SpecializationValue] = [ids.local: .uint(64), ids.size: .uint(UInt32(kernelSize))]
+        if let id = ids.accumulate { constants[id] = .uint(accumulate ? 1 : 0) }
+        return constants
+    }
+
+    private func denseSteps<Resource>(_ g: ConvolutionGradients<Resource>) -> [KernelStep<Resource>] {
+        let (patch, pixels) = (patchSize, outPixels)
+        var steps: [KernelStep<Resource>] = []
+        let patches = readsInputAsPatches ? g.input : g.scratch[0]
+        if !readsInputAsPatches {
+            typealias Spec = ShaderConstants.im2col
+            let launch = windowLaunch(
+                KernelName.im2col, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)), items: batch * patch * pixels)
+            steps.append(KernelStep(launch, [.readFloat32(g.input), .writeFloat32(patches)]).on(.storage))
+        }
+        // dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p].
+        let weights = TrainingGEMM(
+            m: outChannels, n: patch, k: batch * pixels, kInner: pixels,
+            a: MatrixLayout(free: pixels, inner: 1, outer: outChannels * pixels),
+            b: MatrixLayout(free: pixels, inner: 1, outer: patch * pixels), c: MatrixLayout(free: 1, inner: patch))
+        steps += weights.steps(a: g.outputGradient, b: patches, c: g.weightGradient)
+        guard let inputGradient = g.inputGradient else { return steps }
+        // dPatches[n][e][p] = sum_m w[m][e] * dy[n][m][p], straight into dx where the input is its own patches.
+        let direct = readsInputAsPatches
+        let patchGradient = TrainingGEMM(
+            m: patch, n: pixels, k: outChannels, batch: batch, a: MatrixLayout(free: 1, inner: patch),
+            b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels),
+            c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
+            accumulate: direct && g.accumulateInput)
+        steps += patchGradient.steps(a: g.weights, b: g.outputGradient, c: direct ? inputGradient : g.scratch[1])
+        if !direct {
+            typealias Spec = ShaderConstants.col2im
+            let launch = windowLaunch(
+                KernelName.col2im,
+                windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, Spec.ACCUMULATE), accumulate: g.accumulateInput),
+                items: inputCount)
+            let binding: KernelBinding = g.accumulateInput ? .readWrite(inputGradient) : .writeFloat32(inputGradient)
+            steps.append(KernelStep(launch, [.readFloat32(g.scratch[1]), binding]).on(.storage))
+        }
+        return steps
+    }
+
+    private func depthwiseSteps<Resource>(_ g: ConvolutionGradients<Resource>) -> [KernelStep<Resource>] {
+        typealias WeightsSpec = ShaderConstants.depthwise_backward_weights
+        typealias InputSpec = ShaderConstants.depthwise_backward_input
+        let weightsLaunch = windowLaunch(
+            KernelName.depthwise_backward_weights, windowConstants((WeightsSpec.LOCAL_SIZE_X, WeightsSpec.KSIZE, nil)),
+            items: weightCount, lanes: 1)
+        var steps = [
+            KernelStep(
+                weightsLaunch, [.readFloat32(g.outputGradient), .readFloat32(g.input), .writeFloat32(g.weightGradient)]
+            )
+            .on(.storage)
+        ]
+        if let inputGradient = g.inputGradient {
+            let launch = windowLaunch(
+                KernelName.depthwise_backward_input,
+                windowConstants(
+                    (InputSpec.LOCAL_SIZE_X, InputSpec.KSIZE, InputSpec.ACCUMULATE), accumulate: g.accumulateInput),
+                items: inputCount)
+            let binding: KernelBinding = g.accumulateInput ? .readWrite(inputGradient) : .writeFloat32(inputGradient)
+            steps.append(
+                KernelStep(launch, [.readFloat32(g.outputGradient), .readFloat32(g.weights), binding]).on(.storage))
+        }
+        return steps
+    }
+}
+
+/// Each channel's sum over the batch and the pixels: a bias's gradient. Kernel: Shaders/channel_sums.comp.
+public struct ChannelSums: Hashable, Sendable {
+    public var batch: Int
+    public var channels: Int
+    public var pixels: Int
+    /// Adds to what the sums hold.
+    public var accumulate = false
+
+    public init(batch: Int, channels: Int, pixels: Int, accumulate: Bool = false) {
+        (self.batch, self.channels, self.pixels, self.accumulate) = (batch, channels, pixels, accumulate)
+    }
+
+    /// Mirrors `Push` in Shaders/channel_sums.comp.
+    struct PushConstants: BitwiseCopyable { var batch, channels, pixels: UInt32 }
+
+    public func steps<Resource>(values: Resource, sums: Resource) -> [KernelStep<Resource>] {
+        let launch = KernelLaunch(
+            kernel: KernelName.channel_sums,
+            specialization: [
+                ShaderConstants.channel_sums.LOCAL_SIZE_X: .uint(64),
+                ShaderConstants.channel_sums.ACCUMULATE: .uint(accumulate ? 1 : 0),
+            ],
+            pushConstants: PushConstants(batch: UInt32(batch), channels: UInt32(channels), pixels: UInt32(pixels)),
+            groups: (channels, 1, 1))
+        return [
+            KernelStep(launch, [.readFloat32(values), accumulate ? .readWrite(sums) : .writeFloat32(sums)]).on(.storage)
+        ]
+    }
+}
+
+// MARK: - Check
+
+extension ConvolutionGeometry {
+    public var shapeDescription: String {
+        "n\(batch) c\(inChannels) \(height)x\(width) -> \(outChannels) k\(kernelSize) s\(stride) p\(padding)"
+    }
+
+    /// Compares the backward's input, weight and bias gradients with ``backward(input:weights:outputGradient:)`` on
+    /// random values; with `accumulate` the input gradient starts random and must be added to.
+    public func backwardCheck(accumulate: Bool = false) -> KernelCheck {
+        let op = depthwise ? "depthwise_backward" : "conv2d_backward"
+        return KernelCheck(op: op, shape: shapeDescription + (accumulate ? " accumulate" : "")) { runner, random in
+            let x = random.floats(inputCount), w = random.weights(weightCount, fanIn: weightCount / outChannels)
+            let dy = random.floats(outputCount)
+            let dx0 = accumulate ? random.floats(inputCount) : [Float](repeating: .nan, count: inputCount)
+            let dx = try runner.inputOutput(dx0), dw = try runner.output(weightCount)
+            let db = try runner.output(outChannels)
+            runner.add(
+                backwardSteps(
+                    ConvolutionGradients(
+                        input: try runner.input(x), weights: try runner.input(w), outputGradient: try runner.input(dy),
+                        inputGradient: dx, weightGradient: dw, biasGradient: db,
+                        scratch: try backwardScratchCounts.map(runner.output), accumulateInput: accumulate)))
+            try runner.run()
+            let expected = backward(
+                input: x.map(Double.init), weights: w.map(Double.init), outputGradient: dy.map(Double.init))
+            let expectedInput = accumulate ? zip(expected.input, dx0).map { $0 + Double($1) } : expected.input
+            return .worst([
+                "input": Comparison(try runner.read(dx), expectedInput.map(Float.init)),
+                "weights": Comparison(try runner.read(dw), expected.weights.map(Float.init)),
+                "bias": Comparison(try runner.read(db), expected.bias.map(Float.init)),
+            ])
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import VulkanCompute
+
+/// The specialization constants of Shaders/gemm_train.comp, by name.
+private typealias GEMMSpec = ShaderConstants.gemm_train
+
+/// Where the elements of one matrix operand of a ``TrainingGEMM`` live in its buffer. Element (i, k) of batch b, for
+/// i along the operand's free dimension (m for A, n for B) and k along the reduction, is at
+/// `base + i * free + (k / kInner) * outer + (k % kInner) * inner + (b / batchInner) * batchOuter
+///  + (b % batchInner) * batchInnerStride`. For the output C the reduction strides are unused and `free` is the
+/// column stride.
+public struct MatrixLayout: Hashable, Sendable {
+    public var free: Int
+    public var inner: Int
+    public var outer: Int
+    public var batchInnerStride: Int
+    public var batchOuter: Int
+    public var base: Int
+
+    public init(
+        free: Int, inner: Int = 0, outer: Int = 0, batchInnerStride: Int = 0, batchOuter: Int = 0, base: Int = 0
+    ) {
+        (self.free, self.inner, self.outer) = (free, inner, outer)
+        (self.batchInnerStride, self.batchOuter, self.base) = (batchInnerStride, batchOuter, base)
+    }
+}
+
+/// A strided, batched matrix product: `C[b] = alpha * A[b] B[b]` (plus what C holds, where `accumulate`), with every
+/// operand addressed through a ``MatrixLayout`` so that transposed views, per-head slices and reductions over images
+/// and pixels at once need no copies. The training kernels' weight and input gradients are such products.
+/// Kernel: Shaders/gemm_train.comp.
+public struct TrainingGEMM: Hashable, Sendable {
+    public var m: Int
+    public var n: Int
+    public var k: Int
+    /// The reduction's inner extent: k splits as (k / kInner, k % kInner).
+    public var kInner: Int
+    public var batch: Int
+    /// The batch's inner extent: b splits as (b / batchInner, b % batchInner).
+    public var batchInner: Int
+    public var a: MatrixLayout
+    public var b: MatrixLayout
+    /// C's layout: `free` is the column (n) stride, `inner` the row (m) stride.
+    public var c: MatrixLayout
+    public var alpha: Float = 1
+    /// Adds to what C holds instead of overwriting it (a gradient with several contributions).
+    public var accumulate = false
+
+    public init(
+        m: Int, n: Int, k: Int, kInner: Int? = nil, batch: Int = 1, batchInner: Int? = nil, a: MatrixLayout,
+        b: MatrixLayout, c: MatrixLayout, alpha: Float = 1, accumulate: Bool = false
+    ) {
+        (self.m, self.n, self.k, self.kInner) = (m, n, k, max(kInner ?? k, 1))
+        (self.batch, self.batchInner) = (batch, max(batchInner ?? batch, 1))
+        (self.a, self.b, self.c, self.alpha, self.accumulate) = (a, b, c, alpha, accumulate)
+    }
+
+    private func offset(_ layout: MatrixLayout, free i: Int, reduction r: Int, batch z: Int) -> Int {
+        layout.base + i * layout.free + (r / kInner) * layout.outer + (r % kInner) * layout.inner
+            + (z / batchInner) * layout.batchOuter + (z % batchInner) * layout.batchInnerStride
+    }
+
+    /// The index of C(row, column) of batch `z`.
+    public func outputIndex(row: Int, column: Int, batch z: Int) -> Int {
+        c.base + row * c.inner + column * c.free + (z / batchInner) * c.batchOuter
+            + (z % batchInner) * c.batchInnerStride
+    }
+
+    /// The CPU reference, in Double: `c` with every output element replaced (or added to).
+    public func reference(a aValues: [Double], b bValues: [Double], c cValues: [Double]) -> [Double] {
+        var result = cValues
+        for z in 0..<batch {
+            for row in 0..<m {
+                for column in 0..<n {
+                    var sum = 0.0
+                    for r in 0..<k {
+                        sum +=
+                            aValues[offset(a, free: row, reduction: r, batch: z)]
+                            * bValues[offset(b, free: column, reduction: r, batch: z)]
+                    }
+                    let index = outputIndex(row: row, column: column, batch: z)
+                    result[index] = Double(alpha) * sum + (accumulate ? cValues[index] : 0)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The kernel's push constants; mirrors `Push` in Shaders/gemm_train.comp.
+    struct PushConstants: BitwiseCopyable {
+        struct Strides: BitwiseCopyable {
+            var free, inner, outer, batchInner, batchOuter, base: UInt32
+            init(_ layout: MatrixLayout) {
+                (free, inner, outer) = (UInt32(layout.free), UInt32(layout.inner), UInt32(layout.outer))
+                (batchInner, batchOuter) = (UInt32(layout.batchInnerStride), UInt32(layout.batchOuter))
+                base = UInt32(layout.base)
+            }
+        }
+        var m, n, k, kInner, batchInner: UInt32
+        var alpha: Float
+        var a, b: Strides
+        var cRow, cColumn, cBatchInner, cBatchOuter, cBase: UInt32
+    }
+
+    /// The dispatch: A and B read, C written (read too where ``accumulate``), all float32 storage buffers.
+    public func steps<Resource>(a: Resource, b: Resource, c: Resource) -> [KernelStep<Resource>] {
+        precondition(k / 16 < 60_000, "gemm_train: a reduction of \(k) passes lavapipe's loop limit; split it")
+        let push = PushConstants(
+            m: UInt32(m), n: UInt32(n), k: UInt32(k), kInner: UInt32(kInner), batchInner: UInt32(batchInner),
+            alpha: alpha, a: .init(self.a), b: .init(self.b), cRow: UInt32(self.c.inner),
+            cColumn: UInt32(self.c.free), cBatchInner: UInt32(self.c.batchInnerStride),
+            cBatchOuter: UInt32(self.c.batchOuter), cBase: UInt32(self.c.base))
+        let launch = KernelLaunch(
+            kernel: KernelName.gemm_train,
+            specialization: [GEMMSpec.LOCAL_SIZE_X: .uint(64), GEMMSpec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
+            pushConstants: push, groups: ((n + 15) / 16, (m + 15) / 16, batch))
+        return [
+            KernelStep(launch, [.readFloat32(a), .readFloat32(b), accumulate ? .readWrite(c) : .writeFloat32(c)])
+                .on(.storage)
+        ]
+    }
+}
+
+extension TrainingGEMM: KernelOperation {
+    public static let name = "gemm_train"
+}
+
+// MARK: - Check
+
+extension TrainingGEMM {
+    /// The elements each operand's layout can reach, plus one: the size of a buffer that holds it.
+    private func extent(_ layout: MatrixLayout, free: Int, reduction: Int) -> Int {
+        offset(layout, free: free - 1, reduction: reduction - 1, batch: batch - 1) + 1
+    }
+
+    /// Compares the kernel with its reference on random operands; C starts random, so an element the kernel should
+    /// leave alone and one it should add to are checked too.
+    public func check() -> KernelCheck {
+        KernelCheck(op: Self.name, shape: "\(batch)x \(m)x\(n)x\(k)\(accumulate ? " accumulate" : "")") {
+            runner, random in
+            let aValues = random.floats(extent(a, free: m, reduction: k))
+            let bValues = random.floats(extent(b, free: n, reduction: k))
+            let cValues = random.floats(outputIndex(row: m - 1, column: n - 1, batch: batch - 1) + 1)
+            let cBuffer = try runner.inputOutput(cValues)
+            runner.add(steps(a: try runner.input(aValues), b: try runner.input(bValues), c: cBuffer))
+            try runner.run()
+            let expected = runner.reference(reading: [aValues, bValues, cValues]) {
+                reference(a: aValues.map(Double.init), b: bValues.map(Double.init), c: cValues.map(Double.init))
+                    .map(Float.init)
+            }
+            return Comparison(try runner.read(cBuffer), expected)
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Kernels
+import TestSupport
+import Testing
+import VulkanCompute
+
+/// Runs each training kernel's check on a validated device (training kernels are float32 storage kernels on every
+/// family) and expects it within float32's tolerance; `limits` emulates a smaller device.
+private func expectTrainingChecksPass(_ checks: [KernelCheck], limits: LimitsMode = .device) throws {
+    try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, limits: limits)) { device in
+        let pipelines = KernelPipelines(device: device)
+        for check in checks {
+            let seed = testSeed()
+            let comparison = try check.run(on: device, pipelines: pipelines, seed: seed, family: .storage)
+            #expect(comparison.passes, "\(check.op) \(check.shape) BOSSNET_TEST_SEED=\(seed): \(comparison)")
+        }
+    }
+}
+
+@Test("gemm_train: transposed, batched, split reductions and batches, accumulation, edges of every tile")
+func trainingGEMM() throws {
+    // C[m][n] = A[m][k] B[k][n], plain row-major, edges that no tile divides.
+    let plain = TrainingGEMM(
+        m: 19, n: 37, k: 23, a: MatrixLayout(free: 23, inner: 1), b: MatrixLayout(free: 1, inner: 37),
+        c: MatrixLayout(free: 1, inner: 37))
+    // Both operands transposed, C transposed, batch of 3 with gaps between batches, alpha, accumulation.
+    let transposed = TrainingGEMM(
+        m: 17, n: 5, k: 33, batch: 3, a: MatrixLayout(free: 1, inner: 17, batchInnerStride: 17 * 33 + 2),
+        b: MatrixLayout(free: 33, inner: 1, batchInnerStride: 5 * 33),
+        c: MatrixLayout(free: 17, inner: 1, batchInnerStride: 90),
+        alpha: 0.125, accumulate: true)
+    // A weight gradient's shape: the reduction runs over 3 images of 10 pixels (k = 30, kInner = 10), and a
+    // per-head batch split in two (2 images x 2 heads) with a base offset.
+    let split = TrainingGEMM(
+        m: 6, n: 18, k: 30, kInner: 10, a: MatrixLayout(free: 10, inner: 1, outer: 60),
+        b: MatrixLayout(free: 10, inner: 1, outer: 180), c: MatrixLayout(free: 1, inner: 18))
+    let heads = TrainingGEMM(
+        m: 9, n: 9, k: 16, batch: 4, batchInner: 2,
+        a: MatrixLayout(free: 1, inner: 9, batchInnerStride: 144, batchOuter: 3 * 2 * 144, base: 0),
+        b: MatrixLayout(free: 1, inner: 9, batchInnerStride: 144, batchOuter: 3 * 2 * 144, base: 2 * 144),
+        c: MatrixLayout(free: 1, inner: 9, batchInnerStride: 81, batchOuter: 162))
+    try expectTrainingChecksPass([plain, transposed, split, heads].map { $0.check() })
+}
+
+@Test(
+    "convolution backward: input, weight and bias gradients of dense, 1x1 and depthwise convolutions at awkward shapes")
+func convolutionBackward() throws {
+    func dense(_ c: Int, _ h: Int, _ w: Int, _ m: Int, k: Int, s: Int, p: Int, n: Int = 2) -> ConvolutionGeometry {
+        ConvolutionGeometry(
+            batch: n, inChannels: c, outChannels: m, height: h, width: w, kernelSize: k, stride: s, padding: p,
+            depthwise: false)
+    }
+    func depthwise(_ c: Int, _ h: Int, _ w: Int, k: Int, s: Int, p: Int) -> ConvolutionGeometry {
+        ConvolutionGeometry(
+            batch: 2, inChannels: c, outChannels: c, height: h, width: w, kernelSize: k, stride: s, padding: p,
+            depthwise: true)
+    }
+    let checks = [
+        dense(3, 13, 11, 10, k: 7, s: 2, p: 3).backwardCheck(),  // the stem's geometry, odd sides
+        dense(6, 9, 7, 5, k: 3, s: 1, p: 1).backwardCheck(accumulate: true),
+        dense(5, 9, 9, 7, k: 3, s: 2, p: 1).backwardCheck(),
+        dense(19, 5, 3, 21, k: 1, s: 1, p: 0, n: 3).backwardCheck(accumulate: true),  // 1x1: no patches
+        dense(8, 7, 7, 6, k: 1, s: 2, p: 0).backwardCheck(),  // a strided shortcut
+        depthwise(5, 9, 7, k: 3, s: 1, p: 1).backwardCheck(),
+        depthwise(3, 11, 10, k: 5, s: 2, p: 2).backwardCheck(accumulate: true),
+    ]
+    try expectTrainingChecksPass(checks)
+}
