@@ -28,10 +28,6 @@ void main() {
         for (uint q = lane; q < p.pixels; q += lanes) sum += x[plane + q];
     }
     partial[lane] = sum;
-    barrier();
-    for (uint half_ = lanes / 2u; half_ > 0u; half_ /= 2u) {
-        if (lane < half_) partial[lane] += partial[lane + half_];
-        barrier();
-    }
+    WORKGROUP_SUM(partial, lane, lanes)
     if (lane == 0u) sums[c] = partial[0] + (ACCUMULATE == 1u ? sums[c] : 0.0);
 }

@@ -110,6 +110,24 @@ vec4 activate(vec4 x, uint act) {
     return x;
 }
 
+// d act(x) / dx, as Kernels.Activation.derivative computes it.
+float activation_derivative(float x, uint act) {
+    if (act == ACT_RELU) return x > 0.0 ? 1.0 : 0.0;
+    const float s = 1.0 / (1.0 + exp(-x));
+    if (act == ACT_SILU) return s * (1.0 + x * (1.0 - s));
+    if (act == ACT_SIGMOID) return s * (1.0 - s);
+    return 1.0;
+}
+
+// The lanes' partial sums in `partial` (one per lane of a workgroup of a power of two lanes) added in shared memory
+// into partial[0]; every lane must call it, and may read partial[0] after.
+#define WORKGROUP_SUM(partial, lane, lanes)                                                                           \
+    barrier();                                                                                                       \
+    for (uint half_ = (lanes) / 2u; half_ > 0u; half_ /= 2u) {                                                       \
+        if ((lane) < half_) partial[lane] += partial[(lane) + half_];                                                \
+        barrier();                                                                                                   \
+    }
+
 // Index of this invocation when a 1-D range of work is dispatched as a 2-D grid of workgroups (the host splits the
 // groups over x and y because many devices allow only 65535 workgroups per dimension).
 uint flat_invocation() {

@@ -38,10 +38,6 @@ void main() {
         }
     }
     partial[lane] = sum;
-    barrier();
-    for (uint half_ = lanes / 2u; half_ > 0u; half_ /= 2u) {
-        if (lane < half_) partial[lane] += partial[lane + half_];
-        barrier();
-    }
+    WORKGROUP_SUM(partial, lane, lanes)
     if (lane == 0u) dw[weight] = partial[0];
 }

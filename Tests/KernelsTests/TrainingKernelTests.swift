@@ -66,3 +66,22 @@ func convolutionBackward() throws {
     ]
     try expectTrainingChecksPass(checks)
 }
+
+@Test("train-mode BatchNorm: statistics, running update, forward with residual and activation, and its gradients")
+func batchNormKernels() throws {
+    let odd = BatchNormTraining(batch: 3, channels: 5, pixels: 37)
+    let wide = BatchNormTraining(batch: 2, channels: 9, pixels: 200)
+    var checks = [
+        odd.forwardCheck(activation: .silu, residual: true), wide.forwardCheck(activation: .relu, residual: false),
+        BatchNormTraining(batch: 1, channels: 4, pixels: 1).forwardCheck(activation: .identity, residual: false),
+    ]
+    for activation in Activation.allCases {
+        checks.append(odd.backwardCheck(activation: activation, residual: activation == .silu))
+    }
+    checks.append(wide.backwardCheck(activation: .relu, residual: true, accumulate: true))
+    for activation in Activation.allCases {
+        let epilogue = EpilogueBackward(batch: 2, channels: 3, pixels: 29, activation: activation, batchNorm: false)
+        checks.append(epilogue.check(residual: activation != .identity))
+    }
+    try expectTrainingChecksPass(checks)
+}

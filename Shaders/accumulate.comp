@@ -1,0 +1,21 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// @datapaths storage
+
+// y[i] += x[i] for i < count: one more contribution to a gradient. One invocation per element (flat_invocation).
+
+layout(local_size_x_id = 0) in;
+
+layout(binding = 0) readonly buffer X { float x[]; };
+layout(binding = 1) buffer Y { float y[]; };
+
+layout(push_constant) uniform Push {
+    uint count;
+} p;
+
+void main() {
+    const uint index = flat_invocation();
+    if (index < p.count) y[index] += x[index];
+}

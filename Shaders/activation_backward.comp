@@ -1,0 +1,44 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// @datapaths storage
+// @variant batchnorm BATCHNORM
+
+// The gradient through an operation's epilogue: dpre = dy * act'(pre), where pre is what the activation read,
+//   x (+ residual)                                                        (activation_backward), or
+//   gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (+ residual)  (activation_backward_batchnorm: x is the
+//                                                                          operation's output before its BatchNorm).
+// dpre is also the residual's gradient. One invocation per element (flat_invocation).
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
+layout(constant_id = 2) const uint HAS_RESIDUAL = 0u;
+
+layout(binding = 0) readonly buffer DY { float dy[]; };
+layout(binding = 1) readonly buffer X { float x[]; };
+layout(binding = 2) readonly buffer Residual { float residual[]; };  // x again where HAS_RESIDUAL is 0
+layout(binding = 3) writeonly buffer DPre { float dpre[]; };
+#if defined(BATCHNORM)
+INPUT_SMALL(4, statistics)  // [mean][variance], channels each
+INPUT_SMALL(5, gamma)
+INPUT_SMALL(6, beta)
+#endif
+
+layout(push_constant) uniform Push {
+    uint count, channels, pixels;
+    float epsilon;
+} p;
+
+void main() {
+    const uint index = flat_invocation();
+    if (index >= p.count) return;
+    float pre = x[index];
+#if defined(BATCHNORM)
+    const uint c = (index / p.pixels) % p.channels;
+    const float inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);
+    pre = (pre - LOAD_SMALL(statistics, c)) * inverse * LOAD_SMALL(gamma, c) + LOAD_SMALL(beta, c);
+#endif
+    if (HAS_RESIDUAL == 1u) pre += residual[index];
+    dpre[index] = dy[index] * activation_derivative(pre, ACTIVATION);
+}
