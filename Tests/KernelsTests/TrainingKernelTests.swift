@@ -85,3 +85,13 @@ func batchNormKernels() throws {
     }
     try expectTrainingChecksPass(checks)
 }
+
+@Test("pooling backward: max (the stem's 3x3 s2 p1, odd sides), 2x2 average in ceil mode, global average")
+func poolingBackward() throws {
+    try expectTrainingChecksPass([
+        MaxPool(batch: 2, channels: 3, height: 11, width: 9, kernelSize: 3, stride: 2, padding: 1).backwardCheck(),
+        MaxPool(batch: 1, channels: 2, height: 8, width: 8, kernelSize: 2, stride: 2, padding: 0).backwardCheck(),
+        AvgPool(batch: 2, channels: 3, height: 7, width: 9).backwardCheck(),
+        GlobalAvgPool(batch: 3, channels: 5, pixels: 49).backwardCheck(),
+    ])
+}
