@@ -95,3 +95,11 @@ func poolingBackward() throws {
         GlobalAvgPool(batch: 3, channels: 5, pixels: 49).backwardCheck(),
     ])
 }
+
+@Test("attention backward: the to_qkv gradient per image and head, tokens no tile divides")
+func attentionBackward() throws {
+    try expectTrainingChecksPass([
+        Attention(batch: 2, heads: 2, tokens: 13).backwardCheck(),
+        Attention(batch: 1, heads: 4, tokens: 49).backwardCheck(),
+    ])
+}

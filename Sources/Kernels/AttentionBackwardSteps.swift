@@ -1,0 +1,95 @@
+import Foundation
+import VulkanCompute
+
+// The attention's gradient on the device (the reference is in AttentionBackward.swift): the softmax is recomputed from
+// q and k (nothing of the forward's but its input is kept), then five products and the softmax's gradient, per image
+// and head. Kernels: Shaders/gemm_train.comp, Shaders/softmax_rows.comp.
+
+extension Attention {
+    /// Floats of scratch the backward needs: the probabilities and their gradient, `[batch * heads][tokens][tokens]`.
+    public var backwardScratchCounts: [Int] { [batch * heads * tokens * tokens, batch * heads * tokens * tokens] }
+
+    /// One image and head's `[64][tokens]` slice of a tensor whose images hold `parts` such slices per head (3 for
+    /// the to_qkv output, 1 for the attention's output), slice `part`: as a product's operand, with the channel as
+    /// its free dimension or as its reduction.
+    private func headLayout(part: Int = 0, of parts: Int, channelIsFree: Bool) -> MatrixLayout {
+        let plane = Self.headChannels * tokens
+        return MatrixLayout(
+            free: channelIsFree ? tokens : 1, inner: channelIsFree ? 1 : tokens, batchInnerStride: plane,
+            batchOuter: parts * heads * plane, base: part * heads * plane)
+    }
+
+    /// A `[tokens][tokens]` matrix per image and head; `transposed` reads it by columns.
+    private func squareLayout(transposed: Bool) -> MatrixLayout {
+        MatrixLayout(
+            free: transposed ? tokens : 1, inner: transposed ? 1 : tokens, batchInnerStride: tokens * tokens,
+            batchOuter: heads * tokens * tokens)
+    }
+
+    private func product(m: Int, n: Int, k: Int, a: MatrixLayout, b: MatrixLayout, c: MatrixLayout, alpha: Float = 1)
+        -> TrainingGEMM
+    {
+        TrainingGEMM(m: m, n: n, k: k, batch: batch * heads, batchInner: heads, a: a, b: b, c: c, alpha: alpha)
+    }
+
+    /// The gradient with respect to the to_qkv output, from `qkv` and the output's gradient.
+    public func backwardSteps<Resource>(
+        qkv: Resource, outputGradient: Resource, inputGradient: Resource, scratch: [Resource]
+    ) -> [KernelStep<Resource>] {
+        let (d, t, probabilities, dP) = (Self.headChannels, tokens, scratch[0], scratch[1])
+        let (q, k, v) = (0, 1, 2)
+        func qkvOperand(_ part: Int, channelIsFree: Bool) -> MatrixLayout {
+            headLayout(part: part, of: 3, channelIsFree: channelIsFree)
+        }
+        // An output's `inner` stride is its rows' (the channels), `free` its columns' (the tokens).
+        func qkvGradient(_ part: Int) -> MatrixLayout { qkvOperand(part, channelIsFree: false) }
+        let output = headLayout(of: 1, channelIsFree: true), outputByToken = headLayout(of: 1, channelIsFree: false)
+        let square = squareLayout(transposed: false)
+        // S[i][j] = sum_c q[c][i] k[c][j] / 8, then its softmax P.
+        let logits = product(
+            m: t, n: t, k: d, a: qkvOperand(q, channelIsFree: false), b: qkvOperand(k, channelIsFree: false),
+            c: square, alpha: 0.125)
+        // dv[c][j] = sum_i dO[c][i] P[i][j]; dP[i][j] = sum_c dO[c][i] v[c][j].
+        let dv = product(m: d, n: t, k: t, a: output, b: square, c: qkvGradient(v))
+        let dPProduct = product(m: t, n: t, k: d, a: outputByToken, b: qkvOperand(v, channelIsFree: false), c: square)
+        // dq[c][i] = sum_j k[c][j] dS[i][j] / 8; dk[c][j] = sum_i q[c][i] dS[i][j] / 8.
+        let dq = product(
+            m: d, n: t, k: t, a: qkvOperand(k, channelIsFree: true), b: squareLayout(transposed: true),
+            c: qkvGradient(q), alpha: 0.125)
+        let dk = product(
+            m: d, n: t, k: t, a: qkvOperand(q, channelIsFree: true), b: square, c: qkvGradient(k),
+            alpha: 0.125)
+        return logits.steps(a: qkv, b: qkv, c: probabilities) + softmaxSteps(probabilities, gradient: nil)
+            + dv.steps(a: outputGradient, b: probabilities, c: inputGradient)
+            + dPProduct.steps(a: outputGradient, b: qkv, c: dP) + softmaxSteps(probabilities, gradient: dP)
+            + dq.steps(a: qkv, b: dP, c: inputGradient) + dk.steps(a: qkv, b: dP, c: inputGradient)
+    }
+
+    /// The softmax of every row of `probabilities` in place, or, with `gradient`, its gradient in place of that.
+    private func softmaxSteps<Resource>(_ probabilities: Resource, gradient: Resource?) -> [KernelStep<Resource>] {
+        let rows = batch * heads * tokens
+        let launch = KernelLaunch(
+            kernel: gradient == nil ? KernelName.softmax_rows : KernelName.softmax_rows_backward,
+            specialization: [ShaderConstants.softmax_rows.LOCAL_SIZE_X: .uint(64)],
+            pushConstants: SIMD2<UInt32>(UInt32(rows), UInt32(tokens)), groups: Grid.flat(items: rows, localSize: 64))
+        let bindings: [KernelBinding<Resource>] =
+            gradient.map { [.readFloat32(probabilities), .readWrite($0)] } ?? [.readWrite(probabilities)]
+        return [KernelStep(launch, bindings).on(.storage)]
+    }
+
+    /// Compares the backward with ``backward(qkv:outputGradient:)`` on q and k spread as trained BossNet's are
+    /// (logits of a few units), so the softmax is neither flat nor one-hot.
+    public func backwardCheck() -> KernelCheck {
+        KernelCheck(op: "attention_backward", shape: shapeDescription) { runner, random in
+            let qkv = random.floats(inputCount, in: -1.5...1.5), dy = random.floats(outputCount)
+            let dx = try runner.output(inputCount)
+            runner.add(
+                backwardSteps(
+                    qkv: try runner.input(qkv), outputGradient: try runner.input(dy), inputGradient: dx,
+                    scratch: try backwardScratchCounts.map(runner.output)))
+            try runner.run()
+            let expected = backward(qkv: qkv.map(Double.init), outputGradient: dy.map(Double.init))
+            return Comparison(try runner.read(dx), expected.map(Float.init))
+        }
+    }
+}
