@@ -103,3 +103,12 @@ func attentionBackward() throws {
         Attention(batch: 1, heads: 4, tokens: 49).backwardCheck(),
     ])
 }
+
+@Test("squeeze-excite backward: the input's and both layers' gradients, ReLU and SiLU inside")
+func squeezeExciteBackward() throws {
+    try expectTrainingChecksPass([
+        SqueezeExcite(batch: 3, channels: 20, pixels: 37, reduced: 5, innerActivation: .relu).backwardCheck(),
+        SqueezeExcite(batch: 2, channels: 9, pixels: 130, reduced: 3, innerActivation: .silu)
+            .backwardCheck(accumulate: true),
+    ])
+}
