@@ -1,4 +1,5 @@
 import Foundation
+import VulkanCompute
 
 /// The training loss, in Double: the mean over the batch of the cross-entropy between each image's target
 /// distribution and the softmax of its logits. Class-index labels become targets with label smoothing s, (1 - s) on
@@ -39,5 +40,56 @@ public struct CrossEntropy: Sendable {
             (exp(logProbabilities[index]) * mass[index / classes] - targets[index]) / Double(batch)
         }
         return (loss, gradient)
+    }
+}
+
+// MARK: - On the device
+
+extension CrossEntropy {
+    /// Each image's loss into `losses` (`[batch]`; the loss is their mean) and the logits' gradient into `gradient`,
+    /// from `targets` (`[batch][classes]`, as ``targets(labels:smoothing:)`` makes them). Kernel:
+    /// Shaders/cross_entropy.comp.
+    public func steps<Resource>(logits: Resource, targets: Resource, gradient: Resource, losses: Resource)
+        -> [KernelStep<Resource>]
+    {
+        let launch = KernelLaunch(
+            kernel: KernelName.cross_entropy, specialization: [ShaderConstants.cross_entropy.LOCAL_SIZE_X: .uint(64)],
+            pushConstants: SIMD2<UInt32>(UInt32(batch), UInt32(classes)), groups: Grid.flat(items: batch, localSize: 64)
+        )
+        let bindings: [KernelBinding<Resource>] = [
+            .readFloat32(logits), .readFloat32(targets), .writeFloat32(gradient), .writeFloat32(losses),
+        ]
+        return [KernelStep(launch, bindings).on(.storage)]
+    }
+
+    /// Compares the losses and the gradient with ``lossAndGradient(logits:targets:)``, for targets with label
+    /// smoothing `smoothing`, or soft targets (random distributions, as mixup and cutmix give) where `nil`.
+    public func check(smoothing: Double?) -> KernelCheck {
+        let kind = smoothing.map { "smoothing \($0)" } ?? "soft targets"
+        return KernelCheck(op: "cross_entropy", shape: "n\(batch) \(classes) classes \(kind)") { runner, random in
+            let logits = random.floats(batch * classes, in: -6...6)
+            let targets: [Float]
+            if let smoothing {
+                let labels = (0..<batch).map { _ in Int.random(in: 0..<classes, using: &random) }
+                targets = self.targets(labels: labels, smoothing: smoothing).map(Float.init)
+            } else {
+                let raw = random.floats(batch * classes, in: 0...1)
+                targets = raw.indices.map { i in
+                    raw[i] / raw[(i / classes * classes)..<(i / classes * classes + classes)].reduce(0, +)
+                }
+            }
+            let gradient = try runner.output(batch * classes), losses = try runner.output(batch)
+            runner.add(
+                steps(
+                    logits: try runner.input(logits), targets: try runner.input(targets), gradient: gradient,
+                    losses: losses))
+            try runner.run()
+            let expected = lossAndGradient(logits: logits.map(Double.init), targets: targets.map(Double.init))
+            let loss = try runner.read(losses).reduce(0.0) { $0 + Double($1) } / Double(batch)
+            return .worst([
+                "loss": Comparison([Float(loss)], [Float(expected.loss)]),
+                "gradient": Comparison(try runner.read(gradient), expected.gradient.map(Float.init)),
+            ])
+        }
     }
 }

@@ -112,3 +112,26 @@ func squeezeExciteBackward() throws {
             .backwardCheck(accumulate: true),
     ])
 }
+
+@Test("optimizers on the device: AdamW with and without decay, SGD (first step, Nesterov), the EMA, clipping")
+func optimizerKernels() throws {
+    let clipping = GradientClipping(
+        maxNorm: 5, ranges: [ElementRange(first: 7, count: 40_000), ElementRange(count: 300)])
+    try expectTrainingChecksPass([
+        AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 333, decays: true),
+        AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 70, decays: false),
+        SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4).check(count: 101, firstStep: true),
+        SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov: true).check(count: 101, firstStep: false),
+        ModelAverage(decay: 0.9).check(count: 65),
+        clipping.check(scale: 1),  // norm about 115: clipped
+        clipping.check(scale: 0.01),  // norm about 1.2: left alone
+    ])
+}
+
+@Test("cross-entropy on the device: label smoothing and soft targets, the loss and the logits' gradient")
+func crossEntropyKernel() throws {
+    try expectTrainingChecksPass([
+        CrossEntropy(batch: 5, classes: 1000).check(smoothing: 0.1),
+        CrossEntropy(batch: 3, classes: 37).check(smoothing: nil),
+    ])
+}
