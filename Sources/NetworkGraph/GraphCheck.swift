@@ -138,3 +138,38 @@ extension Graph {
         }
     }
 }
+
+extension Graph {
+    /// The training kernels of the graphs, each distinct check once, labelled by the first node that runs it: every
+    /// node's backward (``TrainableOperation/backwardChecks(output:)``), the loss at the logits' shape, and AdamW steps
+    /// over the largest weight and over the parameters without weight decay. A node without a training face gets a check that fails, naming it.
+    public static func distinctBackwardChecks(of graphs: [Graph]) -> [(graph: Int, node: String, check: KernelCheck)] {
+        var seen: Set<String> = []
+        return graphs.enumerated().flatMap { index, graph in
+            let nodes = graph.nodes.flatMap { node in
+                guard let op = node.op as? any TrainableOperation else {
+                    let missing = KernelCheck(op: "\(node.op.name)_backward", shape: node.name) { _, _ in
+                        throw KernelCheckFailure("\(node.name) (\(node.op.name)) has no backward kernels yet")
+                    }
+                    return [(node.name, missing)]
+                }
+                return op.backwardChecks(output: graph.shapes[node.output]).map { (node.name, $0) }
+            }
+            let logits = graph.shapes[graph.output]
+            let loss = CrossEntropy(batch: logits.batch, classes: logits.count / logits.batch).check(smoothing: 0.1)
+            // The largest tensor that takes weight decay, and all that take none together (a few thousand values);
+            // the whole set of weights may pass a device's storage range, so training updates it in parts.
+            let trainable = graph.declarations.filter(\.trainable)
+            let decaying = trainable.filter { takesWeightDecay(name: $0.name, shape: $0.shape) }
+            let decayed = decaying.map(\.count).max() ?? 0
+            let undecayed = trainable.reduce(0) { $0 + $1.count } - decaying.reduce(0) { $0 + $1.count }
+            let optimizer = AdamW(learningRate: 0.1, weightDecay: 0.05)  // a step large enough to compare in float32
+            let steps = [decayed, undecayed].enumerated().compactMap { index, count in
+                count > 5 ? ("optimizer", optimizer.check(count: count, decays: index == 0)) : nil
+            }
+            return (nodes + [("loss", loss)] + steps).compactMap { node, check in
+                seen.insert("\(check.op) \(check.shape)").inserted ? (index, node, check) : nil
+            }
+        }
+    }
+}

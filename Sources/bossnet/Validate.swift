@@ -16,6 +16,9 @@ struct Validate: ParsableCommand {
             is within its family's tolerance (\(Tolerance.float32RelativeL2) for float32 kernels, \
             \(Tolerance.float16StorageRelativeL2) with 16-bit storage, \(Tolerance.float16ArithmeticRelativeL2) with 16-bit \
             products) and no output is NaN or unwritten. --kernels all checks every family the device can run. \
+            --backward checks the training kernels instead: every operation's gradient, the train-mode BatchNorm and \
+            the epilogue's gradient, the loss and an AdamW step over the model's parameters, against float64 \
+            references. Training runs float32 storage-buffer kernels whatever the family, so they are checked once. \
             Exits with status 1 if any row fails.
             """)
 
@@ -37,6 +40,9 @@ struct Validate: ParsableCommand {
     @Option(help: "Seed for the random inputs (default: a fresh one, printed).")
     var seed: UInt64?
 
+    @Flag(help: "Check the training kernels (gradients, train-mode BatchNorm, loss, optimizer) instead.")
+    var backward = false
+
     func validate() throws {
         _ = try kernels.choices()
         try validateInputSize(inputSize)
@@ -53,7 +59,8 @@ struct Validate: ParsableCommand {
     func distinctChecks() throws -> [(String, KernelCheck)] {
         let models = try chosenModels()
         let graphs = try models.map { try $0.graph(batch: batch, inputSize: inputSize) }
-        return Graph.distinctChecks(of: graphs).map { ("\(models[$0.graph].name): \($0.node)", $0.check) }
+        let checks = backward ? Graph.distinctBackwardChecks(of: graphs) : Graph.distinctChecks(of: graphs)
+        return checks.map { ("\(models[$0.graph].name): \($0.node)", $0.check) }
     }
 
     func run() throws {
@@ -79,6 +86,7 @@ struct Validate: ParsableCommand {
 
     /// The kernel families asked for that the device runs, each once.
     private func distinctFamilies(on device: VulkanDevice) throws -> [KernelFamily] {
+        if backward { return [.storage] }  // the training kernels' one family
         var families: [KernelFamily] = []
         for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })
         where !families.contains(family) {

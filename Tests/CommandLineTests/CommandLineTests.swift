@@ -239,3 +239,23 @@ func benchComparesFamilies() throws {
     let ratio = storage / texel
     #expect(abs(printed - ratio) <= 0.005 + ratio * (0.05 / texel + 0.05 / storage) + 1e-9, "\(rows[1]) vs \(ratio)")
 }
+
+@Test("validate --backward checks every training kernel of the graph once, in the one family training runs")
+func validateBackward() throws {
+    let result = try run([
+        "validate", "--backward", "--arch", "hytra:0-1-1-1", "--input-size", "64", "--seed", "5", "--json",
+    ])
+    #expect(result.status == 0, "\(result.error)")
+    let json = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+    let rows = try #require(json["results"] as? [[String: Any]])
+    #expect(Set(rows.compactMap { $0["family"] as? String }) == ["storage"])
+    let ops = Set(rows.compactMap { $0["op"] as? String })
+    let expected: Set = [
+        "conv2d_backward", "depthwise_backward", "attention_backward", "squeeze_excite_backward", "batchnorm_forward",
+        "batchnorm_backward", "maxpool_backward", "global_avgpool_backward", "cross_entropy", "adamw",
+    ]
+    #expect(expected.isSubset(of: ops), "\(ops)")
+    // Each distinct check once: the stage-1 attention (256 tokens) has one row.
+    #expect(rows.filter { ($0["shape"] as? String)?.hasPrefix("n1 heads 1 tokens 256") == true }.count == 1)
+    #expect(rows.allSatisfy { $0["pass"] as? Bool == true })
+}

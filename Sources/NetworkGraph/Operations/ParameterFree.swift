@@ -12,12 +12,14 @@ public protocol PoolingKernel: TrainableOperation, KernelOperation {
     func backward(_ x: [Double], outputGradient: [Double]) -> [Double]
     func steps<Resource>(input: Resource, output: Resource, config: KernelConfig) -> [KernelStep<Resource>]
     func check() -> KernelCheck
+    func backwardCheck() -> KernelCheck
 }
 
 extension PoolingKernel {
     public var name: String { nameOf(Self.self) }
     public var madds: Int { 0 }
     public var kernelCheck: KernelCheck { check() }
+    public var backwardCheck: KernelCheck? { backwardCheck() }
     public func withBatch(_ batch: Int, from old: Int) -> any GraphOperation { with(\.batch, batch) }
     public func reference(_ inputs: [[Float]], parameters: ParameterStore) -> [Float] { reference(input: inputs[0]) }
     public func lower(_ lowering: inout OperationLowering) -> [KernelStep<PlanResource>] {

@@ -16,11 +16,34 @@ public protocol TrainableOperation: GraphOperation {
     func trainingBackward(_ operands: [[Double]], outputGradient: [Double], parameters: ParameterStore) -> (
         operands: [[Double]], parameters: [String: [Double]]
     )
+    /// The check of the operation's own backward kernels at its shape (without its BatchNorm and epilogue); `nil`
+    /// where its gradient passes straight through (an add).
+    var backwardCheck: KernelCheck? { get }
 }
 
 extension TrainableOperation {
     public var operandCount: Int { 1 }
     public var trainingEpilogue: Epilogue { epilogue }
+
+    /// Every training kernel the node runs, checked at its shape: the operation's backward, and its train-mode
+    /// BatchNorm's forward and backward, or its epilogue's gradient, at its output's shape `output`.
+    public func backwardChecks(output: TensorShape) -> [KernelCheck] {
+        let epilogue = trainingEpilogue
+        var checks = backwardCheck.map { [$0] } ?? []
+        if batchNorm != nil {
+            let norm = BatchNormTraining(batch: output.batch, channels: output.channels, pixels: output.pixels)
+            checks += [
+                norm.forwardCheck(activation: epilogue.activation, residual: epilogue.hasResidual),
+                norm.backwardCheck(activation: epilogue.activation, residual: epilogue.hasResidual),
+            ]
+        } else if epilogue.activation != .identity || epilogue.hasResidual {
+            let backward = EpilogueBackward(
+                batch: output.batch, channels: output.channels, pixels: output.pixels, activation: epilogue.activation,
+                batchNorm: false)
+            checks.append(backward.check(residual: epilogue.hasResidual))
+        }
+        return checks
+    }
 }
 
 extension ParameterStore {
@@ -32,6 +55,8 @@ extension ConvolutionLayer: TrainableOperation {}
 extension DepthwiseLayer: TrainableOperation {}
 
 extension ConvolutionLayerOperation {
+    public var backwardCheck: KernelCheck? { kernel.geometry.backwardCheck() }
+
     public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
         kernel.geometry.forward(
             input: operands[0], weights: parameters.double(weights.weight), bias: weights.bias.map(parameters.double))
@@ -49,6 +74,8 @@ extension ConvolutionLayerOperation {
 }
 
 extension AttentionLayer: TrainableOperation {
+    public var backwardCheck: KernelCheck? { kernel.backwardCheck() }
+
     public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
         kernel.trainingForward(qkv: operands[0])
     }
@@ -65,6 +92,8 @@ extension SqueezeExciteLayer: TrainableOperation {
         let p = parameters.squeezeExcite(weights)
         return (p.w1.map(Double.init), p.b1.map(Double.init), p.w2.map(Double.init), p.b2.map(Double.init))
     }
+
+    public var backwardCheck: KernelCheck? { kernel.backwardCheck() }
 
     public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
         let p = doubles(parameters)
@@ -86,6 +115,7 @@ extension SqueezeExciteLayer: TrainableOperation {
 extension Add: TrainableOperation {
     public var operandCount: Int { 2 }
     public var trainingEpilogue: Epilogue { Epilogue(activation: activation) }
+    public var backwardCheck: KernelCheck? { nil }
 
     public func trainingForward(_ operands: [[Double]], parameters: ParameterStore) -> [Double] {
         zip(operands[0], operands[1]).map(+)
