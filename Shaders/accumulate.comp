@@ -4,9 +4,11 @@
 
 // @datapaths storage
 
-// y[i] += x[i] for i < count: one more contribution to a gradient. One invocation per element (flat_invocation).
+// y[i] += x[i] for i < count where ACCUMULATE is 1 (one more contribution to a gradient), y[i] = x[i] where it is 0
+// (the first). One invocation per element (flat_invocation).
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ACCUMULATE = 1u;
 
 layout(binding = 0) readonly buffer X { float x[]; };
 layout(binding = 1) buffer Y { float y[]; };
@@ -17,5 +19,5 @@ layout(push_constant) uniform Push {
 
 void main() {
     const uint index = flat_invocation();
-    if (index < p.count) y[index] += x[index];
+    if (index < p.count) y[index] = x[index] + (ACCUMULATE == 1u ? y[index] : 0.0);
 }

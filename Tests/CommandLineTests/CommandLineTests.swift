@@ -251,7 +251,8 @@ func validateBackward() throws {
     #expect(Set(rows.compactMap { $0["family"] as? String }) == ["storage"])
     let ops = Set(rows.compactMap { $0["op"] as? String })
     let expected: Set = [
-        "conv2d_backward", "depthwise_backward", "attention_backward", "squeeze_excite_backward", "batchnorm_forward",
+        "conv2d_training", "depthwise_training", "attention_training", "squeeze_excite_training", "batchnorm_forward",
+        "epilogue",
         "batchnorm_backward", "maxpool_backward", "global_avgpool_backward", "cross_entropy", "adamw",
     ]
     #expect(expected.isSubset(of: ops), "\(ops)")

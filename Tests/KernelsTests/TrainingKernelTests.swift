@@ -80,7 +80,7 @@ func batchNormKernels() throws {
     }
     checks.append(wide.backwardCheck(activation: .relu, residual: true, accumulate: true))
     for activation in Activation.allCases {
-        let epilogue = EpilogueBackward(batch: 2, channels: 3, pixels: 29, activation: activation, batchNorm: false)
+        let epilogue = EpilogueTraining(batch: 2, channels: 3, pixels: 29, activation: activation, batchNorm: false)
         checks.append(epilogue.check(residual: activation != .identity))
     }
     try expectTrainingChecksPass(checks)

@@ -37,7 +37,7 @@ extension TrainableOperation {
                 norm.backwardCheck(activation: epilogue.activation, residual: epilogue.hasResidual),
             ]
         } else if epilogue.activation != .identity || epilogue.hasResidual {
-            let backward = EpilogueBackward(
+            let backward = EpilogueTraining(
                 batch: output.batch, channels: output.channels, pixels: output.pixels, activation: epilogue.activation,
                 batchNorm: false)
             checks.append(backward.check(residual: epilogue.hasResidual))

@@ -1,8 +1,9 @@
 import Foundation
 import VulkanCompute
 
-// The convolution gradients on the device (the references are in ConvolutionBackward.swift). A dense convolution's
-// weight gradient is one product of the output gradient with the patches its outputs read (im2col), reducing over
+// Convolutions in training on the device (the references are in ConvolutionBackward.swift), on their weights as the
+// optimizer keeps them (`[M][C][k][k]`, no packing). A dense convolution's forward is the weights times the patches
+// its outputs read (im2col), its weight gradient is one product of the output gradient with the patches its outputs read (im2col), reducing over
 // images and pixels at once; its input gradient is the weights' transpose times the output gradient, folded back
 // from patches to pixels (col2im). A 1x1, stride-1 convolution without padding reads its input as its patches, so it
 // needs neither. Depthwise convolutions gather per element. Biases are channel sums of the output gradient.
@@ -42,6 +43,46 @@ extension ConvolutionGeometry {
     /// Floats of scratch the backward needs: a dense convolution's patches and their gradient.
     public var backwardScratchCounts: [Int] {
         depthwise || readsInputAsPatches ? [] : [batch * patchSize * outPixels, batch * patchSize * outPixels]
+    }
+
+    /// Floats of scratch the training forward needs: a dense convolution's patches.
+    public var forwardScratchCounts: [Int] {
+        depthwise || readsInputAsPatches ? [] : [batch * patchSize * outPixels]
+    }
+
+    /// The training forward, `output = conv(input, weights) + bias`.
+    public func forwardSteps<Resource>(
+        input: Resource, weights: Resource, bias: Resource?, output: Resource, scratch: [Resource]
+    ) -> [KernelStep<Resource>] {
+        let biasSteps =
+            bias.map { BiasAdd(count: outputCount, channels: outChannels, pixels: outPixels).steps($0, to: output) }
+            ?? []
+        if depthwise {
+            typealias Spec = ShaderConstants.depthwise_train
+            let launch = windowLaunch(
+                KernelName.depthwise_train, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)), items: outputCount)
+            return [
+                KernelStep(launch, [.readFloat32(input), .readFloat32(weights), .writeFloat32(output)]).on(.storage)
+            ] + biasSteps
+        }
+        let (patch, pixels) = (patchSize, outPixels)
+        var steps: [KernelStep<Resource>] = []
+        let patches = readsInputAsPatches ? input : scratch[0]
+        if !readsInputAsPatches { steps += im2colSteps(input: input, patches: patches) }
+        // y[n][m][p] = sum_e w[m][e] patches[n][e][p].
+        let product = TrainingGEMM(
+            m: outChannels, n: pixels, k: patch, batch: batch, a: MatrixLayout(free: patch, inner: 1),
+            b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
+            c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels))
+        return steps + product.steps(a: weights, b: patches, c: output) + biasSteps
+    }
+
+    private func im2colSteps<Resource>(input: Resource, patches: Resource) -> [KernelStep<Resource>] {
+        typealias Spec = ShaderConstants.im2col
+        let launch = windowLaunch(
+            KernelName.im2col, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)),
+            items: batch * patchSize * outPixels)
+        return [KernelStep(launch, [.readFloat32(input), .writeFloat32(patches)]).on(.storage)]
     }
 
     /// The backward's dispatches.
@@ -87,12 +128,7 @@ extension ConvolutionGeometry {
         let (patch, pixels) = (patchSize, outPixels)
         var steps: [KernelStep<Resource>] = []
         let patches = readsInputAsPatches ? g.input : g.scratch[0]
-        if !readsInputAsPatches {
-            typealias Spec = ShaderConstants.im2col
-            let launch = windowLaunch(
-                KernelName.im2col, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)), items: batch * patch * pixels)
-            steps.append(KernelStep(launch, [.readFloat32(g.input), .writeFloat32(patches)]).on(.storage))
-        }
+        if !readsInputAsPatches { steps += im2colSteps(input: g.input, patches: patches) }
         // dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p].
         let weights = TrainingGEMM(
             m: outChannels, n: patch, k: batch * pixels, kInner: pixels,
@@ -146,6 +182,28 @@ extension ConvolutionGeometry {
     }
 }
 
+/// A bias added in place to every pixel of its channel. Kernel: Shaders/bias_add.comp.
+public struct BiasAdd: Hashable, Sendable {
+    public var count: Int
+    public var channels: Int
+    public var pixels: Int
+
+    public init(count: Int, channels: Int, pixels: Int) {
+        (self.count, self.channels, self.pixels) = (count, channels, pixels)
+    }
+
+    /// Mirrors `Push` in Shaders/bias_add.comp.
+    struct PushConstants: BitwiseCopyable { var count, channels, pixels: UInt32 }
+
+    public func steps<Resource>(_ bias: Resource, to values: Resource) -> [KernelStep<Resource>] {
+        let launch = KernelLaunch(
+            kernel: KernelName.bias_add, specialization: [ShaderConstants.bias_add.LOCAL_SIZE_X: .uint(64)],
+            pushConstants: PushConstants(count: UInt32(count), channels: UInt32(channels), pixels: UInt32(pixels)),
+            groups: Grid.flat(items: count, localSize: 64))
+        return [KernelStep(launch, [.readWrite(values), .readSmall(bias)]).on(.storage)]
+    }
+}
+
 /// Each channel's sum over the batch and the pixels: a bias's gradient. Kernel: Shaders/channel_sums.comp.
 public struct ChannelSums: Hashable, Sendable {
     public var batch: Int
@@ -183,27 +241,37 @@ extension ConvolutionGeometry {
         "n\(batch) c\(inChannels) \(height)x\(width) -> \(outChannels) k\(kernelSize) s\(stride) p\(padding)"
     }
 
-    /// Compares the backward's input, weight and bias gradients with ``backward(input:weights:outputGradient:)`` on
-    /// random values; with `accumulate` the input gradient starts random and must be added to.
+    /// Compares the training forward (with a bias) and the backward's input, weight and bias gradients with
+    /// ``forward(input:weights:bias:)`` and ``backward(input:weights:outputGradient:)`` on random values; with
+    /// `accumulate` the input gradient starts random and must be added to.
     public func backwardCheck(accumulate: Bool = false) -> KernelCheck {
-        let op = depthwise ? "depthwise_backward" : "conv2d_backward"
+        let op = depthwise ? "depthwise_training" : "conv2d_training"
         return KernelCheck(op: op, shape: shapeDescription + (accumulate ? " accumulate" : "")) { runner, random in
             let x = random.floats(inputCount), w = random.weights(weightCount, fanIn: weightCount / outChannels)
-            let dy = random.floats(outputCount)
+            let bias = random.floats(outChannels), dy = random.floats(outputCount)
             let dx0 = accumulate ? random.floats(inputCount) : [Float](repeating: .nan, count: inputCount)
-            let dx = try runner.inputOutput(dx0), dw = try runner.output(weightCount)
+            let (xBuffer, wBuffer) = (try runner.input(x), try runner.input(w))
+            let (y, dx, dw) = (
+                try runner.output(outputCount), try runner.inputOutput(dx0), try runner.output(weightCount)
+            )
             let db = try runner.output(outChannels)
+            runner.add(
+                forwardSteps(
+                    input: xBuffer, weights: wBuffer, bias: try runner.input(bias), output: y,
+                    scratch: try forwardScratchCounts.map(runner.output)))
             runner.add(
                 backwardSteps(
                     ConvolutionGradients(
-                        input: try runner.input(x), weights: try runner.input(w), outputGradient: try runner.input(dy),
-                        inputGradient: dx, weightGradient: dw, biasGradient: db,
-                        scratch: try backwardScratchCounts.map(runner.output), accumulateInput: accumulate)))
+                        input: xBuffer, weights: wBuffer, outputGradient: try runner.input(dy), inputGradient: dx,
+                        weightGradient: dw, biasGradient: db, scratch: try backwardScratchCounts.map(runner.output),
+                        accumulateInput: accumulate)))
             try runner.run()
-            let expected = backward(
-                input: x.map(Double.init), weights: w.map(Double.init), outputGradient: dy.map(Double.init))
+            let (xd, wd) = (x.map(Double.init), w.map(Double.init))
+            let expected = backward(input: xd, weights: wd, outputGradient: dy.map(Double.init))
             let expectedInput = accumulate ? zip(expected.input, dx0).map { $0 + Double($1) } : expected.input
+            let output = forward(input: xd, weights: wd, bias: bias.map(Double.init))
             return .worst([
+                "output": Comparison(try runner.read(y), output.map(Float.init)),
                 "input": Comparison(try runner.read(dx), expectedInput.map(Float.init)),
                 "weights": Comparison(try runner.read(dw), expected.weights.map(Float.init)),
                 "bias": Comparison(try runner.read(db), expected.bias.map(Float.init)),

@@ -5,9 +5,10 @@
 // @datapaths storage
 // @variant batchnorm BATCHNORM
 
-// The gradient through an operation's epilogue: dpre = dy * act'(pre), where pre is what the activation read,
-//   x (+ residual)                                                        (activation_backward), or
-//   gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (+ residual)  (activation_backward_batchnorm: x is the
+// The gradient through an operation's epilogue (epilogue_forward.comp): dpre = dy * act'(pre), where pre is what the
+// activation read,
+//   x (+ residual)                                                        (epilogue_backward), or
+//   gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (+ residual)  (epilogue_backward_batchnorm: x is the
 //                                                                          operation's output before its BatchNorm).
 // dpre is also the residual's gradient. One invocation per element (flat_invocation).
 

@@ -49,23 +49,12 @@ extension BatchNormTraining {
         input: Resource, residual: Resource?, output: Resource, statistics: Resource, gamma: Resource, beta: Resource,
         activation: Activation
     ) -> [KernelStep<Resource>] {
-        typealias Spec = ShaderConstants.batchnorm_forward
-        let launch = KernelLaunch(
-            kernel: KernelName.batchnorm_forward,
-            specialization: [
-                Spec.LOCAL_SIZE_X: .uint(64), Spec.ACTIVATION: .uint(activation.rawValue),
-                Spec.HAS_RESIDUAL: .uint(residual == nil ? 0 : 1),
-            ],
-            pushConstants: elementwisePush, groups: Grid.flat(items: count, localSize: 64))
-        let bindings: [KernelBinding<Resource>] = [
-            .readFloat32(input), .readFloat32(residual ?? input), .writeFloat32(output), .readSmall(statistics),
-            .readSmall(gamma), .readSmall(beta),
-        ]
-        return [KernelStep(launch, bindings).on(.storage)]
+        EpilogueTraining(batch: batch, channels: channels, pixels: pixels, activation: activation, batchNorm: true)
+            .forwardSteps(input: input, residual: residual, normalisation: (statistics, gamma, beta), output: output)
     }
 
     /// The parameter gradients and the input gradient (added to what `inputGradient` holds where `accumulate`) from
-    /// the gradient of the BatchNorm's output, `preGradient` (see ``EpilogueBackward``).
+    /// the gradient of the BatchNorm's output, `preGradient` (see ``EpilogueTraining``).
     public func backwardSteps<Resource>(
         input: Resource, preGradient: Resource, statistics: Resource, gamma: Resource, gammaGradient: Resource,
         betaGradient: Resource, inputGradient: Resource, accumulate: Bool = false
@@ -106,9 +95,9 @@ extension BatchNormTraining {
     }
 }
 
-/// The gradient through an operation's epilogue (its BatchNorm's output, the residual add and the activation): the
-/// gradient of what the activation read, which is also the residual's. Kernel: Shaders/activation_backward.comp.
-public struct EpilogueBackward: Hashable, Sendable {
+/// An operation's epilogue in training, and its gradient: the activation of its output (after its train-mode BatchNorm,
+/// where it has one) plus the residual. Kernels: Shaders/epilogue_forward.comp, Shaders/epilogue_backward.comp.
+public struct EpilogueTraining: Hashable, Sendable {
     public var batch: Int
     public var channels: Int
     public var pixels: Int
@@ -123,47 +112,77 @@ public struct EpilogueBackward: Hashable, Sendable {
             (batch, channels, pixels, activation, batchNorm)
     }
 
+    private var count: Int { batch * channels * pixels }
+
+    /// A launch of `kernel` (or its BatchNorm variant), whose constants are those of Shaders/epilogue_forward.comp
+    /// (Shaders/epilogue_backward.comp declares the same).
+    private func launch(_ kernel: String, _ variant: String, residual: Bool) -> KernelLaunch {
+        typealias Spec = ShaderConstants.epilogue_forward
+        return KernelLaunch(
+            kernel: batchNorm ? variant : kernel,
+            specialization: [
+                Spec.LOCAL_SIZE_X: .uint(64), Spec.ACTIVATION: .uint(activation.rawValue),
+                Spec.HAS_RESIDUAL: .uint(residual ? 1 : 0),
+            ],
+            pushConstants: ElementwisePush(
+                count: UInt32(count), channels: UInt32(channels), pixels: UInt32(pixels), epsilon: Float(epsilon)),
+            groups: Grid.flat(items: count, localSize: 64))
+    }
+
+    private func normalisationBindings<Resource>(
+        _ normalisation: (statistics: Resource, gamma: Resource, beta: Resource)?
+    )
+        -> [KernelBinding<Resource>]
+    {
+        precondition(
+            (normalisation != nil) == batchNorm, "epilogue: BatchNorm bindings where, and only where, it has one")
+        return normalisation.map { [.readSmall($0.statistics), .readSmall($0.gamma), .readSmall($0.beta)] } ?? []
+    }
+
+    /// `output = act(pre)`; `normalisation` is (statistics, gamma, beta) where ``batchNorm``.
+    public func forwardSteps<Resource>(
+        input: Resource, residual: Resource?, normalisation: (statistics: Resource, gamma: Resource, beta: Resource)?,
+        output: Resource
+    ) -> [KernelStep<Resource>] {
+        let bindings: [KernelBinding<Resource>] = [
+            .readFloat32(input), .readFloat32(residual ?? input), .writeFloat32(output),
+        ]
+        let launch = launch(
+            KernelName.epilogue_forward, KernelName.epilogue_forward_batchnorm, residual: residual != nil)
+        return [KernelStep(launch, bindings + normalisationBindings(normalisation)).on(.storage)]
+    }
+
     /// `preGradient = outputGradient * act'(pre)`; `normalisation` is (statistics, gamma, beta) where ``batchNorm``.
-    public func steps<Resource>(
+    public func backwardSteps<Resource>(
         outputGradient: Resource, input: Resource, residual: Resource?,
         normalisation: (statistics: Resource, gamma: Resource, beta: Resource)?, preGradient: Resource
     ) -> [KernelStep<Resource>] {
-        precondition((normalisation != nil) == batchNorm, "activation_backward: BatchNorm bindings")
-        typealias Spec = ShaderConstants.activation_backward
-        let launch = KernelLaunch(
-            kernel: batchNorm ? KernelName.activation_backward_batchnorm : KernelName.activation_backward,
-            specialization: [
-                Spec.LOCAL_SIZE_X: .uint(64), Spec.ACTIVATION: .uint(activation.rawValue),
-                Spec.HAS_RESIDUAL: .uint(residual == nil ? 0 : 1),
-            ],
-            pushConstants: ElementwisePush(
-                count: UInt32(batch * channels * pixels), channels: UInt32(channels), pixels: UInt32(pixels),
-                epsilon: Float(epsilon)),
-            groups: Grid.flat(items: batch * channels * pixels, localSize: 64))
-        var bindings: [KernelBinding<Resource>] = [
+        let bindings: [KernelBinding<Resource>] = [
             .readFloat32(outputGradient), .readFloat32(input), .readFloat32(residual ?? input),
             .writeFloat32(preGradient),
         ]
-        if let normalisation {
-            bindings += [
-                .readSmall(normalisation.statistics), .readSmall(normalisation.gamma), .readSmall(normalisation.beta),
-            ]
-        }
-        return [KernelStep(launch, bindings).on(.storage)]
+        let launch = launch(
+            KernelName.epilogue_backward, KernelName.epilogue_backward_batchnorm, residual: residual != nil)
+        return [KernelStep(launch, bindings + normalisationBindings(normalisation)).on(.storage)]
     }
 }
 
-/// `y += x`, elementwise: one more contribution to a gradient. Kernel: Shaders/accumulate.comp.
+/// `y += x` elementwise (one more contribution to a gradient), or `y = x` for the first. Kernel:
+/// Shaders/accumulate.comp.
 public struct Accumulate: Hashable, Sendable {
     public var count: Int
+    /// Whether `y` already holds a contribution to add to.
+    public var accumulate: Bool
 
-    public init(count: Int) { self.count = count }
+    public init(count: Int, accumulate: Bool = true) { (self.count, self.accumulate) = (count, accumulate) }
 
     public func steps<Resource>(_ x: Resource, into y: Resource) -> [KernelStep<Resource>] {
+        typealias Spec = ShaderConstants.accumulate
         let launch = KernelLaunch(
-            kernel: KernelName.accumulate, specialization: [ShaderConstants.accumulate.LOCAL_SIZE_X: .uint(64)],
+            kernel: KernelName.accumulate,
+            specialization: [Spec.LOCAL_SIZE_X: .uint(64), Spec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
             pushConstants: UInt32(count), groups: Grid.flat(items: count, localSize: 64))
-        return [KernelStep(launch, [.readFloat32(x), .readWrite(y)]).on(.storage)]
+        return [KernelStep(launch, [.readFloat32(x), accumulate ? .readWrite(y) : .writeFloat32(y)]).on(.storage)]
     }
 }
 
@@ -233,10 +252,10 @@ extension BatchNormTraining {
                 try runner.output(channels), try runner.output(channels), try runner.inputOutput(dx0)
             )
             runner.add(
-                EpilogueBackward(
+                EpilogueTraining(
                     batch: batch, channels: channels, pixels: pixels, activation: activation, batchNorm: true
                 )
-                .steps(
+                .backwardSteps(
                     outputGradient: try runner.input(dy), input: xBuffer, residual: try r.map(runner.input),
                     normalisation: (statistics, gammaBuffer, try runner.input(beta)), preGradient: pre))
             runner.add(
@@ -261,30 +280,35 @@ extension BatchNormTraining {
     }
 }
 
-extension EpilogueBackward {
-    /// Without a BatchNorm: `dy * act'(x (+ residual))`, then that added into a gradient already holding a value
-    /// (``Accumulate``), as a residual's gradient is.
+extension EpilogueTraining {
+    /// Without a BatchNorm: the forward `act(x (+ residual))`, the gradient `dy * act'(x (+ residual))`, then that
+    /// added into a gradient already holding a value (``Accumulate``), as a residual's gradient is.
     public func check(residual: Bool) -> KernelCheck {
-        precondition(!batchNorm, "the BatchNorm variant is checked by BatchNormTraining.backwardCheck")
+        precondition(!batchNorm, "the BatchNorm variant is checked by BatchNormTraining's checks")
         let count = batch * channels * pixels
-        return KernelCheck(op: "activation_backward", shape: "\(count) \(activation)\(residual ? " +residual" : "")") {
+        return KernelCheck(op: "epilogue", shape: "\(count) \(activation)\(residual ? " +residual" : "")") {
             runner, random in
-            let dy = random.floats(count), x = random.floats(count, in: -3...3),
-                r = residual ? random.floats(count) : nil
-            let total0 = random.floats(count)
-            let pre = try runner.output(count), total = try runner.inputOutput(total0)
+            let dy = random.floats(count), x = random.floats(count, in: -3...3)
+            let r = residual ? random.floats(count) : nil
+            let (total0, copied0) = (random.floats(count), random.floats(count))
+            let (xBuffer, rBuffer) = (try runner.input(x), try r.map(runner.input))
+            let (y, pre) = (try runner.output(count), try runner.output(count))
+            let (total, copied) = (try runner.inputOutput(total0), try runner.inputOutput(copied0))
+            runner.add(forwardSteps(input: xBuffer, residual: rBuffer, normalisation: nil, output: y))
             runner.add(
-                steps(
-                    outputGradient: try runner.input(dy), input: try runner.input(x), residual: try r.map(runner.input),
-                    normalisation: nil, preGradient: pre))
+                backwardSteps(
+                    outputGradient: try runner.input(dy), input: xBuffer, residual: rBuffer, normalisation: nil,
+                    preGradient: pre))
             runner.add(Accumulate(count: count).steps(pre, into: total))
+            runner.add(Accumulate(count: count, accumulate: false).steps(pre, into: copied))
             try runner.run()
-            let expected = x.indices.map { i in
-                Double(dy[i]) * activation.derivative(Double(x[i]) + (r.map { Double($0[i]) } ?? 0))
-            }
+            let pres = x.indices.map { i in Double(x[i]) + (r.map { Double($0[i]) } ?? 0) }
+            let expected = pres.indices.map { i in Double(dy[i]) * activation.derivative(pres[i]) }
             return .worst([
+                "output": Comparison(try runner.read(y), pres.map { Float(activation.apply($0)) }),
                 "pre-activation": Comparison(try runner.read(pre), expected.map(Float.init)),
                 "accumulated": Comparison(try runner.read(total), zip(expected, total0).map { Float($0 + Double($1)) }),
+                "copied": Comparison(try runner.read(copied), expected.map(Float.init)),
             ])
         }
     }

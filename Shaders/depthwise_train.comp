@@ -1,0 +1,39 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// @datapaths storage
+
+// A depthwise convolution's training forward, on its weights as the optimizer updates them ([channels][KSIZE][KSIZE],
+// no packing) and without epilogue (its BatchNorm runs apart in training):
+//   y[n][c][oy][ox] = sum_{ky, kx} w[c][ky][kx] x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
+// (taps over the padding add nothing). One invocation per output element (flat_invocation).
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint KSIZE = 3u;
+
+layout(binding = 0) readonly buffer X { float x[]; };
+layout(binding = 1) readonly buffer W { float w[]; };
+layout(binding = 2) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform Push {
+    uint batch, channels, height, width, outHeight, outWidth, stride, pad;
+} p;
+
+void main() {
+    const uint index = flat_invocation();
+    if (index >= p.batch * p.channels * p.outHeight * p.outWidth) return;
+    const uint ox = index % p.outWidth, oy = (index / p.outWidth) % p.outHeight;
+    const uint plane = index / (p.outWidth * p.outHeight), c = plane % p.channels;
+    float sum = 0.0;
+    for (uint ky = 0u; ky < KSIZE; ++ky) {
+        const int iy = int(oy * p.stride + ky) - int(p.pad);
+        if (iy < 0 || iy >= int(p.height)) continue;
+        for (uint kx = 0u; kx < KSIZE; ++kx) {
+            const int ix = int(ox * p.stride + kx) - int(p.pad);
+            if (ix < 0 || ix >= int(p.width)) continue;
+            sum += w[(c * KSIZE + ky) * KSIZE + kx] * x[(plane * p.height + uint(iy)) * p.width + uint(ix)];
+        }
+    }
+    y[index] = sum;
+}
