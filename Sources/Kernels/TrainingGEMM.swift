@@ -104,16 +104,19 @@ public struct TrainingGEMM: Hashable, Sendable {
 
     /// The dispatch: A and B read, C written (read too where ``accumulate``), all float32 storage buffers.
     public func steps<Resource>(a: Resource, b: Resource, c: Resource) -> [KernelStep<Resource>] {
-        precondition(k / 16 < 60_000, "gemm_train: a reduction of \(k) passes lavapipe's loop limit; split it")
+        precondition(
+            k / 4 + 3 * (k / kInner) < 60_000, "gemm_train: a reduction of \(k) passes lavapipe's loop limit; split it")
         let push = PushConstants(
             m: UInt32(m), n: UInt32(n), k: UInt32(k), kInner: UInt32(kInner), batchInner: UInt32(batchInner),
             alpha: alpha, a: .init(self.a), b: .init(self.b), cRow: UInt32(self.c.inner),
             cColumn: UInt32(self.c.free), cBatchInner: UInt32(self.c.batchInnerStride),
             cBatchOuter: UInt32(self.c.batchOuter), cBase: UInt32(self.c.base))
+        var groups = Grid.flat(items: ((m + 7) / 8) * ((n + 3) / 4), localSize: 64)
+        groups.z = batch
         let launch = KernelLaunch(
             kernel: KernelName.gemm_train,
             specialization: [GEMMSpec.LOCAL_SIZE_X: .uint(64), GEMMSpec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
-            pushConstants: push, groups: ((n + 15) / 16, (m + 15) / 16, batch))
+            pushConstants: push, groups: groups)
         return [
             KernelStep(launch, [.readFloat32(a), .readFloat32(b), accumulate ? .readWrite(c) : .writeFloat32(c)])
                 .on(.storage)

@@ -18,6 +18,9 @@ public struct TrainingReference {
         public var gradients: [String: [Double]]
         /// Every BatchNorm's running mean and variance after the step, by state-dict name.
         public var runningStatistics: [String: [Double]]
+        /// The gradient of the loss with respect to each tensor of the graph, by ``TensorID`` (`nil` where nothing
+        /// needs one), kept only when asked for.
+        public var tensorGradients: [[Double]?] = []
     }
 
     /// Refuses a graph with an operation that has no training reference, naming its node.
@@ -47,11 +50,13 @@ public struct TrainingReference {
 
     /// One step on `input` (`[batch][3][H][W]`) with per-image target distributions `targets` (`[batch][classes]`;
     /// see ``CrossEntropy/targets(labels:smoothing:)``).
-    public func step(input: [Float], targets: [Double]) -> Step {
+    public func step(input: [Float], targets: [Double], keepingTensorGradients: Bool = false) -> Step {
         let (logits, saved, running) = forwardPass(input)
         let (value, logitGradient) = crossEntropy(logits).lossAndGradient(logits: logits, targets: targets)
-        let gradients = backward(saved, outputGradient: logitGradient)
-        return Step(loss: value, logits: logits, gradients: gradients, runningStatistics: running)
+        let (gradients, tensors) = backward(saved, outputGradient: logitGradient)
+        var step = Step(loss: value, logits: logits, gradients: gradients, runningStatistics: running)
+        if keepingTensorGradients { step.tensorGradients = tensors }
+        return step
     }
 
     /// The train-mode forward: the logits, what each node keeps for its backward, and the new running statistics.
@@ -100,7 +105,9 @@ public struct TrainingReference {
     }
 
     /// The gradients of every parameter, from the logits' gradient back through the nodes in reverse.
-    private func backward(_ saved: [Saved], outputGradient: [Double]) -> [String: [Double]] {
+    private func backward(_ saved: [Saved], outputGradient: [Double]) -> (
+        parameters: [String: [Double]], tensors: [[Double]?]
+    ) {
         var tensorGradients = [[Double]?](repeating: nil, count: graph.shapes.count)
         tensorGradients[graph.output] = outputGradient
         var parameterGradients: [String: [Double]] = [:]
@@ -123,7 +130,7 @@ public struct TrainingReference {
                 accumulate(gradient, into: &tensorGradients[input])
             }
         }
-        return parameterGradients
+        return (parameterGradients, tensorGradients)
     }
 
     private func accumulate(_ gradient: [Double], into total: inout [Double]?) {

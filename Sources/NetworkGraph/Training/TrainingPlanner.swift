@@ -1,0 +1,158 @@
+import Foundation
+import Kernels
+import VulkanCompute
+
+/// Builds a ``TrainingSession``'s steps: the forward node by node (the operation, then its train-mode BatchNorm and
+/// epilogue), the loss, and the backward in reverse, each tensor's gradient written by its first contribution and
+/// added to by the rest.
+struct TrainingPlanner {
+    let graph: Graph
+    let buffers: TrainingBuffers
+    /// Every BatchNorm's running statistics (mean, then variance), updated in place by the forward.
+    private(set) var running: [(norm: BatchNorm, buffer: VulkanBuffer)] = []
+    /// What the forward made of each node, in order.
+    private var records: [Record] = []
+    /// Each tensor's value, and its gradient once a contribution is planned.
+    private(set) var values: [VulkanBuffer?]
+    private(set) var gradients: [VulkanBuffer?]
+
+    private struct Record {
+        var node: DeviceNode
+        var residual: VulkanBuffer?
+        /// The BatchNorm's batch statistics (means, then biased variances).
+        var statistics: VulkanBuffer?
+    }
+
+    init(graph: Graph, buffers: TrainingBuffers) {
+        self.graph = graph
+        self.buffers = buffers
+        values = [VulkanBuffer?](repeating: nil, count: graph.shapes.count)
+        gradients = values
+    }
+
+    private func trainable(_ node: Node) -> any DeviceTrainable {
+        guard let op = node.op as? any DeviceTrainable else { preconditionFailure("checked by TrainingSession") }
+        return op
+    }
+
+    private func value(_ tensor: TensorID) -> VulkanBuffer {
+        guard let buffer = values[tensor] else { preconditionFailure("tensors are made before they are read") }
+        return buffer
+    }
+
+    // MARK: Forward
+
+    mutating func forward(input: VulkanBuffer) throws -> [KernelStep<VulkanBuffer>] {
+        values[graph.input] = input
+        var steps: [KernelStep<VulkanBuffer>] = []
+        for node in graph.nodes { steps += try forward(node) }
+        return steps
+    }
+
+    private mutating func forward(_ node: Node) throws -> [KernelStep<VulkanBuffer>] {
+        let op = trainable(node), shape = graph.shapes[node.output], epilogue = op.trainingEpilogue
+        let residual = epilogue.hasResidual ? value(node.inputs[op.operandCount]) : nil
+        var device = DeviceNode(
+            operands: node.inputs.prefix(op.operandCount).map(value),
+            raw: try buffers.make(shape.count, label: node.name))
+        var steps = try op.deviceForward(&device, buffers)
+        var statistics: VulkanBuffer?
+        var output = device.raw
+        if let norm = op.batchNorm {
+            let batchNorm = BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
+            let (stats, runningBuffer) = (try buffers.make(2 * shape.channels), try runningStatistics(norm))
+            output = try buffers.make(shape.count, label: "\(node.name) output")
+            steps += batchNorm.statisticsSteps(input: device.raw, statistics: stats, running: runningBuffer)
+            steps += batchNorm.forwardSteps(
+                input: device.raw, residual: residual, output: output, statistics: stats,
+                gamma: try buffers.parameter(norm.gamma), beta: try buffers.parameter(norm.beta),
+                activation: epilogue.activation)
+            statistics = stats
+        } else if epilogue.activation != .identity || residual != nil {
+            output = try buffers.make(shape.count, label: "\(node.name) output")
+            steps += epilogueTraining(shape, epilogue.activation, batchNorm: false).forwardSteps(
+                input: device.raw, residual: residual, normalisation: nil, output: output)
+        }
+        values[node.output] = output
+        records.append(Record(node: device, residual: residual, statistics: statistics))
+        return steps
+    }
+
+    private mutating func runningStatistics(_ norm: BatchNorm) throws -> VulkanBuffer {
+        let values = graph.parameters.required(norm.runningMean) + graph.parameters.required(norm.runningVariance)
+        let buffer = try buffers.holding(values, label: "\(norm.runningMean) and variance")
+        running.append((norm, buffer))
+        return buffer
+    }
+
+    private func epilogueTraining(_ shape: TensorShape, _ activation: Activation, batchNorm: Bool) -> EpilogueTraining {
+        EpilogueTraining(
+            batch: shape.batch, channels: shape.channels, pixels: shape.pixels, activation: activation,
+            batchNorm: batchNorm)
+    }
+
+    // MARK: Loss
+
+    /// Each image's loss into `losses`, and the logits' gradient: the first contribution to the backward.
+    mutating func loss(targets: VulkanBuffer, losses: VulkanBuffer) throws -> [KernelStep<VulkanBuffer>] {
+        let logits = graph.shapes[graph.output]
+        guard let gradient = try target(graph.output)?.buffer else { return [] }
+        return CrossEntropy(batch: logits.batch, classes: logits.count / logits.batch).steps(
+            logits: value(graph.output), targets: targets, gradient: gradient, losses: losses)
+    }
+
+    // MARK: Backward
+
+    /// Where the next contribution to `tensor`'s gradient goes; `nil` for the graph's input, whose gradient nothing
+    /// needs.
+    private mutating func target(_ tensor: TensorID) throws -> GradientTarget? {
+        guard tensor != graph.input else { return nil }
+        if let buffer = gradients[tensor] { return GradientTarget(buffer: buffer, accumulate: true) }
+        let buffer = try buffers.make(graph.shapes[tensor].count, label: "gradient")
+        gradients[tensor] = buffer
+        return GradientTarget(buffer: buffer, accumulate: false)
+    }
+
+    mutating func backward() throws -> [KernelStep<VulkanBuffer>] {
+        var steps: [KernelStep<VulkanBuffer>] = []
+        for (index, node) in graph.nodes.enumerated().reversed() {
+            guard let outputGradient = gradients[node.output] else { continue }
+            steps += try backward(node, records[index], outputGradient: outputGradient)
+        }
+        return steps
+    }
+
+    private mutating func backward(_ node: Node, _ record: Record, outputGradient: VulkanBuffer) throws
+        -> [KernelStep<VulkanBuffer>]
+    {
+        let op = trainable(node), shape = graph.shapes[node.output], epilogue = op.trainingEpilogue
+        var steps: [KernelStep<VulkanBuffer>] = []
+        var rawGradient = outputGradient
+        let norm = op.batchNorm
+        if norm != nil || epilogue.activation != .identity || record.residual != nil {
+            let pre = try buffers.make(shape.count, label: "\(node.name) pre-activation gradient")
+            let normalisation = try norm.map { norm in
+                (record.statistics ?? pre, try buffers.parameter(norm.gamma), try buffers.parameter(norm.beta))
+            }
+            steps += epilogueTraining(shape, epilogue.activation, batchNorm: norm != nil).backwardSteps(
+                outputGradient: outputGradient, input: record.node.raw, residual: record.residual,
+                normalisation: normalisation, preGradient: pre)
+            if record.residual != nil, let target = try target(node.inputs[op.operandCount]) {
+                steps += Accumulate(count: shape.count, accumulate: target.accumulate).steps(pre, into: target.buffer)
+            }
+            rawGradient = pre
+            if let norm, let statistics = record.statistics {
+                rawGradient = try buffers.make(shape.count, label: "\(node.name) raw gradient")
+                steps += BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
+                    .backwardSteps(
+                        input: record.node.raw, preGradient: pre, statistics: statistics,
+                        gamma: try buffers.parameter(norm.gamma), gammaGradient: try buffers.gradient(of: norm.gamma),
+                        betaGradient: try buffers.gradient(of: norm.beta), inputGradient: rawGradient)
+            }
+        }
+        var targets: [GradientTarget?] = []
+        for tensor in node.inputs.prefix(op.operandCount) { targets.append(try target(tensor)) }
+        return steps
+            + (try op.deviceBackward(record.node, rawGradient: rawGradient, operandGradients: targets, buffers))
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Kernels
+import VulkanCompute
+
+/// One training step of a ``Graph`` on a Vulkan device, as ``TrainingReference`` computes it on the CPU: the
+/// train-mode forward (each BatchNorm on its batch's statistics, its running statistics moved toward them), the loss,
+/// and every parameter's gradient, in one submission. The session plans its steps once; each ``step(input:targets:)``
+/// uploads a batch, runs them and reads the results.
+///
+/// Every tensor, saved value and gradient has a buffer of its own for the session's life (no memory reuse yet), and
+/// the training kernels run float32 storage buffers whatever the device.
+public final class TrainingSession {
+    public let graph: Graph
+    public let device: VulkanDevice
+    let buffers: TrainingBuffers
+    private let recorder: StepRecorder
+    /// The embedded kernel each step runs, in order.
+    private let kernels: [String]
+    private let input: VulkanBuffer
+    private let targets: VulkanBuffer
+    private let losses: VulkanBuffer
+    /// Each BatchNorm's running mean then variance, by its running-mean name.
+    private let running: [(norm: BatchNorm, buffer: VulkanBuffer)]
+    /// Each tensor's value and gradient buffers, by ``TensorID`` (no gradient for the input).
+    private let tensorValues: [VulkanBuffer?]
+    private let tensorGradients: [VulkanBuffer?]
+
+    /// What one step computes.
+    public struct Step: Sendable {
+        /// The mean loss over the batch.
+        public var loss: Double
+        /// Every trainable parameter's gradient, by state-dict name.
+        public var gradients: [String: [Float]]
+        /// Every BatchNorm's running mean and variance after the step, by state-dict name.
+        public var runningStatistics: [String: [Float]]
+    }
+
+    /// Plans the step of `graph` (which needs parameter values) on `device`; refuses an operation without training
+    /// kernels, naming its node.
+    public init(graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil) throws {
+        if let node = graph.nodes.first(where: { !($0.op is any DeviceTrainable) }) {
+            throw ParameterError("\(node.name) (\(node.op.name)) has no training kernels yet.")
+        }
+        guard !graph.parameters.isEmpty else { throw ParameterError("The graph has no parameter values to train.") }
+        self.graph = graph
+        self.device = device
+        let buffers = TrainingBuffers(graph: graph, device: device)
+        self.buffers = buffers
+        let logits = graph.shapes[graph.output]
+        input = try buffers.make(graph.shapes[graph.input].count, label: "input")
+        targets = try buffers.make(logits.count, label: "targets")
+        losses = try buffers.make(logits.batch, label: "losses")
+        var planner = TrainingPlanner(graph: graph, buffers: buffers)
+        var steps = try planner.forward(input: input)
+        steps += try planner.loss(targets: targets, losses: losses)
+        steps += try planner.backward()
+        running = planner.running
+        tensorGradients = planner.gradients
+        tensorValues = planner.values
+        recorder = try StepRecorder(steps, pipelines: pipelines ?? KernelPipelines(device: device)) { BufferRegion($0) }
+        kernels = steps.map(\.launch.spirvName)
+    }
+
+    /// Bytes of device memory the session's buffers take.
+    public var deviceBytes: Int { buffers.bytes }
+
+    /// With `profile`, the last step's device time per embedded kernel, in nanoseconds, largest first.
+    public private(set) var lastProfile: [(kernel: String, nanoseconds: Double, dispatches: Int)] = []
+
+    private func kernelTimes(_ timestamps: TimestampQueries) throws -> [(
+        kernel: String, nanoseconds: Double, dispatches: Int
+    )] {
+        let times = try timestamps.nanoseconds()
+        var totals: [String: (Double, Int)] = [:]
+        for (index, kernel) in kernels.enumerated() {
+            let previous = totals[kernel] ?? (0, 0)
+            totals[kernel] = (previous.0 + times[index + 1] - times[index], previous.1 + 1)
+        }
+        return totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.nanoseconds > $1.nanoseconds }
+    }
+
+    /// One step on `input` (`[batch][3][H][W]`) with per-image target distributions `targets` (`[batch][classes]`;
+    /// see ``CrossEntropy/targets(labels:smoothing:)``). The running statistics carry over to the next step; the
+    /// parameters do not change (an optimizer's step does that).
+    public func step(input images: [Float], targets distributions: [Float], profile: Bool = false) throws -> Step {
+        guard images.count == graph.shapes[graph.input].count else {
+            throw ParameterError(
+                "The input has \(images.count) values; the graph takes \(graph.shapes[graph.input].count).")
+        }
+        let logits = graph.shapes[graph.output]
+        guard distributions.count == logits.count else {
+            throw ParameterError(
+                "The targets have \(distributions.count) values; the graph makes \(logits.count) logits.")
+        }
+        try input.upload(images)
+        try targets.upload(distributions)
+        let timestamps = profile ? try TimestampQueries(device: device, count: kernels.count + 1) : nil
+        try device.run { commands in
+            if let timestamps {
+                commands.resetQueries(timestamps)
+                commands.writeTimestamp(timestamps, index: 0)
+            }
+            try recorder.record(into: commands) { index in
+                if let timestamps { commands.writeTimestamp(timestamps, index: index + 1) }
+            }
+            commands.barrier(.computeWrite, before: .hostRead)
+        }
+        if let timestamps { lastProfile = try kernelTimes(timestamps) }
+        let loss = try losses.download(Float.self, count: logits.batch).reduce(0.0) { $0 + Double($1) }
+        return Step(
+            loss: loss / Double(logits.batch), gradients: try readGradients(), runningStatistics: try readRunning())
+    }
+
+    /// The value of `tensor` in the last step's forward.
+    public func value(of tensor: TensorID) throws -> [Float]? {
+        try tensorValues[tensor].map { try $0.download(Float.self, count: graph.shapes[tensor].count) }
+    }
+
+    /// The gradient of the loss with respect to `tensor` after the last step (`nil` for the graph's input): for
+    /// finding where a wrong gradient starts.
+    public func gradient(of tensor: TensorID) throws -> [Float]? {
+        try tensorGradients[tensor].map { try $0.download(Float.self, count: graph.shapes[tensor].count) }
+    }
+
+    private func readGradients() throws -> [String: [Float]] {
+        var gradients: [String: [Float]] = [:]
+        for (name, buffer) in buffers.gradients {
+            let count = graph.declarations.first { $0.name == name }?.count ?? 0
+            gradients[name] = try buffer.download(Float.self, count: count)
+        }
+        return gradients
+    }
+
+    private func readRunning() throws -> [String: [Float]] {
+        var statistics: [String: [Float]] = [:]
+        for (norm, buffer) in running {
+            let channels = graph.parameters.required(norm.runningMean).count
+            let values = try buffer.download(Float.self, count: 2 * channels)
+            statistics[norm.runningMean] = Array(values.prefix(channels))
+            statistics[norm.runningVariance] = Array(values.suffix(channels))
+        }
+        return statistics
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Images
+import Kernels
+import Models
+import NetworkGraph
+import TestSupport
+import Testing
+import VulkanCompute
+
+/// PyTorch's own float32 error on the same step, as the fixture tool measured it (Tools/make_training_fixtures.py).
+private struct TorchFloat32: Decodable {
+    let gradients_relative_l2: Double
+}
+
+private struct FixtureErrors: Decodable {
+    let torch_float32: TorchFloat32
+}
+
+private func relativeL2(_ actual: [Float], _ expected: [Double]) -> Double {
+    let (difference, norm) = zip(actual, expected).reduce((0.0, 0.0)) { sums, pair in
+        let d = Double(pair.0) - pair.1
+        return (sums.0 + d * d, sums.1 + pair.1 * pair.1)
+    }
+    return norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
+}
+
+@Test(
+    "a training step on the device equals the float64 reference about as closely as PyTorch's float32 does",
+    arguments: ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])
+func deviceTrainingStep(name: String) throws {
+    let errors = try JSONDecoder().decode(
+        FixtureErrors.self, from: Data(contentsOf: fixture("\(name)_training_64.json")))
+    let input = try NumPyArray(contentsOf: fixture("training_input_64.npy"))
+    let labels = try NumPyArray(contentsOf: fixture("training_labels.npy")).values.compactMap { Int(exactly: $0) }
+    let model = try Model(name: name)
+    let graph = try model.graph(
+        batch: 4, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
+    let targets = CrossEntropy(batch: 4, classes: 1000).targets(labels: labels, smoothing: 0.1)
+    let expected = try TrainingReference(graph).step(input: input.values, targets: targets)
+    let step = try withValidatedDevice { device in
+        try TrainingSession(graph: graph, device: device).step(input: input.values, targets: targets.map(Float.init))
+    }
+
+    #expect(abs(step.loss - expected.loss) <= 1e-5 * expected.loss, "loss \(step.loss) against \(expected.loss)")
+    #expect(Set(step.gradients.keys) == Set(expected.gradients.keys))
+    // All gradients together within 3x PyTorch float32's error; each array within 5e-2 where its true gradient is
+    // not ~0 (a bias before a train-mode BatchNorm has a true gradient of 0: rounding is all there is of it).
+    let names = expected.gradients.keys.sorted()
+    let all = relativeL2(
+        names.flatMap { step.gradients[$0] ?? [] }, names.flatMap { expected.gradients[$0] ?? [] })
+    #expect(all <= 3 * errors.torch_float32.gradients_relative_l2, "\(name): all gradients \(all)")
+    let total = names.reduce(0.0) { sum, name in (expected.gradients[name] ?? []).reduce(sum) { $0 + $1 * $1 } }
+        .squareRoot()
+    var worst = (error: 0.0, name: "")
+    for parameter in names {
+        let reference = try #require(expected.gradients[parameter])
+        guard reference.reduce(0.0, { $0 + $1 * $1 }).squareRoot() > 1e-6 * total else { continue }
+        let error = relativeL2(try #require(step.gradients[parameter]), reference)
+        if error > worst.error { worst = (error, parameter) }
+    }
+    #expect(worst.error <= 5e-2, "\(name): \(worst.name) \(worst.error)")
+    for (buffer, reference) in expected.runningStatistics {
+        let error = relativeL2(try #require(step.runningStatistics[buffer]), reference)
+        #expect(error <= 1e-5, "\(name): \(buffer) \(error)")
+    }
+    print(
+        "\(name): all gradients \(all) (PyTorch float32 \(errors.torch_float32.gradients_relative_l2)), worst array \(worst)"
+    )
+}
