@@ -129,10 +129,10 @@ float activation_derivative(float x, uint act) {
     }
 
 // Index of this invocation when a 1-D range of work is dispatched as a 2-D grid of workgroups (the host splits the
-// groups over x and y because many devices allow only 65535 workgroups per dimension).
-uint flat_invocation() {
-    return gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-}
+// groups over x and y because many devices allow only 65535 workgroups per dimension). A macro, not a function: a
+// function defined here, before the kernel's `layout(local_size_x_id = ...) in`, sees gl_WorkGroupSize as (1, 1, 1),
+// and every row of groups past the first then lands on the wrong elements.
+#define flat_invocation() (gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x)
 
 // The fused epilogue of every producing kernel: per-channel scale and shift (a folded BatchNorm, or a bias), then
 // either act(v) or, with a residual, act(v + residual).

@@ -6,6 +6,12 @@ import VulkanCompute
 // that take weight decay, then those that do not). Kernels: Shaders/adamw.comp, sgd.comp, ema.comp,
 // gradient_norm.comp.
 
+/// The optimizers a training step can take.
+public enum TrainingOptimizer: Sendable, Hashable {
+    case adamw(AdamW)
+    case sgd(SGD)
+}
+
 /// Elements `first ..< first + count` of the buffers an optimizer step updates.
 public struct ElementRange: Hashable, Sendable {
     public var first: Int

@@ -5,6 +5,7 @@ import Images
 import Kernels
 import Models
 import NetworkGraph
+import VulkanCompute
 
 struct Grad: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,10 +15,11 @@ struct Grad: ParsableCommand {
             unbiased running variance updated with momentum 0.1), the cross-entropy loss with label smoothing or soft \
             targets, and the backward. Writes float32 safetensors: `loss`, `grad.<name>` for every trainable \
             parameter and `<bn>.running_mean` / `<bn>.running_var` after the step, under the authors' state-dict \
-            names; with --step, the parameters after one optimizer step from these weights as `param.<name>`. This release computes the step with the CPU reference (--cpu, in float64); the device's training \
-            kernels come next.
+            names; with --step, the parameters after one optimizer step from these weights as `param.<name>`. Runs on \
+            the device's training kernels (float32); --cpu computes the same step with the CPU reference in float64.
             """)
 
+    @OptionGroup var deviceSelection: DeviceSelection
     @OptionGroup var modelSelection: ModelSelection
     @OptionGroup var weightsSelection: WeightsSelection
 
@@ -40,17 +42,14 @@ struct Grad: ParsableCommand {
     @Option(help: "The optimizer's weight decay (none on 1-d parameters and biases, as timm groups them).")
     var weightDecay = 0.05
 
-    @Flag(help: "Compute the step with the CPU reference (required in this release).")
+    @Flag(help: "Compute the step with the CPU reference (float64) instead of the device.")
     var cpu = false
 
     @Option(help: "The .safetensors file to write.")
     var output: String
 
     func validate() throws {
-        guard cpu else {
-            throw ValidationError(
-                "grad runs on the CPU reference in this release: add --cpu (the device's training kernels come next).")
-        }
+        if cpu && deviceSelection.device != nil { throw ValidationError("Give --device or --cpu, not both.") }
         guard lr > 0 && lr.isFinite && weightDecay >= 0 && weightDecay.isFinite else {
             throw ValidationError("--lr must be positive and --weight-decay at least 0; got \(lr) and \(weightDecay).")
         }
@@ -72,11 +71,54 @@ struct Grad: ParsableCommand {
                 batch: images.shape[0], inputSize: images.shape[2], weights: loaded.weights)
             let classes = graph.shapes[graph.output].count / graph.batch
             let targets = try readTargets(batch: graph.batch, classes: classes)
-            let step = try TrainingReference(graph).step(input: images.values, targets: targets)
-            let state = try StateDict(tensors(step, graph: graph))
+            let result =
+                cpu ? try referenceStep(graph, images.values, targets) : try deviceStep(graph, images.values, targets)
+            let state = try StateDict(tensors(result, graph: graph))
             try writing(output) { try SafeTensors.write(state, to: URL(fileURLWithPath: output)) }
-            print("loss \(step.loss); wrote \(state.count) tensors to \(output)")
+            print("loss \(result.loss); wrote \(state.count) tensors to \(output)")
         } catch let error as ExitCode { throw error } catch { throw report(error) }
+    }
+
+    /// What one step gives, on the device or the CPU: float32 tensors by state-dict name.
+    private struct StepResult {
+        var loss: Double
+        var gradients: [String: [Float]]
+        var running: [String: [Float]]
+        /// The parameters after the optimizer's step (with --step).
+        var parameters: [String: [Float]] = [:]
+    }
+
+    private var optimizer: TrainingOptimizer? {
+        switch step {
+        case .adamw: .adamw(AdamW(learningRate: lr, weightDecay: weightDecay))
+        case .sgd: .sgd(SGD(learningRate: lr, weightDecay: weightDecay))
+        case nil: nil
+        }
+    }
+
+    private func deviceStep(_ graph: Graph, _ images: [Float], _ targets: [Double]) throws -> StepResult {
+        let session = try TrainingSession(graph: graph, device: try deviceSelection.open())
+        let step = try session.step(input: images, targets: targets.map(Float.init))
+        var result = StepResult(loss: step.loss, gradients: step.gradients, running: step.runningStatistics)
+        if let optimizer { result.parameters = try session.optimize(optimizer) }
+        return result
+    }
+
+    private func referenceStep(_ graph: Graph, _ images: [Float], _ targets: [Double]) throws -> StepResult {
+        let step = try TrainingReference(graph).step(input: images, targets: targets)
+        var result = StepResult(
+            loss: step.loss, gradients: step.gradients.mapValues { $0.map(Float.init) },
+            running: step.runningStatistics.mapValues { $0.map(Float.init) })
+        guard let choice = self.step else { return result }
+        for declaration in graph.declarations {
+            guard let gradient = step.gradients[declaration.name], let values = graph.parameters[declaration.name]
+            else { continue }
+            let updated = choice.step(
+                values.map(Double.init), gradient: gradient, learningRate: lr, weightDecay: weightDecay,
+                decays: takesWeightDecay(name: declaration.name, shape: declaration.shape))
+            result.parameters[declaration.name] = updated.map(Float.init)
+        }
+        return result
     }
 
     /// The per-image target distributions: smoothed one-hot from class indices, or the soft targets as given.
@@ -96,29 +138,20 @@ struct Grad: ParsableCommand {
         return loss.targets(labels: labels, smoothing: smoothing)
     }
 
-    /// `loss`, then in declaration order `grad.<name>` (and `param.<name>` after the optimizer's step, with --step)
-    /// and the running statistics.
-    private func tensors(_ step: TrainingReference.Step, graph: Graph) -> [NamedTensor] {
-        var tensors = [NamedTensor(name: "loss", shape: [], values: [Float(step.loss)])]
+    /// `loss`, then in declaration order `param.<name>` (after the optimizer's step, with --step), `grad.<name>` and
+    /// the running statistics.
+    private func tensors(_ result: StepResult, graph: Graph) -> [NamedTensor] {
+        var tensors = [NamedTensor(name: "loss", shape: [], values: [Float(result.loss)])]
         for declaration in graph.declarations {
-            if let optimizer = self.step, let gradient = step.gradients[declaration.name],
-                let values = graph.parameters[declaration.name]
-            {
-                let updated = optimizer.step(
-                    values.map(Double.init), gradient: gradient, learningRate: lr, weightDecay: weightDecay,
-                    decays: takesWeightDecay(name: declaration.name, shape: declaration.shape))
-                tensors.append(
-                    NamedTensor(
-                        name: "param.\(declaration.name)", shape: declaration.shape, values: updated.map(Float.init)))
+            let (name, shape) = (declaration.name, declaration.shape)
+            if let values = result.parameters[name] {
+                tensors.append(NamedTensor(name: "param.\(name)", shape: shape, values: values))
             }
-            if let gradient = step.gradients[declaration.name] {
-                tensors.append(
-                    NamedTensor(
-                        name: "grad.\(declaration.name)", shape: declaration.shape, values: gradient.map(Float.init)))
+            if let gradient = result.gradients[name] {
+                tensors.append(NamedTensor(name: "grad.\(name)", shape: shape, values: gradient))
             }
-            if let running = step.runningStatistics[declaration.name] {
-                tensors.append(
-                    NamedTensor(name: declaration.name, shape: declaration.shape, values: running.map(Float.init)))
+            if let running = result.running[name] {
+                tensors.append(NamedTensor(name: name, shape: shape, values: running))
             }
         }
         return tensors

@@ -58,6 +58,72 @@ func gradCommand() throws {
 
     let refused = try run([
         "grad", "--arch", arch, "--input", inputFile.path, "--labels", labelFile.path, "--output", output.path,
+        "--cpu", "--device", "0",
     ])
-    #expect(refused.status != 0 && refused.error.contains("--cpu"))
+    #expect(refused.status != 0 && refused.error.contains("--device or --cpu"), "\(refused.error)")
+}
+
+private func relativeL2(_ actual: [Float], _ expected: [Double]) -> Double {
+    let (difference, norm) = zip(actual, expected).reduce((0.0, 0.0)) { sums, pair in
+        let d = Double(pair.0) - pair.1
+        return (sums.0 + d * d, sums.1 + pair.1 * pair.1)
+    }
+    return norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
+}
+
+@Test("bossnet grad on the device, at the spec's minimum limits, validated: the reference's gradients, AdamW's step")
+func gradOnDevice() throws {
+    let arch = "hytra:1-0-1-1"
+    let model = Model(try Architecture.parse(arch))
+    var random = SeededRandom(seed: 6)
+    let input = random.floats(4 * 3 * 64 * 64, in: -2...2)
+    let inputFile = temporary("xd.npy"), labelFile = temporary("yd.npy"), output = temporary("gd.safetensors")
+    defer { for file in [inputFile, labelFile, output] { try? FileManager.default.removeItem(at: file) } }
+    try NumPyArray(shape: [4, 3, 64, 64], values: input).write(to: inputFile)
+    try int64Array([3, 917, 0, 500]).write(to: labelFile)
+    // Weights as the training fixtures take them (each block's last BatchNorm small, attention peaked): in train
+    // mode, BossNet with every gamma near 1 is chaotic, and float32 cannot follow float64 through it.
+    let graph = try model.graph(
+        batch: 4, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
+    let weightsFile = temporary("wd.safetensors")
+    defer { try? FileManager.default.removeItem(at: weightsFile) }
+    try SafeTensors.write(
+        try StateDict(
+            graph.declarations.compactMap { declaration in
+                graph.parameters[declaration.name].map {
+                    NamedTensor(name: declaration.name, shape: declaration.shape, values: $0)
+                }
+            }), to: weightsFile)
+    var environment = ProcessInfo.processInfo.environment
+    (environment["BOSSNET_LIMITS"], environment["BOSSNET_VALIDATION"]) = ("minimum", "1")
+    let result = try run(
+        [
+            "grad", "--arch", arch, "--weights", weightsFile.path, "--input", inputFile.path, "--labels",
+            labelFile.path, "--smoothing", "0.1", "--step", "adamw", "--lr", "1e-3", "--output", output.path,
+        ], environment: environment)
+    #expect(result.status == 0, "\(result.error)")
+    let written = try SafeTensors.read(output)
+    let targets = CrossEntropy(batch: 4, classes: 1000).targets(labels: [3, 917, 0, 500], smoothing: 0.1)
+    let step = try TrainingReference(graph).step(input: input, targets: targets)
+    let loss = try #require(written["loss"]?.values.first)
+    #expect(abs(Double(loss) - step.loss) <= 1e-5 * step.loss, "loss \(loss) against \(step.loss)")
+    let names = graph.declarations.filter(\.trainable).map(\.name)
+    let gradients = try names.map { try #require(written["grad.\($0)"]?.values, "no grad.\($0)") }
+    let all = relativeL2(gradients.flatMap { $0 }, names.flatMap { step.gradients[$0] ?? [] })
+    #expect(all <= 1e-4, "all gradients: relative L2 \(all)")
+    for (declaration, gradient) in zip(graph.declarations.filter(\.trainable), gradients) {
+        // AdamW's formula in float64 on the engine's own gradients; its first step moves each value by about the
+        // learning rate, so 1e-6 relative is a test of the step, not of the rounding of the weights.
+        var parameter = try #require(graph.parameters[declaration.name]).map(Double.init)
+        var state = AdamW.State(count: parameter.count)
+        AdamW(learningRate: 1e-3, weightDecay: 0.05).step(
+            &parameter, gradient: gradient.map(Double.init), state: &state,
+            decays: takesWeightDecay(name: declaration.name, shape: declaration.shape))
+        let updated = try #require(written["param.\(declaration.name)"]?.values)
+        #expect(relativeL2(updated, parameter) <= 1e-6, "param.\(declaration.name) \(relativeL2(updated, parameter))")
+    }
+    for (name, running) in step.runningStatistics {
+        let error = relativeL2(try #require(written[name]?.values), running)
+        #expect(error <= 1e-5, "\(name) \(error)")
+    }
 }

@@ -89,6 +89,7 @@ func stepsMatchShaders() throws {
     }
     // The texel family's kernels also run on the storage path where a view would pass the texel limit.
     steps += steps.filter { $0.dataPath == .texel }.map { $0.on(.storage) }
+    steps += trainingSteps()
     // Every kernel is reached by some operation in some family, but the cooperative-matrix GEMM (compiled and checked
     // by spirv-val for the devices that have it; not planned yet) and the fp16math variants on other data paths.
     let reached = Set(steps.map(\.launch.spirvName))
@@ -156,4 +157,65 @@ func specializationChecked() throws {
             device: device, name: "add", spirv: spirv, pushConstantSize: push,
             specialization: [0: .uint(64), 1: .uint(1), 2: .uint(4)])
     }
+}
+
+/// The training kernels' steps, one of each kind (they run float32 storage buffers in every family).
+private func trainingSteps() -> [KernelStep<Int>] {
+    func convolution(_ kernel: Int, stride: Int, depthwise: Bool) -> ConvolutionGeometry {
+        ConvolutionGeometry(
+            batch: 2, inChannels: 4, outChannels: 4, height: 6, width: 6, kernelSize: kernel, stride: stride,
+            padding: kernel / 2, depthwise: depthwise)
+    }
+    var steps: [KernelStep<Int>] = []
+    for geometry in [
+        convolution(3, stride: 2, depthwise: false), convolution(1, stride: 1, depthwise: false),
+        convolution(3, stride: 1, depthwise: true),
+    ] {
+        steps += geometry.forwardSteps(input: 0, weights: 1, bias: 2, output: 3, scratch: [4])
+        for accumulate in [false, true] {
+            steps += geometry.backwardSteps(
+                ConvolutionGradients(
+                    input: 0, weights: 1, outputGradient: 2, inputGradient: 3, weightGradient: 4, biasGradient: 5,
+                    scratch: [6, 7], accumulateInput: accumulate))
+        }
+    }
+    let norm = BatchNormTraining(batch: 2, channels: 4, pixels: 9)
+    steps += norm.statisticsSteps(input: 0, statistics: 1, running: 2)
+    steps += norm.forwardSteps(input: 0, residual: 1, output: 2, statistics: 3, gamma: 4, beta: 5, activation: .silu)
+    steps += norm.backwardSteps(
+        input: 0, preGradient: 1, statistics: 2, gamma: 3, gammaGradient: 4, betaGradient: 5, inputGradient: 6)
+    for batchNorm in [false, true] {
+        let epilogue = EpilogueTraining(batch: 2, channels: 4, pixels: 9, activation: .relu, batchNorm: batchNorm)
+        let normalisation = batchNorm ? (statistics: 5, gamma: 6, beta: 7) : nil
+        steps += epilogue.forwardSteps(input: 0, residual: 1, normalisation: normalisation, output: 2)
+        steps += epilogue.backwardSteps(
+            outputGradient: 0, input: 1, residual: nil, normalisation: normalisation, preGradient: 2)
+    }
+    steps += Accumulate(count: 9).steps(0, into: 1) + Accumulate(count: 9, accumulate: false).steps(0, into: 1)
+    steps += MaxPool(batch: 1, channels: 2, height: 8, width: 8).backwardSteps(
+        input: 0, outputGradient: 1, inputGradient: 2)
+    steps += AvgPool(batch: 1, channels: 2, height: 7, width: 7).backwardSteps(
+        input: 0, outputGradient: 1, inputGradient: 2, accumulate: true)
+    steps += GlobalAvgPool(batch: 1, channels: 2, pixels: 9).backwardSteps(
+        input: 0, outputGradient: 1, inputGradient: 2)
+    let attention = Attention(batch: 1, heads: 2, tokens: 5)
+    steps += attention.trainingForwardSteps(qkv: 0, output: 1, scratch: [2])
+    steps += attention.backwardSteps(qkv: 0, outputGradient: 1, inputGradient: 2, scratch: [3, 4])
+    let se = SqueezeExcite(batch: 2, channels: 8, pixels: 9, reduced: 2, innerActivation: .relu)
+    steps += se.trainingForwardSteps(
+        input: 0, w1: 1, b1: 2, w2: 3, b2: 4, saved: [5, 6, 7, 8], scratch: [9], output: 10,
+        config: KernelConfig(family: .storage, limits: .vulkanMinimum))
+    steps += se.backwardSteps(
+        SqueezeExciteGradients(
+            input: 0, outputGradient: 1, means: 2, hidden: 3, activated: 4, gates: 5, w1: 6, w2: 7, inputGradient: 8,
+            w1Gradient: 9, b1Gradient: 10, w2Gradient: 11, b2Gradient: 12, scratch: [13, 14, 15, 16]))
+    steps += CrossEntropy(batch: 2, classes: 10).steps(logits: 0, targets: 1, gradient: 2, losses: 3)
+    let range = ElementRange(count: 9)
+    steps += AdamW(learningRate: 1e-3).steps(
+        parameters: 0, gradients: 1, averages: 2, squareAverages: 3, range: range, step: 1, decays: true)
+    steps += SGD(learningRate: 0.1, nesterov: true).steps(
+        parameters: 0, gradients: 1, momentum: 2, range: range, firstStep: false, decays: true)
+    steps += ModelAverage(decay: 0.99).steps(average: 0, values: 1, range: range)
+    steps += GradientClipping(maxNorm: 1, ranges: [range]).steps(gradients: [0], partials: 1)
+    return steps
 }

@@ -14,6 +14,7 @@ public final class TrainingSession {
     public let device: VulkanDevice
     let buffers: TrainingBuffers
     private let recorder: StepRecorder
+    private let pipelines: KernelPipelines
     /// The embedded kernel each step runs, in order.
     private let kernels: [String]
     private let input: VulkanBuffer
@@ -21,6 +22,9 @@ public final class TrainingSession {
     private let losses: VulkanBuffer
     /// Each BatchNorm's running mean then variance, by its running-mean name.
     private let running: [(norm: BatchNorm, buffer: VulkanBuffer)]
+    /// Each parameter's optimizer state (AdamW's two moving averages, or SGD's momentum buffer), and the steps taken.
+    private var optimizerState: [String: [VulkanBuffer]] = [:]
+    private var optimizerSteps = 0
     /// Each tensor's value and gradient buffers, by ``TensorID`` (no gradient for the input).
     private let tensorValues: [VulkanBuffer?]
     private let tensorGradients: [VulkanBuffer?]
@@ -57,7 +61,9 @@ public final class TrainingSession {
         running = planner.running
         tensorGradients = planner.gradients
         tensorValues = planner.values
-        recorder = try StepRecorder(steps, pipelines: pipelines ?? KernelPipelines(device: device)) { BufferRegion($0) }
+        let pipelines = pipelines ?? KernelPipelines(device: device)
+        self.pipelines = pipelines
+        recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
         kernels = steps.map(\.launch.spirvName)
     }
 
@@ -109,6 +115,50 @@ public final class TrainingSession {
         let loss = try losses.download(Float.self, count: logits.batch).reduce(0.0) { $0 + Double($1) }
         return Step(
             loss: loss / Double(logits.batch), gradients: try readGradients(), runningStatistics: try readRunning())
+    }
+
+    /// One step of `optimizer` on every trainable parameter with the last step's gradients, on the device (its state
+    /// starts at zero on the first call and carries over); returns the parameters after it, by state-dict name. The
+    /// next ``step(input:targets:profile:)`` runs on them. Weight decay skips 1-d parameters and biases, as timm's
+    /// optimizer factory groups them.
+    public func optimize(_ optimizer: TrainingOptimizer) throws -> [String: [Float]] {
+        optimizerSteps += 1
+        var steps: [KernelStep<VulkanBuffer>] = []
+        var updated: [(String, VulkanBuffer, Int)] = []
+        for declaration in graph.declarations where declaration.trainable {
+            guard let gradient = buffers.gradients[declaration.name] else { continue }
+            let parameter = try buffers.parameter(declaration.name), count = declaration.count
+            let decays = takesWeightDecay(name: declaration.name, shape: declaration.shape)
+            let range = ElementRange(count: count)
+            switch optimizer {
+            case let .adamw(adamw):
+                let state = try state(for: declaration.name, count: count, buffers: 2)
+                steps += adamw.steps(
+                    parameters: parameter, gradients: gradient, averages: state[0], squareAverages: state[1],
+                    range: range, step: optimizerSteps, decays: decays)
+            case let .sgd(sgd):
+                let state = try state(for: declaration.name, count: count, buffers: 1)
+                steps += sgd.steps(
+                    parameters: parameter, gradients: gradient, momentum: state[0], range: range,
+                    firstStep: optimizerSteps == 1, decays: decays)
+            }
+            updated.append((declaration.name, parameter, count))
+        }
+        let recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
+        try device.run { commands in
+            try recorder.record(into: commands)
+            commands.barrier(.computeWrite, before: .hostRead)
+        }
+        return try Dictionary(uniqueKeysWithValues: updated.map { ($0.0, try $0.1.download(Float.self, count: $0.2)) })
+    }
+
+    private func state(for name: String, count: Int, buffers arrays: Int) throws -> [VulkanBuffer] {
+        if let state = optimizerState[name] { return state }
+        let state = try (0..<arrays).map { _ in
+            try buffers.holding([Float](repeating: 0, count: count), label: "optimizer state of \(name)")
+        }
+        optimizerState[name] = state
+        return state
     }
 
     /// The value of `tensor` in the last step's forward.
