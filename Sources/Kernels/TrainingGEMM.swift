@@ -102,25 +102,45 @@ public struct TrainingGEMM: Hashable, Sendable {
         var cRow, cColumn, cBatchInner, cBatchOuter, cBase: UInt32
     }
 
-    /// The dispatch: A and B read, C written (read too where ``accumulate``), all float32 storage buffers.
-    public func steps<Resource>(a: Resource, b: Resource, c: Resource) -> [KernelStep<Resource>] {
+    /// Reduction steps one dispatch may take: its invocations loop about K / 4 times, and lavapipe ends an
+    /// invocation after 65,535 iterations.
+    public static let maxReduction = 200_000
+
+    /// The dispatches: A and B read, C written (read too where ``accumulate``), all float32 storage buffers. A
+    /// reduction longer than ``maxReduction`` runs as several products over whole ranges of its outer part (images, in
+    /// a weight gradient), each after the first adding to C.
+    public func steps<Resource>(a aBuffer: Resource, b bBuffer: Resource, c cBuffer: Resource) -> [KernelStep<Resource>]
+    {
+        let outer = k / kInner, perDispatch = max(1, Self.maxReduction / kInner)
         precondition(
-            k / 4 + 3 * (k / kInner) < 60_000, "gemm_train: a reduction of \(k) passes lavapipe's loop limit; split it")
+            k <= Self.maxReduction || (outer * kInner == k && kInner <= Self.maxReduction),
+            "gemm_train: a reduction of \(k) (inner part \(kInner)) passes what one dispatch may loop")
+        guard k > Self.maxReduction else { return [dispatch(a: aBuffer, b: bBuffer, c: cBuffer)] }
+        return stride(from: 0, to: outer, by: perDispatch).map { first in
+            var part = self
+            part.k = min(perDispatch, outer - first) * kInner
+            part.a.base += first * a.outer
+            part.b.base += first * b.outer
+            part.accumulate = accumulate || first > 0
+            return part.dispatch(a: aBuffer, b: bBuffer, c: cBuffer)
+        }
+    }
+
+    private func dispatch<Resource>(a aBuffer: Resource, b bBuffer: Resource, c cBuffer: Resource) -> KernelStep<
+        Resource
+    > {
         let push = PushConstants(
             m: UInt32(m), n: UInt32(n), k: UInt32(k), kInner: UInt32(kInner), batchInner: UInt32(batchInner),
-            alpha: alpha, a: .init(self.a), b: .init(self.b), cRow: UInt32(self.c.inner),
-            cColumn: UInt32(self.c.free), cBatchInner: UInt32(self.c.batchInnerStride),
-            cBatchOuter: UInt32(self.c.batchOuter), cBase: UInt32(self.c.base))
+            alpha: alpha, a: .init(a), b: .init(b), cRow: UInt32(c.inner), cColumn: UInt32(c.free),
+            cBatchInner: UInt32(c.batchInnerStride), cBatchOuter: UInt32(c.batchOuter), cBase: UInt32(c.base))
         var groups = Grid.flat(items: ((m + 7) / 8) * ((n + 3) / 4), localSize: 64)
         groups.z = batch
         let launch = KernelLaunch(
             kernel: KernelName.gemm_train,
             specialization: [GEMMSpec.LOCAL_SIZE_X: .uint(64), GEMMSpec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
             pushConstants: push, groups: groups)
-        return [
-            KernelStep(launch, [.readFloat32(a), .readFloat32(b), accumulate ? .readWrite(c) : .writeFloat32(c)])
-                .on(.storage)
-        ]
+        let output: KernelBinding<Resource> = accumulate ? .readWrite(cBuffer) : .writeFloat32(cBuffer)
+        return KernelStep(launch, [.readFloat32(aBuffer), .readFloat32(bBuffer), output]).on(.storage)
     }
 }
 

@@ -30,8 +30,15 @@ struct Bench: ParsableCommand {
     var inputSize: Int?
 
     @Option(
-        name: .customLong("batch"), parsing: .upToNextOption, help: "Batch sizes: --batch 1 8, or --batch 1 --batch 8.")
-    var batches: [Int] = [1, 8]
+        name: .customLong("batch"), parsing: .upToNextOption,
+        help: "Batch sizes: --batch 1 8, or --batch 1 --batch 8 (default 1 and 8; 32 with --train).")
+    var batchList: [Int] = []
+
+    @Flag(help: "Time a training step (forward, backward, AdamW) beside the inference steptime at the same batch.")
+    var train = false
+
+    /// The batches asked for, or the defaults.
+    var batches: [Int] { batchList.isEmpty ? (train ? [32] : [1, 8]) : batchList }
 
     @Option(help: "Timed runs per row.")
     var iterations = 5
@@ -94,6 +101,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let device: VulkanDevice
         do { device = try selection.open() } catch { throw report(error) }
+        if train { return try runTraining(on: device) }
         // Families the device cannot run are skipped when several are compared, an error when asked for alone.
         let runnable: [KernelChoice]
         do { runnable = try kernels.runnable(on: device) } catch { throw report(error) }

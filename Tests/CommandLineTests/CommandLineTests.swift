@@ -260,3 +260,23 @@ func validateBackward() throws {
     #expect(rows.filter { ($0["shape"] as? String)?.hasPrefix("n1 heads 1 tokens 256") == true }.count == 1)
     #expect(rows.allSatisfy { $0["pass"] as? Bool == true })
 }
+
+@Test("bench --train: a training step beside the inference steptime of the same batch, with its profile, as JSON")
+func benchTrain() throws {
+    let result = try run([
+        "bench", "--train", "--arch", "hytra:1-0-1-1", "--input-size", "32", "--batch", "2", "--iterations", "2",
+        "--warmup", "0", "--profile", "--json",
+    ])
+    #expect(result.status == 0, "\(result.error)")
+    let rows = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]])
+    let row = try #require(rows.first)
+    #expect(rows.count == 1 && row["batch"] as? Int == 2 && row["input_size"] as? Int == 32)
+    let step = try #require((row["train_ms_per_step"] as? [String: Any])?["median"] as? Double)
+    let inference = try #require(row["inference_ms_per_batch"] as? Double)
+    #expect(step > 0 && inference > 0)
+    #expect(abs((row["train_over_inference"] as? Double ?? 0) - step / inference) < 1e-9 * step / inference)
+    #expect((row["train_device_bytes"] as? Int ?? 0) > 0)
+    // The profile names the product kernel, which does most of the arithmetic.
+    let profile = try #require(row["profile"] as? [[String: Any]])
+    #expect(profile.contains { ($0["kernel"] as? String) == "gemm_train_storage" })
+}

@@ -39,7 +39,13 @@ func trainingGEMM() throws {
         a: MatrixLayout(free: 1, inner: 9, batchInnerStride: 144, batchOuter: 3 * 2 * 144, base: 0),
         b: MatrixLayout(free: 1, inner: 9, batchInnerStride: 144, batchOuter: 3 * 2 * 144, base: 2 * 144),
         c: MatrixLayout(free: 1, inner: 9, batchInnerStride: 81, batchOuter: 162))
-    try expectTrainingChecksPass([plain, transposed, split, heads].map { $0.check() })
+    // A weight gradient's reduction over more pixels than one dispatch may loop: three images of 80,000, two
+    // dispatches, the second adding to the first.
+    let long = TrainingGEMM(
+        m: 3, n: 2, k: 240_000, kInner: 80_000, a: MatrixLayout(free: 80_000, inner: 1, outer: 240_000),
+        b: MatrixLayout(free: 80_000, inner: 1, outer: 160_000), c: MatrixLayout(free: 1, inner: 2))
+    #expect(long.steps(a: 0, b: 1, c: 2).count == 2)
+    try expectTrainingChecksPass([plain, transposed, split, heads, long].map { $0.check() })
 }
 
 @Test(

@@ -87,8 +87,11 @@ public final class TrainingSession {
 
     /// One step on `input` (`[batch][3][H][W]`) with per-image target distributions `targets` (`[batch][classes]`;
     /// see ``CrossEntropy/targets(labels:smoothing:)``). The running statistics carry over to the next step; the
-    /// parameters do not change (an optimizer's step does that).
-    public func step(input images: [Float], targets distributions: [Float], profile: Bool = false) throws -> Step {
+    /// parameters do not change (an optimizer's step does that). Without `reading`, only the loss comes back (the
+    /// gradients stay on the device for ``optimize(_:)``); with `profile`, ``lastProfile`` holds the step's times.
+    public func step(input images: [Float], targets distributions: [Float], profile: Bool = false, reading: Bool = true)
+        throws -> Step
+    {
         guard images.count == graph.shapes[graph.input].count else {
             throw ParameterError(
                 "The input has \(images.count) values; the graph takes \(graph.shapes[graph.input].count).")
@@ -119,9 +122,9 @@ public final class TrainingSession {
 
     /// One step of `optimizer` on every trainable parameter with the last step's gradients, on the device (its state
     /// starts at zero on the first call and carries over); returns the parameters after it, by state-dict name. The
-    /// next ``step(input:targets:profile:)`` runs on them. Weight decay skips 1-d parameters and biases, as timm's
+    /// next ``step(input:targets:profile:reading:)`` runs on them (without `reading`, nothing is read back). Weight decay skips 1-d parameters and biases, as timm's
     /// optimizer factory groups them.
-    public func optimize(_ optimizer: TrainingOptimizer) throws -> [String: [Float]] {
+    public func optimize(_ optimizer: TrainingOptimizer, reading: Bool = true) throws -> [String: [Float]] {
         optimizerSteps += 1
         var steps: [KernelStep<VulkanBuffer>] = []
         var updated: [(String, VulkanBuffer, Int)] = []
@@ -149,6 +152,7 @@ public final class TrainingSession {
             try recorder.record(into: commands)
             commands.barrier(.computeWrite, before: .hostRead)
         }
+        guard reading else { return [:] }
         return try Dictionary(uniqueKeysWithValues: updated.map { ($0.0, try $0.1.download(Float.self, count: $0.2)) })
     }
 
