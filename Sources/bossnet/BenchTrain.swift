@@ -22,8 +22,18 @@ struct TrainingBenchmarkRow: Codable {
     /// The training step's median over the inference steptime's.
     let train_over_inference: Double
     let published: PublishedFigures?
-    /// With --profile: the step's device time per kernel, slowest first.
+    /// The AdamW step alone, wall clock (median).
+    let optimizer_ms: Double
+    /// With --profile: the step's device time per kernel, slowest first, and per node in its forward and backward,
+    /// in the graph's order.
     let profile: [KernelTime]?
+    let nodes: [NodeTime]?
+}
+
+struct NodeTime: Codable {
+    let node: String
+    let forward_ms: Double
+    let backward_ms: Double
 }
 
 struct KernelTime: Codable {
@@ -71,27 +81,32 @@ extension Bench {
         let targets = CrossEntropy(batch: graph.batch, classes: classes).targets(labels: labels, smoothing: 0.1)
             .map(Float.init)
         let optimizer = TrainingOptimizer.adamw(AdamW(learningRate: 5e-4, weightDecay: 0.05))
-        var times: [Double] = []
+        var (times, optimizerTimes): ([Double], [Double]) = ([], [])
         for iteration in 0..<(warmup + iterations) {
             let started = Date()
             let last = iteration == warmup + iterations - 1
             _ = try session.step(input: input, targets: targets, profile: profile && last, reading: false)
+            let optimizing = Date()
             _ = try session.optimize(optimizer, reading: false)
-            if iteration >= warmup { times.append(Date().timeIntervalSince(started) * 1000) }
+            guard iteration >= warmup else { continue }
+            times.append(Date().timeIntervalSince(started) * 1000)
+            optimizerTimes.append(Date().timeIntervalSince(optimizing) * 1000)
         }
         let step = Statistic(times)
         let madds = graph.nodes.reduce(0) { $0 + $1.op.madds }
+        let kernels = session.lastProfile.map {
+            KernelTime(kernel: $0.kernel, ms: $0.nanoseconds / 1e6, dispatches: $0.dispatches)
+        }
+        let nodes = session.lastNodeProfile.map {
+            NodeTime(node: $0.node, forward_ms: $0.forward / 1e6, backward_ms: $0.backward / 1e6)
+        }
         return TrainingBenchmarkRow(
             label: benchmark.label, architecture: model.architecture.text, input_size: benchmark.inputSize,
             batch: benchmark.batch, train_ms_per_step: step, train_ms_per_image: step.median / Double(graph.batch),
             train_gflops: 6 * Double(madds) / (step.median * 1e6), train_device_bytes: session.deviceBytes,
             inference_ms_per_batch: inference, train_over_inference: step.median / inference,
-            published: benchmark.published,
-            profile: profile
-                ? session.lastProfile.map {
-                    KernelTime(kernel: $0.kernel, ms: $0.nanoseconds / 1e6, dispatches: $0.dispatches)
-                }
-                : nil)
+            published: benchmark.published, optimizer_ms: Statistic(optimizerTimes).median,
+            profile: profile ? kernels : nil, nodes: profile ? nodes : nil)
     }
 
     static func trainingTable(_ rows: [TrainingBenchmarkRow], device: String) -> String {
@@ -117,8 +132,19 @@ extension Bench {
         lines.append(
             "* as the authors published it: most likely BoTNet's protocol, a training step of batch 32 on TPU-v3.")
         for r in rows where r.profile != nil {
-            lines.append("\nprofile, \(r.label) \(r.input_size)px batch \(r.batch): device time per kernel")
-            lines += (r.profile ?? []).prefix(15).map {
+            let nodes = r.nodes ?? []
+            let (forward, backward) = nodes.reduce((0.0, 0.0)) { ($0.0 + $1.forward_ms, $0.1 + $1.backward_ms) }
+            lines.append(
+                "\nprofile, \(r.label) \(r.input_size)px batch \(r.batch): device time forward "
+                    + String(
+                        format: "%.1f ms, backward %.1f ms; AdamW %.1f ms (wall)", forward, backward, r.optimizer_ms))
+            lines.append("  slowest nodes (forward + backward):")
+            lines += nodes.sorted { $0.forward_ms + $0.backward_ms > $1.forward_ms + $1.backward_ms }.prefix(10).map {
+                "  " + $0.node.padding(toLength: 42, withPad: " ", startingAt: 0)
+                    + String(format: "%9.1f ms forward %9.1f ms backward", $0.forward_ms, $0.backward_ms)
+            }
+            lines.append("  slowest kernels:")
+            lines += (r.profile ?? []).prefix(10).map {
                 "  " + $0.kernel.padding(toLength: 42, withPad: " ", startingAt: 0)
                     + String(format: "%9.1f ms %6d dispatches", $0.ms, $0.dispatches)
             }

@@ -279,4 +279,10 @@ func benchTrain() throws {
     // The profile names the product kernel, which does most of the arithmetic.
     let profile = try #require(row["profile"] as? [[String: Any]])
     #expect(profile.contains { ($0["kernel"] as? String) == "gemm_train_storage" })
+    // Per node, forward and backward: the stem has both, the loss only a forward; the AdamW step is timed apart.
+    let nodes = try #require(row["nodes"] as? [[String: Any]])
+    let stem = try #require(nodes.first { $0["node"] as? String == "conv1" })
+    #expect((stem["forward_ms"] as? Double ?? 0) > 0 && (stem["backward_ms"] as? Double ?? 0) > 0)
+    #expect(nodes.first { $0["node"] as? String == "loss" }?["backward_ms"] as? Double == 0)
+    #expect((row["optimizer_ms"] as? Double ?? 0) > 0)
 }

@@ -8,6 +8,8 @@ import VulkanCompute
 struct TrainingPlanner {
     let graph: Graph
     let buffers: TrainingBuffers
+    /// Which node and pass each planned step belongs to, in step order (for profiles).
+    private(set) var owners: [(node: String, backward: Bool)] = []
     /// Every BatchNorm's running statistics (mean, then variance), updated in place by the forward.
     private(set) var running: [(norm: BatchNorm, buffer: VulkanBuffer)] = []
     /// What the forward made of each node, in order.
@@ -45,7 +47,11 @@ struct TrainingPlanner {
     mutating func forward(input: VulkanBuffer) throws -> [KernelStep<VulkanBuffer>] {
         values[graph.input] = input
         var steps: [KernelStep<VulkanBuffer>] = []
-        for node in graph.nodes { steps += try forward(node) }
+        for node in graph.nodes {
+            let nodeSteps = try forward(node)
+            owners += Array(repeating: (node.name, false), count: nodeSteps.count)
+            steps += nodeSteps
+        }
         return steps
     }
 
@@ -97,8 +103,10 @@ struct TrainingPlanner {
     mutating func loss(targets: VulkanBuffer, losses: VulkanBuffer) throws -> [KernelStep<VulkanBuffer>] {
         let logits = graph.shapes[graph.output]
         guard let gradient = try target(graph.output)?.buffer else { return [] }
-        return CrossEntropy(batch: logits.batch, classes: logits.count / logits.batch).steps(
+        let steps = CrossEntropy(batch: logits.batch, classes: logits.count / logits.batch).steps(
             logits: value(graph.output), targets: targets, gradient: gradient, losses: losses)
+        owners += Array(repeating: ("loss", false), count: steps.count)
+        return steps
     }
 
     // MARK: Backward
@@ -117,7 +125,9 @@ struct TrainingPlanner {
         var steps: [KernelStep<VulkanBuffer>] = []
         for (index, node) in graph.nodes.enumerated().reversed() {
             guard let outputGradient = gradients[node.output] else { continue }
-            steps += try backward(node, records[index], outputGradient: outputGradient)
+            let nodeSteps = try backward(node, records[index], outputGradient: outputGradient)
+            owners += Array(repeating: (node.name, true), count: nodeSteps.count)
+            steps += nodeSteps
         }
         return steps
     }

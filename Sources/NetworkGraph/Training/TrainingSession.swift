@@ -15,8 +15,9 @@ public final class TrainingSession {
     let buffers: TrainingBuffers
     private let recorder: StepRecorder
     private let pipelines: KernelPipelines
-    /// The embedded kernel each step runs, in order.
+    /// The embedded kernel each step runs, and the node and pass it belongs to, in order.
     private let kernels: [String]
+    private let owners: [(node: String, backward: Bool)]
     private let input: VulkanBuffer
     private let targets: VulkanBuffer
     private let losses: VulkanBuffer
@@ -65,6 +66,7 @@ public final class TrainingSession {
         self.pipelines = pipelines
         recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
         kernels = steps.map(\.launch.spirvName)
+        owners = planner.owners
     }
 
     /// Bytes of device memory the session's buffers take.
@@ -72,17 +74,26 @@ public final class TrainingSession {
 
     /// With `profile`, the last step's device time per embedded kernel, in nanoseconds, largest first.
     public private(set) var lastProfile: [(kernel: String, nanoseconds: Double, dispatches: Int)] = []
+    /// With `profile`, the last step's device time per node in its forward and its backward (the loss as a node of
+    /// its own), in nanoseconds, in the graph's order.
+    public private(set) var lastNodeProfile: [(node: String, forward: Double, backward: Double)] = []
 
-    private func kernelTimes(_ timestamps: TimestampQueries) throws -> [(
-        kernel: String, nanoseconds: Double, dispatches: Int
-    )] {
+    private func recordProfile(_ timestamps: TimestampQueries) throws {
         let times = try timestamps.nanoseconds()
         var totals: [String: (Double, Int)] = [:]
+        var nodes: [String: (forward: Double, backward: Double)] = [:]
+        var order: [String] = []
         for (index, kernel) in kernels.enumerated() {
+            let time = times[index + 1] - times[index], owner = owners[index]
             let previous = totals[kernel] ?? (0, 0)
-            totals[kernel] = (previous.0 + times[index + 1] - times[index], previous.1 + 1)
+            totals[kernel] = (previous.0 + time, previous.1 + 1)
+            if nodes[owner.node] == nil { order.append(owner.node) }
+            var node = nodes[owner.node] ?? (0, 0)
+            if owner.backward { node.backward += time } else { node.forward += time }
+            nodes[owner.node] = node
         }
-        return totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.nanoseconds > $1.nanoseconds }
+        lastProfile = totals.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.nanoseconds > $1.nanoseconds }
+        lastNodeProfile = order.map { ($0, nodes[$0]?.forward ?? 0, nodes[$0]?.backward ?? 0) }
     }
 
     /// One step on `input` (`[batch][3][H][W]`) with per-image target distributions `targets` (`[batch][classes]`;
@@ -114,7 +125,7 @@ public final class TrainingSession {
             }
             commands.barrier(.computeWrite, before: .hostRead)
         }
-        if let timestamps { lastProfile = try kernelTimes(timestamps) }
+        if let timestamps { try recordProfile(timestamps) }
         let loss = try losses.download(Float.self, count: logits.batch).reduce(0.0) { $0 + Double($1) }
         return Step(
             loss: loss / Double(logits.batch), gradients: try readGradients(), runningStatistics: try readRunning())
