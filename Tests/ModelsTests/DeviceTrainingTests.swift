@@ -30,15 +30,10 @@ private func relativeL2(_ actual: [Float], _ expected: [Double]) -> Double {
 func deviceTrainingStep(name: String) throws {
     let errors = try JSONDecoder().decode(
         FixtureErrors.self, from: Data(contentsOf: fixture("\(name)_training_64.json")))
-    let input = try NumPyArray(contentsOf: fixture("training_input_64.npy"))
-    let labels = try NumPyArray(contentsOf: fixture("training_labels.npy")).values.compactMap { Int(exactly: $0) }
-    let model = try Model(name: name)
-    let graph = try model.graph(
-        batch: 4, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
-    let targets = CrossEntropy(batch: 4, classes: 1000).targets(labels: labels, smoothing: 0.1)
-    let expected = try TrainingReference(graph).step(input: input.values, targets: targets)
+    let (graph, input, targets) = try trainingFixtureCase(name)
+    let expected = try TrainingReference(graph).step(input: input, targets: targets)
     let step = try withValidatedDevice { device in
-        try TrainingSession(graph: graph, device: device).step(input: input.values, targets: targets.map(Float.init))
+        try TrainingSession(graph: graph, device: device).step(input: input, targets: targets.map(Float.init))
     }
 
     #expect(abs(step.loss - expected.loss) <= 1e-5 * expected.loss, "loss \(step.loss) against \(expected.loss)")

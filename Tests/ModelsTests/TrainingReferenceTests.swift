@@ -91,19 +91,25 @@ private func worstDifference(_ values: [Double], _ summary: TensorSummary, floor
     return max(abs(norm - summary.norm) / scale, abs(values.reduce(0, +) - summary.sum) / scale, sampled)
 }
 
+/// The training fixtures' case for `name` (Tools/make_training_fixtures.py): its graph at 64 px, batch 4, with the
+/// synthetic weights the fixtures take; the input images; the labels' targets with label smoothing 0.1.
+func trainingFixtureCase(_ name: String) throws -> (graph: Graph, input: [Float], targets: [Double]) {
+    let input = try NumPyArray(contentsOf: fixture("training_input_64.npy"))
+    let labels = try NumPyArray(contentsOf: fixture("training_labels.npy")).values.compactMap { Int(exactly: $0) }
+    let model = try Model(name: name)
+    let graph = try model.graph(
+        batch: 4, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
+    return (graph, input.values, CrossEntropy(batch: 4, classes: 1000).targets(labels: labels, smoothing: 0.1))
+}
+
 @Test(
     "a training step equals the authors' model in float64: loss, every gradient, the running statistics",
     arguments: ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])
 func trainingStepMatchesAuthors(name: String) throws {
     let expected = try JSONDecoder().decode(
         TrainingFixture.self, from: Data(contentsOf: fixture("\(name)_training_64.json")))
-    let input = try NumPyArray(contentsOf: fixture("training_input_64.npy"))
-    let labels = try NumPyArray(contentsOf: fixture("training_labels.npy")).values.compactMap { Int(exactly: $0) }
-    let model = try Model(name: name)
-    let graph = try model.graph(
-        batch: 4, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
-    let targets = CrossEntropy(batch: 4, classes: 1000).targets(labels: labels, smoothing: 0.1)
-    let step = try TrainingReference(graph).step(input: input.values, targets: targets)
+    let (graph, input, targets) = try trainingFixtureCase(name)
+    let step = try TrainingReference(graph).step(input: input, targets: targets)
 
     #expect(abs(step.loss - expected.loss) <= 1e-12 * expected.loss, "loss \(step.loss) against \(expected.loss)")
     #expect(Set(step.gradients.keys) == Set(expected.gradients.keys))

@@ -12,6 +12,8 @@ public final class TrainingBuffers {
     private(set) var parameters: [String: VulkanBuffer] = [:]
     /// Every parameter's gradient, by state-dict name, as the backward writes them.
     private(set) var gradients: [String: VulkanBuffer] = [:]
+    /// Values of each declared array, by state-dict name.
+    let counts: [String: Int]
     /// Bytes of every buffer made.
     private(set) var bytes = 0
 
@@ -19,6 +21,7 @@ public final class TrainingBuffers {
         self.graph = graph
         self.device = device
         config = KernelConfig(family: .storage, limits: device.limits)
+        counts = Dictionary(graph.declarations.map { ($0.name, $0.count) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// A buffer of `count` floats.
@@ -54,8 +57,7 @@ public final class TrainingBuffers {
         guard gradients[name] == nil else {
             throw ParameterError("\(name) is read by more than one operation; training needs each read once.")
         }
-        let count = graph.declarations.first { $0.name == name }?.count ?? 0
-        let buffer = try make(count, label: "gradient of \(name)")
+        let buffer = try make(counts[name] ?? 0, label: "gradient of \(name)")
         gradients[name] = buffer
         return buffer
     }

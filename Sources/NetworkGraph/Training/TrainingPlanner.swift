@@ -21,8 +21,8 @@ struct TrainingPlanner {
     private struct Record {
         var node: DeviceNode
         var residual: VulkanBuffer?
-        /// The BatchNorm's batch statistics (means, then biased variances).
-        var statistics: VulkanBuffer?
+        /// The BatchNorm's batch statistics (means, then biased variances), gamma and beta, where it has one.
+        var normalisation: (statistics: VulkanBuffer, gamma: VulkanBuffer, beta: VulkanBuffer)?
     }
 
     init(graph: Graph, buffers: TrainingBuffers) {
@@ -62,25 +62,25 @@ struct TrainingPlanner {
             operands: node.inputs.prefix(op.operandCount).map(value),
             raw: try buffers.make(shape.count, label: node.name))
         var steps = try op.deviceForward(&device, buffers)
-        var statistics: VulkanBuffer?
+        var normalisation: (statistics: VulkanBuffer, gamma: VulkanBuffer, beta: VulkanBuffer)?
         var output = device.raw
         if let norm = op.batchNorm {
             let batchNorm = BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
             let (stats, runningBuffer) = (try buffers.make(2 * shape.channels), try runningStatistics(norm))
+            let (gamma, beta) = (try buffers.parameter(norm.gamma), try buffers.parameter(norm.beta))
             output = try buffers.make(shape.count, label: "\(node.name) output")
             steps += batchNorm.statisticsSteps(input: device.raw, statistics: stats, running: runningBuffer)
             steps += batchNorm.forwardSteps(
-                input: device.raw, residual: residual, output: output, statistics: stats,
-                gamma: try buffers.parameter(norm.gamma), beta: try buffers.parameter(norm.beta),
+                input: device.raw, residual: residual, output: output, statistics: stats, gamma: gamma, beta: beta,
                 activation: epilogue.activation)
-            statistics = stats
+            normalisation = (stats, gamma, beta)
         } else if epilogue.activation != .identity || residual != nil {
             output = try buffers.make(shape.count, label: "\(node.name) output")
             steps += epilogueTraining(shape, epilogue.activation, batchNorm: false).forwardSteps(
                 input: device.raw, residual: residual, normalisation: nil, output: output)
         }
         values[node.output] = output
-        records.append(Record(node: device, residual: residual, statistics: statistics))
+        records.append(Record(node: device, residual: residual, normalisation: normalisation))
         return steps
     }
 
@@ -138,25 +138,22 @@ struct TrainingPlanner {
         let op = trainable(node), shape = graph.shapes[node.output], epilogue = op.trainingEpilogue
         var steps: [KernelStep<VulkanBuffer>] = []
         var rawGradient = outputGradient
-        let norm = op.batchNorm
-        if norm != nil || epilogue.activation != .identity || record.residual != nil {
+        let normalisation = record.normalisation
+        if normalisation != nil || epilogue.activation != .identity || record.residual != nil {
             let pre = try buffers.make(shape.count, label: "\(node.name) pre-activation gradient")
-            let normalisation = try norm.map { norm in
-                (record.statistics ?? pre, try buffers.parameter(norm.gamma), try buffers.parameter(norm.beta))
-            }
-            steps += epilogueTraining(shape, epilogue.activation, batchNorm: norm != nil).backwardSteps(
+            steps += epilogueTraining(shape, epilogue.activation, batchNorm: normalisation != nil).backwardSteps(
                 outputGradient: outputGradient, input: record.node.raw, residual: record.residual,
                 normalisation: normalisation, preGradient: pre)
             if record.residual != nil, let target = try target(node.inputs[op.operandCount]) {
                 steps += Accumulate(count: shape.count, accumulate: target.accumulate).steps(pre, into: target.buffer)
             }
             rawGradient = pre
-            if let norm, let statistics = record.statistics {
+            if let norm = op.batchNorm, let normalisation {
                 rawGradient = try buffers.make(shape.count, label: "\(node.name) raw gradient")
                 steps += BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
                     .backwardSteps(
-                        input: record.node.raw, preGradient: pre, statistics: statistics,
-                        gamma: try buffers.parameter(norm.gamma), gammaGradient: try buffers.gradient(of: norm.gamma),
+                        input: record.node.raw, preGradient: pre, statistics: normalisation.statistics,
+                        gamma: normalisation.gamma, gammaGradient: try buffers.gradient(of: norm.gamma),
                         betaGradient: try buffers.gradient(of: norm.beta), inputGradient: rawGradient)
             }
         }

@@ -190,8 +190,7 @@ public final class TrainingSession {
     private func readGradients() throws -> [String: [Float]] {
         var gradients: [String: [Float]] = [:]
         for (name, buffer) in buffers.gradients {
-            let count = graph.declarations.first { $0.name == name }?.count ?? 0
-            gradients[name] = try buffer.download(Float.self, count: count)
+            gradients[name] = try buffer.download(Float.self, count: buffers.counts[name] ?? 0)
         }
         return gradients
     }
