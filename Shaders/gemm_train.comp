@@ -3,8 +3,8 @@
 #extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
-// @datapaths storage
-// (Training kernels read and write float32 storage buffers on every family.)
+// @datapaths texel storage
+// (Float32 on every path: the fp16 families run the storage build.)
 
 // The strided, batched matrix product the training kernels build on:
 //   C[b](m, n) = alpha * sum_k A[b](m, k) * B[b](k, n)  (+ C[b](m, n) where ACCUMULATE is 1)
@@ -12,21 +12,34 @@
 // channels of one image, or a reduction that runs over images and pixels at once need no copies: the reduction
 // index k splits as (k / kInner, k % kInner) and the batch index b as (b / batchInner, b % batchInner), each part
 // with a stride of its own (TrainingGEMM in Kernels/TrainingGEMM.swift builds them).
-// Each invocation computes a register tile of 8 x 4 outputs (TILE_M x TILE_N), reading its 8 + 4 operands per
-// reduction step straight from memory (no shared memory or barriers: on lavapipe those cost more than they save),
-// four steps an iteration; tiles are spread over x and y (flat_invocation). Rows and columns past the edge read the
-// last valid one and are not stored. Each invocation loops about K / 4 times (lavapipe allows 65,535 iterations).
-// The products of each group of four steps are summed apart and then added to the total (blocked summation: the
-// rounding error grows far slower than with one running sum, as in the BLAS libraries PyTorch runs on).
+//
+// Each invocation computes a register tile of 8 x 4 outputs (TILE_M x TILE_N), reading its operands straight from
+// memory (no shared memory or barriers: on lavapipe those cost more than they save), four reduction steps at a time.
+// Each operand is fetched one of three ways (A_FETCH, B_FETCH; TrainingGEMM chooses where the layout allows):
+//   FETCH_SCALAR     one value per fetch (any strides);
+//   FETCH_REDUCTION  a vec4 of four consecutive reduction steps of one row or column (inner stride 1);
+//   FETCH_FREE       a vec4 of four consecutive rows or columns at one reduction step (free stride 1).
+// The vector fetches need every other stride and the base to be multiples of 4 (the binding is then read as vec4s:
+// RGBA32F on the texel path). The four products of each group of steps are summed apart (a dot product) and then
+// added to the total: blocked summation, whose rounding error grows far slower than one running sum's, as in the
+// BLAS libraries PyTorch runs on. A reduction whose inner part is not a multiple of 4 ends each part with single
+// steps (never with FETCH_REDUCTION). Rows and columns past the edge read the last valid one (the last whole group of
+// four for FETCH_FREE) and are not stored. Tiles are spread over x and y (flat_invocation); each invocation loops
+// about K / 4 times (lavapipe allows 65,535 iterations).
 
 layout(local_size_x_id = 0) in;  // 64
 layout(constant_id = 1) const uint ACCUMULATE = 0u;
+layout(constant_id = 2) const uint A_FETCH = 0u;
+layout(constant_id = 3) const uint B_FETCH = 0u;
 
+#define FETCH_SCALAR 0u
+#define FETCH_REDUCTION 1u
+#define FETCH_FREE 2u
 #define TILE_M 8u
 #define TILE_N 4u
 
-layout(binding = 0) readonly buffer A { float a[]; };
-layout(binding = 1) readonly buffer B { float b[]; };
+INPUT_F32(0, a)
+INPUT_F32(1, b)
 layout(binding = 2) buffer C { float c[]; };
 
 // Each operand's strides (a*, b*): along its free dimension (m for A, n for B), along the reduction's inner and outer
@@ -44,27 +57,57 @@ uint batchOffset(uint base, uint inner, uint outer, uint batch) {
 }
 
 float acc[TILE_M][TILE_N];
-float part[TILE_M][TILE_N];
+// The element offset of each row of A and column of B at reduction step 0.
 uint rowsA[TILE_M];
 uint columnsB[TILE_N];
 
-// One reduction step at offsets ka (into A) and kb (into B).
-void step(uint ka, uint kb) {
-    float x[TILE_M];
-    float y[TILE_N];
-    [[unroll]] for (uint i = 0u; i < TILE_M; ++i) x[i] = a[rowsA[i] + ka];
-    [[unroll]] for (uint j = 0u; j < TILE_N; ++j) y[j] = b[columnsB[j] + kb];
+// Four reduction steps from offset k (inner stride `inner`) of the operand `name` fetched as `MODE`: OUT[i] holds
+// steps 0..3 of row (or column) i of the tile's COUNT, whose offsets are in STARTS.
+#define FETCH4(name, MODE, STARTS, COUNT, k, inner, OUT)                                                              \
+    if (MODE == FETCH_REDUCTION) {                                                                                   \
+        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = LOAD4(name, (STARTS[i] + k) >> 2u);                    \
+    } else if (MODE == FETCH_FREE) {                                                                                 \
+        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                           \
+            [[unroll]] for (uint s = 0u; s < 4u; ++s) {                                                              \
+                const vec4 v = LOAD4(name, (STARTS[g] + k + s * inner) >> 2u);                                       \
+                OUT[g][s] = v.x; OUT[g + 1u][s] = v.y; OUT[g + 2u][s] = v.z; OUT[g + 3u][s] = v.w;                   \
+            }                                                                                                        \
+        }                                                                                                            \
+    } else {                                                                                                         \
+        [[unroll]] for (uint i = 0u; i < COUNT; ++i) {                                                               \
+            OUT[i] = vec4(LOAD1(name, STARTS[i] + k), LOAD1(name, STARTS[i] + k + inner),                            \
+                          LOAD1(name, STARTS[i] + k + 2u * inner), LOAD1(name, STARTS[i] + k + 3u * inner));         \
+        }                                                                                                            \
+    }
+
+// One reduction step (never FETCH_REDUCTION): OUT[i] is row (or column) i's value.
+#define FETCH1(name, MODE, STARTS, COUNT, k, OUT)                                                                     \
+    if (MODE == FETCH_FREE) {                                                                                        \
+        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                           \
+            const vec4 v = LOAD4(name, (STARTS[g] + k) >> 2u);                                                       \
+            OUT[g] = v.x; OUT[g + 1u] = v.y; OUT[g + 2u] = v.z; OUT[g + 3u] = v.w;                                   \
+        }                                                                                                            \
+    } else {                                                                                                         \
+        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = LOAD1(name, STARTS[i] + k);                            \
+    }
+
+void steps4(uint ka, uint kb) {
+    vec4 x[TILE_M];
+    vec4 y[TILE_N];
+    FETCH4(a, A_FETCH, rowsA, TILE_M, ka, p.aInner, x)
+    FETCH4(b, B_FETCH, columnsB, TILE_N, kb, p.bInner, y)
     [[unroll]] for (uint i = 0u; i < TILE_M; ++i) {
-        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) part[i][j] += x[i] * y[j];
+        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) acc[i][j] += dot(x[i], y[j]);
     }
 }
 
-void flush() {
+void step1(uint ka, uint kb) {
+    float x[TILE_M];
+    float y[TILE_N];
+    FETCH1(a, A_FETCH, rowsA, TILE_M, ka, x)
+    FETCH1(b, B_FETCH, columnsB, TILE_N, kb, y)
     [[unroll]] for (uint i = 0u; i < TILE_M; ++i) {
-        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) {
-            acc[i][j] += part[i][j];
-            part[i][j] = 0.0;
-        }
+        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) acc[i][j] += x[i] * y[j];
     }
 }
 
@@ -79,28 +122,20 @@ void main() {
     [[unroll]] for (uint i = 0u; i < TILE_M; ++i) rowsA[i] = aBase + min(m0 + i, p.M - 1u) * p.aFree;
     [[unroll]] for (uint j = 0u; j < TILE_N; ++j) columnsB[j] = bBase + min(n0 + j, p.N - 1u) * p.bFree;
     [[unroll]] for (uint i = 0u; i < TILE_M; ++i) {
-        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) {
-            acc[i][j] = 0.0;
-            part[i][j] = 0.0;
-        }
+        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) acc[i][j] = 0.0;
     }
     for (uint outer = 0u; outer * p.kInner < p.K; ++outer) {
         uint ka = outer * p.aOuter, kb = outer * p.bOuter, inner = 0u;
         for (; inner + 4u <= p.kInner; inner += 4u) {
-            step(ka, kb);
-            step(ka + p.aInner, kb + p.bInner);
-            step(ka + 2u * p.aInner, kb + 2u * p.bInner);
-            step(ka + 3u * p.aInner, kb + 3u * p.bInner);
+            steps4(ka, kb);
             ka += 4u * p.aInner;
             kb += 4u * p.bInner;
-            flush();
         }
         for (; inner < p.kInner; ++inner) {
-            step(ka, kb);
+            step1(ka, kb);
             ka += p.aInner;
             kb += p.bInner;
         }
-        flush();
     }
     const uint cBase = batchOffset(p.cBase, p.cBatchInner, p.cBatchOuter, batch);
     [[unroll]] for (uint i = 0u; i < TILE_M; ++i) {

@@ -103,9 +103,9 @@ public struct KernelBinding<Resource> {
         return binding
     }
 
-    /// Read, float32 on every data path.
-    public static func readFloat32(_ resource: Resource) -> KernelBinding {
-        KernelBinding(resource: resource, access: .read, format: .r32Float, alwaysFloat32: true)
+    /// Read, float32 on every data path (through a texel view of `format` on the texel path).
+    public static func readFloat32(_ resource: Resource, _ format: TexelFormat = .r32Float) -> KernelBinding {
+        KernelBinding(resource: resource, access: .read, format: format, alwaysFloat32: true)
     }
 
     /// Written as a storage buffer.

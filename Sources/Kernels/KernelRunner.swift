@@ -77,9 +77,12 @@ public final class KernelRunner {
     }
 
     /// Adds an operation's steps; steps run in the order added, each seeing the writes of those before it. As the
-    /// planner does, an operation whose texel views would pass the device's texel limit reads storage buffers instead.
+    /// planner does, an operation whose texel views would pass the device's texel limit reads storage buffers instead,
+    /// and texel steps read storage buffers where the runner's family does (the training kernels' products).
     public func add(_ steps: [KernelStep<VulkanBuffer>]) {
-        self.steps += steps.fittingTexelViews(limit: device.limits.maxTexelBufferElements, bytes: \.size)
+        let limit = device.limits.maxTexelBufferElements
+        self.steps += steps.fittingTexelViews(limit: limit, bytes: \.size)
+            .reading(through: config.dataPath, limit: limit, bytes: \.size)
     }
 
     /// The embedded kernels the steps added so far run, in order.

@@ -36,6 +36,21 @@ extension Array {
     }
 }
 
+extension Array {
+    /// Steps for a session or runner whose family reads through `path`: steps built for the texel path (the
+    /// training kernels build every product so) read storage buffers where `path` is another, and each step whose
+    /// texel views would pass `limit` texels reads storage buffers too.
+    public func reading<Resource>(through path: DataPath, limit: Int, bytes: (Resource) -> Int) -> [KernelStep<
+        Resource
+    >]
+    where Element == KernelStep<Resource> {
+        map { step in
+            guard step.dataPath == .texel else { return step }
+            return path == .texel ? [step].fittingTexelViews(limit: limit, bytes: bytes)[0] : step.on(.storage)
+        }
+    }
+}
+
 /// Steps bound and ready to record, for sessions and kernel checks alike: a pipeline per step (from a shared
 /// ``KernelPipelines``), descriptor sets from one pool of exactly their size, and texel views shared between bindings
 /// of the same range and format.

@@ -106,9 +106,37 @@ public struct TrainingGEMM: Hashable, Sendable {
     /// invocation after 65,535 iterations.
     public static let maxReduction = 200_000
 
-    /// The dispatches: A and B read, C written (read too where ``accumulate``), all float32 storage buffers. A
-    /// reduction longer than ``maxReduction`` runs as several products over whole ranges of its outer part (images, in
-    /// a weight gradient), each after the first adding to C.
+    /// How the kernel fetches an operand (A_FETCH / B_FETCH in Shaders/gemm_train.comp).
+    public enum Fetch: UInt32, Sendable {
+        /// One value per fetch: any strides.
+        case scalar = 0
+        /// Four consecutive reduction steps of one row or column in one vec4.
+        case alongReduction = 1
+        /// Four consecutive rows or columns at one reduction step in one vec4.
+        case alongFree = 2
+    }
+
+    /// The widest fetch `layout` allows for an operand `extent` rows (or columns) long: a vec4 must be four whole
+    /// consecutive values, so every stride the fetch steps by four at a time (and the base) is a multiple of 4.
+    private func fetch(_ layout: MatrixLayout, extent: Int) -> Fetch {
+        let outers = k / kInner, batchOuters = (batch + batchInner - 1) / batchInner
+        let aligned =
+            layout.base % 4 == 0 && (outers <= 1 || layout.outer % 4 == 0)
+            && (batchInner <= 1 || layout.batchInnerStride % 4 == 0)
+            && (batchOuters <= 1 || layout.batchOuter % 4 == 0)
+        guard aligned else { return .scalar }
+        if layout.inner == 1 && kInner % 4 == 0 && (extent == 1 || layout.free % 4 == 0) { return .alongReduction }
+        if layout.free == 1 && extent % 4 == 0 && (kInner == 1 || layout.inner % 4 == 0) { return .alongFree }
+        return .scalar
+    }
+
+    /// How the kernel fetches A and B: four values at a time where their layouts allow.
+    public var fetches: (a: Fetch, b: Fetch) { (fetch(a, extent: m), fetch(b, extent: n)) }
+
+    /// The dispatches: A and B read, C written (read too where ``accumulate``), all float32; A and B through texel
+    /// views where they fit (each planner and runner turns the steps to storage buffers where they do not, or where
+    /// its family reads storage buffers). A reduction longer than ``maxReduction`` runs as several products over whole
+    /// ranges of its outer part (images, in a weight gradient), each after the first adding to C.
     public func steps<Resource>(a aBuffer: Resource, b bBuffer: Resource, c cBuffer: Resource) -> [KernelStep<Resource>]
     {
         let outer = k / kInner, perDispatch = max(1, Self.maxReduction / kInner)
@@ -135,12 +163,21 @@ public struct TrainingGEMM: Hashable, Sendable {
             cBatchInner: UInt32(c.batchInnerStride), cBatchOuter: UInt32(c.batchOuter), cBase: UInt32(c.base))
         var groups = Grid.flat(items: ((m + 7) / 8) * ((n + 3) / 4), localSize: 64)
         groups.z = batch
+        let (aFetch, bFetch) = fetches
         let launch = KernelLaunch(
             kernel: KernelName.gemm_train,
-            specialization: [GEMMSpec.LOCAL_SIZE_X: .uint(64), GEMMSpec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
+            specialization: [
+                GEMMSpec.LOCAL_SIZE_X: .uint(64), GEMMSpec.ACCUMULATE: .uint(accumulate ? 1 : 0),
+                GEMMSpec.A_FETCH: .uint(aFetch.rawValue), GEMMSpec.B_FETCH: .uint(bFetch.rawValue),
+            ],
             pushConstants: push, groups: groups)
         let output: KernelBinding<Resource> = accumulate ? .readWrite(cBuffer) : .writeFloat32(cBuffer)
-        return KernelStep(launch, [.readFloat32(aBuffer), .readFloat32(bBuffer), output]).on(.storage)
+        return KernelStep(
+            launch,
+            [
+                .readFloat32(aBuffer, aFetch == .scalar ? .r32Float : .rgba32Float),
+                .readFloat32(bBuffer, bFetch == .scalar ? .r32Float : .rgba32Float), output,
+            ])
     }
 }
 

@@ -18,7 +18,9 @@ struct Validate: ParsableCommand {
             products) and no output is NaN or unwritten. --kernels all checks every family the device can run. \
             --backward checks the training kernels instead: every operation's gradient, the train-mode BatchNorm and \
             the epilogue's gradient, the loss and an AdamW step over the model's parameters, against float64 \
-            references. Training runs float32 storage-buffer kernels whatever the family, so they are checked once. \
+            references. The training kernels compute in float32 whatever the family and read storage buffers, except the \
+            matrix products, which read texel views in the texel family: they are checked in the texel and storage \
+            families. \
             Exits with status 1 if any row fails.
             """)
 
@@ -86,7 +88,8 @@ struct Validate: ParsableCommand {
 
     /// The kernel families asked for that the device runs, each once.
     private func distinctFamilies(on device: VulkanDevice) throws -> [KernelFamily] {
-        if backward { return [.storage] }  // the training kernels' one family
+        // The training kernels read storage buffers in every family; their products read texel views in the texel one.
+        if backward { return [.texel, .storage] }
         var families: [KernelFamily] = []
         for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })
         where !families.contains(family) {

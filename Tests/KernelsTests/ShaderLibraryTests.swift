@@ -87,9 +87,10 @@ func stepsMatchShaders() throws {
                 input: 0, w1: 1, b1: 2, w2: 3, b2: 4, means: 5, gates: 6, residual: nil, output: 7, config: config)
             + Attention(batch: 1, heads: 1, tokens: 4).steps(qkv: 0, rows: 1, affine: 2, output: 3, config: config)
     }
-    // The texel family's kernels also run on the storage path where a view would pass the texel limit.
-    steps += steps.filter { $0.dataPath == .texel }.map { $0.on(.storage) }
     steps += trainingSteps()
+    // The texel family's kernels (and the training products) also run on the storage path where a view would pass
+    // the texel limit.
+    steps += steps.filter { $0.dataPath == .texel }.map { $0.on(.storage) }
     // Every kernel is reached by some operation in some family, but the cooperative-matrix GEMM (compiled and checked
     // by spirv-val for the devices that have it; not planned yet) and the fp16math variants on other data paths.
     let reached = Set(steps.map(\.launch.spirvName))
@@ -159,7 +160,8 @@ func specializationChecked() throws {
     }
 }
 
-/// The training kernels' steps, one of each kind (they run float32 storage buffers in every family).
+/// The training kernels' steps, one of each kind (float32 storage buffers in every family, but the products, built
+/// for the texel path).
 private func trainingSteps() -> [KernelStep<Int>] {
     func convolution(_ kernel: Int, stride: Int, depthwise: Bool) -> ConvolutionGeometry {
         ConvolutionGeometry(

@@ -4,15 +4,22 @@ import TestSupport
 import Testing
 import VulkanCompute
 
-/// Runs each training kernel's check on a validated device (training kernels are float32 storage kernels on every
-/// family) and expects it within float32's tolerance; `limits` emulates a smaller device.
-private func expectTrainingChecksPass(_ checks: [KernelCheck], limits: LimitsMode = .device) throws {
+/// Runs each training kernel's check on a validated device in `families` (the training kernels read storage buffers in
+/// every family, but the products read texel views in the texel family) and expects it within float32's tolerance;
+/// `limits` emulates a smaller device.
+private func expectTrainingChecksPass(
+    _ checks: [KernelCheck], limits: LimitsMode = .device, families: [KernelFamily] = [.storage]
+) throws {
     try withValidatedDevice(options: DeviceOptions(pipelineCacheDirectory: nil, limits: limits)) { device in
         let pipelines = KernelPipelines(device: device)
         for check in checks {
-            let seed = testSeed()
-            let comparison = try check.run(on: device, pipelines: pipelines, seed: seed, family: .storage)
-            #expect(comparison.passes, "\(check.op) \(check.shape) BOSSNET_TEST_SEED=\(seed): \(comparison)")
+            for family in families {
+                let seed = testSeed()
+                let comparison = try check.run(on: device, pipelines: pipelines, seed: seed, family: family)
+                #expect(
+                    comparison.passes,
+                    "\(check.op) \(check.shape) \(family) BOSSNET_TEST_SEED=\(seed): \(comparison)")
+            }
         }
     }
 }
@@ -45,7 +52,31 @@ func trainingGEMM() throws {
         m: 3, n: 2, k: 240_000, kInner: 80_000, a: MatrixLayout(free: 80_000, inner: 1, outer: 240_000),
         b: MatrixLayout(free: 80_000, inner: 1, outer: 160_000), c: MatrixLayout(free: 1, inner: 2))
     #expect(long.steps(a: 0, b: 1, c: 2).count == 2)
-    try expectTrainingChecksPass([plain, transposed, split, heads, long].map { $0.check() })
+    // Operands aligned for the vec4 fetches, as the convolutions' products are: the forward (weights along the
+    // reduction, patches along the pixels; 2 images), the input gradient (weights transposed: along the rows, and
+    // a reduction of 10 that ends in single steps), the weight gradient (both along the pixels, over 3 images), and
+    // a mix with a scalar operand.
+    let forward = TrainingGEMM(
+        m: 20, n: 36, k: 24, batch: 2, a: MatrixLayout(free: 24, inner: 1),
+        b: MatrixLayout(free: 1, inner: 36, batchInnerStride: 24 * 36),
+        c: MatrixLayout(free: 1, inner: 36, batchInnerStride: 20 * 36))
+    let inputGradient = TrainingGEMM(
+        m: 12, n: 8, k: 10, batch: 2, a: MatrixLayout(free: 1, inner: 12),
+        b: MatrixLayout(free: 1, inner: 8, batchInnerStride: 10 * 8),
+        c: MatrixLayout(free: 1, inner: 8, batchInnerStride: 12 * 8), accumulate: true)
+    let weightGradient = TrainingGEMM(
+        m: 6, n: 12, k: 3 * 8, kInner: 8, a: MatrixLayout(free: 8, inner: 1, outer: 48),
+        b: MatrixLayout(free: 8, inner: 1, outer: 96), c: MatrixLayout(free: 1, inner: 12))
+    let mixed = TrainingGEMM(
+        m: 9, n: 5, k: 12, a: MatrixLayout(free: 1, inner: 9), b: MatrixLayout(free: 12, inner: 1),
+        c: MatrixLayout(free: 1, inner: 5))
+    #expect(forward.fetches == (.alongReduction, .alongFree))
+    #expect(inputGradient.fetches == (.alongFree, .alongFree))
+    #expect(weightGradient.fetches == (.alongReduction, .alongReduction))
+    #expect(mixed.fetches == (.scalar, .alongReduction))
+    #expect(plain.fetches == (.scalar, .scalar))
+    let all = [plain, transposed, split, heads, long, forward, inputGradient, weightGradient, mixed]
+    try expectTrainingChecksPass(all.map { $0.check() }, families: [.texel, .storage])
 }
 
 @Test(

@@ -7,8 +7,10 @@ import VulkanCompute
 /// and every parameter's gradient, in one submission. The session plans its steps once; each ``step(input:targets:)``
 /// uploads a batch, runs them and reads the results.
 ///
-/// Every tensor, saved value and gradient has a buffer of its own for the session's life (no memory reuse yet), and
-/// the training kernels run float32 storage buffers whatever the device.
+/// Every tensor, saved value and gradient has a buffer of its own for the session's life (no memory reuse yet). The
+/// training kernels compute in float32 whatever the device; the matrix products read through texel views where the
+/// session's data path is ``DataPath/texel`` and the views fit the device's limit, and every other kernel reads
+/// storage buffers.
 public final class TrainingSession {
     public let graph: Graph
     public let device: VulkanDevice
@@ -41,8 +43,11 @@ public final class TrainingSession {
     }
 
     /// Plans the step of `graph` (which needs parameter values) on `device`; refuses an operation without training
-    /// kernels, naming its node.
-    public init(graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil) throws {
+    /// kernels, naming its node. `dataPath` is how the matrix products read: ``DataPath/texel`` (the default) or
+    /// storage buffers (any other).
+    public init(
+        graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, dataPath: DataPath = .texel
+    ) throws {
         if let node = graph.nodes.first(where: { !($0.op is any DeviceTrainable) }) {
             throw ParameterError("\(node.name) (\(node.op.name)) has no training kernels yet.")
         }
@@ -59,6 +64,7 @@ public final class TrainingSession {
         var steps = try planner.forward(input: input)
         steps += try planner.loss(targets: targets, losses: losses)
         steps += try planner.backward()
+        steps = steps.reading(through: dataPath, limit: device.limits.maxTexelBufferElements, bytes: \.size)
         running = planner.running
         tensorGradients = planner.gradients
         tensorValues = planner.values
