@@ -2,7 +2,7 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // A train-mode BatchNorm's parameter gradients from the gradient dpre of its output (activation_backward_batchnorm):
 //   dbeta[c] = sum dpre, dgamma[c] = sum dpre * xhat, xhat = (x - mean[c]) / sqrt(var[c] + eps),
@@ -10,8 +10,8 @@
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128
 
-layout(binding = 0) readonly buffer X { float x[]; };
-layout(binding = 1) readonly buffer DPre { float dpre[]; };
+INPUT_F32(0, x)
+INPUT_F32(1, dpre)
 layout(binding = 2) writeonly buffer DGamma { float dgamma[]; };
 layout(binding = 3) writeonly buffer DBeta { float dbeta[]; };
 INPUT_SMALL(4, statistics)  // [mean][variance], channels each
@@ -32,9 +32,9 @@ void main() {
     for (uint n = 0u; n < p.batch; ++n) {
         const uint plane = (n * p.channels + c) * p.pixels;
         for (uint q = lane; q < p.pixels; q += lanes) {
-            const float d = dpre[plane + q];
+            const float d = LOAD1(dpre, plane + q);
             sum += d;
-            scaled += d * (x[plane + q] - mean) * inverse;
+            scaled += d * (LOAD1(x, plane + q) - mean) * inverse;
         }
     }
     partial[lane] = sum;

@@ -2,7 +2,7 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // A train-mode BatchNorm's batch statistics, and its running statistics moved toward them:
 //   statistics[c] = mean, statistics[channels + c] = biased variance of channel c over the batch and the pixels
@@ -13,7 +13,7 @@
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128
 
-layout(binding = 0) readonly buffer X { float x[]; };
+INPUT_F32(0, x)
 layout(binding = 1) writeonly buffer Statistics { float statistics[]; };
 layout(binding = 2) buffer Running { float running[]; };
 
@@ -30,7 +30,7 @@ void main() {
     float sum = 0.0;
     for (uint n = 0u; n < p.batch; ++n) {
         const uint plane = (n * p.channels + c) * p.pixels;
-        for (uint q = lane; q < p.pixels; q += lanes) sum += x[plane + q];
+        for (uint q = lane; q < p.pixels; q += lanes) sum += LOAD1(x, plane + q);
     }
     partial[lane] = sum;
     WORKGROUP_SUM(partial, lane, lanes)
@@ -40,7 +40,7 @@ void main() {
     for (uint n = 0u; n < p.batch; ++n) {
         const uint plane = (n * p.channels + c) * p.pixels;
         for (uint q = lane; q < p.pixels; q += lanes) {
-            const float d = x[plane + q] - mean;
+            const float d = LOAD1(x, plane + q) - mean;
             squares += d * d;
         }
     }

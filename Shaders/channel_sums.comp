@@ -2,16 +2,16 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
-// Each channel's sum over the batch and the pixels, sums[c] = sum_{n, q} x[n][c][q] (plus what sums holds where
+// Each channel's sum over the batch and the pixels, sums[c] = sum_{n, q} LOAD1(x, n)[c][q] (plus what sums holds where
 // ACCUMULATE is 1): a bias's gradient. One workgroup per channel; its lanes stride over the channel's values, then
 // add their partial sums in shared memory, lane 0 writing.
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128
 layout(constant_id = 1) const uint ACCUMULATE = 0u;
 
-layout(binding = 0) readonly buffer X { float x[]; };
+INPUT_F32(0, x)
 layout(binding = 1) buffer Sums { float sums[]; };
 
 layout(push_constant) uniform Push {
@@ -25,7 +25,7 @@ void main() {
     float sum = 0.0;
     for (uint n = 0u; n < p.batch; ++n) {
         const uint plane = (n * p.channels + c) * p.pixels;
-        for (uint q = lane; q < p.pixels; q += lanes) sum += x[plane + q];
+        for (uint q = lane; q < p.pixels; q += lanes) sum += LOAD1(x, plane + q);
     }
     partial[lane] = sum;
     WORKGROUP_SUM(partial, lane, lanes)

@@ -2,12 +2,12 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // A dense convolution's input gradient from the gradient of its patches (the transpose of im2col.comp): each input
 // element gathers the patchSize entries that read it,
 //   dx[n][c][iy][ix] = sum over (ky, kx) with oy = (iy + pad - ky) / stride, ox = (ix + pad - kx) / stride whole and
-//                      inside the output of dcol[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox],
+//                      inside the output of LOAD1(dcol, n)[(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox],
 // so no two invocations write one element (no atomics; the same sum on every run). Where ACCUMULATE is 1 the sum is
 // added to what dx holds (an input with several consumers). One invocation per input element (flat_invocation).
 
@@ -15,7 +15,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3u;
 layout(constant_id = 2) const uint ACCUMULATE = 0u;
 
-layout(binding = 0) readonly buffer DCol { float dcol[]; };
+INPUT_F32(0, dcol)
 layout(binding = 1) buffer DX { float dx[]; };
 
 layout(push_constant) uniform Push {
@@ -36,7 +36,7 @@ void main() {
             const int sx = int(ix + p.pad) - int(kx);
             if (sx < 0 || sx % int(p.stride) != 0 || sx / int(p.stride) >= int(p.outWidth)) continue;
             const uint pixel = uint(sy / int(p.stride)) * p.outWidth + uint(sx / int(p.stride));
-            sum += dcol[(n * patchSize + (c * KSIZE + ky) * KSIZE + kx) * pixels + pixel];
+            sum += LOAD1(dcol, (n * patchSize + (c * KSIZE + ky) * KSIZE + kx) * pixels + pixel);
         }
     }
     dx[index] = sum + (ACCUMULATE == 1u ? dx[index] : 0.0);

@@ -2,19 +2,19 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // A depthwise convolution's input gradient: each input element gathers the outputs whose window covers it,
 //   dx[n][c][iy][ix] = sum over (ky, kx) with oy = (iy + pad - ky) / stride, ox = (ix + pad - kx) / stride whole and
-//                      inside the output of w[c][ky][kx] * dy[n][c][oy][ox]
+//                      inside the output of LOAD1(w, c)[ky][kx] * LOAD1(dy, n)[c][oy][ox]
 // (plus what dx holds where ACCUMULATE is 1). One invocation per input element (flat_invocation).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3u;
 layout(constant_id = 2) const uint ACCUMULATE = 0u;
 
-layout(binding = 0) readonly buffer DY { float dy[]; };
-layout(binding = 1) readonly buffer W { float w[]; };  // [channels][KSIZE][KSIZE]
+INPUT_F32(0, dy)
+INPUT_F32(1, w)  // [channels][KSIZE][KSIZE]
 layout(binding = 2) buffer DX { float dx[]; };
 
 layout(push_constant) uniform Push {
@@ -34,7 +34,7 @@ void main() {
             const int sx = int(ix + p.pad) - int(kx);
             if (sx < 0 || sx % int(p.stride) != 0 || sx / int(p.stride) >= int(p.outWidth)) continue;
             const uint at = (plane * p.outHeight + uint(sy / int(p.stride))) * p.outWidth + uint(sx / int(p.stride));
-            sum += w[(c * KSIZE + ky) * KSIZE + kx] * dy[at];
+            sum += LOAD1(w, (c * KSIZE + ky) * KSIZE + kx) * LOAD1(dy, at);
         }
     }
     dx[index] = sum + (ACCUMULATE == 1u ? dx[index] : 0.0);

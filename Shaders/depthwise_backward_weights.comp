@@ -2,18 +2,18 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // A depthwise convolution's weight gradient: for channel c and tap (ky, kx),
-//   dw[c][ky][kx] = sum_{n, oy, ox} dy[n][c][oy][ox] * x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   dw[c][ky][kx] = sum_{n, oy, ox} LOAD1(dy, n)[c][oy][ox] * LOAD1(x, n)[c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (taps over the padding add nothing). One workgroup per weight (c * KSIZE * KSIZE + tap, spread over x and y); its
 // lanes stride over the output pixels of each image, then add their partial sums in shared memory.
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128
 layout(constant_id = 1) const uint KSIZE = 3u;
 
-layout(binding = 0) readonly buffer DY { float dy[]; };
-layout(binding = 1) readonly buffer X { float x[]; };
+INPUT_F32(0, dy)
+INPUT_F32(1, x)
 layout(binding = 2) writeonly buffer DW { float dw[]; };
 
 layout(push_constant) uniform Push {
@@ -34,7 +34,7 @@ void main() {
             const int iy = int((q / p.outWidth) * p.stride + ky) - int(p.pad);
             const int ix = int((q % p.outWidth) * p.stride + kx) - int(p.pad);
             if (iy < 0 || iy >= int(p.height) || ix < 0 || ix >= int(p.width)) continue;
-            sum += dy[plane * pixels + q] * x[(plane * p.height + uint(iy)) * p.width + uint(ix)];
+            sum += LOAD1(dy, plane * pixels + q) * LOAD1(x, (plane * p.height + uint(iy)) * p.width + uint(ix));
         }
     }
     partial[lane] = sum;

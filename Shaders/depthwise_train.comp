@@ -2,18 +2,18 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // A depthwise convolution's training forward, on its weights as the optimizer updates them ([channels][KSIZE][KSIZE],
 // no packing) and without epilogue (its BatchNorm runs apart in training):
-//   y[n][c][oy][ox] = sum_{ky, kx} w[c][ky][kx] x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   y[n][c][oy][ox] = sum_{ky, kx} LOAD1(w, c)[ky][kx] LOAD1(x, n)[c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (taps over the padding add nothing). One invocation per output element (flat_invocation).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3u;
 
-layout(binding = 0) readonly buffer X { float x[]; };
-layout(binding = 1) readonly buffer W { float w[]; };
+INPUT_F32(0, x)
+INPUT_F32(1, w)
 layout(binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform Push {
@@ -32,7 +32,7 @@ void main() {
         for (uint kx = 0u; kx < KSIZE; ++kx) {
             const int ix = int(ox * p.stride + kx) - int(p.pad);
             if (ix < 0 || ix >= int(p.width)) continue;
-            sum += w[(c * KSIZE + ky) * KSIZE + kx] * x[(plane * p.height + uint(iy)) * p.width + uint(ix)];
+            sum += LOAD1(w, (c * KSIZE + ky) * KSIZE + kx) * LOAD1(x, (plane * p.height + uint(iy)) * p.width + uint(ix));
         }
     }
     y[index] = sum;

@@ -2,7 +2,7 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 // @variant batchnorm BATCHNORM
 
 // The gradient through an operation's epilogue (epilogue_forward.comp): dpre = dy * act'(pre), where pre is what the
@@ -16,9 +16,9 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
 layout(constant_id = 2) const uint HAS_RESIDUAL = 0u;
 
-layout(binding = 0) readonly buffer DY { float dy[]; };
-layout(binding = 1) readonly buffer X { float x[]; };
-layout(binding = 2) readonly buffer Residual { float residual[]; };  // x again where HAS_RESIDUAL is 0
+INPUT_F32(0, dy)
+INPUT_F32(1, x)
+INPUT_F32(2, residual)  // x again where HAS_RESIDUAL is 0
 layout(binding = 3) writeonly buffer DPre { float dpre[]; };
 #if defined(BATCHNORM)
 INPUT_SMALL(4, statistics)  // [mean][variance], channels each
@@ -34,12 +34,12 @@ layout(push_constant) uniform Push {
 void main() {
     const uint index = flat_invocation();
     if (index >= p.count) return;
-    float pre = x[index];
+    float pre = LOAD1(x, index);
 #if defined(BATCHNORM)
     const uint c = (index / p.pixels) % p.channels;
     const float inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);
     pre = (pre - LOAD_SMALL(statistics, c)) * inverse * LOAD_SMALL(gamma, c) + LOAD_SMALL(beta, c);
 #endif
-    if (HAS_RESIDUAL == 1u) pre += residual[index];
-    dpre[index] = dy[index] * activation_derivative(pre, ACTIVATION);
+    if (HAS_RESIDUAL == 1u) pre += LOAD1(residual, index);
+    dpre[index] = LOAD1(dy, index) * activation_derivative(pre, ACTIVATION);
 }

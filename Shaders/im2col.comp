@@ -2,16 +2,16 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // The patches a dense convolution's outputs read, for its weight gradient:
-//   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox] = x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox] = LOAD1(x, n)[c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (0 over the padding). One invocation per element of col, spread over x and y (flat_invocation).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3u;
 
-layout(binding = 0) readonly buffer X { float x[]; };
+INPUT_F32(0, x)
 layout(binding = 1) writeonly buffer Col { float col[]; };
 
 layout(push_constant) uniform Push {
@@ -27,5 +27,5 @@ void main() {
     const int iy = int((pixel / p.outWidth) * p.stride + ky) - int(p.pad);
     const int ix = int((pixel % p.outWidth) * p.stride + kx) - int(p.pad);
     const bool inside = iy >= 0 && iy < int(p.height) && ix >= 0 && ix < int(p.width);
-    col[index] = inside ? x[((n * p.channels + c) * p.height + uint(iy)) * p.width + uint(ix)] : 0.0;
+    col[index] = inside ? LOAD1(x, ((n * p.channels + c) * p.height + uint(iy)) * p.width + uint(ix)) : 0.0;
 }

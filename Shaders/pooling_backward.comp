@@ -2,7 +2,7 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 
 // The pooling gradients, gathered per input element (no two invocations write one element):
 //   MODE 0, max pooling (KSIZE, stride, pad): dx gets dy of every output whose window covers it and picks it, the
@@ -15,8 +15,8 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0u;
 layout(constant_id = 2) const uint ACCUMULATE = 0u;
 
-layout(binding = 0) readonly buffer X { float x[]; };  // max pooling's input (unread by the others)
-layout(binding = 1) readonly buffer DY { float dy[]; };
+INPUT_F32(0, x)  // max pooling's input (unread by the others)
+INPUT_F32(1, dy)
 layout(binding = 2) buffer DX { float dx[]; };
 
 layout(push_constant) uniform Push {
@@ -34,8 +34,8 @@ bool wins(uint plane, uint oy, uint ox, uint index) {
             const int ix = int(ox * p.stride + kx) - int(p.pad);
             if (ix < 0 || ix >= int(p.width)) continue;
             const uint at = (plane * p.height + uint(iy)) * p.width + uint(ix);
-            if (winner == 0xFFFFFFFFu || x[at] > best) {
-                best = x[at];
+            if (winner == 0xFFFFFFFFu || LOAD1(x, at) > best) {
+                best = LOAD1(x, at);
                 winner = at;
             }
         }
@@ -52,7 +52,7 @@ float maxGradient(uint plane, uint iy, uint ix, uint index) {
             const int sx = int(ix + p.pad) - int(kx);
             if (sx < 0 || sx % int(p.stride) != 0 || sx / int(p.stride) >= int(p.outWidth)) continue;
             const uint oy = uint(sy / int(p.stride)), ox = uint(sx / int(p.stride));
-            if (wins(plane, oy, ox, index)) sum += dy[(plane * p.outHeight + oy) * p.outWidth + ox];
+            if (wins(plane, oy, ox, index)) sum += LOAD1(dy, (plane * p.outHeight + oy) * p.outWidth + ox);
         }
     }
     return sum;
@@ -68,9 +68,9 @@ void main() {
     } else if (MODE == 1u) {
         const uint oy = iy / 2u, ox = ix / 2u;
         const uint inside = (min(2u * oy + 2u, p.height) - 2u * oy) * (min(2u * ox + 2u, p.width) - 2u * ox);
-        g = dy[(plane * p.outHeight + oy) * p.outWidth + ox] / float(inside);
+        g = LOAD1(dy, (plane * p.outHeight + oy) * p.outWidth + ox) / float(inside);
     } else {
-        g = dy[plane] / float(p.height * p.width);
+        g = LOAD1(dy, plane) / float(p.height * p.width);
     }
     dx[index] = g + (ACCUMULATE == 1u ? dx[index] : 0.0);
 }

@@ -2,26 +2,26 @@
 #extension GL_GOOGLE_include_directive : require
 #include "common.glsl"
 
-// @datapaths storage
+// @datapaths texel storage
 // @variant input INPUT_GRADIENT
 
 // The two elementwise ends of squeeze-excite's gradient (y = x * g, g = sigmoid(z2) per image and channel; the
 // products between them run on gemm_train.comp):
-//   squeeze_excite_backward        dz2[plane] = g (1 - g) sum_q dy[plane][q] x[plane][q], one workgroup per plane
+//   squeeze_excite_backward        dz2[plane] = g (1 - g) sum_q LOAD1(dy, plane)[q] LOAD1(x, plane)[q], one workgroup per plane
 //                                  (image and channel), its lanes adding in shared memory;
-//   squeeze_excite_backward_input  dx = dy g + dmeans[plane] / pixels (plus what dx holds where ACCUMULATE is 1), one
+//   squeeze_excite_backward_input  dx = dy g + LOAD1(dmeans, plane) / pixels (plus what dx holds where ACCUMULATE is 1), one
 //                                  invocation per element.
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128
 layout(constant_id = 1) const uint ACCUMULATE = 0u;
 
-layout(binding = 0) readonly buffer DY { float dy[]; };
-layout(binding = 1) readonly buffer Gates { float gates[]; };  // [planes]
+INPUT_F32(0, dy)
+INPUT_F32(1, gates)  // [planes]
 #if defined(INPUT_GRADIENT)
-layout(binding = 2) readonly buffer DMeans { float dmeans[]; };  // [planes]
+INPUT_F32(2, dmeans)  // [planes]
 layout(binding = 3) buffer DX { float dx[]; };
 #else
-layout(binding = 2) readonly buffer X { float x[]; };
+INPUT_F32(2, x)
 layout(binding = 3) writeonly buffer DZ { float dz[]; };  // [planes]
 shared float partial[128];
 #endif
@@ -35,16 +35,16 @@ void main() {
     const uint index = flat_invocation();
     if (index >= p.planes * p.pixels) return;
     const uint plane = index / p.pixels;
-    const float g = dy[index] * gates[plane] + dmeans[plane] / float(p.pixels);
+    const float g = LOAD1(dy, index) * LOAD1(gates, plane) + LOAD1(dmeans, plane) / float(p.pixels);
     dx[index] = g + (ACCUMULATE == 1u ? dx[index] : 0.0);
 #else
     const uint plane = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     if (plane >= p.planes) return;  // the same for the whole workgroup
     const uint lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
     float sum = 0.0;
-    for (uint q = lane; q < p.pixels; q += lanes) sum += dy[plane * p.pixels + q] * x[plane * p.pixels + q];
+    for (uint q = lane; q < p.pixels; q += lanes) sum += LOAD1(dy, plane * p.pixels + q) * LOAD1(x, plane * p.pixels + q);
     partial[lane] = sum;
     WORKGROUP_SUM(partial, lane, lanes)
-    if (lane == 0u) dz[plane] = gates[plane] * (1.0 - gates[plane]) * partial[0];
+    if (lane == 0u) dz[plane] = LOAD1(gates, plane) * (1.0 - LOAD1(gates, plane)) * partial[0];
 #endif
 }

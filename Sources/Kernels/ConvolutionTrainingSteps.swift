@@ -62,7 +62,7 @@ extension ConvolutionGeometry {
             let launch = windowLaunch(
                 KernelName.depthwise_train, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)), items: outputCount)
             return [
-                KernelStep(launch, [.readFloat32(input), .readFloat32(weights), .writeFloat32(output)]).on(.storage)
+                KernelStep(launch, [.readFloat32(input), .readFloat32(weights), .writeFloat32(output)])
             ] + biasSteps
         }
         let (patch, pixels) = (patchSize, outPixels)
@@ -82,7 +82,7 @@ extension ConvolutionGeometry {
         let launch = windowLaunch(
             KernelName.im2col, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)),
             items: batch * patchSize * outPixels)
-        return [KernelStep(launch, [.readFloat32(input), .writeFloat32(patches)]).on(.storage)]
+        return [KernelStep(launch, [.readFloat32(input), .writeFloat32(patches)])]
     }
 
     /// The backward's dispatches.
@@ -151,7 +151,7 @@ extension ConvolutionGeometry {
                 windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, Spec.ACCUMULATE), accumulate: g.accumulateInput),
                 items: inputCount)
             let binding: KernelBinding = g.accumulateInput ? .readWrite(inputGradient) : .writeFloat32(inputGradient)
-            steps.append(KernelStep(launch, [.readFloat32(g.scratch[1]), binding]).on(.storage))
+            steps.append(KernelStep(launch, [.readFloat32(g.scratch[1]), binding]))
         }
         return steps
     }
@@ -166,7 +166,7 @@ extension ConvolutionGeometry {
             KernelStep(
                 weightsLaunch, [.readFloat32(g.outputGradient), .readFloat32(g.input), .writeFloat32(g.weightGradient)]
             )
-            .on(.storage)
+
         ]
         if let inputGradient = g.inputGradient {
             let launch = windowLaunch(
@@ -176,7 +176,7 @@ extension ConvolutionGeometry {
                 items: inputCount)
             let binding: KernelBinding = g.accumulateInput ? .readWrite(inputGradient) : .writeFloat32(inputGradient)
             steps.append(
-                KernelStep(launch, [.readFloat32(g.outputGradient), .readFloat32(g.weights), binding]).on(.storage))
+                KernelStep(launch, [.readFloat32(g.outputGradient), .readFloat32(g.weights), binding]))
         }
         return steps
     }
@@ -229,7 +229,7 @@ public struct ChannelSums: Hashable, Sendable {
             pushConstants: PushConstants(batch: UInt32(batch), channels: UInt32(channels), pixels: UInt32(pixels)),
             groups: (channels, 1, 1))
         return [
-            KernelStep(launch, [.readFloat32(values), accumulate ? .readWrite(sums) : .writeFloat32(sums)]).on(.storage)
+            KernelStep(launch, [.readFloat32(values), accumulate ? .readWrite(sums) : .writeFloat32(sums)])
         ]
     }
 }

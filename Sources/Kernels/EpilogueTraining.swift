@@ -40,7 +40,7 @@ extension BatchNormTraining {
             specialization: [ShaderConstants.batchnorm_statistics.LOCAL_SIZE_X: .uint(64)],
             pushConstants: channelPush(momentum), groups: (channels, 1, 1))
         return [
-            KernelStep(launch, [.readFloat32(input), .writeFloat32(statistics), .readWrite(running)]).on(.storage)
+            KernelStep(launch, [.readFloat32(input), .writeFloat32(statistics), .readWrite(running)])
         ]
     }
 
@@ -76,7 +76,7 @@ extension BatchNormTraining {
                     .readFloat32(input), .readFloat32(preGradient), .writeFloat32(gammaGradient),
                     .writeFloat32(betaGradient), .readSmall(statistics),
                 ]
-            ).on(.storage),
+            ),
             KernelStep(
                 inputLaunch,
                 [
@@ -84,7 +84,7 @@ extension BatchNormTraining {
                     accumulate ? .readWrite(inputGradient) : .writeFloat32(inputGradient), .readSmall(statistics),
                     .readSmall(gamma), .readSmall(gammaGradient), .readSmall(betaGradient),
                 ]
-            ).on(.storage),
+            ),
         ]
     }
 
@@ -149,7 +149,7 @@ public struct EpilogueTraining: Hashable, Sendable {
         ]
         let launch = launch(
             KernelName.epilogue_forward, KernelName.epilogue_forward_batchnorm, residual: residual != nil)
-        return [KernelStep(launch, bindings + normalisationBindings(normalisation)).on(.storage)]
+        return [KernelStep(launch, bindings + normalisationBindings(normalisation))]
     }
 
     /// `preGradient = outputGradient * act'(pre)`; `normalisation` is (statistics, gamma, beta) where ``batchNorm``.
@@ -163,7 +163,7 @@ public struct EpilogueTraining: Hashable, Sendable {
         ]
         let launch = launch(
             KernelName.epilogue_backward, KernelName.epilogue_backward_batchnorm, residual: residual != nil)
-        return [KernelStep(launch, bindings + normalisationBindings(normalisation)).on(.storage)]
+        return [KernelStep(launch, bindings + normalisationBindings(normalisation))]
     }
 }
 
@@ -182,7 +182,7 @@ public struct Accumulate: Hashable, Sendable {
             kernel: KernelName.accumulate,
             specialization: [Spec.LOCAL_SIZE_X: .uint(64), Spec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
             pushConstants: UInt32(count), groups: Grid.flat(items: count, localSize: 64))
-        return [KernelStep(launch, [.readFloat32(x), accumulate ? .readWrite(y) : .writeFloat32(y)]).on(.storage)]
+        return [KernelStep(launch, [.readFloat32(x), accumulate ? .readWrite(y) : .writeFloat32(y)])]
     }
 }
 

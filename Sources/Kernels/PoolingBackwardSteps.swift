@@ -28,7 +28,7 @@ func poolingBackwardSteps<Resource>(
         ],
         pushConstants: push, groups: Grid.flat(items: items, localSize: 64))
     let output: KernelBinding = accumulate ? .readWrite(inputGradient) : .writeFloat32(inputGradient)
-    return [KernelStep(launch, [.readFloat32(input), .readFloat32(outputGradient), output]).on(.storage)]
+    return [KernelStep(launch, [.readFloat32(input), .readFloat32(outputGradient), output])]
 }
 
 extension MaxPool {

@@ -141,7 +141,7 @@ extension SqueezeExcite {
         let bindings: [KernelBinding<Resource>] = [
             .readFloat32(g.outputGradient), .readFloat32(g.gates), .readFloat32(g.input), .writeFloat32(dz2),
         ]
-        return [KernelStep(launch, bindings).on(.storage)]
+        return [KernelStep(launch, bindings)]
     }
 
     private func inputSteps<Resource>(_ g: SqueezeExciteGradients<Resource>, dMeans: Resource) -> [KernelStep<Resource>]
@@ -155,7 +155,7 @@ extension SqueezeExcite {
             .readFloat32(g.outputGradient), .readFloat32(g.gates), .readFloat32(dMeans),
             g.accumulateInput ? .readWrite(g.inputGradient) : .writeFloat32(g.inputGradient),
         ]
-        return [KernelStep(launch, bindings).on(.storage)]
+        return [KernelStep(launch, bindings)]
     }
 
     /// Runs the training forward (its saved values kept on the device) and the backward, and compares the output, the
