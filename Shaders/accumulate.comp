@@ -4,7 +4,7 @@
 
 // @datapaths texel storage
 
-// y[i] += LOAD1(x, i) for i < count where ACCUMULATE is 1 (one more contribution to a gradient), y[i] = LOAD1(x, i) where it is 0
+// y[i] += x[i] for i < count where ACCUMULATE is 1 (one more contribution to a gradient), y[i] = x[i] where it is 0
 // (the first). One invocation per element (flat_invocation).
 
 layout(local_size_x_id = 0) in;

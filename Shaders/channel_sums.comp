@@ -4,7 +4,7 @@
 
 // @datapaths texel storage
 
-// Each channel's sum over the batch and the pixels, sums[c] = sum_{n, q} LOAD1(x, n)[c][q] (plus what sums holds where
+// Each channel's sum over the batch and the pixels, sums[c] = sum_{n, q} x[n][c][q] (plus what sums holds where
 // ACCUMULATE is 1): a bias's gradient. One workgroup per channel; its lanes stride over the channel's values, then
 // add their partial sums in shared memory, lane 0 writing.
 

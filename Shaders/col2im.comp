@@ -7,7 +7,7 @@
 // A dense convolution's input gradient from the gradient of its patches (the transpose of im2col.comp): each input
 // element gathers the patchSize entries that read it,
 //   dx[n][c][iy][ix] = sum over (ky, kx) with oy = (iy + pad - ky) / stride, ox = (ix + pad - kx) / stride whole and
-//                      inside the output of LOAD1(dcol, n)[(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox],
+//                      inside the output of dcol[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox],
 // so no two invocations write one element (no atomics; the same sum on every run). Where ACCUMULATE is 1 the sum is
 // added to what dx holds (an input with several consumers). One invocation per input element (flat_invocation).
 

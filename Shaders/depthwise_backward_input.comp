@@ -6,7 +6,7 @@
 
 // A depthwise convolution's input gradient: each input element gathers the outputs whose window covers it,
 //   dx[n][c][iy][ix] = sum over (ky, kx) with oy = (iy + pad - ky) / stride, ox = (ix + pad - kx) / stride whole and
-//                      inside the output of LOAD1(w, c)[ky][kx] * LOAD1(dy, n)[c][oy][ox]
+//                      inside the output of w[c][ky][kx] * dy[n][c][oy][ox]
 // (plus what dx holds where ACCUMULATE is 1). One invocation per input element (flat_invocation).
 
 layout(local_size_x_id = 0) in;

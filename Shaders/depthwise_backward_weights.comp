@@ -5,7 +5,7 @@
 // @datapaths texel storage
 
 // A depthwise convolution's weight gradient: for channel c and tap (ky, kx),
-//   dw[c][ky][kx] = sum_{n, oy, ox} LOAD1(dy, n)[c][oy][ox] * LOAD1(x, n)[c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   dw[c][ky][kx] = sum_{n, oy, ox} dy[n][c][oy][ox] * x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (taps over the padding add nothing). One workgroup per weight (c * KSIZE * KSIZE + tap, spread over x and y); its
 // lanes stride over the output pixels of each image, then add their partial sums in shared memory.
 

@@ -6,7 +6,7 @@
 
 // A depthwise convolution's training forward, on its weights as the optimizer updates them ([channels][KSIZE][KSIZE],
 // no packing) and without epilogue (its BatchNorm runs apart in training):
-//   y[n][c][oy][ox] = sum_{ky, kx} LOAD1(w, c)[ky][kx] LOAD1(x, n)[c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   y[n][c][oy][ox] = sum_{ky, kx} w[c][ky][kx] x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (taps over the padding add nothing). One invocation per output element (flat_invocation).
 
 layout(local_size_x_id = 0) in;

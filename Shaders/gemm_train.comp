@@ -4,6 +4,7 @@
 #include "common.glsl"
 
 // @datapaths texel storage
+// @variant vec4 VEC4_OPERANDS
 // (Float32 on every path: the fp16 families run the storage build.)
 
 // The strided, batched matrix product the training kernels build on:
@@ -24,7 +25,8 @@
 // added to the total: blocked summation, whose rounding error grows far slower than one running sum's, as in the
 // BLAS libraries PyTorch runs on. A reduction whose inner part is not a multiple of 4 ends each part with single
 // steps (never with FETCH_REDUCTION). Rows and columns past the edge read the last valid one (the last whole group of
-// four for FETCH_FREE) and are not stored. Tiles are spread over x and y (flat_invocation); each invocation loops
+// four for FETCH_FREE) and are not stored. gemm_train_vec4 (VEC4_OPERANDS: both operands fetched four at a time)
+// reads them as RGBA32F imageBuffers on the texel path, which lavapipe inlines where each texelFetch is a call. Tiles are spread over x and y (flat_invocation); each invocation loops
 // about K / 4 times (lavapipe allows 65,535 iterations).
 
 layout(local_size_x_id = 0) in;  // 64
@@ -38,8 +40,17 @@ layout(constant_id = 3) const uint B_FETCH = 0u;
 #define TILE_M 8u
 #define TILE_N 4u
 
+#if defined(VEC4_OPERANDS)
+IMAGE_INPUT(0, a, rgba32f)
+IMAGE_INPUT(1, b, rgba32f)
+#define FETCH_VEC4(name, i) LOAD_IMAGE4(name, i)
+#define FETCH_ONE(name, i) LOAD_IMAGE1(name, i)  // never reached: both operands are fetched as vec4s
+#else
 INPUT_F32(0, a)
 INPUT_F32(1, b)
+#define FETCH_VEC4(name, i) LOAD4(name, i)
+#define FETCH_ONE(name, i) LOAD1(name, i)
+#endif
 layout(binding = 2) buffer C { float c[]; };
 
 // Each operand's strides (a*, b*): along its free dimension (m for A, n for B), along the reduction's inner and outer
@@ -64,31 +75,31 @@ uint columnsB[TILE_N];
 // Four reduction steps from offset k (inner stride `inner`) of the operand `name` fetched as `MODE`: OUT[i] holds
 // steps 0..3 of row (or column) i of the tile's COUNT, whose offsets are in STARTS.
 #define FETCH4(name, MODE, STARTS, COUNT, k, inner, OUT)                                                              \
-    if (MODE == FETCH_REDUCTION) {                                                                                   \
-        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = LOAD4(name, (STARTS[i] + k) >> 2u);                    \
-    } else if (MODE == FETCH_FREE) {                                                                                 \
-        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                           \
-            [[unroll]] for (uint s = 0u; s < 4u; ++s) {                                                              \
-                const vec4 v = LOAD4(name, (STARTS[g] + k + s * inner) >> 2u);                                       \
-                OUT[g][s] = v.x; OUT[g + 1u][s] = v.y; OUT[g + 2u][s] = v.z; OUT[g + 3u][s] = v.w;                   \
-            }                                                                                                        \
-        }                                                                                                            \
-    } else {                                                                                                         \
-        [[unroll]] for (uint i = 0u; i < COUNT; ++i) {                                                               \
-            OUT[i] = vec4(LOAD1(name, STARTS[i] + k), LOAD1(name, STARTS[i] + k + inner),                            \
-                          LOAD1(name, STARTS[i] + k + 2u * inner), LOAD1(name, STARTS[i] + k + 3u * inner));         \
-        }                                                                                                            \
+    if (MODE == FETCH_REDUCTION) {                                                                                    \
+        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = FETCH_VEC4(name, (STARTS[i] + k) >> 2u);                \
+    } else if (MODE == FETCH_FREE) {                                                                                  \
+        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                            \
+            [[unroll]] for (uint s = 0u; s < 4u; ++s) {                                                               \
+                const vec4 v = FETCH_VEC4(name, (STARTS[g] + k + s * inner) >> 2u);                                   \
+                OUT[g][s] = v.x; OUT[g + 1u][s] = v.y; OUT[g + 2u][s] = v.z; OUT[g + 3u][s] = v.w;                    \
+            }                                                                                                         \
+        }                                                                                                             \
+    } else {                                                                                                          \
+        [[unroll]] for (uint i = 0u; i < COUNT; ++i) {                                                                \
+            OUT[i] = vec4(FETCH_ONE(name, STARTS[i] + k), FETCH_ONE(name, STARTS[i] + k + inner),                     \
+                          FETCH_ONE(name, STARTS[i] + k + 2u * inner), FETCH_ONE(name, STARTS[i] + k + 3u * inner));  \
+        }                                                                                                             \
     }
 
 // One reduction step (never FETCH_REDUCTION): OUT[i] is row (or column) i's value.
 #define FETCH1(name, MODE, STARTS, COUNT, k, OUT)                                                                     \
-    if (MODE == FETCH_FREE) {                                                                                        \
-        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                           \
-            const vec4 v = LOAD4(name, (STARTS[g] + k) >> 2u);                                                       \
-            OUT[g] = v.x; OUT[g + 1u] = v.y; OUT[g + 2u] = v.z; OUT[g + 3u] = v.w;                                   \
-        }                                                                                                            \
-    } else {                                                                                                         \
-        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = LOAD1(name, STARTS[i] + k);                            \
+    if (MODE == FETCH_FREE) {                                                                                         \
+        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                            \
+            const vec4 v = FETCH_VEC4(name, (STARTS[g] + k) >> 2u);                                                   \
+            OUT[g] = v.x; OUT[g + 1u] = v.y; OUT[g + 2u] = v.z; OUT[g + 3u] = v.w;                                    \
+        }                                                                                                             \
+    } else {                                                                                                          \
+        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = FETCH_ONE(name, STARTS[i] + k);                         \
     }
 
 void steps4(uint ka, uint kb) {

@@ -5,7 +5,7 @@
 // @datapaths texel storage
 
 // The patches a dense convolution's outputs read, for its weight gradient:
-//   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox] = LOAD1(x, n)[c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox] = x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (0 over the padding). One invocation per element of col, spread over x and y (flat_invocation).
 
 layout(local_size_x_id = 0) in;

@@ -7,9 +7,9 @@
 
 // The two elementwise ends of squeeze-excite's gradient (y = x * g, g = sigmoid(z2) per image and channel; the
 // products between them run on gemm_train.comp):
-//   squeeze_excite_backward        dz2[plane] = g (1 - g) sum_q LOAD1(dy, plane)[q] LOAD1(x, plane)[q], one workgroup per plane
+//   squeeze_excite_backward        dz2[plane] = g (1 - g) sum_q dy[plane][q] x[plane][q], one workgroup per plane
 //                                  (image and channel), its lanes adding in shared memory;
-//   squeeze_excite_backward_input  dx = dy g + LOAD1(dmeans, plane) / pixels (plus what dx holds where ACCUMULATE is 1), one
+//   squeeze_excite_backward_input  dx = dy g + dmeans[plane] / pixels (plus what dx holds where ACCUMULATE is 1), one
 //                                  invocation per element.
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128

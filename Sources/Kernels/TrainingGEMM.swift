@@ -164,14 +164,18 @@ public struct TrainingGEMM: Hashable, Sendable {
         var groups = Grid.flat(items: ((m + 7) / 8) * ((n + 3) / 4), localSize: 64)
         groups.z = batch
         let (aFetch, bFetch) = fetches
+        let vectors = aFetch != .scalar && bFetch != .scalar
         let launch = KernelLaunch(
-            kernel: KernelName.gemm_train,
+            kernel: vectors ? KernelName.gemm_train_vec4 : KernelName.gemm_train,
             specialization: [
                 GEMMSpec.LOCAL_SIZE_X: .uint(64), GEMMSpec.ACCUMULATE: .uint(accumulate ? 1 : 0),
                 GEMMSpec.A_FETCH: .uint(aFetch.rawValue), GEMMSpec.B_FETCH: .uint(bFetch.rawValue),
             ],
             pushConstants: push, groups: groups)
         let output: KernelBinding<Resource> = accumulate ? .readWrite(cBuffer) : .writeFloat32(cBuffer)
+        guard !vectors else {
+            return KernelStep(launch, [.readImage(aBuffer, .rgba32Float), .readImage(bBuffer, .rgba32Float), output])
+        }
         return KernelStep(
             launch,
             [
