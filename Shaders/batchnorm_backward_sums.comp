@@ -29,14 +29,11 @@ void main() {
     const float mean = LOAD_SMALL(statistics, c);
     const float inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);
     float sum = 0.0, scaled = 0.0;
-    for (uint n = 0u; n < p.batch; ++n) {
-        const uint plane = (n * p.channels + c) * p.pixels;
-        for (uint q = lane; q < p.pixels; q += lanes) {
-            const float d = LOAD1(dpre, plane + q);
-            sum += d;
-            scaled += d * (LOAD1(x, plane + q) - mean) * inverse;
-        }
-    }
+    FOR_CHANNEL_VALUES(c, p.batch, p.channels, p.pixels, lane, lanes, {
+        const float d = LOAD1(dpre, at);
+        sum += d;
+        scaled += d * (LOAD1(x, at) - mean) * inverse;
+    })
     partial[lane] = sum;
     partialScaled[lane] = scaled;
     WORKGROUP_SUM(partial, lane, lanes)

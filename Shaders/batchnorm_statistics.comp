@@ -28,22 +28,16 @@ void main() {
     const uint c = gl_WorkGroupID.x, lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
     const float count = float(p.batch * p.pixels);
     float sum = 0.0;
-    for (uint n = 0u; n < p.batch; ++n) {
-        const uint plane = (n * p.channels + c) * p.pixels;
-        for (uint q = lane; q < p.pixels; q += lanes) sum += LOAD1(x, plane + q);
-    }
+    FOR_CHANNEL_VALUES(c, p.batch, p.channels, p.pixels, lane, lanes, sum += LOAD1(x, at);)
     partial[lane] = sum;
     WORKGROUP_SUM(partial, lane, lanes)
     const float mean = partial[0] / count;
     barrier();  // every lane has read partial[0] before it is overwritten
     float squares = 0.0;
-    for (uint n = 0u; n < p.batch; ++n) {
-        const uint plane = (n * p.channels + c) * p.pixels;
-        for (uint q = lane; q < p.pixels; q += lanes) {
-            const float d = LOAD1(x, plane + q) - mean;
-            squares += d * d;
-        }
-    }
+    FOR_CHANNEL_VALUES(c, p.batch, p.channels, p.pixels, lane, lanes, {
+        const float d = LOAD1(x, at) - mean;
+        squares += d * d;
+    })
     partial[lane] = squares;
     WORKGROUP_SUM(partial, lane, lanes)
     if (lane == 0u) {

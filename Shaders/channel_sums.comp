@@ -23,10 +23,7 @@ shared float partial[128];
 void main() {
     const uint c = gl_WorkGroupID.x, lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
     float sum = 0.0;
-    for (uint n = 0u; n < p.batch; ++n) {
-        const uint plane = (n * p.channels + c) * p.pixels;
-        for (uint q = lane; q < p.pixels; q += lanes) sum += LOAD1(x, plane + q);
-    }
+    FOR_CHANNEL_VALUES(c, p.batch, p.channels, p.pixels, lane, lanes, sum += LOAD1(x, at);)
     partial[lane] = sum;
     WORKGROUP_SUM(partial, lane, lanes)
     if (lane == 0u) sums[c] = partial[0] + (ACCUMULATE == 1u ? sums[c] : 0.0);

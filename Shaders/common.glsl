@@ -128,6 +128,26 @@ float activation_derivative(float x, uint act) {
         barrier();                                                                                                   \
     }
 
+// Runs BODY once for each of channel c's values over the batch and the pixels, spread over the workgroup's lanes: lane
+// l visits values l, l + lanes, ... of the batch x pixels of them, image by image, with `at` the value's index in an
+// NCHW tensor ((n * channels + c) * pixels + q; BODY may read n_ and q_ too). Every lane is busy whatever the pixels per image (one, in a 1x1
+// stage), and no value needs a division: the lane steps its image and pixel and carries.
+#define FOR_CHANNEL_VALUES(c, batch, channels, pixels, lane, lanes, BODY)                                             \
+    {                                                                                                                \
+        const uint imageStep_ = (lanes) / (pixels), pixelStep_ = (lanes) % (pixels);                                 \
+        uint n_ = (lane) / (pixels), q_ = (lane) % (pixels);                                                         \
+        while (n_ < (batch)) {                                                                                       \
+            const uint at = (n_ * (channels) + (c)) * (pixels) + q_;                                                 \
+            BODY                                                                                                     \
+            q_ += pixelStep_;                                                                                        \
+            n_ += imageStep_;                                                                                        \
+            if (q_ >= (pixels)) {                                                                                    \
+                q_ -= (pixels);                                                                                      \
+                ++n_;                                                                                                \
+            }                                                                                                        \
+        }                                                                                                            \
+    }
+
 // Index of this invocation when a 1-D range of work is dispatched as a 2-D grid of workgroups (the host splits the
 // groups over x and y because many devices allow only 65535 workgroups per dimension). A macro, not a function: a
 // function defined here, before the kernel's `layout(local_size_x_id = ...) in`, sees gl_WorkGroupSize as (1, 1, 1),

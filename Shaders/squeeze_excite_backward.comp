@@ -14,6 +14,8 @@
 
 layout(local_size_x_id = 0) in;  // a power of two, at most 128
 layout(constant_id = 1) const uint ACCUMULATE = 0u;
+// squeeze_excite_backward with planes of fewer pixels than a workgroup has lanes: one invocation per plane.
+layout(constant_id = 2) const uint SMALL_PLANES = 0u;
 
 INPUT_F32(0, dy)
 INPUT_F32(1, gates)  // [planes]
@@ -38,6 +40,14 @@ void main() {
     const float g = LOAD1(dy, index) * LOAD1(gates, plane) + LOAD1(dmeans, plane) / float(p.pixels);
     dx[index] = g + (ACCUMULATE == 1u ? dx[index] : 0.0);
 #else
+    if (SMALL_PLANES == 1u) {
+        const uint plane = flat_invocation();
+        if (plane >= p.planes) return;
+        float sum = 0.0;
+        for (uint q = 0u; q < p.pixels; ++q) sum += LOAD1(dy, plane * p.pixels + q) * LOAD1(x, plane * p.pixels + q);
+        dz[plane] = LOAD1(gates, plane) * (1.0 - LOAD1(gates, plane)) * sum;
+        return;
+    }
     const uint plane = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     if (plane >= p.planes) return;  // the same for the whole workgroup
     const uint lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;

@@ -159,9 +159,11 @@ extension ConvolutionGeometry {
     private func depthwiseSteps<Resource>(_ g: ConvolutionGradients<Resource>) -> [KernelStep<Resource>] {
         typealias WeightsSpec = ShaderConstants.depthwise_backward_weights
         typealias InputSpec = ShaderConstants.depthwise_backward_input
+        var weightsConstants = windowConstants((WeightsSpec.LOCAL_SIZE_X, WeightsSpec.KSIZE, nil))
+        weightsConstants[WeightsSpec.LOCAL_SIZE_X] = .uint(
+            UInt32(Grid.reductionLanes(values: batch * outHeight * outWidth)))
         let weightsLaunch = windowLaunch(
-            KernelName.depthwise_backward_weights, windowConstants((WeightsSpec.LOCAL_SIZE_X, WeightsSpec.KSIZE, nil)),
-            items: weightCount, lanes: 1)
+            KernelName.depthwise_backward_weights, weightsConstants, items: outChannels, lanes: 1)
         var steps = [
             KernelStep(
                 weightsLaunch, [.readFloat32(g.outputGradient), .readFloat32(g.input), .writeFloat32(g.weightGradient)]
@@ -223,7 +225,7 @@ public struct ChannelSums: Hashable, Sendable {
         let launch = KernelLaunch(
             kernel: KernelName.channel_sums,
             specialization: [
-                ShaderConstants.channel_sums.LOCAL_SIZE_X: .uint(64),
+                ShaderConstants.channel_sums.LOCAL_SIZE_X: .uint(UInt32(Grid.reductionLanes(values: batch * pixels))),
                 ShaderConstants.channel_sums.ACCUMULATE: .uint(accumulate ? 1 : 0),
             ],
             pushConstants: PushConstants(batch: UInt32(batch), channels: UInt32(channels), pixels: UInt32(pixels)),

@@ -25,6 +25,9 @@ extension BatchNormTraining {
             count: UInt32(count), channels: UInt32(channels), pixels: UInt32(pixels), epsilon: Float(epsilon))
     }
 
+    /// Lanes of the per-channel reductions' workgroups.
+    private var reductionLanes: Int { Grid.reductionLanes(values: batch * pixels) }
+
     private func channelPush(_ parameter: Double) -> ChannelPush {
         ChannelPush(
             batch: UInt32(batch), channels: UInt32(channels), pixels: UInt32(pixels), parameter: Float(parameter))
@@ -37,7 +40,7 @@ extension BatchNormTraining {
     {
         let launch = KernelLaunch(
             kernel: KernelName.batchnorm_statistics,
-            specialization: [ShaderConstants.batchnorm_statistics.LOCAL_SIZE_X: .uint(64)],
+            specialization: [ShaderConstants.batchnorm_statistics.LOCAL_SIZE_X: .uint(UInt32(reductionLanes))],
             pushConstants: channelPush(momentum), groups: (channels, 1, 1))
         return [
             KernelStep(launch, [.readFloat32(input), .writeFloat32(statistics), .readWrite(running)])
@@ -61,7 +64,7 @@ extension BatchNormTraining {
     ) -> [KernelStep<Resource>] {
         let sums = KernelLaunch(
             kernel: KernelName.batchnorm_backward_sums,
-            specialization: [ShaderConstants.batchnorm_backward_sums.LOCAL_SIZE_X: .uint(64)],
+            specialization: [ShaderConstants.batchnorm_backward_sums.LOCAL_SIZE_X: .uint(UInt32(reductionLanes))],
             pushConstants: channelPush(epsilon), groups: (channels, 1, 1))
         typealias Spec = ShaderConstants.batchnorm_backward_input
         let inputLaunch = KernelLaunch(

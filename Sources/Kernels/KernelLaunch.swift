@@ -184,6 +184,15 @@ public enum Grid {
         return ((groups + y - 1) / y, y, 1)
     }
 
+    /// Lanes of a workgroup that reduces `values` values (one workgroup per channel: BatchNorm statistics, sums): a
+    /// power of two from 8 to 64, about one lane per 16 values, so that a small channel (a 1x1 stage's, one value
+    /// per image) does not pay for a wide workgroup's shared-memory steps.
+    public static func reductionLanes(values: Int) -> Int {
+        var lanes = 8
+        while lanes < 64 && lanes * 16 < values { lanes *= 2 }
+        return lanes
+    }
+
     /// `value` rounded up to a multiple of `multiple`.
     public static func roundUp(_ value: Int, to multiple: Int) -> Int { (value + multiple - 1) / multiple * multiple }
 }

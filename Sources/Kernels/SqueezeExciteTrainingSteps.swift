@@ -134,10 +134,14 @@ extension SqueezeExcite {
 
     private func gateSteps<Resource>(_ g: SqueezeExciteGradients<Resource>, dz2: Resource) -> [KernelStep<Resource>] {
         typealias Spec = ShaderConstants.squeeze_excite_backward
+        // Planes smaller than a workgroup take one invocation each; larger ones a workgroup each.
+        let small = pixels < 64
         let launch = KernelLaunch(
             kernel: KernelName.squeeze_excite_backward,
-            specialization: [Spec.LOCAL_SIZE_X: .uint(64), Spec.ACCUMULATE: .uint(0)], pushConstants: backwardPush,
-            groups: Grid.flat(items: batch * channels, localSize: 1))
+            specialization: [
+                Spec.LOCAL_SIZE_X: .uint(64), Spec.ACCUMULATE: .uint(0), Spec.SMALL_PLANES: .uint(small ? 1 : 0),
+            ],
+            pushConstants: backwardPush, groups: Grid.flat(items: batch * channels, localSize: small ? 64 : 1))
         let bindings: [KernelBinding<Resource>] = [
             .readFloat32(g.outputGradient), .readFloat32(g.gates), .readFloat32(g.input), .writeFloat32(dz2),
         ]

@@ -130,6 +130,24 @@ public struct TrainingGEMM: Hashable, Sendable {
         return .scalar
     }
 
+    /// The same product with a batch of single columns (or rows) run as one matrix whose columns (rows) are the
+    /// batch's, where the other operand is the same for every batch item: a 1x1 convolution over 1x1 images is
+    /// `batch` matrix-vector products, but one matrix product.
+    var batchFolded: TrainingGEMM {
+        guard batch > 1, batchInner == batch else { return self }
+        var folded = self
+        if n == 1 && a.batchInnerStride == 0 {
+            (folded.n, folded.b.free, folded.c.free) = (batch, b.batchInnerStride, c.batchInnerStride)
+        } else if m == 1 && b.batchInnerStride == 0 {
+            (folded.m, folded.a.free, folded.c.inner) = (batch, a.batchInnerStride, c.batchInnerStride)
+        } else {
+            return self
+        }
+        (folded.batch, folded.batchInner) = (1, 1)
+        (folded.a.batchInnerStride, folded.b.batchInnerStride, folded.c.batchInnerStride) = (0, 0, 0)
+        return folded
+    }
+
     /// How the kernel fetches A and B: four values at a time where their layouts allow.
     public var fetches: (a: Fetch, b: Fetch) { (fetch(a, extent: m), fetch(b, extent: n)) }
 
@@ -139,6 +157,8 @@ public struct TrainingGEMM: Hashable, Sendable {
     /// ranges of its outer part (images, in a weight gradient), each after the first adding to C.
     public func steps<Resource>(a aBuffer: Resource, b bBuffer: Resource, c cBuffer: Resource) -> [KernelStep<Resource>]
     {
+        let folded = batchFolded
+        guard folded == self else { return folded.steps(a: aBuffer, b: bBuffer, c: cBuffer) }
         let outer = k / kInner, perDispatch = max(1, Self.maxReduction / kInner)
         precondition(
             k <= Self.maxReduction || (outer * kInner == k && kInner <= Self.maxReduction),

@@ -71,8 +71,19 @@ func trainingGEMM() throws {
     #expect(inputGradient.fetches == (.alongFree, .alongFree))
     #expect(weightGradient.fetches == (.alongReduction, .alongReduction))
     #expect(mixed.fetches == (.scalar, .alongReduction))
+    // A batch of matrix-vector products with a shared matrix (a 1x1 convolution over 1x1 images), one each side: run
+    // as one matrix product.
+    let columns = TrainingGEMM(
+        m: 12, n: 1, k: 8, batch: 5, a: MatrixLayout(free: 8, inner: 1),
+        b: MatrixLayout(free: 1, inner: 1, batchInnerStride: 8),
+        c: MatrixLayout(free: 1, inner: 1, batchInnerStride: 12))
+    let rows = TrainingGEMM(
+        m: 1, n: 7, k: 6, batch: 3, a: MatrixLayout(free: 1, inner: 1, batchInnerStride: 6),
+        b: MatrixLayout(free: 1, inner: 7), c: MatrixLayout(free: 1, inner: 1, batchInnerStride: 7), accumulate: true)
+    #expect(columns.steps(a: 0, b: 1, c: 2).map(\.launch.groups.z) == [1])
+    #expect(rows.steps(a: 0, b: 1, c: 2).map(\.launch.groups.z) == [1])
     #expect(plain.fetches == (.scalar, .scalar))
-    let all = [plain, transposed, split, heads, long, forward, inputGradient, weightGradient, mixed]
+    let all = [plain, transposed, split, heads, long, forward, inputGradient, weightGradient, mixed, columns, rows]
     try expectTrainingChecksPass(all.map { $0.check() })
 }
 
@@ -97,6 +108,9 @@ func convolutionBackward() throws {
         dense(8, 7, 7, 6, k: 1, s: 2, p: 0).backwardCheck(),  // a strided shortcut
         depthwise(5, 9, 7, k: 3, s: 1, p: 1).backwardCheck(),
         depthwise(3, 11, 10, k: 5, s: 2, p: 2).backwardCheck(accumulate: true),
+        depthwise(6, 20, 20, k: 3, s: 1, p: 1).backwardCheck(),  // 800 values a channel: a 64-lane reduction
+        // 1x1 images (a 1x1 stage): the products run the batch as one matrix's columns.
+        dense(16, 1, 1, 12, k: 1, s: 1, p: 0, n: 5).backwardCheck(accumulate: true),
     ]
     try expectTrainingChecksPass(checks)
 }
@@ -108,7 +122,11 @@ func batchNormKernels() throws {
     var checks = [
         odd.forwardCheck(activation: .silu, residual: true), wide.forwardCheck(activation: .relu, residual: false),
         BatchNormTraining(batch: 1, channels: 4, pixels: 1).forwardCheck(activation: .identity, residual: false),
+        // 150 values a channel over 16 lanes: each lane's next value is 5 images and 1 pixel on, with a carry.
+        BatchNormTraining(batch: 50, channels: 3, pixels: 3).forwardCheck(activation: .relu, residual: false),
     ]
+    checks.append(
+        BatchNormTraining(batch: 50, channels: 3, pixels: 3).backwardCheck(activation: .silu, residual: false))
     for activation in Activation.allCases {
         checks.append(odd.backwardCheck(activation: activation, residual: activation == .silu))
     }
