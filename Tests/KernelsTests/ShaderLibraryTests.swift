@@ -195,7 +195,7 @@ private func trainingSteps() -> [KernelStep<Int>] {
     }
     steps += Accumulate(count: 9).steps(0, into: 1) + Accumulate(count: 9, accumulate: false).steps(0, into: 1)
     steps += MaxPool(batch: 1, channels: 2, height: 8, width: 8).backwardSteps(
-        input: 0, outputGradient: 1, inputGradient: 2)
+        input: 0, outputGradient: 1, inputGradient: 2, choices: 3)
     steps += AvgPool(batch: 1, channels: 2, height: 7, width: 7).backwardSteps(
         input: 0, outputGradient: 1, inputGradient: 2, accumulate: true)
     steps += GlobalAvgPool(batch: 1, channels: 2, pixels: 9).backwardSteps(

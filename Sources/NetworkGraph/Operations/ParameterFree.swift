@@ -13,9 +13,6 @@ public protocol PoolingKernel: TrainableOperation, KernelOperation {
     func steps<Resource>(input: Resource, output: Resource, config: KernelConfig) -> [KernelStep<Resource>]
     func check() -> KernelCheck
     func backwardCheck() -> KernelCheck
-    func backwardSteps<Resource>(
-        input: Resource, outputGradient: Resource, inputGradient: Resource, accumulate: Bool
-    ) -> [KernelStep<Resource>]
 }
 
 extension PoolingKernel {

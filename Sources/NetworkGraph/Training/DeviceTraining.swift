@@ -175,6 +175,19 @@ extension PoolingKernel {
         steps(input: node.operands[0], output: node.raw, config: buffers.config)
     }
 
+}
+
+/// The average poolings, whose backward is one gather with no scratch.
+protocol AveragePoolingBackward: PoolingKernel {
+    func backwardSteps<Resource>(
+        input: Resource, outputGradient: Resource, inputGradient: Resource, accumulate: Bool
+    ) -> [KernelStep<Resource>]
+}
+
+extension AvgPool: AveragePoolingBackward {}
+extension GlobalAvgPool: AveragePoolingBackward {}
+
+extension AveragePoolingBackward {
     public func deviceBackward(
         _ node: DeviceNode, rawGradient: VulkanBuffer, operandGradients: [GradientTarget?], _ buffers: TrainingBuffers
     ) throws -> [KernelStep<VulkanBuffer>] {
@@ -185,7 +198,17 @@ extension PoolingKernel {
     }
 }
 
-extension MaxPool: DeviceTrainable {}
+extension MaxPool: DeviceTrainable {
+    public func deviceBackward(
+        _ node: DeviceNode, rawGradient: VulkanBuffer, operandGradients: [GradientTarget?], _ buffers: TrainingBuffers
+    ) throws -> [KernelStep<VulkanBuffer>] {
+        guard let target = operandGradients[0] else { return [] }
+        return backwardSteps(
+            input: node.operands[0], outputGradient: rawGradient, inputGradient: target.buffer,
+            choices: try buffers.make(backwardScratchCount, label: "max pooling's choices"),
+            accumulate: target.accumulate)
+    }
+}
 extension AvgPool: DeviceTrainable {}
 extension GlobalAvgPool: DeviceTrainable {}
 
