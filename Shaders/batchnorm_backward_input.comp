@@ -6,7 +6,8 @@
 
 // A train-mode BatchNorm's input gradient, with m = batch * pixels values per channel:
 //   dx = gamma[c] / sqrt(var[c] + eps) (dpre - dbeta[c] / m - xhat dgamma[c] / m)
-// (plus what dx holds where ACCUMULATE is 1), from batchnorm_backward_sums.comp's sums. One invocation per element.
+// (plus what dx holds where ACCUMULATE is 1), from batchnorm_backward_sums.comp's sums. Each invocation takes
+// ELEMENTS_PER_INVOCATION consecutive elements (FOR_CHANNEL_RUN).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACCUMULATE = 0u;
@@ -25,12 +26,19 @@ layout(push_constant) uniform Push {
     float perChannel;  // m
 } p;
 
+// Channel c's mean, 1 / sqrt(var + eps), gamma, and its sums.
+#define LOAD_CHANNEL                                                                                                 \
+    mean = LOAD_SMALL(statistics, c);                                                                                \
+    inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);                                       \
+    scale = LOAD_SMALL(gamma, c);                                                                                    \
+    betaSum = LOAD_SMALL(dbeta, c);                                                                                  \
+    gammaSum = LOAD_SMALL(dgamma, c);
+
 void main() {
-    const uint index = flat_invocation();
-    if (index >= p.count) return;
-    const uint c = (index / p.pixels) % p.channels;
-    const float inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);
-    const float xhat = (LOAD1(x, index) - LOAD_SMALL(statistics, c)) * inverse;
-    const float g = LOAD1(dpre, index) - (LOAD_SMALL(dbeta, c) + xhat * LOAD_SMALL(dgamma, c)) / p.perChannel;
-    dx[index] = LOAD_SMALL(gamma, c) * inverse * g + (ACCUMULATE == 1u ? dx[index] : 0.0);
+    float mean, inverse, scale, betaSum, gammaSum;
+    FOR_CHANNEL_RUN(p.count, p.channels, p.pixels, LOAD_CHANNEL, {
+        const float xhat = (LOAD1(x, index) - mean) * inverse;
+        const float g = LOAD1(dpre, index) - (betaSum + xhat * gammaSum) / p.perChannel;
+        dx[index] = scale * inverse * g + (ACCUMULATE == 1u ? dx[index] : 0.0);
+    })
 }

@@ -148,6 +148,44 @@ float activation_derivative(float x, uint act) {
         }                                                                                                            \
     }
 
+// The elementwise training kernels' invocations each take ELEMENTS_PER_INVOCATION consecutive elements of an NCHW
+// tensor of `count` elements with `channels` channels of `pixels` values: FOR_CHANNEL_RUN runs BODY for each with
+// `index` its index and `c` its channel, running LOAD_CHANNEL (which loads what BODY needs of channel c) first and
+// again wherever the channel changes, so that per-channel values are read and the channel found (one division) once
+// per invocation, not per element.
+#define ELEMENTS_PER_INVOCATION 4u
+#define FOR_CHANNEL_RUN(count, channels, pixels, LOAD_CHANNEL, BODY)                                                 \
+    {                                                                                                                \
+        const uint first_ = flat_invocation() * ELEMENTS_PER_INVOCATION;                                             \
+        uint c = (first_ / (pixels)) % (channels), q_ = first_ % (pixels);                                           \
+        LOAD_CHANNEL                                                                                                 \
+        for (uint index = first_; index < min(first_ + ELEMENTS_PER_INVOCATION, (count)); ++index) {                 \
+            if (q_ == (pixels)) {                                                                                    \
+                q_ = 0u;                                                                                             \
+                c = c + 1u == (channels) ? 0u : c + 1u;                                                              \
+                LOAD_CHANNEL                                                                                         \
+            }                                                                                                        \
+            BODY                                                                                                     \
+            ++q_;                                                                                                    \
+        }                                                                                                            \
+    }
+
+// The train-mode BatchNorm of the epilogue kernels (epilogue_forward.comp, epilogue_backward.comp: bindings
+// statistics, gamma and beta, push constants channels and epsilon) inside FOR_CHANNEL_RUN: LOAD_NORMALISATION
+// loads channel c's mean, 1 / sqrt(var + eps), gamma and beta into float mean, inverse, scale and shift, and
+// NORMALISED(v) is gamma (v - mean) / sqrt(var + eps) + beta; both are empty without BATCHNORM.
+#if defined(BATCHNORM)
+#define LOAD_NORMALISATION                                                                                           \
+    mean = LOAD_SMALL(statistics, c);                                                                                \
+    inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);                                       \
+    scale = LOAD_SMALL(gamma, c);                                                                                    \
+    shift = LOAD_SMALL(beta, c);
+#define NORMALISED(v) (((v) - mean) * inverse * scale + shift)
+#else
+#define LOAD_NORMALISATION
+#define NORMALISED(v) (v)
+#endif
+
 // Index of this invocation when a 1-D range of work is dispatched as a 2-D grid of workgroups (the host splits the
 // groups over x and y because many devices allow only 65535 workgroups per dimension). A macro, not a function: a
 // function defined here, before the kernel's `layout(local_size_x_id = ...) in`, sees gl_WorkGroupSize as (1, 1, 1),

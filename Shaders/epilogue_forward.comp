@@ -10,7 +10,8 @@
 //   gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (+ residual)   (epilogue_forward_batchnorm: a train-mode
 //                                                                          BatchNorm with the batch's statistics from
 //                                                                          batchnorm_statistics.comp).
-// One invocation per element (flat_invocation). epilogue_backward.comp is its gradient.
+// Each invocation takes ELEMENTS_PER_INVOCATION consecutive elements (FOR_CHANNEL_RUN). epilogue_backward.comp is
+// its gradient.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;
@@ -31,14 +32,10 @@ layout(push_constant) uniform Push {
 } p;
 
 void main() {
-    const uint index = flat_invocation();
-    if (index >= p.count) return;
-    float pre = LOAD1(x, index);
-#if defined(BATCHNORM)
-    const uint c = (index / p.pixels) % p.channels;
-    const float inverse = inversesqrt(LOAD_SMALL(statistics, p.channels + c) + p.epsilon);
-    pre = (pre - LOAD_SMALL(statistics, c)) * inverse * LOAD_SMALL(gamma, c) + LOAD_SMALL(beta, c);
-#endif
-    if (HAS_RESIDUAL == 1u) pre += LOAD1(residual, index);
-    y[index] = activate(pre, ACTIVATION);
+    float mean, inverse, scale, shift;  // channel c's, with BATCHNORM (LOAD_NORMALISATION)
+    FOR_CHANNEL_RUN(p.count, p.channels, p.pixels, LOAD_NORMALISATION, {
+        float pre = NORMALISED(LOAD1(x, index));
+        if (HAS_RESIDUAL == 1u) pre += LOAD1(residual, index);
+        y[index] = activate(pre, ACTIVATION);
+    })
 }

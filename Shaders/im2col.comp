@@ -1,12 +1,14 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // @datapaths texel storage
 
 // The patches a dense convolution's outputs read, for its weight gradient:
 //   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox] = x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
-// (0 over the padding). One invocation per element of col, spread over x and y (flat_invocation).
+// (0 over the padding). One invocation per input channel and output pixel of each image, spread over x and y
+// (flat_invocation), writing that pixel's KSIZE x KSIZE taps of the channel.
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint KSIZE = 3u;
@@ -20,12 +22,20 @@ layout(push_constant) uniform Push {
 
 void main() {
     const uint index = flat_invocation();
-    const uint pixels = p.outHeight * p.outWidth, patchSize = p.channels * KSIZE * KSIZE;
-    if (index >= p.batch * patchSize * pixels) return;
-    const uint pixel = index % pixels, entry = (index / pixels) % patchSize, n = index / (pixels * patchSize);
-    const uint c = entry / (KSIZE * KSIZE), ky = (entry / KSIZE) % KSIZE, kx = entry % KSIZE;
-    const int iy = int((pixel / p.outWidth) * p.stride + ky) - int(p.pad);
-    const int ix = int((pixel % p.outWidth) * p.stride + kx) - int(p.pad);
-    const bool inside = iy >= 0 && iy < int(p.height) && ix >= 0 && ix < int(p.width);
-    col[index] = inside ? LOAD1(x, ((n * p.channels + c) * p.height + uint(iy)) * p.width + uint(ix)) : 0.0;
+    const uint pixels = p.outHeight * p.outWidth, taps = KSIZE * KSIZE;
+    if (index >= p.batch * p.channels * pixels) return;
+    const uint pixel = index % pixels, plane = index / pixels;  // plane: n * channels + c
+    const uint c = plane % p.channels, n = plane / p.channels;
+    const int y0 = int((pixel / p.outWidth) * p.stride) - int(p.pad);
+    const int x0 = int((pixel % p.outWidth) * p.stride) - int(p.pad);
+    const uint first = ((n * p.channels + c) * taps) * pixels + pixel;  // col[n][c * taps][pixel]
+    [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
+        const int iy = y0 + int(ky);
+        [[unroll]] for (uint kx = 0u; kx < KSIZE; ++kx) {
+            const int ix = x0 + int(kx);
+            const bool inside = iy >= 0 && iy < int(p.height) && ix >= 0 && ix < int(p.width);
+            col[first + (ky * KSIZE + kx) * pixels] =
+                inside ? LOAD1(x, (plane * p.height + uint(iy)) * p.width + uint(ix)) : 0.0;
+        }
+    }
 }

@@ -81,7 +81,7 @@ extension ConvolutionGeometry {
         typealias Spec = ShaderConstants.im2col
         let launch = windowLaunch(
             KernelName.im2col, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)),
-            items: batch * patchSize * outPixels)
+            items: batch * inChannels * outPixels)
         return [KernelStep(launch, [.readFloat32(input), .writeFloat32(patches)])]
     }
 

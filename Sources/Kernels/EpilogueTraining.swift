@@ -71,7 +71,7 @@ extension BatchNormTraining {
             kernel: KernelName.batchnorm_backward_input,
             specialization: [Spec.LOCAL_SIZE_X: .uint(64), Spec.ACCUMULATE: .uint(accumulate ? 1 : 0)],
             pushConstants: InputPush(elementwise: elementwisePush, perChannel: Float(valuesPerChannel)),
-            groups: Grid.flat(items: count, localSize: 64))
+            groups: Grid.flat(items: (count + 3) / 4, localSize: 64))  // 4 elements an invocation
         return [
             KernelStep(
                 sums,
@@ -129,7 +129,7 @@ public struct EpilogueTraining: Hashable, Sendable {
             ],
             pushConstants: ElementwisePush(
                 count: UInt32(count), channels: UInt32(channels), pixels: UInt32(pixels), epsilon: Float(epsilon)),
-            groups: Grid.flat(items: count, localSize: 64))
+            groups: Grid.flat(items: (count + 3) / 4, localSize: 64))  // 4 elements an invocation
     }
 
     private func normalisationBindings<Resource>(
