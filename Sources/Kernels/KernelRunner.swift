@@ -78,7 +78,7 @@ public final class KernelRunner {
 
     /// Adds an operation's steps; steps run in the order added, each seeing the writes of those before it. As the
     /// planner does, an operation whose texel views would pass the device's texel limit reads storage buffers instead,
-    /// and texel steps read storage buffers where the runner's family does (the training kernels' products).
+    /// and texel steps read storage buffers where the runner's family does (the training kernels build texel steps).
     public func add(_ steps: [KernelStep<VulkanBuffer>]) {
         let limit = device.limits.maxTexelBufferElements
         self.steps += steps.fittingTexelViews(limit: limit, bytes: \.size)

@@ -38,8 +38,8 @@ extension Array {
 
 extension Array {
     /// Steps for a session or runner whose family reads through `path`: steps built for the texel path (the
-    /// training kernels build every product so) read storage buffers where `path` is another, and each step whose
-    /// texel views would pass `limit` texels reads storage buffers too.
+    /// training kernels build theirs so, whatever the family) read storage buffers where `path` is another, and each
+    /// step whose texel views would pass `limit` texels reads storage buffers too.
     public func reading<Resource>(through path: DataPath, limit: Int, bytes: (Resource) -> Int) -> [KernelStep<
         Resource
     >]

@@ -18,8 +18,8 @@ struct Validate: ParsableCommand {
             products) and no output is NaN or unwritten. --kernels all checks every family the device can run. \
             --backward checks the training kernels instead: every operation's gradient, the train-mode BatchNorm and \
             the epilogue's gradient, the loss and an AdamW step over the model's parameters, against float64 \
-            references. The training kernels compute in float32 whatever the family and read storage buffers, except the \
-            matrix products, which read texel views in the texel family: they are checked in the texel and storage \
+            references. The training kernels compute in float32 whatever the family, reading their inputs through texel \
+            views in the texel family and storage buffers in the others: they are checked in the texel and storage \
             families. \
             Exits with status 1 if any row fails.
             """)
@@ -88,7 +88,7 @@ struct Validate: ParsableCommand {
 
     /// The kernel families asked for that the device runs, each once.
     private func distinctFamilies(on device: VulkanDevice) throws -> [KernelFamily] {
-        // The training kernels read storage buffers in every family; their products read texel views in the texel one.
+        // The training kernels read texel views in the texel family and storage buffers in every other.
         if backward { return [.texel, .storage] }
         var families: [KernelFamily] = []
         for family in try kernels.runnable(on: device).map({ $0.family(on: device.info.type) })

@@ -160,8 +160,7 @@ func specializationChecked() throws {
     }
 }
 
-/// The training kernels' steps, one of each kind (float32 storage buffers in every family, but the products, built
-/// for the texel path).
+/// The training kernels' steps, one of each kind (most built for the texel path; the caller adds storage forms).
 private func trainingSteps() -> [KernelStep<Int>] {
     func convolution(_ kernel: Int, stride: Int, depthwise: Bool) -> ConvolutionGeometry {
         ConvolutionGeometry(

@@ -8,9 +8,10 @@ import VulkanCompute
 /// uploads a batch, runs them and reads the results.
 ///
 /// Every tensor, saved value and gradient has a buffer of its own for the session's life (no memory reuse yet). The
-/// training kernels compute in float32 whatever the device; the matrix products read through texel views where the
-/// session's data path is ``DataPath/texel`` and the views fit the device's limit, and every other kernel reads
-/// storage buffers.
+/// training kernels compute in float32 whatever the device. Where the session's data path is ``DataPath/texel``,
+/// each kernel reads its inputs through texel views wherever they fit the device's limit (storage buffers where they
+/// do not); outputs, and buffers updated in place (gradients added to, parameters, optimizer state), are storage
+/// buffers.
 public final class TrainingSession {
     public let graph: Graph
     public let device: VulkanDevice
@@ -43,8 +44,8 @@ public final class TrainingSession {
     }
 
     /// Plans the step of `graph` (which needs parameter values) on `device`; refuses an operation without training
-    /// kernels, naming its node. `dataPath` is how the matrix products read: ``DataPath/texel`` (the default) or
-    /// storage buffers (any other).
+    /// kernels, naming its node. `dataPath` is how the kernels read their inputs: through texel views
+    /// (``DataPath/texel``, the default) or storage buffers (any other).
     public init(
         graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, dataPath: DataPath = .texel
     ) throws {
