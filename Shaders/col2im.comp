@@ -6,8 +6,8 @@
 
 // A dense convolution's input gradient from the gradient of its patches (the transpose of im2col.comp): each input
 // element gathers the patchSize entries that read it,
-//   dx[n][c][iy][ix] = sum over (ky, kx) with oy = (iy + pad - ky) / stride, ox = (ix + pad - kx) / stride whole and
-//                      inside the output of dcol[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox],
+//   dx[first + n][c][iy][ix] = sum over (ky, kx) with oy = (iy + pad - ky) / stride, ox = (ix + pad - kx) / stride
+//                              whole and inside the output of dcol[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox],
 // so no two invocations write one element (no atomics; the same sum on every run). Where ACCUMULATE is 1 the sum is
 // added to what dx holds (an input with several consumers). One invocation per input element (flat_invocation).
 
@@ -20,6 +20,7 @@ layout(binding = 1) buffer DX { float dx[]; };
 
 layout(push_constant) uniform Push {
     uint batch, channels, height, width, outHeight, outWidth, stride, pad;
+    uint first;  // the image of x (dx) that image 0 of the patches is: a chunk of the batch
 } p;
 
 void main() {
@@ -39,5 +40,6 @@ void main() {
             sum += LOAD1(dcol, (n * patchSize + (c * KSIZE + ky) * KSIZE + kx) * pixels + pixel);
         }
     }
-    dx[index] = sum + (ACCUMULATE == 1u ? dx[index] : 0.0);
+    const uint at = p.first * p.channels * p.height * p.width + index;
+    dx[at] = sum + (ACCUMULATE == 1u ? dx[at] : 0.0);
 }

@@ -130,8 +130,8 @@ float activation_derivative(float x, uint act) {
 
 // Runs BODY once for each of channel c's values over the batch and the pixels, spread over the workgroup's lanes: lane
 // l visits values l, l + lanes, ... of the batch x pixels of them, image by image, with `at` the value's index in an
-// NCHW tensor ((n * channels + c) * pixels + q; BODY may read n_ and q_ too). Every lane is busy whatever the pixels per image (one, in a 1x1
-// stage), and no value needs a division: the lane steps its image and pixel and carries.
+// NCHW tensor ((n * channels + c) * pixels + q; BODY may read n_ and q_ too). Every lane is busy whatever the pixels
+// per image (one, in a 1x1 stage), and no value needs a division: the lane steps its image and pixel and carries.
 #define FOR_CHANNEL_VALUES(c, batch, channels, pixels, lane, lanes, BODY)                                             \
     {                                                                                                                \
         const uint imageStep_ = (lanes) / (pixels), pixelStep_ = (lanes) % (pixels);                                 \

@@ -19,6 +19,7 @@ layout(binding = 2) buffer DX { float dx[]; };
 
 layout(push_constant) uniform Push {
     uint batch, channels, height, width, outHeight, outWidth, stride, pad;
+    uint first;  // unused (the push constants of the window kernels, shared with im2col.comp)
 } p;
 
 void main() {

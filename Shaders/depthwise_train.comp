@@ -18,6 +18,7 @@ layout(binding = 2) writeonly buffer Y { float y[]; };
 
 layout(push_constant) uniform Push {
     uint batch, channels, height, width, outHeight, outWidth, stride, pad;
+    uint first;  // unused (the push constants of the window kernels, shared with im2col.comp)
 } p;
 
 void main() {
@@ -32,7 +33,8 @@ void main() {
         for (uint kx = 0u; kx < KSIZE; ++kx) {
             const int ix = int(ox * p.stride + kx) - int(p.pad);
             if (ix < 0 || ix >= int(p.width)) continue;
-            sum += LOAD1(w, (c * KSIZE + ky) * KSIZE + kx) * LOAD1(x, (plane * p.height + uint(iy)) * p.width + uint(ix));
+            const uint at = (plane * p.height + uint(iy)) * p.width + uint(ix);
+            sum += LOAD1(w, (c * KSIZE + ky) * KSIZE + kx) * LOAD1(x, at);
         }
     }
     y[index] = sum;

@@ -21,13 +21,13 @@
 //   FETCH_REDUCTION  a vec4 of four consecutive reduction steps of one row or column (inner stride 1);
 //   FETCH_FREE       a vec4 of four consecutive rows or columns at one reduction step (free stride 1).
 // The vector fetches need every other stride and the base to be multiples of 4 (the binding is then read as vec4s:
-// RGBA32F on the texel path). The four products of each group of steps are summed apart (a dot product) and then
-// added to the total: blocked summation, whose rounding error grows far slower than one running sum's, as in the
-// BLAS libraries PyTorch runs on. A reduction whose inner part is not a multiple of 4 ends each part with single
-// steps (never with FETCH_REDUCTION). Rows and columns past the edge read the last valid one (the last whole group of
-// four for FETCH_FREE) and are not stored. gemm_train_vec4 (VEC4_OPERANDS: both operands fetched four at a time)
-// reads them as RGBA32F imageBuffers on the texel path, which lavapipe inlines where each texelFetch is a call. Tiles are spread over x and y (flat_invocation); each invocation loops
-// about K / 4 times (lavapipe allows 65,535 iterations).
+// RGBA32F on the texel path). The four products of each group of steps are summed apart (a dot product) and then added
+// to the total: blocked summation, whose rounding error grows far slower than one running sum's, as in the BLAS
+// libraries PyTorch runs on. A reduction whose inner part is not a multiple of 4 ends each part with single steps
+// (never with FETCH_REDUCTION). Rows and columns past the edge read the last valid one (the last whole group of four
+// for FETCH_FREE) and are not stored. gemm_train_vec4 (VEC4_OPERANDS: both operands fetched four at a time) reads them
+// as RGBA32F imageBuffers on the texel path, which lavapipe inlines where each texelFetch is a call. Tiles are spread
+// over x and y (flat_invocation); each invocation loops about K / 4 times (lavapipe allows 65,535 iterations).
 
 layout(local_size_x_id = 0) in;  // 64
 layout(constant_id = 1) const uint ACCUMULATE = 0u;

@@ -6,7 +6,8 @@
 // @datapaths texel storage
 
 // The patches a dense convolution's outputs read, for its weight gradient:
-//   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox] = x[n][c][oy * stride - pad + ky][ox * stride - pad + kx]
+//   col[n][(c * KSIZE + ky) * KSIZE + kx][oy * outW + ox]
+//     = x[first + n][c][oy * stride - pad + ky][ox * stride - pad + kx]
 // (0 over the padding). One invocation per input channel and output pixel of each image, spread over x and y
 // (flat_invocation), writing that pixel's KSIZE x KSIZE taps of the channel.
 
@@ -18,6 +19,7 @@ layout(binding = 1) writeonly buffer Col { float col[]; };
 
 layout(push_constant) uniform Push {
     uint batch, channels, height, width, outHeight, outWidth, stride, pad;
+    uint first;  // the image of x (dx) that image 0 of the patches is: a chunk of the batch
 } p;
 
 void main() {
@@ -28,14 +30,14 @@ void main() {
     const uint c = plane % p.channels, n = plane / p.channels;
     const int y0 = int((pixel / p.outWidth) * p.stride) - int(p.pad);
     const int x0 = int((pixel % p.outWidth) * p.stride) - int(p.pad);
-    const uint first = ((n * p.channels + c) * taps) * pixels + pixel;  // col[n][c * taps][pixel]
+    const uint start = ((n * p.channels + c) * taps) * pixels + pixel;  // col[n][c * taps][pixel]
     [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
         const int iy = y0 + int(ky);
         [[unroll]] for (uint kx = 0u; kx < KSIZE; ++kx) {
             const int ix = x0 + int(kx);
             const bool inside = iy >= 0 && iy < int(p.height) && ix >= 0 && ix < int(p.width);
-            col[first + (ky * KSIZE + kx) * pixels] =
-                inside ? LOAD1(x, (plane * p.height + uint(iy)) * p.width + uint(ix)) : 0.0;
+            const uint at = ((p.first * p.channels + plane) * p.height + uint(iy)) * p.width + uint(ix);
+            col[start + (ky * KSIZE + kx) * pixels] = inside ? LOAD1(x, at) : 0.0;
         }
     }
 }

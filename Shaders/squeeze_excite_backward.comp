@@ -52,7 +52,9 @@ void main() {
     if (plane >= p.planes) return;  // the same for the whole workgroup
     const uint lane = gl_LocalInvocationID.x, lanes = gl_WorkGroupSize.x;
     float sum = 0.0;
-    for (uint q = lane; q < p.pixels; q += lanes) sum += LOAD1(dy, plane * p.pixels + q) * LOAD1(x, plane * p.pixels + q);
+    for (uint q = lane; q < p.pixels; q += lanes) {
+        sum += LOAD1(dy, plane * p.pixels + q) * LOAD1(x, plane * p.pixels + q);
+    }
     partial[lane] = sum;
     WORKGROUP_SUM(partial, lane, lanes)
     if (lane == 0u) dz[plane] = LOAD1(gates, plane) * (1.0 - LOAD1(gates, plane)) * partial[0];

@@ -16,6 +16,9 @@ public struct ConvolutionGeometry: Hashable, Sendable {
     public var padding: Int
     /// One filter per channel (`inChannels == outChannels`, weights `[C][1][k][k]`) instead of a dense `[M][C][k][k]`.
     public var depthwise: Bool
+    /// Images whose patches a dense convolution's training steps make at once (its scratch holds that many): the
+    /// whole batch unless set lower, so that the patches fit one buffer (``fittingPatches(maxBytes:)``).
+    public var patchImages: Int
 
     public init(
         batch: Int, inChannels: Int, outChannels: Int, height: Int, width: Int, kernelSize: Int, stride: Int,
@@ -25,6 +28,7 @@ public struct ConvolutionGeometry: Hashable, Sendable {
         (self.batch, self.inChannels, self.outChannels, self.height, self.width) =
             (batch, inChannels, outChannels, height, width)
         (self.kernelSize, self.stride, self.padding, self.depthwise) = (kernelSize, stride, padding, depthwise)
+        patchImages = batch
     }
 
     public var outHeight: Int { windowOutputSize(height, kernel: kernelSize, stride: stride, padding: padding) }

@@ -40,14 +40,30 @@ extension ConvolutionGeometry {
     private var patchSize: Int { inChannels * kernelSize * kernelSize }
     private var outPixels: Int { outHeight * outWidth }
 
-    /// Floats of scratch the backward needs: a dense convolution's patches and their gradient.
-    public var backwardScratchCounts: [Int] {
-        depthwise || readsInputAsPatches ? [] : [batch * patchSize * outPixels, batch * patchSize * outPixels]
+    /// Images per chunk of patches (see ``patchImages``).
+    private var chunk: Int { max(1, min(patchImages, batch)) }
+
+    /// The chunks of the batch whose patches are made at once: (first image, images).
+    private var chunks: [(first: Int, count: Int)] {
+        Swift.stride(from: 0, to: batch, by: chunk).map { ($0, min(chunk, batch - $0)) }
     }
 
-    /// Floats of scratch the training forward needs: a dense convolution's patches.
+    /// The same convolution with ``patchImages`` lowered so that one chunk's patches take at most `maxBytes` (a
+    /// device's `maxStorageBufferRange`).
+    public func fittingPatches(maxBytes: Int) -> ConvolutionGeometry {
+        var fitted = self
+        fitted.patchImages = max(1, min(batch, maxBytes / max(1, 4 * patchSize * outPixels)))
+        return fitted
+    }
+
+    /// Floats of scratch the backward needs: a dense convolution's patches and their gradient, a chunk's worth.
+    public var backwardScratchCounts: [Int] {
+        depthwise || readsInputAsPatches ? [] : [chunk * patchSize * outPixels, chunk * patchSize * outPixels]
+    }
+
+    /// Floats of scratch the training forward needs: a dense convolution's patches, a chunk's worth.
     public var forwardScratchCounts: [Int] {
-        depthwise || readsInputAsPatches ? [] : [batch * patchSize * outPixels]
+        depthwise || readsInputAsPatches ? [] : [chunk * patchSize * outPixels]
     }
 
     /// The training forward, `output = conv(input, weights) + bias`.
@@ -67,21 +83,28 @@ extension ConvolutionGeometry {
         }
         let (patch, pixels) = (patchSize, outPixels)
         var steps: [KernelStep<Resource>] = []
-        let patches = readsInputAsPatches ? input : scratch[0]
-        if !readsInputAsPatches { steps += im2colSteps(input: input, patches: patches) }
-        // y[n][m][p] = sum_e w[m][e] patches[n][e][p].
-        let product = TrainingGEMM(
-            m: outChannels, n: pixels, k: patch, batch: batch, a: MatrixLayout(free: patch, inner: 1),
-            b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
-            c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels))
-        return steps + product.steps(a: weights, b: patches, c: output) + biasSteps
+        for (first, count) in readsInputAsPatches ? [(0, batch)] : chunks {
+            let patches = readsInputAsPatches ? input : scratch[0]
+            if !readsInputAsPatches { steps += im2colSteps(input: input, patches: patches, first: first, count: count) }
+            // y[n][m][p] = sum_e w[m][e] patches[n][e][p], for the chunk's images.
+            let product = TrainingGEMM(
+                m: outChannels, n: pixels, k: patch, batch: count, a: MatrixLayout(free: patch, inner: 1),
+                b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
+                c: MatrixLayout(
+                    free: 1, inner: pixels, batchInnerStride: outChannels * pixels, base: first * outChannels * pixels))
+            steps += product.steps(a: weights, b: patches, c: output)
+        }
+        return steps + biasSteps
     }
 
-    private func im2colSteps<Resource>(input: Resource, patches: Resource) -> [KernelStep<Resource>] {
+    /// The patches of images `first ..< first + count`, from image 0 of `patches`.
+    private func im2colSteps<Resource>(input: Resource, patches: Resource, first: Int, count: Int)
+        -> [KernelStep<Resource>]
+    {
         typealias Spec = ShaderConstants.im2col
         let launch = windowLaunch(
             KernelName.im2col, windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, nil)),
-            items: batch * inChannels * outPixels)
+            items: count * inChannels * outPixels, images: (first, count))
         return [KernelStep(launch, [.readFloat32(input), .writeFloat32(patches)])]
     }
 
@@ -98,20 +121,22 @@ extension ConvolutionGeometry {
     /// The shape push constants of the im2col, col2im and depthwise backward kernels; mirrors their `Push`.
     struct WindowPush: BitwiseCopyable {
         var batch, channels, height, width, outHeight, outWidth, stride, pad: UInt32
+        /// The image of the input that image 0 of the patches is (im2col and col2im run a chunk of the batch).
+        var first: UInt32
     }
 
-    private var windowPush: WindowPush {
-        WindowPush(
-            batch: UInt32(batch), channels: UInt32(inChannels), height: UInt32(height), width: UInt32(width),
-            outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), stride: UInt32(stride), pad: UInt32(padding))
-    }
-
-    /// A launch of one of the window kernels (im2col, col2im, the depthwise backward), `items` workgroups of `lanes`.
+    /// A launch of one of the window kernels (im2col, col2im, the depthwise ones), `items` workgroups of `lanes`,
+    /// over the images `images` says (the whole batch where `nil`).
     private func windowLaunch(
-        _ kernel: String, _ specialization: [UInt32: SpecializationValue], items: Int, lanes: Int = 64
+        _ kernel: String, _ specialization: [UInt32: SpecializationValue], items: Int, lanes: Int = 64,
+        images: (first: Int, count: Int)? = nil
     ) -> KernelLaunch {
-        KernelLaunch(
-            kernel: kernel, specialization: specialization, pushConstants: windowPush,
+        let push = WindowPush(
+            batch: UInt32(images?.count ?? batch), channels: UInt32(inChannels), height: UInt32(height),
+            width: UInt32(width), outHeight: UInt32(outHeight), outWidth: UInt32(outWidth), stride: UInt32(stride),
+            pad: UInt32(padding), first: UInt32(images?.first ?? 0))
+        return KernelLaunch(
+            kernel: kernel, specialization: specialization, pushConstants: push,
             groups: Grid.flat(items: items, localSize: lanes))
     }
 
@@ -125,22 +150,33 @@ extension ConvolutionGeometry {
     }
 
     private func denseSteps<Resource>(_ g: ConvolutionGradients<Resource>) -> [KernelStep<Resource>] {
+        guard !readsInputAsPatches else { return denseChunkSteps(g, first: 0, count: batch) }
+        return chunks.flatMap { denseChunkSteps(g, first: $0.first, count: $0.count) }
+    }
+
+    /// The weight gradient (added to from the second chunk on) and the input gradient of images
+    /// `first ..< first + count`.
+    private func denseChunkSteps<Resource>(_ g: ConvolutionGradients<Resource>, first: Int, count: Int)
+        -> [KernelStep<Resource>]
+    {
         let (patch, pixels) = (patchSize, outPixels)
         var steps: [KernelStep<Resource>] = []
         let patches = readsInputAsPatches ? g.input : g.scratch[0]
-        if !readsInputAsPatches { steps += im2colSteps(input: g.input, patches: patches) }
+        if !readsInputAsPatches { steps += im2colSteps(input: g.input, patches: patches, first: first, count: count) }
+        let dyBase = first * outChannels * pixels
         // dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p].
         let weights = TrainingGEMM(
-            m: outChannels, n: patch, k: batch * pixels, kInner: pixels,
-            a: MatrixLayout(free: pixels, inner: 1, outer: outChannels * pixels),
-            b: MatrixLayout(free: pixels, inner: 1, outer: patch * pixels), c: MatrixLayout(free: 1, inner: patch))
+            m: outChannels, n: patch, k: count * pixels, kInner: pixels,
+            a: MatrixLayout(free: pixels, inner: 1, outer: outChannels * pixels, base: dyBase),
+            b: MatrixLayout(free: pixels, inner: 1, outer: patch * pixels), c: MatrixLayout(free: 1, inner: patch),
+            accumulate: first > 0)
         steps += weights.steps(a: g.outputGradient, b: patches, c: g.weightGradient)
         guard let inputGradient = g.inputGradient else { return steps }
         // dPatches[n][e][p] = sum_m w[m][e] * dy[n][m][p], straight into dx where the input is its own patches.
         let direct = readsInputAsPatches
         let patchGradient = TrainingGEMM(
-            m: patch, n: pixels, k: outChannels, batch: batch, a: MatrixLayout(free: 1, inner: patch),
-            b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels),
+            m: patch, n: pixels, k: outChannels, batch: count, a: MatrixLayout(free: 1, inner: patch),
+            b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels, base: dyBase),
             c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
             accumulate: direct && g.accumulateInput)
         steps += patchGradient.steps(a: g.weights, b: g.outputGradient, c: direct ? inputGradient : g.scratch[1])
@@ -149,7 +185,7 @@ extension ConvolutionGeometry {
             let launch = windowLaunch(
                 KernelName.col2im,
                 windowConstants((Spec.LOCAL_SIZE_X, Spec.KSIZE, Spec.ACCUMULATE), accumulate: g.accumulateInput),
-                items: inputCount)
+                items: count * inChannels * height * width, images: (first, count))
             let binding: KernelBinding = g.accumulateInput ? .readWrite(inputGradient) : .writeFloat32(inputGradient)
             steps.append(KernelStep(launch, [.readFloat32(g.scratch[1]), binding]))
         }

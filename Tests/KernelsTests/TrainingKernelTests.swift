@@ -100,6 +100,16 @@ func convolutionBackward() throws {
             batch: 2, inChannels: c, outChannels: c, height: h, width: w, kernelSize: k, stride: s, padding: p,
             depthwise: true)
     }
+    func chunked(_ geometry: ConvolutionGeometry) -> ConvolutionGeometry {
+        var chunked = geometry
+        chunked.patchImages = 2
+        return chunked
+    }
+    // 5 channels x 3x3 taps x 5x5 output pixels of float32 patches an image.
+    let imageBytes = 5 * 9 * 25 * 4
+    for (maxBytes, images) in [(2 * imageBytes, 2), (2 * imageBytes - 1, 1), (100 * imageBytes, 3)] {
+        #expect(dense(5, 9, 9, 7, k: 3, s: 2, p: 1, n: 3).fittingPatches(maxBytes: maxBytes).patchImages == images)
+    }
     let checks = [
         dense(3, 13, 11, 10, k: 7, s: 2, p: 3).backwardCheck(),  // the stem's geometry, odd sides
         dense(6, 9, 7, 5, k: 3, s: 1, p: 1).backwardCheck(accumulate: true),
@@ -109,6 +119,10 @@ func convolutionBackward() throws {
         depthwise(5, 9, 7, k: 3, s: 1, p: 1).backwardCheck(),
         depthwise(3, 11, 10, k: 5, s: 2, p: 2).backwardCheck(accumulate: true),
         depthwise(6, 20, 20, k: 3, s: 1, p: 1).backwardCheck(),  // 800 values a channel: a 64-lane reduction
+        // Patches made two images at a time (as where a batch's would pass the device's buffer range): 2 + 1 images,
+        // the weight gradient added to by the second chunk, the input gradient of each chunk in its own images.
+        chunked(dense(5, 9, 9, 7, k: 3, s: 2, p: 1, n: 3)).backwardCheck(accumulate: true),
+        chunked(dense(3, 13, 11, 10, k: 7, s: 2, p: 3, n: 3)).backwardCheck(),
         // 1x1 images (a 1x1 stage): the products run the batch as one matrix's columns.
         dense(16, 1, 1, 12, k: 1, s: 1, p: 0, n: 5).backwardCheck(accumulate: true),
     ]

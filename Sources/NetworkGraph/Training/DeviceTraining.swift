@@ -92,9 +92,14 @@ extension ConvolutionLayer: DeviceTrainable {}
 extension DepthwiseLayer: DeviceTrainable {}
 
 extension ConvolutionLayerOperation {
+    /// The convolution with its patches made in chunks that fit one buffer on the device.
+    private func geometry(_ buffers: TrainingBuffers) -> ConvolutionGeometry {
+        kernel.geometry.fittingPatches(maxBytes: buffers.device.limits.maxStorageBufferRange)
+    }
+
     public func deviceForward(_ node: inout DeviceNode, _ buffers: TrainingBuffers) throws -> [KernelStep<VulkanBuffer>]
     {
-        let geometry = kernel.geometry
+        let geometry = geometry(buffers)
         return geometry.forwardSteps(
             input: node.operands[0], weights: try buffers.parameter(weights.weight),
             bias: try weights.bias.map(buffers.parameter), output: node.raw,
@@ -104,7 +109,7 @@ extension ConvolutionLayerOperation {
     public func deviceBackward(
         _ node: DeviceNode, rawGradient: VulkanBuffer, operandGradients: [GradientTarget?], _ buffers: TrainingBuffers
     ) throws -> [KernelStep<VulkanBuffer>] {
-        let geometry = kernel.geometry
+        let geometry = geometry(buffers)
         return geometry.backwardSteps(
             ConvolutionGradients(
                 input: node.operands[0], weights: try buffers.parameter(weights.weight), outputGradient: rawGradient,
