@@ -56,14 +56,29 @@ extension ConvolutionGeometry {
         return fitted
     }
 
-    /// Floats of scratch the backward needs: a dense convolution's patches and their gradient, a chunk's worth.
+    /// Whether the products read pixel-major copies of the patches and of the output gradient: a dense convolution
+    /// whose output planes are no multiple of 4 pixels (a 7x7 stage), where the channel-major planes would be fetched
+    /// one value at a time. The copies (``TransposedPlanes``) are small beside the products.
+    private var pixelMajor: Bool { !depthwise && outPixels % 4 != 0 && patchSize % 4 == 0 && outChannels % 4 == 0 }
+
+    /// The images of one pass: a chunk's where the patches are made (im2col), else the whole batch.
+    private var passImages: Int { readsInputAsPatches ? batch : chunk }
+
+    /// Floats of scratch the backward needs, a pass's worth: a dense convolution's patches and their gradient (where
+    /// it makes them), then the pixel-major patches and output gradient (where ``pixelMajor``).
     public var backwardScratchCounts: [Int] {
-        depthwise || readsInputAsPatches ? [] : [chunk * patchSize * outPixels, chunk * patchSize * outPixels]
+        guard !depthwise else { return [] }
+        let patches = readsInputAsPatches ? [] : [chunk * patchSize * outPixels, chunk * patchSize * outPixels]
+        let pixelMajorCopies = [passImages * outPixels * patchSize, passImages * outPixels * outChannels]
+        return patches + (pixelMajor ? pixelMajorCopies : [])
     }
 
-    /// Floats of scratch the training forward needs: a dense convolution's patches, a chunk's worth.
+    /// Floats of scratch the training forward needs, a pass's worth: a dense convolution's patches (where it makes
+    /// them), then the pixel-major patches (where ``pixelMajor``).
     public var forwardScratchCounts: [Int] {
-        depthwise || readsInputAsPatches ? [] : [chunk * patchSize * outPixels]
+        guard !depthwise else { return [] }
+        return (readsInputAsPatches ? [] : [chunk * patchSize * outPixels])
+            + (pixelMajor ? [passImages * outPixels * patchSize] : [])
     }
 
     /// The training forward, `output = conv(input, weights) + bias`.
@@ -84,12 +99,19 @@ extension ConvolutionGeometry {
         let (patch, pixels) = (patchSize, outPixels)
         var steps: [KernelStep<Resource>] = []
         for (first, count) in readsInputAsPatches ? [(0, batch)] : chunks {
-            let patches = readsInputAsPatches ? input : scratch[0]
+            var patches = readsInputAsPatches ? input : scratch[0]
             if !readsInputAsPatches { steps += im2colSteps(input: input, patches: patches, first: first, count: count) }
-            // y[n][m][p] = sum_e w[m][e] patches[n][e][p], for the chunk's images.
+            // y[n][m][p] = sum_e w[m][e] patches[n][e][p], for the pass's images, the patches read pixel-major
+            // (patches[n][p][e]) where ``pixelMajor``.
+            var patchLayout = MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels)
+            if pixelMajor {
+                let copy = scratch[readsInputAsPatches ? 0 : 1]
+                steps += TransposedPlanes(batch: count, rows: patch, columns: pixels).steps(patches, into: copy)
+                (patches, patchLayout) = (copy, MatrixLayout(free: patch, inner: 1, batchInnerStride: pixels * patch))
+            }
             let product = TrainingGEMM(
                 m: outChannels, n: pixels, k: patch, batch: count, a: MatrixLayout(free: patch, inner: 1),
-                b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
+                b: patchLayout,
                 c: MatrixLayout(
                     free: 1, inner: pixels, batchInnerStride: outChannels * pixels, base: first * outChannels * pixels))
             steps += product.steps(a: weights, b: patches, c: output)
@@ -159,27 +181,28 @@ extension ConvolutionGeometry {
     private func denseChunkSteps<Resource>(_ g: ConvolutionGradients<Resource>, first: Int, count: Int)
         -> [KernelStep<Resource>]
     {
-        let (patch, pixels) = (patchSize, outPixels)
         var steps: [KernelStep<Resource>] = []
         let patches = readsInputAsPatches ? g.input : g.scratch[0]
         if !readsInputAsPatches { steps += im2colSteps(input: g.input, patches: patches, first: first, count: count) }
-        let dyBase = first * outChannels * pixels
-        // dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p].
-        let weights = TrainingGEMM(
-            m: outChannels, n: patch, k: count * pixels, kInner: pixels,
-            a: MatrixLayout(free: pixels, inner: 1, outer: outChannels * pixels, base: dyBase),
-            b: MatrixLayout(free: pixels, inner: 1, outer: patch * pixels), c: MatrixLayout(free: 1, inner: patch),
-            accumulate: first > 0)
-        steps += weights.steps(a: g.outputGradient, b: patches, c: g.weightGradient)
+        var products = ChunkProducts(self, count: count, dyBase: first * outChannels * outPixels)
+        var (patchSource, dySource) = (patches, g.outputGradient)
+        if pixelMajor {
+            let (patchCopy, dyCopy) = (g.scratch[g.scratch.count - 2], g.scratch[g.scratch.count - 1])
+            steps += TransposedPlanes(batch: count, rows: patchSize, columns: outPixels).steps(patches, into: patchCopy)
+            steps += TransposedPlanes(batch: count, rows: outChannels, columns: outPixels, base: products.dyBase).steps(
+                g.outputGradient, into: dyCopy)
+            products.readPixelMajor()
+            (patchSource, dySource) = (patchCopy, dyCopy)
+        }
+        var weights = products.weights
+        weights.accumulate = first > 0
+        steps += weights.steps(a: dySource, b: patchSource, c: g.weightGradient)
         guard let inputGradient = g.inputGradient else { return steps }
-        // dPatches[n][e][p] = sum_m w[m][e] * dy[n][m][p], straight into dx where the input is its own patches.
+        // dPatches straight into dx where the input is its own patches.
         let direct = readsInputAsPatches
-        let patchGradient = TrainingGEMM(
-            m: patch, n: pixels, k: outChannels, batch: count, a: MatrixLayout(free: 1, inner: patch),
-            b: MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels, base: dyBase),
-            c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels),
-            accumulate: direct && g.accumulateInput)
-        steps += patchGradient.steps(a: g.weights, b: g.outputGradient, c: direct ? inputGradient : g.scratch[1])
+        var patchGradient = products.patchGradient
+        patchGradient.accumulate = direct && g.accumulateInput
+        steps += patchGradient.steps(a: g.weights, b: dySource, c: direct ? inputGradient : g.scratch[1])
         if !direct {
             typealias Spec = ShaderConstants.col2im
             let launch = windowLaunch(
@@ -315,5 +338,58 @@ extension ConvolutionGeometry {
                 "bias": Comparison(try runner.read(db), expected.bias.map(Float.init)),
             ])
         }
+    }
+}
+
+/// The two products of a dense convolution's backward over a pass of `count` images, on the patches and the output
+/// gradient as they lie (channel-major: `[n][e][p]`, `[n][m][p]`) or pixel-major (`[n][p][e]`, `[n][p][m]`).
+private struct ChunkProducts {
+    let geometry: ConvolutionGeometry
+    let count: Int
+    /// Where the pass's output gradient starts in the whole batch's.
+    let dyBase: Int
+    private(set) var patches: MatrixLayout
+    private(set) var outputGradient: MatrixLayout
+    private(set) var pixelMajor = false
+
+    init(_ geometry: ConvolutionGeometry, count: Int, dyBase: Int) {
+        let pixels = geometry.outHeight * geometry.outWidth
+        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
+        (self.geometry, self.count, self.dyBase) = (geometry, count, dyBase)
+        // Element (free i, reduction over pixels p of image n): [n][i][p].
+        patches = MatrixLayout(free: pixels, inner: 1, outer: patch * pixels)
+        outputGradient = MatrixLayout(free: pixels, inner: 1, outer: geometry.outChannels * pixels, base: dyBase)
+    }
+
+    /// Reads the pixel-major copies (each pass's own, from 0) instead.
+    mutating func readPixelMajor() {
+        let pixels = geometry.outHeight * geometry.outWidth
+        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
+        patches = MatrixLayout(free: 1, inner: patch, outer: pixels * patch)
+        outputGradient = MatrixLayout(free: 1, inner: geometry.outChannels, outer: pixels * geometry.outChannels)
+        pixelMajor = true
+    }
+
+    /// dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p].
+    var weights: TrainingGEMM {
+        let pixels = geometry.outHeight * geometry.outWidth
+        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
+        return TrainingGEMM(
+            m: geometry.outChannels, n: patch, k: count * pixels, kInner: pixels, a: outputGradient, b: patches,
+            c: MatrixLayout(free: 1, inner: patch))
+    }
+
+    /// dPatches[n][e][p] = sum_m w[m][e] * dy[n][m][p].
+    var patchGradient: TrainingGEMM {
+        let pixels = geometry.outHeight * geometry.outWidth
+        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
+        // dy's element (reduction m, column p) of image n, as a batch over n.
+        let dy =
+            pixelMajor
+            ? MatrixLayout(free: geometry.outChannels, inner: 1, batchInnerStride: pixels * geometry.outChannels)
+            : MatrixLayout(free: 1, inner: pixels, batchInnerStride: geometry.outChannels * pixels, base: dyBase)
+        return TrainingGEMM(
+            m: patch, n: pixels, k: geometry.outChannels, batch: count, a: MatrixLayout(free: 1, inner: patch), b: dy,
+            c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels))
     }
 }

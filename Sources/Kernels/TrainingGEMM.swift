@@ -236,3 +236,55 @@ extension TrainingGEMM {
         }
     }
 }
+
+// MARK: - Transposed planes
+
+/// A batch of matrices transposed, `y[z][c][r] = x[base + (z * rows + r) * columns + c]`: the per-image channel planes
+/// of a stage whose planes are no multiple of 4 pixels (7x7), turned pixel-major so that the training products fetch
+/// four channels at a time instead of one value. Kernel: Shaders/transpose.comp.
+public struct TransposedPlanes: Hashable, Sendable {
+    public var batch: Int
+    public var rows: Int
+    public var columns: Int
+    /// The offset of the first matrix in `x`.
+    public var base: Int
+
+    public init(batch: Int, rows: Int, columns: Int, base: Int = 0) {
+        (self.batch, self.rows, self.columns, self.base) = (batch, rows, columns, base)
+    }
+
+    /// Mirrors `Push` in Shaders/transpose.comp.
+    struct PushConstants: BitwiseCopyable { var batch, rows, columns, base: UInt32 }
+
+    public func steps<Resource>(_ x: Resource, into y: Resource) -> [KernelStep<Resource>] {
+        let count = batch * rows * columns
+        let launch = KernelLaunch(
+            kernel: KernelName.transpose, specialization: [ShaderConstants.transpose.LOCAL_SIZE_X: .uint(64)],
+            pushConstants: PushConstants(
+                batch: UInt32(batch), rows: UInt32(rows), columns: UInt32(columns), base: UInt32(base)),
+            groups: Grid.flat(items: count, localSize: 64))
+        return [KernelStep(launch, [.readFloat32(x), .writeFloat32(y)])]
+    }
+
+    /// The reference: `x` transposed, matrix by matrix.
+    public func reference(_ x: [Float]) -> [Float] {
+        var y = [Float](repeating: 0, count: batch * rows * columns)
+        for z in 0..<batch {
+            for r in 0..<rows {
+                for c in 0..<columns { y[(z * columns + c) * rows + r] = x[base + (z * rows + r) * columns + c] }
+            }
+        }
+        return y
+    }
+
+    /// Compares the kernel with its reference on random values.
+    public func check() -> KernelCheck {
+        KernelCheck(op: "transpose", shape: "\(batch)x \(rows)x\(columns) from \(base)") { runner, random in
+            let x = random.floats(base + batch * rows * columns)
+            let y = try runner.output(batch * rows * columns)
+            runner.add(steps(try runner.input(x), into: y))
+            try runner.run()
+            return Comparison(try runner.read(y), reference(x))
+        }
+    }
+}

@@ -172,12 +172,13 @@ private func trainingSteps() -> [KernelStep<Int>] {
         convolution(3, stride: 2, depthwise: false), convolution(1, stride: 1, depthwise: false),
         convolution(3, stride: 1, depthwise: true),
     ] {
-        steps += geometry.forwardSteps(input: 0, weights: 1, bias: 2, output: 3, scratch: [4])
+        steps += geometry.forwardSteps(
+            input: 0, weights: 1, bias: 2, output: 3, scratch: Array(4..<(4 + geometry.forwardScratchCounts.count)))
         for accumulate in [false, true] {
             steps += geometry.backwardSteps(
                 ConvolutionGradients(
                     input: 0, weights: 1, outputGradient: 2, inputGradient: 3, weightGradient: 4, biasGradient: 5,
-                    scratch: [6, 7], accumulateInput: accumulate))
+                    scratch: Array(6..<(6 + geometry.backwardScratchCounts.count)), accumulateInput: accumulate))
         }
     }
     let norm = BatchNormTraining(batch: 2, channels: 4, pixels: 9)

@@ -84,7 +84,10 @@ func trainingGEMM() throws {
     #expect(rows.steps(a: 0, b: 1, c: 2).map(\.launch.groups.z) == [1])
     #expect(plain.fetches == (.scalar, .scalar))
     let all = [plain, transposed, split, heads, long, forward, inputGradient, weightGradient, mixed, columns, rows]
-    try expectTrainingChecksPass(all.map { $0.check() })
+    let transposes = [
+        TransposedPlanes(batch: 3, rows: 12, columns: 49), TransposedPlanes(batch: 2, rows: 5, columns: 7, base: 35),
+    ]
+    try expectTrainingChecksPass(all.map { $0.check() } + transposes.map { $0.check() })
 }
 
 @Test(
@@ -123,6 +126,11 @@ func convolutionBackward() throws {
         // the weight gradient added to by the second chunk, the input gradient of each chunk in its own images.
         chunked(dense(5, 9, 9, 7, k: 3, s: 2, p: 1, n: 3)).backwardCheck(accumulate: true),
         chunked(dense(3, 13, 11, 10, k: 7, s: 2, p: 3, n: 3)).backwardCheck(),
+        // Planes of 49 and 25 pixels (a 7x7 stage's): the products read pixel-major copies. A 3x3, a 1x1 reading
+        // its input as its patches, and patches made in chunks.
+        dense(8, 7, 7, 12, k: 3, s: 1, p: 1).backwardCheck(accumulate: true),
+        dense(16, 7, 7, 8, k: 1, s: 1, p: 0, n: 3).backwardCheck(),
+        chunked(dense(8, 5, 5, 4, k: 3, s: 1, p: 1, n: 3)).backwardCheck(accumulate: true),
         // 1x1 images (a 1x1 stage): the products run the batch as one matrix's columns.
         dense(16, 1, 1, 12, k: 1, s: 1, p: 0, n: 5).backwardCheck(accumulate: true),
     ]

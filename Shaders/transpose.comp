@@ -1,0 +1,27 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "common.glsl"
+
+// @datapaths texel storage
+
+// A batch of matrices transposed: y[z][c][r] = x[base + z * rows * columns + r * columns + c] for r < rows,
+// c < columns, z < batch. The training products read an operand so where its own layout would be fetched one value
+// at a time (a 7x7 stage's planes of 49 pixels: TransposedPlanes in Kernels/TrainingGEMM.swift). One invocation per
+// element of y (flat_invocation): the writes are consecutive, the reads gathered.
+
+layout(local_size_x_id = 0) in;
+
+INPUT_F32(0, x)
+layout(binding = 1) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform Push {
+    uint batch, rows, columns, base;
+} p;
+
+void main() {
+    const uint index = flat_invocation();
+    const uint size = p.rows * p.columns;
+    if (index >= p.batch * size) return;
+    const uint z = index / size, c = (index % size) / p.rows, r = index % p.rows;
+    y[index] = LOAD1(x, p.base + z * size + r * p.columns + c);
+}
