@@ -58,8 +58,11 @@ extension ConvolutionGeometry {
 
     /// Whether the products read pixel-major copies of the patches and of the output gradient: a dense convolution
     /// whose output planes are no multiple of 4 pixels (a 7x7 stage), where the channel-major planes would be fetched
-    /// one value at a time. The copies (``TransposedPlanes``) are small beside the products.
-    private var pixelMajor: Bool { !depthwise && outPixels % 4 != 0 && patchSize % 4 == 0 && outChannels % 4 == 0 }
+    /// one value at a time. The copies (``TransposedPlanes``) are small beside the products. (Planes of one pixel
+    /// are already both: their products run the batch as one matrix instead.)
+    private var pixelMajor: Bool {
+        !depthwise && outPixels > 1 && outPixels % 4 != 0 && patchSize % 4 == 0 && outChannels % 4 == 0
+    }
 
     /// The images of one pass: a chunk's where the patches are made (im2col), else the whole batch.
     private var passImages: Int { readsInputAsPatches ? batch : chunk }
