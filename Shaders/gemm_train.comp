@@ -14,8 +14,9 @@
 // index k splits as (k / kInner, k % kInner) and the batch index b as (b / batchInner, b % batchInner), each part
 // with a stride of its own (TrainingGEMM in Kernels/TrainingGEMM.swift builds them).
 //
-// Each invocation computes a register tile of 8 x 4 outputs (TILE_M x TILE_N), reading its operands straight from
-// memory (no shared memory or barriers: on lavapipe those cost more than they save), four reduction steps at a time.
+// Each invocation computes a register tile of 16 x 4 outputs (TILE_M x TILE_N), reading its operands straight from
+// memory (no shared memory or barriers: on lavapipe those cost more than they save), four reduction steps at a time:
+// B's four columns, then A's rows four at a time, each group used as it arrives.
 // Each operand is fetched one of three ways (A_FETCH, B_FETCH; TrainingGEMM chooses where the layout allows):
 //   FETCH_SCALAR     one value per fetch (any strides);
 //   FETCH_REDUCTION  a vec4 of four consecutive reduction steps of one row or column (inner stride 1);
@@ -37,7 +38,7 @@ layout(constant_id = 3) const uint B_FETCH = 0u;
 #define FETCH_SCALAR 0u
 #define FETCH_REDUCTION 1u
 #define FETCH_FREE 2u
-#define TILE_M 8u
+#define TILE_M 16u
 #define TILE_N 4u
 
 #if defined(VEC4_OPERANDS)
@@ -73,22 +74,24 @@ uint rowsA[TILE_M];
 uint columnsB[TILE_N];
 
 // Four reduction steps from offset k (inner stride `inner`) of the operand `name` fetched as `MODE`: OUT[i] holds
-// steps 0..3 of row (or column) i of the tile's COUNT, whose offsets are in STARTS.
-#define FETCH4(name, MODE, STARTS, COUNT, k, inner, OUT)                                                              \
-    if (MODE == FETCH_REDUCTION) {                                                                                    \
-        [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = FETCH_VEC4(name, (STARTS[i] + k) >> 2u);                \
-    } else if (MODE == FETCH_FREE) {                                                                                  \
-        [[unroll]] for (uint g = 0u; g < COUNT; g += 4u) {                                                            \
-            [[unroll]] for (uint s = 0u; s < 4u; ++s) {                                                               \
-                const vec4 v = FETCH_VEC4(name, (STARTS[g] + k + s * inner) >> 2u);                                   \
-                OUT[g][s] = v.x; OUT[g + 1u][s] = v.y; OUT[g + 2u][s] = v.z; OUT[g + 3u][s] = v.w;                    \
-            }                                                                                                         \
-        }                                                                                                             \
-    } else {                                                                                                          \
-        [[unroll]] for (uint i = 0u; i < COUNT; ++i) {                                                                \
-            OUT[i] = vec4(FETCH_ONE(name, STARTS[i] + k), FETCH_ONE(name, STARTS[i] + k + inner),                     \
-                          FETCH_ONE(name, STARTS[i] + k + 2u * inner), FETCH_ONE(name, STARTS[i] + k + 3u * inner));  \
-        }                                                                                                             \
+// steps 0..3 of row (or column) FIRST + i of the tile, for i < COUNT (a multiple of 4), whose offsets are in STARTS.
+// (Its own names end in _, so that FIRST may name a loop variable of the caller.)
+#define FETCH4(name, MODE, STARTS, FIRST, COUNT, k, inner, OUT)                                                        \
+    if (MODE == FETCH_REDUCTION) {                                                                                     \
+        [[unroll]] for (uint i_ = 0u; i_ < COUNT; ++i_) OUT[i_] = FETCH_VEC4(name, (STARTS[FIRST + i_] + k) >> 2u);    \
+    } else if (MODE == FETCH_FREE) {                                                                                   \
+        [[unroll]] for (uint g_ = 0u; g_ < COUNT; g_ += 4u) {                                                          \
+            [[unroll]] for (uint s_ = 0u; s_ < 4u; ++s_) {                                                             \
+                const vec4 v_ = FETCH_VEC4(name, (STARTS[FIRST + g_] + k + s_ * inner) >> 2u);                         \
+                OUT[g_][s_] = v_.x; OUT[g_ + 1u][s_] = v_.y; OUT[g_ + 2u][s_] = v_.z; OUT[g_ + 3u][s_] = v_.w;         \
+            }                                                                                                          \
+        }                                                                                                              \
+    } else {                                                                                                           \
+        [[unroll]] for (uint i_ = 0u; i_ < COUNT; ++i_) {                                                              \
+            const uint at_ = STARTS[FIRST + i_] + k;                                                                   \
+            OUT[i_] = vec4(FETCH_ONE(name, at_), FETCH_ONE(name, at_ + inner), FETCH_ONE(name, at_ + 2u * inner),      \
+                          FETCH_ONE(name, at_ + 3u * inner));                                                          \
+        }                                                                                                              \
     }
 
 // One reduction step (never FETCH_REDUCTION): OUT[i] is row (or column) i's value.
@@ -102,13 +105,17 @@ uint columnsB[TILE_N];
         [[unroll]] for (uint i = 0u; i < COUNT; ++i) OUT[i] = FETCH_ONE(name, STARTS[i] + k);                         \
     }
 
+// Four reduction steps: B's columns fetched once, A's rows four at a time, each group used at once (fewer values
+// live than with the whole tile's rows fetched first).
 void steps4(uint ka, uint kb) {
-    vec4 x[TILE_M];
     vec4 y[TILE_N];
-    FETCH4(a, A_FETCH, rowsA, TILE_M, ka, p.aInner, x)
-    FETCH4(b, B_FETCH, columnsB, TILE_N, kb, p.bInner, y)
-    [[unroll]] for (uint i = 0u; i < TILE_M; ++i) {
-        [[unroll]] for (uint j = 0u; j < TILE_N; ++j) acc[i][j] += dot(x[i], y[j]);
+    FETCH4(b, B_FETCH, columnsB, 0u, TILE_N, kb, p.bInner, y)
+    [[unroll]] for (uint g = 0u; g < TILE_M; g += 4u) {
+        vec4 x[4];
+        FETCH4(a, A_FETCH, rowsA, g, 4u, ka, p.aInner, x)
+        [[unroll]] for (uint i = 0u; i < 4u; ++i) {
+            [[unroll]] for (uint j = 0u; j < TILE_N; ++j) acc[g + i][j] += dot(x[i], y[j]);
+        }
     }
 }
 

@@ -181,7 +181,8 @@ public struct TrainingGEMM: Hashable, Sendable {
             m: UInt32(m), n: UInt32(n), k: UInt32(k), kInner: UInt32(kInner), batchInner: UInt32(batchInner),
             alpha: alpha, a: .init(a), b: .init(b), cRow: UInt32(c.inner), cColumn: UInt32(c.free),
             cBatchInner: UInt32(c.batchInnerStride), cBatchOuter: UInt32(c.batchOuter), cBase: UInt32(c.base))
-        var groups = Grid.flat(items: ((m + 7) / 8) * ((n + 3) / 4), localSize: 64)
+        // Register tiles of 16 x 4 outputs (TILE_M x TILE_N in the shader).
+        var groups = Grid.flat(items: ((m + 15) / 16) * ((n + 3) / 4), localSize: 64)
         groups.z = batch
         let (aFetch, bFetch) = fetches
         let vectors = aFetch != .scalar && bFetch != .scalar
