@@ -47,8 +47,9 @@ extension AdamW {
             decay: Float(1 - learningRate * (decays ? weightDecay : 0)), beta1: Float(beta1), beta2: Float(beta2),
             stepSize: Float(learningRate / (1 - pow(beta1, Double(step)))),
             correction2Root: Float((1 - pow(beta2, Double(step))).squareRoot()), epsilon: Float(epsilon))
+        // Four elements an invocation.
         let launch = elementwiseLaunch(
-            KernelName.adamw, [ShaderConstants.adamw.LOCAL_SIZE_X: .uint(64)], push, count: range.count)
+            KernelName.adamw, [ShaderConstants.adamw.LOCAL_SIZE_X: .uint(64)], push, count: (range.count + 3) / 4)
         let bindings: [KernelBinding<Resource>] = [
             .readWrite(parameters), .readFloat32(gradients), .readWrite(averages), .readWrite(squareAverages),
         ]
@@ -183,11 +184,12 @@ private func change(_ after: [Float], _ before: [Float]) -> [Float] {
 extension AdamW {
     /// Step 3 over the middle of a buffer (what lies outside `range` must stay), from random moving averages, against
     /// ``step(_:gradient:state:decays:)``: the parameters' change and both averages.
-    public func check(count: Int, decays: Bool) -> KernelCheck {
-        KernelCheck(op: "adamw", shape: "\(count) elements lr \(learningRate)\(decays ? " decay \(weightDecay)" : "")")
-        {
-            runner, random in
-            let range = ElementRange(first: 3, count: count - 5)
+    /// The step over elements `first ..< count - 2` of `count` (the others left alone): four at a time where they are
+    /// whole aligned groups, one by one at unaligned ends.
+    public func check(count: Int, decays: Bool, first: Int = 3) -> KernelCheck {
+        let shape = "\(count) elements from \(first) lr \(learningRate)\(decays ? " decay \(weightDecay)" : "")"
+        return KernelCheck(op: "adamw", shape: shape) { runner, random in
+            let range = ElementRange(first: first, count: count - first - 2)
             let p0 = random.floats(count), g = random.floats(count), m0 = random.floats(count, in: -0.1...0.1)
             let v0 = random.floats(count, in: 0...0.01)
             let (p, m, v) = (try runner.inputOutput(p0), try runner.inputOutput(m0), try runner.inputOutput(v0))

@@ -165,7 +165,7 @@ extension Graph {
             let undecayed = trainable.reduce(0) { $0 + $1.count } - decaying.reduce(0) { $0 + $1.count }
             let optimizer = AdamW(learningRate: 0.1, weightDecay: 0.05)  // a step large enough to compare in float32
             let steps = [decayed, undecayed].enumerated().compactMap { index, count in
-                count > 5 ? ("optimizer", optimizer.check(count: count, decays: index == 0)) : nil
+                count > 5 ? ("optimizer", optimizer.check(count: count, decays: index == 0, first: 0)) : nil
             }
             return (nodes + [("loss", loss)] + steps).compactMap { node, check in
                 seen.insert("\(check.op) \(check.shape)").inserted ? (index, node, check) : nil

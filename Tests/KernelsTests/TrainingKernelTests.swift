@@ -194,6 +194,9 @@ func optimizerKernels() throws {
     try expectTrainingChecksPass([
         AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 333, decays: true),
         AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 70, decays: false),
+        // Aligned starts: whole groups of four as vec4s, then a tail of 2 (and of 1).
+        AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 336, decays: true, first: 0),
+        AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 71, decays: false, first: 4),
         // More than 65,535 workgroups of 64: the grid spreads over y (a 512x1024x3x3 weight).
         AdamW(learningRate: 0.1, weightDecay: 0.05).check(count: 4_718_592, decays: true),
         SGD(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4).check(count: 101, firstStep: true),
