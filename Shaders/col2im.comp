@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // @datapaths texel storage
@@ -30,7 +31,20 @@ void main() {
     const uint c = (index / (p.width * p.height)) % p.channels, n = index / (p.width * p.height * p.channels);
     const uint pixels = p.outHeight * p.outWidth, patchSize = p.channels * KSIZE * KSIZE;
     float sum = 0.0;
-    for (uint ky = 0u; ky < KSIZE; ++ky) {
+    if (p.stride == 1u) {
+        // Stride 1: output (iy + pad - ky, ix + pad - kx), no division.
+        [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
+            const int oy = int(iy + p.pad) - int(ky);
+            if (oy < 0 || oy >= int(p.outHeight)) continue;
+            [[unroll]] for (uint kx = 0u; kx < KSIZE; ++kx) {
+                const int ox = int(ix + p.pad) - int(kx);
+                if (ox < 0 || ox >= int(p.outWidth)) continue;
+                const uint pixel = uint(oy) * p.outWidth + uint(ox);
+                sum += LOAD1(dcol, (n * patchSize + (c * KSIZE + ky) * KSIZE + kx) * pixels + pixel);
+            }
+        }
+    }
+    for (uint ky = 0u; ky < KSIZE && p.stride != 1u; ++ky) {
         const int sy = int(iy + p.pad) - int(ky);
         if (sy < 0 || sy % int(p.stride) != 0 || sy / int(p.stride) >= int(p.outHeight)) continue;
         for (uint kx = 0u; kx < KSIZE; ++kx) {

@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
 #include "common.glsl"
 
 // @datapaths texel storage
@@ -28,6 +29,21 @@ void main() {
     const uint ix = index % p.width, iy = (index / p.width) % p.height;
     const uint plane = index / (p.width * p.height), c = plane % p.channels;
     float sum = 0.0;
+    if (p.stride == 1u) {
+        // Stride 1 (the positional convolutions): output (iy + pad - ky, ix + pad - kx), no division.
+        [[unroll]] for (uint ky = 0u; ky < KSIZE; ++ky) {
+            const int oy = int(iy + p.pad) - int(ky);
+            if (oy < 0 || oy >= int(p.outHeight)) continue;
+            [[unroll]] for (uint kx = 0u; kx < KSIZE; ++kx) {
+                const int ox = int(ix + p.pad) - int(kx);
+                if (ox < 0 || ox >= int(p.outWidth)) continue;
+                const uint at = (plane * p.outHeight + uint(oy)) * p.outWidth + uint(ox);
+                sum += LOAD1(w, (c * KSIZE + ky) * KSIZE + kx) * LOAD1(dy, at);
+            }
+        }
+        dx[index] = sum + (ACCUMULATE == 1u ? dx[index] : 0.0);
+        return;
+    }
     for (uint ky = 0u; ky < KSIZE; ++ky) {
         const int sy = int(iy + p.pad) - int(ky);
         if (sy < 0 || sy % int(p.stride) != 0 || sy / int(p.stride) >= int(p.outHeight)) continue;

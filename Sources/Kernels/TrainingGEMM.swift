@@ -258,12 +258,13 @@ public struct TransposedPlanes: Hashable, Sendable {
     struct PushConstants: BitwiseCopyable { var batch, rows, columns, base: UInt32 }
 
     public func steps<Resource>(_ x: Resource, into y: Resource) -> [KernelStep<Resource>] {
-        let count = batch * rows * columns
+        // Rows along x, each column a workgroup row, each matrix a workgroup layer.
+        precondition(columns <= 65535 && batch <= 65535, "transpose: \(batch) matrices of \(columns) columns")
         let launch = KernelLaunch(
             kernel: KernelName.transpose, specialization: [ShaderConstants.transpose.LOCAL_SIZE_X: .uint(64)],
             pushConstants: PushConstants(
                 batch: UInt32(batch), rows: UInt32(rows), columns: UInt32(columns), base: UInt32(base)),
-            groups: Grid.flat(items: count, localSize: 64))
+            groups: ((rows + 63) / 64, columns, batch))
         return [KernelStep(launch, [.readFloat32(x), .writeFloat32(y)])]
     }
 
