@@ -37,8 +37,8 @@ extension ConvolutionGeometry {
     /// Whether the input is its own patch matrix (1x1, stride 1, no padding): no im2col or col2im.
     private var readsInputAsPatches: Bool { kernelSize == 1 && stride == 1 && padding == 0 }
 
-    private var patchSize: Int { inChannels * kernelSize * kernelSize }
-    private var outPixels: Int { outHeight * outWidth }
+    fileprivate var patchSize: Int { inChannels * kernelSize * kernelSize }
+    fileprivate var outPixels: Int { outHeight * outWidth }
 
     /// Images per chunk of patches (see ``patchImages``).
     private var chunk: Int { max(1, min(patchImages, batch)) }
@@ -60,7 +60,7 @@ extension ConvolutionGeometry {
     /// whose output planes are no multiple of 4 pixels (a 7x7 stage), where the channel-major planes would be fetched
     /// one value at a time. The copies (``TransposedPlanes``) are small beside the products. (Planes of one pixel
     /// are already both: their products run the batch as one matrix instead.)
-    private var pixelMajor: Bool {
+    fileprivate var pixelMajor: Bool {
         !depthwise && outPixels > 1 && outPixels % 4 != 0 && patchSize % 4 == 0 && outChannels % 4 == 0
     }
 
@@ -108,7 +108,7 @@ extension ConvolutionGeometry {
             // (patches[n][p][e]) where ``pixelMajor``.
             var patchLayout = MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels)
             if pixelMajor {
-                let copy = scratch[readsInputAsPatches ? 0 : 1]
+                let copy = scratch[scratch.count - 1]
                 steps += TransposedPlanes(batch: count, rows: patch, columns: pixels).steps(patches, into: copy)
                 (patches, patchLayout) = (copy, MatrixLayout(free: patch, inner: 1, batchInnerStride: pixels * patch))
             }
@@ -187,14 +187,13 @@ extension ConvolutionGeometry {
         var steps: [KernelStep<Resource>] = []
         let patches = readsInputAsPatches ? g.input : g.scratch[0]
         if !readsInputAsPatches { steps += im2colSteps(input: g.input, patches: patches, first: first, count: count) }
-        var products = ChunkProducts(self, count: count, dyBase: first * outChannels * outPixels)
+        let products = ChunkProducts(geometry: self, count: count, dyBase: first * outChannels * outPixels)
         var (patchSource, dySource) = (patches, g.outputGradient)
         if pixelMajor {
             let (patchCopy, dyCopy) = (g.scratch[g.scratch.count - 2], g.scratch[g.scratch.count - 1])
             steps += TransposedPlanes(batch: count, rows: patchSize, columns: outPixels).steps(patches, into: patchCopy)
             steps += TransposedPlanes(batch: count, rows: outChannels, columns: outPixels, base: products.dyBase).steps(
                 g.outputGradient, into: dyCopy)
-            products.readPixelMajor()
             (patchSource, dySource) = (patchCopy, dyCopy)
         }
         var weights = products.weights
@@ -345,54 +344,42 @@ extension ConvolutionGeometry {
 }
 
 /// The two products of a dense convolution's backward over a pass of `count` images, on the patches and the output
-/// gradient as they lie (channel-major: `[n][e][p]`, `[n][m][p]`) or pixel-major (`[n][p][e]`, `[n][p][m]`).
+/// gradient as they lie (channel-major: `[n][e][p]`, `[n][m][p]`, the output gradient from `dyBase`) or, where the
+/// geometry is ``ConvolutionGeometry/pixelMajor``, on the pass's pixel-major copies (`[n][p][e]`, `[n][p][m]`).
 private struct ChunkProducts {
     let geometry: ConvolutionGeometry
     let count: Int
     /// Where the pass's output gradient starts in the whole batch's.
     let dyBase: Int
-    private(set) var patches: MatrixLayout
-    private(set) var outputGradient: MatrixLayout
-    private(set) var pixelMajor = false
 
-    init(_ geometry: ConvolutionGeometry, count: Int, dyBase: Int) {
-        let pixels = geometry.outHeight * geometry.outWidth
-        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
-        (self.geometry, self.count, self.dyBase) = (geometry, count, dyBase)
-        // Element (free i, reduction over pixels p of image n): [n][i][p].
-        patches = MatrixLayout(free: pixels, inner: 1, outer: patch * pixels)
-        outputGradient = MatrixLayout(free: pixels, inner: 1, outer: geometry.outChannels * pixels, base: dyBase)
-    }
-
-    /// Reads the pixel-major copies (each pass's own, from 0) instead.
-    mutating func readPixelMajor() {
-        let pixels = geometry.outHeight * geometry.outWidth
-        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
-        patches = MatrixLayout(free: 1, inner: patch, outer: pixels * patch)
-        outputGradient = MatrixLayout(free: 1, inner: geometry.outChannels, outer: pixels * geometry.outChannels)
-        pixelMajor = true
-    }
-
-    /// dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p].
+    /// dW[m][e] = sum over (n, p) of dy[n][m][p] * patches[n][e][p]: element (free i, pixel p of image n).
     var weights: TrainingGEMM {
-        let pixels = geometry.outHeight * geometry.outWidth
-        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
+        let (pixels, patch, outChannels) = (geometry.outPixels, geometry.patchSize, geometry.outChannels)
+        let (dy, patches) =
+            geometry.pixelMajor
+            ? (
+                MatrixLayout(free: 1, inner: outChannels, outer: pixels * outChannels),
+                MatrixLayout(free: 1, inner: patch, outer: pixels * patch)
+            )
+            : (
+                MatrixLayout(free: pixels, inner: 1, outer: outChannels * pixels, base: dyBase),
+                MatrixLayout(free: pixels, inner: 1, outer: patch * pixels)
+            )
         return TrainingGEMM(
-            m: geometry.outChannels, n: patch, k: count * pixels, kInner: pixels, a: outputGradient, b: patches,
+            m: outChannels, n: patch, k: count * pixels, kInner: pixels, a: dy, b: patches,
             c: MatrixLayout(free: 1, inner: patch))
     }
 
-    /// dPatches[n][e][p] = sum_m w[m][e] * dy[n][m][p].
+    /// dPatches[n][e][p] = sum_m w[m][e] * dy[n][m][p]: dy's element (reduction m, column p) of image n, a batch
+    /// over n.
     var patchGradient: TrainingGEMM {
-        let pixels = geometry.outHeight * geometry.outWidth
-        let patch = geometry.inChannels * geometry.kernelSize * geometry.kernelSize
-        // dy's element (reduction m, column p) of image n, as a batch over n.
+        let (pixels, patch, outChannels) = (geometry.outPixels, geometry.patchSize, geometry.outChannels)
         let dy =
-            pixelMajor
-            ? MatrixLayout(free: geometry.outChannels, inner: 1, batchInnerStride: pixels * geometry.outChannels)
-            : MatrixLayout(free: 1, inner: pixels, batchInnerStride: geometry.outChannels * pixels, base: dyBase)
+            geometry.pixelMajor
+            ? MatrixLayout(free: outChannels, inner: 1, batchInnerStride: pixels * outChannels)
+            : MatrixLayout(free: 1, inner: pixels, batchInnerStride: outChannels * pixels, base: dyBase)
         return TrainingGEMM(
-            m: patch, n: pixels, k: geometry.outChannels, batch: count, a: MatrixLayout(free: 1, inner: patch), b: dy,
+            m: patch, n: pixels, k: outChannels, batch: count, a: MatrixLayout(free: 1, inner: patch), b: dy,
             c: MatrixLayout(free: 1, inner: pixels, batchInnerStride: patch * pixels))
     }
 }

@@ -259,6 +259,16 @@ func validateBackward() throws {
     // Each distinct check once a family: the stage-1 attention (256 tokens) has one row in each.
     let attention = rows.filter { ($0["shape"] as? String)?.hasPrefix("n1 heads 1 tokens 256") == true }
     #expect(attention.compactMap { $0["family"] as? String }.sorted() == ["storage", "texel"])
+    // The texel family's convolutions read texel views (their products are no _storage builds), the storage
+    // family's storage buffers.
+    let convolutions = rows.filter { $0["op"] as? String == "conv2d_training" }
+    func kernels(_ family: String) -> [String] {
+        convolutions.filter { $0["family"] as? String == family }.flatMap {
+            ($0["kernels"] as? String ?? "").split(separator: " ").map(String.init)
+        }
+    }
+    #expect(kernels("texel").contains("gemm_train_vec4") && !kernels("texel").contains("gemm_train_vec4_storage"))
+    #expect(kernels("storage").contains("gemm_train_vec4_storage") && !kernels("storage").contains("gemm_train_vec4"))
     #expect(rows.allSatisfy { $0["pass"] as? Bool == true })
 }
 

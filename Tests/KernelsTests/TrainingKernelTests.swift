@@ -134,6 +134,21 @@ func convolutionBackward() throws {
         // 1x1 images (a 1x1 stage): the products run the batch as one matrix's columns.
         dense(16, 1, 1, 12, k: 1, s: 1, p: 0, n: 5).backwardCheck(accumulate: true),
     ]
+    // The checks above pass on any correct path: these say the chunked and pixel-major paths are the ones taken.
+    func kernels(_ geometry: ConvolutionGeometry) -> [String] {
+        let forward = geometry.forwardSteps(
+            input: 0, weights: 1, bias: nil, output: 2, scratch: Array(3..<(3 + geometry.forwardScratchCounts.count)))
+        let backward = geometry.backwardSteps(
+            ConvolutionGradients(
+                input: 0, weights: 1, outputGradient: 2, inputGradient: 3, weightGradient: 4, biasGradient: nil,
+                scratch: Array(5..<(5 + geometry.backwardScratchCounts.count))))
+        return (forward + backward).map(\.launch.kernel)
+    }
+    let chunkedKernels = kernels(chunked(dense(5, 9, 9, 7, k: 3, s: 2, p: 1, n: 3)))
+    #expect(chunkedKernels.filter { $0 == KernelName.im2col }.count == 4)  // 2 chunks, forward and backward
+    #expect(chunkedKernels.filter { $0 == KernelName.col2im }.count == 2)
+    #expect(kernels(dense(8, 7, 7, 12, k: 3, s: 1, p: 1)).filter { $0 == KernelName.transpose }.count == 3)
+    #expect(!kernels(dense(8, 8, 8, 12, k: 3, s: 1, p: 1)).contains(KernelName.transpose))  // 64-pixel planes
     try expectTrainingChecksPass(checks)
 }
 
