@@ -4,13 +4,16 @@
 
 // @datapaths texel storage
 // @variant batchnorm BATCHNORM
+// @variant droppath DROP_PATH
+// @variant batchnorm_droppath BATCHNORM DROP_PATH
 
 // The gradient through an operation's epilogue (epilogue_forward.comp): dpre = dy * act'(pre), where pre is what the
 // activation read,
 //   x (+ residual)                                                        (epilogue_backward), or
 //   gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (+ residual)  (epilogue_backward_batchnorm: x is the
 //                                                                          operation's output before its BatchNorm).
-// dpre is also the residual's gradient. Each invocation takes ELEMENTS_PER_INVOCATION consecutive elements
+// With DROP_PATH, pre's operation part is scaled by keep[n] as in epilogue_forward.comp (the operation's gradient is
+// then keep[n] dpre, image_scale.comp). dpre is also the residual's gradient. Each invocation takes ELEMENTS_PER_INVOCATION consecutive elements
 // (FOR_CHANNEL_RUN).
 
 layout(local_size_x_id = 0) in;
@@ -26,6 +29,16 @@ INPUT_SMALL(4, statistics)  // [mean][variance], channels each
 INPUT_SMALL(5, gamma)
 INPUT_SMALL(6, beta)
 #endif
+#if defined(DROP_PATH) && defined(BATCHNORM)
+INPUT_SMALL(7, keep)  // [batch]
+#elif defined(DROP_PATH)
+INPUT_SMALL(4, keep)  // [batch]
+#endif
+#if defined(DROP_PATH)
+#define BRANCH_SCALE(i) LOAD_SMALL(keep, (i) / (p.channels * p.pixels))
+#else
+#define BRANCH_SCALE(i) 1.0
+#endif
 
 layout(push_constant) uniform Push {
     uint count, channels, pixels;
@@ -35,7 +48,7 @@ layout(push_constant) uniform Push {
 void main() {
     float mean, inverse, scale, shift;  // channel c's, with BATCHNORM (LOAD_NORMALISATION)
     FOR_CHANNEL_RUN(p.count, p.channels, p.pixels, LOAD_NORMALISATION, {
-        float pre = NORMALISED(LOAD1(x, index));
+        float pre = NORMALISED(LOAD1(x, index)) * BRANCH_SCALE(index);
         if (HAS_RESIDUAL == 1u) pre += LOAD1(residual, index);
         dpre[index] = LOAD1(dy, index) * activation_derivative(pre, ACTIVATION);
     })

@@ -142,15 +142,16 @@ def calibration_images(size=64):
     return np.concatenate([calibration_image(size), photo_like_image(size)])
 
 
-def authors_model(bossnas, name):
-    """The authors' own model, from their checkout's retraining_hytra/boss_models.py."""
+def authors_model(bossnas, name, **options):
+    """The authors' own model, from their checkout's retraining_hytra/boss_models.py (`options` as their main.py
+    passes them to create_model, e.g. drop_path_rate)."""
     folder = str(pathlib.Path(bossnas).resolve() / "retraining_hytra")
     if folder not in sys.path:
         sys.path.insert(0, folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import boss_models
-    return getattr(boss_models, name)().eval()
+    return getattr(boss_models, name)(**options).eval()
 
 
 def calibrated(model, images):

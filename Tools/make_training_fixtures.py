@@ -22,6 +22,13 @@ Tests/ModelsTests/Fixtures/:
                               and PyTorch float32's own error on the same step (relative L2 over all gradients
                               together, and the worst single parameter's), the yardstick for float32 engines.
 
+    MODEL_droppath_training_64.json
+                              the same step for bossnet_T0 and bossnet_T0_nose built with drop_path_rate 0.3 (their
+                              main.py's --drop-path), each DropPath module's per-image mask fixed in place of its
+                              random draw: image n of the k-th DropPath module (in module order) dropped where
+                              (k + n) % 3 == 0, else scaled by 1 / (1 - drop_prob) as timm's drop_path does; the masks
+                              and each module's drop_prob under "drop_path".
+
 Tests/KernelsTests/Fixtures/:
 
     optimizers.json           torch.optim.AdamW (lr 1e-3, weight decay 0.05) and SGD (lr 0.1, momentum 0.9, weight
@@ -45,6 +52,8 @@ MODELS = ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"]
 LABELS = [1, 207, 511, 999]
 SMOOTHING = 0.1
 SAMPLES = 8
+DROP_PATH_MODELS = ["bossnet_T0", "bossnet_T0_nose"]
+DROP_PATH_RATE = 0.3
 
 
 def stand_in_torchvision():
@@ -89,6 +98,23 @@ def summary(values):
             "values": [float(flat[i]) for i in indices]}
 
 
+def fix_drop_paths(model, batch):
+    """Replaces each timm DropPath's random draw with a fixed mask (see the module docstring); returns the masks and
+    rates by block name."""
+    import torch
+    from timm.layers import DropPath
+
+    fixed = {}
+    modules = [(name, m) for name, m in model.named_modules() if isinstance(m, DropPath)]
+    for k, (name, module) in enumerate(modules):
+        keep = 1 - module.drop_prob
+        scales = [0.0 if (k + n) % 3 == 0 else 1.0 / keep for n in range(batch)]
+        mask = torch.tensor(scales, dtype=torch.float64)
+        module.forward = lambda x, mask=mask: x * mask.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        fixed[name.rsplit(".drop_path", 1)[0]] = {"drop_prob": module.drop_prob, "scales": scales}
+    return fixed
+
+
 def training_step(model, images, labels, dtype):
     """One train-mode step in `dtype`: the loss, every trainable parameter's gradient, the running statistics."""
     import torch
@@ -104,11 +130,12 @@ def training_step(model, images, labels, dtype):
     return float(loss.detach()), gradients, running
 
 
-def fixture(bossnas, name, images, labels):
+def fixture(bossnas, name, images, labels, drop_path_rate=0.0):
     import torch
     import make_fixtures
 
-    model = make_fixtures.authors_model(bossnas, name)
+    model = make_fixtures.authors_model(bossnas, name, drop_path_rate=drop_path_rate)
+    masks = fix_drop_paths(model, len(labels)) if drop_path_rate > 0 else None
     state = {key: make_fixtures.synthetic(key, tuple(t.shape)) if t.is_floating_point() else t
              for key, t in model.state_dict().items()}
     model.load_state_dict(state)
@@ -122,7 +149,7 @@ def fixture(bossnas, name, images, labels):
     together = torch.cat([g.reshape(-1) for g in gradients.values()])
     together32 = torch.cat([gradients32[k].reshape(-1) for k in gradients])
     worst = max((error(gradients32[k], g), k) for k, g in gradients.items() if float(g.norm()) > 1e-9 * float(together.norm()))
-    return {
+    result = {
         "model": name, "input_size": 64, "batch": len(labels), "labels": labels.tolist(), "smoothing": SMOOTHING,
         "loss": loss,
         "gradients": {k: summary(g) for k, g in gradients.items()},
@@ -131,6 +158,9 @@ def fixture(bossnas, name, images, labels):
                           "gradients_relative_l2": error(together32, together),
                           "worst_parameter": worst[1], "worst_parameter_relative_l2": worst[0]},
     }
+    if masks is not None:
+        result["drop_path"] = {"rate": drop_path_rate, "blocks": masks}
+    return result
 
 
 def optimizer_fixture():
@@ -196,9 +226,11 @@ def main():
     kernels = ROOT / "Tests" / "KernelsTests" / "Fixtures"
     kernels.mkdir(parents=True, exist_ok=True)
     (kernels / "optimizers.json").write_text(json.dumps(optimizer_fixture(), indent=1, sort_keys=True) + "\n")
-    for name in MODELS:
-        result = fixture(args.bossnas, name, images, labels)
-        (FIXTURES / f"{name}_training_64.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]
+    cases += [(name, DROP_PATH_RATE, f"{name}_droppath_training_64.json") for name in DROP_PATH_MODELS]
+    for name, rate, file in cases:
+        result = fixture(args.bossnas, name, images, labels, drop_path_rate=rate)
+        (FIXTURES / file).write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
         t = result["torch_float32"]
         print(f"{name}: loss {result['loss']:.6f}; PyTorch float32 against float64: gradients {t['gradients_relative_l2']:.2e} "
               f"together, worst {t['worst_parameter']} {t['worst_parameter_relative_l2']:.2e}, "

@@ -47,13 +47,15 @@ extension BatchNormTraining {
         ]
     }
 
-    /// `output = act(gamma xhat + beta (+ residual))` with the batch's statistics.
+    /// `output = act(gamma xhat + beta (+ residual))` with the batch's statistics; with `keep`, the BatchNorm's
+    /// output is scaled by each image's value in it before the residual add (stochastic depth).
     public func forwardSteps<Resource>(
         input: Resource, residual: Resource?, output: Resource, statistics: Resource, gamma: Resource, beta: Resource,
-        activation: Activation
+        activation: Activation, keep: Resource? = nil
     ) -> [KernelStep<Resource>] {
         EpilogueTraining(batch: batch, channels: channels, pixels: pixels, activation: activation, batchNorm: true)
-            .forwardSteps(input: input, residual: residual, normalisation: (statistics, gamma, beta), output: output)
+            .forwardSteps(
+                input: input, residual: residual, normalisation: (statistics, gamma, beta), keep: keep, output: output)
     }
 
     /// The parameter gradients and the input gradient (added to what `inputGradient` holds where `accumulate`) from
@@ -117,12 +119,12 @@ public struct EpilogueTraining: Hashable, Sendable {
 
     private var count: Int { batch * channels * pixels }
 
-    /// A launch of `kernel` (or its BatchNorm variant), whose constants are those of Shaders/epilogue_forward.comp
-    /// (Shaders/epilogue_backward.comp declares the same).
-    private func launch(_ kernel: String, _ variant: String, residual: Bool) -> KernelLaunch {
+    /// A launch of one of `kernels` (plain, BatchNorm, stochastic depth, both: the variants of one shader), whose
+    /// constants are those of Shaders/epilogue_forward.comp (Shaders/epilogue_backward.comp declares the same).
+    private func launch(_ kernels: [String], residual: Bool, dropPath: Bool) -> KernelLaunch {
         typealias Spec = ShaderConstants.epilogue_forward
         return KernelLaunch(
-            kernel: batchNorm ? variant : kernel,
+            kernel: kernels[(batchNorm ? 1 : 0) + (dropPath ? 2 : 0)],
             specialization: [
                 Spec.LOCAL_SIZE_X: .uint(64), Spec.ACTIVATION: .uint(activation.rawValue),
                 Spec.HAS_RESIDUAL: .uint(residual ? 1 : 0),
@@ -142,31 +144,70 @@ public struct EpilogueTraining: Hashable, Sendable {
         return normalisation.map { [.readSmall($0.statistics), .readSmall($0.gamma), .readSmall($0.beta)] } ?? []
     }
 
-    /// `output = act(pre)`; `normalisation` is (statistics, gamma, beta) where ``batchNorm``.
+    /// `output = act(pre)`; `normalisation` is (statistics, gamma, beta) where ``batchNorm``. With `keep` (`[batch]`,
+    /// stochastic depth's scale of each image: 0 where its branch is dropped), pre is `keep[n] * x' + residual`, `x'`
+    /// the input or its normalisation.
     public func forwardSteps<Resource>(
         input: Resource, residual: Resource?, normalisation: (statistics: Resource, gamma: Resource, beta: Resource)?,
-        output: Resource
+        keep: Resource? = nil, output: Resource
     ) -> [KernelStep<Resource>] {
         let bindings: [KernelBinding<Resource>] = [
             .readFloat32(input), .readFloat32(residual ?? input), .writeFloat32(output),
         ]
         let launch = launch(
-            KernelName.epilogue_forward, KernelName.epilogue_forward_batchnorm, residual: residual != nil)
-        return [KernelStep(launch, bindings + normalisationBindings(normalisation))]
+            [
+                KernelName.epilogue_forward, KernelName.epilogue_forward_batchnorm,
+                KernelName.epilogue_forward_droppath, KernelName.epilogue_forward_batchnorm_droppath,
+            ], residual: residual != nil, dropPath: keep != nil)
+        return [KernelStep(launch, bindings + normalisationBindings(normalisation) + keepBinding(keep))]
     }
 
-    /// `preGradient = outputGradient * act'(pre)`; `normalisation` is (statistics, gamma, beta) where ``batchNorm``.
+    /// `preGradient = outputGradient * act'(pre)`, pre as in ``forwardSteps(input:residual:normalisation:keep:output:)``
+    /// (the residual's gradient; the operation's is `keep[n] * preGradient`, ``ImageScale``).
     public func backwardSteps<Resource>(
         outputGradient: Resource, input: Resource, residual: Resource?,
-        normalisation: (statistics: Resource, gamma: Resource, beta: Resource)?, preGradient: Resource
+        normalisation: (statistics: Resource, gamma: Resource, beta: Resource)?, keep: Resource? = nil,
+        preGradient: Resource
     ) -> [KernelStep<Resource>] {
         let bindings: [KernelBinding<Resource>] = [
             .readFloat32(outputGradient), .readFloat32(input), .readFloat32(residual ?? input),
             .writeFloat32(preGradient),
         ]
         let launch = launch(
-            KernelName.epilogue_backward, KernelName.epilogue_backward_batchnorm, residual: residual != nil)
-        return [KernelStep(launch, bindings + normalisationBindings(normalisation))]
+            [
+                KernelName.epilogue_backward, KernelName.epilogue_backward_batchnorm,
+                KernelName.epilogue_backward_droppath, KernelName.epilogue_backward_batchnorm_droppath,
+            ], residual: residual != nil, dropPath: keep != nil)
+        return [KernelStep(launch, bindings + normalisationBindings(normalisation) + keepBinding(keep))]
+    }
+
+    private func keepBinding<Resource>(_ keep: Resource?) -> [KernelBinding<Resource>] {
+        keep.map { [.readSmall($0)] } ?? []
+    }
+}
+
+/// `y = x * scale[n]` for each image n of `count / batch` values (Shaders/image_scale.comp): the gradient of a branch
+/// that stochastic depth scaled per image.
+public struct ImageScale: Hashable, Sendable {
+    public var count: Int
+    public var batch: Int
+
+    public init(count: Int, batch: Int) {
+        precondition(batch > 0 && count % batch == 0, "image scale: \(count) values are not \(batch) whole images")
+        (self.count, self.batch) = (count, batch)
+    }
+
+    /// Mirrors `Push` in Shaders/image_scale.comp.
+    struct Push: BitwiseCopyable {
+        var count, perImage: UInt32
+    }
+
+    public func steps<Resource>(_ x: Resource, scale: Resource, into y: Resource) -> [KernelStep<Resource>] {
+        let launch = KernelLaunch(
+            kernel: KernelName.image_scale, specialization: [ShaderConstants.image_scale.LOCAL_SIZE_X: .uint(64)],
+            pushConstants: Push(count: UInt32(count), perImage: UInt32(count / batch)),
+            groups: Grid.flat(items: count, localSize: 64))
+        return [KernelStep(launch, [.readFloat32(x), .writeFloat32(y), .readSmall(scale)])]
     }
 }
 
@@ -197,22 +238,25 @@ extension BatchNormTraining {
     /// The forward's statistics, running update and output (with `activation`, and a residual where `residual`)
     /// against the references, on values of a large common offset (what a variance computed as a difference of
     /// squares would lose).
-    public func forwardCheck(activation: Activation, residual: Bool) -> KernelCheck {
-        KernelCheck(op: "batchnorm_forward", shape: shapeDescription + " \(activation)\(residual ? " +residual" : "")")
-        {
-            runner, random in
+    /// With `dropPath`, the BatchNorm's output is scaled per image by ``EpilogueTraining/checkKeep(batch:)``.
+    public func forwardCheck(activation: Activation, residual: Bool, dropPath: Bool = false) -> KernelCheck {
+        let shape = shapeDescription + " \(activation)\(residual ? " +residual" : "")\(dropPath ? " drop path" : "")"
+        return KernelCheck(op: "batchnorm_forward", shape: shape) { runner, random in
             let x = random.floats(count, in: 3...5), gamma = random.floats(channels, in: 0.5...1.5)
             let beta = random.floats(channels), running = random.floats(2 * channels, in: 0.5...1.5)
             let r = residual ? random.floats(count) : nil
+            let keep = dropPath ? EpilogueTraining.checkKeep(batch: batch) : nil
             let statistics = try runner.output(2 * channels), y = try runner.output(count)
             let runningBuffer = try runner.inputOutput(running), xBuffer = try runner.input(x)
             runner.add(statisticsSteps(input: xBuffer, statistics: statistics, running: runningBuffer))
             runner.add(
                 forwardSteps(
                     input: xBuffer, residual: try r.map(runner.input), output: y, statistics: statistics,
-                    gamma: try runner.input(gamma), beta: try runner.input(beta), activation: activation))
+                    gamma: try runner.input(gamma), beta: try runner.input(beta), activation: activation,
+                    keep: try keep.map(runner.input)))
             try runner.run()
-            let expected = referenceForward(x, gamma: gamma, beta: beta, running: running, residual: r, activation)
+            let expected = referenceForward(
+                x, gamma: gamma, beta: beta, running: running, residual: r, keep: keep, activation)
             return .worst([
                 "statistics": Comparison(try runner.read(statistics), expected.statistics),
                 "running": Comparison(try runner.read(runningBuffer), expected.running),
@@ -222,7 +266,8 @@ extension BatchNormTraining {
     }
 
     private func referenceForward(
-        _ x: [Float], gamma: [Float], beta: [Float], running: [Float], residual: [Float]?, _ activation: Activation
+        _ x: [Float], gamma: [Float], beta: [Float], running: [Float], residual: [Float]?, keep: [Float]?,
+        _ activation: Activation
     ) -> (statistics: [Float], running: [Float], output: [Float]) {
         let s = statistics(x.map(Double.init))
         let old = running.map(Double.init)
@@ -230,8 +275,9 @@ extension BatchNormTraining {
             mean: Array(old.prefix(channels)), variance: Array(old.suffix(channels)), statistics: s)
         let normalised = forward(
             x.map(Double.init), gamma: gamma.map(Double.init), beta: beta.map(Double.init), statistics: s)
+        let scales = EpilogueTraining.imageScales(keep, count: count, batch: batch)
         let output = normalised.indices.map { i in
-            activation.apply(normalised[i] + (residual.map { Double($0[i]) } ?? 0))
+            activation.apply(normalised[i] * scales[i] + (residual.map { Double($0[i]) } ?? 0))
         }
         return (
             (s.mean + s.variance).map(Float.init), (updated.mean + updated.variance).map(Float.init),
@@ -241,11 +287,19 @@ extension BatchNormTraining {
 
     /// The backward through the epilogue (`activation`, a residual where `residual`) and the BatchNorm: the
     /// pre-activation gradient, gamma's, beta's and the input's (added to where `accumulate`).
-    public func backwardCheck(activation: Activation, residual: Bool, accumulate: Bool = false) -> KernelCheck {
-        let shape = shapeDescription + " \(activation)\(residual ? " +residual" : "")\(accumulate ? " accumulate" : "")"
+    /// With `dropPath`, the BatchNorm's output was scaled per image by ``EpilogueTraining/checkKeep(batch:)``: the
+    /// BatchNorm's gradient is the pre-activation gradient so scaled (``ImageScale``).
+    public func backwardCheck(activation: Activation, residual: Bool, accumulate: Bool = false, dropPath: Bool = false)
+        -> KernelCheck
+    {
+        let shape =
+            shapeDescription + " \(activation)\(residual ? " +residual" : "")\(accumulate ? " accumulate" : "")"
+            + (dropPath ? " drop path" : "")
         return KernelCheck(op: "batchnorm_backward", shape: shape) { runner, random in
             let x = random.floats(count, in: -2...3), gamma = random.floats(channels, in: 0.5...1.5)
             let beta = random.floats(channels), dy = random.floats(count), r = residual ? random.floats(count) : nil
+            let keep = dropPath ? EpilogueTraining.checkKeep(batch: batch) : nil
+            let scales = EpilogueTraining.imageScales(keep, count: count, batch: batch)
             let dx0 = accumulate ? random.floats(count) : [Float](repeating: .nan, count: count)
             let s = statistics(x.map(Double.init))
             let stats = (s.mean + s.variance).map(Float.init)
@@ -254,24 +308,33 @@ extension BatchNormTraining {
             let (dgamma, dbeta, dx) = (
                 try runner.output(channels), try runner.output(channels), try runner.inputOutput(dx0)
             )
+            let keepBuffer = try keep.map(runner.input)
             runner.add(
                 EpilogueTraining(
                     batch: batch, channels: channels, pixels: pixels, activation: activation, batchNorm: true
                 )
                 .backwardSteps(
                     outputGradient: try runner.input(dy), input: xBuffer, residual: try r.map(runner.input),
-                    normalisation: (statistics, gammaBuffer, try runner.input(beta)), preGradient: pre))
+                    normalisation: (statistics, gammaBuffer, try runner.input(beta)), keep: keepBuffer,
+                    preGradient: pre))
+            var branch = pre
+            if let keepBuffer {
+                branch = try runner.output(count)
+                runner.add(ImageScale(count: count, batch: batch).steps(pre, scale: keepBuffer, into: branch))
+            }
             runner.add(
                 backwardSteps(
-                    input: xBuffer, preGradient: pre, statistics: statistics, gamma: gammaBuffer, gammaGradient: dgamma,
-                    betaGradient: dbeta, inputGradient: dx, accumulate: accumulate))
+                    input: xBuffer, preGradient: branch, statistics: statistics, gamma: gammaBuffer,
+                    gammaGradient: dgamma, betaGradient: dbeta, inputGradient: dx, accumulate: accumulate))
             try runner.run()
             let normalised = forward(
                 x.map(Double.init), gamma: gamma.map(Double.init), beta: beta.map(Double.init), statistics: s)
             let dPre = normalised.indices.map { i in
-                Double(dy[i]) * activation.derivative(normalised[i] + (r.map { Double($0[i]) } ?? 0))
+                Double(dy[i]) * activation.derivative(normalised[i] * scales[i] + (r.map { Double($0[i]) } ?? 0))
             }
-            let g = backward(x.map(Double.init), gamma: gamma.map(Double.init), statistics: s, outputGradient: dPre)
+            let g = backward(
+                x.map(Double.init), gamma: gamma.map(Double.init), statistics: s,
+                outputGradient: zip(dPre, scales).map(*))
             return .worst([
                 "pre-activation": Comparison(try runner.read(pre), dPre.map(Float.init)),
                 "gamma": Comparison(try runner.read(dgamma), g.gamma.map(Float.init)),
@@ -286,33 +349,57 @@ extension BatchNormTraining {
 extension EpilogueTraining {
     /// Without a BatchNorm: the forward `act(x (+ residual))`, the gradient `dy * act'(x (+ residual))`, then that
     /// added into a gradient already holding a value (``Accumulate``), as a residual's gradient is.
-    public func check(residual: Bool) -> KernelCheck {
+    /// With `dropPath` (a residual needed), the input is scaled per image by ``checkKeep(batch:)`` before the add, and
+    /// the input's gradient is the pre-activation gradient so scaled (``ImageScale``).
+    public func check(residual: Bool, dropPath: Bool = false) -> KernelCheck {
         precondition(!batchNorm, "the BatchNorm variant is checked by BatchNormTraining's checks")
         let count = batch * channels * pixels
-        return KernelCheck(op: "epilogue", shape: "\(count) \(activation)\(residual ? " +residual" : "")") {
-            runner, random in
+        let shape = "\(count) \(activation)\(residual ? " +residual" : "")\(dropPath ? " drop path" : "")"
+        return KernelCheck(op: "epilogue", shape: shape) { runner, random in
             let dy = random.floats(count), x = random.floats(count, in: -3...3)
             let r = residual ? random.floats(count) : nil
+            let keep = dropPath ? Self.checkKeep(batch: batch) : nil
+            let scales = Self.imageScales(keep, count: count, batch: batch)
             let (total0, copied0) = (random.floats(count), random.floats(count))
-            let (xBuffer, rBuffer) = (try runner.input(x), try r.map(runner.input))
+            let (xBuffer, rBuffer, keepBuffer) = (
+                try runner.input(x), try r.map(runner.input), try keep.map(runner.input)
+            )
             let (y, pre) = (try runner.output(count), try runner.output(count))
             let (total, copied) = (try runner.inputOutput(total0), try runner.inputOutput(copied0))
-            runner.add(forwardSteps(input: xBuffer, residual: rBuffer, normalisation: nil, output: y))
+            runner.add(forwardSteps(input: xBuffer, residual: rBuffer, normalisation: nil, keep: keepBuffer, output: y))
             runner.add(
                 backwardSteps(
                     outputGradient: try runner.input(dy), input: xBuffer, residual: rBuffer, normalisation: nil,
-                    preGradient: pre))
+                    keep: keepBuffer, preGradient: pre))
             runner.add(Accumulate(count: count).steps(pre, into: total))
             runner.add(Accumulate(count: count, accumulate: false).steps(pre, into: copied))
+            var branch = pre  // the operation's gradient
+            if let keepBuffer {
+                branch = try runner.output(count)
+                runner.add(ImageScale(count: count, batch: batch).steps(pre, scale: keepBuffer, into: branch))
+            }
             try runner.run()
-            let pres = x.indices.map { i in Double(x[i]) + (r.map { Double($0[i]) } ?? 0) }
+            let pres = x.indices.map { i in Double(x[i]) * scales[i] + (r.map { Double($0[i]) } ?? 0) }
             let expected = pres.indices.map { i in Double(dy[i]) * activation.derivative(pres[i]) }
             return .worst([
                 "output": Comparison(try runner.read(y), pres.map { Float(activation.apply($0)) }),
                 "pre-activation": Comparison(try runner.read(pre), expected.map(Float.init)),
                 "accumulated": Comparison(try runner.read(total), zip(expected, total0).map { Float($0 + Double($1)) }),
                 "copied": Comparison(try runner.read(copied), expected.map(Float.init)),
+                "branch": Comparison(try runner.read(branch), zip(expected, scales).map { Float($0 * $1) }),
             ])
         }
+    }
+
+    /// The per-image scales the drop-path checks take: every third image's branch dropped (0), the others kept and
+    /// scaled by 1 / 0.8 (a drop rate of 0.2).
+    public static func checkKeep(batch: Int) -> [Float] {
+        (0..<batch).map { $0 % 3 == 1 ? 0 : 1.25 }
+    }
+
+    /// Each element's scale: its image's in `keep`, or 1 without it.
+    static func imageScales(_ keep: [Float]?, count: Int, batch: Int) -> [Double] {
+        guard let keep else { return [Double](repeating: 1, count: count) }
+        return (0..<count).map { Double(keep[$0 / (count / batch)]) }
     }
 }

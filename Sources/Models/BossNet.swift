@@ -81,6 +81,25 @@ extension HyTraArchitecture: ModelFamily {
         return ["fc", "global_pool"].contains(first) ? "head" : "stem"
     }
 
+    /// The authors' rule (retraining_hytra/boss_models.py): block i of the 16 blocks of the stages (ResConv and ResAtt
+    /// counted alike, an empty stage's conv not at all) gets `rate * i / 15`, and only ResConv blocks drop their
+    /// branch (after squeeze-excite, before the residual add). The divisor stays 15 whatever the block count, as theirs.
+    public func dropPathRates(_ rate: Double) throws -> [String: Double] {
+        guard rate > 0 else { return [:] }
+        var rates: [String: Double] = [:]
+        var index = 0
+        for (stage, blocks) in stages.enumerated() {
+            for (position, block) in blocks.enumerated() {
+                let blockRate = rate * Double(index) / 15
+                if block == .convolution && blockRate > 0 {
+                    rates["layer\(stage + 1).\(position).\(squeezeExcite ? "se" : "conv3")"] = blockRate
+                }
+                index += 1
+            }
+        }
+        return rates
+    }
+
     /// The last BatchNorm of a ResConv (`bn3`, 0.1) and of a ResAtt (`net.5`, 0.05) branch; attention's `to_qkv` (12).
     public var syntheticGains: SyntheticGains {
         SyntheticGains(batchNorm: ["bn3": 0.1, "net.5": 0.05], weight: ["to_qkv": 12])

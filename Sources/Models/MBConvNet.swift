@@ -35,6 +35,14 @@ extension MBConvArchitecture: ModelFamily {
         return builder.graph
     }
 
+    /// Refuses a rate above 0: the authors' code retrains only the HyTra family, so the space has no rule of theirs.
+    public func dropPathRates(_ rate: Double) throws -> [String: Double] {
+        guard rate > 0 else { return [:] }
+        throw ArchitectureError(
+            "Stochastic depth (--drop-path) follows the authors' retraining code, which has it for BossNet-T (hytra) "
+                + "only; train an MBConv network with --drop-path 0.")
+    }
+
     /// `blocks.0` to `blocks.6`; `head` for conv_head, its BatchNorm (`bn2`), the pooling and the classifier; `stem`
     /// before the blocks.
     public func stage(of name: String) -> String {

@@ -51,6 +51,15 @@ public struct Model: Sendable {
         return try architecture.family.graph(batch: batch, inputSize: inputSize)
     }
 
+    /// Stochastic depth over `graph` (this model's) at `--drop-path rate`, by the family's rule
+    /// (``ModelFamily/dropPathRates(_:)``); ``StochasticDepth/none`` at rate 0.
+    public func stochasticDepth(rate: Double, graph: Graph) throws -> StochasticDepth {
+        guard rate.isFinite && (0..<1).contains(rate) else {
+            throw ArchitectureError("The drop-path rate must be in [0, 1); got \(rate).")
+        }
+        return try StochasticDepth(graph: graph, rates: architecture.family.dropPathRates(rate))
+    }
+
     /// Every state-dict entry of the PyTorch model, in module order (BatchNorm statistics and
     /// `num_batches_tracked` included).
     public func stateDictEntries() throws -> [ParameterDeclaration] {

@@ -20,6 +20,10 @@ public protocol ModelFamily: Sendable {
     func stage(of name: String) -> String
     /// Gains of ``SyntheticWeights`` where the family's residual branches and attention need them.
     var syntheticGains: SyntheticGains { get }
+    /// Stochastic depth's drop rate of each residual branch when training with `--drop-path rate`, by the name of the
+    /// node that adds the branch to its residual (see ``StochasticDepth``); empty at rate 0. Throws where the family
+    /// has no such rule.
+    func dropPathRates(_ rate: Double) throws -> [String: Double]
 }
 
 /// Gains that make synthetic weights behave like trained ones in a family (see ``SyntheticWeights``): by the suffix of

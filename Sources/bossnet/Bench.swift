@@ -37,6 +37,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time a training step (forward, backward, AdamW) beside the inference steptime at the same batch.")
     var train = false
 
+    @Option(help: "With --train: stochastic depth's rate (the authors' --drop-path; default 0, off).")
+    var dropPath = 0.0
+
     /// The batches asked for, or the defaults.
     var batches: [Int] { batchList.isEmpty ? (train ? [32] : [1, 8]) : batchList }
 
@@ -67,6 +70,9 @@ struct Bench: ParsableCommand {
         }
         guard (1...10_000).contains(iterations), (0...1000).contains(warmup) else {
             throw ValidationError("--iterations must be at least 1 and --warmup at least 0.")
+        }
+        guard (0..<1).contains(dropPath) && (train || dropPath == 0) else {
+            throw ValidationError("--drop-path must be in [0, 1), and goes with --train; got \(dropPath).")
         }
         _ = try cases()
     }

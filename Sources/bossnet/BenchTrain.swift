@@ -12,6 +12,8 @@ struct TrainingBenchmarkRow: Codable {
     let architecture: String
     let input_size: Int
     let batch: Int
+    /// Stochastic depth's rate (--drop-path; 0 when off).
+    let drop_path: Double
     /// Forward, backward and one AdamW step, wall clock.
     let train_ms_per_step: Statistic
     let train_ms_per_image: Double
@@ -73,7 +75,9 @@ extension Bench {
         let graph = try model.graph(
             batch: benchmark.batch, inputSize: benchmark.inputSize,
             weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
-        let session = try TrainingSession(graph: graph, device: device)
+        let session = try TrainingSession(
+            graph: graph, device: device, stochasticDepth: try model.stochasticDepth(rate: dropPath, graph: graph),
+            seed: 1)
         var random = SeededRandom(seed: 1)
         let input = random.floats(graph.shapes[graph.input].count, in: -2...2)
         let classes = graph.shapes[graph.output].count / graph.batch
@@ -102,7 +106,8 @@ extension Bench {
         }
         return TrainingBenchmarkRow(
             label: benchmark.label, architecture: model.architecture.text, input_size: benchmark.inputSize,
-            batch: benchmark.batch, train_ms_per_step: step, train_ms_per_image: step.median / Double(graph.batch),
+            batch: benchmark.batch, drop_path: dropPath, train_ms_per_step: step,
+            train_ms_per_image: step.median / Double(graph.batch),
             train_gflops: 6 * Double(madds) / (step.median * 1e6), train_device_bytes: session.deviceBytes,
             inference_ms_per_batch: inference, train_over_inference: step.median / inference,
             published: benchmark.published, optimizer_ms: Statistic(optimizerTimes).median,

@@ -16,7 +16,9 @@ struct Grad: ParsableCommand {
             targets, and the backward. Writes float32 safetensors: `loss`, `grad.<name>` for every trainable \
             parameter and `<bn>.running_mean` / `<bn>.running_var` after the step, under the authors' state-dict \
             names; with --step, the parameters after one optimizer step from these weights as `param.<name>`. Runs on \
-            the device's training kernels (float32); --cpu computes the same step with the CPU reference in float64.
+            the device's training kernels (float32); --cpu computes the same step with the CPU reference in float64. \
+            With --drop-path, stochastic depth drops residual branches per image by the authors' rule (the masks, \
+            drawn from --seed the same way on the device and the CPU, are written as `mask.<node>`).
             """)
 
     @OptionGroup var deviceSelection: DeviceSelection
@@ -42,6 +44,13 @@ struct Grad: ParsableCommand {
     @Option(help: "The optimizer's weight decay (none on 1-d parameters and biases, as timm groups them).")
     var weightDecay = 0.05
 
+    @Option(
+        help: "Stochastic depth's rate (the authors' --drop-path; ResConv block i of 16 drops with rate * i / 15).")
+    var dropPath = 0.0
+
+    @Option(help: "The seed stochastic depth's masks are drawn from.")
+    var seed: UInt64 = 0
+
     @Flag(help: "Compute the step with the CPU reference (float64) instead of the device.")
     var cpu = false
 
@@ -55,6 +64,9 @@ struct Grad: ParsableCommand {
         }
         guard (0..<1).contains(smoothing) else {
             throw ValidationError("--smoothing must be in [0, 1); got \(smoothing).")
+        }
+        guard (0..<1).contains(dropPath) else {
+            throw ValidationError("--drop-path must be in [0, 1); got \(dropPath).")
         }
         try weightsSelection.validate(requested: try modelSelection.requested())
         try checkOutput(output, option: "--output", kind: .safetensors, inputs: [input, labels])
@@ -71,8 +83,13 @@ struct Grad: ParsableCommand {
                 batch: images.shape[0], inputSize: images.shape[2], weights: loaded.weights)
             let classes = graph.shapes[graph.output].count / graph.batch
             let targets = try readTargets(batch: graph.batch, classes: classes)
+            let depth = try loaded.model.stochasticDepth(rate: dropPath, graph: graph)
+            var random = SeededRandom(seed: seed)
+            let masks = depth.masks(batch: graph.batch, using: &random)
             let result =
-                cpu ? try referenceStep(graph, images.values, targets) : try deviceStep(graph, images.values, targets)
+                cpu
+                ? try referenceStep(graph, images.values, targets, masks: masks)
+                : try deviceStep(graph, images.values, targets, depth: depth, masks: masks)
             let state = try StateDict(tensors(result, graph: graph))
             try writing(output) { try SafeTensors.write(state, to: URL(fileURLWithPath: output)) }
             print("loss \(result.loss); wrote \(state.count) tensors to \(output)")
@@ -86,6 +103,8 @@ struct Grad: ParsableCommand {
         var running: [String: [Float]]
         /// The parameters after the optimizer's step (with --step).
         var parameters: [String: [Float]] = [:]
+        /// Stochastic depth's masks, by node (with --drop-path).
+        var masks: [String: [Double]] = [:]
     }
 
     private var optimizer: TrainingOptimizer? {
@@ -96,19 +115,24 @@ struct Grad: ParsableCommand {
         }
     }
 
-    private func deviceStep(_ graph: Graph, _ images: [Float], _ targets: [Double]) throws -> StepResult {
-        let session = try TrainingSession(graph: graph, device: try deviceSelection.open())
-        let step = try session.step(input: images, targets: targets.map(Float.init))
-        var result = StepResult(loss: step.loss, gradients: step.gradients, running: step.runningStatistics)
+    private func deviceStep(
+        _ graph: Graph, _ images: [Float], _ targets: [Double], depth: StochasticDepth, masks: [String: [Double]]
+    ) throws -> StepResult {
+        let session = try TrainingSession(graph: graph, device: try deviceSelection.open(), stochasticDepth: depth)
+        let step = try session.step(input: images, targets: targets.map(Float.init), masks: masks)
+        var result = StepResult(
+            loss: step.loss, gradients: step.gradients, running: step.runningStatistics, masks: masks)
         if let optimizer { result.parameters = try session.optimize(optimizer) }
         return result
     }
 
-    private func referenceStep(_ graph: Graph, _ images: [Float], _ targets: [Double]) throws -> StepResult {
-        let step = try TrainingReference(graph).step(input: images, targets: targets)
+    private func referenceStep(_ graph: Graph, _ images: [Float], _ targets: [Double], masks: [String: [Double]])
+        throws -> StepResult
+    {
+        let step = try TrainingReference(graph).step(input: images, targets: targets, masks: masks)
         var result = StepResult(
             loss: step.loss, gradients: step.gradients.mapValues { $0.map(Float.init) },
-            running: step.runningStatistics.mapValues { $0.map(Float.init) })
+            running: step.runningStatistics.mapValues { $0.map(Float.init) }, masks: masks)
         guard let choice = self.step else { return result }
         for declaration in graph.declarations {
             guard let gradient = step.gradients[declaration.name], let values = graph.parameters[declaration.name]
@@ -138,10 +162,14 @@ struct Grad: ParsableCommand {
         return loss.targets(labels: labels, smoothing: smoothing)
     }
 
-    /// `loss`, then in declaration order `param.<name>` (after the optimizer's step, with --step), `grad.<name>` and
+    /// `loss`, each stochastic-depth mask (`mask.<node>`, in the graph's order), then in declaration order `param.<name>` (after the optimizer's step, with --step), `grad.<name>` and
     /// the running statistics.
     private func tensors(_ result: StepResult, graph: Graph) -> [NamedTensor] {
         var tensors = [NamedTensor(name: "loss", shape: [], values: [Float(result.loss)])]
+        for node in graph.nodes.map(\.name) {
+            guard let mask = result.masks[node] else { continue }
+            tensors.append(NamedTensor(name: "mask.\(node)", shape: [mask.count], values: mask.map(Float.init)))
+        }
         for declaration in graph.declarations {
             let (name, shape) = (declaration.name, declaration.shape)
             if let values = result.parameters[name] {

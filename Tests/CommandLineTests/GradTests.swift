@@ -71,7 +71,9 @@ private func relativeL2(_ actual: [Float], _ expected: [Double]) -> Double {
     return norm > 0 ? (difference / norm).squareRoot() : difference.squareRoot()
 }
 
-@Test("bossnet grad on the device, at the spec's minimum limits, validated: the reference's gradients, AdamW's step")
+@Test(
+    "bossnet grad on the device, at the spec's minimum limits, validated, under stochastic depth: the reference's gradients, AdamW's step"
+)
 func gradOnDevice() throws {
     let arch = "hytra:1-0-1-1"
     let model = Model(try Architecture.parse(arch))
@@ -99,12 +101,22 @@ func gradOnDevice() throws {
     let result = try run(
         [
             "grad", "--arch", arch, "--weights", weightsFile.path, "--input", inputFile.path, "--labels",
-            labelFile.path, "--smoothing", "0.1", "--step", "adamw", "--lr", "1e-3", "--output", output.path,
+            labelFile.path, "--smoothing", "0.1", "--step", "adamw", "--lr", "1e-3", "--drop-path", "0.9", "--seed",
+            "3", "--output", output.path,
         ], environment: environment)
     #expect(result.status == 0, "\(result.error)")
     let written = try SafeTensors.read(output)
+    // Stochastic depth at 0.9: layer3.0 drops with 0.12 and layer4.0 with 0.18 (blocks 2 and 3 of 15); the masks
+    // written are those the seed draws, and this seed drops one image's branch.
+    var seeded = SeededRandom(seed: 3)
+    let masks = try model.stochasticDepth(rate: 0.9, graph: graph).masks(batch: 4, using: &seeded)
+    #expect(Set(masks.keys) == ["layer3.0.se", "layer4.0.se"])
+    for (node, mask) in masks {
+        #expect(written["mask.\(node)"]?.values == mask.map(Float.init), "mask.\(node)")
+    }
+    #expect(masks.values.joined().contains(0), "\(masks)")
     let targets = CrossEntropy(batch: 4, classes: 1000).targets(labels: [3, 917, 0, 500], smoothing: 0.1)
-    let step = try TrainingReference(graph).step(input: input, targets: targets)
+    let step = try TrainingReference(graph).step(input: input, targets: targets, masks: masks)
     let loss = try #require(written["loss"]?.values.first)
     #expect(abs(Double(loss) - step.loss) <= 1e-5 * step.loss, "loss \(loss) against \(step.loss)")
     let names = graph.declarations.filter(\.trainable).map(\.name)

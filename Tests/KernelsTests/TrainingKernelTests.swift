@@ -152,7 +152,9 @@ func convolutionBackward() throws {
     try expectTrainingChecksPass(checks)
 }
 
-@Test("train-mode BatchNorm: statistics, running update, forward with residual and activation, and its gradients")
+@Test(
+    "train-mode BatchNorm: statistics, running update, forward with residual, activation and stochastic depth, and its gradients"
+)
 func batchNormKernels() throws {
     let odd = BatchNormTraining(batch: 3, channels: 5, pixels: 37)
     let wide = BatchNormTraining(batch: 2, channels: 9, pixels: 200)
@@ -172,6 +174,13 @@ func batchNormKernels() throws {
         let epilogue = EpilogueTraining(batch: 2, channels: 3, pixels: 29, activation: activation, batchNorm: false)
         checks.append(epilogue.check(residual: activation != .identity))
     }
+    // Stochastic depth: three images (one branch dropped, two scaled), with and without a BatchNorm.
+    checks += [
+        odd.forwardCheck(activation: .relu, residual: true, dropPath: true),
+        odd.backwardCheck(activation: .silu, residual: true, dropPath: true),
+        EpilogueTraining(batch: 3, channels: 4, pixels: 7, activation: .relu, batchNorm: false)
+            .check(residual: true, dropPath: true),
+    ]
     try expectTrainingChecksPass(checks)
 }
 

@@ -26,14 +26,27 @@ private func relativeL2(_ actual: [Float], _ expected: [Double]) -> Double {
 
 @Test(
     "a training step on the device equals the float64 reference about as closely as PyTorch's float32 does",
-    arguments: ["bossnet_T0", "bossnet_T0_nose", "bossnet_T1"])
-func deviceTrainingStep(name: String) throws {
-    let errors = try JSONDecoder().decode(
-        FixtureErrors.self, from: Data(contentsOf: fixture("\(name)_training_64.json")))
+    arguments: [
+        ("bossnet_T0", false), ("bossnet_T0_nose", false), ("bossnet_T1", false), ("bossnet_T0", true),
+        ("bossnet_T0_nose", true),
+    ])
+func deviceTrainingStep(name: String, dropPath: Bool) throws {
+    let file = dropPath ? "\(name)_droppath_training_64.json" : "\(name)_training_64.json"
+    let errors = try JSONDecoder().decode(FixtureErrors.self, from: Data(contentsOf: fixture(file)))
     let (graph, input, targets) = try trainingFixtureCase(name)
-    let expected = try TrainingReference(graph).step(input: input, targets: targets)
+    let model = try Model(name: name)
+    // Under stochastic depth: the model's branches at the fixture's rate, and the fixture's masks.
+    let (depth, masks) =
+        dropPath
+        ? (
+            try model.stochasticDepth(rate: try DropPathFixture(model: name).rate, graph: graph),
+            try DropPathFixture(model: name).masks(model: model)
+        )
+        : (.none, [:])
+    let expected = try TrainingReference(graph).step(input: input, targets: targets, masks: masks)
     let step = try withValidatedDevice { device in
-        try TrainingSession(graph: graph, device: device).step(input: input, targets: targets.map(Float.init))
+        try TrainingSession(graph: graph, device: device, stochasticDepth: depth).step(
+            input: input, targets: targets.map(Float.init), masks: masks)
     }
 
     #expect(abs(step.loss - expected.loss) <= 1e-5 * expected.loss, "loss \(step.loss) against \(expected.loss)")

@@ -28,14 +28,18 @@ private func smallNetwork(batch: Int) throws -> Graph {
     return try Model(Architecture(architecture)).graph(batch: batch, inputSize: 32, weights: RandomTrainingWeights())
 }
 
-@Test("a training step's gradients equal finite differences of its loss, every parameter array of a hybrid network")
+@Test(
+    "a training step's gradients equal finite differences of its loss, every parameter array of a hybrid network under stochastic depth"
+)
 func trainingStepGradients() throws {
     var graph = try smallNetwork(batch: 2)
     var random = SeededRandom(seed: 41)
     let input = random.floats(graph.shapes[graph.input].count, in: -2...2)
     let loss = CrossEntropy(batch: 2, classes: 10)
     let targets = loss.targets(labels: [3, 8], smoothing: 0.1)
-    let step = try TrainingReference(graph).step(input: input, targets: targets)
+    // Stochastic depth on both squeeze-excite branches: image 0's first dropped, the rest scaled.
+    let masks = ["layer1.0.se": [0, 2], "layer4.0.se": [1.25, 1.25]]
+    let step = try TrainingReference(graph).step(input: input, targets: targets, masks: masks)
     #expect(step.loss.isFinite && step.loss > 0)
 
     // One coordinate of every trainable array: the loss moved by +-h there (h exact in float32; 1e-3 leaves a
@@ -50,9 +54,9 @@ func trainingStepGradients() throws {
         plus[index] += 1e-4
         minus[index] -= 1e-4
         try graph.setParameter(name, plus)
-        let up = try TrainingReference(graph).loss(input: input, targets: targets)
+        let up = try TrainingReference(graph).loss(input: input, targets: targets, masks: masks)
         try graph.setParameter(name, minus)
-        let down = try TrainingReference(graph).loss(input: input, targets: targets)
+        let down = try TrainingReference(graph).loss(input: input, targets: targets, masks: masks)
         try graph.setParameter(name, original)
         rows.append((name, gradient[index], (up - down) / (Double(plus[index]) - Double(minus[index]))))
     }
@@ -78,6 +82,40 @@ private struct TrainingFixture: Decodable {
     let loss: Double
     let gradients: [String: TensorSummary]
     let running: [String: TensorSummary]
+}
+
+/// The rate and the fixed masks of a fixture's stochastic depth: each DropPath's drop_prob and per-image scales, by
+/// block (`layer3.0`).
+struct DropPathFixture: Decodable {
+    struct Block: Decodable {
+        let drop_prob: Double
+        let scales: [Double]
+    }
+    let rate: Double
+    let blocks: [String: Block]
+
+    private struct File: Decodable { let drop_path: DropPathFixture }
+
+    /// The stochastic depth of `name`'s drop-path fixture.
+    init(model name: String) throws {
+        self = try JSONDecoder().decode(File.self, from: Data(contentsOf: fixture("\(name)_droppath_training_64.json")))
+            .drop_path
+    }
+
+    /// The fixture's masks by the engine's node names, after checking that the model's rule at the fixture's rate
+    /// gives the authors' blocks and rates, exactly.
+    func masks(model: Model) throws -> [String: [Double]] {
+        let rates = try model.architecture.family.dropPathRates(rate)
+        let block = { (node: String) in node.split(separator: ".").prefix(2).joined(separator: ".") }
+        #expect(Set(rates.keys.map(block)) == Set(blocks.keys), "the blocks that drop their branch")
+        var masks: [String: [Double]] = [:]
+        for (node, nodeRate) in rates {
+            let authors = try #require(blocks[block(node)], "\(node): no DropPath in the authors' model")
+            #expect(nodeRate == authors.drop_prob, "\(node): rate \(nodeRate), the authors' \(authors.drop_prob)")
+            masks[node] = authors.scales
+        }
+        return masks
+    }
 }
 
 /// The largest difference between `values` and `summary`, relative to the tensor's norm (its RMS value for the
@@ -109,8 +147,22 @@ func trainingStepMatchesAuthors(name: String) throws {
     let expected = try JSONDecoder().decode(
         TrainingFixture.self, from: Data(contentsOf: fixture("\(name)_training_64.json")))
     let (graph, input, targets) = try trainingFixtureCase(name)
-    let step = try TrainingReference(graph).step(input: input, targets: targets)
+    try expectMatches(try TrainingReference(graph).step(input: input, targets: targets), expected, name)
+}
 
+@Test(
+    "stochastic depth: the authors' blocks and rates at --drop-path 0.3, and a step with their DropPath masks fixed",
+    arguments: ["bossnet_T0", "bossnet_T0_nose"])
+func stochasticDepthMatchesAuthors(name: String) throws {
+    let expected = try JSONDecoder().decode(
+        TrainingFixture.self, from: Data(contentsOf: fixture("\(name)_droppath_training_64.json")))
+    let (graph, input, targets) = try trainingFixtureCase(name)
+    let masks = try DropPathFixture(model: name).masks(model: try Model(name: name))
+    try expectMatches(try TrainingReference(graph).step(input: input, targets: targets, masks: masks), expected, name)
+}
+
+/// The step's loss, gradients and running statistics against the fixture's, within 1e-9 of each array's norm.
+private func expectMatches(_ step: TrainingReference.Step, _ expected: TrainingFixture, _ name: String) throws {
     #expect(abs(step.loss - expected.loss) <= 1e-12 * expected.loss, "loss \(step.loss) against \(expected.loss)")
     #expect(Set(step.gradients.keys) == Set(expected.gradients.keys))
     var worst = (difference: 0.0, name: "")

@@ -24,11 +24,14 @@ public final class TrainingBuffers {
         counts = Dictionary(graph.declarations.map { ($0.name, $0.count) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// A buffer of `count` floats.
-    public func make(_ count: Int, label: String = "training") throws -> VulkanBuffer {
+    /// A buffer of `count` floats; in `memory` ``BufferMemory/staging`` the host writes it without a copy (a step's
+    /// few stochastic-depth scales).
+    public func make(_ count: Int, label: String = "training", memory: BufferMemory = .deviceLocal) throws
+        -> VulkanBuffer
+    {
         let size = Grid.roundUp(max(count, 1), to: 4) * 4
         bytes += size
-        return try VulkanBuffer(device: device, size: size, label: label)
+        return try VulkanBuffer(device: device, size: size, memory: memory, label: label)
     }
 
     /// Buffers of `counts` floats each.

@@ -26,21 +26,27 @@ extension TrainableOperation {
     public var trainingEpilogue: Epilogue { epilogue }
 
     /// Every training kernel the node runs, checked at its shape: the operation's backward, and its train-mode
-    /// BatchNorm's forward and backward, or its epilogue's gradient, at its output's shape `output`.
+    /// BatchNorm's forward and backward, or its epilogue's gradient, at its output's shape `output`; where it adds a
+    /// residual, those of its epilogue under stochastic depth too.
     public func backwardChecks(output: TensorShape) -> [KernelCheck] {
         let epilogue = trainingEpilogue
         var checks = backwardCheck.map { [$0] } ?? []
+        let dropPaths = epilogue.hasResidual ? [false, true] : [false]
         if batchNorm != nil {
             let norm = BatchNormTraining(batch: output.batch, channels: output.channels, pixels: output.pixels)
-            checks += [
-                norm.forwardCheck(activation: epilogue.activation, residual: epilogue.hasResidual),
-                norm.backwardCheck(activation: epilogue.activation, residual: epilogue.hasResidual),
-            ]
+            for dropPath in dropPaths {
+                checks += [
+                    norm.forwardCheck(
+                        activation: epilogue.activation, residual: epilogue.hasResidual, dropPath: dropPath),
+                    norm.backwardCheck(
+                        activation: epilogue.activation, residual: epilogue.hasResidual, dropPath: dropPath),
+                ]
+            }
         } else if epilogue.activation != .identity || epilogue.hasResidual {
             let backward = EpilogueTraining(
                 batch: output.batch, channels: output.channels, pixels: output.pixels, activation: epilogue.activation,
                 batchNorm: false)
-            checks.append(backward.check(residual: epilogue.hasResidual))
+            checks += dropPaths.map { backward.check(residual: epilogue.hasResidual, dropPath: $0) }
         }
         return checks
     }

@@ -17,19 +17,27 @@ struct TrainingPlanner {
     /// Each tensor's value, and its gradient once a contribution is planned.
     private(set) var values: [VulkanBuffer?]
     private(set) var gradients: [VulkanBuffer?]
+    /// Stochastic depth's per-image scales (`[batch]`, written by the host before each step), by node name.
+    let masks: [String: VulkanBuffer]
 
     private struct Record {
         var node: DeviceNode
         var residual: VulkanBuffer?
+        /// Stochastic depth's scales of the node's branch, where it has them.
+        var keep: VulkanBuffer?
         /// The BatchNorm's batch statistics (means, then biased variances), gamma and beta, where it has one.
         var normalisation: (statistics: VulkanBuffer, gamma: VulkanBuffer, beta: VulkanBuffer)?
     }
 
-    init(graph: Graph, buffers: TrainingBuffers) {
+    init(graph: Graph, buffers: TrainingBuffers, stochasticDepth: StochasticDepth) throws {
         self.graph = graph
         self.buffers = buffers
         values = [VulkanBuffer?](repeating: nil, count: graph.shapes.count)
         gradients = values
+        masks = try Dictionary(
+            uniqueKeysWithValues: stochasticDepth.branches.map {
+                ($0.node, try buffers.make(graph.batch, label: "\($0.node) drop-path mask", memory: .staging))
+            })
     }
 
     private func trainable(_ node: Node) -> any DeviceTrainable {
@@ -58,6 +66,7 @@ struct TrainingPlanner {
     private mutating func forward(_ node: Node) throws -> [KernelStep<VulkanBuffer>] {
         let op = trainable(node), shape = graph.shapes[node.output], epilogue = op.trainingEpilogue
         let residual = epilogue.hasResidual ? value(node.inputs[op.operandCount]) : nil
+        let keep = masks[node.name]
         var device = DeviceNode(
             operands: node.inputs.prefix(op.operandCount).map(value),
             raw: try buffers.make(shape.count, label: node.name))
@@ -72,15 +81,15 @@ struct TrainingPlanner {
             steps += batchNorm.statisticsSteps(input: device.raw, statistics: stats, running: runningBuffer)
             steps += batchNorm.forwardSteps(
                 input: device.raw, residual: residual, output: output, statistics: stats, gamma: gamma, beta: beta,
-                activation: epilogue.activation)
+                activation: epilogue.activation, keep: keep)
             normalisation = (stats, gamma, beta)
         } else if epilogue.activation != .identity || residual != nil {
             output = try buffers.make(shape.count, label: "\(node.name) output")
             steps += epilogueTraining(shape, epilogue.activation, batchNorm: false).forwardSteps(
-                input: device.raw, residual: residual, normalisation: nil, output: output)
+                input: device.raw, residual: residual, normalisation: nil, keep: keep, output: output)
         }
         values[node.output] = output
-        records.append(Record(node: device, residual: residual, normalisation: normalisation))
+        records.append(Record(node: device, residual: residual, keep: keep, normalisation: normalisation))
         return steps
     }
 
@@ -143,16 +152,22 @@ struct TrainingPlanner {
             let pre = try buffers.make(shape.count, label: "\(node.name) pre-activation gradient")
             steps += epilogueTraining(shape, epilogue.activation, batchNorm: normalisation != nil).backwardSteps(
                 outputGradient: outputGradient, input: record.node.raw, residual: record.residual,
-                normalisation: normalisation, preGradient: pre)
+                normalisation: normalisation, keep: record.keep, preGradient: pre)
             if record.residual != nil, let target = try target(node.inputs[op.operandCount]) {
                 steps += Accumulate(count: shape.count, accumulate: target.accumulate).steps(pre, into: target.buffer)
             }
-            rawGradient = pre
+            var branchGradient = pre
+            if let keep = record.keep {
+                branchGradient = try buffers.make(shape.count, label: "\(node.name) branch gradient")
+                steps += ImageScale(count: shape.count, batch: shape.batch).steps(
+                    pre, scale: keep, into: branchGradient)
+            }
+            rawGradient = branchGradient
             if let norm = op.batchNorm, let normalisation {
                 rawGradient = try buffers.make(shape.count, label: "\(node.name) raw gradient")
                 steps += BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
                     .backwardSteps(
-                        input: record.node.raw, preGradient: pre, statistics: normalisation.statistics,
+                        input: record.node.raw, preGradient: branchGradient, statistics: normalisation.statistics,
                         gamma: normalisation.gamma, gammaGradient: try buffers.gradient(of: norm.gamma),
                         betaGradient: try buffers.gradient(of: norm.beta), inputGradient: rawGradient)
             }

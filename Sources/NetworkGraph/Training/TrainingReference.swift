@@ -38,20 +38,26 @@ public struct TrainingReference {
         /// The operation's output before its BatchNorm.
         var raw: [Double]
         var statistics: BatchNormTraining.Statistics?
-        /// The value the activation reads (after the BatchNorm and the residual add).
+        /// The value the activation reads (after the BatchNorm, stochastic depth's scale and the residual add).
         var preActivation: [Double]
+        /// Each element's stochastic-depth scale (its image's), where the node has a mask.
+        var scales: [Double]?
     }
 
     /// The loss of the train-mode forward alone (what finite differences of a step's gradients evaluate).
-    public func loss(input: [Float], targets: [Double]) -> Double {
-        let logits = forwardPass(input).logits
+    public func loss(input: [Float], targets: [Double], masks: [String: [Double]] = [:]) -> Double {
+        let logits = forwardPass(input, masks: masks).logits
         return crossEntropy(logits).lossAndGradient(logits: logits, targets: targets).loss
     }
 
     /// One step on `input` (`[batch][3][H][W]`) with per-image target distributions `targets` (`[batch][classes]`;
-    /// see ``CrossEntropy/targets(labels:smoothing:)``).
-    public func step(input: [Float], targets: [Double], keepingTensorGradients: Bool = false) -> Step {
-        let (logits, saved, running) = forwardPass(input)
+    /// see ``CrossEntropy/targets(labels:smoothing:)``). `masks` are stochastic depth's scales, `[batch]` by the name
+    /// of a node that adds a residual (see ``StochasticDepth/masks(batch:using:)``): that node's branch (its output
+    /// before the add) is scaled by its image's.
+    public func step(
+        input: [Float], targets: [Double], masks: [String: [Double]] = [:], keepingTensorGradients: Bool = false
+    ) -> Step {
+        let (logits, saved, running) = forwardPass(input, masks: masks)
         let (value, logitGradient) = crossEntropy(logits).lossAndGradient(logits: logits, targets: targets)
         let (gradients, tensors) = backward(saved, outputGradient: logitGradient)
         var step = Step(loss: value, logits: logits, gradients: gradients, runningStatistics: running)
@@ -60,13 +66,20 @@ public struct TrainingReference {
     }
 
     /// The train-mode forward: the logits, what each node keeps for its backward, and the new running statistics.
-    private func forwardPass(_ input: [Float]) -> (logits: [Double], saved: [Saved], running: [String: [Double]]) {
+    private func forwardPass(_ input: [Float], masks: [String: [Double]]) -> (
+        logits: [Double], saved: [Saved], running: [String: [Double]]
+    ) {
+        for (node, mask) in masks {
+            precondition(
+                graph.nodes.contains { $0.name == node && $0.op.epilogue.hasResidual } && mask.count == graph.batch,
+                "a mask of \(graph.batch) scales for a node that adds a residual: \(node)")
+        }
         var values = [[Double]](repeating: [], count: graph.shapes.count)
         values[graph.input] = input.map(Double.init)
         var saved: [Saved] = []
         var running: [String: [Double]] = [:]
         for node in graph.nodes {
-            let (output, kept) = forward(node, values, running: &running)
+            let (output, kept) = forward(node, values, mask: masks[node.name], running: &running)
             values[node.output] = output
             saved.append(kept)
         }
@@ -78,7 +91,9 @@ public struct TrainingReference {
     }
 
     /// The node's output and what its backward needs; its BatchNorm's new running statistics into `running`.
-    private func forward(_ node: Node, _ values: [[Double]], running: inout [String: [Double]]) -> ([Double], Saved) {
+    private func forward(_ node: Node, _ values: [[Double]], mask: [Double]?, running: inout [String: [Double]])
+        -> ([Double], Saved)
+    {
         let op = trainable(node)
         let operands = node.inputs.prefix(op.operandCount).map { values[$0] }
         let raw = op.trainingForward(Array(operands), parameters: graph.parameters)
@@ -96,11 +111,16 @@ public struct TrainingReference {
             statistics = batchStatistics
         }
         let epilogue = op.trainingEpilogue
+        let perImage = raw.count / graph.batch
+        let scales = mask.map { mask in raw.indices.map { mask[$0 / perImage] } }
+        if let scales { normalised = zip(normalised, scales).map(*) }
         let preActivation =
             epilogue.hasResidual ? zip(normalised, values[node.inputs[op.operandCount]]).map(+) : normalised
         return (
             preActivation.map(epilogue.activation.apply),
-            Saved(operands: Array(operands), raw: raw, statistics: statistics, preActivation: preActivation)
+            Saved(
+                operands: Array(operands), raw: raw, statistics: statistics, preActivation: preActivation,
+                scales: scales)
         )
     }
 
@@ -116,10 +136,12 @@ public struct TrainingReference {
             let op = trainable(node), kept = saved[index], epilogue = op.trainingEpilogue
             let dPre = zip(dy, kept.preActivation).map { $0 * epilogue.activation.derivative($1) }
             if epilogue.hasResidual { accumulate(dPre, into: &tensorGradients[node.inputs[op.operandCount]]) }
-            var dRaw = dPre
+            let dBranch = kept.scales.map { zip(dPre, $0).map(*) } ?? dPre
+            var dRaw = dBranch
             if let norm = op.batchNorm, let statistics = kept.statistics {
                 let g = batchNorm(node).backward(
-                    kept.raw, gamma: graph.parameters.double(norm.gamma), statistics: statistics, outputGradient: dPre)
+                    kept.raw, gamma: graph.parameters.double(norm.gamma), statistics: statistics,
+                    outputGradient: dBranch)
                 dRaw = g.input
                 accumulate(g.gamma, into: &parameterGradients[norm.gamma])
                 accumulate(g.beta, into: &parameterGradients[norm.beta])

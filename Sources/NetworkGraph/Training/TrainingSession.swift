@@ -32,6 +32,10 @@ public final class TrainingSession {
     /// Each tensor's value and gradient buffers, by ``TensorID`` (no gradient for the input).
     private let tensorValues: [VulkanBuffer?]
     private let tensorGradients: [VulkanBuffer?]
+    /// The branches stochastic depth drops, each with its mask's buffer, and where masks are drawn from.
+    public let stochasticDepth: StochasticDepth
+    private let masks: [String: VulkanBuffer]
+    private var random: SeededRandom
 
     /// What one step computes.
     public struct Step: Sendable {
@@ -41,13 +45,17 @@ public final class TrainingSession {
         public var gradients: [String: [Float]]
         /// Every BatchNorm's running mean and variance after the step, by state-dict name.
         public var runningStatistics: [String: [Float]]
+        /// Stochastic depth's scales the step took, `[batch]` by node name (empty without stochastic depth).
+        public var masks: [String: [Double]] = [:]
     }
 
     /// Plans the step of `graph` (which needs parameter values) on `device`; refuses an operation without training
     /// kernels, naming its node. `dataPath` is how the kernels read their inputs: through texel views
-    /// (``DataPath/texel``, the default) or storage buffers (any other).
+    /// (``DataPath/texel``, the default) or storage buffers (any other). With `stochasticDepth`, each step drops
+    /// its branches per image, with masks drawn from a generator seeded with `seed` unless the step is given them.
     public init(
-        graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, dataPath: DataPath = .texel
+        graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, dataPath: DataPath = .texel,
+        stochasticDepth: StochasticDepth = .none, seed: UInt64 = 0
     ) throws {
         if let node = graph.nodes.first(where: { !($0.op is any DeviceTrainable) }) {
             throw ParameterError("\(node.name) (\(node.op.name)) has no training kernels yet.")
@@ -61,7 +69,7 @@ public final class TrainingSession {
         input = try buffers.make(graph.shapes[graph.input].count, label: "input")
         targets = try buffers.make(logits.count, label: "targets")
         losses = try buffers.make(logits.batch, label: "losses")
-        var planner = TrainingPlanner(graph: graph, buffers: buffers)
+        var planner = try TrainingPlanner(graph: graph, buffers: buffers, stochasticDepth: stochasticDepth)
         var steps = try planner.forward(input: input)
         steps += try planner.loss(targets: targets, losses: losses)
         steps += try planner.backward()
@@ -74,6 +82,9 @@ public final class TrainingSession {
         recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
         kernels = steps.map(\.launch.spirvName)
         owners = planner.owners
+        self.stochasticDepth = stochasticDepth
+        masks = planner.masks
+        random = SeededRandom(seed: seed)
     }
 
     /// Bytes of device memory the session's buffers take.
@@ -107,9 +118,11 @@ public final class TrainingSession {
     /// see ``CrossEntropy/targets(labels:smoothing:)``). The running statistics carry over to the next step; the
     /// parameters do not change (an optimizer's step does that). Without `reading`, only the loss comes back (the
     /// gradients stay on the device for ``optimize(_:)``); with `profile`, ``lastProfile`` holds the step's times.
-    public func step(input images: [Float], targets distributions: [Float], profile: Bool = false, reading: Bool = true)
-        throws -> Step
-    {
+    /// Under stochastic depth the step takes `masks` (``StochasticDepth/check(_:batch:)``), or draws the next ones.
+    public func step(
+        input images: [Float], targets distributions: [Float], masks given: [String: [Double]]? = nil,
+        profile: Bool = false, reading: Bool = true
+    ) throws -> Step {
         guard images.count == graph.shapes[graph.input].count else {
             throw ParameterError(
                 "The input has \(images.count) values; the graph takes \(graph.shapes[graph.input].count).")
@@ -119,8 +132,11 @@ public final class TrainingSession {
             throw ParameterError(
                 "The targets have \(distributions.count) values; the graph makes \(logits.count) logits.")
         }
+        let masks = given ?? stochasticDepth.masks(batch: graph.batch, using: &random)
+        try stochasticDepth.check(masks, batch: graph.batch)
         try input.upload(images)
         try targets.upload(distributions)
+        for (node, buffer) in self.masks { try buffer.upload((masks[node] ?? []).map(Float.init)) }
         let timestamps = profile ? try TimestampQueries(device: device, count: kernels.count + 1) : nil
         try device.run { commands in
             if let timestamps {
@@ -135,13 +151,14 @@ public final class TrainingSession {
         if let timestamps { try recordProfile(timestamps) }
         let loss = try losses.download(Float.self, count: logits.batch).reduce(0.0) { $0 + Double($1) }
         return Step(
-            loss: loss / Double(logits.batch), gradients: try readGradients(), runningStatistics: try readRunning())
+            loss: loss / Double(logits.batch), gradients: reading ? try readGradients() : [:],
+            runningStatistics: reading ? try readRunning() : [:], masks: masks)
     }
 
     /// One step of `optimizer` on every trainable parameter with the last step's gradients, on the device (its state
     /// starts at zero on the first call and carries over); returns the parameters after it, by state-dict name. The
-    /// next ``step(input:targets:profile:reading:)`` runs on them (without `reading`, nothing is read back). Weight decay skips 1-d parameters and biases, as timm's
-    /// optimizer factory groups them.
+    /// next ``step(input:targets:masks:profile:reading:)`` runs on them (without `reading`, nothing is read back).
+    /// Weight decay skips 1-d parameters and biases, as timm's optimizer factory groups them.
     public func optimize(_ optimizer: TrainingOptimizer, reading: Bool = true) throws -> [String: [Float]] {
         optimizerSteps += 1
         var steps: [KernelStep<VulkanBuffer>] = []
