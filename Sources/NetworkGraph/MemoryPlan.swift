@@ -38,38 +38,64 @@ public struct MemoryPlan: Sendable {
     /// A region larger than `capacity` still gets an arena of its own (the session refuses it before allocating).
     public init(graph: Graph, scratchBytes: [[Int]], elementBytes: Int = 4, share: Bool = true, capacity: Int = Int.max)
     {
-        struct Item {
-            var bytes: Int
-            var first: Int, last: Int  // node indices, inclusive
-            var tensor: TensorID?
-            var scratch: (node: Int, index: Int)?
-        }
         let lastUse = graph.lastUse
         // Nodes of one level run side by side, with no barrier between them: memory lives from the start of its
         // writer's run to the end of its last reader's, so that no node writes where another of its run reads.
         let runs = graph.levelRuns
-        var items: [Item] = []
+        var items: [Lifetime] = []
+        var owners: [(tensor: TensorID?, scratch: (node: Int, index: Int)?)] = []
         for (index, node) in graph.nodes.enumerated() where node.output != graph.output {
             let bytes = Self.padded(graph.shapes[node.output].count * elementBytes)
             // A tensor nobody reads still lives through the node that writes it.
             items.append(
-                Item(
-                    bytes: bytes, first: runs[index].lowerBound,
-                    last: runs[lastUse[node.output] ?? index].upperBound, tensor: node.output))
+                Lifetime(
+                    bytes: bytes, first: runs[index].lowerBound, last: runs[lastUse[node.output] ?? index].upperBound))
+            owners.append((node.output, nil))
         }
         for (node, sizes) in scratchBytes.enumerated() {
             for (index, bytes) in sizes.enumerated() {
                 items.append(
-                    Item(
-                        bytes: Self.padded(bytes), first: runs[node].lowerBound, last: runs[node].upperBound,
-                        scratch: (node, index)))
+                    Lifetime(bytes: Self.padded(bytes), first: runs[node].lowerBound, last: runs[node].upperBound))
+                owners.append((nil, (node, index)))
             }
         }
+        let (regions, arenas) = Self.place(items, share: share, capacity: capacity)
+        var tensors = [Region?](repeating: nil, count: graph.shapes.count)
+        var scratch = scratchBytes.map { [Region](repeating: Region(offset: 0, bytes: 0), count: $0.count) }
+        for (owner, region) in zip(owners, regions) {
+            if let tensor = owner.tensor { tensors[tensor] = region }
+            if let (node, index) = owner.scratch { scratch[node][index] = region }
+        }
+        self.tensors = tensors
+        self.scratch = scratch
+        self.arenas = arenas
+        unsharedBytes = items.reduce(0) { $0 + Self.aligned($1.bytes) }
+    }
 
-        var placed: [(item: Item, region: Region)] = []
+    /// Memory that lives from step `first` to step `last`, inclusive.
+    public struct Lifetime: Sendable {
+        public var bytes: Int
+        public var first: Int
+        public var last: Int
+
+        public init(bytes: Int, first: Int, last: Int) { (self.bytes, self.first, self.last) = (bytes, first, last) }
+    }
+
+    /// Each item's region (in `items`' order) and the bytes of each arena: greedy best-offset in decreasing size, no
+    /// two items that live at the same time overlapping (with `share` false, no two items at all), no arena past
+    /// `capacity` unless one item alone is larger.
+    public static func place(_ items: [Lifetime], share: Bool = true, capacity: Int = Int.max) -> (
+        regions: [Region], arenas: [Int]
+    ) {
+        var placed: [(item: Lifetime, region: Region)] = []
+        var regions = [Region](repeating: Region(offset: 0, bytes: 0), count: items.count)
         var ends: [Int] = [0]
         // Largest first; ties in order of first use, so the result is deterministic.
-        for item in items.sorted(by: { ($0.bytes, -$0.first) > ($1.bytes, -$1.first) }) {
+        let order = items.indices.sorted {
+            (items[$0].bytes, -items[$0].first, -$0) > (items[$1].bytes, -items[$1].first, -$1)
+        }
+        for index in order {
+            let item = items[index]
             var region: Region?
             for arena in ends.indices {
                 var offset = 0
@@ -92,19 +118,10 @@ public struct MemoryPlan: Sendable {
             let chosen = region ?? Region(arena: ends.count, offset: 0, bytes: item.bytes)
             if chosen.arena == ends.count { ends.append(0) }
             placed.append((item, chosen))
+            regions[index] = chosen
             ends[chosen.arena] = max(ends[chosen.arena], chosen.end)
         }
-
-        var tensors = [Region?](repeating: nil, count: graph.shapes.count)
-        var scratch = scratchBytes.map { [Region](repeating: Region(offset: 0, bytes: 0), count: $0.count) }
-        for (item, region) in placed {
-            if let tensor = item.tensor { tensors[tensor] = region }
-            if let (node, index) = item.scratch { scratch[node][index] = region }
-        }
-        self.tensors = tensors
-        self.scratch = scratch
-        arenas = ends.map { max(Self.aligned($0), Self.alignment) }
-        unsharedBytes = items.reduce(0) { $0 + Self.aligned($1.bytes) }
+        return (regions, ends.map { max(Self.aligned($0), Self.alignment) })
     }
 
     /// Sizes are padded to whole vec4s, so RGBA32F views of a tensor stay inside its region.

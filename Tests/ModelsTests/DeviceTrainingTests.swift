@@ -75,3 +75,27 @@ func deviceTrainingStep(name: String, dropPath: Bool) throws {
         "\(name): all gradients \(all) (PyTorch float32 \(errors.torch_float32.gradients_relative_l2)), worst array \(worst)"
     )
 }
+
+@Test("memory planning: a step in shared arenas gives the bits of one with every buffer apart, in a third the memory")
+func sharedTrainingMemory() throws {
+    let (graph, input, targets) = try trainingFixtureCase("bossnet_T0")
+    let masks = try DropPathFixture(model: "bossnet_T0").masks(model: try Model(name: "bossnet_T0"))
+    let depth = try StochasticDepth(graph: graph, rates: masks.mapValues { _ in 0.5 })
+    let (shared, apart) = try withValidatedDevice { device in
+        let sessions = try [true, false].map { share in
+            try TrainingSession(graph: graph, device: device, stochasticDepth: depth, share: share)
+        }
+        let steps = try sessions.map { try $0.step(input: input, targets: targets.map(Float.init), masks: masks) }
+        // Only a session that keeps every buffer apart reads a tensor back.
+        #expect(throws: ParameterError.self) { try sessions[0].value(of: graph.nodes[3].output) }
+        #expect(try sessions[1].value(of: graph.nodes[3].output)?.count == graph.shapes[graph.nodes[3].output].count)
+        #expect(sessions[1].plannedBytes == sessions[1].unsharedPlannedBytes)
+        #expect(sessions[0].unsharedPlannedBytes == sessions[1].plannedBytes)
+        print("T0 64 px batch 4: \(sessions[0].plannedBytes) bytes planned, \(sessions[1].plannedBytes) apart")
+        #expect(3 * sessions[0].plannedBytes < sessions[1].plannedBytes)
+        return (steps[0], steps[1])
+    }
+    #expect(shared.loss == apart.loss)
+    #expect(shared.gradients == apart.gradients)
+    #expect(shared.runningStatistics == apart.runningStatistics)
+}

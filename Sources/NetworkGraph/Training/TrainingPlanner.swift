@@ -11,32 +11,32 @@ struct TrainingPlanner {
     /// Which node and pass each planned step belongs to, in step order (for profiles).
     private(set) var owners: [(node: String, backward: Bool)] = []
     /// Every BatchNorm's running statistics (mean, then variance), updated in place by the forward.
-    private(set) var running: [(norm: BatchNorm, buffer: VulkanBuffer)] = []
+    private(set) var running: [(norm: BatchNorm, buffer: TrainingBuffer)] = []
     /// What the forward made of each node, in order.
     private var records: [Record] = []
     /// Each tensor's value, and its gradient once a contribution is planned.
-    private(set) var values: [VulkanBuffer?]
-    private(set) var gradients: [VulkanBuffer?]
+    private(set) var values: [TrainingBuffer?]
+    private(set) var gradients: [TrainingBuffer?]
     /// Stochastic depth's per-image scales (`[batch]`, written by the host before each step), by node name.
-    let masks: [String: VulkanBuffer]
+    let masks: [String: TrainingBuffer]
 
     private struct Record {
         var node: DeviceNode
-        var residual: VulkanBuffer?
+        var residual: TrainingBuffer?
         /// Stochastic depth's scales of the node's branch, where it has them.
-        var keep: VulkanBuffer?
+        var keep: TrainingBuffer?
         /// The BatchNorm's batch statistics (means, then biased variances), gamma and beta, where it has one.
-        var normalisation: (statistics: VulkanBuffer, gamma: VulkanBuffer, beta: VulkanBuffer)?
+        var normalisation: (statistics: TrainingBuffer, gamma: TrainingBuffer, beta: TrainingBuffer)?
     }
 
     init(graph: Graph, buffers: TrainingBuffers, stochasticDepth: StochasticDepth) throws {
         self.graph = graph
         self.buffers = buffers
-        values = [VulkanBuffer?](repeating: nil, count: graph.shapes.count)
+        values = [TrainingBuffer?](repeating: nil, count: graph.shapes.count)
         gradients = values
         masks = try Dictionary(
             uniqueKeysWithValues: stochasticDepth.branches.map {
-                ($0.node, try buffers.make(graph.batch, label: "\($0.node) drop-path mask", memory: .staging))
+                ($0.node, try buffers.owned(graph.batch, label: "\($0.node) drop-path mask", memory: .staging))
             })
     }
 
@@ -45,16 +45,16 @@ struct TrainingPlanner {
         return op
     }
 
-    private func value(_ tensor: TensorID) -> VulkanBuffer {
+    private func value(_ tensor: TensorID) -> TrainingBuffer {
         guard let buffer = values[tensor] else { preconditionFailure("tensors are made before they are read") }
         return buffer
     }
 
     // MARK: Forward
 
-    mutating func forward(input: VulkanBuffer) throws -> [KernelStep<VulkanBuffer>] {
+    mutating func forward(input: TrainingBuffer) throws -> [KernelStep<TrainingBuffer>] {
         values[graph.input] = input
-        var steps: [KernelStep<VulkanBuffer>] = []
+        var steps: [KernelStep<TrainingBuffer>] = []
         for node in graph.nodes {
             let nodeSteps = try forward(node)
             owners += Array(repeating: (node.name, false), count: nodeSteps.count)
@@ -63,28 +63,28 @@ struct TrainingPlanner {
         return steps
     }
 
-    private mutating func forward(_ node: Node) throws -> [KernelStep<VulkanBuffer>] {
+    private mutating func forward(_ node: Node) throws -> [KernelStep<TrainingBuffer>] {
         let op = trainable(node), shape = graph.shapes[node.output], epilogue = op.trainingEpilogue
         let residual = epilogue.hasResidual ? value(node.inputs[op.operandCount]) : nil
         let keep = masks[node.name]
         var device = DeviceNode(
             operands: node.inputs.prefix(op.operandCount).map(value),
-            raw: try buffers.make(shape.count, label: node.name))
+            raw: buffers.make(shape.count, label: node.name))
         var steps = try op.deviceForward(&device, buffers)
-        var normalisation: (statistics: VulkanBuffer, gamma: VulkanBuffer, beta: VulkanBuffer)?
+        var normalisation: (statistics: TrainingBuffer, gamma: TrainingBuffer, beta: TrainingBuffer)?
         var output = device.raw
         if let norm = op.batchNorm {
             let batchNorm = BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
-            let (stats, runningBuffer) = (try buffers.make(2 * shape.channels), try runningStatistics(norm))
+            let (stats, runningBuffer) = (buffers.make(2 * shape.channels), try runningStatistics(norm))
             let (gamma, beta) = (try buffers.parameter(norm.gamma), try buffers.parameter(norm.beta))
-            output = try buffers.make(shape.count, label: "\(node.name) output")
+            output = buffers.make(shape.count, label: "\(node.name) output")
             steps += batchNorm.statisticsSteps(input: device.raw, statistics: stats, running: runningBuffer)
             steps += batchNorm.forwardSteps(
                 input: device.raw, residual: residual, output: output, statistics: stats, gamma: gamma, beta: beta,
                 activation: epilogue.activation, keep: keep)
             normalisation = (stats, gamma, beta)
         } else if epilogue.activation != .identity || residual != nil {
-            output = try buffers.make(shape.count, label: "\(node.name) output")
+            output = buffers.make(shape.count, label: "\(node.name) output")
             steps += epilogueTraining(shape, epilogue.activation, batchNorm: false).forwardSteps(
                 input: device.raw, residual: residual, normalisation: nil, keep: keep, output: output)
         }
@@ -93,7 +93,7 @@ struct TrainingPlanner {
         return steps
     }
 
-    private mutating func runningStatistics(_ norm: BatchNorm) throws -> VulkanBuffer {
+    private mutating func runningStatistics(_ norm: BatchNorm) throws -> TrainingBuffer {
         let values = graph.parameters.required(norm.runningMean) + graph.parameters.required(norm.runningVariance)
         let buffer = try buffers.holding(values, label: "\(norm.runningMean) and variance")
         running.append((norm, buffer))
@@ -109,7 +109,7 @@ struct TrainingPlanner {
     // MARK: Loss
 
     /// Each image's loss into `losses`, and the logits' gradient: the first contribution to the backward.
-    mutating func loss(targets: VulkanBuffer, losses: VulkanBuffer) throws -> [KernelStep<VulkanBuffer>] {
+    mutating func loss(targets: TrainingBuffer, losses: TrainingBuffer) throws -> [KernelStep<TrainingBuffer>] {
         let logits = graph.shapes[graph.output]
         guard let gradient = try target(graph.output)?.buffer else { return [] }
         let steps = CrossEntropy(batch: logits.batch, classes: logits.count / logits.batch).steps(
@@ -125,13 +125,13 @@ struct TrainingPlanner {
     private mutating func target(_ tensor: TensorID) throws -> GradientTarget? {
         guard tensor != graph.input else { return nil }
         if let buffer = gradients[tensor] { return GradientTarget(buffer: buffer, accumulate: true) }
-        let buffer = try buffers.make(graph.shapes[tensor].count, label: "gradient")
+        let buffer = buffers.make(graph.shapes[tensor].count, label: "gradient")
         gradients[tensor] = buffer
         return GradientTarget(buffer: buffer, accumulate: false)
     }
 
-    mutating func backward() throws -> [KernelStep<VulkanBuffer>] {
-        var steps: [KernelStep<VulkanBuffer>] = []
+    mutating func backward() throws -> [KernelStep<TrainingBuffer>] {
+        var steps: [KernelStep<TrainingBuffer>] = []
         for (index, node) in graph.nodes.enumerated().reversed() {
             guard let outputGradient = gradients[node.output] else { continue }
             let nodeSteps = try backward(node, records[index], outputGradient: outputGradient)
@@ -141,15 +141,15 @@ struct TrainingPlanner {
         return steps
     }
 
-    private mutating func backward(_ node: Node, _ record: Record, outputGradient: VulkanBuffer) throws
-        -> [KernelStep<VulkanBuffer>]
+    private mutating func backward(_ node: Node, _ record: Record, outputGradient: TrainingBuffer) throws
+        -> [KernelStep<TrainingBuffer>]
     {
         let op = trainable(node), shape = graph.shapes[node.output], epilogue = op.trainingEpilogue
-        var steps: [KernelStep<VulkanBuffer>] = []
+        var steps: [KernelStep<TrainingBuffer>] = []
         var rawGradient = outputGradient
         let normalisation = record.normalisation
         if normalisation != nil || epilogue.activation != .identity || record.residual != nil {
-            let pre = try buffers.make(shape.count, label: "\(node.name) pre-activation gradient")
+            let pre = buffers.make(shape.count, label: "\(node.name) pre-activation gradient")
             steps += epilogueTraining(shape, epilogue.activation, batchNorm: normalisation != nil).backwardSteps(
                 outputGradient: outputGradient, input: record.node.raw, residual: record.residual,
                 normalisation: normalisation, keep: record.keep, preGradient: pre)
@@ -158,13 +158,13 @@ struct TrainingPlanner {
             }
             var branchGradient = pre
             if let keep = record.keep {
-                branchGradient = try buffers.make(shape.count, label: "\(node.name) branch gradient")
+                branchGradient = buffers.make(shape.count, label: "\(node.name) branch gradient")
                 steps += ImageScale(count: shape.count, batch: shape.batch).steps(
                     pre, scale: keep, into: branchGradient)
             }
             rawGradient = branchGradient
             if let norm = op.batchNorm, let normalisation {
-                rawGradient = try buffers.make(shape.count, label: "\(node.name) raw gradient")
+                rawGradient = buffers.make(shape.count, label: "\(node.name) raw gradient")
                 steps += BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
                     .backwardSteps(
                         input: record.node.raw, preGradient: branchGradient, statistics: normalisation.statistics,

@@ -7,8 +7,9 @@ import VulkanCompute
 /// and every parameter's gradient, in one submission. The session plans its steps once; each ``step(input:targets:)``
 /// uploads a batch, runs them and reads the results.
 ///
-/// Every tensor, saved value and gradient has a buffer of its own for the session's life (no memory reuse yet). The
-/// training kernels compute in float32 whatever the device. Where the session's data path is ``DataPath/texel``,
+/// Parameters, their gradients, optimizer state and running statistics have buffers of their own; every tensor, saved
+/// value, scratch and tensor gradient of the step lives in arenas planned once, sharing memory with what is never in
+/// use at the same time (``TrainingMemory``). The training kernels compute in float32 whatever the device. Where the session's data path is ``DataPath/texel``,
 /// each kernel reads its inputs through texel views wherever they fit the device's limit (storage buffers where they
 /// do not); outputs, and buffers updated in place (gradients added to, parameters, optimizer state), are storage
 /// buffers.
@@ -21,17 +22,18 @@ public final class TrainingSession {
     /// The embedded kernel each step runs, and the node and pass it belongs to, in order.
     private let kernels: [String]
     private let owners: [(node: String, backward: Bool)]
+    private let memory: TrainingMemory
     private let input: VulkanBuffer
     private let targets: VulkanBuffer
     private let losses: VulkanBuffer
     /// Each BatchNorm's running mean then variance, by its running-mean name.
     private let running: [(norm: BatchNorm, buffer: VulkanBuffer)]
     /// Each parameter's optimizer state (AdamW's two moving averages, or SGD's momentum buffer), and the steps taken.
-    private var optimizerState: [String: [VulkanBuffer]] = [:]
+    private var optimizerState: [String: [TrainingBuffer]] = [:]
     private var optimizerSteps = 0
     /// Each tensor's value and gradient buffers, by ``TensorID`` (no gradient for the input).
-    private let tensorValues: [VulkanBuffer?]
-    private let tensorGradients: [VulkanBuffer?]
+    private let tensorValues: [TrainingBuffer?]
+    private let tensorGradients: [TrainingBuffer?]
     /// The branches stochastic depth drops, each with its mask's buffer, and where masks are drawn from.
     public let stochasticDepth: StochasticDepth
     private let masks: [String: VulkanBuffer]
@@ -53,9 +55,11 @@ public final class TrainingSession {
     /// kernels, naming its node. `dataPath` is how the kernels read their inputs: through texel views
     /// (``DataPath/texel``, the default) or storage buffers (any other). With `stochasticDepth`, each step drops
     /// its branches per image, with masks drawn from a generator seeded with `seed` unless the step is given them.
+    /// With `share` false, every tensor and gradient keeps memory of its own, so that ``value(of:)`` and
+    /// ``gradient(of:)`` can read any of them after a step.
     public init(
         graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, dataPath: DataPath = .texel,
-        stochasticDepth: StochasticDepth = .none, seed: UInt64 = 0
+        stochasticDepth: StochasticDepth = .none, seed: UInt64 = 0, share: Bool = true
     ) throws {
         if let node = graph.nodes.first(where: { !($0.op is any DeviceTrainable) }) {
             throw ParameterError("\(node.name) (\(node.op.name)) has no training kernels yet.")
@@ -66,29 +70,44 @@ public final class TrainingSession {
         let buffers = TrainingBuffers(graph: graph, device: device)
         self.buffers = buffers
         let logits = graph.shapes[graph.output]
-        input = try buffers.make(graph.shapes[graph.input].count, label: "input")
-        targets = try buffers.make(logits.count, label: "targets")
-        losses = try buffers.make(logits.batch, label: "losses")
+        let input = try buffers.owned(graph.shapes[graph.input].count, label: "input")
+        let targets = try buffers.owned(logits.count, label: "targets")
+        let losses = try buffers.owned(logits.batch, label: "losses")
         var planner = try TrainingPlanner(graph: graph, buffers: buffers, stochasticDepth: stochasticDepth)
         var steps = try planner.forward(input: input)
         steps += try planner.loss(targets: targets, losses: losses)
         steps += try planner.backward()
         steps = steps.reading(through: dataPath, limit: device.limits.maxTexelBufferElements, bytes: \.size)
-        running = planner.running
+        let memory = try TrainingMemory(steps: steps, device: device, share: share)
+        self.memory = memory
+        (self.input, self.targets, self.losses) = (
+            try input.hostBuffer(), try targets.hostBuffer(), try losses.hostBuffer()
+        )
+        running = try planner.running.map { ($0.norm, try $0.buffer.hostBuffer()) }
+        masks = try planner.masks.mapValues { try $0.hostBuffer() }
         tensorGradients = planner.gradients
         tensorValues = planner.values
         let pipelines = pipelines ?? KernelPipelines(device: device)
         self.pipelines = pipelines
-        recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
+        recorder = try StepRecorder(steps, pipelines: pipelines, locate: memory.locate)
         kernels = steps.map(\.launch.spirvName)
         owners = planner.owners
         self.stochasticDepth = stochasticDepth
-        masks = planner.masks
+        self.share = share
         random = SeededRandom(seed: seed)
     }
 
-    /// Bytes of device memory the session's buffers take.
-    public var deviceBytes: Int { buffers.bytes }
+    /// Whether planned buffers share memory (see ``init(graph:device:pipelines:dataPath:stochasticDepth:seed:share:)``).
+    public let share: Bool
+
+    /// Bytes of device memory the session holds: its own buffers and the arenas.
+    public var deviceBytes: Int { ownedBytes + plannedBytes }
+    /// Bytes of the session's own buffers (parameters, their gradients, optimizer state, running statistics).
+    public var ownedBytes: Int { buffers.ownedBytes }
+    /// Bytes of the arenas the step's tensors, saved values, scratch and gradients share.
+    public var plannedBytes: Int { memory.bytes }
+    /// Bytes those would take with no sharing.
+    public var unsharedPlannedBytes: Int { memory.unsharedBytes }
 
     /// With `profile`, the last step's device time per embedded kernel, in nanoseconds, largest first.
     public private(set) var lastProfile: [(kernel: String, nanoseconds: Double, dispatches: Int)] = []
@@ -161,8 +180,8 @@ public final class TrainingSession {
     /// Weight decay skips 1-d parameters and biases, as timm's optimizer factory groups them.
     public func optimize(_ optimizer: TrainingOptimizer, reading: Bool = true) throws -> [String: [Float]] {
         optimizerSteps += 1
-        var steps: [KernelStep<VulkanBuffer>] = []
-        var updated: [(String, VulkanBuffer, Int)] = []
+        var steps: [KernelStep<TrainingBuffer>] = []
+        var updated: [(String, TrainingBuffer, Int)] = []
         for declaration in graph.declarations where declaration.trainable {
             guard let gradient = buffers.gradients[declaration.name] else { continue }
             let parameter = try buffers.parameter(declaration.name), count = declaration.count
@@ -182,16 +201,17 @@ public final class TrainingSession {
             }
             updated.append((declaration.name, parameter, count))
         }
-        let recorder = try StepRecorder(steps, pipelines: pipelines) { BufferRegion($0) }
+        let recorder = try StepRecorder(steps, pipelines: pipelines, locate: memory.locate)
         try device.run { commands in
             try recorder.record(into: commands)
             commands.barrier(.computeWrite, before: .hostRead)
         }
         guard reading else { return [:] }
-        return try Dictionary(uniqueKeysWithValues: updated.map { ($0.0, try $0.1.download(Float.self, count: $0.2)) })
+        return try Dictionary(
+            uniqueKeysWithValues: updated.map { ($0.0, try $0.1.hostBuffer().download(Float.self, count: $0.2)) })
     }
 
-    private func state(for name: String, count: Int, buffers arrays: Int) throws -> [VulkanBuffer] {
+    private func state(for name: String, count: Int, buffers arrays: Int) throws -> [TrainingBuffer] {
         if let state = optimizerState[name] { return state }
         let state = try (0..<arrays).map { _ in
             try buffers.holding([Float](repeating: 0, count: count), label: "optimizer state of \(name)")
@@ -200,21 +220,32 @@ public final class TrainingSession {
         return state
     }
 
-    /// The value of `tensor` in the last step's forward.
+    /// The value of `tensor` in the last step's forward; needs a session that does not share memory.
     public func value(of tensor: TensorID) throws -> [Float]? {
-        try tensorValues[tensor].map { try $0.download(Float.self, count: graph.shapes[tensor].count) }
+        try tensorValues[tensor].map(read)
     }
 
     /// The gradient of the loss with respect to `tensor` after the last step (`nil` for the graph's input): for
-    /// finding where a wrong gradient starts.
+    /// finding where a wrong gradient starts. Needs a session that does not share memory.
     public func gradient(of tensor: TensorID) throws -> [Float]? {
-        try tensorGradients[tensor].map { try $0.download(Float.self, count: graph.shapes[tensor].count) }
+        try tensorGradients[tensor].map(read)
+    }
+
+    /// The values of `buffer` after the last step: an owned buffer, or a planned one where nothing shares its memory.
+    private func read(_ buffer: TrainingBuffer) throws -> [Float] {
+        if buffer.owned == nil && share {
+            throw ParameterError(
+                "\(buffer.label) shares its memory with later buffers of the step; plan the session with share: false to read it."
+            )
+        }
+        let region = memory.locate(buffer)
+        return try region.buffer.download(Float.self, count: buffer.count, from: region.offset)
     }
 
     private func readGradients() throws -> [String: [Float]] {
         var gradients: [String: [Float]] = [:]
         for (name, buffer) in buffers.gradients {
-            gradients[name] = try buffer.download(Float.self, count: buffers.counts[name] ?? 0)
+            gradients[name] = try buffer.hostBuffer().download(Float.self, count: buffers.counts[name] ?? 0)
         }
         return gradients
     }
