@@ -40,6 +40,13 @@ struct Bench: ParsableCommand {
     @Option(help: "With --train: stochastic depth's rate (the authors' --drop-path; default 0, off).")
     var dropPath = 0.0
 
+    @Option(
+        help: """
+            With --train: when the backward makes block-interior outputs again instead of keeping them: auto (where \
+            memory is short), always, never.
+            """)
+    var recompute = RecomputeChoice.auto
+
     /// The batches asked for, or the defaults.
     var batches: [Int] { batchList.isEmpty ? (train ? [32] : [1, 8]) : batchList }
 

@@ -14,6 +14,8 @@ struct TrainingBenchmarkRow: Codable {
     let batch: Int
     /// Stochastic depth's rate (--drop-path; 0 when off).
     let drop_path: Double
+    /// Whether the backward made block-interior outputs again rather than keep them (--recompute).
+    let recomputes: Bool
     /// Forward, backward and one AdamW step, wall clock.
     let train_ms_per_step: Statistic
     let train_ms_per_image: Double
@@ -77,7 +79,7 @@ extension Bench {
             weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
         let session = try TrainingSession(
             graph: graph, device: device, stochasticDepth: try model.stochasticDepth(rate: dropPath, graph: graph),
-            seed: 1)
+            seed: 1, recomputation: recompute.recomputation)
         var random = SeededRandom(seed: 1)
         let input = random.floats(graph.shapes[graph.input].count, in: -2...2)
         let classes = graph.shapes[graph.output].count / graph.batch
@@ -106,7 +108,7 @@ extension Bench {
         }
         return TrainingBenchmarkRow(
             label: benchmark.label, architecture: model.architecture.text, input_size: benchmark.inputSize,
-            batch: benchmark.batch, drop_path: dropPath, train_ms_per_step: step,
+            batch: benchmark.batch, drop_path: dropPath, recomputes: session.recomputes, train_ms_per_step: step,
             train_ms_per_image: step.median / Double(graph.batch),
             train_gflops: 6 * Double(madds) / (step.median * 1e6), train_device_bytes: session.deviceBytes,
             inference_ms_per_batch: inference, train_over_inference: step.median / inference,
@@ -155,5 +157,18 @@ extension Bench {
             }
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+/// `bench --train --recompute`.
+enum RecomputeChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, always, never
+
+    var recomputation: Recomputation {
+        switch self {
+        case .auto: .whereMemoryIsShort
+        case .always: .always
+        case .never: .never
+        }
     }
 }

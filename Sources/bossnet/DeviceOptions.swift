@@ -89,7 +89,7 @@ func openDevice(index: Int?) throws -> VulkanDevice {
         instance: VulkanInstance(validation: Environment.validation), index: index ?? Environment.device(),
         options: DeviceOptions(
             pipelineCacheDirectory: Environment.pipelineCacheDirectory,
-            limits: try Environment.limits()))
+            memoryBudgetBytes: try Environment.memoryBudget(), limits: try Environment.limits()))
     if let warning = device.pipelineCacheWarning { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
     return device
 }
@@ -112,6 +112,21 @@ enum Environment {
 
     /// `BOSSNET_VALIDATION=1`: the Khronos validation layer, synchronization validation on.
     static var validation: ValidationMode { variables["BOSSNET_VALIDATION"] == "1" ? .required : .off }
+
+    /// `BOSSNET_MEMORY_BUDGET=BYTES` (or with a K, M or G suffix, powers of 1024): the device memory sessions plan
+    /// for, in place of the device's largest heap (lavapipe reports 2 GiB whatever the machine has).
+    static func memoryBudget() throws -> Int? {
+        guard let text = variables["BOSSNET_MEMORY_BUDGET"], !text.isEmpty else { return nil }
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        let unit = text.last.flatMap { units[Character($0.uppercased())] }
+        guard let number = Int(unit == nil ? text : String(text.dropLast())), number > 0,
+            case let (bytes, overflow) = number.multipliedReportingOverflow(by: unit ?? 1), !overflow
+        else {
+            throw ValidationError(
+                "BOSSNET_MEMORY_BUDGET is '\(text)'; set it to a number of bytes, such as 8G or 512M, or unset it.")
+        }
+        return bytes
+    }
 
     /// `BOSSNET_LIMITS=minimum`: the Vulkan spec's minimum limits.
     static func limits() throws -> LimitsMode {

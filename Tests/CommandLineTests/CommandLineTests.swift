@@ -296,4 +296,17 @@ func benchTrain() throws {
     #expect((stem["forward_ms"] as? Double ?? 0) > 0 && (stem["backward_ms"] as? Double ?? 0) > 0)
     #expect(nodes.first { $0["node"] as? String == "loss" }?["backward_ms"] as? Double == 0)
     #expect((row["optimizer_ms"] as? Double ?? 0) > 0)
+    #expect(row["recomputes"] as? Bool == false && row["drop_path"] as? Double == 0)
+
+    // A memory budget the training step passes even recomputing, refused; a budget that is not a size, refused.
+    var environment = ProcessInfo.processInfo.environment
+    environment["BOSSNET_MEMORY_BUDGET"] = "60M"  // inference's 50 MB fits; training's 170 MB does not
+    let small = try run(
+        ["bench", "--train", "--arch", "hytra:1-0-1-1", "--input-size", "32", "--batch", "2", "--iterations", "1"],
+        environment: environment)
+    #expect(small.status != 0 && small.error.contains("Train with a smaller batch"), "\(small.error)")
+    environment["BOSSNET_MEMORY_BUDGET"] = "lots"
+    let unreadable = try run(["bench", "--train", "--arch", "hytra:1-0-1-1", "--batch", "2"], environment: environment)
+    #expect(
+        unreadable.status != 0 && unreadable.error.contains("BOSSNET_MEMORY_BUDGET is 'lots'"), "\(unreadable.error)")
 }

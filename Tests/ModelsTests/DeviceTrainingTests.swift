@@ -76,26 +76,49 @@ func deviceTrainingStep(name: String, dropPath: Bool) throws {
     )
 }
 
-@Test("memory planning: a step in shared arenas gives the bits of one with every buffer apart, in a third the memory")
+@Test(
+    "memory planning: shared arenas, and outputs recomputed where memory is short, give the bits of every buffer apart"
+)
 func sharedTrainingMemory() throws {
     let (graph, input, targets) = try trainingFixtureCase("bossnet_T0")
     let masks = try DropPathFixture(model: "bossnet_T0").masks(model: try Model(name: "bossnet_T0"))
     let depth = try StochasticDepth(graph: graph, rates: masks.mapValues { _ in 0.5 })
-    let (shared, apart) = try withValidatedDevice { device in
-        let sessions = try [true, false].map { share in
-            try TrainingSession(graph: graph, device: device, stochasticDepth: depth, share: share)
-        }
+    func session(_ device: VulkanDevice, share: Bool = true, _ recomputation: Recomputation = .never) throws
+        -> TrainingSession
+    {
+        try TrainingSession(
+            graph: graph, device: device, stochasticDepth: depth, share: share, recomputation: recomputation)
+    }
+    let (sessions, steps) = try withValidatedDevice { device in
+        let sessions = try [session(device), session(device, share: false), session(device, .always)]
         let steps = try sessions.map { try $0.step(input: input, targets: targets.map(Float.init), masks: masks) }
         // Only a session that keeps every buffer apart reads a tensor back.
         #expect(throws: ParameterError.self) { try sessions[0].value(of: graph.nodes[3].output) }
         #expect(try sessions[1].value(of: graph.nodes[3].output)?.count == graph.shapes[graph.nodes[3].output].count)
-        #expect(sessions[1].plannedBytes == sessions[1].unsharedPlannedBytes)
-        #expect(sessions[0].unsharedPlannedBytes == sessions[1].plannedBytes)
-        print("T0 64 px batch 4: \(sessions[0].plannedBytes) bytes planned, \(sessions[1].plannedBytes) apart")
-        #expect(3 * sessions[0].plannedBytes < sessions[1].plannedBytes)
-        return (steps[0], steps[1])
+        return (sessions, steps)
     }
-    #expect(shared.loss == apart.loss)
-    #expect(shared.gradients == apart.gradients)
-    #expect(shared.runningStatistics == apart.runningStatistics)
+    let (shared, apart, recomputing) = (sessions[0], sessions[1], sessions[2])
+    #expect(apart.plannedBytes == apart.unsharedPlannedBytes && shared.unsharedPlannedBytes == apart.plannedBytes)
+    print(
+        "T0 64 px batch 4: \(apart.plannedBytes) bytes apart, \(shared.plannedBytes) shared, "
+            + "\(recomputing.plannedBytes) recomputing")
+    #expect(3 * shared.plannedBytes < apart.plannedBytes && recomputing.plannedBytes < shared.plannedBytes)
+    #expect(recomputing.recomputes && !shared.recomputes)
+    for step in steps.dropFirst() {
+        #expect(step.loss == steps[0].loss)
+        #expect(step.gradients == steps[0].gradients)
+        #expect(step.runningStatistics == steps[0].runningStatistics)
+    }
+
+    // Where the plan without recomputing passes the memory budget by a byte, the session recomputes; where nothing
+    // fits, it says so.
+    let tight = DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: shared.budgetedBytes - 1)
+    let chosen = try withValidatedDevice(options: tight) { try session($0, .whereMemoryIsShort) }
+    #expect(chosen.recomputes && chosen.budgetedBytes < shared.budgetedBytes)
+    let small = DeviceOptions(pipelineCacheDirectory: nil, memoryBudgetBytes: shared.ownedBytes)
+    #expect {
+        try withValidatedDevice(options: small) { _ = try session($0, .whereMemoryIsShort) }
+    } throws: { error in
+        "\(error)".contains("Train with a smaller batch")
+    }
 }

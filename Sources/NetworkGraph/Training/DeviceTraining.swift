@@ -85,16 +85,23 @@ public final class TrainingBuffers {
         return buffer
     }
 
-    /// Where the backward writes the gradient of the parameter `name`; a parameter read by two operations is refused,
-    /// as its gradient would need adding up.
+    /// Where the backward writes the gradient of the parameter `name`; a parameter read by two operations of one
+    /// backward is refused, as its gradient would need adding up. A backward planned again takes the same buffers.
     public func gradient(of name: String) throws -> TrainingBuffer {
-        guard gradients[name] == nil else {
+        guard backwardGradients.insert(name).inserted else {
             throw ParameterError("\(name) is read by more than one operation; training needs each read once.")
         }
+        if let buffer = gradients[name] { return buffer }
         let buffer = try owned(counts[name] ?? 0, label: "gradient of \(name)")
         gradients[name] = buffer
         return buffer
     }
+
+    /// The parameters whose gradients the backward being planned has asked for.
+    private var backwardGradients: Set<String> = []
+
+    /// Starts planning a backward (see ``gradient(of:)``).
+    func beginBackward() { backwardGradients = [] }
 }
 
 /// What one node's training binds on the device: the operation's operands and its output before its BatchNorm and

@@ -20,6 +20,16 @@ struct TrainingPlanner {
     /// Stochastic depth's per-image scales (`[batch]`, written by the host before each step), by node name.
     let masks: [String: TrainingBuffer]
 
+    /// Whether the backward makes the outputs of nodes that add no residual again from their raw outputs (their
+    /// BatchNorm and activation, one elementwise pass) rather than keeping them from the forward.
+    private(set) var recomputes = false
+    /// What the session plans for, once its memory is placed (see ``TrainingSession/budgetedBytes``).
+    var budgetedBytes = 0
+    /// The node that writes each tensor.
+    private let producers: [TensorID: Int]
+    /// The outputs the backward has made again so far.
+    private var recomputed: [TensorID: TrainingBuffer] = [:]
+
     private struct Record {
         var node: DeviceNode
         var residual: TrainingBuffer?
@@ -27,6 +37,12 @@ struct TrainingPlanner {
         var keep: TrainingBuffer?
         /// The BatchNorm's batch statistics (means, then biased variances), gamma and beta, where it has one.
         var normalisation: (statistics: TrainingBuffer, gamma: TrainingBuffer, beta: TrainingBuffer)?
+        /// The node's output: its raw output where no BatchNorm, activation or residual follows the operation.
+        var output: TrainingBuffer
+
+        /// Whether the output can be made again from what the backward keeps anyway (the raw output, the
+        /// BatchNorm's statistics): it is not the raw output, and needs no residual or mask.
+        var recomputable: Bool { output !== node.raw && residual == nil && keep == nil }
     }
 
     init(graph: Graph, buffers: TrainingBuffers, stochasticDepth: StochasticDepth) throws {
@@ -34,6 +50,7 @@ struct TrainingPlanner {
         self.buffers = buffers
         values = [TrainingBuffer?](repeating: nil, count: graph.shapes.count)
         gradients = values
+        producers = Dictionary(uniqueKeysWithValues: graph.nodes.enumerated().map { ($1.output, $0) })
         masks = try Dictionary(
             uniqueKeysWithValues: stochasticDepth.branches.map {
                 ($0.node, try buffers.owned(graph.batch, label: "\($0.node) drop-path mask", memory: .staging))
@@ -72,25 +89,37 @@ struct TrainingPlanner {
             raw: buffers.make(shape.count, label: node.name))
         var steps = try op.deviceForward(&device, buffers)
         var normalisation: (statistics: TrainingBuffer, gamma: TrainingBuffer, beta: TrainingBuffer)?
-        var output = device.raw
         if let norm = op.batchNorm {
             let batchNorm = BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels)
             let (stats, runningBuffer) = (buffers.make(2 * shape.channels), try runningStatistics(norm))
-            let (gamma, beta) = (try buffers.parameter(norm.gamma), try buffers.parameter(norm.beta))
-            output = buffers.make(shape.count, label: "\(node.name) output")
             steps += batchNorm.statisticsSteps(input: device.raw, statistics: stats, running: runningBuffer)
-            steps += batchNorm.forwardSteps(
-                input: device.raw, residual: residual, output: output, statistics: stats, gamma: gamma, beta: beta,
-                activation: epilogue.activation, keep: keep)
-            normalisation = (stats, gamma, beta)
-        } else if epilogue.activation != .identity || residual != nil {
-            output = buffers.make(shape.count, label: "\(node.name) output")
-            steps += epilogueTraining(shape, epilogue.activation, batchNorm: false).forwardSteps(
-                input: device.raw, residual: residual, normalisation: nil, keep: keep, output: output)
+            normalisation = (stats, try buffers.parameter(norm.gamma), try buffers.parameter(norm.beta))
         }
-        values[node.output] = output
-        records.append(Record(node: device, residual: residual, keep: keep, normalisation: normalisation))
+        let hasEpilogue = normalisation != nil || epilogue.activation != .identity || residual != nil
+        let record = Record(
+            node: device, residual: residual, keep: keep, normalisation: normalisation,
+            output: hasEpilogue ? buffers.make(shape.count, label: "\(node.name) output") : device.raw)
+        steps += outputSteps(node, record, into: record.output)
+        values[node.output] = record.output
+        records.append(record)
         return steps
+    }
+
+    /// The steps that make `node`'s output from its raw output into `output`: its BatchNorm with the batch's
+    /// statistics, stochastic depth's scale, the residual and the activation; none where the output is the raw output.
+    private func outputSteps(_ node: Node, _ record: Record, into output: TrainingBuffer) -> [KernelStep<
+        TrainingBuffer
+    >] {
+        guard output !== record.node.raw else { return [] }
+        let shape = graph.shapes[node.output], activation = trainable(node).trainingEpilogue.activation
+        if let normalisation = record.normalisation {
+            return BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels).forwardSteps(
+                input: record.node.raw, residual: record.residual, output: output,
+                statistics: normalisation.statistics, gamma: normalisation.gamma, beta: normalisation.beta,
+                activation: activation, keep: record.keep)
+        }
+        return epilogueTraining(shape, activation, batchNorm: false).forwardSteps(
+            input: record.node.raw, residual: record.residual, normalisation: nil, keep: record.keep, output: output)
     }
 
     private mutating func runningStatistics(_ norm: BatchNorm) throws -> TrainingBuffer {
@@ -130,15 +159,38 @@ struct TrainingPlanner {
         return GradientTarget(buffer: buffer, accumulate: false)
     }
 
-    mutating func backward() throws -> [KernelStep<TrainingBuffer>] {
+    /// The backward, after the forward and the loss; with `recompute`, the outputs of nodes that add no residual are
+    /// made again where the backward reads them, so that the forward's copies live only through the forward.
+    mutating func backward(recompute: Bool) throws -> [KernelStep<TrainingBuffer>] {
+        recomputes = recompute
+        buffers.beginBackward()
         var steps: [KernelStep<TrainingBuffer>] = []
         for (index, node) in graph.nodes.enumerated().reversed() {
             guard let outputGradient = gradients[node.output] else { continue }
-            let nodeSteps = try backward(node, records[index], outputGradient: outputGradient)
+            var nodeSteps: [KernelStep<TrainingBuffer>] = []
+            var record = records[index]
+            let op = trainable(node)
+            record.node.operands = node.inputs.prefix(op.operandCount).map { backwardValue($0, &nodeSteps) }
+            if record.residual != nil { record.residual = backwardValue(node.inputs[op.operandCount], &nodeSteps) }
+            nodeSteps += try backward(node, record, outputGradient: outputGradient)
             owners += Array(repeating: (node.name, true), count: nodeSteps.count)
             steps += nodeSteps
         }
         return steps
+    }
+
+    /// The value of `tensor` as the backward reads it: the forward's, or (recomputing) made again once, the first
+    /// time the backward reads it, with the steps that make it appended to `steps`.
+    private mutating func backwardValue(_ tensor: TensorID, _ steps: inout [KernelStep<TrainingBuffer>])
+        -> TrainingBuffer
+    {
+        guard recomputes, let producer = producers[tensor], records[producer].recomputable else { return value(tensor) }
+        if let buffer = recomputed[tensor] { return buffer }
+        let node = graph.nodes[producer]
+        let buffer = buffers.make(graph.shapes[tensor].count, label: "\(node.name) output, recomputed")
+        steps += outputSteps(node, records[producer], into: buffer)
+        recomputed[tensor] = buffer
+        return buffer
     }
 
     private mutating func backward(_ node: Node, _ record: Record, outputGradient: TrainingBuffer) throws
@@ -148,7 +200,7 @@ struct TrainingPlanner {
         var steps: [KernelStep<TrainingBuffer>] = []
         var rawGradient = outputGradient
         let normalisation = record.normalisation
-        if normalisation != nil || epilogue.activation != .identity || record.residual != nil {
+        if record.output !== record.node.raw {
             let pre = buffers.make(shape.count, label: "\(node.name) pre-activation gradient")
             steps += epilogueTraining(shape, epilogue.activation, batchNorm: normalisation != nil).backwardSteps(
                 outputGradient: outputGradient, input: record.node.raw, residual: record.residual,

@@ -56,10 +56,12 @@ public final class TrainingSession {
     /// (``DataPath/texel``, the default) or storage buffers (any other). With `stochasticDepth`, each step drops
     /// its branches per image, with masks drawn from a generator seeded with `seed` unless the step is given them.
     /// With `share` false, every tensor and gradient keeps memory of its own, so that ``value(of:)`` and
-    /// ``gradient(of:)`` can read any of them after a step.
+    /// ``gradient(of:)`` can read any of them after a step. `recomputation` says when the backward makes outputs
+    /// again rather than keeping them.
     public init(
         graph: Graph, device: VulkanDevice, pipelines: KernelPipelines? = nil, dataPath: DataPath = .texel,
-        stochasticDepth: StochasticDepth = .none, seed: UInt64 = 0, share: Bool = true
+        stochasticDepth: StochasticDepth = .none, seed: UInt64 = 0, share: Bool = true,
+        recomputation: Recomputation = .whereMemoryIsShort
     ) throws {
         if let node = graph.nodes.first(where: { !($0.op is any DeviceTrainable) }) {
             throw ParameterError("\(node.name) (\(node.op.name)) has no training kernels yet.")
@@ -74,11 +76,13 @@ public final class TrainingSession {
         let targets = try buffers.owned(logits.count, label: "targets")
         let losses = try buffers.owned(logits.batch, label: "losses")
         var planner = try TrainingPlanner(graph: graph, buffers: buffers, stochasticDepth: stochasticDepth)
-        var steps = try planner.forward(input: input)
-        steps += try planner.loss(targets: targets, losses: losses)
-        steps += try planner.backward()
-        steps = steps.reading(through: dataPath, limit: device.limits.maxTexelBufferElements, bytes: \.size)
-        let memory = try TrainingMemory(steps: steps, device: device, share: share)
+        let forward = try planner.forward(input: input) + planner.loss(targets: targets, losses: losses)
+        var (chosen, steps, memory) = try Self.plan(
+            planner, forward, buffers: buffers, dataPath: dataPath, share: share, recomputation: recomputation)
+        planner = chosen
+        recomputes = chosen.recomputes
+        budgetedBytes = chosen.budgetedBytes
+        try memory.allocate(on: device)
         self.memory = memory
         (self.input, self.targets, self.losses) = (
             try input.hostBuffer(), try targets.hostBuffer(), try losses.hostBuffer()
@@ -97,8 +101,49 @@ public final class TrainingSession {
         random = SeededRandom(seed: seed)
     }
 
-    /// Whether planned buffers share memory (see ``init(graph:device:pipelines:dataPath:stochasticDepth:seed:share:)``).
+    /// The backward after `forward`, recomputing by `recomputation`, and its memory, placed but not allocated;
+    /// refuses a step that would not fit the device's memory budget, saying what takes it.
+    private static func plan(
+        _ planner: TrainingPlanner, _ forward: [KernelStep<TrainingBuffer>], buffers: TrainingBuffers,
+        dataPath: DataPath, share: Bool, recomputation: Recomputation
+    ) throws -> (TrainingPlanner, [KernelStep<TrainingBuffer>], TrainingMemory) {
+        let device = buffers.device, capacity = TrainingMemory.capacity(of: device)
+        func plan(recomputing: Bool) throws -> (TrainingPlanner, [KernelStep<TrainingBuffer>], TrainingMemory) {
+            var trial = planner
+            let steps = (forward + (try trial.backward(recompute: recomputing))).reading(
+                through: dataPath, limit: device.limits.maxTexelBufferElements, bytes: \.size)
+            return (trial, steps, TrainingMemory(steps: steps, capacity: capacity, share: share))
+        }
+        var (chosen, steps, memory) = try plan(recomputing: recomputation == .always)
+        // AdamW's state, made at the first optimizer step, takes twice the parameters' bytes.
+        let stateBytes = 2 * buffers.parameters.values.reduce(0) { $0 + $1.size }
+        let (budget, owned) = (device.memoryBudgetBytes, buffers.ownedBytes + stateBytes)
+        if recomputation == .whereMemoryIsShort && owned + memory.bytes > budget {
+            (chosen, steps, memory) = try plan(recomputing: true)
+        }
+        chosen.budgetedBytes = owned + memory.bytes
+        guard owned + memory.bytes <= budget else {
+            let gb = { (bytes: Int) in
+                bytes >= 1_000_000_000
+                    ? String(format: "%.2f GB", Double(bytes) / 1e9) : String(format: "%.1f MB", Double(bytes) / 1e6)
+            }
+            throw ParameterError(
+                "A training step of batch \(planner.graph.batch) needs \(gb(owned + memory.bytes)) (parameters, "
+                    + "gradients, statistics and AdamW's state \(gb(owned)), the step's tensors \(gb(memory.bytes))"
+                    + "\(chosen.recomputes ? ", recomputing outputs" : "")); the device's memory budget is "
+                    + "\(gb(budget)). Train with a smaller batch, or raise the budget where the device can allocate more "
+                    + "than its heap says (lavapipe reports 2 GiB whatever the machine has; the tool reads "
+                    + "BOSSNET_MEMORY_BUDGET).")
+        }
+        return (chosen, steps, memory)
+    }
+
+    /// Whether planned buffers share memory, and whether the backward makes outputs again (see
+    /// ``init(graph:device:pipelines:dataPath:stochasticDepth:seed:share:recomputation:)``).
     public let share: Bool
+    public let recomputes: Bool
+    /// Bytes the session planned for against the device's memory budget: ``deviceBytes`` and AdamW's state.
+    public let budgetedBytes: Int
 
     /// Bytes of device memory the session holds: its own buffers and the arenas.
     public var deviceBytes: Int { ownedBytes + plannedBytes }
