@@ -189,11 +189,14 @@ private func trainingSteps() -> [KernelStep<Int>] {
     for batchNorm in [false, true] {
         let epilogue = EpilogueTraining(batch: 2, channels: 4, pixels: 9, activation: .relu, batchNorm: batchNorm)
         let normalisation = batchNorm ? (statistics: 5, gamma: 6, beta: 7) : nil
-        steps += epilogue.forwardSteps(input: 0, residual: 1, normalisation: normalisation, output: 2)
-        steps += epilogue.backwardSteps(
-            outputGradient: 0, input: 1, residual: nil, normalisation: normalisation, preGradient: 2)
+        for keep in [nil, 8] {  // with stochastic depth's masks, and without
+            steps += epilogue.forwardSteps(input: 0, residual: 1, normalisation: normalisation, keep: keep, output: 2)
+            steps += epilogue.backwardSteps(
+                outputGradient: 0, input: 1, residual: 3, normalisation: normalisation, keep: keep, preGradient: 2)
+        }
     }
     steps += Accumulate(count: 9).steps(0, into: 1) + Accumulate(count: 9, accumulate: false).steps(0, into: 1)
+    steps += ImageScale(count: 8, batch: 2).steps(0, scale: 1, into: 2)
     steps += MaxPool(batch: 1, channels: 2, height: 8, width: 8).backwardSteps(
         input: 0, outputGradient: 1, inputGradient: 2, choices: 3)
     steps += AvgPool(batch: 1, channels: 2, height: 7, width: 7).backwardSteps(
