@@ -13,8 +13,8 @@
 //   gamma[c] (x - mean[c]) / sqrt(var[c] + eps) + beta[c] (+ residual)  (epilogue_backward_batchnorm: x is the
 //                                                                          operation's output before its BatchNorm).
 // With DROP_PATH, pre's operation part is scaled by keep[n] as in epilogue_forward.comp (the operation's gradient is
-// then keep[n] dpre, image_scale.comp). dpre is also the residual's gradient. Each invocation takes ELEMENTS_PER_INVOCATION consecutive elements
-// (FOR_CHANNEL_RUN).
+// then keep[n] dpre, image_scale.comp). dpre is also the residual's gradient. Each invocation takes
+// ELEMENTS_PER_INVOCATION consecutive elements (FOR_CHANNEL_RUN).
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACTIVATION = ACT_IDENTITY;

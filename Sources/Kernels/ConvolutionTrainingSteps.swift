@@ -64,6 +64,13 @@ extension ConvolutionGeometry {
         !depthwise && outPixels > 1 && outPixels % 4 != 0 && patchSize % 4 == 0 && outChannels % 4 == 0
     }
 
+    /// Whether the forward reads the weights from a transposed copy (`[patch][out]`), four output channels a fetch:
+    /// where the patch's length is no multiple of 4 (the stem's 3 x 7 x 7 = 147), so the weights' rows cannot be
+    /// fetched four values at a time, and the patches are read along pixels.
+    fileprivate var transposedWeights: Bool {
+        !depthwise && !pixelMajor && patchSize % 4 != 0 && outChannels % 4 == 0
+    }
+
     /// The images of one pass: a chunk's where the patches are made (im2col), else the whole batch.
     private var passImages: Int { readsInputAsPatches ? batch : chunk }
 
@@ -77,11 +84,13 @@ extension ConvolutionGeometry {
     }
 
     /// Floats of scratch the training forward needs, a pass's worth: a dense convolution's patches (where it makes
-    /// them), then the pixel-major patches (where ``pixelMajor``).
+    /// them), then the pixel-major patches (where ``pixelMajor``) or the transposed weights (where
+    /// ``transposedWeights``).
     public var forwardScratchCounts: [Int] {
         guard !depthwise else { return [] }
         return (readsInputAsPatches ? [] : [chunk * patchSize * outPixels])
             + (pixelMajor ? [passImages * outPixels * patchSize] : [])
+            + (transposedWeights ? [outChannels * patchSize] : [])
     }
 
     /// The training forward, `output = conv(input, weights) + bias`.
@@ -101,6 +110,13 @@ extension ConvolutionGeometry {
         }
         let (patch, pixels) = (patchSize, outPixels)
         var steps: [KernelStep<Resource>] = []
+        // w[m][e], or its transposed copy w[e][m].
+        var (weightRows, weightLayout) = (weights, MatrixLayout(free: patch, inner: 1))
+        if transposedWeights {
+            let copy = scratch[scratch.count - 1]
+            steps += TransposedPlanes(batch: 1, rows: outChannels, columns: patch).steps(weights, into: copy)
+            (weightRows, weightLayout) = (copy, MatrixLayout(free: 1, inner: outChannels))
+        }
         for (first, count) in readsInputAsPatches ? [(0, batch)] : chunks {
             var patches = readsInputAsPatches ? input : scratch[0]
             if !readsInputAsPatches { steps += im2colSteps(input: input, patches: patches, first: first, count: count) }
@@ -113,11 +129,10 @@ extension ConvolutionGeometry {
                 (patches, patchLayout) = (copy, MatrixLayout(free: patch, inner: 1, batchInnerStride: pixels * patch))
             }
             let product = TrainingGEMM(
-                m: outChannels, n: pixels, k: patch, batch: count, a: MatrixLayout(free: patch, inner: 1),
-                b: patchLayout,
+                m: outChannels, n: pixels, k: patch, batch: count, a: weightLayout, b: patchLayout,
                 c: MatrixLayout(
                     free: 1, inner: pixels, batchInnerStride: outChannels * pixels, base: first * outChannels * pixels))
-            steps += product.steps(a: weights, b: patches, c: output)
+            steps += product.steps(a: weightRows, b: patches, c: output)
         }
         return steps + biasSteps
     }

@@ -117,8 +117,8 @@ enum Environment {
     /// for, in place of the device's largest heap (lavapipe reports 2 GiB whatever the machine has).
     static func memoryBudget() throws -> Int? {
         guard let text = variables["BOSSNET_MEMORY_BUDGET"], !text.isEmpty else { return nil }
-        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        let unit = text.last.flatMap { units[Character($0.uppercased())] }
+        let units: [String: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        let unit = text.last.flatMap { units[String($0).uppercased()] }
         guard let number = Int(unit == nil ? text : String(text.dropLast())), number > 0,
             case let (bytes, overflow) = number.multipliedReportingOverflow(by: unit ?? 1), !overflow
         else {

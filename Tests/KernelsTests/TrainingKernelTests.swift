@@ -115,6 +115,8 @@ func convolutionBackward() throws {
     }
     let checks = [
         dense(3, 13, 11, 10, k: 7, s: 2, p: 3).backwardCheck(),  // the stem's geometry, odd sides
+        // 147-long patches and 12 output channels: the forward reads the weights transposed, four channels a fetch.
+        dense(3, 13, 11, 12, k: 7, s: 2, p: 3).backwardCheck(),
         dense(6, 9, 7, 5, k: 3, s: 1, p: 1).backwardCheck(accumulate: true),
         dense(5, 9, 9, 7, k: 3, s: 2, p: 1).backwardCheck(),
         dense(19, 5, 3, 21, k: 1, s: 1, p: 0, n: 3).backwardCheck(accumulate: true),  // 1x1: no patches
@@ -126,6 +128,7 @@ func convolutionBackward() throws {
         // the weight gradient added to by the second chunk, the input gradient of each chunk in its own images.
         chunked(dense(5, 9, 9, 7, k: 3, s: 2, p: 1, n: 3)).backwardCheck(accumulate: true),
         chunked(dense(3, 13, 11, 10, k: 7, s: 2, p: 3, n: 3)).backwardCheck(),
+        chunked(dense(3, 13, 11, 8, k: 7, s: 2, p: 3, n: 3)).backwardCheck(accumulate: true),
         // Planes of 49 and 25 pixels (a 7x7 stage's): the products read pixel-major copies. A 3x3, a 1x1 reading
         // its input as its patches, and patches made in chunks.
         dense(8, 7, 7, 12, k: 3, s: 1, p: 1).backwardCheck(accumulate: true),
@@ -149,6 +152,11 @@ func convolutionBackward() throws {
     #expect(chunkedKernels.filter { $0 == KernelName.col2im }.count == 2)
     #expect(kernels(dense(8, 7, 7, 12, k: 3, s: 1, p: 1)).filter { $0 == KernelName.transpose }.count == 3)
     #expect(!kernels(dense(8, 8, 8, 12, k: 3, s: 1, p: 1)).contains(KernelName.transpose))  // 64-pixel planes
+    // The stem's 147-long patches: one transpose (the weights, once for both chunks) where the output channels are a
+    // multiple of 4, none where they are not.
+    #expect(
+        kernels(chunked(dense(3, 13, 11, 8, k: 7, s: 2, p: 3, n: 3))).filter { $0 == KernelName.transpose }.count == 1)
+    #expect(!kernels(dense(3, 13, 11, 10, k: 7, s: 2, p: 3)).contains(KernelName.transpose))
     try expectTrainingChecksPass(checks)
 }
 

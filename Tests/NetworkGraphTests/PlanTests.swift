@@ -325,7 +325,7 @@ func branchesShareBarriers() throws {
 func missingParameters() throws {
     var graph = try smallGraph()
     graph.parameters = ParameterStore()
-    try withValidatedDevice { device in
+    _ = try withValidatedDevice { device in
         #expect(throws: PlanError.parameterMissing(node: "stem", parameter: "stem.weight")) {
             try InferenceSession(graph: graph, device: device)
         }

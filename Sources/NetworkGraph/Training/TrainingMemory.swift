@@ -13,8 +13,9 @@ import VulkanCompute
 struct TrainingMemory {
     /// The arenas (each at most the device's largest buffer), once allocated.
     private(set) var arenas: [VulkanBuffer] = []
-    /// Each planned buffer's region, by identity.
+    /// Each planned buffer's region, by identity; the buffers are kept, so that no identity is reused.
     private let regions: [ObjectIdentifier: MemoryPlan.Region]
+    private let buffers: [TrainingBuffer]
     private let sizes: [Int]
     /// Bytes of the arenas, and what the planned buffers would take apart.
     var bytes: Int { sizes.reduce(0, +) }
@@ -40,6 +41,7 @@ struct TrainingMemory {
         let items = buffers.compactMap { lifetimes[ObjectIdentifier($0)] }
         let (placed, sizes) = MemoryPlan.place(items, share: share, capacity: capacity)
         regions = Dictionary(uniqueKeysWithValues: zip(buffers.map(ObjectIdentifier.init), placed))
+        self.buffers = buffers
         self.sizes = sizes
         unsharedBytes = items.reduce(0) { $0 + MemoryPlan.aligned($1.bytes) }
     }

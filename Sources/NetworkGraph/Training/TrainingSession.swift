@@ -9,10 +9,10 @@ import VulkanCompute
 ///
 /// Parameters, their gradients, optimizer state and running statistics have buffers of their own; every tensor, saved
 /// value, scratch and tensor gradient of the step lives in arenas planned once, sharing memory with what is never in
-/// use at the same time (``TrainingMemory``). The training kernels compute in float32 whatever the device. Where the session's data path is ``DataPath/texel``,
-/// each kernel reads its inputs through texel views wherever they fit the device's limit (storage buffers where they
-/// do not); outputs, and buffers updated in place (gradients added to, parameters, optimizer state), are storage
-/// buffers.
+/// use at the same time (``TrainingMemory``). The training kernels compute in float32 whatever the device. Where the
+/// session's data path is ``DataPath/texel``, each kernel reads its inputs through texel views wherever they fit the
+/// device's limit (storage buffers where they do not); outputs, and buffers updated in place (gradients added to,
+/// parameters, optimizer state), are storage buffers.
 public final class TrainingSession {
     public let graph: Graph
     public let device: VulkanDevice
@@ -67,6 +67,9 @@ public final class TrainingSession {
             throw ParameterError("\(node.name) (\(node.op.name)) has no training kernels yet.")
         }
         guard !graph.parameters.isEmpty else { throw ParameterError("The graph has no parameter values to train.") }
+        // Made for this graph: every branch a node of it that adds a residual.
+        _ = try StochasticDepth(
+            graph: graph, rates: Dictionary(stochasticDepth.branches.map { ($0.node, $0.rate) }) { first, _ in first })
         self.graph = graph
         self.device = device
         let buffers = TrainingBuffers(graph: graph, device: device)
@@ -115,7 +118,8 @@ public final class TrainingSession {
             return (trial, steps, TrainingMemory(steps: steps, capacity: capacity, share: share))
         }
         var (chosen, steps, memory) = try plan(recomputing: recomputation == .always)
-        // AdamW's state, made at the first optimizer step, takes twice the parameters' bytes.
+        // AdamW's state, made at the first optimizer step, takes twice the parameters' bytes: the most any optimizer
+        // here keeps (SGD keeps one buffer, a step without an optimizer none), so the check errs on the safe side.
         let stateBytes = 2 * buffers.parameters.values.reduce(0) { $0 + $1.size }
         let (budget, owned) = (device.memoryBudgetBytes, buffers.ownedBytes + stateBytes)
         if recomputation == .whereMemoryIsShort && owned + memory.bytes > budget {
