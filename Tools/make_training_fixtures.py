@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Makes the training fixtures from the authors' own model code, so that CI never needs PyTorch.
 
-    python3 Tools/make_training_fixtures.py --bossnas PATH
+    python3 Tools/make_training_fixtures.py --bossnas PATH --timm TIMM
 
 PATH is a checkout of changlin31/BossNAS at its latest commit (bb8b26a); the models come from its
 retraining_hytra/boss_models.py, as in Tools/make_fixtures.py (whose synthetic weights this reuses). Needs torch 2.x,
@@ -35,6 +35,11 @@ Tests/KernelsTests/Fixtures/:
                               decay 1e-4, plain and Nesterov) over three steps in float64 on five small parameters,
                               grouped as timm's add_weight_decay groups them (no decay on 1-d parameters and biases);
                               torch.nn.utils.clip_grad_norm_ (max norm 1); one model-EMA update (decay 0.99996).
+    schedules.json            the authors' learning rate per epoch (--sched cosine with their defaults: warmup 5
+                              epochs from 1e-6, minimum 1e-5, the rate scaled by batch / 512, stepped after each epoch
+                              as their main.py does) for their ImageNet run, issue 26's digits run and a run without
+                              warmup, from timm's scheduler at v0.3.3 (TIMM: a checkout of pytorch-image-models; the
+                              authors pin 0.3.2, whose scheduler files are the same).
 
 Every file is the same on every run.
 """
@@ -207,9 +212,55 @@ def optimizer_fixture():
     }
 
 
+def timm03_scheduler(timm):
+    """timm's scheduler package from a checkout at v0.3.3 (`timm`): the authors pin timm 0.3.2, whose cosine_lr.py
+    and scheduler.py are those of v0.3.3 (neither changed between them). Loaded by path, beside the installed timm."""
+    import importlib.util
+
+    folder = timm / "timm" / "scheduler"
+    spec = importlib.util.spec_from_file_location("timm03_scheduler", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["timm03_scheduler"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def schedule_fixture(timm):
+    """The learning rate of each epoch as the authors' main.py trains it: create_scheduler(args, optimizer) with
+    --sched cosine, the rate scaled by batch / 512, then `lr_scheduler.step(epoch)` after each epoch; and the
+    scheduler's own value at each epoch through its cooldown (which their loop never reaches)."""
+    import torch
+
+    scheduler = timm03_scheduler(timm)
+    cases = {
+        "imagenet": dict(lr=5e-4, batch=1024, epochs=300, warmup_epochs=5, warmup_lr=1e-6, min_lr=1e-5, cooldown=10),
+        "digits": dict(lr=5e-4, batch=32, epochs=8, warmup_epochs=5, warmup_lr=1e-6, min_lr=1e-5, cooldown=10),
+        "no_warmup": dict(lr=1e-3, batch=512, epochs=10, warmup_epochs=0, warmup_lr=1e-6, min_lr=1e-5, cooldown=3),
+    }
+    result = {}
+    for name, case in cases.items():
+        args = argparse.Namespace(
+            sched="cosine", epochs=case["epochs"], min_lr=case["min_lr"], decay_rate=0.1,
+            warmup_lr=case["warmup_lr"], warmup_epochs=case["warmup_epochs"], cooldown_epochs=case["cooldown"],
+            lr_noise=None, lr_noise_pct=0.67, lr_noise_std=1.0, seed=0)
+        lr = case["lr"] * case["batch"] / 512.0
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+        lr_scheduler, total = scheduler.create_scheduler(args, optimizer)
+        training = []
+        for epoch in range(case["epochs"]):
+            training.append(optimizer.param_groups[0]["lr"])
+            lr_scheduler.step(epoch)
+        values = [lr_scheduler.get_epoch_values(t)[0] for t in range(total + 2)]
+        result[name] = dict(case, scaled_lr=lr, total_epochs=total, training=training, values=values)
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bossnas", type=pathlib.Path, required=True)
+    parser.add_argument("--timm", type=pathlib.Path, required=True,
+                        help="a checkout of huggingface/pytorch-image-models at v0.3.3 (for the authors' scheduler)")
     args = parser.parse_args()
     if not (args.bossnas / "retraining_hytra" / "boss_models.py").exists():
         parser.error(f"{args.bossnas} is not a checkout of changlin31/BossNAS (no retraining_hytra/boss_models.py)")
@@ -226,6 +277,7 @@ def main():
     kernels = ROOT / "Tests" / "KernelsTests" / "Fixtures"
     kernels.mkdir(parents=True, exist_ok=True)
     (kernels / "optimizers.json").write_text(json.dumps(optimizer_fixture(), indent=1, sort_keys=True) + "\n")
+    (kernels / "schedules.json").write_text(json.dumps(schedule_fixture(args.timm), indent=1, sort_keys=True) + "\n")
     cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]
     cases += [(name, DROP_PATH_RATE, f"{name}_droppath_training_64.json") for name in DROP_PATH_MODELS]
     for name, rate, file in cases:

@@ -93,3 +93,43 @@ func clipAndAverageMatchPyTorch() throws {
     updateAverage(&average, toward: fixture.ema.values, decay: fixture.ema.decay)
     #expect(worst(average, fixture.ema.after) <= 1e-15)
 }
+
+/// The authors' learning rates per epoch from timm 0.3's scheduler (Tools/make_training_fixtures.py).
+private struct ScheduleCase: Decodable {
+    let lr: Double
+    let batch: Int
+    let epochs: Int
+    let warmup_epochs: Int
+    let warmup_lr: Double
+    let min_lr: Double
+    let cooldown: Int
+    let scaled_lr: Double
+    let total_epochs: Int
+    /// The rate each epoch trains at in their loop, and the scheduler's value at each epoch through the cooldown.
+    let training: [Double]
+    let values: [Double]
+}
+
+@Test(
+    "the cosine schedule gives the authors' rate for every epoch (timm 0.3's scheduler stepped as their main.py does)",
+    arguments: ["imagenet", "digits", "no_warmup"])
+func cosineScheduleMatchesTimm(name: String) throws {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Fixtures/schedules.json")
+    let expected = try #require(
+        try JSONDecoder().decode([String: ScheduleCase].self, from: Data(contentsOf: url))[name])
+    let schedule = CosineSchedule(
+        baseRate: CosineSchedule.scaled(expected.lr, batch: expected.batch), epochs: expected.epochs,
+        warmupEpochs: expected.warmup_epochs, warmupRate: expected.warmup_lr, minimumRate: expected.min_lr,
+        cooldownEpochs: expected.cooldown)
+    #expect(schedule.baseRate == expected.scaled_lr && schedule.totalEpochs == expected.total_epochs)
+    // The same operations in the same order as timm's Python: equal to the last bit but for cos's rounding.
+    let training = (0..<expected.epochs).map(schedule.trainingRate)
+    let values = expected.values.indices.map(schedule.value)
+    #expect(worstRelative(training, expected.training) <= 1e-15, "\(name): \(training) against \(expected.training)")
+    #expect(worstRelative(values, expected.values) <= 1e-15, "\(name): \(values) against \(expected.values)")
+}
+
+private func worstRelative(_ a: [Double], _ b: [Double]) -> Double {
+    a.count == b.count ? zip(a, b).map { abs($0 - $1) / abs($1) }.max() ?? 0 : .infinity
+}
