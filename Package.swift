@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(
             name: "PublishedWeightsTests", dependencies: ["PublishedWeights", "Checkpoint", "Models", "TestSupport"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "ImagesTests", dependencies: ["Images"], exclude: ["Fixtures"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "Kernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "EvaluationTests",
             dependencies: [

@@ -41,6 +41,12 @@ Tests/KernelsTests/Fixtures/:
                               warmup, from timm's scheduler at v0.3.3 (TIMM: a checkout of pytorch-image-models; the
                               authors pin 0.3.2, whose scheduler files are the same).
 
+Tests/ImagesTests/Fixtures/:
+
+    mixup.json                timm's Mixup (mode batch, its mixup.py at v0.3.3) on four 3 x 8 x 8 images with its
+                              draws fixed: mixup at lam 0.3, cutmix at lam 0.6 centred at (2, 7); the mixed images,
+                              the corrected lam and mixup_target's targets (10 classes, smoothing 0.1, float64).
+
 Every file is the same on every run.
 """
 import argparse
@@ -256,6 +262,40 @@ def schedule_fixture(timm):
     return result
 
 
+def mixup_fixture(timm):
+    """timm's Mixup in batch mode (its mixup.py at v0.3.3, loaded by path), its random draws fixed: mixup at lam 0.3,
+    and cutmix at lam 0.6 with the box's centre at (2, 7) of 8 x 8 images (clipped by the border, so its lam is
+    corrected); the mixed images and the lam each returns, and mixup_target's targets at that lam (float64)."""
+    import importlib.util
+    import torch
+
+    spec = importlib.util.spec_from_file_location("timm03_mixup", timm / "timm" / "data" / "mixup.py")
+    mixup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mixup)
+    images = np.random.default_rng(11).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    labels = [1, 5, 0, 9]
+    result = {"images": images.reshape(-1).tolist(), "labels": labels, "classes": 10, "smoothing": 0.1}
+    real = (np.random.beta, np.random.rand, np.random.randint)
+    try:
+        np.random.rand = lambda *size: np.zeros(size) if size else 0.0
+        for name, alphas, lam, centre in [("mixup", (1.0, 0.0), 0.3, None), ("cutmix", (0.0, 1.0), 0.6, [2, 7])]:
+            np.random.beta = lambda a, b, size=None, lam=lam: lam
+            centres = list(centre or [])
+            np.random.randint = lambda low, high, size=None, centres=centres: centres.pop(0)
+            mixer = mixup.Mixup(mixup_alpha=alphas[0], cutmix_alpha=alphas[1], prob=1.0, mode="batch",
+                                label_smoothing=0.1, num_classes=10)
+            x = torch.from_numpy(images.copy())
+            mixed_lam = mixer._mix_batch(x)
+            torch.set_default_dtype(torch.float64)
+            targets = mixup.mixup_target(torch.tensor(labels), 10, mixed_lam, 0.1, device="cpu")
+            torch.set_default_dtype(torch.float32)
+            result[name] = {"lam": lam, "centre": centre, "mixed_lam": mixed_lam,
+                            "images": x.reshape(-1).tolist(), "targets": targets.reshape(-1).tolist()}
+    finally:
+        np.random.beta, np.random.rand, np.random.randint = real
+    return result
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bossnas", type=pathlib.Path, required=True)
@@ -278,6 +318,8 @@ def main():
     kernels.mkdir(parents=True, exist_ok=True)
     (kernels / "optimizers.json").write_text(json.dumps(optimizer_fixture(), indent=1, sort_keys=True) + "\n")
     (kernels / "schedules.json").write_text(json.dumps(schedule_fixture(args.timm), indent=1, sort_keys=True) + "\n")
+    images_fixtures = ROOT / "Tests" / "ImagesTests" / "Fixtures"
+    (images_fixtures / "mixup.json").write_text(json.dumps(mixup_fixture(args.timm), indent=1, sort_keys=True) + "\n")
     cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]
     cases += [(name, DROP_PATH_RATE, f"{name}_droppath_training_64.json") for name in DROP_PATH_MODELS]
     for name, rate, file in cases:

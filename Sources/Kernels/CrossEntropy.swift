@@ -19,6 +19,14 @@ public struct CrossEntropy: Sendable {
         return targets
     }
 
+    /// timm's `mixup_target`: each image's targets with label smoothing times `lam`, plus those of the batch's
+    /// flipped image (image `batch - 1 - n`) times `1 - lam`; `lam` 1 gives ``targets(labels:smoothing:)``.
+    public func mixedTargets(labels: [Int], smoothing: Double, lam: Double) -> [Double] {
+        let own = targets(labels: labels, smoothing: smoothing)
+        let flipped = targets(labels: labels.reversed(), smoothing: smoothing)
+        return zip(own, flipped).map { $0 * lam + $1 * (1 - lam) }
+    }
+
     /// Each image's log-softmax, stabilised by its largest logit.
     private func logSoftmax(_ logits: [Double]) -> [Double] {
         (0..<batch).flatMap { n in
