@@ -39,4 +39,7 @@ func batchMixMatchesTimm() throws {
     }
     // The box clipped by the border: rows 0..<4, columns 5..<8 of a 5 x 5 square centred at (2, 7).
     #expect((box.top, box.bottom, box.left, box.right) == (0, 4, 5, 8))
+    // Unclipped: the 5 x 5 square's sides at centre - 2 and centre + 2 (timm's cut // 2 on each side).
+    let inside = CutMixBox(height: 8, width: 8, lam: 0.6, centreY: 5, centreX: 3)
+    #expect((inside.top, inside.bottom, inside.left, inside.right) == (3, 7, 1, 5) && inside.area == 16)
 }

@@ -23,8 +23,6 @@ struct TrainingPlanner {
     /// Whether the backward makes the outputs of nodes that add no residual again from their raw outputs (their
     /// BatchNorm and activation, one elementwise pass) rather than keeping them from the forward.
     private(set) var recomputes = false
-    /// What the session plans for, once its memory is placed (see ``TrainingSession/budgetedBytes``).
-    var budgetedBytes = 0
     /// The node that writes each tensor.
     private let producers: [TensorID: Int]
     /// The outputs the backward has made again so far.
@@ -111,15 +109,11 @@ struct TrainingPlanner {
         TrainingBuffer
     >] {
         guard output !== record.node.raw else { return [] }
-        let shape = graph.shapes[node.output], activation = trainable(node).trainingEpilogue.activation
-        if let normalisation = record.normalisation {
-            return BatchNormTraining(batch: shape.batch, channels: shape.channels, pixels: shape.pixels).forwardSteps(
-                input: record.node.raw, residual: record.residual, output: output,
-                statistics: normalisation.statistics, gamma: normalisation.gamma, beta: normalisation.beta,
-                activation: activation, keep: record.keep)
-        }
-        return epilogueTraining(shape, activation, batchNorm: false).forwardSteps(
-            input: record.node.raw, residual: record.residual, normalisation: nil, keep: record.keep, output: output)
+        let activation = trainable(node).trainingEpilogue.activation
+        return epilogueTraining(graph.shapes[node.output], activation, batchNorm: record.normalisation != nil)
+            .forwardSteps(
+                input: record.node.raw, residual: record.residual, normalisation: record.normalisation,
+                keep: record.keep, output: output)
     }
 
     private mutating func runningStatistics(_ norm: BatchNorm) throws -> TrainingBuffer {

@@ -80,11 +80,11 @@ public final class TrainingSession {
         let losses = try buffers.owned(logits.batch, label: "losses")
         var planner = try TrainingPlanner(graph: graph, buffers: buffers, stochasticDepth: stochasticDepth)
         let forward = try planner.forward(input: input) + planner.loss(targets: targets, losses: losses)
-        var (chosen, steps, memory) = try Self.plan(
+        var (chosen, steps, memory, budgeted) = try Self.plan(
             planner, forward, buffers: buffers, dataPath: dataPath, share: share, recomputation: recomputation)
         planner = chosen
         recomputes = chosen.recomputes
-        budgetedBytes = chosen.budgetedBytes
+        budgetedBytes = budgeted
         try memory.allocate(on: device)
         self.memory = memory
         (self.input, self.targets, self.losses) = (
@@ -104,12 +104,13 @@ public final class TrainingSession {
         random = SeededRandom(seed: seed)
     }
 
-    /// The backward after `forward`, recomputing by `recomputation`, and its memory, placed but not allocated;
-    /// refuses a step that would not fit the device's memory budget, saying what takes it.
+    /// The backward after `forward`, recomputing by `recomputation`, its memory (placed, not allocated) and the bytes
+    /// planned for against the budget; refuses a step that would not fit the device's memory budget, saying what
+    /// takes it.
     private static func plan(
         _ planner: TrainingPlanner, _ forward: [KernelStep<TrainingBuffer>], buffers: TrainingBuffers,
         dataPath: DataPath, share: Bool, recomputation: Recomputation
-    ) throws -> (TrainingPlanner, [KernelStep<TrainingBuffer>], TrainingMemory) {
+    ) throws -> (TrainingPlanner, [KernelStep<TrainingBuffer>], TrainingMemory, budgeted: Int) {
         let device = buffers.device, capacity = TrainingMemory.capacity(of: device)
         func plan(recomputing: Bool) throws -> (TrainingPlanner, [KernelStep<TrainingBuffer>], TrainingMemory) {
             var trial = planner
@@ -125,7 +126,6 @@ public final class TrainingSession {
         if recomputation == .whereMemoryIsShort && owned + memory.bytes > budget {
             (chosen, steps, memory) = try plan(recomputing: true)
         }
-        chosen.budgetedBytes = owned + memory.bytes
         guard owned + memory.bytes <= budget else {
             let gb = { (bytes: Int) in
                 bytes >= 1_000_000_000
@@ -139,7 +139,7 @@ public final class TrainingSession {
                     + "than its heap says (lavapipe reports 2 GiB whatever the machine has; the tool reads "
                     + "BOSSNET_MEMORY_BUDGET).")
         }
-        return (chosen, steps, memory)
+        return (chosen, steps, memory, owned + memory.bytes)
     }
 
     /// Whether planned buffers share memory, and whether the backward makes outputs again (see
