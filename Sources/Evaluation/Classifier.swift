@@ -12,7 +12,7 @@ import VulkanCompute
 /// let weights = try CheckpointWeights(state: WeightsFile.read(checkpointURL), model: model)
 /// let classifier = try Classifier(model: model, weights: weights, inputSize: 224, batch: 8,
 ///                                 device: VulkanDevice(instance: VulkanInstance()))
-/// let image = Preprocess.evaluationTensor(try RGBImage(contentsOf: photoURL), inputSize: 224)
+/// let image = try Preprocess.evaluationTensor(try RGBImage(contentsOf: photoURL), inputSize: 224)
 /// let best = Classifier.top(try classifier.logits([image])[0], k: 5)   // indices and probabilities
 /// ```
 ///

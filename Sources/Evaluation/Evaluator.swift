@@ -125,7 +125,7 @@ public struct Evaluator: Sendable {
                 group.addTask {
                     do {
                         let rgb = try RGBImage(contentsOf: root.appendingPathComponent(image.path))
-                        return (index, .success(Preprocess.evaluationTensor(rgb, inputSize: inputSize)))
+                        return (index, .success(try Preprocess.evaluationTensor(rgb, inputSize: inputSize)))
                     } catch let error as ImageError {
                         return (index, .failure(error))
                     } catch {

@@ -26,7 +26,7 @@ public enum InputFile {
         guard ImageFormat(contentsOf: url) == .npy else {
             return [
                 Image(
-                    name: path, tensor: Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)
+                    name: path, tensor: try Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)
                 )
             ]
         }

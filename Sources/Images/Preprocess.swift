@@ -13,22 +13,37 @@ public enum Preprocess {
     /// The shorter side after resizing, for an input size: int(256 / 224 * size).
     public static func resizeTarget(inputSize: Int) -> Int { Int(256.0 / 224.0 * Double(inputSize)) }
 
-    /// The image as the network's input: `[3][size][size]` floats, normalised.
+    /// The largest input size at which the authors' transforms neither resize nor crop (their `build_transform`:
+    /// `resize_im = input_size > 32`), as for CIFAR's 32-pixel images.
+    public static let largestUnresizedSize = 32
+
+    /// The image as the network's input: `[3][size][size]` floats, normalised. At ``largestUnresizedSize`` and
+    /// below, the authors' evaluation transform is ToTensor . Normalize alone, so the image must already be
+    /// `size` x `size` (``PreprocessError`` otherwise).
     ///
     /// Only the cropped window of the resized image is computed (the same pixels PIL would produce there), so a
     /// long, thin image cannot make the resize allocate its whole enlarged self.
-    public static func evaluationTensor(_ image: RGBImage, inputSize size: Int) -> [Float] {
+    public static func evaluationTensor(_ image: RGBImage, inputSize size: Int) throws -> [Float] {
+        if size <= largestUnresizedSize {
+            guard image.width == size && image.height == size else { throw PreprocessError.unresized(image, size) }
+            return tensor(image)
+        }
         let (width, height) = resizedSize(image, shorterSide: resizeTarget(inputSize: size))
         // The shorter side becomes int(256/224 * size) >= size, so the window lies inside the resized image.
         let top = cropOffset(height, size), left = cropOffset(width, size)
-        let cropped = resize(
-            image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size))
-        var tensor = [Float](repeating: 0, count: 3 * size * size)
-        for y in 0..<size {
-            for x in 0..<size {
+        return tensor(
+            resize(image, width: width, height: height, columns: left..<(left + size), rows: top..<(top + size)))
+    }
+
+    /// ToTensor . Normalize(ImageNet mean and std): `[3][height][width]` floats.
+    public static func tensor(_ image: RGBImage) -> [Float] {
+        let (width, height) = (image.width, image.height)
+        var tensor = [Float](repeating: 0, count: 3 * width * height)
+        for y in 0..<height {
+            for x in 0..<width {
                 for c in 0..<3 {
-                    let value = Float(cropped.pixels[(y * size + x) * 3 + c]) / 255
-                    tensor[(c * size + y) * size + x] = (value - mean[c]) / std[c]
+                    let value = Float(image.pixels[(y * width + x) * 3 + c]) / 255
+                    tensor[(c * height + y) * width + x] = (value - mean[c]) / std[c]
                 }
             }
         }
@@ -119,5 +134,17 @@ public enum Preprocess {
             }
         }
         return RGBImage(width: outWidth, height: outHeight, pixels: out)
+    }
+}
+
+/// An image the authors' transforms cannot take at the input size asked for.
+public struct PreprocessError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+
+    static func unresized(_ image: RGBImage, _ size: Int) -> PreprocessError {
+        PreprocessError(
+            description:
+                "the image is \(image.width)x\(image.height); at --input-size \(size) (32 and below) the authors' transforms do not resize or crop, so images must be \(size)x\(size) (or use an input size above 32)"
+        )
     }
 }

@@ -28,7 +28,7 @@ func classifyAndBenchmark(checkpoint: URL, photo: URL, inputSize: Int = 224) thr
     let classifier = try Classifier(model: model, weights: weights, inputSize: inputSize, batch: 1, device: device)
 
     // 4. A PNG or JPEG, decoded and preprocessed as the authors' PIL pipeline does; its five best classes, by name.
-    let image = Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: inputSize)
+    let image = try Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: inputSize)
     let best = try classifier.classify([image], top: 5)[0]
 
     // 5. Steptime on the same device, with a check of the logits against the CPU reference at 64 px.

@@ -41,7 +41,7 @@ func gettingStarted() throws {
     // The five classes and their probabilities are the CPU reference's on the same weights and image.
     let weights = try CheckpointWeights(state: WeightsFile.read(checkpoint), model: model)
     let graph = try model.graph(batch: 1, inputSize: 64, weights: weights)
-    let pixels = Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: 64)
+    let pixels = try Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: 64)
     let reference = Classifier.top(CPUExecutor.run(graph, input: pixels), k: 5)
     #expect(best.map(\.classIndex) == reference.indices)
     #expect(best.map(\.label) == reference.indices.map { ImageNetLabels.names[$0] })
@@ -70,7 +70,7 @@ func readmeLibrarySnippet() throws {
     let logits = try withValidatedDevice { try bossNetT0Logits(photo: photo, device: $0, inputSize: 64) }
     let model = try Model(name: "bossnet_T0")
     let graph = try model.graph(batch: 1, inputSize: 64, weights: try SyntheticWeights(calibratedFor: model))
-    let pixels = Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: 64)
+    let pixels = try Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: 64)
     let comparison = Comparison(logits, CPUExecutor.run(graph, input: pixels))
     #expect(logits.count == 1000 && comparison.relativeL2 <= 1e-4, "\(comparison)")
 }

@@ -14,7 +14,7 @@ func bossNetT0Logits(photo: URL, device: VulkanDevice, inputSize: Int = 224) thr
     let weights = try SyntheticWeights(calibratedFor: model)  // or CheckpointWeights(state:model:): a .pth file
     let graph = try model.graph(batch: 1, inputSize: inputSize, weights: weights)
     let session = try InferenceSession(graph: graph, device: device)  // plans, uploads and records once
-    let pixels = Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: inputSize)  // [3, S, S]
+    let pixels = try Preprocess.evaluationTensor(try RGBImage(contentsOf: photo), inputSize: inputSize)  // [3, S, S]
     return try session.run(pixels)  // [1000]; each later run replays the recording
 }
 // END readme-library

@@ -28,7 +28,7 @@ func decodesPNG(name: String) throws {
 @Test("the evaluation preprocessing reproduces PIL's bicubic resize, center crop and normalisation")
 func preprocessingMatchesPIL() throws {
     let image = try RGBImage(contentsOf: fixture("gradient.png"))
-    let tensor = Preprocess.evaluationTensor(image, inputSize: 64)
+    let tensor = try Preprocess.evaluationTensor(image, inputSize: 64)
     let expected = try NumPyArray(contentsOf: fixture("gradient_64.npy"))
     #expect(expected.shape == [3, 64, 64])
     let worst = zip(tensor, expected.values).map { abs($0 - $1) }.max() ?? .infinity
@@ -58,11 +58,24 @@ func corruptPNG() throws {
     #expect(throws: ImageError.self) { try RGBImage(png: Data("GIF89a".utf8)) }
 }
 
+@Test("at 32 px and below the evaluation transform neither resizes nor crops (the authors' build_transform)")
+func unresizedAtSmallSizes() throws {
+    let image = RGBImage(width: 32, height: 32, pixels: (0..<(32 * 32 * 3)).map { UInt8(($0 * 5) % 256) })
+    let tensor = try Preprocess.evaluationTensor(image, inputSize: 32)
+    // Channel 1 of pixel (x 3, y 2): ToTensor then Normalize, nothing else.
+    let value = Float(image.pixels[(2 * 32 + 3) * 3 + 1]) / 255
+    #expect(tensor[(1 * 32 + 2) * 32 + 3] == (value - Preprocess.mean[1]) / Preprocess.std[1])
+    // Above 32 the same image is resized (to 36) and center-cropped: different values.
+    #expect(try Preprocess.evaluationTensor(image, inputSize: 33) != tensor.prefix(3 * 33 * 33).map { $0 })
+    let large = RGBImage(width: 40, height: 32, pixels: [UInt8](repeating: 9, count: 40 * 32 * 3))
+    #expect(throws: PreprocessError.self) { try Preprocess.evaluationTensor(large, inputSize: 32) }
+}
+
 @Test("only the cropped window is resized: a 1-pixel-wide strip costs no more than a square image")
-func thinImage() {
+func thinImage() throws {
     // Resized naively, 1 x 3000 would become 256 x 768000 pixels; the window is 64 x 64.
     let strip = RGBImage(width: 1, height: 3000, pixels: (0..<9000).map { UInt8($0 % 251) })
-    let tensor = Preprocess.evaluationTensor(strip, inputSize: 64)
+    let tensor = try Preprocess.evaluationTensor(strip, inputSize: 64)
     #expect(tensor.count == 3 * 64 * 64)
     #expect(tensor.allSatisfy { $0.isFinite })
     // The window equals the same window cut from the full resize.

@@ -15,7 +15,7 @@ func fixture(_ name: String) -> URL {
 func gradientInput() throws -> [Float] {
     let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("ImagesTests/Fixtures/gradient.png")
-    return Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: 64)
+    return try Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: 64)
 }
 
 /// The published models whose logits the authors' own code computed (Tools/make_fixtures.py imports their

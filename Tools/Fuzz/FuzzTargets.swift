@@ -40,7 +40,7 @@ let scratchFile: URL = {
 
 func preprocess(_ image: RGBImage) {
     guard image.width * image.height <= 1 << 16 else { return }
-    _ = Preprocess.evaluationTensor(image, inputSize: 32)
+    _ = try? Preprocess.evaluationTensor(image, inputSize: 40)
 }
 
 #if FUZZING
