@@ -29,6 +29,11 @@ Tests/ModelsTests/Fixtures/:
                               (k + n) % 3 == 0, else scaled by 1 / (1 - drop_prob) as timm's drop_path does; the masks
                               and each module's drop_prob under "drop_path".
 
+    bossnet_T0_initialization.json
+                              the authors' bossnet_T0 as their main.py creates it to train from scratch (10 classes,
+                              their own initialisation and PyTorch's layer defaults, seed 0): every state-dict entry's
+                              shape, mean, standard deviation, minimum and maximum, in float64.
+
 Tests/KernelsTests/Fixtures/:
 
     optimizers.json           torch.optim.AdamW (lr 1e-3, weight decay 0.05) and SGD (lr 0.1, momentum 0.9, weight
@@ -296,6 +301,21 @@ def mixup_fixture(timm):
     return result
 
 
+def initialization_fixture(bossnas):
+    """The statistics of each state-dict entry of the authors' T0 as created to train (see the module docstring)."""
+    import torch
+    import make_fixtures
+    torch.manual_seed(0)
+    model = make_fixtures.authors_model(bossnas, "bossnet_T0", num_classes=10)
+    entries = []
+    for name, tensor in model.state_dict().items():
+        values = tensor.double().flatten()
+        entries.append({"name": name, "shape": list(tensor.shape), "mean": float(values.mean()),
+                        "std": float(values.std(unbiased=False)), "min": float(values.min()),
+                        "max": float(values.max())})
+    return {"model": "bossnet_T0", "classes": 10, "entries": entries}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bossnas", type=pathlib.Path, required=True)
@@ -320,6 +340,8 @@ def main():
     (kernels / "schedules.json").write_text(json.dumps(schedule_fixture(args.timm), indent=1, sort_keys=True) + "\n")
     images_fixtures = ROOT / "Tests" / "ImagesTests" / "Fixtures"
     (images_fixtures / "mixup.json").write_text(json.dumps(mixup_fixture(args.timm), indent=1, sort_keys=True) + "\n")
+    initialization = json.dumps(initialization_fixture(args.bossnas), indent=1, sort_keys=True)
+    (FIXTURES / "bossnet_T0_initialization.json").write_text(initialization + "\n")
     cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]
     cases += [(name, DROP_PATH_RATE, f"{name}_droppath_training_64.json") for name in DROP_PATH_MODELS]
     for name, rate, file in cases:

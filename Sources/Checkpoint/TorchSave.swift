@@ -62,7 +62,8 @@ public enum TorchSave {
         }
         guard rename(temporary.path, url.path) == 0 else {
             throw CheckpointError.unreadable(
-                "\(url.path) could not be replaced: \(String(cString: strerror(errno))) (the previous file is untouched)")
+                "\(url.path) could not be replaced: \(String(cString: strerror(errno))) (the previous file is untouched)"
+            )
         }
     }
 

@@ -122,8 +122,21 @@ public struct Architecture: Hashable, Sendable {
     /// The smallest input side the network takes and the multiple input sides must be of to keep every stage exact.
     public var inputMultiple: Int { 32 }
 
-    public static func == (a: Architecture, b: Architecture) -> Bool { a.text == b.text }
-    public func hash(into hasher: inout Hasher) { hasher.combine(text) }
+    /// The classifier's outputs (1000 for ImageNet).
+    public var classes: Int { family.classes }
+
+    /// The same network with a classifier of `classes` outputs (a new head, as timm's `num_classes`).
+    public func with(classes: Int) -> Architecture {
+        var family = self.family
+        family.classes = classes
+        return Architecture(family)
+    }
+
+    public static func == (a: Architecture, b: Architecture) -> Bool { a.text == b.text && a.classes == b.classes }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(text)
+        hasher.combine(classes)
+    }
 }
 
 /// An architecture that cannot be read or built.

@@ -104,6 +104,9 @@ extension HyTraArchitecture: ModelFamily {
     public var syntheticGains: SyntheticGains {
         SyntheticGains(batchNorm: ["bn3": 0.1, "net.5": 0.05], weight: ["to_qkv": 12])
     }
+
+    /// ResConv's `bn3` and ResAtt's `net.5` (retraining_hytra's `zero_init_last_bn`).
+    public var zeroInitializedBatchNorms: Set<String>? { ["bn3", "net.5"] }
 }
 
 extension GraphBuilder {

@@ -57,6 +57,9 @@ extension MBConvArchitecture: ModelFamily {
 
     /// The last BatchNorm of each inverted residual (`bn3`, 0.1).
     public var syntheticGains: SyntheticGains { SyntheticGains(batchNorm: ["bn3": 0.1]) }
+
+    /// None: the authors publish no training code for the MBConv space (train it from given weights).
+    public var zeroInitializedBatchNorms: Set<String>? { nil }
 }
 
 extension GraphBuilder {

@@ -12,6 +12,8 @@ public protocol ModelFamily: Sendable {
     static var published: [String: Self] { get }
     /// The text after `<prefix>:` that ``parse(_:)`` reads back.
     var text: String { get }
+    /// The classifier's outputs (1000 for ImageNet).
+    var classes: Int { get set }
     /// The network for `batch` images of `inputSize` pixels: operations with their shapes, and every state-dict entry
     /// declared by name in the model's order; no values.
     func graph(batch: Int, inputSize: Int) throws -> Graph
@@ -24,6 +26,10 @@ public protocol ModelFamily: Sendable {
     /// node that adds the branch to its residual (see ``StochasticDepth``); empty at rate 0. Throws where the family
     /// has no such rule.
     func dropPathRates(_ rate: Double) throws -> [String: Double]
+    /// The BatchNorms the authors' model initialises to zero gamma (each residual branch's last, timm's
+    /// `zero_init_last_bn`), by the last part of their module name; nil where the authors publish no training code
+    /// for the family, so it has no initialisation to start from (``InitialWeights``).
+    var zeroInitializedBatchNorms: Set<String>? { get }
 }
 
 /// Gains that make synthetic weights behave like trained ones in a family (see ``SyntheticWeights``): by the suffix of

@@ -29,15 +29,19 @@ func trainingCheckpoint() -> TorchValue {
     ])
 }
 
-@Test("torch.save's format written: our reader gets back every tensor, int and string (torch.load: Tools/check_checkpoint.py)")
+@Test(
+    "torch.save's format written: our reader gets back every tensor, int and string (torch.load: Tools/check_checkpoint.py)"
+)
 func torchSaveRoundTrip() throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("torchsave-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let url = directory.appendingPathComponent("checkpoint.pth")
-    try TorchSave.write(trainingCheckpoint(), to: url); try? FileManager.default.copyItem(at: url, to: URL(fileURLWithPath: "/tmp/ts/c\(UUID()).pth"))
+    try TorchSave.write(trainingCheckpoint(), to: url);
+    try? FileManager.default.copyItem(at: url, to: URL(fileURLWithPath: "/tmp/ts/c\(UUID()).pth"))
     // Written again over itself: the rename replaces the file, and no temporary file is left behind.
-    try TorchSave.write(trainingCheckpoint(), to: url); try? FileManager.default.copyItem(at: url, to: URL(fileURLWithPath: "/tmp/ts/c\(UUID()).pth"))
+    try TorchSave.write(trainingCheckpoint(), to: url);
+    try? FileManager.default.copyItem(at: url, to: URL(fileURLWithPath: "/tmp/ts/c\(UUID()).pth"))
     #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path) == ["checkpoint.pth"])
 
     let state = try TorchCheckpoint.stateDict(at: url)
