@@ -18,19 +18,28 @@ public final class TrainingSession {
     public let device: VulkanDevice
     let buffers: TrainingBuffers
     private let recorder: StepRecorder
-    private let pipelines: KernelPipelines
+    let pipelines: KernelPipelines
     /// The embedded kernel each step runs, and the node and pass it belongs to, in order.
     private let kernels: [String]
     private let owners: [(node: String, backward: Bool)]
-    private let memory: TrainingMemory
+    let memory: TrainingMemory
     private let input: VulkanBuffer
     private let targets: VulkanBuffer
     private let losses: VulkanBuffer
     /// Each BatchNorm's running mean then variance, by its running-mean name.
-    private let running: [(norm: BatchNorm, buffer: VulkanBuffer)]
+    let running: [(norm: BatchNorm, buffer: VulkanBuffer)]
+    let runningBuffers: [(norm: BatchNorm, buffer: TrainingBuffer)]
     /// Each parameter's optimizer state (AdamW's two moving averages, or SGD's momentum buffer), and the steps taken.
-    private var optimizerState: [String: [TrainingBuffer]] = [:]
-    private var optimizerSteps = 0
+    var optimizerBuffers: [String: [TrainingBuffer]] = [:]
+    var optimizerSteps = 0
+    /// The model average's values (``ModelAverage``): each parameter's by its name, each BatchNorm's running mean then
+    /// variance by its running-mean name; empty without one.
+    var averages: [String: TrainingBuffer] = [:]
+    var average: ModelAverage?
+    /// Train-mode forwards run (each BatchNorm's `num_batches_tracked`), and the model average's.
+    public internal(set) var forwardSteps = 0
+    var averagedForwardSteps: Int64 = 0
+    private var clippingPartials: TrainingBuffer?
     /// Each tensor's value and gradient buffers, by ``TensorID`` (no gradient for the input).
     private let tensorValues: [TrainingBuffer?]
     private let tensorGradients: [TrainingBuffer?]
@@ -91,6 +100,7 @@ public final class TrainingSession {
             try input.hostBuffer(), try targets.hostBuffer(), try losses.hostBuffer()
         )
         running = try planner.running.map { ($0.norm, try $0.buffer.hostBuffer()) }
+        runningBuffers = planner.running
         masks = try planner.masks.mapValues { try $0.hostBuffer() }
         tensorGradients = planner.gradients
         tensorValues = planner.values
@@ -217,6 +227,7 @@ public final class TrainingSession {
             commands.barrier(.computeWrite, before: .hostRead)
         }
         if let timestamps { try recordProfile(timestamps) }
+        forwardSteps += 1
         let loss = try losses.download(Float.self, count: logits.batch).reduce(0.0) { $0 + Double($1) }
         return Step(
             loss: loss / Double(logits.batch), gradients: reading ? try readGradients() : [:],
@@ -226,30 +237,22 @@ public final class TrainingSession {
     /// One step of `optimizer` on every trainable parameter with the last step's gradients, on the device (its state
     /// starts at zero on the first call and carries over); returns the parameters after it, by state-dict name. The
     /// next ``step(input:targets:masks:profile:reading:)`` runs on them (without `reading`, nothing is read back).
-    /// Weight decay skips 1-d parameters and biases, as timm's optimizer factory groups them.
-    public func optimize(_ optimizer: TrainingOptimizer, reading: Bool = true) throws -> [String: [Float]] {
+    /// Weight decay skips 1-d parameters and biases, as timm's optimizer factory groups them. With `clipping`, the
+    /// gradients are first scaled to a global L2 norm of at most `clipping` (`clip_grad_norm_`); with a model average
+    /// (``startAverage(_:from:)``), it is updated after the step, as timm's ModelEma after each optimizer step.
+    public func optimize(_ optimizer: TrainingOptimizer, clipping: Double? = nil, reading: Bool = true) throws
+        -> [String: [Float]]
+    {
         optimizerSteps += 1
-        var steps: [KernelStep<TrainingBuffer>] = []
+        var steps = try clippingSteps(clipping)
         var updated: [(String, TrainingBuffer, Int)] = []
         for declaration in graph.declarations where declaration.trainable {
             guard let gradient = buffers.gradients[declaration.name] else { continue }
             let parameter = try buffers.parameter(declaration.name), count = declaration.count
-            let decays = takesWeightDecay(name: declaration.name, shape: declaration.shape)
-            let range = ElementRange(count: count)
-            switch optimizer {
-            case let .adamw(adamw):
-                let state = try state(for: declaration.name, count: count, buffers: 2)
-                steps += adamw.steps(
-                    parameters: parameter, gradients: gradient, averages: state[0], squareAverages: state[1],
-                    range: range, step: optimizerSteps, decays: decays)
-            case let .sgd(sgd):
-                let state = try state(for: declaration.name, count: count, buffers: 1)
-                steps += sgd.steps(
-                    parameters: parameter, gradients: gradient, momentum: state[0], range: range,
-                    firstStep: optimizerSteps == 1, decays: decays)
-            }
+            steps += try optimizerSteps(optimizer, declaration, parameter: parameter, gradient: gradient)
             updated.append((declaration.name, parameter, count))
         }
+        steps += averageSteps()
         let recorder = try StepRecorder(steps, pipelines: pipelines, locate: memory.locate)
         try device.run { commands in
             try recorder.record(into: commands)
@@ -260,12 +263,44 @@ public final class TrainingSession {
             uniqueKeysWithValues: updated.map { ($0.0, try $0.1.hostBuffer().download(Float.self, count: $0.2)) })
     }
 
+    private func optimizerSteps(
+        _ optimizer: TrainingOptimizer, _ declaration: ParameterDeclaration, parameter: TrainingBuffer,
+        gradient: TrainingBuffer
+    ) throws -> [KernelStep<TrainingBuffer>] {
+        let count = declaration.count, range = ElementRange(count: count)
+        let decays = takesWeightDecay(name: declaration.name, shape: declaration.shape)
+        switch optimizer {
+        case let .adamw(adamw):
+            let state = try state(for: declaration.name, count: count, buffers: 2)
+            return adamw.steps(
+                parameters: parameter, gradients: gradient, averages: state[0], squareAverages: state[1],
+                range: range, step: optimizerSteps, decays: decays)
+        case let .sgd(sgd):
+            let state = try state(for: declaration.name, count: count, buffers: 1)
+            return sgd.steps(
+                parameters: parameter, gradients: gradient, momentum: state[0], range: range,
+                firstStep: optimizerSteps == 1, decays: decays)
+        }
+    }
+
+    /// Clipping by the global norm of every gradient, before the optimizer reads them.
+    private func clippingSteps(_ maxNorm: Double?) throws -> [KernelStep<TrainingBuffer>] {
+        guard let maxNorm else { return [] }
+        let names = graph.declarations.filter(\.trainable).map(\.name).filter { buffers.gradients[$0] != nil }
+        let gradients = names.compactMap { buffers.gradients[$0] }
+        let clipping = GradientClipping(
+            maxNorm: maxNorm, ranges: names.map { ElementRange(count: buffers.counts[$0] ?? 0) })
+        let partials = try clippingPartials ?? buffers.owned(clipping.partialsCount, label: "gradient norm partials")
+        clippingPartials = partials
+        return clipping.steps(gradients: gradients, partials: partials)
+    }
+
     private func state(for name: String, count: Int, buffers arrays: Int) throws -> [TrainingBuffer] {
-        if let state = optimizerState[name] { return state }
+        if let state = optimizerBuffers[name] { return state }
         let state = try (0..<arrays).map { _ in
             try buffers.holding([Float](repeating: 0, count: count), label: "optimizer state of \(name)")
         }
-        optimizerState[name] = state
+        optimizerBuffers[name] = state
         return state
     }
 
