@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Images", targets: ["Images"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Benchmark", targets: ["Benchmark"]),
+        .library(name: "Training", targets: ["Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -83,6 +84,12 @@ let package = Package(
             name: "Evaluation", dependencies: ["Images", "Models", "NetworkGraph", "VulkanCompute"],
             resources: [.embedInCode("Resources/imagenet_classes.txt")]),
 
+        // Training runs: the authors' recipe (augmentation, mixup, schedule, model average), checkpoints in their
+        // layout, validation and logs.
+        .target(
+            name: "Training",
+            dependencies: ["Models", "NetworkGraph", "Kernels", "Images", "Evaluation", "Checkpoint", "VulkanCompute"]),
+
         // Steptime measurement: the benchmark's cases, timing, statistics and report.
         .target(name: "Benchmark", dependencies: ["Models", "NetworkGraph", "Kernels", "VulkanCompute"]),
 
@@ -92,7 +99,7 @@ let package = Package(
             dependencies: [
                 "VulkanCompute", "Kernels", "NetworkGraph", "Models", "Benchmark", "Checkpoint", "PublishedWeights",
                 "Images",
-                "Evaluation",
+                "Evaluation", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

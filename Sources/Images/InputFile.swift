@@ -26,7 +26,8 @@ public enum InputFile {
         guard ImageFormat(contentsOf: url) == .npy else {
             return [
                 Image(
-                    name: path, tensor: try Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)
+                    name: path,
+                    tensor: try Preprocess.evaluationTensor(try RGBImage(contentsOf: url), inputSize: inputSize)
                 )
             ]
         }

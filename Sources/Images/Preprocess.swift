@@ -141,6 +141,8 @@ public enum Preprocess {
 public struct PreprocessError: Error, CustomStringConvertible, Equatable {
     public let description: String
 
+    public init(description: String) { self.description = description }
+
     static func unresized(_ image: RGBImage, _ size: Int) -> PreprocessError {
         PreprocessError(
             description:

@@ -111,6 +111,13 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     /// A seed that differs on every call, for fresh inputs on every run.
     public static func freshSeed() -> UInt64 { UInt64.random(in: 0...UInt64.max) }
 
+    /// A standard normal draw (Box-Muller, from two uniform draws).
+    public mutating func normal() -> Double {
+        let u = Double.random(in: Double.ulpOfOne..<1, using: &self)
+        let v = Double.random(in: 0..<1, using: &self)
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+    }
+
     /// `count` floats uniform in `range`.
     public mutating func floats(_ count: Int, in range: ClosedRange<Float> = -1...1) -> [Float] {
         (0..<count).map { _ in Float.random(in: range, using: &self) }

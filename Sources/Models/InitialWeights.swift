@@ -50,7 +50,7 @@ public struct InitialWeights: ParameterSource, Sendable {
         switch (field, shape.count) {
         case ("weight", 4):
             let std = (2 / Double(shape[0] * shape[2] * shape[3])).squareRoot()
-            return (0..<count).map { _ in Float(std * Self.normal(using: &random)) }
+            return (0..<count).map { _ in Float(std * random.normal()) }
         case ("weight", _):
             return Self.uniform(count, fanIn: shape.dropFirst().reduce(1, *), using: &random)
         case ("bias", _):
@@ -64,12 +64,5 @@ public struct InitialWeights: ParameterSource, Sendable {
     private static func uniform(_ count: Int, fanIn: Int, using random: inout SeededRandom) -> [Float] {
         let bound = 1 / Double(max(fanIn, 1)).squareRoot()
         return (0..<count).map { _ in Float(Double.random(in: -bound..<bound, using: &random)) }
-    }
-
-    /// A standard normal draw (Box-Muller).
-    static func normal(using random: inout SeededRandom) -> Double {
-        let u = Double.random(in: Double.ulpOfOne..<1, using: &random)
-        let v = Double.random(in: 0..<1, using: &random)
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
     }
 }

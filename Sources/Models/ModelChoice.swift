@@ -16,13 +16,16 @@ extension CheckpointWeights {
     ) {
         if let requested {
             if !allowOtherModel { try checkModel(of: state, is: requested) }
-            return (requested, try CheckpointWeights(state: state, model: requested))
+            let model = requested.withClassifier(of: state)
+            return (model, try CheckpointWeights(state: state, model: model))
         }
-        if let named = try namedModel(state) { return (named, try CheckpointWeights(state: state, model: named)) }
+        if let named = try namedModel(state)?.withClassifier(of: state) {
+            return (named, try CheckpointWeights(state: state, model: named))
+        }
         var fits: [(Model, CheckpointWeights)] = []
         var firstError: (any Error)?
         for name in Architecture.named.keys.sorted() {
-            let model = try Model(name: name)
+            let model = try Model(name: name).withClassifier(of: state)
             do { fits.append((model, try CheckpointWeights(state: state, model: model))) } catch {
                 if name == "bossnet_T0" { firstError = error }
             }
@@ -36,7 +39,7 @@ extension CheckpointWeights {
     public static func checkModel(of state: StateDict, is requested: Model) throws {
         guard let name = state.model else { return }
         let named = try? namedModel(state)
-        if named?.architecture != requested.architecture {
+        if named?.architecture.text != requested.architecture.text {
             throw ModelChoiceError.otherModel(named: named?.name ?? name, requested: requested.name)
         }
     }
@@ -70,5 +73,17 @@ public enum ModelChoiceError: Error, CustomStringConvertible, Equatable {
             "the checkpoint names no model and fits \(names.joined(separator: " and ")) alike (the same parameter "
                 + "names and shapes, another network): say which with --model."
         }
+    }
+}
+
+extension Model {
+    /// This model with as many classes as `state`'s classifier scores (a checkpoint fine-tuned on another label set,
+    /// its head `[classes, features]` of the model's features); itself where the classifier matches or is absent.
+    public func withClassifier(of state: StateDict) -> Model {
+        guard let head = (try? stateDictEntries())?.last(where: { $0.trainable && $0.shape.count == 2 }),
+            let tensor = state[head.name], tensor.shape.count == 2, tensor.shape[1] == head.shape[1],
+            tensor.shape[0] != head.shape[0], tensor.shape[0] >= 1
+        else { return self }
+        return Model(architecture.with(classes: tensor.shape[0]), name: name)
     }
 }

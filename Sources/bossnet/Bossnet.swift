@@ -9,7 +9,8 @@ struct Bossnet: AsyncParsableCommand {
         abstract: "BossNet-T inference on any Vulkan GPU.",
         version: bossnetVersion,
         subcommands: [
-            Bench.self, Classify.self, Eval.self, Grad.self, Info.self, Convert.self, Devices.self, Validate.self,
+            Bench.self, Classify.self, Eval.self, Grad.self, Train.self, Info.self, Convert.self, Devices.self,
+            Validate.self,
             Weights.self,
         ]
     )

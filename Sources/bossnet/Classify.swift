@@ -106,8 +106,10 @@ struct Classify: ParsableCommand {
             }
         }
 
+        // ImageNet's names for a 1000-class head; a head trained on other classes is named by index.
+        let labels = classifier.classes == ImageNetLabels.names.count ? ImageNetLabels.names : []
         let results = zip(images, allLogits).map { image, row in
-            ClassifyResult(input: image.name, top: Classifier.predictions(row, top: top))
+            ClassifyResult(input: image.name, top: Classifier.predictions(row, top: top, labels: labels))
         }
         if let device, !reportValidation(device.instance) { throw ExitCode(1) }
         if json {

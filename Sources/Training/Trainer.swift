@@ -1,0 +1,325 @@
+import Checkpoint
+import Evaluation
+import Foundation
+import Images
+import Kernels
+import Models
+import NetworkGraph
+import VulkanCompute
+
+/// What one epoch gave, under the keys of the authors' `log.txt` (one JSON object a line).
+public struct EpochRecord: Codable, Sendable, Equatable {
+    public var epoch: Int
+    public var trainLR: Double
+    public var trainLoss: Double
+    public var trainThroughput: Double
+    public var testLoss: Double
+    public var testAcc1: Double
+    public var testAcc5: Double
+    public var testEMALoss: Double?
+    public var testEMAAcc1: Double?
+    public var testEMAAcc5: Double?
+    public var parameters: Int
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, trainLR = "train_lr", trainLoss = "train_loss", trainThroughput = "train_throughput"
+        case testLoss = "test_loss", testAcc1 = "test_acc1", testAcc5 = "test_acc5"
+        case testEMALoss = "test_ema_loss", testEMAAcc1 = "test_ema_acc1", testEMAAcc5 = "test_ema_acc5"
+        case parameters = "n_parameters"
+    }
+}
+
+/// Where a run is within an epoch, after each step.
+public struct TrainingProgress: Sendable {
+    public var epoch, epochs, step, steps: Int
+    /// The epoch's mean loss so far, and the rate it trains at.
+    public var loss, learningRate: Double
+    public var imagesPerSecond: Double
+    public var secondsLeft: Double
+}
+
+/// Validation's loss (cross-entropy without smoothing, the mean of each batch's mean, as their `evaluate`), top-1 and
+/// top-5 in percent.
+public struct ValidationResult: Sendable, Equatable {
+    public var loss, acc1, acc5: Double
+}
+
+/// How a run ended.
+public enum TrainingOutcome: Sendable, Equatable {
+    case finished
+    /// Stopped between steps; the last whole checkpoint is the one of `lastCheckpointEpoch` (nil: none yet).
+    case interrupted(lastCheckpointEpoch: Int?)
+}
+
+/// Trains a model on a device by the authors' recipe: each epoch's steps (augmented batches, mixup or cutmix,
+/// stochastic depth, the optimizer at the epoch's rate, the model average), then `checkpoint.pth`, validation of the
+/// model and of its average, and a line of `log.txt` in the output folder.
+public final class Trainer {
+    public let recipe: TrainingRecipe
+    public let model: Model
+    public let set: TrainingSet
+    public let device: VulkanDevice
+    public let session: TrainingSession
+    public private(set) var nextEpoch: Int
+    private let graph: Graph
+    private let depth: StochasticDepth
+    private let output: URL
+
+    /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`.
+    public init(
+        recipe: TrainingRecipe, model: Model, weights: any ParameterSource, set: TrainingSet, device: VulkanDevice,
+        resume checkpoint: TrainingCheckpoint? = nil
+    ) throws {
+        (self.recipe, self.model, self.set, self.device) = (recipe, model, set, device)
+        output = URL(fileURLWithPath: recipe.outputDir)
+        let source: any ParameterSource = checkpoint.map { NamedValues($0.model) } ?? weights
+        graph = try model.graph(batch: recipe.batchSize, inputSize: recipe.inputSize, weights: source)
+        depth = try model.stochasticDepth(rate: recipe.dropPath, graph: graph)
+        session = try TrainingSession(graph: graph, device: device, stochasticDepth: depth, seed: recipe.seed)
+        nextEpoch = 0
+        if let checkpoint {
+            try session.restore(
+                checkpoint.optimizer, for: recipe.optimizer(rate: 1), forwardSteps: Int(checkpoint.batchesTracked))
+            nextEpoch = checkpoint.epoch + 1
+        }
+        if recipe.modelEMA {
+            try session.startAverage(
+                ModelAverage(decay: recipe.modelEMADecay), from: checkpoint?.average?.values,
+                forwardSteps: checkpoint?.average?.batchesTracked ?? 0)
+        }
+    }
+
+    /// Steps an epoch takes.
+    public var stepsPerEpoch: Int {
+        self.set.epochOrder(epoch: 0, seed: recipe.seed, repeated: recipe.repeatedAug).count / recipe.batchSize
+    }
+
+    /// Trains from ``nextEpoch`` to the recipe's last epoch. `progress` hears every step, `epochDone` every epoch's
+    /// record; `stop` is asked after every step and ends the run there, before the epoch's checkpoint.
+    public func run(
+        progress: (TrainingProgress) -> Void = { _ in }, epochDone: (EpochRecord) throws -> Void = { _ in },
+        stop: () -> Bool = { false }
+    ) async throws -> TrainingOutcome {
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        while nextEpoch < recipe.epochs {
+            let epoch = nextEpoch
+            guard let (loss, throughput) = try await trainEpoch(epoch, progress: progress, stop: stop) else {
+                return .interrupted(lastCheckpointEpoch: epoch > 0 ? epoch - 1 : nil)
+            }
+            try writeCheckpoint(epoch: epoch)
+            nextEpoch = epoch + 1
+            let record = try await epochRecord(epoch, loss: loss, throughput: throughput)
+            try appendLog(record)
+            try epochDone(record)
+            if stop() && nextEpoch < recipe.epochs { return .interrupted(lastCheckpointEpoch: epoch) }
+        }
+        return .finished
+    }
+
+    /// One epoch's steps; nil when `stop` ended it.
+    private func trainEpoch(_ epoch: Int, progress: (TrainingProgress) -> Void, stop: () -> Bool) async throws
+        -> (loss: Double, throughput: Double)?
+    {
+        let order = set.epochOrder(epoch: epoch, seed: recipe.seed, repeated: recipe.repeatedAug)
+        let steps = order.count / recipe.batchSize
+        guard steps > 0 else {
+            throw ImageSetError(
+                "an epoch takes \(order.count) of the \(set.train.images.count) training images, fewer than one batch of \(recipe.batchSize)"
+                    + (recipe.repeatedAug
+                        ? " (repeated augmentation takes floor(n / 256) * 256 a epoch; --no-repeated-aug takes them all)"
+                        : ""))
+        }
+        let rate = recipe.schedule.trainingRate(epoch: epoch)
+        let loader = BatchLoader(
+            set: set.train, transform: TrainingTransform(inputSize: recipe.inputSize), recipe: recipe)
+        let started = Date()
+        var total = 0.0
+        var pending = Task { [loader] in try await loader.batch(order, epoch: epoch, step: 0) }
+        for step in 0..<steps {
+            let batch = try await pending.value
+            if step + 1 < steps {
+                pending = Task { [loader] in try await loader.batch(order, epoch: epoch, step: step + 1) }
+            }
+            var random = SeededRandom(seed: streamSeed(recipe.seed, UInt64(epoch), UInt64(step), 0xD509))
+            let masks = depth.masks(batch: recipe.batchSize, using: &random)
+            let result = try session.step(input: batch.input, targets: batch.targets, masks: masks, reading: false)
+            guard result.loss.isFinite else {
+                throw TrainingError(
+                    "the loss is \(result.loss) at epoch \(epoch), step \(step): training diverged (try a lower --lr or --clip-grad)"
+                )
+            }
+            _ = try session.optimize(recipe.optimizer(rate: rate), clipping: recipe.clipGrad, reading: false)
+            total += result.loss
+            let elapsed = Date().timeIntervalSince(started), done = step + 1
+            progress(
+                TrainingProgress(
+                    epoch: epoch, epochs: recipe.epochs, step: done, steps: steps, loss: total / Double(done),
+                    learningRate: rate, imagesPerSecond: Double(done * recipe.batchSize) / elapsed,
+                    secondsLeft: elapsed / Double(done) * Double(steps - done)))
+            if stop() {
+                pending.cancel()
+                return nil
+            }
+        }
+        return (total / Double(steps), Double(steps * recipe.batchSize) / Date().timeIntervalSince(started))
+    }
+
+    /// The model's weights now (parameters and running statistics), by state-dict name.
+    public func weights() throws -> [String: [Float]] {
+        try session.parameters().merging(session.runningStatistics()) { first, _ in first }
+    }
+
+    /// The checkpoint of the epoch just finished, as the authors' main.py writes it.
+    public func checkpoint(epoch: Int) throws -> TrainingCheckpoint {
+        let averaged = try session.averaged()
+        return TrainingCheckpoint(
+            epoch: epoch, model: try weights(), batchesTracked: Int64(session.forwardSteps),
+            optimizer: try session.optimizerState(), average: averaged.map { ($0.values, $0.forwardSteps) })
+    }
+
+    private func writeCheckpoint(epoch: Int) throws {
+        let value = try checkpoint(epoch: epoch).torchValue(graph.declarations, recipe: recipe)
+        try TorchSave.write(value, to: output.appendingPathComponent("checkpoint.pth"))
+    }
+
+    private func epochRecord(_ epoch: Int, loss: Double, throughput: Double) async throws -> EpochRecord {
+        let test = try await validate(weights())
+        var ema: ValidationResult?
+        if let averaged = try session.averaged() { ema = try await validate(averaged.values) }
+        return EpochRecord(
+            epoch: epoch, trainLR: recipe.schedule.trainingRate(epoch: epoch), trainLoss: loss,
+            trainThroughput: throughput, testLoss: test.loss, testAcc1: test.acc1, testAcc5: test.acc5,
+            testEMALoss: ema?.loss, testEMAAcc1: ema?.acc1, testEMAAcc5: ema?.acc5,
+            parameters: try model.parameterCount())
+    }
+
+    /// Validation of `weights` over the set's `val/` images, a batch of 1.5 times the training batch at a time (their
+    /// data_loader_val), each image through the evaluation transform.
+    public func validate(_ weights: [String: [Float]]) async throws -> ValidationResult {
+        let batch = max(1, recipe.batchSize * 3 / 2)
+        let classifier = try Classifier(
+            graph: model.graph(batch: batch, inputSize: recipe.inputSize, weights: NamedValues(weights)), device: device
+        )
+        let (images, size) = (set.val.images, recipe.inputSize)
+        var (lossSum, batches, top1, top5) = (0.0, 0, 0, 0)
+        for start in stride(from: 0, to: images.count, by: batch) {
+            let chunk = Array(images[start..<min(start + batch, images.count)])
+            let tensors = try await BatchLoader.decode(chunk.map(\.path), root: set.val.root) {
+                try Preprocess.evaluationTensor($0, inputSize: size)
+            }
+            var batchLoss = 0.0
+            for (image, logits) in zip(chunk, try classifier.logits(tensors)) {
+                let top = Classifier.top(logits, k: 5).indices
+                top1 += top.first == image.label ? 1 : 0
+                top5 += top.contains(image.label) ? 1 : 0
+                batchLoss += crossEntropy(logits, label: image.label)
+            }
+            lossSum += batchLoss / Double(chunk.count)
+            batches += 1
+        }
+        let count = Double(max(images.count, 1))
+        return ValidationResult(
+            loss: lossSum / Double(max(batches, 1)), acc1: 100 * Double(top1) / count, acc5: 100 * Double(top5) / count)
+    }
+
+    private func crossEntropy(_ logits: [Float], label: Int) -> Double {
+        let top = Double(logits.max() ?? 0)
+        let sum = logits.reduce(0.0) { $0 + exp(Double($1) - top) }
+        return log(sum) + top - Double(logits[label])
+    }
+
+    private func appendLog(_ record: EpochRecord) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let line = try encoder.encode(record) + Data("\n".utf8)
+        let url = output.appendingPathComponent("log.txt")
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: url)
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: line)
+        try handle.synchronize()
+    }
+}
+
+/// A training failure that is not the data's or the device's: what went wrong and what to do.
+public struct TrainingError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Weights by state-dict name (a checkpoint's or a session's).
+struct NamedValues: ParameterSource {
+    let values: [String: [Float]]
+    init(_ values: [String: [Float]]) { self.values = values }
+    func values(for name: String, shape: [Int]) throws -> [Float] {
+        guard let found = values[name] else { throw ParameterError("The weights lack \(name) \(shape).") }
+        return found
+    }
+}
+
+/// Decodes and augments a step's batch on CPU tasks, the images in parallel.
+struct BatchLoader: Sendable {
+    let set: ImageSet
+    let transform: TrainingTransform
+    let recipe: TrainingRecipe
+
+    /// The inputs `[batch][3][S][S]` and target distributions `[batch][classes]` of step `step` of `order`.
+    func batch(_ order: [Int], epoch: Int, step: Int) async throws -> (input: [Float], targets: [Float]) {
+        let batch = recipe.batchSize, first = step * batch
+        let images = order[first..<(first + batch)].map { set.images[$0] }
+        let (seed, transform) = (recipe.seed, transform)
+        let tensors = try await Self.decode(images.map(\.path), root: set.root, positions: first) { image, position in
+            var random = SeededRandom(seed: streamSeed(seed, UInt64(epoch), UInt64(position), 0x1A6E))
+            return try transform.tensor(image, using: &random)
+        }
+        var input = tensors.flatMap { $0 }
+        let labels = images.map(\.label)
+        let classes = set.classes.count
+        let loss = CrossEntropy(batch: batch, classes: classes)
+        var random = SeededRandom(seed: streamSeed(seed, UInt64(epoch), UInt64(step), 0x313C))
+        let size = transform.inputSize
+        let mix = drawBatchMix(
+            mixup: recipe.mixup, cutmix: recipe.cutmix, mixupProb: recipe.mixupProb,
+            switchProb: recipe.mixupSwitchProb, height: size, width: size, using: &random)
+        guard let mix else {
+            return (input, loss.targets(labels: labels, smoothing: recipe.smoothing).map(Float.init))
+        }
+        mix.apply(to: &input, batch: batch, channels: 3, height: size, width: size)
+        let lam = mix.lam(height: size, width: size)
+        return (input, loss.mixedTargets(labels: labels, smoothing: recipe.smoothing, lam: lam).map(Float.init))
+    }
+
+    /// Each file decoded and made a tensor by `make` (given the image and its position from `positions` on), in
+    /// parallel, in order; the first failure names its file.
+    static func decode(
+        _ paths: [String], root: URL, positions: Int = 0,
+        _ make: @escaping @Sendable (RGBImage, Int) throws -> [Float]
+    ) async throws -> [[Float]] {
+        try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            for (index, path) in paths.enumerated() {
+                group.addTask {
+                    do {
+                        let image = try RGBImage(contentsOf: root.appendingPathComponent(path))
+                        return (index, try make(image, positions + index))
+                    } catch let error as ImageError {
+                        throw error
+                    } catch {
+                        throw ImageSetError("\(path): \(error)")
+                    }
+                }
+            }
+            var tensors = [[Float]](repeating: [], count: paths.count)
+            for try await (index, tensor) in group { tensors[index] = tensor }
+            return tensors
+        }
+    }
+
+    static func decode(_ paths: [String], root: URL, _ make: @escaping @Sendable (RGBImage) throws -> [Float])
+        async throws -> [[Float]]
+    {
+        try await decode(paths, root: root) { image, _ in try make(image) }
+    }
+}
