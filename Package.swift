@@ -136,6 +136,10 @@ let package = Package(
         .testTarget(
             name: "PublishedWeightsTests", dependencies: ["PublishedWeights", "Checkpoint", "Models", "TestSupport"],
             exclude: ["Fixtures"]),
+        .testTarget(
+            name: "TrainingTests",
+            dependencies: ["Training", "Models", "Kernels", "Images", "Checkpoint", "VulkanCompute", "TestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Kernels"], exclude: ["Fixtures"]),
         .testTarget(
             name: "EvaluationTests",

@@ -52,6 +52,13 @@ Tests/ImagesTests/Fixtures/:
                               draws fixed: mixup at lam 0.3, cutmix at lam 0.6 centred at (2, 7); the mixed images,
                               the corrected lam and mixup_target's targets (10 classes, smoothing 0.1, float64).
 
+Tests/TrainingTests/Fixtures/:
+
+    transforms.json           the deterministic parts of the training transform on the photo
+                              Tests/EvaluationTests/Fixtures/set/cat/cat_1.jpg (83 x 71, decoded by PIL): torchvision's
+                              resized crop at fixed boxes (PIL's crop, then resize to 40 x 40 with BICUBIC), and
+                              RandomCrop(32, padding=4) at fixed offsets, flipped and not; the RGB bytes of each.
+
 Every file is the same on every run.
 """
 import argparse
@@ -316,6 +323,25 @@ def initialization_fixture(bossnas):
     return {"model": "bossnet_T0", "classes": 10, "entries": entries}
 
 
+def transforms_fixture():
+    """The training transform's deterministic operations on a photo (see the module docstring)."""
+    from PIL import Image
+    image = Image.open(ROOT / "Tests" / "EvaluationTests" / "Fixtures" / "set" / "cat" / "cat_1.jpg").convert("RGB")
+    crops = []
+    for top, left, height, width in [(5, 7, 50, 60), (10, 3, 20, 30), (0, 0, 71, 83)]:
+        out = image.crop((left, top, left + width, top + height)).resize((40, 40), Image.BICUBIC)
+        crops.append({"top": top, "left": left, "height": height, "width": width, "size": 40,
+                      "pixels": list(out.tobytes())})
+    padded = np.pad(np.asarray(image), ((4, 4), (4, 4), (0, 0)))
+    random_crops = []
+    for top, left, flip in [(0, 0, False), (43, 55, True), (20, 9, True)]:
+        out = padded[top:top + 32, left:left + 32]
+        if flip:
+            out = out[:, ::-1]
+        random_crops.append({"top": top, "left": left, "flip": flip, "pixels": [int(v) for v in out.reshape(-1)]})
+    return {"image": "set/cat/cat_1.jpg", "resized_crops": crops, "padded_crops": random_crops}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bossnas", type=pathlib.Path, required=True)
@@ -340,6 +366,9 @@ def main():
     (kernels / "schedules.json").write_text(json.dumps(schedule_fixture(args.timm), indent=1, sort_keys=True) + "\n")
     images_fixtures = ROOT / "Tests" / "ImagesTests" / "Fixtures"
     (images_fixtures / "mixup.json").write_text(json.dumps(mixup_fixture(args.timm), indent=1, sort_keys=True) + "\n")
+    training = ROOT / "Tests" / "TrainingTests" / "Fixtures"
+    training.mkdir(parents=True, exist_ok=True)
+    (training / "transforms.json").write_text(json.dumps(transforms_fixture(), sort_keys=True) + "\n")
     initialization = json.dumps(initialization_fixture(args.bossnas), indent=1, sort_keys=True)
     (FIXTURES / "bossnet_T0_initialization.json").write_text(initialization + "\n")
     cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]

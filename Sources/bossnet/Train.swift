@@ -92,6 +92,10 @@ struct Train: AsyncParsableCommand {
             throw ValidationError("--eval validates the --resume checkpoint; give --resume FILE.")
         }
         if resume != nil && weights != nil { throw ValidationError("Give --resume or --weights, not both.") }
+        if let devices, devices.split(separator: ",").contains(where: { Int($0) == nil }) {
+            throw ValidationError(
+                "--devices takes device numbers from `bossnet devices`, such as 0 or 0,1; got \(devices).")
+        }
         if let devices, devices.split(separator: ",").count > 1 {
             throw ValidationError("--devices \(devices): training on several devices is not built yet; give one.")
         }
@@ -193,7 +197,8 @@ struct Train: AsyncParsableCommand {
             record.epoch, record.trainLoss, record.trainLR, record.trainThroughput, record.testLoss, record.testAcc1,
             record.testAcc5)
         if let acc1 = record.testEMAAcc1 { line += String(format: "; EMA top-1 %.2f%%", acc1) }
-        print(line)
+        // Written at once (not through print's buffer), so that a file or pipe sees each epoch as it ends.
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }
 

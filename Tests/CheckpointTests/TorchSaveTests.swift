@@ -30,7 +30,7 @@ func trainingCheckpoint() -> TorchValue {
 }
 
 @Test(
-    "torch.save's format written: our reader gets back every tensor, int and string (torch.load: Tools/check_checkpoint.py)"
+    "torch.save's format written: our reader gets back every tensor, int and string (torch.load: Tools/check_training_checkpoint.py)"
 )
 func torchSaveRoundTrip() throws {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("torchsave-\(UUID().uuidString)")
