@@ -3,7 +3,8 @@
 curves can be compared on the same files.
 
     python3 Tools/train_pytorch.py --bossnas PATH --timm TIMM --data-path digits --output_dir OUT \\
-        [--model bossnet_T0] [--input-size 32] [--batch-size 32] [--epochs 8] [--seed 0]
+        [--model bossnet_T0] [--input-size 32] [--batch-size 32] [--epochs 8] [--seed 0] [--lr 5e-4]
+        [--warmup-epochs 5]
 
 It runs the authors' retraining code where it can: their model (retraining_hytra/boss_models.py, their
 initialisation, --drop-path 0.1 by default), their RASampler, their engine.train_one_epoch and evaluate, timm's
@@ -67,6 +68,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=5e-4, help="scaled by batch / 512, as theirs")
+    parser.add_argument("--warmup-epochs", type=int, default=5)
     args = parser.parse_args()
     if args.input_size > 32:
         parser.error("this script writes out the authors' transforms at 32 px and below only")
@@ -95,7 +98,7 @@ def main():
     val_loader = torch.utils.data.DataLoader(val, batch_size=int(1.5 * args.batch_size), shuffle=False)
     model = make_fixtures.authors_model(args.bossnas, args.model, num_classes=classes, drop_path_rate=0.1)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    lr = 5e-4 * args.batch_size / 512
+    lr = args.lr * args.batch_size / 512
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 or n.endswith(".bias")]
     decay = [p for n, p in model.named_parameters() if not (p.ndim <= 1 or n.endswith(".bias"))]
     optimizer = torch.optim.AdamW([{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": 0.05}],
@@ -103,7 +106,7 @@ def main():
     schedules = make_training_fixtures.timm03_scheduler(args.timm)
     scheduler, _ = schedules.create_scheduler(argparse.Namespace(
         sched="cosine", epochs=args.epochs, lr_noise=None, lr_noise_pct=0.67, lr_noise_std=1.0, seed=args.seed,
-        warmup_lr=1e-6, min_lr=1e-5, decay_epochs=30, warmup_epochs=5, cooldown_epochs=10, patience_epochs=10,
+        warmup_lr=1e-6, min_lr=1e-5, decay_epochs=30, warmup_epochs=args.warmup_epochs, cooldown_epochs=10, patience_epochs=10,
         decay_rate=0.1), optimizer)
     criterion = LabelSmoothingCrossEntropy(smoothing=0.1)
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -310,3 +310,25 @@ func benchTrain() throws {
     #expect(
         unreadable.status != 0 && unreadable.error.contains("BOSSNET_MEMORY_BUDGET is 'lots'"), "\(unreadable.error)")
 }
+
+@Test(
+    "train and classify say plainly what the authors' recipe cannot take: defaults not built yet, odd batches, big photos at 32 px"
+)
+func trainingUsageErrors() throws {
+    let set = evaluationFixture("set").path
+    let defaults = try run(["train", "--data-path", set])
+    #expect(defaults.status == 64)
+    #expect(defaults.error.contains("RandAugment is not built yet; train with --aa none"), "\(defaults.error)")
+    let odd = try run([
+        "train", "--data-path", set, "--aa", "none", "--color-jitter", "0", "--reprob", "0", "--batch-size", "3",
+    ])
+    #expect(odd.status == 64 && odd.error.contains("--batch-size must be even"), "\(odd.error)")
+    let layout = try run([
+        "train", "--data-path", set, "--aa", "none", "--color-jitter", "0", "--reprob", "0", "--mixup", "0",
+        "--cutmix", "0", "--input-size", "32",
+    ])
+    #expect(layout.status == 1 && layout.error.contains("train/ and val/ below it"), "\(layout.error)")
+    // At 32 px the authors' evaluation transform does not resize: a larger photo is refused, saying so.
+    let photo = try run(["classify", "--input-size", "32", evaluationFixture("set/cat/cat_1.jpg").path])
+    #expect(photo.status == 1 && photo.error.contains("do not resize or crop"), "\(photo.error)")
+}

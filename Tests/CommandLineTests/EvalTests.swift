@@ -22,13 +22,13 @@ struct ExpectedLabels: Decodable {
 /// in EvaluationTests, through the same library).
 let tinyEvalArch = "hytra:1-_-0-_,act=relu,se=yes"
 
-/// Runs `bossnet eval` with the tiny network on the fixture set with its labels file at 32x32 and returns the JSON
+/// Runs `bossnet eval` with the tiny network on the fixture set with its labels file at 40x40 and returns the JSON
 /// summary.
 func evalJSON(_ extra: [String]) throws -> (EvalOutput, String) {
     let result = try run(
         [
             "eval", "--arch", tinyEvalArch, "--weights", "synthetic", "--labels", evaluationFixture("labels.txt").path,
-            "--input-size", "32", "--batch", "4", "--json",
+            "--input-size", "40", "--batch", "4", "--json",
         ]
             + extra + [evaluationFixture("set").path])
     #expect(result.status == 0, "\(result.error)")
@@ -99,7 +99,7 @@ func evalStrict() throws {
     // (Two sessions side by side are checked in EvaluationTests, with two factories of one device.)
     let strict = try run([
         "eval", "--arch", tinyEvalArch, "--weights", "synthetic", "--labels", evaluationFixture("labels.txt").path,
-        "--input-size", "32", "--strict", evaluationFixture("set").path,
+        "--input-size", "40", "--strict", evaluationFixture("set").path,
     ])
     #expect(strict.status == 1 && strict.error.contains("dog/broken.jpg"), "\(strict.error)")
 }

@@ -57,7 +57,7 @@ func outputsNeverReplaceInputs() throws {
 func unwritableOutput() throws {
     // The fault: a folder that exists but takes no new files, even for root (/proc).
     let target = "/proc/bossnet-logits-\(UUID().uuidString).npy"
-    let result = try run(["classify", "--input-size", "32", "--logits", target, sharedImage("gradient.png").path])
+    let result = try run(["classify", "--input-size", "40", "--logits", target, sharedImage("gradient.png").path])
     #expect(result.status == 64, "a usage error, before the network runs")
     #expect(
         result.error.contains("cannot create files in /proc (No such file or directory)")
@@ -74,7 +74,7 @@ func actionableErrors() throws {
     try "not an image".write(to: text, atomically: true, encoding: .utf8)
     // One bad input among several: reported, the others still classified, a non-zero status at the end.
     let mixed = try run([
-        "classify", "--arch", tinyEvalArch, "--input-size", "32", "--json",
+        "classify", "--arch", tinyEvalArch, "--input-size", "40", "--json",
         folder.appendingPathComponent("missing.png").path, text.path,
         sharedImage("gradient.png").path,
     ])

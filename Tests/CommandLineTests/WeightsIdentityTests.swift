@@ -32,12 +32,12 @@ func offlineFirstRun() throws {
     let photo = sharedFixture("ImagesTests", "gradient.png").path
     // No --arch: the file names its model.
     let a = try run([
-        "classify", "--weights", file.path, "--input-size", "32", "--json", "--logits", fromFile.path, photo,
+        "classify", "--weights", file.path, "--input-size", "40", "--json", "--logits", fromFile.path, photo,
     ])
     #expect(a.status == 0, "\(a.error)")
     #expect(a.error.contains("SYNTHETIC"), "a file of synthetic weights still says so")
     let b = try run([
-        "classify", "--weights", "synthetic", "--arch", tiny, "--input-size", "32", "--json", "--logits",
+        "classify", "--weights", "synthetic", "--arch", tiny, "--input-size", "40", "--json", "--logits",
         inMemory.path, photo,
     ])
     #expect(b.status == 0, "\(b.error)")
@@ -61,11 +61,11 @@ func modelNamedByCheckpoint() throws {
     let (file, _) = try writeSynthetic(tiny, "named.safetensors")
     defer { try? FileManager.default.removeItem(at: file) }
     let photo = sharedFixture("ImagesTests", "gradient.png").path
-    let other = try run(["classify", "--weights", file.path, "--arch", tinySiLU, "--input-size", "32", photo])
+    let other = try run(["classify", "--weights", file.path, "--arch", tinySiLU, "--input-size", "40", photo])
     #expect(other.status == 1)
     #expect(other.error.contains("--force-model") && other.error.contains("act=relu"), "\(other.error)")
     let forced = try run([
-        "classify", "--weights", file.path, "--arch", tinySiLU, "--force-model", "--input-size", "32", "--json", photo,
+        "classify", "--weights", file.path, "--arch", tinySiLU, "--force-model", "--input-size", "40", "--json", photo,
     ])
     #expect(forced.status == 0, "\(forced.error)")
     #expect(try json(forced.output)["model"] as? String == "hytra:1-_-0-_,act=silu,se=yes,last-stride=2")
@@ -78,7 +78,7 @@ func predictionsRefuseOtherWeights() throws {
     defer { for url in [file, shard0, shard1] { try? FileManager.default.removeItem(at: url) } }
     let set = evaluationFixture("set").path
     func eval(_ extra: [String]) throws -> (status: Int32, output: String, error: String) {
-        try run(["eval", "--weights", file.path, "--input-size", "32", "--batch", "4"] + extra + [set])
+        try run(["eval", "--weights", file.path, "--input-size", "40", "--batch", "4"] + extra + [set])
     }
     #expect(try eval(["--shard", "0/2", "--predictions", shard0.path]).status == 0)
 
@@ -107,10 +107,10 @@ func predictionsRefuseOtherWeights() throws {
 func honestMessages() throws {
     let photo = sharedFixture("ImagesTests", "gradient.png").path
     let start = Date()
-    let logits = try run(["classify", "--arch", tiny, "--input-size", "32", "--logits", "/proc/nope.npy", photo])
+    let logits = try run(["classify", "--arch", tiny, "--input-size", "40", "--logits", "/proc/nope.npy", photo])
     #expect(logits.status == 64 && logits.error.contains("cannot create files in /proc"), "\(logits.error)")
     let predictions = try run([
-        "eval", "--arch", tiny, "--weights", "synthetic", "--input-size", "32", "--predictions", "/proc/x.jsonl",
+        "eval", "--arch", tiny, "--weights", "synthetic", "--input-size", "40", "--predictions", "/proc/x.jsonl",
         evaluationFixture("set").path,
     ])
     #expect(predictions.status == 64 && predictions.error.contains("cannot create files in /proc"))
@@ -127,7 +127,7 @@ func honestMessages() throws {
         try FileManager.default.createDirectory(
             at: empty.appendingPathComponent(name), withIntermediateDirectories: true)
     }
-    let none = try run(["eval", "--arch", tiny, "--weights", "synthetic", "--input-size", "32", empty.path])
+    let none = try run(["eval", "--arch", tiny, "--weights", "synthetic", "--input-size", "40", empty.path])
     #expect(none.status == 1 && none.error.contains("holds no images"), "\(none.error)")
     #expect(!none.output.contains("top-1") && !none.error.contains("SYNTHETIC"), "refused before any work")
 
