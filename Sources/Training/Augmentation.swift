@@ -4,11 +4,16 @@ import Kernels
 
 /// The training transform of the authors' recipe (their `build_transform(is_train=True)`, timm's
 /// `transforms_imagenet_train`): above 32 px a random resized crop (scale 0.08-1, ratio 3/4-4/3, bicubic), at 32 px and
-/// below `RandomCrop(size, padding=4)`; then a horizontal flip half the time, ToTensor and Normalize.
+/// below `RandomCrop(size, padding=4)`; then a horizontal flip half the time, ToTensor and Normalize, and random
+/// erasing (``RandomErasing``) with probability `erasing`.
 public struct TrainingTransform: Sendable, Equatable {
     public let inputSize: Int
+    public let erasing: RandomErasing
 
-    public init(inputSize: Int) { self.inputSize = inputSize }
+    public init(inputSize: Int, erasing probability: Double = 0) {
+        self.inputSize = inputSize
+        erasing = RandomErasing(probability: probability)
+    }
 
     /// The augmented image as the network's input, `[3][size][size]`, from `random`'s draws.
     public func tensor(_ image: RGBImage, using random: inout SeededRandom) throws -> [Float] {
@@ -31,7 +36,9 @@ public struct TrainingTransform: Sendable, Equatable {
                 width: inputSize, height: inputSize)
         }
         if Double.random(in: 0..<1, using: &random) < 0.5 { cropped = Self.mirrored(cropped) }
-        return Preprocess.tensor(cropped)
+        var tensor = Preprocess.tensor(cropped)
+        erasing.apply(to: &tensor, size: inputSize, using: &random)
+        return tensor
     }
 
     /// The image with `border` black pixels added on every side (torchvision's constant padding, fill 0).
@@ -66,6 +73,47 @@ public struct TrainingTransform: Sendable, Equatable {
             }
         }
         return RGBImage(width: image.width, height: image.height, pixels: pixels)
+    }
+}
+
+/// timm's `RandomErasing` as the authors' transform builds it (`--reprob`, mode `pixel`, one box): with probability
+/// `probability`, up to ten tries at a box of 2%-33% of the image with an aspect ratio between 0.3 and 1/0.3 (drawn
+/// log-uniformly) that fits strictly inside; the first that fits has every value of every channel replaced by a
+/// standard normal draw (the image is already normalised).
+public struct RandomErasing: Sendable, Equatable {
+    public var probability: Double
+
+    public init(probability: Double) { self.probability = probability }
+
+    /// The box erased in an image of `height` x `width`, or nil.
+    public func box(height: Int, width: Int, using random: inout SeededRandom) -> ResizedCropBox? {
+        guard probability > 0, Double.random(in: 0..<1, using: &random) <= probability else { return nil }
+        let area = Double(height * width)
+        let (low, high) = (log(0.3), log(1 / 0.3))
+        for _ in 0..<10 {
+            let target = Double.random(in: 0.02...(1.0 / 3.0), using: &random) * area
+            let ratio = exp(Double.random(in: low...high, using: &random))
+            let h = Int((target * ratio).squareRoot().rounded(.toNearestOrEven))
+            let w = Int((target / ratio).squareRoot().rounded(.toNearestOrEven))
+            if w < width && h < height {
+                let top = Int.random(in: 0...(height - h), using: &random)
+                let left = Int.random(in: 0...(width - w), using: &random)
+                return ResizedCropBox(top: top, left: left, height: h, width: w)
+            }
+        }
+        return nil
+    }
+
+    /// Erases `tensor` (`[3][size][size]`) in place as drawn.
+    public func apply(to tensor: inout [Float], size: Int, using random: inout SeededRandom) {
+        guard let box = box(height: size, width: size, using: &random) else { return }
+        for c in 0..<3 {
+            for y in box.top..<(box.top + box.height) {
+                for x in box.left..<(box.left + box.width) {
+                    tensor[(c * size + y) * size + x] = Float(random.normal())
+                }
+            }
+        }
     }
 }
 

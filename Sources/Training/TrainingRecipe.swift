@@ -94,7 +94,7 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
             problems.append(
                 "--color-jitter \(colorJitter): colour jitter is not built yet; train with --color-jitter 0.")
         }
-        if reprob > 0 { problems.append("--reprob \(reprob): random erasing is not built yet; train with --reprob 0.") }
+        if !(0...1).contains(reprob) { problems.append("--reprob must be in [0, 1]; got \(reprob).") }
         return problems
     }
 

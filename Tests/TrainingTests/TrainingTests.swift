@@ -111,12 +111,12 @@ private func photoFolder() throws -> URL {
     return root
 }
 
-/// Every setting the recipe has, on: mixup and cutmix, stochastic depth, the model average, clipping, a schedule
+/// Every setting the recipe has, on: random erasing, mixup and cutmix, stochastic depth, the model average, clipping, a schedule
 /// with warmup; 40 px (the random resized crop), a small network, batch 4, three steps an epoch, two epochs.
 private func recipe(_ data: URL, output: URL) -> TrainingRecipe {
     var recipe = TrainingRecipe(model: "hytra:1-0-_-11,last-stride=1", dataPath: data.path)
     (recipe.inputSize, recipe.batchSize, recipe.epochs, recipe.warmupEpochs) = (40, 4, 2, 1)
-    (recipe.aa, recipe.colorJitter, recipe.reprob, recipe.repeatedAug) = ("none", 0, 0, false)
+    (recipe.aa, recipe.colorJitter, recipe.reprob, recipe.repeatedAug) = ("none", 0, 0.5, false)
     (recipe.lr, recipe.clipGrad, recipe.modelEMADecay, recipe.seed) = (0.05, 1.0, 0.9, 3)
     // The last two blocks drop with rates 0.13 and 0.20 (the rule divides by 15 whatever the depth).
     recipe.dropPath = 0.99
@@ -168,6 +168,10 @@ func stopAndResume() async throws {
         #expect(try resumed.weights() == straight.weights())
         #expect(try resumed.session.averaged()?.values == straight.session.averaged()?.values)
         #expect(try resumed.session.optimizerState() == straight.session.optimizerState())
+        // classify and eval take the checkpoint: its model and classes come from it.
+        let state = try TorchCheckpoint.stateDict(at: stopped.appendingPathComponent("checkpoint.pth"))
+        let (bound, _) = try CheckpointWeights.bind(state, requested: nil)
+        #expect(bound.architecture.classes == 3 && bound.architecture.text == resumed.model.architecture.text)
         // Every epoch has its line in log.txt, under the authors' keys.
         let lines = try String(contentsOf: stopped.appendingPathComponent("log.txt"), encoding: .utf8)
             .split(separator: "\n")
@@ -179,4 +183,52 @@ func stopAndResume() async throws {
             #expect(record?[key] != nil, "log.txt lacks \(key)")
         }
     }
+}
+
+@Test(
+    "random erasing as timm's: one box of 2-33% of the image at ratios 0.3-3.3, filled with standard normal values, as often as asked"
+)
+func randomErasing() {
+    var random = SeededRandom(seed: 12)
+    let erasing = RandomErasing(probability: 1)
+    var fill: [Double] = []
+    for _ in 0..<300 {
+        let original = (0..<(3 * 40 * 40)).map { Float($0 % 7) * 10 }
+        var tensor = original
+        var draws = random
+        guard let box = erasing.box(height: 40, width: 40, using: &draws) else {
+            Issue.record("with probability 1 a box fits within ten tries at 40 x 40")
+            continue
+        }
+        erasing.apply(to: &tensor, size: 40, using: &random)
+        let share = Double(box.height * box.width) / 1600
+        let ratio = Double(box.height) / Double(box.width)
+        #expect(share >= 0.015 && share <= 0.36 && ratio >= 0.3 * 0.7 && ratio <= 1 / 0.3 / 0.7, "\(box)")
+        #expect(box.top + box.height <= 40 && box.left + box.width <= 40)
+        for c in 0..<3 {
+            for y in 0..<40 {
+                for x in 0..<40 {
+                    let i = (c * 40 + y) * 40 + x
+                    let inside =
+                        (box.top..<(box.top + box.height)).contains(y)
+                        && (box.left..<(box.left + box.width)).contains(x)
+                    if inside {
+                        fill.append(Double(tensor[i]))
+                    } else if tensor[i] != original[i] {
+                        Issue.record("a value outside the box changed")
+                    }
+                }
+            }
+        }
+    }
+    let mean = fill.reduce(0, +) / Double(fill.count)
+    let std = (fill.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(fill.count)).squareRoot()
+    #expect(abs(mean) < 0.02 && abs(std - 1) < 0.02, "fill mean \(mean), std \(std)")
+    let quarter = (0..<4000).filter { _ in
+        RandomErasing(probability: 0.25).box(height: 40, width: 40, using: &random) != nil
+    }
+    #expect(abs(Double(quarter.count) / 4000 - 0.25) < 0.03)
+    var untouched = [Float](repeating: 1, count: 3 * 32 * 32)
+    RandomErasing(probability: 0).apply(to: &untouched, size: 32, using: &random)
+    #expect(untouched.allSatisfy { $0 == 1 })
 }
