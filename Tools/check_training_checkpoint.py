@@ -63,6 +63,8 @@ def optimizer_check(checkpoint):
 
 def model_check(checkpoint, bossnas, input_path, logits_path):
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import make_training_fixtures
+    make_training_fixtures.stand_in_torchvision()  # timm imports torchvision; the authors' model does not need it
     import make_fixtures
     args = checkpoint["args"]
     for key in ("model", "model_ema"):
