@@ -28,10 +28,13 @@ public indirect enum TorchValue: Sendable {
 
 /// One key and value of a pickled dict.
 public struct TorchEntry: Sendable {
+    /// The key (a string or an int in what training writes) and its value.
     public var key: TorchValue
     public var value: TorchValue
 
+    /// An entry under any key.
     public init(_ key: TorchValue, _ value: TorchValue) { (self.key, self.value) = (key, value) }
+    /// An entry under a string key.
     public init(_ key: String, _ value: TorchValue) { self.init(.string(key), value) }
 }
 

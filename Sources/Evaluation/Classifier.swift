@@ -40,11 +40,16 @@ public final class Classifier {
             graph: model.graph(batch: batch, inputSize: inputSize, weights: weights), device: device, kernels: kernels)
     }
 
-    /// Runs an already built graph on `device` (the CPU reference when nil), with the kernels `kernels` asks for.
-    public init(graph: Graph, device: VulkanDevice?, kernels: KernelChoice = .automatic) throws {
+    /// Runs an already built graph on `device` (the CPU reference when nil), with the kernels `kernels` asks for;
+    /// `pipelines` shares compiled pipelines with other sessions on the device (a classifier rebuilt for new weights
+    /// then compiles nothing again).
+    public init(
+        graph: Graph, device: VulkanDevice?, kernels: KernelChoice = .automatic, pipelines: KernelPipelines? = nil
+    ) throws {
         self.graph = graph
         session = try device.map {
-            try InferenceSession(graph: graph, device: $0, options: SessionOptions(kernels: kernels))
+            try InferenceSession(
+                graph: graph, device: $0, pipelines: pipelines, options: SessionOptions(kernels: kernels))
         }
     }
 

@@ -7,9 +7,11 @@ import Kernels
 /// below `RandomCrop(size, padding=4)`; then a horizontal flip half the time, ToTensor and Normalize, and random
 /// erasing (``RandomErasing``) with probability `erasing`.
 public struct TrainingTransform: Sendable, Equatable {
+    /// The side of the images it makes, and the erasing it applies after normalising.
     public let inputSize: Int
     public let erasing: RandomErasing
 
+    /// The transform for `inputSize`, erasing with probability `probability`.
     public init(inputSize: Int, erasing probability: Double = 0) {
         self.inputSize = inputSize
         erasing = RandomErasing(probability: probability)
@@ -81,8 +83,10 @@ public struct TrainingTransform: Sendable, Equatable {
 /// log-uniformly) that fits strictly inside; the first that fits has every value of every channel replaced by a
 /// standard normal draw (the image is already normalised).
 public struct RandomErasing: Sendable, Equatable {
+    /// How often an image is erased (`--reprob`).
     public var probability: Double
 
+    /// Erasing with probability `probability`.
     public init(probability: Double) { self.probability = probability }
 
     /// The box erased in an image of `height` x `width`, or nil.
@@ -121,12 +125,15 @@ public struct RandomErasing: Sendable, Equatable {
 /// tries at an area of 8%-100% of the image and an aspect ratio between 3/4 and 4/3 (drawn log-uniformly) that fits,
 /// else the whole image cropped to the nearest allowed ratio, centred.
 public struct ResizedCropBox: Sendable, Equatable {
+    /// Rows `top..<top + height`, columns `left..<left + width`.
     public var top, left, height, width: Int
 
+    /// A box given by its corner and size.
     public init(top: Int, left: Int, height: Int, width: Int) {
         (self.top, self.left, self.height, self.width) = (top, left, height, width)
     }
 
+    /// A box drawn for an image of `imageWidth` x `imageHeight`.
     public init(width imageWidth: Int, height imageHeight: Int, using random: inout SeededRandom) {
         let area = Double(imageWidth * imageHeight)
         let (low, high) = (log(3.0 / 4.0), log(4.0 / 3.0))

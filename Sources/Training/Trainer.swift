@@ -9,16 +9,21 @@ import VulkanCompute
 
 /// What one epoch gave, under the keys of the authors' `log.txt` (one JSON object a line).
 public struct EpochRecord: Codable, Sendable, Equatable {
+    /// The epoch, from 0.
     public var epoch: Int
+    /// The rate it trained at, its mean training loss over the steps, and training images a second.
     public var trainLR: Double
     public var trainLoss: Double
     public var trainThroughput: Double
+    /// Validation of the model (``ValidationResult``): loss, top-1 and top-5 in percent.
     public var testLoss: Double
     public var testAcc1: Double
     public var testAcc5: Double
+    /// The same for the model average, when the run keeps one.
     public var testEMALoss: Double?
     public var testEMAAcc1: Double?
     public var testEMAAcc5: Double?
+    /// Learned parameters (`n_parameters`).
     public var parameters: Int
 
     enum CodingKeys: String, CodingKey {
@@ -31,9 +36,11 @@ public struct EpochRecord: Codable, Sendable, Equatable {
 
 /// Where a run is within an epoch, after each step.
 public struct TrainingProgress: Sendable {
+    /// The epoch (from 0) of `epochs`, and the steps done of the epoch's `steps`.
     public var epoch, epochs, step, steps: Int
     /// The epoch's mean loss so far, and the rate it trains at.
     public var loss, learningRate: Double
+    /// Training images a second so far this epoch, and the seconds its steps have left at that speed.
     public var imagesPerSecond: Double
     public var secondsLeft: Double
 }
@@ -41,6 +48,7 @@ public struct TrainingProgress: Sendable {
 /// Validation's loss (cross-entropy without smoothing, the mean of each batch's mean, as their `evaluate`), top-1 and
 /// top-5 in percent.
 public struct ValidationResult: Sendable, Equatable {
+    /// The loss, and top-1 and top-5 accuracy in percent.
     public var loss, acc1, acc5: Double
 }
 
@@ -55,27 +63,35 @@ public enum TrainingOutcome: Sendable, Equatable {
 /// stochastic depth, the optimizer at the epoch's rate, the model average), then `checkpoint.pth`, validation of the
 /// model and of its average, and a line of `log.txt` in the output folder.
 public final class Trainer {
+    /// The settings, the model (with the run's classes), the images and the device the run trains on.
     public let recipe: TrainingRecipe
     public let model: Model
     public let set: TrainingSet
     public let device: VulkanDevice
+    /// The training step's session: the weights, the optimizer's state and the model average live in it.
     public let session: TrainingSession
+    /// The epoch ``run(progress:epochDone:stop:)`` trains next (one past a resumed checkpoint's).
     public private(set) var nextEpoch: Int
     private let graph: Graph
     private let depth: StochasticDepth
     private let output: URL
+    /// The pipelines of the training step and the validation classifiers, compiled once for the run.
+    private let validationPipelines: KernelPipelines
 
-    /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`.
+    /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`. `pipelines`
+    /// shares compiled pipelines with other runs on the device (its training step's and its validation's).
     public init(
         recipe: TrainingRecipe, model: Model, weights: any ParameterSource, set: TrainingSet, device: VulkanDevice,
-        resume checkpoint: TrainingCheckpoint? = nil
+        resume checkpoint: TrainingCheckpoint? = nil, pipelines: KernelPipelines? = nil
     ) throws {
         (self.recipe, self.model, self.set, self.device) = (recipe, model, set, device)
         output = URL(fileURLWithPath: recipe.outputDir)
+        validationPipelines = pipelines ?? KernelPipelines(device: device)
         let source: any ParameterSource = checkpoint.map { NamedValues($0.model) } ?? weights
         graph = try model.graph(batch: recipe.batchSize, inputSize: recipe.inputSize, weights: source)
         depth = try model.stochasticDepth(rate: recipe.dropPath, graph: graph)
-        session = try TrainingSession(graph: graph, device: device, stochasticDepth: depth, seed: recipe.seed)
+        session = try TrainingSession(
+            graph: graph, device: device, pipelines: validationPipelines, stochasticDepth: depth, seed: recipe.seed)
         nextEpoch = 0
         if let checkpoint {
             try session.restore(

@@ -5,7 +5,7 @@ import Kernels
 /// A training run's settings, named and defaulted as the authors' `retraining_hytra/main.py` names and defaults its
 /// flags (their DeiT-derived recipe), plus what fine-tuning needs.
 public struct TrainingRecipe: Sendable, Equatable, Codable {
-    /// The model's registry name or architecture text.
+    /// The model's registry name or architecture text, and the ImageFolder with `train/` and `val/`.
     public var model: String
     public var dataPath: String
     public var inputSize = 224
@@ -42,6 +42,7 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// The classifier's classes: the folder's when nil.
     public var numClasses: Int?
 
+    /// The authors' defaults for `model` on the images at `dataPath`.
     public init(model: String, dataPath: String) { (self.model, self.dataPath) = (model, dataPath) }
 
     /// The optimizer's base rate: `lr * batch / 512`, the authors' linear scaling rule.
@@ -53,6 +54,7 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// Whether mixup or cutmix mixes the batches (their `mixup_active`).
     public var mixes: Bool { mixup > 0 || cutmix > 0 }
 
+    /// The learning rate per epoch: timm 0.3's cosine with warmup, as `--sched cosine` builds it.
     public var schedule: CosineSchedule {
         CosineSchedule(
             baseRate: scaledLearningRate, epochs: epochs, warmupEpochs: warmupEpochs, warmupRate: warmupLR,

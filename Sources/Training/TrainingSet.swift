@@ -6,11 +6,13 @@ import Kernels
 /// The labelled images a run trains and validates on: an ImageFolder with `train/` and `val/` below one path (the
 /// authors' IMNET layout), the same class folders in both.
 public struct TrainingSet: Sendable {
+    /// The images of `train/` and of `val/`, labelled by their class folder.
     public let train: ImageSet
     public let val: ImageSet
     /// The class folders' names, in class order.
     public var classes: [String] { train.classes }
 
+    /// Lists `dataPath/train` and `dataPath/val`; throws where either is missing or their class folders differ.
     public init(dataPath: URL) throws {
         let (trainURL, valURL) = (dataPath.appendingPathComponent("train"), dataPath.appendingPathComponent("val"))
         for folder in [trainURL, valURL] where !FileManager.default.fileExists(atPath: folder.path) {

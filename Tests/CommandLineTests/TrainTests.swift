@@ -25,10 +25,10 @@ func trainInterruptAndResume() throws {
     let data = try photoFolder(), output = temporary("train-output")
     defer { for url in [data, output] { try? FileManager.default.removeItem(at: url) } }
     // The authors' defaults but RandAugment and colour jitter (not built yet): mixup, cutmix, erasing, the EMA,
-    // stochastic depth; a small network at 40 px, three steps an epoch.
+    // stochastic depth; a small network at 40 px, three steps an epoch, two epochs.
     let arguments = [
         "train", "--model", "hytra:1-0-_-11,last-stride=1", "--data-path", data.path, "--input-size", "40",
-        "--batch-size", "4", "--epochs", "3", "--warmup-epochs", "1", "--aa", "none", "--color-jitter", "0",
+        "--batch-size", "4", "--epochs", "2", "--warmup-epochs", "1", "--aa", "none", "--color-jitter", "0",
         "--no-repeated-aug", "--output_dir", output.path,
     ]
     let process = Process()
@@ -57,11 +57,9 @@ func trainInterruptAndResume() throws {
 
     let resumed = try run(arguments + ["--resume", checkpoint])
     #expect(resumed.status == 0, "\(resumed.error)")
-    #expect(
-        resumed.output.contains("epoch 1:") && resumed.output.contains("epoch 2:")
-            && !resumed.output.contains("epoch 0:"))
+    #expect(resumed.output.contains("epoch 1:") && !resumed.output.contains("epoch 0:"), "\(resumed.output)")
     let log = try String(contentsOf: output.appendingPathComponent("log.txt"), encoding: .utf8)
-    #expect(log.split(separator: "\n").count == 3)
+    #expect(log.split(separator: "\n").count == 2)
 
     // The trained checkpoint runs as the model it names, with its three classes, named by index.
     let classify = try run([

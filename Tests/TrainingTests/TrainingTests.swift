@@ -137,12 +137,16 @@ func stopAndResume() async throws {
     let data = try photoFolder()
     defer { try? FileManager.default.removeItem(at: data) }
     let set = try TrainingSet(dataPath: data)
+    var pipelines: KernelPipelines?
     func trainer(_ output: URL, _ device: VulkanDevice, resume: TrainingCheckpoint? = nil) throws -> Trainer {
         let recipe = recipe(data, output: output)
         let model = Model(try Architecture.parse(recipe.model).with(classes: 3))
+        // One set of pipelines for every run: each is compiled once.
+        let shared = pipelines ?? KernelPipelines(device: device)
+        pipelines = shared
         return try Trainer(
             recipe: recipe, model: model, weights: InitialWeights(model: model, seed: 1), set: set, device: device,
-            resume: resume)
+            resume: resume, pipelines: shared)
     }
     let (whole, stopped) = (data.appendingPathComponent("whole"), data.appendingPathComponent("stopped"))
     try await onValidatedDevice { device in

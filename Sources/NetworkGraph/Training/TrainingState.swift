@@ -8,9 +8,11 @@ extension TrainingSession {
     /// The optimizer's state: the steps taken, and each parameter's buffers by state-dict name (AdamW's `exp_avg`
     /// then `exp_avg_sq`, SGD's `momentum_buffer`).
     public struct OptimizerState: Sendable, Equatable {
+        /// Optimizer steps taken, and each parameter's state buffers by state-dict name.
         public var steps: Int
         public var buffers: [String: [[Float]]]
 
+        /// A state of `steps` steps with these buffers.
         public init(steps: Int, buffers: [String: [[Float]]]) { (self.steps, self.buffers) = (steps, buffers) }
     }
 
