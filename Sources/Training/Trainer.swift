@@ -76,7 +76,7 @@ public final class Trainer {
     private let depth: StochasticDepth
     private let output: URL
     /// The pipelines of the training step and the validation classifiers, compiled once for the run.
-    private let validationPipelines: KernelPipelines
+    private let pipelines: KernelPipelines
 
     /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`. `pipelines`
     /// shares compiled pipelines with other runs on the device (its training step's and its validation's).
@@ -86,12 +86,12 @@ public final class Trainer {
     ) throws {
         (self.recipe, self.model, self.set, self.device) = (recipe, model, set, device)
         output = URL(fileURLWithPath: recipe.outputDir)
-        validationPipelines = pipelines ?? KernelPipelines(device: device)
+        self.pipelines = pipelines ?? KernelPipelines(device: device)
         let source: any ParameterSource = checkpoint.map { NamedValues($0.model) } ?? weights
         graph = try model.graph(batch: recipe.batchSize, inputSize: recipe.inputSize, weights: source)
         depth = try model.stochasticDepth(rate: recipe.dropPath, graph: graph)
         session = try TrainingSession(
-            graph: graph, device: device, pipelines: validationPipelines, stochasticDepth: depth, seed: recipe.seed)
+            graph: graph, device: device, pipelines: self.pipelines, stochasticDepth: depth, seed: recipe.seed)
         nextEpoch = 0
         if let checkpoint {
             try session.restore(
@@ -146,8 +146,7 @@ public final class Trainer {
                         : ""))
         }
         let rate = recipe.schedule.trainingRate(epoch: epoch)
-        let loader = BatchLoader(
-            set: set.train, transform: TrainingTransform(inputSize: recipe.inputSize), recipe: recipe)
+        let loader = BatchLoader(set: set.train, recipe: recipe)
         let started = Date()
         var total = 0.0
         var pending = Task { [loader] in try await loader.batch(order, epoch: epoch, step: 0) }
@@ -214,8 +213,8 @@ public final class Trainer {
     public func validate(_ weights: [String: [Float]]) async throws -> ValidationResult {
         let batch = max(1, recipe.batchSize * 3 / 2)
         let classifier = try Classifier(
-            graph: model.graph(batch: batch, inputSize: recipe.inputSize, weights: NamedValues(weights)), device: device
-        )
+            graph: model.graph(batch: batch, inputSize: recipe.inputSize, weights: NamedValues(weights)),
+            device: device, pipelines: pipelines)
         let (images, size) = (set.val.images, recipe.inputSize)
         var (lossSum, batches, top1, top5) = (0.0, 0, 0, 0)
         for start in stride(from: 0, to: images.count, by: batch) {
@@ -223,25 +222,23 @@ public final class Trainer {
             let tensors = try await BatchLoader.decode(chunk.map(\.path), root: set.val.root) {
                 try Preprocess.evaluationTensor($0, inputSize: size)
             }
-            var batchLoss = 0.0
-            for (image, logits) in zip(chunk, try classifier.logits(tensors)) {
-                let top = Classifier.top(logits, k: 5).indices
-                top1 += top.first == image.label ? 1 : 0
-                top5 += top.contains(image.label) ? 1 : 0
-                batchLoss += crossEntropy(logits, label: image.label)
+            let logits = try classifier.logits(tensors), labels = chunk.map(\.label)
+            for (row, label) in zip(logits, labels) {
+                let top = Classifier.top(row, k: 5).indices
+                top1 += top.first == label ? 1 : 0
+                top5 += top.contains(label) ? 1 : 0
             }
-            lossSum += batchLoss / Double(chunk.count)
+            // Plain cross-entropy (no smoothing), the batch's mean, as their evaluate's criterion.
+            let loss = CrossEntropy(batch: chunk.count, classes: model.architecture.classes)
+            lossSum +=
+                loss.lossAndGradient(
+                    logits: logits.flatMap { $0.map(Double.init) }, targets: loss.targets(labels: labels, smoothing: 0)
+                ).loss
             batches += 1
         }
         let count = Double(max(images.count, 1))
         return ValidationResult(
             loss: lossSum / Double(max(batches, 1)), acc1: 100 * Double(top1) / count, acc5: 100 * Double(top5) / count)
-    }
-
-    private func crossEntropy(_ logits: [Float], label: Int) -> Double {
-        let top = Double(logits.max() ?? 0)
-        let sum = logits.reduce(0.0) { $0 + exp(Double($1) - top) }
-        return log(sum) + top - Double(logits[label])
     }
 
     private func appendLog(_ record: EpochRecord) throws {
@@ -281,6 +278,12 @@ struct BatchLoader: Sendable {
     let set: ImageSet
     let transform: TrainingTransform
     let recipe: TrainingRecipe
+
+    /// The loader of `set` under `recipe`'s transform (its input size and random erasing).
+    init(set: ImageSet, recipe: TrainingRecipe) {
+        (self.set, self.recipe) = (set, recipe)
+        transform = TrainingTransform(inputSize: recipe.inputSize, erasing: recipe.reprob)
+    }
 
     /// The inputs `[batch][3][S][S]` and target distributions `[batch][classes]` of step `step` of `order`.
     func batch(_ order: [Int], epoch: Int, step: Int) async throws -> (input: [Float], targets: [Float]) {

@@ -178,14 +178,19 @@ final class FinishedRows: @unchecked Sendable {
 
 /// Runs `body`, then exits with status 130, on SIGINT or SIGTERM, until ``InterruptHandler/cancel()``.
 func onInterrupt(_ body: @escaping @Sendable () -> Void) -> InterruptHandler {
+    onSignals {
+        body()
+        exit(130)
+    }
+}
+
+/// Runs `handler` on every SIGINT and SIGTERM (their default action off) until ``InterruptHandler/cancel()``.
+func onSignals(_ handler: @escaping @Sendable () -> Void) -> InterruptHandler {
     InterruptHandler(
         sources: [SIGINT, SIGTERM].map { signalNumber in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler {
-                body()
-                exit(130)
-            }
+            source.setEventHandler(handler: handler)
             source.resume()
             return source
         })

@@ -178,17 +178,15 @@ struct Train: AsyncParsableCommand {
         }
     }
 
-    private func showProgress(_ progress: TrainingProgress) {
-        let width = 24, filled = width * progress.step / max(progress.steps, 1)
+    private func showProgress(_ state: TrainingProgress) {
+        let width = 24, filled = width * state.step / max(state.steps, 1)
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
         let line = String(
-            format: "epoch %d/%d [%@] %d/%d  loss %.4f  lr %.3g  %.1f img/s  ETA %@", progress.epoch + 1,
-            progress.epochs, bar, progress.step, progress.steps, progress.loss, progress.learningRate,
-            progress.imagesPerSecond, clockDuration(progress.secondsLeft))
-        if standardErrorIsTerminal { self.progressLine(line) } else if progress.step == progress.steps { note(line) }
+            format: "epoch %d/%d [%@] %d/%d  loss %.4f  lr %.3g  %.1f img/s  ETA %@", state.epoch + 1,
+            state.epochs, bar, state.step, state.steps, state.loss, state.learningRate,
+            state.imagesPerSecond, clockDuration(state.secondsLeft))
+        if standardErrorIsTerminal { progress(line) } else if state.step == state.steps { note(line) }
     }
-
-    private func progressLine(_ text: String) { progress(text) }
 
     private func printEpoch(_ record: EpochRecord) {
         progressDone()
@@ -218,20 +216,13 @@ final class StopRequest: @unchecked Sendable {
     var requested: Bool { lock.withLock { count > 0 } }
 
     func install() -> InterruptHandler {
-        InterruptHandler(
-            sources: [SIGINT, SIGTERM].map { signalNumber in
-                signal(signalNumber, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-                source.setEventHandler { [self] in
-                    let seen = lock.withLock {
-                        count += 1
-                        return count
-                    }
-                    if seen > 1 { exit(130) }
-                    note("\nstopping after this step (again to abandon it)...")
-                }
-                source.resume()
-                return source
-            })
+        onSignals { [self] in
+            let seen = lock.withLock {
+                count += 1
+                return count
+            }
+            if seen > 1 { exit(130) }
+            note("\nstopping after this step (again to abandon it)...")
+        }
     }
 }

@@ -236,3 +236,21 @@ func randomErasing() {
     RandomErasing(probability: 0).apply(to: &untouched, size: 32, using: &random)
     #expect(untouched.allSatisfy { $0 == 1 })
 }
+
+@Test(
+    "a step's batch takes the recipe's random erasing: the same draws with and without it differ only in the erased boxes"
+)
+func batchesTakeErasing() async throws {
+    let data = try photoFolder()
+    defer { try? FileManager.default.removeItem(at: data) }
+    let set = try TrainingSet(dataPath: data)
+    var settings = recipe(data, output: data)
+    (settings.mixup, settings.cutmix, settings.reprob) = (0, 0, 0)
+    let plain = try await BatchLoader(set: set.train, recipe: settings).batch(Array(0..<4), epoch: 0, step: 0)
+    settings.reprob = 1
+    let erased = try await BatchLoader(set: set.train, recipe: settings).batch(Array(0..<4), epoch: 0, step: 0)
+    // Each box covers at most a third of its image; the crops, flips and targets are the same draws.
+    let changed = zip(plain.input, erased.input).filter { $0 != $1 }.count
+    #expect(changed > 0 && changed <= plain.input.count / 3, "\(changed) of \(plain.input.count) values erased")
+    #expect(plain.targets == erased.targets)
+}
