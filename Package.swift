@@ -76,7 +76,8 @@ let package = Package(
         .target(name: "JPEGDecoder", dependencies: ["CJPEG"]),
 
         // Images in: PNG and JPEG decoding, the evaluation preprocessing (PIL-exact bicubic resize), NumPy .npy.
-        .target(name: "Images", dependencies: ["PNGDecoder", "JPEGDecoder"]),
+        // Images out: PNG through libpng's simplified API (its errors are returned, never longjmp'd).
+        .target(name: "Images", dependencies: ["PNGDecoder", "JPEGDecoder", "CPNG"]),
 
         // Labelled image sets: listing, sharding, the decode-and-classify pipeline, accuracy, predictions files.
         // The ImageNet class names are a text resource embedded in the binary.

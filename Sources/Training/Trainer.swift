@@ -61,7 +61,7 @@ public enum TrainingOutcome: Sendable, Equatable {
 
 /// Trains a model on a device by the authors' recipe: each epoch's steps (augmented batches, mixup or cutmix,
 /// stochastic depth, the optimizer at the epoch's rate, the model average), then `checkpoint.pth`, validation of the
-/// model and of its average, and a line of `log.txt` in the output folder.
+/// model and of its average, a line of `log.txt` and `curves.png` redrawn in the output folder.
 public final class Trainer {
     /// The settings, the model (with the run's classes), the images and the device the run trains on.
     public let recipe: TrainingRecipe
@@ -126,6 +126,9 @@ public final class Trainer {
             nextEpoch = epoch + 1
             let record = try await epochRecord(epoch, loss: loss, throughput: throughput)
             try appendLog(record)
+            let log = output.appendingPathComponent("log.txt")
+            try LearningCurves.picture(LearningCurves.records(log: log))
+                .writePNG(to: output.appendingPathComponent("curves.png"))
             try epochDone(record)
             if stop() && nextEpoch < recipe.epochs { return .interrupted(lastCheckpointEpoch: epoch) }
         }
