@@ -14,6 +14,8 @@
    the input gives the logits (`bossnet classify --logits` on the same checkpoint) within 1e-4 relative L2.
 4. With --timm (a checkout of pytorch-image-models at v0.3.3): lr_scheduler loads into the authors' scheduler
    (timm 0.3's create_scheduler from args), which gives the next epoch the rate the optimizer holds.
+5. With --same-as OTHER.pth (say, the checkpoint of the same run not interrupted): model, model_ema, the optimizer's
+   state and the scheduler's hold exactly OTHER's values, bit for bit, at the same epoch.
 Prints what it checked; exits 1 on the first failure. Needs torch and numpy.
 """
 import argparse
@@ -111,6 +113,34 @@ def scheduler_check(checkpoint, optimizer, timm):
     print(f"lr_scheduler: timm 0.3's state; epoch {epoch + 1} trains at {held:.4g} as its step({epoch}) sets")
 
 
+def equal(a, b, where):
+    """Whether two values torch.load gave are the same bits: tensors, lists, dicts and plain values."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        same = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+        if not same:
+            fail(f"{where} differs")
+    elif isinstance(a, dict) and isinstance(b, dict):
+        if list(a) != list(b):
+            fail(f"{where} has keys {list(a)[:8]}..., the other {list(b)[:8]}...")
+        for key in a:
+            equal(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        if len(a) != len(b):
+            fail(f"{where} has {len(a)} entries, the other {len(b)}")
+        for index, (x, y) in enumerate(zip(a, b)):
+            equal(x, y, f"{where}[{index}]")
+    elif a != b:
+        fail(f"{where} is {a!r}, the other {b!r}")
+
+
+def same_check(checkpoint, other_path):
+    other = torch.load(other_path, map_location="cpu", weights_only=True)
+    for key in ("epoch", "model", "model_ema", "optimizer", "lr_scheduler"):
+        equal(checkpoint[key], other[key], key)
+    print(f"same as {other_path}: model, model_ema, optimizer and lr_scheduler equal bit for bit at epoch "
+          f"{checkpoint['epoch']}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=pathlib.Path)
@@ -118,6 +148,7 @@ def main():
     parser.add_argument("--timm", type=pathlib.Path)
     parser.add_argument("--input", type=pathlib.Path)
     parser.add_argument("--logits", type=pathlib.Path)
+    parser.add_argument("--same-as", type=pathlib.Path)
     options = parser.parse_args()
     checkpoint = torch.load(options.checkpoint, map_location="cpu", weights_only=True)
     if set(checkpoint) != KEYS:
@@ -131,6 +162,8 @@ def main():
         model_check(checkpoint, options.bossnas, options.input, options.logits)
     if options.timm:
         scheduler_check(checkpoint, optimizer, options.timm)
+    if options.same_as:
+        same_check(checkpoint, options.same_as)
     print("ok")
 
 

@@ -58,6 +58,10 @@ Tests/TrainingTests/Fixtures/:
                               Tests/EvaluationTests/Fixtures/set/cat/cat_1.jpg (83 x 71, decoded by PIL): torchvision's
                               resized crop at fixed boxes (PIL's crop, then resize to 40 x 40 with BICUBIC), and
                               RandomCrop(32, padding=4) at fixed offsets, flipped and not; the RGB bytes of each.
+    randaugment.json          timm 0.3's RandAugment operations (its auto_augment.py, over PIL) at fixed arguments
+                              on a 32 x 26 crop of that photo, on a flat 7 x 5 image and a 32 x 16 ramp holding each
+                              value twice (histogram operations), bicubic, filled with the
+                              ImageNet mean; the bytes base64. And LEVEL_TO_ARG at fixed magnitudes.
 
 Every file is the same on every run.
 """
@@ -342,6 +346,59 @@ def transforms_fixture():
     return {"image": "set/cat/cat_1.jpg", "resized_crops": crops, "padded_crops": random_crops}
 
 
+RANDAUGMENT_CASES = [  # (timm's operation, its argument after LEVEL_TO_ARG and the sign)
+    ("AutoContrast", None), ("Equalize", None), ("Invert", None),
+    ("Rotate", 27.0), ("Rotate", -13.5), ("Rotate", 0.0),
+    ("Posterize", 4), ("Posterize", 2), ("Posterize", 1),  # Pillow 13 refuses 0 bits (older ones gave black)
+    ("Solarize", 256), ("Solarize", 128), ("Solarize", 26),
+    ("SolarizeAdd", 99), ("SolarizeAdd", 0),
+    ("Color", 0.19), ("Color", 1.81), ("Color", 0.6), ("Contrast", 0.19), ("Contrast", 1.81), ("Contrast", 1.4),
+    ("Brightness", 0.19), ("Brightness", 1.81), ("Brightness", 0.6), ("Sharpness", 0.19), ("Sharpness", 1.81),
+    ("Sharpness", 1.0),
+    ("ShearX", 0.27), ("ShearX", -0.27), ("ShearY", 0.135), ("ShearY", -0.27),
+    ("TranslateXRel", 0.405), ("TranslateXRel", -0.2), ("TranslateYRel", -0.405), ("TranslateYRel", 0.1),
+]
+
+
+def randaugment_fixture(timm):
+    """timm 0.3's RandAugment operations (its own auto_augment.py over PIL) at fixed arguments on a non-square crop
+    of the photo, bicubic and filled with the ImageNet mean as the authors' transform makes them; also a flat image
+    (the degenerate histograms); and LEVEL_TO_ARG at fixed magnitudes, the sign not drawn."""
+    import base64
+    import importlib.util
+    import random
+    from PIL import Image
+    spec = importlib.util.spec_from_file_location("timm03_auto_augment", timm / "timm" / "data" / "auto_augment.py")
+    aa = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(aa)
+    photo = Image.open(ROOT / "Tests" / "EvaluationTests" / "Fixtures" / "set" / "cat" / "cat_1.jpg").convert("RGB")
+    # The ramp holds each value twice a channel: equalize's step, (512 - 2) // 255 = 2, is 1 with 256 for 255.
+    ramp = np.array([[[(x * 8 + y + 85 * c) % 256 for c in range(3)] for x in range(32)] for y in range(16)])
+    images = {"photo": photo.crop((20, 12, 52, 38)), "flat": Image.new("RGB", (7, 5), (90, 160, 30)),
+              "ramp": Image.fromarray(ramp.astype(np.uint8), "RGB")}
+    kwargs = {"fillcolor": (124, 116, 104), "resample": Image.BICUBIC}
+    cases = []
+    for image_name, image in images.items():
+        for name, argument in RANDAUGMENT_CASES:
+            if image_name != "photo" and name not in ("AutoContrast", "Equalize", "Contrast", "Sharpness"):
+                continue
+            op = aa.NAME_TO_OP[name]
+            out = op(image, **dict(kwargs)) if argument is None else op(image, argument, **dict(kwargs))
+            cases.append({"image": image_name, "operation": name, "argument": argument,
+                          "pixels": base64.b64encode(out.tobytes()).decode()})
+    levels = []
+    random.random = lambda: 0.0  # _randomly_negate keeps the sign
+    for name in aa._RAND_INCREASING_TRANSFORMS + ["Posterize", "Solarize", "Color", "Contrast", "Brightness",
+                                                  "Sharpness"]:
+        if aa.LEVEL_TO_ARG[name] is None:
+            continue
+        for level in (0.0, 3.7, 9.0, 9.61, 10.0):
+            levels.append({"operation": name, "level": level,
+                           "argument": aa.LEVEL_TO_ARG[name](level, {"translate_const": 250})[0]})
+    return {"crop": [20, 12, 52, 38], "inputs": {k: base64.b64encode(v.tobytes()).decode() for k, v in images.items()},
+            "sizes": {k: list(v.size) for k, v in images.items()}, "cases": cases, "levels": levels}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bossnas", type=pathlib.Path, required=True)
@@ -369,6 +426,7 @@ def main():
     training = ROOT / "Tests" / "TrainingTests" / "Fixtures"
     training.mkdir(parents=True, exist_ok=True)
     (training / "transforms.json").write_text(json.dumps(transforms_fixture(), sort_keys=True) + "\n")
+    (training / "randaugment.json").write_text(json.dumps(randaugment_fixture(args.timm), sort_keys=True) + "\n")
     initialization = json.dumps(initialization_fixture(args.bossnas), indent=1, sort_keys=True)
     (FIXTURES / "bossnet_T0_initialization.json").write_text(initialization + "\n")
     cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]

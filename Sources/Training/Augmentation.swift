@@ -4,17 +4,28 @@ import Kernels
 
 /// The training transform of the authors' recipe (their `build_transform(is_train=True)`, timm's
 /// `transforms_imagenet_train`): above 32 px a random resized crop (scale 0.08-1, ratio 3/4-4/3, bicubic), at 32 px and
-/// below `RandomCrop(size, padding=4)`; then a horizontal flip half the time, ToTensor and Normalize, and random
-/// erasing (``RandomErasing``) with probability `erasing`.
+/// below `RandomCrop(size, padding=4)`; then a horizontal flip half the time, RandAugment (``RandAugment``) or else
+/// colour jitter (``ColorJitter``), ToTensor and Normalize, and random erasing (``RandomErasing``) with probability
+/// `erasing`.
 public struct TrainingTransform: Sendable, Equatable {
     /// The side of the images it makes, and the erasing it applies after normalising.
     public let inputSize: Int
     public let erasing: RandomErasing
+    /// RandAugment's policy, or nil; colour jitter (applied only without RandAugment, as timm does).
+    public let randAugment: RandAugment?
+    public let colorJitter: ColorJitter
+
+    /// timm's `img_mean`: the ImageNet mean in bytes, which RandAugment's geometric operations fill with.
+    public static let meanFill: [UInt8] = [124, 116, 104]
 
     /// The transform for `inputSize`, erasing with probability `probability`.
-    public init(inputSize: Int, erasing probability: Double = 0) {
+    public init(
+        inputSize: Int, erasing probability: Double = 0, randAugment: RandAugment? = nil, colorJitter: Double = 0
+    ) {
         self.inputSize = inputSize
         erasing = RandomErasing(probability: probability)
+        self.randAugment = randAugment
+        self.colorJitter = ColorJitter(strength: colorJitter)
     }
 
     /// The augmented image as the network's input, `[3][size][size]`, from `random`'s draws.
@@ -38,6 +49,11 @@ public struct TrainingTransform: Sendable, Equatable {
                 width: inputSize, height: inputSize)
         }
         if Double.random(in: 0..<1, using: &random) < 0.5 { cropped = Self.mirrored(cropped) }
+        if let randAugment {
+            cropped = randAugment.apply(cropped, fill: Self.meanFill, using: &random)
+        } else {
+            cropped = colorJitter.apply(cropped, using: &random)
+        }
         var tensor = Preprocess.tensor(cropped)
         erasing.apply(to: &tensor, size: inputSize, using: &random)
         return tensor

@@ -149,7 +149,7 @@ public final class Trainer {
                         : ""))
         }
         let rate = recipe.schedule.trainingRate(epoch: epoch)
-        let loader = BatchLoader(set: set.train, recipe: recipe)
+        let loader = try BatchLoader(set: set.train, recipe: recipe)
         let started = Date()
         var total = 0.0
         var pending = Task { [loader] in try await loader.batch(order, epoch: epoch, step: 0) }
@@ -282,10 +282,10 @@ struct BatchLoader: Sendable {
     let transform: TrainingTransform
     let recipe: TrainingRecipe
 
-    /// The loader of `set` under `recipe`'s transform (its input size and random erasing).
-    init(set: ImageSet, recipe: TrainingRecipe) {
+    /// The loader of `set` under `recipe`'s transform.
+    init(set: ImageSet, recipe: TrainingRecipe) throws {
         (self.set, self.recipe) = (set, recipe)
-        transform = TrainingTransform(inputSize: recipe.inputSize, erasing: recipe.reprob)
+        transform = try recipe.transform()
     }
 
     /// The inputs `[batch][3][S][S]` and target distributions `[batch][classes]` of step `step` of `order`.

@@ -51,6 +51,14 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// Whether RandAugment is asked for.
     public var randAugment: Bool { !(aa.isEmpty || aa.lowercased() == "none") }
 
+    /// The training transform of these settings: RandAugment when `aa` names a policy, else colour jitter (timm's
+    /// rule); erasing with `reprob`.
+    public func transform() throws -> TrainingTransform {
+        TrainingTransform(
+            inputSize: inputSize, erasing: reprob, randAugment: randAugment ? try RandAugment(policy: aa) : nil,
+            colorJitter: randAugment ? 0 : colorJitter)
+    }
+
     /// Whether mixup or cutmix mixes the batches (their `mixup_active`).
     public var mixes: Bool { mixup > 0 || cutmix > 0 }
 
@@ -89,12 +97,10 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
             problems.append("--mixup-prob and --mixup-switch-prob must be in [0, 1].")
         }
         if let numClasses, numClasses < 1 { problems.append("--num-classes must be at least 1.") }
-        // Not built yet: said plainly rather than trained without.
         if randAugment {
-            problems.append("--aa \(aa): RandAugment is not built yet; train with --aa none.")
-        } else if colorJitter > 0 {
-            problems.append(
-                "--color-jitter \(colorJitter): colour jitter is not built yet; train with --color-jitter 0.")
+            do { _ = try RandAugment(policy: aa) } catch { problems.append("\(error)") }
+        } else if !(colorJitter >= 0 && colorJitter.isFinite) {
+            problems.append("--color-jitter must be at least 0; got \(colorJitter).")
         }
         if !(0...1).contains(reprob) { problems.append("--reprob must be in [0, 1]; got \(reprob).") }
         return problems

@@ -312,13 +312,17 @@ func benchTrain() throws {
 }
 
 @Test(
-    "train and classify say plainly what the authors' recipe cannot take: defaults not built yet, odd batches, big photos at 32 px"
+    "train and classify say plainly what the authors' recipe cannot take: policies not built, odd batches, big photos at 32 px"
 )
 func trainingUsageErrors() throws {
     let set = evaluationFixture("set").path
+    // The authors' defaults (RandAugment among them) are taken; the folder's layout is what is wrong.
     let defaults = try run(["train", "--data-path", set])
-    #expect(defaults.status == 64)
-    #expect(defaults.error.contains("RandAugment is not built yet; train with --aa none"), "\(defaults.error)")
+    #expect(defaults.status == 1 && defaults.error.contains("train/ and val/ below it"), "\(defaults.error)")
+    let autoAugment = try run(["train", "--data-path", set, "--aa", "v0"])
+    #expect(autoAugment.status == 64 && autoAugment.error.contains("only RandAugment policies"), "\(autoAugment.error)")
+    let weighted = try run(["train", "--data-path", set, "--aa", "rand-m9-w0"])
+    #expect(weighted.status == 64 && weighted.error.contains("weighted choice"), "\(weighted.error)")
     let odd = try run([
         "train", "--data-path", set, "--aa", "none", "--color-jitter", "0", "--reprob", "0", "--batch-size", "3",
     ])
