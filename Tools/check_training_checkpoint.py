@@ -133,7 +133,9 @@ def equal(a, b, where):
         fail(f"{where} is {a!r}, the other {b!r}")
 
 
-def same_check(checkpoint, other_path):
+def same_check(path, other_path):
+    # Read afresh: torch's optimizer shares (and steps) the state tensors the optimizer check loaded.
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     other = torch.load(other_path, map_location="cpu", weights_only=True)
     for key in ("epoch", "model", "model_ema", "optimizer", "lr_scheduler"):
         equal(checkpoint[key], other[key], key)
@@ -163,7 +165,7 @@ def main():
     if options.timm:
         scheduler_check(checkpoint, optimizer, options.timm)
     if options.same_as:
-        same_check(checkpoint, options.same_as)
+        same_check(options.checkpoint, options.same_as)
     print("ok")
 
 
