@@ -34,6 +34,10 @@ Tests/ModelsTests/Fixtures/:
                               their own initialisation and PyTorch's layer defaults, seed 0): every state-dict entry's
                               shape, mean, standard deviation, minimum and maximum, in float64.
 
+    bossnet_T0_data_parallel_64.json
+                              PyTorch's own float32 error (against float64) on the mean of T0's gradients over the
+                              two halves of that batch, each stepped alone (data parallelism over two replicas).
+
 Tests/KernelsTests/Fixtures/:
 
     optimizers.json           torch.optim.AdamW (lr 1e-3, weight decay 0.05) and SGD (lr 0.1, momentum 0.9, weight
@@ -188,6 +192,29 @@ def fixture(bossnas, name, images, labels, drop_path_rate=0.0):
     if masks is not None:
         result["drop_path"] = {"rate": drop_path_rate, "blocks": masks}
     return result
+
+
+def data_parallel_fixture(bossnas, images, labels):
+    """PyTorch's own float32 error on data parallelism's averaged gradients: T0 stepped on each half of the batch
+    (BatchNorm on the half's statistics, as on each GPU under DistributedDataParallel), the two halves' gradients
+    averaged, float32 against float64."""
+    import torch
+    import make_fixtures
+
+    model = make_fixtures.authors_model(bossnas, "bossnet_T0")
+    state = {key: make_fixtures.synthetic(key, tuple(t.shape)) if t.is_floating_point() else t
+             for key, t in model.state_dict().items()}
+    half = len(labels) // 2
+    means = {}
+    for dtype in (torch.float64, torch.float32):
+        steps = []
+        for part in (slice(0, half), slice(half, None)):
+            model.load_state_dict(state)
+            steps.append(training_step(model, images[part], labels[part], dtype)[1])
+        means[dtype] = torch.cat([((steps[0][k].double() + steps[1][k].double()) / 2).reshape(-1) for k in steps[0]])
+    error = float((means[torch.float32] - means[torch.float64]).norm() / means[torch.float64].norm())
+    return {"model": "bossnet_T0", "input_size": 64, "replicas": 2, "batch_per_replica": half,
+            "torch_float32": {"gradients_relative_l2": error}}
 
 
 def optimizer_fixture():
@@ -429,6 +456,8 @@ def main():
     (training / "randaugment.json").write_text(json.dumps(randaugment_fixture(args.timm), sort_keys=True) + "\n")
     initialization = json.dumps(initialization_fixture(args.bossnas), indent=1, sort_keys=True)
     (FIXTURES / "bossnet_T0_initialization.json").write_text(initialization + "\n")
+    parallel = json.dumps(data_parallel_fixture(args.bossnas, images, labels), indent=1, sort_keys=True)
+    (FIXTURES / "bossnet_T0_data_parallel_64.json").write_text(parallel + "\n")
     cases = [(name, 0.0, f"{name}_training_64.json") for name in MODELS]
     cases += [(name, DROP_PATH_RATE, f"{name}_droppath_training_64.json") for name in DROP_PATH_MODELS]
     for name, rate, file in cases:

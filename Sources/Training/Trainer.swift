@@ -63,13 +63,18 @@ public enum TrainingOutcome: Sendable, Equatable {
 /// stochastic depth, the optimizer at the epoch's rate, the model average), then `checkpoint.pth`, validation of the
 /// model and of its average, a line of `log.txt` and `curves.png` redrawn in the output folder.
 public final class Trainer {
-    /// The settings, the model (with the run's classes), the images and the device the run trains on.
+    /// The settings, the model (with the run's classes), the images and the device the run validates on (the first
+    /// of those it trains on).
     public let recipe: TrainingRecipe
     public let model: Model
     public let set: TrainingSet
     public let device: VulkanDevice
-    /// The training step's session: the weights, the optimizer's state and the model average live in it.
-    public let session: TrainingSession
+    /// The training step's session on the first device: the weights, the optimizer's state and the model average that
+    /// checkpoints hold live in it.
+    public var session: TrainingSession { replicas[0] }
+    /// One session per device, data parallel as PyTorch's DistributedDataParallel: each steps on its own share of the
+    /// epoch (a batch of `batchSize` each), their gradients are averaged, and each takes the same optimizer step.
+    public let replicas: [TrainingSession]
     /// The epoch ``run(progress:epochDone:stop:)`` trains next (one past a resumed checkpoint's).
     public private(set) var nextEpoch: Int
     private let graph: Graph
@@ -78,24 +83,39 @@ public final class Trainer {
     /// The pipelines of the training step and the validation classifiers, compiled once for the run.
     private let pipelines: KernelPipelines
 
-    /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`. `pipelines`
-    /// shares compiled pipelines with other runs on the device (its training step's and its validation's).
+    /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`, on `devices` (data
+    /// parallel where there are several; a device may appear twice). `pipelines` shares compiled pipelines of the
+    /// first device with other runs on it (its training step's and its validation's).
     public init(
-        recipe: TrainingRecipe, model: Model, weights: any ParameterSource, set: TrainingSet, device: VulkanDevice,
+        recipe: TrainingRecipe, model: Model, weights: any ParameterSource, set: TrainingSet, devices: [VulkanDevice],
         resume checkpoint: TrainingCheckpoint? = nil, pipelines: KernelPipelines? = nil
     ) throws {
+        guard let device = devices.first else { throw TrainingError("a run needs at least one device") }
+        guard recipe.worldSize == devices.count else {
+            throw TrainingError(
+                "the recipe's world size is \(recipe.worldSize) (its learning rate scaled for that many devices), but it is given \(devices.count) devices"
+            )
+        }
         (self.recipe, self.model, self.set, self.device) = (recipe, model, set, device)
         output = URL(fileURLWithPath: recipe.outputDir)
-        self.pipelines = pipelines ?? KernelPipelines(device: device)
+        let pipelines = pipelines ?? KernelPipelines(device: device)
+        self.pipelines = pipelines
         let source: any ParameterSource = checkpoint.map { NamedValues($0.model) } ?? weights
-        graph = try model.graph(batch: recipe.batchSize, inputSize: recipe.inputSize, weights: source)
-        depth = try model.stochasticDepth(rate: recipe.dropPath, graph: graph)
-        session = try TrainingSession(
-            graph: graph, device: device, pipelines: self.pipelines, stochasticDepth: depth, seed: recipe.seed)
+        let graph = try model.graph(batch: recipe.batchSize, inputSize: recipe.inputSize, weights: source)
+        let depth = try model.stochasticDepth(rate: recipe.dropPath, graph: graph)
+        (self.graph, self.depth) = (graph, depth)
+        replicas = try devices.enumerated().map { rank, replicaDevice in
+            try TrainingSession(
+                graph: graph, device: replicaDevice,
+                pipelines: replicaDevice === device ? pipelines : KernelPipelines(device: replicaDevice),
+                stochasticDepth: depth, seed: rankSeed(recipe.seed, rank))
+        }
         nextEpoch = 0
         if let checkpoint {
-            try session.restore(
-                checkpoint.optimizer, for: recipe.optimizer(rate: 1), forwardSteps: Int(checkpoint.batchesTracked))
+            for replica in replicas {
+                try replica.restore(
+                    checkpoint.optimizer, for: recipe.optimizer(rate: 1), forwardSteps: Int(checkpoint.batchesTracked))
+            }
             nextEpoch = checkpoint.epoch + 1
         }
         if recipe.modelEMA {
@@ -107,7 +127,8 @@ public final class Trainer {
 
     /// Steps an epoch takes.
     public var stepsPerEpoch: Int {
-        self.set.epochOrder(epoch: 0, seed: recipe.seed, repeated: recipe.repeatedAug).count / recipe.batchSize
+        self.set.epochOrder(epoch: 0, seed: recipe.seed, repeated: recipe.repeatedAug, replicas: replicas.count)
+            .count / recipe.batchSize
     }
 
     /// Trains from ``nextEpoch`` to the recipe's last epoch. `progress` hears every step, `epochDone` every epoch's
@@ -139,11 +160,14 @@ public final class Trainer {
     private func trainEpoch(_ epoch: Int, progress: (TrainingProgress) -> Void, stop: () -> Bool) async throws
         -> (loss: Double, throughput: Double)?
     {
-        let order = set.epochOrder(epoch: epoch, seed: recipe.seed, repeated: recipe.repeatedAug)
-        let steps = order.count / recipe.batchSize
+        let orders = replicas.indices.map { rank in
+            set.epochOrder(
+                epoch: epoch, seed: recipe.seed, repeated: recipe.repeatedAug, replicas: replicas.count, rank: rank)
+        }
+        let steps = orders[0].count / recipe.batchSize, images = recipe.batchSize * replicas.count
         guard steps > 0 else {
             throw ImageSetError(
-                "an epoch takes \(order.count) of the \(set.train.images.count) training images, fewer than one batch of \(recipe.batchSize)"
+                "an epoch takes \(orders[0].count * replicas.count) of the \(set.train.images.count) training images, fewer than one batch of \(images)"
                     + (recipe.repeatedAug
                         ? " (repeated augmentation takes floor(n / 256) * 256 a epoch; --no-repeated-aug takes them all)"
                         : ""))
@@ -152,34 +176,51 @@ public final class Trainer {
         let loader = try BatchLoader(set: set.train, recipe: recipe)
         let started = Date()
         var total = 0.0
-        var pending = Task { [loader] in try await loader.batch(order, epoch: epoch, step: 0) }
+        var pending = Task { [loader] in try await loader.batches(orders, epoch: epoch, step: 0) }
         for step in 0..<steps {
-            let batch = try await pending.value
+            let batches = try await pending.value
             if step + 1 < steps {
-                pending = Task { [loader] in try await loader.batch(order, epoch: epoch, step: step + 1) }
+                pending = Task { [loader] in try await loader.batches(orders, epoch: epoch, step: step + 1) }
             }
-            var random = SeededRandom(seed: streamSeed(recipe.seed, UInt64(epoch), UInt64(step), 0xD509))
-            let masks = depth.masks(batch: recipe.batchSize, using: &random)
-            let result = try session.step(input: batch.input, targets: batch.targets, masks: masks, reading: false)
-            guard result.loss.isFinite else {
+            let loss = try stepReplicas(batches, epoch: epoch, step: step)
+            guard loss.isFinite else {
                 throw TrainingError(
-                    "the loss is \(result.loss) at epoch \(epoch), step \(step): training diverged (try a lower --lr or --clip-grad)"
+                    "the loss is \(loss) at epoch \(epoch), step \(step): training diverged (try a lower --lr or --clip-grad)"
                 )
             }
-            _ = try session.optimize(recipe.optimizer(rate: rate), clipping: recipe.clipGrad, reading: false)
-            total += result.loss
+            for replica in replicas {
+                _ = try replica.optimize(recipe.optimizer(rate: rate), clipping: recipe.clipGrad, reading: false)
+            }
+            total += loss
             let elapsed = Date().timeIntervalSince(started), done = step + 1
             progress(
                 TrainingProgress(
                     epoch: epoch, epochs: recipe.epochs, step: done, steps: steps, loss: total / Double(done),
-                    learningRate: rate, imagesPerSecond: Double(done * recipe.batchSize) / elapsed,
+                    learningRate: rate, imagesPerSecond: Double(done * images) / elapsed,
                     secondsLeft: elapsed / Double(done) * Double(steps - done)))
             if stop() {
                 pending.cancel()
                 return nil
             }
         }
-        return (total / Double(steps), Double(steps * recipe.batchSize) / Date().timeIntervalSince(started))
+        return (total / Double(steps), Double(steps * images) / Date().timeIntervalSince(started))
+    }
+
+    /// Each replica's step on its batch (side by side where there are several), their gradients then averaged into
+    /// every replica as DistributedDataParallel's all-reduce leaves them; the mean of their losses.
+    private func stepReplicas(_ batches: [(input: [Float], targets: [Float])], epoch: Int, step: Int) throws -> Double {
+        // Side by side only on distinct device objects: a device's queue and command pool take one thread at a time.
+        let distinct = Set(replicas.map { ObjectIdentifier($0.device) }).count == replicas.count
+        let losses = try concurrently(replicas.count, sideBySide: distinct) { rank in
+            var random = SeededRandom(
+                seed: rankSeed(streamSeed(recipe.seed, UInt64(epoch), UInt64(step), 0xD509), rank))
+            let masks = depth.masks(batch: recipe.batchSize, using: &random)
+            return try replicas[rank].step(
+                input: batches[rank].input, targets: batches[rank].targets, masks: masks, reading: false
+            ).loss
+        }
+        try TrainingSession.averageGradients(replicas)
+        return losses.reduce(0, +) / Double(losses.count)
     }
 
     /// The model's weights now (parameters and running statistics), by state-dict name.
@@ -288,20 +329,33 @@ struct BatchLoader: Sendable {
         transform = try recipe.transform()
     }
 
-    /// The inputs `[batch][3][S][S]` and target distributions `[batch][classes]` of step `step` of `order`.
-    func batch(_ order: [Int], epoch: Int, step: Int) async throws -> (input: [Float], targets: [Float]) {
+    /// Step `step`'s batch of every replica, each from its own order.
+    func batches(_ orders: [[Int]], epoch: Int, step: Int) async throws -> [(input: [Float], targets: [Float])] {
+        var batches: [(input: [Float], targets: [Float])] = []
+        for (rank, order) in orders.enumerated() {
+            batches.append(try await batch(order, epoch: epoch, step: step, rank: rank, replicas: orders.count))
+        }
+        return batches
+    }
+
+    /// The inputs `[batch][3][S][S]` and target distributions `[batch][classes]` of step `step` of `order`, replica
+    /// `rank`'s of `replicas` (each image's draws seeded by its place in the whole epoch, the mix's by the rank).
+    func batch(_ order: [Int], epoch: Int, step: Int, rank: Int = 0, replicas: Int = 1) async throws -> (
+        input: [Float], targets: [Float]
+    ) {
         let batch = recipe.batchSize, first = step * batch
         let images = order[first..<(first + batch)].map { set.images[$0] }
         let (seed, transform) = (recipe.seed, transform)
         let tensors = try await Self.decode(images.map(\.path), root: set.root, positions: first) { image, position in
-            var random = SeededRandom(seed: streamSeed(seed, UInt64(epoch), UInt64(position), 0x1A6E))
+            let place = UInt64(position * replicas + rank)
+            var random = SeededRandom(seed: streamSeed(seed, UInt64(epoch), place, 0x1A6E))
             return try transform.tensor(image, using: &random)
         }
         var input = tensors.flatMap { $0 }
         let labels = images.map(\.label)
         let classes = set.classes.count
         let loss = CrossEntropy(batch: batch, classes: classes)
-        var random = SeededRandom(seed: streamSeed(seed, UInt64(epoch), UInt64(step), 0x313C))
+        var random = SeededRandom(seed: rankSeed(streamSeed(seed, UInt64(epoch), UInt64(step), 0x313C), rank))
         let size = transform.inputSize
         let mix = drawBatchMix(
             mixup: recipe.mixup, cutmix: recipe.cutmix, mixupProb: recipe.mixupProb,
@@ -344,4 +398,28 @@ struct BatchLoader: Sendable {
     {
         try await decode(paths, root: root) { image, _ in try make(image) }
     }
+}
+
+/// Replica `rank`'s seed of a stream whose first replica's seed is `seed` (a run on one device draws as before).
+func rankSeed(_ seed: UInt64, _ rank: Int) -> UInt64 { rank == 0 ? seed : streamSeed(seed, UInt64(rank)) }
+
+/// `body` for 0..<count, side by side when `sideBySide` and count > 1; the results in order, or the first error.
+func concurrently<Result>(_ count: Int, sideBySide: Bool, _ body: (Int) throws -> Result) throws -> [Result] {
+    guard count > 1 && sideBySide else { return try (0..<count).map(body) }
+    let results = UnsafeMutableBufferPointer<Swift.Result<Result, any Error>?>.allocate(capacity: count)
+    results.initialize(repeating: nil)
+    defer { results.deallocate() }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedBox((body, results))
+        DispatchQueue.concurrentPerform(iterations: count) { index in
+            box.value.1[index] = Swift.Result { try box.value.0(index) }
+        }
+    }
+    return try results.map { try $0!.get() }
+}
+
+/// Hands a value to concurrent work that touches disjoint parts of it.
+private struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

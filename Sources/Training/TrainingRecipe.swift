@@ -45,8 +45,11 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
     /// The authors' defaults for `model` on the images at `dataPath`.
     public init(model: String, dataPath: String) { (self.model, self.dataPath) = (model, dataPath) }
 
-    /// The optimizer's base rate: `lr * batch / 512`, the authors' linear scaling rule.
-    public var scaledLearningRate: Double { CosineSchedule.scaled(lr, batch: batchSize) }
+    /// The devices the run trains on side by side (their `world_size`): each takes a batch of `batchSize`.
+    public var worldSize = 1
+
+    /// The optimizer's base rate: `lr * batch * world size / 512`, the authors' linear scaling rule.
+    public var scaledLearningRate: Double { CosineSchedule.scaled(lr, batch: batchSize * worldSize) }
 
     /// Whether RandAugment is asked for.
     public var randAugment: Bool { !(aa.isEmpty || aa.lowercased() == "none") }
@@ -125,6 +128,7 @@ public struct TrainingRecipe: Sendable, Equatable, Codable {
             ("mixup_prob", .float(mixupProb)), ("mixup_switch_prob", .float(mixupSwitchProb)),
             ("mixup_mode", .string("batch")), ("repeated_aug", .bool(repeatedAug)), ("seed", .int(Int(seed))),
             ("output_dir", .string(outputDir)), ("nb_classes", numClasses.map(TorchValue.int) ?? .none),
+            ("world_size", .int(worldSize)), ("distributed", .bool(worldSize > 1)),
         ]
         return .dict(entries.map { TorchEntry($0.0, $0.1) })
     }

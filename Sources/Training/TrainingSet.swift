@@ -29,14 +29,26 @@ public struct TrainingSet: Sendable {
         }
     }
 
-    /// The positions in `train` that epoch `epoch` trains on, in order. With `repeated` (the authors' RASampler on one
-    /// device), a shuffled order with each image three times in a row, cut to `floor(n / 256) * 256` images; else a
-    /// shuffled order of every image. The shuffle is drawn from `seed` and the epoch.
-    public func epochOrder(epoch: Int, seed: UInt64, repeated: Bool) -> [Int] {
+    /// The positions in `train` that replica `rank` of `replicas` trains on in epoch `epoch`, in order. With
+    /// `repeated` (the authors' RASampler), a shuffled order with each image three times in a row, padded from its
+    /// start to a multiple of `replicas`, every `replicas`-th from `rank`, cut to `floor(n / 256) * 256 / replicas`
+    /// images; else (torch's DistributedSampler) the shuffled order padded the same way and dealt out the same way.
+    /// The shuffle is drawn from `seed` and the epoch, the same for every replica.
+    public func epochOrder(epoch: Int, seed: UInt64, repeated: Bool, replicas: Int = 1, rank: Int = 0) -> [Int] {
+        Self.epochOrder(
+            count: train.images.count, epoch: epoch, seed: seed, repeated: repeated, replicas: replicas, rank: rank)
+    }
+
+    /// ``epochOrder(epoch:seed:repeated:replicas:rank:)`` of a set of `count` images.
+    static func epochOrder(count: Int, epoch: Int, seed: UInt64, repeated: Bool, replicas: Int, rank: Int) -> [Int] {
+        precondition(replicas >= 1 && (0..<replicas).contains(rank), "rank \(rank) of \(replicas) replicas")
         var random = SeededRandom(seed: streamSeed(seed, UInt64(epoch), 0x5A17))
-        let order = Array(train.images.indices).shuffled(using: &random)
-        guard repeated else { return order }
-        return Array(order.flatMap { [$0, $0, $0] }.prefix(train.images.count / 256 * 256))
+        let order = Array(0..<count).shuffled(using: &random)
+        var indices = repeated ? order.flatMap { [$0, $0, $0] } : order
+        let total = (indices.count + replicas - 1) / replicas * replicas
+        indices += indices.prefix(total - indices.count)
+        let mine = stride(from: rank, to: total, by: replicas).map { indices[$0] }
+        return repeated ? Array(mine.prefix(count / 256 * 256 / replicas)) : mine
     }
 }
 

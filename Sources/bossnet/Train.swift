@@ -64,7 +64,13 @@ struct Train: AsyncParsableCommand {
     @Option(help: "Start from these weights: a .pth or .safetensors file, or 'published'.") var weights: String?
     @Option(help: "The classifier's classes (default: the folder's); another count than the weights' makes a new head.")
     var numClasses: Int?
-    @Option(help: "Devices to train on (one for now), by their numbers in `bossnet devices`.") var devices: String?
+    @Option(
+        help:
+            "Devices to train on side by side (data parallel, a batch of --batch-size each, gradients averaged), by their numbers in `bossnet devices`."
+    ) var devices: String?
+
+    /// The device numbers of --devices, in order.
+    var deviceNumbers: [Int]? { devices.map { $0.split(separator: ",").compactMap { Int($0) } } }
 
     var recipe: TrainingRecipe {
         var recipe = TrainingRecipe(model: model, dataPath: dataPath)
@@ -78,6 +84,7 @@ struct Train: AsyncParsableCommand {
         (recipe.mixupProb, recipe.mixupSwitchProb) = (mixupProb, mixupSwitchProb)
         (recipe.repeatedAug, recipe.seed, recipe.outputDir) = (repeatedAug, seed, outputDir)
         recipe.numClasses = numClasses
+        recipe.worldSize = max(deviceNumbers?.count ?? 1, 1)
         return recipe
     }
 
@@ -92,12 +99,11 @@ struct Train: AsyncParsableCommand {
             throw ValidationError("--eval validates the --resume checkpoint; give --resume FILE.")
         }
         if resume != nil && weights != nil { throw ValidationError("Give --resume or --weights, not both.") }
-        if let devices, devices.split(separator: ",").contains(where: { Int($0) == nil }) {
+        if let devices,
+            devices.split(separator: ",").isEmpty || devices.split(separator: ",").contains(where: { Int($0) == nil })
+        {
             throw ValidationError(
                 "--devices takes device numbers from `bossnet devices`, such as 0 or 0,1; got \(devices).")
-        }
-        if let devices, devices.split(separator: ",").count > 1 {
-            throw ValidationError("--devices \(devices): training on several devices is not built yet; give one.")
         }
     }
 
@@ -111,18 +117,21 @@ struct Train: AsyncParsableCommand {
         let classes = numClasses ?? set.classes.count
         let model = Model(
             try Architecture.parse(self.model).with(classes: classes), name: try? Model(name: self.model).name)
-        let device = try devices.map { try openDevice(index: Int($0)) } ?? deviceSelection.open()
+        let devices = try deviceNumbers?.map { try openDevice(index: $0) } ?? [deviceSelection.open()]
+        let device = devices[0]
         let resumed = try resume.map {
             try TrainingCheckpoint.read(
                 URL(fileURLWithPath: $0), declarations: model.stateDictEntries(), optimizer: recipe.opt)
         }
         let trainer = try Trainer(
-            recipe: recipe, model: model, weights: try startingWeights(model), set: set, device: device,
+            recipe: recipe, model: model, weights: try startingWeights(model), set: set, devices: devices,
             resume: resumed)
         note(
             "\(model.name): \(formatThousands(try model.parameterCount())) parameters, \(classes) classes; "
                 + "\(set.train.images.count) training and \(set.val.images.count) validation images; "
-                + "\(trainer.stepsPerEpoch) steps an epoch on \(device.info.name)")
+                + "\(trainer.stepsPerEpoch) steps an epoch on "
+                + (devices.count > 1 ? "\(devices.count) devices side by side: " : "")
+                + devices.map(\.info.name).joined(separator: ", "))
         if eval { return try await evaluateOnly(trainer) }
         let stopping = StopRequest()
         let handler = stopping.install()
@@ -130,7 +139,7 @@ struct Train: AsyncParsableCommand {
         let outcome = try await trainer.run(
             progress: showProgress, epochDone: { printEpoch($0) }, stop: { stopping.requested })
         progressDone()
-        if !reportValidation(device.instance) { throw ExitCode(1) }
+        if !devices.allSatisfy({ reportValidation($0.instance) }) { throw ExitCode(1) }
         let checkpoint = URL(fileURLWithPath: outputDir).appendingPathComponent("checkpoint.pth").path
         if case let .interrupted(last) = outcome {
             note(

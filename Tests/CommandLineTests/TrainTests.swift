@@ -70,3 +70,26 @@ func trainInterruptAndResume() throws {
     ])
     #expect(classify.status == 0 && classify.output.contains("class "), "\(classify.error)")
 }
+
+@Test("bossnet train --devices 0,0: two devices side by side, one batch each, the learning rate scaled by both")
+func trainDataParallel() throws {
+    let data = try photoFolder(), output = temporary("train-parallel")
+    defer { for url in [data, output] { try? FileManager.default.removeItem(at: url) } }
+    let result = try run(
+        [
+            "train", "--model", "hytra:1-0-_-11,last-stride=1", "--data-path", data.path, "--input-size", "40",
+            "--batch-size", "4", "--epochs", "1", "--warmup-epochs", "0", "--no-repeated-aug", "--devices", "0,0",
+            "--output_dir", output.path,
+        ],
+        environment: ProcessInfo.processInfo.environment.merging(
+            ["BOSSNET_VALIDATION": "1", "BOSSNET_PIPELINE_CACHE": "0"]) { _, new in new })
+    #expect(result.status == 0, "\(result.error)")
+    #expect(result.error.contains("1 steps an epoch on 2 devices side by side"), "\(result.error)")
+    // 12 images: one step of 4 on each device; the rate scaled by 8 / 512.
+    let log = try String(contentsOf: output.appendingPathComponent("log.txt"), encoding: .utf8)
+    let record = try JSONSerialization.jsonObject(with: Data(log.utf8)) as? [String: Any]
+    let rate = try #require(record?["train_lr"] as? Double, "\(log)")
+    #expect(abs(rate - 5e-4 * 8 / 512) <= 1e-12 * rate, "\(log)")
+    let empty = try run(["train", "--data-path", data.path, "--devices", ""])
+    #expect(empty.status == 64 && empty.error.contains("--devices takes device numbers"), "\(empty.error)")
+}

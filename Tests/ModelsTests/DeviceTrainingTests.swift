@@ -122,3 +122,45 @@ func sharedTrainingMemory() throws {
         "\(error)".contains("Train with a smaller batch")
     }
 }
+
+@Test(
+    "data parallel: two replicas on one device, each stepping on half the batch, hold the mean of the halves' float64 gradients and take the same optimizer step"
+)
+func dataParallelStep() throws {
+    let (_, input, targets) = try trainingFixtureCase("bossnet_T0")
+    let errors = try JSONDecoder().decode(
+        FixtureErrors.self, from: Data(contentsOf: fixture("bossnet_T0_data_parallel_64.json")))
+    let model = try Model(name: "bossnet_T0")
+    let graph = try model.graph(
+        batch: 2, inputSize: 64, weights: SyntheticWeights(gains: model.architecture.family.syntheticGains))
+    let (pixels, classes) = (input.count / 2, targets.count / 2)
+    let halves = (0..<2).map {
+        (
+            input: Array(input[$0 * pixels..<($0 + 1) * pixels]),
+            targets: Array(targets[$0 * classes..<($0 + 1) * classes])
+        )
+    }
+    let references = try halves.map { try TrainingReference(graph).step(input: $0.input, targets: $0.targets) }
+    let names = references[0].gradients.keys.sorted()
+    let mean = names.flatMap { name in
+        zip(references[0].gradients[name] ?? [], references[1].gradients[name] ?? []).map { ($0 + $1) / 2 }
+    }
+    let (own, averaged) = try withValidatedDevice { device in
+        let replicas = try (0..<2).map { _ in try TrainingSession(graph: graph, device: device) }
+        for (replica, half) in zip(replicas, halves) {
+            _ = try replica.step(input: half.input, targets: half.targets.map(Float.init), reading: false)
+        }
+        let own = try replicas[0].gradients()
+        try TrainingSession.averageGradients(replicas)
+        let averaged = try replicas.map { try $0.gradients() }
+        #expect(averaged[0] == averaged[1], "the replicas hold different gradients after the all-reduce")
+        let stepped = try replicas.map { try $0.optimize(.adamw(AdamW(learningRate: 1e-2, weightDecay: 0.05))) }
+        #expect(stepped[0] == stepped[1], "the replicas' parameters differ after the same optimizer step")
+        return (names.flatMap { own[$0] ?? [] }, names.flatMap { averaged[0][$0] ?? [] })
+    }
+    let error = relativeL2(averaged, mean)
+    #expect(
+        error <= 3 * errors.torch_float32.gradients_relative_l2, "averaged gradients against the reference: \(error)")
+    // One replica's own gradients are far from the mean: the average is of two different halves.
+    #expect(relativeL2(own, mean) > 0.05, "one half's gradients are already the mean: \(relativeL2(own, mean))")
+}

@@ -111,12 +111,12 @@ private func photoFolder() throws -> URL {
     return root
 }
 
-/// Every setting the recipe has, on: random erasing, mixup and cutmix, stochastic depth, the model average, clipping, a schedule
+/// Every setting the recipe has, on: RandAugment, random erasing, mixup and cutmix, stochastic depth, the model average, clipping, a schedule
 /// with warmup; 40 px (the random resized crop), a small network, batch 4, three steps an epoch, two epochs.
 private func recipe(_ data: URL, output: URL) -> TrainingRecipe {
     var recipe = TrainingRecipe(model: "hytra:1-0-_-11,last-stride=1", dataPath: data.path)
     (recipe.inputSize, recipe.batchSize, recipe.epochs, recipe.warmupEpochs) = (40, 4, 2, 1)
-    (recipe.aa, recipe.colorJitter, recipe.reprob, recipe.repeatedAug) = ("none", 0, 0.5, false)
+    (recipe.aa, recipe.reprob, recipe.repeatedAug) = ("rand-m9-mstd0.5-inc1", 0.5, false)
     (recipe.lr, recipe.clipGrad, recipe.modelEMADecay, recipe.seed) = (0.05, 1.0, 0.9, 3)
     // The last two blocks drop with rates 0.13 and 0.20 (the rule divides by 15 whatever the depth).
     recipe.dropPath = 0.99
@@ -138,15 +138,18 @@ func stopAndResume() async throws {
     defer { try? FileManager.default.removeItem(at: data) }
     let set = try TrainingSet(dataPath: data)
     var pipelines: KernelPipelines?
-    func trainer(_ output: URL, _ device: VulkanDevice, resume: TrainingCheckpoint? = nil) throws -> Trainer {
-        let recipe = recipe(data, output: output)
+    func trainer(_ output: URL, _ device: VulkanDevice, replicas: Int = 1, resume: TrainingCheckpoint? = nil) throws
+        -> Trainer
+    {
+        var recipe = recipe(data, output: output)
+        recipe.worldSize = replicas
         let model = Model(try Architecture.parse(recipe.model).with(classes: 3))
         // One set of pipelines for every run: each is compiled once.
         let shared = pipelines ?? KernelPipelines(device: device)
         pipelines = shared
         return try Trainer(
-            recipe: recipe, model: model, weights: InitialWeights(model: model, seed: 1), set: set, device: device,
-            resume: resume, pipelines: shared)
+            recipe: recipe, model: model, weights: InitialWeights(model: model, seed: 1), set: set,
+            devices: Array(repeating: device, count: replicas), resume: resume, pipelines: shared)
     }
     let (whole, stopped) = (data.appendingPathComponent("whole"), data.appendingPathComponent("stopped"))
     try await onValidatedDevice { device in
@@ -172,6 +175,20 @@ func stopAndResume() async throws {
         #expect(try resumed.weights() == straight.weights())
         #expect(try resumed.session.averaged()?.values == straight.session.averaged()?.values)
         #expect(try resumed.session.optimizerState() == straight.session.optimizerState())
+        // Data parallel over two replicas of the device: each steps on its own half of the epoch (one batch of 4 of
+        // the 12 images), the replicas stay equal, and the run differs from the one on a single device.
+        let parallel = try trainer(data.appendingPathComponent("parallel"), device, replicas: 2)
+        #expect(parallel.stepsPerEpoch == 1 && straight.stepsPerEpoch == 3)
+        #expect(try await parallel.run() == .finished)
+        #expect(try parallel.replicas[1].parameters() == parallel.replicas[0].parameters())
+        #expect(try parallel.weights() != straight.weights())
+        #expect(throws: TrainingError.self) {
+            try Trainer(
+                recipe: recipe(data, output: whole), model: parallel.model,
+                weights: InitialWeights(model: parallel.model, seed: 1),
+                set: set, devices: [device, device])
+        }
+
         // classify and eval take the checkpoint: its model and classes come from it.
         let state = try TorchCheckpoint.stateDict(at: stopped.appendingPathComponent("checkpoint.pth"))
         let (bound, _) = try CheckpointWeights.bind(state, requested: nil)
@@ -253,4 +270,29 @@ func batchesTakeErasing() async throws {
     let changed = zip(plain.input, erased.input).filter { $0 != $1 }.count
     #expect(changed > 0 && changed <= plain.input.count / 3, "\(changed) of \(plain.input.count) values erased")
     #expect(plain.targets == erased.targets)
+}
+
+@Test(
+    "data parallel's epoch order is the RASampler's (or DistributedSampler's) over replicas: one shuffle dealt out in turn"
+)
+func epochOrderOverReplicas() {
+    let count = 600
+    for repeated in [true, false] {
+        // One shuffle for every replica, each image three times in a row with repeated augmentation.
+        let shuffle = TrainingSet.epochOrder(count: count, epoch: 2, seed: 5, repeated: false, replicas: 1, rank: 0)
+        let tripled = repeated ? shuffle.flatMap { [$0, $0, $0] } : shuffle
+        for replicas in [1, 2, 7] {
+            let total = (tripled.count + replicas - 1) / replicas * replicas
+            let padded = tripled + tripled.prefix(total - tripled.count)
+            let kept = repeated ? count / 256 * 256 / replicas : total / replicas
+            for rank in 0..<replicas {
+                let share = TrainingSet.epochOrder(
+                    count: count, epoch: 2, seed: 5, repeated: repeated, replicas: replicas, rank: rank)
+                let expected = (0..<kept).map { padded[$0 * replicas + rank] }
+                #expect(share == expected, "rank \(rank) of \(replicas), repeated \(repeated)")
+            }
+        }
+    }
+    // 600 images with repeated augmentation: 512 an epoch on one device, 256 each on two, 73 each on seven.
+    #expect(TrainingSet.epochOrder(count: count, epoch: 0, seed: 1, repeated: true, replicas: 7, rank: 6).count == 73)
 }

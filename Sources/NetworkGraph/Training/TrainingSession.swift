@@ -326,6 +326,42 @@ public final class TrainingSession {
         return try region.buffer.download(Float.self, count: buffer.count, from: region.offset)
     }
 
+    /// Every trainable parameter's gradient after the last step, by state-dict name.
+    public func gradients() throws -> [String: [Float]] { try readGradients() }
+
+    /// Replaces the last step's gradients with `gradients` (every parameter's, by state-dict name), which the next
+    /// ``optimize(_:clipping:reading:)`` takes: data parallelism's averaged gradients.
+    public func setGradients(_ gradients: [String: [Float]]) throws {
+        for (name, buffer) in buffers.gradients {
+            guard let values = gradients[name], values.count == buffers.counts[name] else {
+                throw ParameterError("The gradients lack \(name), or hold a different count of it.")
+            }
+            try buffer.hostBuffer().upload(values)
+        }
+    }
+
+    /// Data parallelism's all-reduce: every replica's last-step gradients replaced by their mean over the replicas
+    /// (summed in replica order in float32, then divided by their count), so that the same optimizer step on each
+    /// keeps them equal, as DistributedDataParallel does.
+    public static func averageGradients(_ replicas: [TrainingSession]) throws {
+        guard replicas.count > 1 else { return }
+        let gradients = try replicas.map { try $0.gradients() }
+        var mean = gradients[0]
+        let count = Float(replicas.count)
+        for (name, first) in gradients[0] {
+            var sum = first
+            for other in gradients.dropFirst() {
+                guard let values = other[name], values.count == sum.count else {
+                    throw ParameterError(
+                        "The replicas' gradients of \(name) differ in shape; their graphs must be one.")
+                }
+                for index in sum.indices { sum[index] += values[index] }
+            }
+            mean[name] = sum.map { $0 / count }
+        }
+        for replica in replicas { try replica.setGradients(mean) }
+    }
+
     private func readGradients() throws -> [String: [Float]] {
         var gradients: [String: [Float]] = [:]
         for (name, buffer) in buffers.gradients {
