@@ -82,14 +82,20 @@ public final class Trainer {
     private let output: URL
     /// The pipelines of the training step and the validation classifiers, compiled once for the run.
     private let pipelines: KernelPipelines
+    /// The kernels validation runs (the training step reads through the matching data path).
+    public let kernels: KernelChoice
 
     /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`, on `devices` (data
     /// parallel where there are several; a device may appear twice). `pipelines` shares compiled pipelines of the
-    /// first device with other runs on it (its training step's and its validation's).
+    /// first device with other runs on it (its training step's and its validation's). `kernels` picks the training
+    /// step's data path (``trainingDataPath(_:)``) and validation's kernels.
     public init(
         recipe: TrainingRecipe, model: Model, weights: any ParameterSource, set: TrainingSet, devices: [VulkanDevice],
-        resume checkpoint: TrainingCheckpoint? = nil, pipelines: KernelPipelines? = nil
+        resume checkpoint: TrainingCheckpoint? = nil, pipelines: KernelPipelines? = nil,
+        kernels: KernelChoice = .automatic
     ) throws {
+        let dataPath = try Self.trainingDataPath(kernels)
+        self.kernels = kernels
         guard let device = devices.first else { throw TrainingError("a run needs at least one device") }
         guard recipe.worldSize == devices.count else {
             throw TrainingError(
@@ -108,7 +114,7 @@ public final class Trainer {
             try TrainingSession(
                 graph: graph, device: replicaDevice,
                 pipelines: replicaDevice === device ? pipelines : KernelPipelines(device: replicaDevice),
-                stochasticDepth: depth, seed: rankSeed(recipe.seed, rank))
+                dataPath: dataPath, stochasticDepth: depth, seed: rankSeed(recipe.seed, rank))
         }
         nextEpoch = 0
         if let checkpoint {
@@ -122,6 +128,19 @@ public final class Trainer {
             try session.startAverage(
                 ModelAverage(decay: recipe.modelEMADecay), from: checkpoint?.average?.values,
                 forwardSteps: checkpoint?.average?.batchesTracked ?? 0)
+        }
+    }
+
+    /// How the training kernels read their inputs under `kernels`: texel views for `auto` and `texel` (storage
+    /// buffers where a view would not fit), storage buffers for `storage`. The other families are inference kernels.
+    public static func trainingDataPath(_ kernels: KernelChoice) throws -> DataPath {
+        switch kernels {
+        case .automatic, .family(.texel): return .texel
+        case .family(.storage): return .storage
+        case .family(let family):
+            throw TrainingError(
+                "--kernels \(family): the training kernels come as texel and storage; \(family) is an inference family (bench, classify, eval)."
+            )
         }
     }
 
@@ -258,7 +277,7 @@ public final class Trainer {
         let batch = max(1, recipe.batchSize * 3 / 2)
         let classifier = try Classifier(
             graph: model.graph(batch: batch, inputSize: recipe.inputSize, weights: NamedValues(weights)),
-            device: device, pipelines: pipelines)
+            device: device, kernels: kernels, pipelines: pipelines)
         let (images, size) = (set.val.images, recipe.inputSize)
         var (lossSum, batches, top1, top5) = (0.0, 0, 0, 0)
         for start in stride(from: 0, to: images.count, by: batch) {

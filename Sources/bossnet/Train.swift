@@ -64,6 +64,7 @@ struct Train: AsyncParsableCommand {
     @Option(help: "Start from these weights: a .pth or .safetensors file, or 'published'.") var weights: String?
     @Option(help: "The classifier's classes (default: the folder's); another count than the weights' makes a new head.")
     var numClasses: Int?
+    @OptionGroup var kernels: KernelFamilyOption
     @Option(
         help:
             "Devices to train on side by side (data parallel, a batch of --batch-size each, gradients averaged), by their numbers in `bossnet devices`."
@@ -95,6 +96,9 @@ struct Train: AsyncParsableCommand {
             throw ValidationError(
                 "mixup and cutmix mix each image with the batch's flipped one: --batch-size must be even.")
         }
+        do { _ = try Trainer.trainingDataPath(try kernels.choice()) } catch let error as TrainingError {
+            throw ValidationError(error.description)
+        }
         if eval && resume == nil {
             throw ValidationError("--eval validates the --resume checkpoint; give --resume FILE.")
         }
@@ -125,7 +129,7 @@ struct Train: AsyncParsableCommand {
         }
         let trainer = try Trainer(
             recipe: recipe, model: model, weights: try startingWeights(model), set: set, devices: devices,
-            resume: resumed)
+            resume: resumed, kernels: try kernels.choice())
         note(
             "\(model.name): \(formatThousands(try model.parameterCount())) parameters, \(classes) classes; "
                 + "\(set.train.images.count) training and \(set.val.images.count) validation images; "

@@ -321,6 +321,8 @@ func trainingUsageErrors() throws {
     #expect(defaults.status == 1 && defaults.error.contains("train/ and val/ below it"), "\(defaults.error)")
     let autoAugment = try run(["train", "--data-path", set, "--aa", "v0"])
     #expect(autoAugment.status == 64 && autoAugment.error.contains("only RandAugment policies"), "\(autoAugment.error)")
+    let tiled = try run(["train", "--data-path", set, "--kernels", "tiled"])
+    #expect(tiled.status == 64 && tiled.error.contains("come as texel and storage"), "\(tiled.error)")
     let weighted = try run(["train", "--data-path", set, "--aa", "rand-m9-w0"])
     #expect(weighted.status == 64 && weighted.error.contains("weighted choice"), "\(weighted.error)")
     let odd = try run([

@@ -71,7 +71,9 @@ func trainInterruptAndResume() throws {
     #expect(classify.status == 0 && classify.output.contains("class "), "\(classify.error)")
 }
 
-@Test("bossnet train --devices 0,0: two devices side by side, one batch each, the learning rate scaled by both")
+@Test(
+    "bossnet train --devices 0,0 --kernels storage: two devices side by side, one batch each, the learning rate scaled by both"
+)
 func trainDataParallel() throws {
     let data = try photoFolder(), output = temporary("train-parallel")
     defer { for url in [data, output] { try? FileManager.default.removeItem(at: url) } }
@@ -79,7 +81,7 @@ func trainDataParallel() throws {
         [
             "train", "--model", "hytra:1-0-_-11,last-stride=1", "--data-path", data.path, "--input-size", "40",
             "--batch-size", "4", "--epochs", "1", "--warmup-epochs", "0", "--no-repeated-aug", "--devices", "0,0",
-            "--output_dir", output.path,
+            "--kernels", "storage", "--output_dir", output.path,
         ],
         environment: ProcessInfo.processInfo.environment.merging(
             ["BOSSNET_VALIDATION": "1", "BOSSNET_PIPELINE_CACHE": "0"]) { _, new in new })
