@@ -2,7 +2,7 @@
 """Runs the authors' own training script, retraining_hytra/main.py of a BossNAS checkout, unchanged, on a CPU-only
 torch 2.x, with the timm they pin (0.3.2) from a private directory.
 
-    python3 Tools/run_authors_main.py --bossnas BOSSNAS --timm TIMM [main.py's own arguments...]
+    python3 Tools/run_authors_main.py --bossnas BOSSNAS --timm TIMM [--fix-ema-save] [main.py's arguments...]
 
     e.g. python3 Tools/run_authors_main.py --bossnas /tmp/bossnas --timm /tmp/timm032 --device cpu \\
              --model bossnet_T0 --data-set IMNET --data-path /tmp/digits --input-size 32 --batch-size 32 \\
@@ -27,9 +27,17 @@ these shims are installed before main.py runs:
     magnitude ('inc1' with 'mstd0.5', their default --aa); bits=0 gives the black image Pillow used to give.
   * numpy.bool: removed in numpy 1.24; timm 0.3.2's Mixup uses it with --mixup-mode elem or pair.
 
+--fix-ema-save (off by default) mends a bug of theirs, not of the environment: since BossNAS commit bb8b26a
+("support EMA") model_ema is their own utils.ModelEma, which timm's get_state_dict (any version) does not unwrap, so
+main.py dies with "AttributeError: 'ModelEma' object has no attribute 'state_dict'" when it saves the checkpoint after
+the first epoch's training. With the flag, get_state_dict of an object with `.ema` gives `.ema.state_dict()`, which
+is what their ModelEma._load_checkpoint reads back (as DeiT with timm's ModelEma stored it).
+
 Not shimmed: torch.load's default weights_only=True (torch >= 2.6) refuses a checkpoint whose `args` is an
 argparse.Namespace, as main.py itself writes them; TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 loads it the old way. Without
-RANK/WORLD_SIZE or SLURM_PROCID, utils.init_distributed_mode runs one process. Needs torch, numpy and pillow.
+RANK/WORLD_SIZE or SLURM_PROCID, utils.init_distributed_mode runs one process. Their datasets.py gives --data-set
+IMNET 1000 classes whatever the folder holds, so --resume needs a checkpoint with a 1000-way head there. Needs torch,
+numpy and pillow.
 """
 import argparse
 import collections.abc
@@ -114,7 +122,7 @@ def stand_in_torchvision():
     module("torchvision", __version__="stand-in", transforms=transforms, datasets=datasets)
 
 
-def install_shims(bossnas, timm_dir):
+def install_shims(bossnas, timm_dir, fix_ema_save=False):
     """Puts BOSSNAS/retraining_hytra and TIMM first on sys.path, installs the shims; returns main.py's path."""
     hytra = os.path.join(os.path.abspath(bossnas), "retraining_hytra")
     sys.path[:0] = [hytra, os.path.abspath(timm_dir)]
@@ -140,6 +148,11 @@ def install_shims(bossnas, timm_dir):
     mixup.mixup_target = lambda target, num_classes, lam=1., smoothing=0., device=None: \
         cuda_mixup_target(target, num_classes, lam, smoothing, device or target.device)
     print(f"run_authors_main: timm {timm.__version__} from {os.path.dirname(timm.__file__)}")
+    if fix_ema_save:
+        import timm.utils
+        timm_get_state_dict = timm.utils.get_state_dict
+        timm.utils.get_state_dict = lambda model, *a, **k: \
+            model.ema.state_dict() if hasattr(model, "ema") else timm_get_state_dict(model, *a, **k)
     return os.path.join(hytra, "main.py")
 
 
@@ -147,6 +160,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("--bossnas", required=True, help="a checkout of changlin31/BossNAS")
     parser.add_argument("--timm", required=True, help="a directory holding timm 0.3.2's `timm` package")
+    parser.add_argument("--fix-ema-save", action="store_true", help="mend their checkpoint saving (see above)")
     options, rest = parser.parse_known_args()
-    sys.argv = [install_shims(options.bossnas, options.timm)] + rest
+    sys.argv = [install_shims(options.bossnas, options.timm, options.fix_ema_save)] + rest
     runpy.run_path(sys.argv[0], run_name="__main__")

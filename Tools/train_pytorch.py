@@ -4,7 +4,7 @@ curves can be compared on the same files.
 
     python3 Tools/train_pytorch.py --bossnas PATH --timm TIMM --data-path digits --output_dir OUT \\
         [--model bossnet_T0] [--input-size 32] [--batch-size 32] [--epochs 8] [--seed 0] [--lr 5e-4]
-        [--warmup-epochs 5]
+        [--warmup-epochs 5] [--same-order-every-epoch]
 
 It runs the authors' retraining code where it can: their model (retraining_hytra/boss_models.py, their
 initialisation, --drop-path 0.1 by default), their RASampler, their engine.train_one_epoch and evaluate, timm's
@@ -70,6 +70,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=5e-4, help="scaled by batch / 512, as theirs")
     parser.add_argument("--warmup-epochs", type=int, default=5)
+    parser.add_argument("--same-order-every-epoch", action="store_true",
+                        help="never call the sampler's set_epoch, as main.py launched without torch.distributed")
     args = parser.parse_args()
     if args.input_size > 32:
         parser.error("this script writes out the authors' transforms at 32 px and below only")
@@ -93,8 +95,8 @@ def main():
     train = Folder(args.data_path / "train", True, args.input_size)
     val = Folder(args.data_path / "val", False, args.input_size)
     classes = len({label for _, label in train.samples})
-    loader = torch.utils.data.DataLoader(train, sampler=RASampler(train, num_replicas=1, rank=0, shuffle=True),
-                                         batch_size=args.batch_size, drop_last=True)
+    sampler = RASampler(train, num_replicas=1, rank=0, shuffle=True)
+    loader = torch.utils.data.DataLoader(train, sampler=sampler, batch_size=args.batch_size, drop_last=True)
     val_loader = torch.utils.data.DataLoader(val, batch_size=int(1.5 * args.batch_size), shuffle=False)
     model = make_fixtures.authors_model(args.bossnas, args.model, num_classes=classes, drop_path_rate=0.1)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -113,6 +115,11 @@ def main():
     log = args.output_dir / "log.txt"
     log.write_text("")
     for epoch in range(args.epochs):
+        # As main.py does when launched distributed (their README's torch.distributed.launch, one process or
+        # more): each epoch its own shuffle. Launched plainly, main.py never calls set_epoch, and RASampler then
+        # repeats epoch 0's order, which keeps the same floor(n / 256) * 256 / 3 images every epoch.
+        if not args.same_order_every_epoch:
+            sampler.set_epoch(epoch)
         started = time.time()
         stats = engine.train_one_epoch(model, criterion, loader, optimizer, torch.device("cpu"), epoch,
                                        NativeScaler(), None, None, None)
