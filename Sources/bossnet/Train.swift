@@ -112,7 +112,19 @@ struct Train: AsyncParsableCommand {
     }
 
     func run() async throws {
-        do { try await train() } catch let error as ExitCode { throw error } catch { throw report(error) }
+        let started = Date()
+        do { try await train() } catch let error as ExitCode { throw error } catch {
+            let code = report(error)
+            // A failure mid-run (a lost device, a diverged loss, a full disk) keeps the last whole checkpoint.
+            let checkpoint = URL(fileURLWithPath: outputDir).appendingPathComponent("checkpoint.pth")
+            let written = try? checkpoint.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate
+            if let written, written >= started {
+                note(
+                    "\(checkpoint.path) holds the last whole epoch; continue with the same command and --resume \(checkpoint.path)."
+                )
+            }
+            throw code
+        }
     }
 
     private func train() async throws {
