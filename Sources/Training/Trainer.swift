@@ -97,6 +97,11 @@ public final class Trainer {
         let dataPath = try Self.trainingDataPath(kernels)
         self.kernels = kernels
         guard let device = devices.first else { throw TrainingError("a run needs at least one device") }
+        guard model.architecture.classes >= set.classes.count else {
+            throw TrainingError(
+                "the model has \(model.architecture.classes) classes and the training folder \(set.classes.count); --num-classes must be at least the folder's"
+            )
+        }
         guard recipe.worldSize == devices.count else {
             throw TrainingError(
                 "the recipe's world size is \(recipe.worldSize) (its learning rate scaled for that many devices), but it is given \(devices.count) devices"
@@ -192,7 +197,7 @@ public final class Trainer {
                         : ""))
         }
         let rate = recipe.schedule.trainingRate(epoch: epoch)
-        let loader = try BatchLoader(set: set.train, recipe: recipe)
+        let loader = try BatchLoader(set: set.train, recipe: recipe, classes: model.architecture.classes)
         let started = Date()
         var total = 0.0
         var pending = Task { [loader] in try await loader.batches(orders, epoch: epoch, step: 0) }
@@ -342,9 +347,13 @@ struct BatchLoader: Sendable {
     let transform: TrainingTransform
     let recipe: TrainingRecipe
 
-    /// The loader of `set` under `recipe`'s transform.
-    init(set: ImageSet, recipe: TrainingRecipe) throws {
-        (self.set, self.recipe) = (set, recipe)
+    /// The head's classes, which the targets span: the folder's, or more (a head as the authors' IMNET builds it,
+    /// 1000 whatever the folder holds).
+    let classes: Int
+
+    /// The loader of `set` under `recipe`'s transform, for a head of `classes` (the folder's when nil).
+    init(set: ImageSet, recipe: TrainingRecipe, classes: Int? = nil) throws {
+        (self.set, self.recipe, self.classes) = (set, recipe, classes ?? set.classes.count)
         transform = try recipe.transform()
     }
 
@@ -372,7 +381,6 @@ struct BatchLoader: Sendable {
         }
         var input = tensors.flatMap { $0 }
         let labels = images.map(\.label)
-        let classes = set.classes.count
         let loss = CrossEntropy(batch: batch, classes: classes)
         var random = SeededRandom(seed: rankSeed(streamSeed(seed, UInt64(epoch), UInt64(step), 0x313C), rank))
         let size = transform.inputSize

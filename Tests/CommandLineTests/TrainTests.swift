@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import Images
 import Testing
@@ -72,7 +73,7 @@ func trainInterruptAndResume() throws {
 }
 
 @Test(
-    "bossnet train --devices 0,0 --kernels storage: two devices side by side, one batch each, the learning rate scaled by both"
+    "bossnet train --devices 0,0 --kernels storage --num-classes 5: two devices side by side, one batch each, the rate scaled by both, a head wider than the folder"
 )
 func trainDataParallel() throws {
     let data = try photoFolder(), output = temporary("train-parallel")
@@ -81,7 +82,7 @@ func trainDataParallel() throws {
         [
             "train", "--model", "hytra:1-0-_-11,last-stride=1", "--data-path", data.path, "--input-size", "40",
             "--batch-size", "4", "--epochs", "1", "--warmup-epochs", "0", "--no-repeated-aug", "--devices", "0,0",
-            "--kernels", "storage", "--output_dir", output.path,
+            "--kernels", "storage", "--num-classes", "5", "--output_dir", output.path,
         ],
         environment: ProcessInfo.processInfo.environment.merging(
             ["BOSSNET_VALIDATION": "1", "BOSSNET_PIPELINE_CACHE": "0"]) { _, new in new })
@@ -92,6 +93,13 @@ func trainDataParallel() throws {
     let record = try JSONSerialization.jsonObject(with: Data(log.utf8)) as? [String: Any]
     let rate = try #require(record?["train_lr"] as? Double, "\(log)")
     #expect(abs(rate - 5e-4 * 8 / 512) <= 1e-12 * rate, "\(log)")
+    // A head of 5 classes over the folder's 3 trains (as the authors' IMNET head of 1000 does); one of 2 cannot.
+    let state = try TorchCheckpoint.stateDict(at: output.appendingPathComponent("checkpoint.pth"))
+    #expect(state.tensors.first { $0.name == "fc.bias" }?.shape == [5])
+    let fewer = try run([
+        "train", "--data-path", data.path, "--aa", "none", "--num-classes", "2", "--output_dir", output.path,
+    ])
+    #expect(fewer.status == 1 && fewer.error.contains("--num-classes must be at least the folder's"), "\(fewer.error)")
     let empty = try run(["train", "--data-path", data.path, "--devices", ""])
     #expect(empty.status == 64 && empty.error.contains("--devices takes device numbers"), "\(empty.error)")
 }
