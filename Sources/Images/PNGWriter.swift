@@ -8,7 +8,7 @@ extension RGBImage {
     /// - Throws: ``PNGWriteError`` (with libpng's or the system's words) when the file cannot be written.
     public func writePNG(to url: URL) throws {
         let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(ProcessInfo.processInfo.processIdentifier).tmp")
+            .appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         image.width = UInt32(width)

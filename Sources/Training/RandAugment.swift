@@ -10,6 +10,9 @@ public enum AugmentOperation: String, Sendable, CaseIterable {
     case contrast = "Contrast", brightness = "Brightness", sharpness = "Sharpness", shearX = "ShearX"
     case shearY = "ShearY", translateXRel = "TranslateXRel", translateYRel = "TranslateYRel"
 
+    /// Whether it is one of `ImageEnhance`'s enhancers, whose argument is a blend factor.
+    public var enhances: Bool { [.color, .contrast, .brightness, .sharpness].contains(self) }
+
     /// Whether the argument's sign is drawn (timm's `_randomly_negate`).
     public var signed: Bool {
         [.rotate, .shearX, .shearY, .translateXRel, .translateYRel].contains(self)
@@ -122,11 +125,10 @@ public struct RandAugment: Sendable, Equatable {
             if magnitudeSTD > 0 { level += magnitudeSTD * random.normal() }
             level = min(10, max(0, level))
             var argument = operation.argument(level: level, increasing: increasing)
-            let enhancer = [.color, .contrast, .brightness, .sharpness].contains(operation)
-            if operation.signed || (enhancer && increasing) {
+            if operation.signed || (operation.enhances && increasing) {
                 if Double.random(in: 0..<1, using: &random) > 0.5 { argument = -argument }
             }
-            if enhancer && increasing { argument += 1 }
+            if operation.enhances && increasing { argument += 1 }
             image = operation.apply(image, argument: argument, fill: fill)
         }
         return image

@@ -84,6 +84,8 @@ public final class Trainer {
     private let pipelines: KernelPipelines
     /// The kernels validation runs (the training step reads through the matching data path).
     public let kernels: KernelChoice
+    /// Whether the replicas step side by side (each on a device object of its own).
+    private let sideBySide: Bool
 
     /// A run from `weights` (the model's initial or given weights), or resumed from `checkpoint`, on `devices` (data
     /// parallel where there are several; a device may appear twice). `pipelines` shares compiled pipelines of the
@@ -115,12 +117,17 @@ public final class Trainer {
         let graph = try model.graph(batch: recipe.batchSize, inputSize: recipe.inputSize, weights: source)
         let depth = try model.stochasticDepth(rate: recipe.dropPath, graph: graph)
         (self.graph, self.depth) = (graph, depth)
+        // One set of pipelines per distinct device, however often it is named.
+        var pipelinesOf = [ObjectIdentifier(device): pipelines]
         replicas = try devices.enumerated().map { rank, replicaDevice in
-            try TrainingSession(
-                graph: graph, device: replicaDevice,
-                pipelines: replicaDevice === device ? pipelines : KernelPipelines(device: replicaDevice),
-                dataPath: dataPath, stochasticDepth: depth, seed: rankSeed(recipe.seed, rank))
+            let shared = pipelinesOf[ObjectIdentifier(replicaDevice), default: KernelPipelines(device: replicaDevice)]
+            pipelinesOf[ObjectIdentifier(replicaDevice)] = shared
+            return try TrainingSession(
+                graph: graph, device: replicaDevice, pipelines: shared, dataPath: dataPath, stochasticDepth: depth,
+                seed: rankSeed(recipe.seed, rank))
         }
+        // Side by side only on distinct device objects: a device's queue and command pool take one thread at a time.
+        sideBySide = pipelinesOf.count == devices.count
         nextEpoch = 0
         if let checkpoint {
             for replica in replicas {
@@ -233,9 +240,7 @@ public final class Trainer {
     /// Each replica's step on its batch (side by side where there are several), their gradients then averaged into
     /// every replica as DistributedDataParallel's all-reduce leaves them; the mean of their losses.
     private func stepReplicas(_ batches: [(input: [Float], targets: [Float])], epoch: Int, step: Int) throws -> Double {
-        // Side by side only on distinct device objects: a device's queue and command pool take one thread at a time.
-        let distinct = Set(replicas.map { ObjectIdentifier($0.device) }).count == replicas.count
-        let losses = try concurrently(replicas.count, sideBySide: distinct) { rank in
+        let losses = try concurrently(replicas.count, sideBySide: sideBySide) { rank in
             var random = SeededRandom(
                 seed: rankSeed(streamSeed(recipe.seed, UInt64(epoch), UInt64(step), 0xD509), rank))
             let masks = depth.masks(batch: recipe.batchSize, using: &random)
@@ -435,7 +440,10 @@ func concurrently<Result>(_ count: Int, sideBySide: Bool, _ body: (Int) throws -
     guard count > 1 && sideBySide else { return try (0..<count).map(body) }
     let results = UnsafeMutableBufferPointer<Swift.Result<Result, any Error>?>.allocate(capacity: count)
     results.initialize(repeating: nil)
-    defer { results.deallocate() }
+    defer {
+        _ = results.deinitialize()
+        results.deallocate()
+    }
     withoutActuallyEscaping(body) { body in
         let box = UncheckedBox((body, results))
         DispatchQueue.concurrentPerform(iterations: count) { index in

@@ -51,7 +51,7 @@ func randAugmentLevelsAndPolicies() throws {
         let name = increasing ? String(level.operation.dropLast("Increasing".count)) : level.operation
         let operation = try #require(AugmentOperation(rawValue: name))
         var argument = operation.argument(level: level.level, increasing: increasing)
-        if increasing && [.color, .contrast, .brightness, .sharpness].contains(operation) { argument += 1 }
+        if increasing && operation.enhances { argument += 1 }
         #expect(abs(argument - level.argument) <= 1e-12, "\(level.operation) at \(level.level)")
     }
     let authors = try RandAugment(policy: "rand-m9-mstd0.5-inc1")
